@@ -1,0 +1,48 @@
+# Kiln: `make images` builds the Komodo images, `make test` runs every test.
+# Both install what they need on a fresh Debian 12 machine (run as root).
+
+SWIFT        ?= swift
+KILN         := .build/release/kiln
+STORE        ?= images
+APT_PACKAGES := libarchive-dev libssl-dev zlib1g-dev libdeflate-dev libzstd-dev pkg-config \
+                docker-registry skopeo umoci podman runc uidmap busybox-static apache2-utils openssl \
+                dpkg-dev apt-utils gpg gpgv sqv debian-archive-keyring ca-certificates python3 curl \
+                libarchive-tools
+
+.PHONY: all deps build release images test format lint bench demo clean
+
+all: build
+
+# Installs the Debian packages that are missing (only those, so a ready machine pays nothing).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: run as root (or install: $$missing)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+images: release
+	$(KILN) build recipes --store $(STORE)
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+format:
+	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
+
+lint:
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
+
+bench: release
+	bench/run
+
+clean:
+	rm -rf .build

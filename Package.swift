@@ -1,0 +1,72 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module dependencies run one way, top to bottom (see README "Architecture"):
+//   kiln → KilnBuild → {KilnRecipe, KilnLayer, KilnRegistry, KilnDebian} → KilnStore → KilnOCI
+let package = Package(
+    name: "Kiln",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kiln", targets: ["kiln"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+    ],
+    targets: [
+        // System libraries: module maps only, no code.
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CDeflate", providers: [.apt(["libdeflate-dev"])]),
+
+        // The vocabulary: digests, descriptors, manifests, configs, references, deterministic JSON.
+        .target(name: "KilnOCI", dependencies: ["CCrypto"]),
+        // The OCI image layout on disk.
+        .target(name: "KilnStore", dependencies: ["KilnOCI"]),
+        // Deterministic tar writing and archive reading; compression; hashing streams.
+        .target(name: "KilnLayer", dependencies: ["KilnOCI", "CArchive", "CZlib", "CDeflate"]),
+        // The recipe language: parse, validate, expand, diagnostics.
+        .target(name: "KilnRecipe", dependencies: ["KilnOCI", .product(name: "Yams", package: "Yams")]),
+        // HTTP transport shared by the registry client and input downloads.
+        .target(
+            name: "KilnHTTP",
+            dependencies: [
+                "KilnOCI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
+        // Distribution-spec client: auth, push, pull.
+        .target(name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnHTTP"]),
+        // Debian package sets: resolve, verify, unpack.
+        .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnLayer", "KilnHTTP"]),
+        // Planning, fetching, layer cache, assembling images, tagging.
+        .target(
+            name: "KilnBuild",
+            dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnDebian", "KilnHTTP"]
+        ),
+        .executableTarget(
+            name: "kiln",
+            dependencies: [
+                "KilnBuild", "KilnRegistry", "KilnStore", "KilnOCI", "KilnRecipe",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        // Real servers and tools for tests: docker-registry, a file server, podman, umoci, skopeo.
+        .target(name: "KilnTestSupport", dependencies: ["KilnOCI"], path: "Tests/KilnTestSupport"),
+
+        .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
+        .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnTestSupport"]),
+        .testTarget(name: "KilnLayerTests", dependencies: ["KilnLayer", "KilnTestSupport"]),
+        .testTarget(name: "KilnRecipeTests", dependencies: ["KilnRecipe"]),
+        .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry", "KilnTestSupport"]),
+        .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnTestSupport"]),
+        .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
+        .testTarget(name: "KilnIntegrationTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// KilnBuild: see Package.swift for what this module owns.

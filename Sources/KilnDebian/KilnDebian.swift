@@ -1,0 +1,1 @@
+// KilnDebian: see Package.swift for what this module owns.

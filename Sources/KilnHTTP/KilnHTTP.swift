@@ -1,0 +1,1 @@
+// KilnHTTP: see Package.swift for what this module owns.

@@ -1,0 +1,1 @@
+// KilnLayer: see Package.swift for what this module owns.

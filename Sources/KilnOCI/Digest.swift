@@ -1,0 +1,106 @@
+import CCrypto
+import Foundation
+
+/// A content digest, `algorithm:encoded`, as in the OCI descriptor grammar.
+/// Kiln writes only sha256; other well-formed algorithms are accepted when reading.
+public struct Digest: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+    public let algorithm: String
+    public let encoded: String
+
+    public enum ParseError: Error, CustomStringConvertible, Equatable {
+        case malformed(String)
+        public var description: String {
+            switch self {
+            case .malformed(let s):
+                return "'\(s)' is not a digest: write it as sha256: followed by 64 lower-case hex digits"
+            }
+        }
+    }
+
+    public init(parsing string: String) throws {
+        guard let colon = string.firstIndex(of: ":") else { throw ParseError.malformed(string) }
+        let algorithm = String(string[..<colon])
+        let encoded = String(string[string.index(after: colon)...])
+        let algOK =
+            !algorithm.isEmpty
+            && algorithm.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || "+._-".contains($0)) }
+        let encOK =
+            !encoded.isEmpty && encoded.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "=_-".contains($0)) }
+        guard algOK, encOK else { throw ParseError.malformed(string) }
+        if algorithm == "sha256" {
+            guard encoded.count == 64, encoded.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+                throw ParseError.malformed(string)
+            }
+        }
+        self.algorithm = algorithm
+        self.encoded = encoded
+    }
+
+    /// A sha256 digest from its 64 lower-case hex characters.
+    public init(sha256Hex hex: String) throws {
+        try self.init(parsing: "sha256:" + hex)
+    }
+
+    public var description: String { "\(algorithm):\(encoded)" }
+
+    public static func < (a: Digest, b: Digest) -> Bool { a.description < b.description }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        try self.init(parsing: c.decode(String.self))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+
+    /// The sha256 digest of `bytes`.
+    public static func sha256(_ bytes: some DataProtocol) -> Digest {
+        var hasher = SHA256()
+        for region in bytes.regions {
+            region.withUnsafeBytes { hasher.update($0) }
+        }
+        return hasher.finalize()
+    }
+
+    /// The sha256 digest of a UTF-8 string.
+    public static func sha256(_ string: String) -> Digest {
+        sha256(Data(string.utf8))
+    }
+}
+
+/// An incremental SHA-256 over OpenSSL's libcrypto (uses the CPU's SHA extensions where present).
+/// A value type: copies share the context, so use one hasher per stream.
+public struct SHA256: ~Copyable {
+    private let context: OpaquePointer
+
+    public init() {
+        context = EVP_MD_CTX_new()
+        EVP_DigestInit_ex(context, EVP_sha256(), nil)
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    public mutating func update(_ buffer: UnsafeRawBufferPointer) {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        EVP_DigestUpdate(context, base, buffer.count)
+    }
+
+    public mutating func update(_ data: Data) {
+        data.withUnsafeBytes { update($0) }
+    }
+
+    /// Finishes the hash. The hasher must not be used afterwards.
+    public consuming func finalize() -> Digest {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &out, &length)
+        let hex = out.map { byte in
+            let s = String(byte, radix: 16)
+            return s.count == 1 ? "0" + s : s
+        }.joined()
+        // Force-try is safe: 64 lower-case hex digits always parse.
+        return try! Digest(sha256Hex: hex)
+    }
+}

@@ -1,0 +1,1 @@
+// KilnRecipe: see Package.swift for what this module owns.

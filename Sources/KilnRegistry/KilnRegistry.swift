@@ -1,0 +1,1 @@
+// KilnRegistry: see Package.swift for what this module owns.

@@ -1,0 +1,1 @@
+// KilnStore: see Package.swift for what this module owns.

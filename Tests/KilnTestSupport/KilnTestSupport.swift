@@ -1,0 +1,2 @@
+import KilnOCI
+// Test support: real servers and tools for integration tests.
