@@ -1,1 +1,0 @@
-// KilnStore: see Package.swift for what this module owns.

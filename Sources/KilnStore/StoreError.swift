@@ -1,0 +1,28 @@
+import KilnOCI
+
+/// What can go wrong with the image layout on disk.
+public enum StoreError: Error, CustomStringConvertible, Equatable {
+    case notALayout(path: String, reason: String)
+    case missingBlob(digest: Digest, layout: String)
+    case corruptBlob(path: String, expected: Digest, actual: Digest)
+    case unknownTag(reference: String, layout: String, known: [String])
+    case io(path: String, operation: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .notALayout(let path, let reason):
+            return
+                "\(path) is not a usable OCI image layout: \(reason). Point --store at an empty or Kiln-made directory."
+        case .missingBlob(let digest, let layout):
+            return "blob \(digest) is missing from \(layout). Rebuild or pull the image that needs it."
+        case .corruptBlob(let path, let expected, let actual):
+            return
+                "blob \(path) is corrupt: its content hashes to \(actual), not \(expected). Delete the file and rebuild or pull again."
+        case .unknownTag(let reference, let layout, let known):
+            let list = known.isEmpty ? "the store has no images yet" : "known: " + known.joined(separator: ", ")
+            return "no image tagged '\(reference)' in \(layout) (\(list)). Run `kiln images` to see what is stored."
+        case .io(let path, let operation, let detail):
+            return "could not \(operation) \(path): \(detail)"
+        }
+    }
+}
