@@ -1,2 +1,0 @@
-import KilnOCI
-// Test support: real servers and tools for integration tests.
