@@ -5,6 +5,17 @@ struct Kiln: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Build reproducible OCI images from declarative recipes, without a daemon.",
-        subcommands: []
+        discussion: """
+            Kiln compiles recipes (recipes/*.yaml) into OCI images in a local image layout (images/ by default), \
+            with the same digests on any machine, any day. Typical flow:
+
+              kiln build                      build every recipe in recipes/
+              kiln images                     list what the store holds
+              kiln inspect komodod:0.9.0      show manifest, config and layers
+              kiln push --to REGISTRY/NS      publish, then pin the printed @sha256 digests
+            """,
+        subcommands: [
+            Images.self, Inspect.self,
+        ]
     )
 }

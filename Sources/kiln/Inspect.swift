@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import KilnOCI
+import KilnStore
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show an image's manifest, config and layers.",
+        discussion: """
+            REF is NAME:TAG as listed by `kiln images`. Text output summarises; --json gives the manifest and \
+            config documents as stored, plus each layer's digest, diff_id, size and the recipe step that made it.
+            """)
+
+    @Argument(help: "The image, as NAME:TAG.") var reference: String
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Layer: Encodable {
+        var digest: String
+        var diffID: String
+        var mediaType: String
+        var size: Int64
+        var createdBy: String?
+    }
+
+    struct PlatformImage: Encodable {
+        var platform: String
+        var manifestDigest: String
+        var manifest: Manifest
+        var config: ImageConfig
+        var layers: [Layer]
+    }
+
+    struct Report: Encodable {
+        var reference: String
+        var digest: String
+        var mediaType: String
+        var images: [PlatformImage]
+    }
+
+    func run() throws {
+        let layout = try OCILayout(root: storeOptions.path)
+        let descriptor = try layout.resolve(reference)
+        let images = try layout.images(for: descriptor).map { image in
+            let history = (image.config.history ?? []).filter { $0.emptyLayer != true }
+            let layers = image.manifest.layers.enumerated().map { i, layer in
+                Layer(
+                    digest: layer.digest.description,
+                    diffID: i < image.config.rootfs.diffIDs.count ? image.config.rootfs.diffIDs[i].description : "",
+                    mediaType: layer.mediaType, size: layer.size,
+                    createdBy: i < history.count ? history[i].createdBy : nil)
+            }
+            return PlatformImage(
+                platform: image.config.platform.description,
+                manifestDigest: image.manifestDescriptor.digest.description,
+                manifest: image.manifest, config: image.config, layers: layers)
+        }
+        let report = Report(
+            reference: reference, digest: descriptor.digest.description, mediaType: descriptor.mediaType, images: images
+        )
+        if output.json { return try Output.json(report) }
+        Output.line("\(reference)  \(report.digest)")
+        for image in images {
+            let exec = image.config.config
+            Output.line("platform    \(image.platform)  manifest \(image.manifestDigest)")
+            Output.line("config      \(image.manifest.config.digest)")
+            if let created = image.config.created { Output.line("created     \(created)") }
+            if let v = exec?.entrypoint { Output.line("entrypoint  \(v)") }
+            if let v = exec?.cmd { Output.line("cmd         \(v)") }
+            if let v = exec?.user { Output.line("user        \(v)") }
+            if let v = exec?.workingDir { Output.line("workdir     \(v)") }
+            if let v = exec?.env { Output.line("env         \(v.joined(separator: " "))") }
+            if let v = exec?.exposedPorts { Output.line("ports       \(v.keys.sorted().joined(separator: " "))") }
+            if let v = exec?.volumes { Output.line("volumes     \(v.keys.sorted().joined(separator: " "))") }
+            if let v = exec?.stopSignal { Output.line("stop signal \(v)") }
+            for (k, v) in (exec?.labels ?? [:]).sorted(by: { $0.key < $1.key }) { Output.line("label       \(k)=\(v)") }
+            Output.line("layers (\(image.layers.count)):")
+            for layer in image.layers {
+                Output.line(
+                    "  \(layer.digest)  \(Output.bytes(layer.size).padding(toLength: 9, withPad: " ", startingAt: 0))  \(layer.createdBy ?? "")"
+                )
+            }
+        }
+    }
+}

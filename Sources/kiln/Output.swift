@@ -1,0 +1,46 @@
+import Foundation
+import KilnOCI
+
+/// Terminal output: the only place Kiln prints.
+enum Output {
+    static let isTerminal = isatty(STDERR_FILENO) != 0
+
+    static func line(_ text: String) {
+        print(text)
+    }
+
+    static func json<T: Encodable>(_ value: T) throws {
+        print(String(decoding: try CanonicalJSON.pretty(value), as: UTF8.self))
+    }
+
+    /// Progress and status go to stderr so stdout stays parseable.
+    static func status(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// A progress line that rewrites itself on a terminal; in CI logs it prints nothing (callers print a final line).
+    static func progress(_ text: String) {
+        guard isTerminal else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+    }
+
+    static func endProgress() {
+        guard isTerminal else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+
+    static func bytes(_ n: Int64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var value = Double(n)
+        var unit = 0
+        while value >= 1000 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+    }
+
+    static func short(_ digest: Digest) -> String {
+        String(digest.encoded.prefix(12))
+    }
+}
