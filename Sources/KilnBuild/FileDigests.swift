@@ -1,0 +1,104 @@
+import Foundation
+import KilnOCI
+import KilnStore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// sha256 of input files, remembered by (size, mtime, ctime, inode) so that an unchanged file is read once
+/// per store, not once per build. ctime cannot be set from user space, so a rewritten file always misses.
+/// `trustStat: false` (the `--rehash` flag) reads every file again.
+public final class FileDigests: @unchecked Sendable {
+    struct Stamp: Codable, Hashable {
+        var size: Int64
+        var mtimeNanos: Int64
+        var ctimeNanos: Int64
+        var inode: UInt64
+    }
+
+    struct Entry: Codable {
+        var stamp: Stamp
+        var digest: Digest
+    }
+
+    private let path: String
+    private let trustStat: Bool
+    private let lock = NSLock()
+    private var entries: [String: Entry]
+    private var dirty = false
+
+    /// Bytes read to hash files in this run (what a no-op rebuild should keep near zero).
+    public private(set) var bytesHashed: Int64 = 0
+
+    public init(layout: OCILayout, trustStat: Bool = true) {
+        path = layout.privateDirectory + "/cache/file-digests.json"
+        self.trustStat = trustStat
+        if let data = FileManager.default.contents(atPath: path),
+            let decoded = try? JSONDecoder().decode([String: Entry].self, from: data)
+        {
+            entries = decoded
+        } else {
+            entries = [:]
+        }
+    }
+
+    /// The sha256 of the file at `path` (absolute), reading it only if it changed since it was last hashed.
+    public func digest(ofFileAt filePath: String) throws -> Digest {
+        let stamp = try Self.stamp(filePath)
+        if trustStat {
+            lock.lock()
+            let cached = entries[filePath]
+            lock.unlock()
+            if let cached, cached.stamp == stamp { return cached.digest }
+        }
+        let digest = try Self.hash(filePath)
+        lock.lock()
+        entries[filePath] = Entry(stamp: stamp, digest: digest)
+        bytesHashed += stamp.size
+        dirty = true
+        lock.unlock()
+        return digest
+    }
+
+    /// Persists what was learnt (atomic replace; a lost race only costs a re-hash later).
+    public func save() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard dirty, let data = try? JSONEncoder().encode(entries) else { return }
+        try? FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? AtomicFile.write(data, to: path)
+        dirty = false
+    }
+
+    static func stamp(_ path: String) throws -> Stamp {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw BuildError.unreadableInput(path: path, reason: String(cString: strerror(errno))) }
+        return Stamp(
+            size: Int64(info.st_size),
+            mtimeNanos: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
+            ctimeNanos: Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec),
+            inode: UInt64(info.st_ino))
+    }
+
+    /// Streams a file through SHA-256 in 1 MiB reads.
+    public static func hash(_ path: String) throws -> Digest {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw BuildError.unreadableInput(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BuildError.unreadableInput(path: path, reason: String(cString: strerror(errno)))
+            }
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        return hasher.finalize()
+    }
+}

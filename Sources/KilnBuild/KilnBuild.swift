@@ -1,1 +1,0 @@
-// KilnBuild: see Package.swift for what this module owns.
