@@ -74,7 +74,9 @@ public final class FileDigests: @unchecked Sendable {
 
     static func stamp(_ path: String) throws -> Stamp {
         var info = stat()
-        guard stat(path, &info) == 0 else { throw BuildError.unreadableInput(path: path, reason: String(cString: strerror(errno))) }
+        guard stat(path, &info) == 0 else {
+            throw BuildError.unreadableInput(path: path, reason: String(cString: strerror(errno)))
+        }
         return Stamp(
             size: Int64(info.st_size),
             mtimeNanos: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),

@@ -3,10 +3,12 @@ import Foundation
 /// The `kiln` executable built beside the test bundle, for tests that run the CLI as a user would.
 public enum KilnBinary {
     public static var path: String {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // The test runner may live inside a .xctest bundle directory.
-        while dir.path != "/" && !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("kiln").path) {
+        while dir.path != "/" && !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("kiln").path)
+        {
             dir = dir.deletingLastPathComponent()
         }
         return dir.appendingPathComponent("kiln").path
