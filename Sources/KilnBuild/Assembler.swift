@@ -65,7 +65,8 @@ public struct ImageAssembly: Sendable {
         let nonEmpty = history.filter { $0.emptyLayer != true }.count
         if nonEmpty < baseLayerCount {
             history += Array(
-                repeating: ImageConfig.History(created: created, createdBy: "base layer"), count: baseLayerCount - nonEmpty)
+                repeating: ImageConfig.History(created: created, createdBy: "base layer"),
+                count: baseLayerCount - nonEmpty)
         }
         for (layer, createdBy) in layers {
             diffIDs.append(layer.diffID)

@@ -1,0 +1,71 @@
+import Foundation
+import KilnOCI
+import KilnStore
+
+/// `recipes/kiln.lock`: every remote input's sha256 and every built image's digest. Checked in, so that a
+/// build anywhere can prove (`kiln build --locked`) it used and produced exactly what the lock records.
+public struct LockFile: Codable, Sendable, Equatable {
+    public var lockVersion = 1
+    /// url → sha256 of its content.
+    public var inputs: [String: Digest] = [:]
+    /// `NAME:TAG` → digest of the manifest or index tagged so.
+    public var images: [String: Digest] = [:]
+    /// `recipe/layer` → the Debian package set it resolved to, as canonical JSON values.
+    public var packages: [String: [LockedPackage]] = [:]
+
+    public init() {}
+
+    public struct LockedPackage: Codable, Sendable, Hashable {
+        public var name: String
+        public var version: String
+        public var architecture: String
+        public var sha256: String
+        public var filename: String
+        public init(name: String, version: String, architecture: String, sha256: String, filename: String) {
+            self.name = name
+            self.version = version
+            self.architecture = architecture
+            self.sha256 = sha256
+            self.filename = filename
+        }
+    }
+
+    /// Reads a lock file; a missing file is an empty lock.
+    public static func load(_ path: String) throws -> LockFile {
+        guard let data = FileManager.default.contents(atPath: path) else { return LockFile() }
+        do {
+            return try JSONDecoder().decode(LockFile.self, from: data)
+        } catch {
+            throw BuildError.recipe(
+                "\(path): not a valid kiln lock file (\(error)). Restore it from git, or delete it and run `kiln lock`."
+            )
+        }
+    }
+
+    /// Writes the lock (pretty, sorted keys: reviewable diffs) atomically.
+    public func save(_ path: String) throws {
+        var data = try CanonicalJSON.pretty(self)
+        data.append(0x0A)
+        try AtomicFile.write(data, to: path)
+    }
+
+    /// Human-readable differences from `other` (what `--locked` reports).
+    public func differences(from other: LockFile) -> [String] {
+        var lines: [String] = []
+        func compare<V: Equatable>(_ label: String, _ mine: [String: V], _ theirs: [String: V], _ show: (V) -> String) {
+            for key in Set(mine.keys).union(theirs.keys).sorted() {
+                switch (theirs[key], mine[key]) {
+                case (nil, let new?): lines.append("\(label) \(key): not in the lock, would be \(show(new))")
+                case (let old?, nil): lines.append("\(label) \(key): in the lock (\(show(old))) but no longer built")
+                case (let old?, let new?) where old != new:
+                    lines.append("\(label) \(key): lock has \(show(old)), build gives \(show(new))")
+                default: break
+                }
+            }
+        }
+        compare("input", inputs, other.inputs) { $0.description }
+        compare("image", images, other.images) { $0.description }
+        compare("packages", packages, other.packages) { "\($0.count) packages" }
+        return lines
+    }
+}
