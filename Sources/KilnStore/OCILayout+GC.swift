@@ -1,0 +1,36 @@
+import Foundation
+import KilnOCI
+
+extension OCILayout {
+    /// A blob that garbage collection removed (or would remove).
+    public struct Garbage: Sendable, Hashable {
+        public var digest: Digest
+        public var size: Int64
+    }
+
+    /// Removes every blob that no tag in index.json reaches (nor any of `extraRoots`, e.g. the manifests
+    /// a release file pins), under the store lock so a concurrent build cannot tag something mid-sweep.
+    /// Blobs a build wrote but has not tagged yet are protected by being younger than `graceSeconds`.
+    public func collectGarbage(extraRoots: [Descriptor] = [], dryRun: Bool, graceSeconds: TimeInterval = 3600) throws
+        -> [Garbage]
+    {
+        try withLock {
+            var live = Set<Digest>()
+            for root in try index().manifests + extraRoots {
+                live.formUnion(try reachableBlobs(from: root))
+            }
+            let now = Date()
+            var garbage: [Garbage] = []
+            for digest in try allBlobs() where !live.contains(digest) {
+                let attributes = try? FileManager.default.attributesOfItem(atPath: blobPath(digest))
+                let modified = attributes?[.modificationDate] as? Date ?? .distantPast
+                if now.timeIntervalSince(modified) < graceSeconds { continue }
+                garbage.append(Garbage(digest: digest, size: blobSize(digest) ?? 0))
+            }
+            if !dryRun {
+                for item in garbage { try removeBlob(item.digest) }
+            }
+            return garbage
+        }
+    }
+}
