@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import KilnOCI
+import KilnStore
+
+struct GC: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Remove blobs from the local store that no tag references.",
+        discussion: """
+            Walks every tag in the store's index.json (and the images pinned by release files given with \
+            --keep-release) and deletes the blobs none of them reach, holding the store lock so a concurrent \
+            `kiln build` cannot lose work. Blobs younger than --grace (a build may not have tagged them yet) \
+            are kept. Use --dry-run to see what would go.
+            """)
+
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+    @Flag(name: .long, help: "Show what would be removed, remove nothing.") var dryRun = false
+    @Option(name: .long, help: "Keep untagged blobs younger than this many seconds.") var grace: Double = 3600
+
+    struct Report: Encodable {
+        var dryRun: Bool
+        var removed: [String]
+        var bytes: Int64
+    }
+
+    func run() throws {
+        let layout = try OCILayout(root: storeOptions.path)
+        let garbage = try layout.collectGarbage(dryRun: dryRun, graceSeconds: grace)
+        let bytes = garbage.reduce(0) { $0 + $1.size }
+        if output.json {
+            return try Output.json(Report(dryRun: dryRun, removed: garbage.map(\.digest.description), bytes: bytes))
+        }
+        for item in garbage {
+            Output.line("\(dryRun ? "would remove" : "removed") \(item.digest)  \(Output.bytes(item.size))")
+        }
+        Output.line("\(dryRun ? "would free" : "freed") \(Output.bytes(bytes)) in \(garbage.count) blobs")
+    }
+}
