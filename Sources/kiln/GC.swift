@@ -8,8 +8,7 @@ struct GC: ParsableCommand {
         commandName: "gc",
         abstract: "Remove blobs from the local store that no tag references.",
         discussion: """
-            Walks every tag in the store's index.json (and the images pinned by release files given with \
-            --keep-release) and deletes the blobs none of them reach, holding the store lock so a concurrent \
+            Walks every tag in the store's index.json and deletes the blobs none of them reach, holding the store lock so a concurrent \
             `kiln build` cannot lose work. Blobs younger than --grace (a build may not have tagged them yet) \
             are kept. Use --dry-run to see what would go.
             """)
