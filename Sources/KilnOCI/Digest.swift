@@ -71,7 +71,7 @@ public struct Digest: Hashable, Comparable, Sendable, CustomStringConvertible, C
 }
 
 /// An incremental SHA-256 over OpenSSL's libcrypto (uses the CPU's SHA extensions where present).
-/// A value type: copies share the context, so use one hasher per stream.
+/// Non-copyable: one hasher owns one OpenSSL context.
 public struct SHA256: ~Copyable {
     private let context: OpaquePointer
 
@@ -91,11 +91,12 @@ public struct SHA256: ~Copyable {
         data.withUnsafeBytes { update($0) }
     }
 
-    /// Finishes the hash. The hasher must not be used afterwards.
-    public consuming func finalize() -> Digest {
+    /// Finishes the hash and starts over, so the hasher can be reused.
+    public mutating func finalize() -> Digest {
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         EVP_DigestFinal_ex(context, &out, &length)
+        EVP_DigestInit_ex(context, EVP_sha256(), nil)
         let hex = out.map { byte in
             let s = String(byte, radix: 16)
             return s.count == 1 ? "0" + s : s

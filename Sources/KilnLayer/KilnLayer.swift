@@ -1,1 +1,0 @@
-// KilnLayer: see Package.swift for what this module owns.

@@ -1,0 +1,92 @@
+import Foundation
+
+/// One path in a layer: what it is, where its content comes from, and its ownership and permissions.
+public struct LayerEntry: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable {
+        case directory
+        case file(FileContent)
+        case symlink(target: String)
+        /// A hard link to an earlier path of the same layer.
+        case hardlink(target: String)
+    }
+
+    public enum FileContent: Sendable, Hashable {
+        /// Streamed from a file on disk when the layer is written.
+        case path(String)
+        /// Small generated content, such as /etc/passwd.
+        case bytes(Data)
+    }
+
+    /// Path in the image; a leading `/` and trailing `/` are dropped when the layer is written.
+    public var path: String
+    public var kind: Kind
+    /// Permission bits (including setuid, setgid and sticky); the file type comes from `kind`.
+    public var mode: UInt32
+    public var uid: Int
+    public var gid: Int
+
+    public init(path: String, kind: Kind, mode: UInt32, uid: Int = 0, gid: Int = 0) {
+        self.path = path
+        self.kind = kind
+        self.mode = mode & 0o7777
+        self.uid = uid
+        self.gid = gid
+    }
+}
+
+/// What can go wrong writing or reading a layer or archive.
+public enum LayerError: Error, CustomStringConvertible, Equatable {
+    case pathEscapesRoot(String)
+    case reservedName(String)
+    case conflictingEntries(path: String)
+    case hardlinkTargetMissing(path: String, target: String)
+    case unreadableFile(path: String, reason: String)
+    case fileChanged(path: String)
+    case archive(path: String, reason: String)
+    case output(path: String, reason: String)
+    case compression(String)
+
+    public var description: String {
+        switch self {
+        case .pathEscapesRoot(let path):
+            return "'\(path)' leaves the image root: use a path inside it, without '..' components"
+        case .reservedName(let path):
+            return
+                "'\(path)': names starting with .wh. are OCI whiteouts and cannot be image files; rename the file"
+        case .conflictingEntries(let path):
+            return "'\(path)' is added twice with different content or attributes: keep one of them"
+        case .hardlinkTargetMissing(let path, let target):
+            return "hard link '\(path)' points at '\(target)', which this layer does not contain"
+        case .unreadableFile(let path, let reason):
+            return "cannot read \(path): \(reason)"
+        case .fileChanged(let path):
+            return "\(path) changed size while it was being added to the layer; rebuild when nothing is writing it"
+        case .archive(let path, let reason):
+            return "\(path): \(reason)"
+        case .output(let path, let reason):
+            return "cannot write layer \(path): \(reason)"
+        case .compression(let reason):
+            return "compression failed: \(reason)"
+        }
+    }
+}
+
+/// Path hygiene shared by the writer and the archive reader.
+public enum LayerPath {
+    /// `/usr//bin/./x/` → `usr/bin/x`. Refuses `..` and whiteout names; returns "" for the root.
+    public static func normalise(_ path: String) throws -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." { throw LayerError.pathEscapesRoot(path) }
+            if part.hasPrefix(".wh.") { throw LayerError.reservedName(path) }
+            parts.append(part)
+        }
+        return parts.joined(separator: "/")
+    }
+
+    /// Bytewise order, so the result does not depend on locale or Unicode normalisation.
+    public static func precedes(_ a: String, _ b: String) -> Bool {
+        a.utf8.lexicographicallyPrecedes(b.utf8)
+    }
+}

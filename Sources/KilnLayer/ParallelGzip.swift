@@ -1,0 +1,143 @@
+import CDeflate
+import Dispatch
+import Foundation
+
+/// gzip in parallel with output that depends only on the input bytes.
+///
+/// The tar stream is cut at fixed 1 MiB boundaries of its own offset (never where a write happened to end),
+/// and each chunk becomes one complete gzip member compressed by libdeflate at level 6. Concatenated members
+/// are a valid gzip file (RFC 1952 §2.2) that gunzip, Go, Python and zlib read as one stream. Because chunks
+/// are independent, any number of threads produces the same bytes. A chunk whose byte histogram says it is
+/// already compressed (entropy above 7.9 bits per byte) is stored instead, which costs almost nothing for the
+/// zcash parameters and other random data. Members carry mtime 0, no name and OS byte 255.
+final class ParallelGzip: LayerCompressor {
+    static let chunkSize = 1 << 20
+    static let level: Int32 = 6
+
+    private final class Job: @unchecked Sendable {
+        let input: UnsafeMutableRawBufferPointer
+        var count: Int
+        var output: UnsafeMutableRawBufferPointer?
+        var outputCount = 0
+        let done = DispatchSemaphore(value: 0)
+
+        init() {
+            input = .allocate(byteCount: ParallelGzip.chunkSize, alignment: 64)
+            count = 0
+        }
+
+        deinit {
+            input.deallocate()
+            output?.deallocate()
+        }
+    }
+
+    private let threads: Int
+    private let queue = DispatchQueue(label: "kiln.gzip", attributes: .concurrent)
+    private let pool: CompressorPool
+    private var current: Job
+    private var inFlight: [Job] = []
+    private var emittedAny = false
+
+    init(threads: Int) throws {
+        self.threads = max(1, threads)
+        pool = CompressorPool()
+        current = Job()
+    }
+
+    func compress(_ input: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var offset = 0
+        while offset < input.count {
+            let n = min(Self.chunkSize - current.count, input.count - offset)
+            (current.input.baseAddress! + current.count).copyMemory(from: input.baseAddress! + offset, byteCount: n)
+            current.count += n
+            offset += n
+            if current.count == Self.chunkSize {
+                try submit(emit: emit)
+            }
+        }
+    }
+
+    func finish(emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        if current.count > 0 || !emittedAny && inFlight.isEmpty {
+            try submit(emit: emit)
+        }
+        while !inFlight.isEmpty { try emitOldest(emit: emit) }
+    }
+
+    /// Hands the full chunk to a worker; keeps at most `threads + 1` chunks in flight (bounded memory).
+    private func submit(emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let job = current
+        current = Job()
+        inFlight.append(job)
+        if threads == 1 {
+            Self.run(job, pool: pool)
+        } else {
+            let pool = self.pool
+            queue.async { Self.run(job, pool: pool) }
+        }
+        while inFlight.count > threads { try emitOldest(emit: emit) }
+    }
+
+    private func emitOldest(emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let job = inFlight.removeFirst()
+        job.done.wait()
+        guard let output = job.output, job.outputCount > 0 else {
+            throw LayerError.compression("libdeflate could not compress a chunk")
+        }
+        emittedAny = true
+        try emit(UnsafeRawBufferPointer(rebasing: output[0..<job.outputCount]))
+    }
+
+    private static func run(_ job: Job, pool: CompressorPool) {
+        defer { job.done.signal() }
+        let input = UnsafeRawBufferPointer(rebasing: job.input[0..<job.count])
+        let level = looksCompressed(input) ? 0 : level
+        let compressor = pool.take(level: level)
+        defer { pool.give(compressor, level: level) }
+        let bound = libdeflate_gzip_compress_bound(compressor, job.count)
+        let output = UnsafeMutableRawBufferPointer.allocate(byteCount: bound, alignment: 64)
+        job.output = output
+        job.outputCount = libdeflate_gzip_compress(compressor, input.baseAddress, job.count, output.baseAddress, bound)
+    }
+
+    /// Shannon entropy of the byte histogram above 7.9 bits per byte: deflate would gain (almost) nothing.
+    static func looksCompressed(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        guard chunk.count >= 4096 else { return false }
+        var counts = [Int](repeating: 0, count: 256)
+        for byte in chunk { counts[Int(byte)] += 1 }
+        let total = Double(chunk.count)
+        var entropy = 0.0
+        for c in counts where c > 0 {
+            let p = Double(c) / total
+            entropy -= p * log2(p)
+        }
+        return entropy > 7.9
+    }
+}
+
+/// libdeflate compressors are not thread-safe and cost an allocation each: keep a few per level.
+private final class CompressorPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: [Int32: [OpaquePointer]] = [:]
+
+    func take(level: Int32) -> OpaquePointer {
+        lock.lock()
+        if let c = free[level]?.popLast() {
+            lock.unlock()
+            return c
+        }
+        lock.unlock()
+        return libdeflate_alloc_compressor(level)
+    }
+
+    func give(_ compressor: OpaquePointer, level: Int32) {
+        lock.lock()
+        free[level, default: []].append(compressor)
+        lock.unlock()
+    }
+
+    deinit {
+        for list in free.values { list.forEach { libdeflate_free_compressor($0) } }
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import KilnOCI
+import KilnTestSupport
+import Testing
+
+@testable import KilnLayer
+
+@Suite struct LayerWriterTests {
+    let tmp = try! TemporaryDirectory("kiln-layer")
+
+    func sampleEntries(_ dir: TemporaryDirectory) throws -> [LayerEntry] {
+        let tool = try dir.write("src/tool", "#!/bin/sh\necho hi\n", mode: 0o700)
+        let readme = try dir.write("src/readme.txt", "hello\n", mode: 0o600)
+        return [
+            LayerEntry(path: "/usr/local/bin/tool", kind: .file(.path(tool)), mode: 0o755),
+            LayerEntry(path: "/etc/motd", kind: .file(.bytes(Data("welcome\n".utf8))), mode: 0o644),
+            LayerEntry(path: "/home/komodo", kind: .directory, mode: 0o750, uid: 3003, gid: 3003),
+            LayerEntry(path: "/usr/share/doc/readme.txt", kind: .file(.path(readme)), mode: 0o644),
+            LayerEntry(path: "/usr/bin/tool", kind: .symlink(target: "../local/bin/tool"), mode: 0o777),
+            LayerEntry(
+                path: "/usr/share/doc/same.txt", kind: .hardlink(target: "/usr/share/doc/readme.txt"), mode: 0o644),
+        ]
+    }
+
+    func listing(_ path: String, gzip: Bool = true) throws -> [String] {
+        try Shell.run(["tar", gzip ? "-tvzf" : "-tvf", path, "--numeric-owner"]).stdout.split(separator: "\n").map {
+            // permissions owner size date time name…
+            let f = $0.split(separator: " ", omittingEmptySubsequences: true)
+            return ([f[0], f[1]] + f[5...]).joined(separator: " ")
+        }
+    }
+
+    @Test func goldenLayer() throws {
+        let result = try LayerWriter.write(
+            entries: try sampleEntries(tmp), to: tmp.path + "/layer.tar.gz", options: LayerOptions(threads: 2))
+        // Frozen by the determinism contract (encoding version 1): a change here is a format change.
+        #expect(result.diffID.description == "sha256:12f286da5a1474d1708e7ea653f4e12e87a082f6725454fac621635064ad7713")
+        #expect(
+            result.descriptor.digest.description
+                == "sha256:5fbfe0aba13abb44972fd6c3876736a6c5f30a49ce9195ddfbdeb76af7c4f7a9")
+        #expect(result.descriptor.mediaType == MediaType.layerGzip)
+        #expect(
+            result.descriptor.size
+                == Int64(try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/layer.tar.gz")).count))
+    }
+
+    @Test func entriesAreSortedWithParentsFirstAndNormalised() throws {
+        _ = try LayerWriter.write(
+            entries: try sampleEntries(tmp), to: tmp.path + "/l.tgz", options: LayerOptions(mtime: 0))
+        #expect(
+            try listing(tmp.path + "/l.tgz") == [
+                "drwxr-xr-x 0/0 etc/",
+                "-rw-r--r-- 0/0 etc/motd",
+                "drwxr-xr-x 0/0 home/",
+                "drwxr-x--- 3003/3003 home/komodo/",
+                "drwxr-xr-x 0/0 usr/",
+                "drwxr-xr-x 0/0 usr/bin/",
+                "lrwxrwxrwx 0/0 usr/bin/tool -> ../local/bin/tool",
+                "drwxr-xr-x 0/0 usr/local/",
+                "drwxr-xr-x 0/0 usr/local/bin/",
+                "-rwxr-xr-x 0/0 usr/local/bin/tool",
+                "drwxr-xr-x 0/0 usr/share/",
+                "drwxr-xr-x 0/0 usr/share/doc/",
+                "-rw-r--r-- 0/0 usr/share/doc/readme.txt",
+                "hrw-r--r-- 0/0 usr/share/doc/same.txt link to usr/share/doc/readme.txt",
+            ])
+        let verbose = try Shell.run(["tar", "--full-time", "-tvzf", tmp.path + "/l.tgz"]).stdout
+        #expect(verbose.contains("1970-01-01 00:00:00"))
+    }
+
+    @Test func diffIDIsTheHashOfTheDecompressedTar() throws {
+        let r = try LayerWriter.write(entries: try sampleEntries(tmp), to: tmp.path + "/l.tgz")
+        let sum = try Shell.run(["sh", "-c", "gunzip -c '\(tmp.path)/l.tgz' | sha256sum"]).stdout.prefix(64)
+        #expect("sha256:" + sum == r.diffID.description)
+        let blobSum = try Shell.run(["sha256sum", tmp.path + "/l.tgz"]).stdout.prefix(64)
+        #expect("sha256:" + blobSum == r.descriptor.digest.description)
+    }
+
+    @Test func sameBytesWhateverTheSourceTreeLooksLike() throws {
+        let a = try TemporaryDirectory("kiln-a")
+        let b = try TemporaryDirectory("kiln-b")
+        let ra = try LayerWriter.write(entries: try sampleEntries(a), to: a.path + "/l.tgz")
+        // Different directory, mtimes and permission bits on the source files.
+        let entries = try sampleEntries(b)
+        try Shell.run(["touch", "-d", "2001-02-03", b.path + "/src/tool", b.path + "/src/readme.txt"])
+        try Shell.run(["chmod", "0644", b.path + "/src/readme.txt"])
+        let rb = try LayerWriter.write(entries: entries.reversed(), to: b.path + "/l.tgz")
+        #expect(ra == rb)
+    }
+
+    @Test func outputIsIdenticalForAnyThreadCount() throws {
+        // Mixed content over several chunks: text, random, zeros.
+        var data = Data()
+        for i in 0..<40_000 { data.append(contentsOf: "line \(i) of some ordinary text\n".utf8) }
+        var rng = SystemRandomNumberGenerator()
+        data.append(contentsOf: (0..<3_000_000).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        data.append(Data(count: 2_000_000))
+        try data.write(to: URL(fileURLWithPath: tmp.path + "/mixed.bin"))
+        let entries = [LayerEntry(path: "data/mixed.bin", kind: .file(.path(tmp.path + "/mixed.bin")), mode: 0o644)]
+        let results = try [1, 2, 8].map { (threads: Int) in
+            try LayerWriter.write(
+                entries: entries, to: tmp.path + "/t\(threads).tgz", options: LayerOptions(threads: threads))
+        }
+        #expect(results[0] == results[1] && results[1] == results[2])
+        let sum = try Shell.run(["sh", "-c", "gunzip -c '\(tmp.path)/t8.tgz' | sha256sum"]).stdout.prefix(64)
+        #expect("sha256:" + sum == results[0].diffID.description)
+        // Python's gzip reader agrees (multi-member streams are standard gzip).
+        try Shell.run([
+            "python3", "-c",
+            "import gzip,hashlib,sys; d=gzip.open(sys.argv[1]).read(); assert 'sha256:'+hashlib.sha256(d).hexdigest()==sys.argv[2]",
+            tmp.path + "/t2.tgz", results[0].diffID.description,
+        ])
+    }
+
+    @Test func compressionVariants() throws {
+        let entries = try sampleEntries(tmp)
+        let zstd = try LayerWriter.write(
+            entries: entries, to: tmp.path + "/l.zst", options: LayerOptions(compression: .zstd))
+        let none = try LayerWriter.write(
+            entries: entries, to: tmp.path + "/l.tar", options: LayerOptions(compression: .none))
+        #expect(zstd.descriptor.mediaType == MediaType.layerZstd)
+        #expect(none.descriptor.mediaType == MediaType.layerTar)
+        #expect(zstd.diffID == none.diffID)
+        #expect(none.descriptor.digest == none.diffID)
+        let sum = try Shell.run(["sh", "-c", "zstd -dc '\(tmp.path)/l.zst' | sha256sum"]).stdout.prefix(64)
+        #expect("sha256:" + sum == zstd.diffID.description)
+    }
+
+    @Test func refusesBadPaths() throws {
+        let out = tmp.path + "/bad.tgz"
+        func write(_ e: [LayerEntry]) throws { _ = try LayerWriter.write(entries: e, to: out) }
+        #expect(throws: LayerError.pathEscapesRoot("/etc/../../x")) {
+            try write([LayerEntry(path: "/etc/../../x", kind: .directory, mode: 0o755)])
+        }
+        #expect(throws: LayerError.reservedName("/etc/.wh.passwd")) {
+            try write([LayerEntry(path: "/etc/.wh.passwd", kind: .file(.bytes(Data())), mode: 0o644)])
+        }
+        #expect(throws: LayerError.conflictingEntries(path: "etc/a")) {
+            try write([
+                LayerEntry(path: "/etc/a", kind: .file(.bytes(Data("1".utf8))), mode: 0o644),
+                LayerEntry(path: "/etc/a", kind: .file(.bytes(Data("2".utf8))), mode: 0o644),
+            ])
+        }
+        #expect(throws: LayerError.conflictingEntries(path: "etc")) {
+            try write([
+                LayerEntry(path: "/etc", kind: .file(.bytes(Data())), mode: 0o644),
+                LayerEntry(path: "/etc/a", kind: .file(.bytes(Data())), mode: 0o644),
+            ])
+        }
+        #expect(throws: LayerError.hardlinkTargetMissing(path: "a", target: "b")) {
+            try write([LayerEntry(path: "a", kind: .hardlink(target: "b"), mode: 0o644)])
+        }
+    }
+
+    @Test func missingSourceFileNamesThePath() throws {
+        #expect(throws: LayerError.unreadableFile(path: "/nonexistent/x", reason: "No such file or directory")) {
+            _ = try LayerWriter.write(
+                entries: [LayerEntry(path: "x", kind: .file(.path("/nonexistent/x")), mode: 0o644)],
+                to: tmp.path + "/m.tgz")
+        }
+    }
+}
