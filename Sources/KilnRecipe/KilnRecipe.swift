@@ -1,1 +1,0 @@
-// KilnRecipe: see Package.swift for what this module owns.

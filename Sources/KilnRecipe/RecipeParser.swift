@@ -1,0 +1,554 @@
+import Foundation
+import KilnOCI
+import Yams
+
+/// Reads one recipe document into a `Recipe`, collecting every problem instead of stopping at the first.
+struct RecipeParser {
+    let file: String
+    var diagnostics: [Diagnostic] = []
+
+    static let topLevelKeys = [
+        "name", "version", "tags", "platforms", "base", "layers", "users", "groups", "env", "entrypoint", "cmd",
+        "workdir", "user", "ports", "volumes", "labels", "stop-signal", "annotations", "compression", "matrix",
+    ]
+
+    init(file: String) { self.file = file }
+
+    mutating func parse(_ root: Node) -> Recipe? {
+        guard let fields = mapping(root, "a recipe", allowed: Self.topLevelKeys) else { return nil }
+        let location = loc(root)
+        var name: String?
+        var version: String?
+        var recipe = Recipe(
+            name: "", version: "", tags: [], platforms: [.linuxAMD64], base: .scratch, layers: [], users: [],
+            groups: [], settings: .init(), annotations: [:], compression: nil, file: file, location: location)
+        for (key, keyNode, value) in fields {
+            switch key {
+            case "name": name = imageName(value)
+            case "version": version = tag(value, "version")
+            case "tags": recipe.tags = (stringList(value, "tags") ?? []).compactMap { t in tag(value, "tag", t) }
+            case "platforms":
+                recipe.platforms = (stringList(value, "platforms") ?? []).compactMap { p in
+                    guard let platform = Platform(parsing: p) else {
+                        report(value, "'\(p)' is not a platform", hint: "write os/architecture, e.g. linux/amd64")
+                        return nil
+                    }
+                    return platform
+                }
+            case "base":
+                recipe.baseLocation = loc(value)
+                if let b = base(value) { recipe.base = b }
+            case "layers": recipe.layers = layers(value)
+            case "users": recipe.users = users(value)
+            case "groups": recipe.groups = groups(value)
+            case "env": recipe.settings.env = env(value)
+            case "entrypoint": recipe.settings.entrypoint = stringList(value, "entrypoint", allowScalar: false)
+            case "cmd": recipe.settings.cmd = stringList(value, "cmd", allowScalar: false)
+            case "workdir": recipe.settings.workingDir = absolutePath(value, "workdir")
+            case "user": recipe.settings.user = string(value, "user")
+            case "ports": recipe.settings.exposedPorts = ports(value)
+            case "volumes":
+                if let list = stringList(value, "volumes") {
+                    recipe.settings.volumes = Dictionary(
+                        list.compactMap { v in absolutePath(value, "volume", v).map { ($0, EmptyObject()) } },
+                        uniquingKeysWith: { a, _ in a })
+                }
+            case "labels": recipe.settings.labels = stringMap(value, "labels")
+            case "stop-signal": recipe.settings.stopSignal = signal(value)
+            case "annotations": recipe.annotations = stringMap(value, "annotations") ?? [:]
+            case "compression":
+                if let c = string(value, "compression") {
+                    if ["gzip", "zstd", "none"].contains(c) {
+                        recipe.compression = c
+                    } else {
+                        report(
+                            value, "unknown compression '\(c)'", hint: "write gzip (the portable default), zstd or none"
+                        )
+                    }
+                }
+            case "matrix": break  // expanded before parsing (Matrix.swift)
+            default: _ = keyNode
+            }
+        }
+        if let name {
+            recipe.name = name
+        } else if !fields.contains(where: { $0.key == "name" }) {
+            report(root, "a recipe needs a name", hint: "add `name: komodod` (lower case, digits, . _ -)")
+        }
+        if let version {
+            recipe.version = version
+        } else if !fields.contains(where: { $0.key == "version" }) {
+            report(root, "a recipe needs a version", hint: "add `version: 1.0.0` (it becomes the image tag)")
+        }
+        if recipe.base == .scratch && recipe.layers.isEmpty && fields.contains(where: { $0.key == "name" }) {
+            report(
+                root, "an image from scratch needs at least one layer", hint: "add a `layers:` list, or name a `base:`")
+        }
+        var seenLayers: [String: SourceLocation] = [:]
+        for layer in recipe.layers {
+            if let first = seenLayers[layer.name] {
+                diagnostics.append(
+                    Diagnostic(
+                        layer.location, "duplicate layer name '\(layer.name)' (first at line \(first.line))",
+                        hint: "give each layer its own name"))
+            }
+            seenLayers[layer.name] = layer.location
+        }
+        return recipe
+    }
+
+    // MARK: Sections
+
+    mutating func base(_ node: Node) -> Base? {
+        guard let text = string(node, "base") else { return nil }
+        if text == "scratch" { return .scratch }
+        if let at = text.range(of: "@") {
+            guard let digest = try? Digest(parsing: String(text[at.upperBound...])) else {
+                report(
+                    node, "'\(text)' has a malformed digest", hint: "pin as REGISTRY/NAME:TAG@sha256:<64 hex digits>")
+                return nil
+            }
+            return .image(reference: String(text[..<at.lowerBound]), digest: digest)
+        }
+        if text.contains("/") || text.contains(":") {
+            report(
+                node, "base image '\(text)' is not pinned by digest",
+                hint:
+                    "a tag can move; pin it: run `skopeo inspect docker://\(text)` and write `base: \(text)@sha256:<its Digest>`"
+            )
+            return nil
+        }
+        return .recipe(text)
+    }
+
+    mutating func layers(_ node: Node) -> [LayerSpec] {
+        guard let items = sequence(node, "layers") else { return [] }
+        return items.compactMap { item in
+            guard
+                let fields = mapping(
+                    item, "a layer", allowed: ["name", "add", "dirs", "symlinks", "files", "packages"])
+            else { return nil }
+            var name: String?
+            var entries: [LayerItem] = []
+            for (key, _, value) in fields {
+                switch key {
+                case "name": name = string(value, "layer name")
+                case "add": entries += (sequence(value, "add") ?? []).compactMap { add($0).map(LayerItem.add) }
+                case "dirs": entries += (sequence(value, "dirs") ?? []).compactMap { dir($0).map(LayerItem.directory) }
+                case "symlinks":
+                    entries += (sequence(value, "symlinks") ?? []).compactMap { symlink($0).map(LayerItem.symlink) }
+                case "files":
+                    entries += (sequence(value, "files") ?? []).compactMap { fileSpec($0).map(LayerItem.file) }
+                case "packages": if let p = packages(value) { entries.append(.packages(p)) }
+                default: break
+                }
+            }
+            guard let name else {
+                report(item, "a layer needs a name", hint: "add `name: …`: it names the layer in history and errors")
+                return nil
+            }
+            if entries.isEmpty && !fields.isEmpty {
+                report(
+                    item, "layer '\(name)' adds nothing",
+                    hint: "give it `add`, `dirs`, `symlinks`, `files` or `packages`")
+            }
+            return LayerSpec(name: name, items: entries, location: loc(item))
+        }
+    }
+
+    static let ownershipKeys = ["mode", "uid", "gid"]
+
+    mutating func ownership(_ fields: [(key: String, keyNode: Node, value: Node)]) -> Ownership {
+        var result = Ownership(mode: nil, uid: 0, gid: 0)
+        for (key, _, value) in fields {
+            switch key {
+            case "mode": result.mode = mode(value)
+            case "uid": result.uid = id(value, "uid") ?? 0
+            case "gid": result.gid = id(value, "gid") ?? 0
+            default: break
+            }
+        }
+        return result
+    }
+
+    mutating func add(_ node: Node) -> AddSpec? {
+        guard
+            let fields = mapping(
+                node, "an add entry", allowed: ["src", "url", "sha256", "extract", "to"] + Self.ownershipKeys)
+        else { return nil }
+        let value = { (key: String) in fields.first { $0.key == key }?.value }
+        guard let toNode = value("to"), let to = absolutePath(toNode, "to") else {
+            if value("to") == nil {
+                report(node, "missing `to`", hint: "say where it goes in the image, e.g. `to: /usr/local/bin/`")
+            }
+            return nil
+        }
+        let source: AddSpec.Source
+        switch (value("src"), value("url")) {
+        case (let src?, nil):
+            for key in ["sha256", "extract"] where value(key) != nil {
+                report(
+                    value(key)!, "`\(key)` applies to `url` inputs only",
+                    hint: "remove it, or fetch the file with `url:`")
+            }
+            guard let pattern = string(src, "src") else { return nil }
+            if pattern.hasPrefix("/") || pattern.split(separator: "/").contains("..") {
+                report(
+                    src, "`src` must stay inside the recipe's directory", hint: "use a path relative to the recipe file"
+                )
+                return nil
+            }
+            source = .local(pattern: pattern)
+        case (nil, let urlNode?):
+            guard let url = string(urlNode, "url") else { return nil }
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+                report(urlNode, "'\(url)' is not an http(s) URL", hint: "write the full https:// address")
+                return nil
+            }
+            var digest: Digest?
+            if let shaNode = value("sha256"), let hex = string(shaNode, "sha256") {
+                let text = hex.hasPrefix("sha256:") ? String(hex.dropFirst(7)) : hex
+                digest = try? Digest(sha256Hex: text)
+                if digest == nil {
+                    report(
+                        shaNode, "'\(hex)' is not a sha256",
+                        hint: "write the 64 lower-case hex digits of the file's sha256")
+                }
+            }
+            let extract = value("extract").flatMap { stringList($0, "extract") }
+            source = .remote(url: url, sha256: digest, extract: extract)
+        case (nil, nil):
+            report(
+                node, "an add entry needs `src` or `url`",
+                hint: "write `src: path/relative/to/recipe` or `url: https://…` with `sha256:`")
+            return nil
+        case (_?, _?):
+            report(node, "an add entry takes `src` or `url`, not both", hint: "split it into two entries")
+            return nil
+        }
+        return AddSpec(source: source, to: to, ownership: ownership(fields), location: loc(node))
+    }
+
+    mutating func dir(_ node: Node) -> DirectorySpec? {
+        if case .scalar = node, let path = absolutePath(node, "dir") {
+            return DirectorySpec(path: path, ownership: Ownership(mode: nil, uid: 0, gid: 0), location: loc(node))
+        }
+        guard let fields = mapping(node, "a directory", allowed: ["path"] + Self.ownershipKeys) else { return nil }
+        guard let pathNode = fields.first(where: { $0.key == "path" })?.value, let path = absolutePath(pathNode, "path")
+        else {
+            report(node, "a directory needs a `path`", hint: "write `path: /data`")
+            return nil
+        }
+        return DirectorySpec(path: path, ownership: ownership(fields), location: loc(node))
+    }
+
+    mutating func symlink(_ node: Node) -> SymlinkSpec? {
+        guard let fields = mapping(node, "a symlink", allowed: ["path", "target"]) else { return nil }
+        let path = fields.first { $0.key == "path" }.flatMap { absolutePath($0.value, "path") }
+        let target = fields.first { $0.key == "target" }.flatMap { string($0.value, "target") }
+        guard let path, let target else {
+            report(node, "a symlink needs `path` and `target`", hint: "write `path: /bin/sh` and `target: busybox`")
+            return nil
+        }
+        return SymlinkSpec(path: path, target: target, location: loc(node))
+    }
+
+    mutating func fileSpec(_ node: Node) -> FileSpec? {
+        guard let fields = mapping(node, "a file", allowed: ["path", "content"] + Self.ownershipKeys) else {
+            return nil
+        }
+        let path = fields.first { $0.key == "path" }.flatMap { absolutePath($0.value, "path") }
+        let content = fields.first { $0.key == "content" }.flatMap { string($0.value, "content") }
+        guard let path, let content else {
+            report(
+                node, "a file needs `path` and `content`",
+                hint: "write `path: /etc/app.conf` and `content: |` with the text")
+            return nil
+        }
+        return FileSpec(path: path, content: content, ownership: ownership(fields), location: loc(node))
+    }
+
+    mutating func packages(_ node: Node) -> PackageSetSpec? {
+        guard
+            let fields = mapping(
+                node, "a package set", allowed: ["suite", "components", "packages", "mirror", "keyring", "split"])
+        else { return nil }
+        let value = { (key: String) in fields.first { $0.key == key }?.value }
+        guard let suiteNode = value("suite"), let suite = string(suiteNode, "suite") else {
+            report(node, "a package set needs a `suite`", hint: "write e.g. `suite: bookworm`")
+            return nil
+        }
+        let list = value("packages").flatMap { stringList($0, "packages") } ?? []
+        if list.isEmpty {
+            report(node, "a package set needs `packages`", hint: "list them, e.g. `packages: [libc6, libgomp1]`")
+        }
+        let split = value("split").flatMap { string($0, "split") } ?? "none"
+        if !["none", "per-package"].contains(split), let n = value("split") {
+            report(n, "unknown split '\(split)'", hint: "write none (one layer) or per-package")
+        }
+        return PackageSetSpec(
+            suite: suite, components: value("components").flatMap { stringList($0, "components") } ?? ["main"],
+            packages: list, mirror: value("mirror").flatMap { string($0, "mirror") },
+            keyring: value("keyring").flatMap { string($0, "keyring") }, split: split, location: loc(node))
+    }
+
+    mutating func users(_ node: Node) -> [UserSpec] {
+        (sequence(node, "users") ?? []).compactMap { item in
+            guard let fields = mapping(item, "a user", allowed: ["name", "uid", "gid", "home", "shell"]) else {
+                return nil
+            }
+            let value = { (key: String) in fields.first { $0.key == key }?.value }
+            guard let name = value("name").flatMap({ string($0, "name") }),
+                let uid = value("uid").flatMap({ id($0, "uid") })
+            else {
+                report(item, "a user needs `name` and `uid`", hint: "write `name: komodo` and `uid: 3003`")
+                return nil
+            }
+            return UserSpec(
+                name: name, uid: uid, gid: value("gid").flatMap { id($0, "gid") } ?? uid,
+                home: value("home").flatMap { absolutePath($0, "home") } ?? "/home/\(name)",
+                shell: value("shell").flatMap { string($0, "shell") } ?? "/sbin/nologin", location: loc(item))
+        }
+    }
+
+    mutating func groups(_ node: Node) -> [GroupSpec] {
+        (sequence(node, "groups") ?? []).compactMap { item in
+            guard let fields = mapping(item, "a group", allowed: ["name", "gid", "members"]) else { return nil }
+            let value = { (key: String) in fields.first { $0.key == key }?.value }
+            guard let name = value("name").flatMap({ string($0, "name") }),
+                let gid = value("gid").flatMap({ id($0, "gid") })
+            else {
+                report(item, "a group needs `name` and `gid`", hint: "write `name: komodo` and `gid: 3003`")
+                return nil
+            }
+            return GroupSpec(
+                name: name, gid: gid, members: value("members").flatMap { stringList($0, "members") } ?? [],
+                location: loc(item))
+        }
+    }
+
+    mutating func env(_ node: Node) -> [String]? {
+        switch node {
+        case .mapping:
+            guard let fields = mapping(node, "env", allowed: nil) else { return nil }
+            return fields.compactMap { key, _, value in string(value, "env value").map { "\(key)=\($0)" } }
+        case .sequence:
+            return (stringList(node, "env") ?? []).compactMap { entry in
+                guard let eq = entry.firstIndex(of: "="), eq != entry.startIndex else {
+                    report(node, "env entry '\(entry)' is not NAME=value", hint: "write `- NAME=value`, or use a map")
+                    return nil
+                }
+                return entry
+            }
+        default:
+            report(node, "env must be a map or a list", hint: "write `env: {NAME: value}`")
+            return nil
+        }
+    }
+
+    mutating func ports(_ node: Node) -> [String: EmptyObject]? {
+        guard let list = stringList(node, "ports") else { return nil }
+        var result: [String: EmptyObject] = [:]
+        for item in list {
+            let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
+            guard let number = Int(parts[0]), (1...65535).contains(number),
+                parts.count == 1 || ["tcp", "udp", "sctp"].contains(parts[1])
+            else {
+                report(
+                    node, "'\(item)' is not a port",
+                    hint: "write a number 1-65535, optionally with /tcp or /udp: `7770/tcp`")
+                continue
+            }
+            result["\(number)/\(parts.count == 2 ? parts[1] : "tcp")"] = EmptyObject()
+        }
+        return result
+    }
+
+    mutating func signal(_ node: Node) -> String? {
+        guard let text = string(node, "stop-signal") else { return nil }
+        let known = [
+            "SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGSTOP", "SIGWINCH", "SIGPWR",
+        ]
+        if known.contains(text) || text.hasPrefix("SIGRTMIN") || Int(text) != nil { return text }
+        report(node, "unknown stop signal '\(text)'", hint: "write a signal name such as SIGINT or SIGTERM")
+        return nil
+    }
+
+    // MARK: Scalars
+
+    mutating func imageName(_ node: Node) -> String? {
+        guard let text = string(node, "name") else { return nil }
+        let component = #"^[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$"#
+        guard text.range(of: component, options: .regularExpression) != nil, text.count <= 255 else {
+            report(
+                node, "'\(text)' is not a valid image name",
+                hint: "use lower-case letters, digits and . _ - (e.g. komodod)")
+            return nil
+        }
+        return text
+    }
+
+    mutating func tag(_ node: Node, _ what: String, _ given: String? = nil) -> String? {
+        guard let text = given ?? string(node, what) else { return nil }
+        guard text.range(of: #"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
+            report(
+                node, "\(what) '\(text)' is not a valid OCI tag",
+                hint: "use letters, digits, _ . - (max 128, not starting with . or -), e.g. 0.9.0")
+            return nil
+        }
+        return text
+    }
+
+    mutating func mode(_ node: Node) -> UInt32? {
+        guard case .scalar(let scalar) = node else {
+            report(node, "mode must be an octal number", hint: "write it quoted, e.g. mode: \"0755\"")
+            return nil
+        }
+        let text = scalar.string
+        guard (3...4).contains(text.count), let value = UInt32(text, radix: 8), value <= 0o7777 else {
+            report(node, "'\(text)' is not a file mode", hint: "write 3 or 4 octal digits, quoted: mode: \"0755\"")
+            return nil
+        }
+        return value
+    }
+
+    mutating func id(_ node: Node, _ what: String) -> Int? {
+        guard case .scalar(let scalar) = node, let value = Int(scalar.string), (0...0x7FFF_FFFF).contains(value) else {
+            report(node, "\(what) must be a number from 0 to 2147483647", hint: "write e.g. \(what): 3003")
+            return nil
+        }
+        return value
+    }
+
+    mutating func absolutePath(_ node: Node, _ what: String, _ given: String? = nil) -> String? {
+        guard let text = given ?? string(node, what) else { return nil }
+        guard text.hasPrefix("/") else {
+            report(
+                node, "\(what) '\(text)' must be an absolute path in the image",
+                hint: "write it from the root: /\(text)")
+            return nil
+        }
+        if text.split(separator: "/").contains("..") {
+            report(node, "\(what) '\(text)' must not contain '..'", hint: "write the path without '..'")
+            return nil
+        }
+        return text
+    }
+
+    mutating func string(_ node: Node, _ what: String) -> String? {
+        guard case .scalar(let scalar) = node else {
+            report(node, "\(what) must be a single value, not a \(kind(node))", hint: "write `\(what): value`")
+            return nil
+        }
+        return scalar.string
+    }
+
+    mutating func stringList(_ node: Node, _ what: String, allowScalar: Bool = true) -> [String]? {
+        switch node {
+        case .scalar(let s) where allowScalar: return [s.string]
+        case .sequence(let seq):
+            var result: [String] = []
+            for item in seq {
+                guard case .scalar(let s) = item else {
+                    report(item, "each item of \(what) must be a single value", hint: "write `- value` items")
+                    continue
+                }
+                result.append(s.string)
+            }
+            return result
+        default:
+            report(node, "\(what) must be a list, not a \(kind(node))", hint: "write `\(what): [a, b]`")
+            return nil
+        }
+    }
+
+    mutating func stringMap(_ node: Node, _ what: String) -> [String: String]? {
+        guard let fields = mapping(node, what, allowed: nil) else { return nil }
+        var result: [String: String] = [:]
+        for (key, _, value) in fields {
+            if let v = string(value, "\(what) value") { result[key] = v }
+        }
+        return result
+    }
+
+    mutating func sequence(_ node: Node, _ what: String) -> [Node]? {
+        guard case .sequence(let seq) = node else {
+            report(
+                node, "\(what) must be a list, not a \(kind(node))",
+                hint: "write each item on its own line starting with `- `")
+            return nil
+        }
+        return Array(seq)
+    }
+
+    /// A mapping's entries; reports unknown keys (with the nearest known one) and duplicates.
+    mutating func mapping(_ node: Node, _ what: String, allowed: [String]?) -> [(
+        key: String, keyNode: Node, value: Node
+    )]? {
+        guard case .mapping(let map) = node else {
+            report(node, "\(what) must be a map of `key: value` lines, not a \(kind(node))")
+            return nil
+        }
+        var result: [(key: String, keyNode: Node, value: Node)] = []
+        var seen: Set<String> = []
+        for (keyNode, value) in map {
+            guard case .scalar(let k) = keyNode else {
+                report(keyNode, "keys must be plain words")
+                continue
+            }
+            let key = k.string
+            if !seen.insert(key).inserted {
+                report(keyNode, "'\(key)' is given twice", hint: "keep one")
+                continue
+            }
+            if let allowed, !allowed.contains(key) {
+                let suggestion = Self.nearest(key, in: allowed)
+                report(
+                    keyNode, "unknown key '\(key)' in \(what)",
+                    hint: suggestion.map { "did you mean `\($0)`?" }
+                        ?? "allowed here: \(allowed.joined(separator: ", "))")
+                continue
+            }
+            result.append((key, keyNode, value))
+        }
+        return result
+    }
+
+    // MARK: Helpers
+
+    func loc(_ node: Node) -> SourceLocation {
+        SourceLocation(file: file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
+    }
+
+    mutating func report(_ node: Node, _ message: String, hint: String? = nil) {
+        diagnostics.append(Diagnostic(loc(node), message, hint: hint))
+    }
+
+    func kind(_ node: Node) -> String {
+        switch node {
+        case .scalar: return "single value"
+        case .mapping: return "map"
+        case .sequence: return "list"
+        case .alias: return "alias"
+        }
+    }
+
+    static func nearest(_ word: String, in candidates: [String]) -> String? {
+        func distance(_ a: [Character], _ b: [Character]) -> Int {
+            var row = Array(0...b.count)
+            for i in 1...max(a.count, 1) where !a.isEmpty {
+                var previous = row[0]
+                row[0] = i
+                for j in stride(from: 1, through: b.count, by: 1) {
+                    let current = row[j]
+                    row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                    previous = current
+                }
+            }
+            return row[b.count]
+        }
+        let scored = candidates.map { ($0, distance(Array(word.lowercased()), Array($0))) }.min { $0.1 < $1.1 }
+        guard let (best, score) = scored, score <= max(2, word.count / 3) else { return nil }
+        return best
+    }
+}

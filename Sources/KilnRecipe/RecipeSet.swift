@@ -1,0 +1,160 @@
+import Foundation
+import Yams
+
+/// All the recipes of a build, matrices expanded, bases resolved, ordered so every base precedes the
+/// images built on it.
+public struct RecipeSet: Sendable {
+    public private(set) var recipes: [Recipe]
+
+    public func recipe(named name: String) -> Recipe? { recipes.first { $0.name == name } }
+
+    /// Loads recipe files and directories (every `*.yaml`/`*.yml` in a directory, not recursing, hidden files
+    /// skipped). Throws one `RecipeError` with every problem found.
+    public static func load(paths: [String]) throws -> RecipeSet {
+        var files: [String] = []
+        var diagnostics: [Diagnostic] = []
+        for path in paths {
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory) else {
+                diagnostics.append(
+                    Diagnostic(
+                        SourceLocation(file: path, line: 1, column: 1), "no such recipe file or directory",
+                        hint: "pass a recipe .yaml file or a directory of them (default: recipes/)"))
+                continue
+            }
+            if isDirectory.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: absolute)) ?? []
+                files += names.filter { !$0.hasPrefix(".") && ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) }.sorted()
+                    .map { absolute + "/" + $0 }
+            } else {
+                files.append(absolute)
+            }
+        }
+        var recipes: [Recipe] = []
+        for file in files {
+            do {
+                let text = try String(contentsOfFile: file, encoding: .utf8)
+                let (parsed, problems) = parse(text, file: file)
+                recipes += parsed
+                diagnostics += problems
+            } catch {
+                diagnostics.append(
+                    Diagnostic(
+                        SourceLocation(file: file, line: 1, column: 1),
+                        "cannot read recipe: \(error.localizedDescription)"))
+            }
+        }
+        let (ordered, graphProblems) = order(recipes)
+        diagnostics += graphProblems
+        if !diagnostics.isEmpty { throw RecipeError(diagnostics) }
+        return RecipeSet(recipes: ordered)
+    }
+
+    /// Parses one recipe file's text (a matrix recipe gives several recipes).
+    public static func parse(_ text: String, file: String) -> ([Recipe], [Diagnostic]) {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                return (
+                    [],
+                    [
+                        Diagnostic(
+                            SourceLocation(file: file, line: 1, column: 1), "the recipe is empty",
+                            hint: "see README: Recipes")
+                    ]
+                )
+            }
+            root = node
+        } catch let error as YamlError {
+            return ([], [yamlDiagnostic(error, file: file)])
+        } catch {
+            return ([], [Diagnostic(SourceLocation(file: file, line: 1, column: 1), "\(error)")])
+        }
+        var matrix = Matrix(file: file)
+        guard let documents = matrix.expand(root) else { return ([], matrix.diagnostics) }
+        var recipes: [Recipe] = []
+        var diagnostics = matrix.diagnostics
+        for (node, entry) in documents {
+            var parser = RecipeParser(file: file)
+            if var recipe = parser.parse(node) {
+                recipe.matrixEntry = entry
+                if parser.diagnostics.isEmpty { recipes.append(recipe) }
+            }
+            // A matrix repeats the same mistake per entry: report each location once.
+            for d in parser.diagnostics where !diagnostics.contains(d) { diagnostics.append(d) }
+        }
+        return (recipes, diagnostics)
+    }
+
+    /// Orders recipes so bases come first; reports unknown bases, duplicate names and cycles.
+    static func order(_ recipes: [Recipe]) -> ([Recipe], [Diagnostic]) {
+        var diagnostics: [Diagnostic] = []
+        var byName: [String: Recipe] = [:]
+        for recipe in recipes {
+            if let first = byName[recipe.name] {
+                diagnostics.append(
+                    Diagnostic(
+                        recipe.location, "image name '\(recipe.name)' is already used by \(first.location)",
+                        hint: "give each recipe (or matrix entry) its own name"))
+                continue
+            }
+            byName[recipe.name] = recipe
+        }
+        for recipe in recipes {
+            if case .recipe(let base) = recipe.base, byName[base] == nil {
+                let near = RecipeParser.nearest(base, in: Array(byName.keys).sorted())
+                diagnostics.append(
+                    Diagnostic(
+                        recipe.baseLocation ?? recipe.location, "base '\(base)' is not a recipe in this build",
+                        hint: near.map { "did you mean `\($0)`?" }
+                            ?? "name a recipe of this build, `scratch`, or a registry image pinned by digest"))
+            }
+        }
+        var ordered: [Recipe] = []
+        var state: [String: Int] = [:]  // 1 visiting, 2 done
+        func visit(_ recipe: Recipe, _ path: [Recipe]) {
+            if state[recipe.name] == 2 { return }
+            if state[recipe.name] == 1 {
+                let cycle = path.drop { $0.name != recipe.name }
+                let names = (cycle.map(\.name) + [recipe.name]).joined(separator: " → ")
+                for member in cycle {
+                    diagnostics.append(
+                        Diagnostic(
+                            member.baseLocation ?? member.location, "recipes form a cycle: \(names)",
+                            hint: "one of them must build on `scratch` or another base"))
+                }
+                return
+            }
+            state[recipe.name] = 1
+            if case .recipe(let base) = recipe.base, let b = byName[base] { visit(b, path + [recipe]) }
+            state[recipe.name] = 2
+            ordered.append(recipe)
+        }
+        for recipe in recipes where byName[recipe.name]?.location == recipe.location { visit(recipe, []) }
+        return (ordered, diagnostics)
+    }
+
+    /// The named recipes and every recipe they build on, in build order.
+    public func closure(of names: [String]) -> [Recipe] {
+        var wanted = Set<String>()
+        func add(_ name: String) {
+            guard wanted.insert(name).inserted, let r = recipe(named: name) else { return }
+            if case .recipe(let base) = r.base { add(base) }
+        }
+        names.forEach(add)
+        return recipes.filter { wanted.contains($0.name) }
+    }
+
+    static func yamlDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
+            return Diagnostic(
+                SourceLocation(file: file, line: mark.line, column: mark.column), "YAML syntax: \(problem)",
+                hint: "check indentation and quoting on this line")
+        default:
+            return Diagnostic(SourceLocation(file: file, line: 1, column: 1), "YAML: \(error)")
+        }
+    }
+}
