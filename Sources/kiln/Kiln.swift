@@ -15,7 +15,7 @@ struct Kiln: AsyncParsableCommand {
               kiln push --to REGISTRY/NS      publish, then pin the printed @sha256 digests
             """,
         subcommands: [
-            Images.self, Inspect.self, GC.self,
+            Build.self, Images.self, Inspect.self, GC.self,
         ]
     )
 }

@@ -1,0 +1,379 @@
+import Foundation
+import KilnLayer
+import KilnOCI
+import KilnRecipe
+import KilnStore
+
+public struct BuildOptions: Sendable {
+    /// The one timestamp of every file, config and history entry (SOURCE_DATE_EPOCH, else 0).
+    public var sourceDateEpoch: Int64
+    /// Overrides every recipe's compression.
+    public var compression: LayerCompression?
+    public var threads: Int
+    /// Read every input file again instead of trusting unchanged size/mtime/ctime/inode.
+    public var rehash: Bool
+    /// Replaces every recipe's version (CI release builds).
+    public var version: String?
+    /// Tags added to every image built (e.g. the git commit).
+    public var extraTags: [String]
+    /// Recorded as `org.opencontainers.image.revision`.
+    public var revision: String?
+
+    public init(
+        sourceDateEpoch: Int64 = Timestamp.sourceDateEpoch(), compression: LayerCompression? = nil,
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount, rehash: Bool = false, version: String? = nil,
+        extraTags: [String] = [], revision: String? = nil
+    ) {
+        self.sourceDateEpoch = sourceDateEpoch
+        self.compression = compression
+        self.threads = threads
+        self.rehash = rehash
+        self.version = version
+        self.extraTags = extraTags
+        self.revision = revision
+    }
+}
+
+/// What a build reports while it works; the CLI turns these into progress lines.
+public enum BuildEvent: Sendable {
+    case layerReused(image: String, layer: String, digest: Digest)
+    case layerStarted(image: String, layer: String, inputBytes: Int64)
+    case layerProgress(image: String, layer: String, done: Int64, total: Int64)
+    case layerBuilt(image: String, layer: String, digest: Digest, size: Int64, seconds: Double)
+    case imageTagged(image: String, references: [String], digest: Digest)
+}
+
+/// The outcome for one image.
+public struct BuiltImage: Codable, Sendable {
+    public struct Layer: Codable, Sendable {
+        public var name: String
+        public var digest: Digest
+        public var diffID: Digest
+        public var size: Int64
+        public var reused: Bool
+    }
+
+    public var name: String
+    public var references: [String]
+    public var digest: Digest
+    public var mediaType: String
+    public var platforms: [String]
+    /// The layers this recipe added (not the base's), for the first platform.
+    public var layers: [Layer]
+    public var seconds: Double
+}
+
+/// Compiles recipes into images in the store: resolve inputs, reuse or write each layer, assemble, tag.
+public final class Builder: Sendable {
+    public let layout: OCILayout
+    public let options: BuildOptions
+    let events: @Sendable (BuildEvent) -> Void
+    let cache: LayerCache
+    let digests: FileDigests
+
+    public init(
+        layout: OCILayout, options: BuildOptions = BuildOptions(),
+        events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+    ) {
+        self.layout = layout
+        self.options = options
+        self.events = events
+        cache = LayerCache(layout: layout)
+        digests = FileDigests(layout: layout, trustStat: !options.rehash)
+    }
+
+    /// Builds `recipes` (already in dependency order, as `RecipeSet` gives them).
+    public func build(_ recipes: [Recipe], all set: RecipeSet? = nil) throws -> [BuiltImage] {
+        defer { digests.save() }
+        try checkInputs(recipes)
+        var built: [String: [Platform: StoredImage]] = [:]
+        var results: [BuiltImage] = []
+        for recipe in recipes {
+            let (result, images) = try build(recipe, bases: built, set: set)
+            built[recipe.name] = images
+            results.append(result)
+        }
+        return results
+    }
+
+    /// Every local input must exist: reported together, at their recipe lines, before anything is built.
+    func checkInputs(_ recipes: [Recipe]) throws {
+        var problems: [Diagnostic] = []
+        for recipe in recipes {
+            for layer in recipe.layers {
+                for case .add(let add) in layer.items {
+                    guard case .local(let pattern) = add.source else { continue }
+                    if LocalSources.matches(pattern, in: recipe.directory).isEmpty {
+                        problems.append(
+                            Diagnostic(
+                                add.location, "'\(pattern)' matches no file in \(recipe.directory)",
+                                hint:
+                                    "paths in a recipe are relative to the recipe file; check the name or add the file")
+                        )
+                    }
+                }
+            }
+        }
+        if !problems.isEmpty { throw RecipeError(problems) }
+    }
+
+    func build(_ recipe: Recipe, bases: [String: [Platform: StoredImage]], set: RecipeSet?) throws
+        -> (BuiltImage, [Platform: StoredImage])
+    {
+        let started = Date()
+        let created = Timestamp.rfc3339(epochSeconds: options.sourceDateEpoch)
+        let compression =
+            options.compression ?? recipe.compression.flatMap(LayerCompression.init(rawValue:)) ?? .gzip
+        var manifests: [Descriptor] = []
+        var images: [Platform: StoredImage] = [:]
+        var reports: [BuiltImage.Layer] = []
+        for platform in recipe.platforms {
+            let base = try baseImage(recipe, platform: platform, built: bases)
+            var layers: [(layer: CachedLayer, createdBy: String)] = []
+            var specs = try recipe.layers.map { (name: $0.name, entries: try entries(for: $0, recipe: recipe)) }
+            if let accounts = try accountsLayer(recipe, set: set) {
+                specs.append((name: "accounts", entries: accounts))
+            }
+            for spec in specs {
+                let (layer, reused) = try layer(
+                    spec.entries, image: recipe.name, name: spec.name, compression: compression)
+                layers.append((layer, "kiln: layer \(spec.name) of \(recipe.name)"))
+                if platform == recipe.platforms[0] {
+                    reports.append(
+                        .init(
+                            name: spec.name, digest: layer.descriptor.digest, diffID: layer.diffID,
+                            size: layer.descriptor.size, reused: reused))
+                }
+            }
+            let assembly = ImageAssembly(
+                platform: platform, created: created, base: base, layers: layers, settings: recipe.settings,
+                annotations: annotations(recipe, created: created))
+            let descriptor = try assembly.write(to: layout)
+            manifests.append(descriptor)
+            images[platform] = try layout.images(for: descriptor)[0]
+        }
+        var target = manifests[0]
+        if manifests.count > 1 {
+            target = try ImageAssembly.writeIndex(
+                manifests, annotations: annotations(recipe, created: created), to: layout)
+        } else {
+            target.platform = nil
+        }
+        let tags = tags(for: recipe)
+        for tag in tags { try layout.tag(target, as: "\(recipe.name):\(tag)") }
+        let references = tags.map { "\(recipe.name):\($0)" }
+        events(.imageTagged(image: recipe.name, references: references, digest: target.digest))
+        let result = BuiltImage(
+            name: recipe.name, references: references, digest: target.digest, mediaType: target.mediaType,
+            platforms: recipe.platforms.map(\.description), layers: reports, seconds: Date().timeIntervalSince(started))
+        return (result, images)
+    }
+
+    func tags(for recipe: Recipe) -> [String] {
+        var tags = [options.version ?? recipe.version]
+        for tag in recipe.tags + options.extraTags where !tags.contains(tag) { tags.append(tag) }
+        return tags
+    }
+
+    func annotations(_ recipe: Recipe, created: String) -> [String: String] {
+        var result = recipe.annotations
+        result[AnnotationKey.version] = options.version ?? recipe.version
+        result[AnnotationKey.created] = created
+        result[AnnotationKey.title] = recipe.name
+        if let revision = options.revision { result[AnnotationKey.revision] = revision }
+        if let source = recipe.settings.labels?[AnnotationKey.source] { result[AnnotationKey.source] = source }
+        if case .image(let reference, let digest) = recipe.base {
+            result[AnnotationKey.baseName] = reference
+            result[AnnotationKey.baseDigest] = digest.description
+        }
+        return result
+    }
+
+    func baseImage(_ recipe: Recipe, platform: Platform, built: [String: [Platform: StoredImage]]) throws
+        -> StoredImage?
+    {
+        switch recipe.base {
+        case .scratch:
+            return nil
+        case .recipe(let name):
+            guard let image = built[name]?[platform] else {
+                throw BuildError.recipe(
+                    "\(recipe.baseLocation ?? recipe.location): error: base '\(name)' has no \(platform) image: add \(platform) to its platforms"
+                )
+            }
+            return image
+        case .image(let reference, let digest):
+            guard layout.hasBlob(digest) else {
+                throw BuildError.recipe(
+                    "\(recipe.baseLocation ?? recipe.location): error: base image \(reference)@\(digest) is not in the store: run `kiln pull \(reference)@\(digest)` first"
+                )
+            }
+            let descriptor = Descriptor(
+                mediaType: try Self.mediaType(ofBlob: layout.readBlob(digest)), digest: digest,
+                size: layout.blobSize(digest) ?? 0)
+            guard
+                let image = try layout.images(for: descriptor).first(where: { $0.config.platform == platform })
+                    ?? layout.images(for: descriptor).first(where: {
+                        $0.config.os == platform.os && $0.config.architecture == platform.architecture
+                    })
+            else {
+                throw BuildError.recipe("base image \(reference) has no \(platform) image")
+            }
+            return image
+        }
+    }
+
+    static func mediaType(ofBlob data: Data) throws -> String {
+        struct Probe: Decodable {
+            var mediaType: String?
+            var manifests: [Descriptor]?
+        }
+        let probe = try JSONDecoder().decode(Probe.self, from: data)
+        return probe.mediaType ?? (probe.manifests != nil ? MediaType.imageIndex : MediaType.imageManifest)
+    }
+
+    // MARK: Layers
+
+    /// Concrete entries of a layer spec.
+    func entries(for spec: LayerSpec, recipe: Recipe) throws -> [LayerEntry] {
+        var entries: [LayerEntry] = []
+        for item in spec.items {
+            switch item {
+            case .add(let add):
+                switch add.source {
+                case .local(let pattern):
+                    let paths = LocalSources.matches(pattern, in: recipe.directory)
+                    entries += try LocalSources.entries(
+                        matching: paths, isGlob: pattern.contains(where: { "*?[".contains($0) }), destination: add.to,
+                        mode: add.ownership.mode, uid: add.ownership.uid, gid: add.ownership.gid)
+                case .remote:
+                    throw BuildError.recipe(
+                        "\(add.location): error: url inputs are not supported by this build of kiln")
+                }
+            case .directory(let dir):
+                entries.append(
+                    LayerEntry(
+                        path: dir.path, kind: .directory, mode: dir.ownership.mode ?? 0o755, uid: dir.ownership.uid,
+                        gid: dir.ownership.gid))
+            case .symlink(let link):
+                entries.append(LayerEntry(path: link.path, kind: .symlink(target: link.target), mode: 0o777))
+            case .file(let file):
+                entries.append(
+                    LayerEntry(
+                        path: file.path, kind: .file(.bytes(Data(file.content.utf8))),
+                        mode: file.ownership.mode ?? 0o644,
+                        uid: file.ownership.uid, gid: file.ownership.gid))
+            case .packages(let set):
+                throw BuildError.recipe(
+                    "\(set.location): error: Debian package sets are not supported by this build of kiln")
+            }
+        }
+        return entries
+    }
+
+    /// /etc/passwd, /etc/group and home directories for the recipe's users, including those its base recipes
+    /// declared (the file is written whole, so it must list them too).
+    func accountsLayer(_ recipe: Recipe, set: RecipeSet?) throws -> [LayerEntry]? {
+        guard !recipe.users.isEmpty || !recipe.groups.isEmpty else { return nil }
+        var chain = [recipe]
+        while case .recipe(let name) = chain.last!.base, let base = set?.recipe(named: name) { chain.append(base) }
+        var users: [Accounts.User] = []
+        var groups: [Accounts.Group] = []
+        for r in chain.reversed() {
+            for u in r.users {
+                users.removeAll { $0.name == u.name }
+                users.append(.init(name: u.name, uid: u.uid, gid: u.gid, home: u.home, shell: u.shell))
+            }
+            for g in r.groups {
+                groups.removeAll { $0.name == g.name }
+                groups.append(.init(name: g.name, gid: g.gid, members: g.members))
+            }
+        }
+        // Every user's primary group exists, named after the user unless declared.
+        for u in users where !groups.contains(where: { $0.gid == u.gid }) && u.gid != 0 && u.gid != 65534 {
+            groups.append(.init(name: u.name, gid: u.gid))
+        }
+        var entries = [
+            LayerEntry(path: "/etc/passwd", kind: .file(.bytes(Data(Accounts.passwd(users).utf8))), mode: 0o644),
+            LayerEntry(path: "/etc/group", kind: .file(.bytes(Data(Accounts.group(groups).utf8))), mode: 0o644),
+        ]
+        for u in recipe.users {
+            entries.append(LayerEntry(path: u.home, kind: .directory, mode: 0o755, uid: u.uid, gid: u.gid))
+        }
+        return entries
+    }
+
+    /// Reuses the layer if its key is cached, else writes it into the store.
+    func layer(_ entries: [LayerEntry], image: String, name: String, compression: LayerCompression) throws
+        -> (CachedLayer, reused: Bool)
+    {
+        let key = try cacheKey(entries, compression: compression)
+        if let hit = cache.lookup(key) {
+            events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
+            return (hit, true)
+        }
+        let total = entries.reduce(Int64(0)) { sum, entry in
+            if case .file(.path(let p)) = entry.kind { return sum + ((try? FileDigests.stamp(p).size) ?? 0) }
+            return sum
+        }
+        events(.layerStarted(image: image, layer: name, inputBytes: total))
+        let started = Date()
+        let staged = try layout.makeStagingFile()
+        try? staged.handle.close()
+        let events = self.events
+        let result: LayerResult
+        do {
+            result = try LayerWriter.write(
+                entries: entries, to: staged.path,
+                options: LayerOptions(
+                    mtime: options.sourceDateEpoch, compression: compression, threads: options.threads),
+                progress: { done in events(.layerProgress(image: image, layer: name, done: done, total: total)) })
+        } catch {
+            staged.discard()
+            throw error
+        }
+        try layout.adopt(fileAt: staged.path, as: result.descriptor.digest)
+        let cached = CachedLayer(
+            diffID: result.diffID, descriptor: result.descriptor, uncompressedSize: result.uncompressedSize)
+        try cache.remember(cached, for: key)
+        events(
+            .layerBuilt(
+                image: image, layer: name, digest: result.descriptor.digest, size: result.descriptor.size,
+                seconds: Date().timeIntervalSince(started)))
+        return (cached, false)
+    }
+
+    /// sha256 over everything that determines the layer's bytes: each entry with its content's digest,
+    /// the compression, the mtime and the encoding version.
+    func cacheKey(_ entries: [LayerEntry], compression: LayerCompression) throws -> Digest {
+        struct KeyEntry: Encodable {
+            var path: String
+            var kind: String
+            var value: String
+            var mode: UInt32
+            var uid: Int
+            var gid: Int
+        }
+        struct Key: Encodable {
+            var encoding = Encoding.version
+            var compression: String
+            var mtime: Int64
+            var entries: [KeyEntry]
+        }
+        let keyed = try entries.map { entry -> KeyEntry in
+            let (kind, value): (String, String)
+            switch entry.kind {
+            case .directory: (kind, value) = ("dir", "")
+            case .symlink(let target): (kind, value) = ("symlink", target)
+            case .hardlink(let target): (kind, value) = ("hardlink", target)
+            case .file(.bytes(let data)): (kind, value) = ("file", Digest.sha256(data).description)
+            case .file(.path(let path)): (kind, value) = ("file", try digests.digest(ofFileAt: path).description)
+            }
+            return KeyEntry(
+                path: entry.path, kind: kind, value: value, mode: entry.mode, uid: entry.uid, gid: entry.gid)
+        }
+        return Digest.sha256(
+            try CanonicalJSON.encode(
+                Key(compression: compression.rawValue, mtime: options.sourceDateEpoch, entries: keyed)))
+    }
+}

@@ -1,0 +1,132 @@
+import ArgumentParser
+import Foundation
+import KilnBuild
+import KilnLayer
+import KilnOCI
+import KilnRecipe
+import KilnStore
+
+struct Build: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build recipes into images in the local store.",
+        discussion: """
+            Builds every recipe found in the given files and directories (default: recipes/), bases first. \
+            A layer whose inputs and spec are unchanged is reused, not rebuilt; a rebuild of unchanged \
+            recipes only checks inputs (by size, mtime, ctime and inode; --rehash reads them all).
+
+            Naming images builds just those and the recipes they build on:
+              kiln build recipes komodod
+            Each image is tagged NAME:VERSION (and any --tag); `kiln images` lists them.
+
+            Output is reproducible: the same recipes and inputs give the same digests anywhere. Set \
+            SOURCE_DATE_EPOCH to stamp files and configs with another fixed time than 1970-01-01.
+            """)
+
+    @Argument(help: "Recipe files or directories, then optionally image names to build.")
+    var targets: [String] = []
+
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: .long, help: "Use this version (tag) for every image instead of the recipes' own.")
+    var version: String?
+
+    @Option(name: .customLong("tag"), help: "Add a tag to every image built (repeatable), e.g. the git commit.")
+    var tags: [String] = []
+
+    @Option(name: .long, help: "Source revision to record in the images' annotations.")
+    var revision: String?
+
+    @Option(name: .long, help: "Layer compression for every image: gzip (default), zstd or none.")
+    var compression: LayerCompression?
+
+    @Option(name: .long, help: "Compression threads (output is identical for any number).")
+    var threads: Int?
+
+    @Flag(name: .long, help: "Hash every input file again instead of trusting unchanged file metadata.")
+    var rehash = false
+
+    func validate() throws {
+        for tag in tags + (version.map { [$0] } ?? []) {
+            guard tag.range(of: #"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
+                throw ValidationError(
+                    "'\(tag)' is not a valid OCI tag: use letters, digits, _ . - (max 128 characters)")
+            }
+        }
+    }
+
+    func run() throws {
+        let started = Date()
+        // Arguments that exist on disk are recipe paths; the rest name images.
+        let paths = targets.filter { FileManager.default.fileExists(atPath: $0) }
+        let names = targets.filter { !FileManager.default.fileExists(atPath: $0) }
+        let set: RecipeSet
+        do {
+            set = try RecipeSet.load(paths: paths.isEmpty ? ["recipes"] : paths)
+        } catch let error as RecipeError {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(65)
+        }
+        for name in names where set.recipe(named: name) == nil {
+            throw ValidationError(
+                "no recipe named '\(name)' (known: \(set.recipes.map(\.name).joined(separator: ", "))), and no such file"
+            )
+        }
+        let recipes = names.isEmpty ? set.recipes : set.closure(of: names)
+        let layout = try OCILayout(root: storeOptions.path)
+        let json = output.json
+        let reporter = ProgressReporter()
+        let builder = Builder(
+            layout: layout,
+            options: BuildOptions(
+                compression: compression, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                rehash: rehash, version: version, extraTags: tags, revision: revision),
+            events: { event in if !json { reporter.handle(event) } })
+        let results: [BuiltImage]
+        do {
+            results = try builder.build(recipes, all: set)
+        } catch let error as RecipeError {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(65)
+        }
+        if json { return try Output.json(results) }
+        let built = results.flatMap(\.layers).filter { !$0.reused }.count
+        let reused = results.flatMap(\.layers).filter(\.reused).count
+        Output.line(
+            "built \(results.count) image\(results.count == 1 ? "" : "s") (\(built) layers written, \(reused) reused) in "
+                + String(format: "%.1fs", Date().timeIntervalSince(started)))
+    }
+}
+
+/// Turns build events into human output: a line per layer and per image, a live progress line on a terminal.
+final class ProgressReporter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lastDraw = Date.distantPast
+
+    func handle(_ event: BuildEvent) {
+        lock.lock()
+        defer { lock.unlock() }
+        switch event {
+        case .layerReused(let image, let layer, let digest):
+            Output.status("  \(image) ▸ \(layer): reused \(Output.short(digest))")
+        case .layerStarted(let image, let layer, let bytes):
+            if !Output.isTerminal && bytes > 64 << 20 {
+                Output.status("  \(image) ▸ \(layer): writing \(Output.bytes(bytes)) …")
+            }
+        case .layerProgress(let image, let layer, let done, let total):
+            guard Date().timeIntervalSince(lastDraw) > 0.2, total > 0 else { return }
+            lastDraw = Date()
+            Output.progress(
+                "  \(image) ▸ \(layer): \(Output.bytes(done)) / \(Output.bytes(total)) (\(done * 100 / total)%)")
+        case .layerBuilt(let image, let layer, let digest, let size, let seconds):
+            Output.endProgress()
+            Output.status(
+                "  \(image) ▸ \(layer): built \(Output.short(digest)) \(Output.bytes(size)) in \(String(format: "%.1fs", seconds))"
+            )
+        case .imageTagged(_, let references, let digest):
+            Output.status("\(references.joined(separator: ", ")) → \(digest)")
+        }
+    }
+}
+
+extension LayerCompression: ExpressibleByArgument {}
