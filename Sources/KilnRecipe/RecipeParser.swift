@@ -80,7 +80,9 @@ struct RecipeParser {
         } else if !fields.contains(where: { $0.key == "version" }) {
             report(root, "a recipe needs a version", hint: "add `version: 1.0.0` (it becomes the image tag)")
         }
-        if recipe.base == .scratch && recipe.layers.isEmpty && fields.contains(where: { $0.key == "name" }) {
+        if !fields.contains(where: { $0.key == "base" }) && recipe.layers.isEmpty
+            && !fields.contains(where: { $0.key == "layers" }) && fields.contains(where: { $0.key == "name" })
+        {
             report(
                 root, "an image from scratch needs at least one layer", hint: "add a `layers:` list, or name a `base:`")
         }
@@ -147,7 +149,7 @@ struct RecipeParser {
                 report(item, "a layer needs a name", hint: "add `name: …`: it names the layer in history and errors")
                 return nil
             }
-            if entries.isEmpty && !fields.isEmpty {
+            if entries.isEmpty && !fields.contains(where: { $0.key != "name" }) {
                 report(
                     item, "layer '\(name)' adds nothing",
                     hint: "give it `add`, `dirs`, `symlinks`, `files` or `packages`")

@@ -67,7 +67,7 @@ public struct RecipeSet: Sendable {
             }
             root = node
         } catch let error as YamlError {
-            return ([], [yamlDiagnostic(error, file: file)])
+            return ([], [yamlDiagnostic(error, file: file, text: text)])
         } catch {
             return ([], [Diagnostic(SourceLocation(file: file, line: 1, column: 1), "\(error)")])
         }
@@ -146,8 +146,21 @@ public struct RecipeSet: Sendable {
         return recipes.filter { wanted.contains($0.name) }
     }
 
-    static func yamlDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
+    static func yamlDiagnostic(_ error: YamlError, file: String, text: String) -> Diagnostic {
         switch error {
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams names the map; point at the key's second occurrence at the map's indentation.
+            let key = duplicates.first ?? "?"
+            let indent = String(repeating: " ", count: max(context.mark.column - 1, 0))
+            let lines = text.components(separatedBy: "\n")
+            let hits = lines.indices.filter { i in
+                lines[i].hasPrefix(indent + key)
+                    && lines[i].dropFirst(indent.count + key.count).trimmingCharacters(in: .whitespaces).hasPrefix(":")
+            }
+            let line = hits.count > 1 ? hits[1] + 1 : context.mark.line
+            return Diagnostic(
+                SourceLocation(file: file, line: line, column: indent.count + 1), "'\(key)' is given twice",
+                hint: "keep one")
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
             .composer(_, let problem, let mark, _):
             return Diagnostic(

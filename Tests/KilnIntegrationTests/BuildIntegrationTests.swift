@@ -231,4 +231,29 @@ import Testing
         #expect(try images(store)["big:1"] != nil)
         #expect(try FileManager.default.contentsOfDirectory(atPath: staging).isEmpty)
     }
+
+    @Test func badRecipesFailWithEveryLocationAndNothingStored() throws {
+        let tmp = try TemporaryDirectory("kiln-bad")
+        defer { tmp.remove() }
+        try tmp.write(
+            "bad.yaml",
+            """
+            name: bad
+            version: "1"
+            layers:
+              - name: files
+                add:
+                  - src: missing.txt
+                    to: /x
+                  - src: "nothing-*.bin"
+                    to: /y/
+            """)
+        let result = try KilnBinary.run(
+            ["build", tmp.path + "/bad.yaml", "--store", tmp.path + "/images"], check: false)
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("\(tmp.path)/bad.yaml:6:9: error: 'missing.txt' matches no file in \(tmp.path)"))
+        #expect(result.stderr.contains("\(tmp.path)/bad.yaml:8:9: error: 'nothing-*.bin' matches no file"))
+        #expect(result.stderr.contains("2 errors in recipes"))
+        #expect(try images(tmp.path + "/images").isEmpty)
+    }
 }
