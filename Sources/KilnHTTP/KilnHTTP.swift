@@ -1,1 +1,0 @@
-// KilnHTTP: see Package.swift for what this module owns.

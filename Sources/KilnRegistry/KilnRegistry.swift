@@ -1,1 +1,0 @@
-// KilnRegistry: see Package.swift for what this module owns.
