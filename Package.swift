@@ -65,7 +65,8 @@ let package = Package(
         .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnTestSupport"]),
         .testTarget(name: "KilnLayerTests", dependencies: ["KilnLayer", "KilnTestSupport"]),
         .testTarget(name: "KilnRecipeTests", dependencies: ["KilnRecipe"]),
-        .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnRegistryTests", dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnTestSupport"]),
         .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
         .testTarget(name: "KilnIntegrationTests", dependencies: ["KilnBuild", "KilnTestSupport"]),

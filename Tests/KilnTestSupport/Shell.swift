@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The result of a finished command.
 public struct CommandResult: Sendable {
     public var status: Int32
@@ -16,47 +20,74 @@ public struct CommandFailed: Error, CustomStringConvertible {
     }
 }
 
-/// Runs real tools for tests: output is captured through temp files so large outputs never block a pipe.
+/// Runs real tools for tests. Uses posix_spawn and waitpid directly: Foundation's Process can miss a child's
+/// exit on Linux and hang a test forever. Output goes through temp files so large outputs never block a pipe.
 public enum Shell {
     @discardableResult
     public static func run(
         _ arguments: [String], environment: [String: String] = [:], directory: String? = nil, check: Bool = true,
         stdin: String? = nil
     ) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let tmp = FileManager.default.temporaryDirectory
-        let outURL = tmp.appendingPathComponent("kiln-out-\(UUID().uuidString)")
-        let errURL = tmp.appendingPathComponent("kiln-err-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let tmp = FileManager.default.temporaryDirectory.path
+        let id = UUID().uuidString
+        let outPath = "\(tmp)/kiln-out-\(id)"
+        let errPath = "\(tmp)/kiln-err-\(id)"
+        let inPath = "\(tmp)/kiln-in-\(id)"
+        try Data((stdin ?? "").utf8).write(to: URL(fileURLWithPath: inPath))
         defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
+            unlink(outPath)
+            unlink(errPath)
+            unlink(inPath)
         }
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        process.standardOutput = out
-        process.standardError = err
-        let input = Pipe()
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
-        if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try input.fileHandleForWriting.close()
-        }
-        process.waitUntilExit()
-        try out.close()
-        try err.close()
+        let pid = try ChildProcess.spawn(
+            arguments, environment: environment, directory: directory, stdin: inPath, stdout: outPath, stderr: errPath)
+        let status = ChildProcess.wait(pid)
         let result = CommandResult(
-            status: process.terminationStatus,
-            stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+            status: status, stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
         if check && !result.succeeded { throw CommandFailed(command: arguments, result: result) }
         return result
+    }
+}
+
+/// posix_spawn with files for the standard streams, resolved through PATH.
+public enum ChildProcess {
+    public static func spawn(
+        _ arguments: [String], environment: [String: String] = [:], directory: String? = nil,
+        stdin: String = "/dev/null",
+        stdout: String, stderr: String
+    ) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // env(1) resolves the program through PATH and, with -C, sets the working directory.
+        let argv0 = directory == nil ? ["/usr/bin/env"] + arguments : ["/usr/bin/env", "-C", directory!] + arguments
+        let cArgs = argv0.map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/usr/bin/env", &actions, nil, cArgs, cEnv)
+        guard rc == 0 else {
+            throw CommandFailed(
+                command: arguments, result: CommandResult(status: -1, stdout: "", stderr: String(cString: strerror(rc)))
+            )
+        }
+        return pid
+    }
+
+    /// Waits for the child and returns its exit status (128 + signal when killed).
+    public static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if status & 0x7f == 0 { return (status >> 8) & 0xff }
+        return 128 + (status & 0x7f)
     }
 }
 

@@ -1,0 +1,342 @@
+import Foundation
+import KilnHTTP
+import KilnOCI
+import KilnStore
+import KilnTestSupport
+import Testing
+
+@testable import KilnRegistry
+
+/// Push and pull against real docker-registry processes, read back by skopeo and podman.
+@Suite(.serialized) struct PushPullTests {
+    static let golden = KilnBinary.packageRoot + "/Tests/Fixtures/golden"
+
+    /// A store with the golden images built by the CLI.
+    func goldenStore() throws -> (TemporaryDirectory, String) {
+        let tmp = try TemporaryDirectory("kiln-push")
+        try KilnBinary.run(
+            ["build", Self.golden, "--store", tmp.path + "/images"], environment: ["SOURCE_DATE_EPOCH": ""])
+        return (tmp, tmp.path + "/images")
+    }
+
+    struct Pushed: Decodable {
+        var reference: String
+        var repository: String
+        var digest: String
+        var tags: [String]
+    }
+
+    func push(
+        _ store: String, to: String, _ extra: [String] = [], environment: [String: String] = [:], check: Bool = true
+    ) throws
+        -> (CommandResult, [Pushed])
+    {
+        let result = try KilnBinary.run(
+            ["push", "--to", to, "--store", store, "--json"] + extra, environment: environment, check: check)
+        let pushed = result.succeeded ? try JSONDecoder().decode([Pushed].self, from: Data(result.stdout.utf8)) : []
+        return (result, pushed)
+    }
+
+    func localDigests(_ store: String) throws -> [String: String] {
+        let layout = try OCILayout(root: store)
+        return Dictionary(
+            uniqueKeysWithValues: try layout.tags().map { ($0.reference, $0.descriptor.digest.description) })
+    }
+
+    @Test func pushThenReadBackWithSkopeoKilnPullAndPodman() throws {
+        let registry = try RegistryServer()
+        let (tmp, store) = try goldenStore()
+        let podman = try Podman()
+        defer {
+            registry.stop()
+            tmp.remove()
+            podman.cleanUp()
+        }
+        // A runnable image too.
+        try Shell.run(["cp", "/bin/busybox", tmp.path + "/busybox"])
+        try tmp.write(
+            "run.yaml",
+            """
+            name: runnable
+            version: "1"
+            layers:
+              - name: bin
+                add: [{src: busybox, to: /bin/busybox}]
+            entrypoint: [/bin/busybox, echo]
+            cmd: [pulled and running]
+            """)
+        try KilnBinary.run(["build", tmp.path + "/run.yaml", "--store", store])
+        let local = try localDigests(store)
+        let (_, pushed) = try push(store, to: "\(registry.address)/komodo")
+        #expect(Set(pushed.map(\.repository)) == ["komodo/golden-app", "komodo/golden-base", "komodo/runnable"])
+        let app = try #require(pushed.first { $0.repository == "komodo/golden-app" })
+        #expect(app.tags == ["2.0.0", "stable"])
+        #expect(app.reference == "\(registry.address)/komodo/golden-app@\(local["golden-app:2.0.0"]!)")
+
+        // skopeo reads what the registry serves: the same digests `kiln images` shows.
+        for (reference, digest) in local {
+            let parts = reference.split(separator: ":")
+            let inspect = try Shell.run([
+                "skopeo", "inspect", "--raw", "--tls-verify=false",
+                "docker://\(registry.address)/komodo/\(parts[0]):\(parts[1])",
+            ]).stdout
+            #expect(Digest.sha256(Data(inspect.utf8)).description == digest, "\(reference)")
+        }
+        // skopeo copies it back into a layout with the same digest.
+        try Shell.run([
+            "skopeo", "copy", "--src-tls-verify=false", "docker://\(registry.address)/komodo/golden-app:2.0.0",
+            "oci:\(tmp.path)/copy:app",
+        ])
+        #expect(
+            try Oracles.skopeoInspect(layout: tmp.path + "/copy", reference: "app")["Digest"] as? String
+                == local["golden-app:2.0.0"])
+        // kiln pull into an empty store gives the same digest, and umoci accepts the result.
+        try KilnBinary.run([
+            "pull", "\(registry.address)/komodo/golden-app:2.0.0", "--store", tmp.path + "/pulled", "--tag",
+            "app:pulled",
+        ])
+        #expect(try localDigests(tmp.path + "/pulled")["app:pulled"] == local["golden-app:2.0.0"])
+        try Shell.run(["umoci", "unpack", "--image", "\(tmp.path)/pulled:app:pulled", tmp.path + "/bundle"])
+        // podman pulls from the registry and runs it.
+        let out = try podman.run("\(registry.address)/komodo/runnable:1", extra: ["--tls-verify=false"]).stdout
+        #expect(out == "pulled and running\n")
+    }
+
+    @Test func rePushUploadsNothingAndSharedLayersMoveOnce() async throws {
+        let registry = try RegistryServer()
+        let (tmp, store) = try goldenStore()
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        let layout = try OCILayout(root: store)
+        let items = try layout.tags().filter { $0.tag != "stable" }.map {
+            Pusher.Item(repository: "ns/" + $0.name, descriptor: $0.descriptor, tags: [$0.tag])
+        }
+        let events = EventLog()
+        func pushOnce() async throws -> Int64 {
+            let transport = try HTTPTransport()
+            let client = RegistryClient(registry: registry.address, transport: transport, options: RegistryOptions())
+            _ = try await Pusher(layout: layout, client: client, events: events.record).push(items)
+            await transport.shutdown()
+            return client.uploadedBytes
+        }
+        let first = try await pushOnce()
+        // golden-app shares golden-base's two layers: they are mounted (or found), never uploaded twice.
+        let base = try layout.images(for: try layout.resolve("golden-base:1.0.0"))[0].manifest.layers
+        for layer in base {
+            #expect(events.uploads(of: layer.digest) == 1, "shared layer \(layer.digest) uploaded once")
+        }
+        #expect(events.mounts > 0)
+        let uploadsBefore = registry.uploadRequests
+        events.clear()
+        let second = try await pushOnce()
+        #expect(first > 0)
+        #expect(second == 0, "a re-push uploads no blob bytes")
+        #expect(events.uploadCount == 0)
+        #expect(registry.uploadRequests == uploadsBefore, "the registry saw no new uploads")
+    }
+
+    @Test func basicAuthRightAndWrongPassword() throws {
+        let registry = try RegistryServer(auth: .basic(user: "ci", password: "s3cret-pw"))
+        let (tmp, store) = try goldenStore()
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        let config = tmp.path + "/docker"
+        let wrong = try push(
+            store, to: registry.address,
+            environment: ["DOCKER_CONFIG": config, "KILN_REGISTRY_USERNAME": "ci", "KILN_REGISTRY_PASSWORD": "nope"],
+            check: false
+        ).0
+        #expect(!wrong.succeeded)
+        #expect(wrong.stderr.contains("HTTP 401"))
+        #expect(wrong.stderr.contains("kiln login \(registry.address)"))
+        #expect(!wrong.stderr.contains("nope") && !wrong.stdout.contains("nope"), "secrets never printed")
+        // kiln login stores it; push then succeeds.
+        try Shell.run(
+            [KilnBinary.path, "login", registry.address, "-u", "ci", "--password-stdin"],
+            environment: ["DOCKER_CONFIG": config],
+            stdin: "s3cret-pw\n")
+        let (ok, pushed) = try push(store, to: registry.address, environment: ["DOCKER_CONFIG": config])
+        #expect(ok.succeeded && pushed.count == 2)
+        try Shell.run(
+            [
+                "skopeo", "inspect", "--tls-verify=false", "--creds", "ci:s3cret-pw",
+                "docker://\(registry.address)/golden-base:1.0.0",
+            ])
+        try KilnBinary.run(["logout", registry.address], environment: ["DOCKER_CONFIG": config])
+        #expect(
+            !(try push(store, to: registry.address, environment: ["DOCKER_CONFIG": config], check: false).0.succeeded))
+    }
+
+    @Test func tlsWithPrivateCA() throws {
+        let registry = try RegistryServer(tls: true)
+        let (tmp, store) = try goldenStore()
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        let refused = try push(store, to: registry.address, check: false).0
+        #expect(!refused.succeeded)
+        #expect(refused.stderr.contains("TLS"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("--ca-file"))
+        let (ok, pushed) = try push(store, to: registry.address, ["--ca-file", registry.caFile!])
+        #expect(ok.succeeded && pushed.count == 2)
+        try Shell.run([
+            "skopeo", "inspect", "--cert-dir", tmp.path + "/none", "--tls-verify=false",
+            "docker://\(registry.address)/golden-app:stable",
+        ])
+    }
+
+    @Test func bearerTokenFlow() throws {
+        let tokens = try TokenServer(user: "ci", password: "tok-pw")
+        let registry = try RegistryServer(auth: .token(tokens))
+        let (tmp, store) = try goldenStore()
+        defer {
+            registry.stop()
+            tokens.stop()
+            tmp.remove()
+        }
+        let env = [
+            "DOCKER_CONFIG": tmp.path + "/docker", "KILN_REGISTRY_USERNAME": "ci", "KILN_REGISTRY_PASSWORD": "tok-pw",
+        ]
+        let (ok, pushed) = try push(store, to: "\(registry.address)/team", environment: env)
+        #expect(ok.succeeded && pushed.count == 2, "\(ok.stderr)")
+        #expect(tokens.log.contains("repository:team/golden-app:pull,push"))
+        try KilnBinary.run(
+            ["pull", "\(registry.address)/team/golden-base:1.0.0", "--store", tmp.path + "/pulled"], environment: env)
+        var bad = env
+        bad["KILN_REGISTRY_PASSWORD"] = "wrong"
+        let refused = try push(store, to: "\(registry.address)/team", environment: bad, check: false).0
+        #expect(!refused.succeeded && refused.stderr.contains("token"))
+    }
+
+    @Test func faultsAreSurvivedOrReportedWithoutDanglingTags() async throws {
+        let registry = try RegistryServer()
+        let proxy = try FaultProxy(upstream: registry.port)
+        let tmp = try TemporaryDirectory("kiln-fault")
+        defer {
+            proxy.stop()
+            registry.stop()
+            tmp.remove()
+        }
+        // An image with a 6 MB layer (pushed in 1 MiB chunks) and a 2 MB one (one PUT).
+        try Shell.run([
+            "sh", "-c",
+            "head -c 6000000 /dev/urandom > '\(tmp.path)/big'; head -c 2000000 /dev/urandom > '\(tmp.path)/small'",
+        ])
+        try tmp.write(
+            "f.yaml",
+            """
+            name: faulty
+            version: "1"
+            compression: none
+            layers:
+              - name: big
+                add: [{src: big, to: /big}]
+              - name: small
+                add: [{src: small, to: /small}]
+            """)
+        try KilnBinary.run(["build", tmp.path + "/f.yaml", "--store", tmp.path + "/images"])
+        let layout = try OCILayout(root: tmp.path + "/images")
+        let tagged = try layout.resolve("faulty:1")
+        let transport = try HTTPTransport(options: HTTPOptions(baseDelay: 0.05))
+        let client = RegistryClient(
+            registry: proxy.address, transport: transport,
+            options: RegistryOptions(monolithicLimit: 4 << 20, chunkSize: 1 << 20, jobs: 2, attempts: 4))
+        let pushed = try await Pusher(layout: layout, client: client).push([
+            .init(repository: "f/faulty", descriptor: tagged, tags: ["1"])
+        ])
+        await transport.shutdown()
+        for fault in ["429", "500", "reset during PATCH", "reset during PUT"] {
+            #expect(proxy.log.contains(fault), "fault \(fault) was injected")
+        }
+        #expect(pushed[0].digest == tagged.digest)
+        let raw = try Shell.run([
+            "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(registry.address)/f/faulty:1",
+        ]).stdout
+        #expect(Digest.sha256(Data(raw.utf8)) == tagged.digest)
+        try Shell.run([
+            "skopeo", "copy", "--src-tls-verify=false", "docker://\(registry.address)/f/faulty:1",
+            "oci:\(tmp.path)/back:x",
+        ])
+
+        // A registry that keeps failing: the push fails clearly and no tag appears.
+        let dead = try HTTPTransport(options: HTTPOptions(attempts: 2, baseDelay: 0.01))
+        let failing = RegistryClient(
+            registry: "127.0.0.1:\(try freePort())", transport: dead, options: RegistryOptions(attempts: 2))
+        await #expect(throws: RegistryError.self) {
+            _ = try await Pusher(layout: layout, client: failing).push([
+                .init(repository: "f/other", descriptor: tagged, tags: ["1"])
+            ])
+        }
+        await dead.shutdown()
+        let tags = try Shell.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(registry.address)/f/faulty"])
+            .stdout
+        #expect(tags.contains("\"1\""))
+    }
+
+    @Test func largeBlobPushesWithFlatMemory() throws {
+        let registry = try RegistryServer()
+        let tmp = try TemporaryDirectory("kiln-large")
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        try Shell.run(["sh", "-c", "head -c 300000000 /dev/urandom > '\(tmp.path)/blob.bin'"])
+        try tmp.write(
+            "l.yaml",
+            "name: large\nversion: \"1\"\ncompression: none\nlayers:\n  - name: blob\n    add: [{src: blob.bin, to: /blob.bin}]\n"
+        )
+        try KilnBinary.run(["build", tmp.path + "/l.yaml", "--store", tmp.path + "/images"])
+        let result = try Shell.run([
+            "/usr/bin/time", "-v", KilnBinary.path, "push", "--to", registry.address, "--store", tmp.path + "/images",
+        ])
+        let line = result.stderr.split(separator: "\n").first { $0.contains("Maximum resident set size") } ?? ""
+        let kilobytes = Int(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+        print("kiln push of a 300 MB blob: peak RSS \(kilobytes / 1024) MB")
+        #expect(kilobytes > 0 && kilobytes < 150 * 1024, "peak RSS \(kilobytes) kB for a 300 MB blob")
+        let raw = try Shell.run(["skopeo", "inspect", "--tls-verify=false", "docker://\(registry.address)/large:1"])
+            .stdout
+        #expect(raw.contains(try OCILayout(root: tmp.path + "/images").resolve("large:1").digest.description))
+    }
+}
+
+/// Collects transfer events for assertions.
+final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [TransferEvent] = []
+
+    func record(_ event: TransferEvent) {
+        lock.lock()
+        events.append(event)
+        lock.unlock()
+    }
+
+    func clear() {
+        lock.lock()
+        events.removeAll()
+        lock.unlock()
+    }
+
+    func uploads(of digest: Digest) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return events.filter { if case .blobUploaded(_, let d, _) = $0 { return d == digest } else { return false } }
+            .count
+    }
+
+    var uploadCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return events.filter { if case .blobUploaded = $0 { return true } else { return false } }.count
+    }
+
+    var mounts: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return events.filter { if case .blobMounted = $0 { return true } else { return false } }.count
+    }
+}
