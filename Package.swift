@@ -66,7 +66,8 @@ let package = Package(
         .testTarget(name: "KilnLayerTests", dependencies: ["KilnLayer", "KilnTestSupport"]),
         .testTarget(name: "KilnRecipeTests", dependencies: ["KilnRecipe"]),
         .testTarget(
-            name: "KilnRegistryTests", dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
+            name: "KilnRegistryTests",
+            dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnTestSupport"]),
         .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
         .testTarget(name: "KilnIntegrationTests", dependencies: ["KilnBuild", "KilnTestSupport"]),

@@ -121,6 +121,11 @@ public final class HTTPTransport: Sendable {
         try? await client.shutdown()
     }
 
+    /// A transport dropped without `shutdown()` (an error path) must not take the process down.
+    deinit {
+        try? client.syncShutdown()
+    }
+
     /// Sends a request and collects the answer's body (up to `limit` bytes: manifests, errors, tokens).
     public func send(_ request: HTTPRequest, limit: Int = 16 << 20) async throws -> HTTPResponse {
         try await withRetries(request) { request in

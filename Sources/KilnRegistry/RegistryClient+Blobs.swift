@@ -167,13 +167,20 @@ extension RegistryClient {
                 if let next = status.header("Location").flatMap({ URL(string: $0, relativeTo: status.url) }) {
                     location = next.absoluteURL
                 }
-                offset = Self.rangeEnd(status.header("Range")).map { $0 + 1 } ?? 0
+                offset = Self.resumeOffset(status.header("Range"))
             }
         }
         return location
     }
 
     enum RetryableChunk: Error { case no(RegistryError) }
+
+    /// Where to continue an upload: distribution reports `0-0` both for 0 and 1 byte received; chunks are far
+    /// larger than one byte, so `0-0` means nothing arrived.
+    static func resumeOffset(_ header: String?) -> Int64 {
+        guard let end = rangeEnd(header), end > 0 else { return 0 }
+        return end + 1
+    }
 
     /// The end of a `Range: 0-N` (or `bytes=0-N`) header.
     static func rangeEnd(_ header: String?) -> Int64? {

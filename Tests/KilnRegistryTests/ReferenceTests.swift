@@ -46,6 +46,14 @@ import Testing
         #expect(RegistryClient.parseChallenge(#"Basic realm="kiln""#)?.scheme == "Basic")
     }
 
+    /// Regression: distribution answers `Range: 0-0` when nothing arrived; resuming at 1 corrupted the blob.
+    @Test func resumeOffsets() {
+        #expect(RegistryClient.resumeOffset("0-0") == 0)
+        #expect(RegistryClient.resumeOffset(nil) == 0)
+        #expect(RegistryClient.resumeOffset("0-1048575") == 1_048_576)
+        #expect(RegistryClient.resumeOffset("bytes=0-99") == 100)
+    }
+
     @Test func credentialsNeverPrintTheSecret() {
         let c = Credential(username: "ci", secret: "hunter2")
         #expect(!"\(c)".contains("hunter2"))

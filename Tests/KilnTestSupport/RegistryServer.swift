@@ -61,7 +61,7 @@ public final class BackgroundProcess: @unchecked Sendable {
     public func stop() {
         guard !stopped else { return }
         stopped = true
-        kill(pid, SIGTERM)
+        kill(pid, SIGKILL)
         _ = ChildProcess.wait(pid)
     }
 

@@ -72,8 +72,20 @@ public enum ChildProcess {
             cArgs.forEach { free($0) }
             cEnv.forEach { free($0) }
         }
+        // The test runner blocks and ignores signals on its threads; children must start with the defaults, or
+        // a server would ignore the SIGTERM that stops it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/usr/bin/env", &actions, nil, cArgs, cEnv)
+        let rc = posix_spawn(&pid, "/usr/bin/env", &actions, &attributes, cArgs, cEnv)
         guard rc == 0 else {
             throw CommandFailed(
                 command: arguments, result: CommandResult(status: -1, stdout: "", stderr: String(cString: strerror(rc)))
