@@ -56,13 +56,16 @@ public struct Pusher: Sendable {
         for item in items {
             let (blobs, manifests) = try graph(item.descriptor)
             try await pushBlobs(blobs, to: item.repository, known: known)
-            for (descriptor, data) in manifests {
+            // A re-push is HEAD requests only: manifests and tags the registry already has are left alone.
+            for (descriptor, data) in manifests
+            where try await client.manifestDescriptor(item.repository, descriptor.digest.description) == nil {
                 try await client.putManifest(
                     item.repository, descriptor.digest.description, data: data, mediaType: descriptor.mediaType)
                 events(.manifestPushed(repository: item.repository, reference: descriptor.digest.description))
             }
             let top = try layout.readBlob(item.descriptor.digest)
-            for tag in item.tags {
+            for tag in item.tags
+            where try await client.manifestDescriptor(item.repository, tag)?.digest != item.descriptor.digest {
                 try await client.putManifest(item.repository, tag, data: top, mediaType: item.descriptor.mediaType)
                 events(.manifestPushed(repository: item.repository, reference: tag))
             }

@@ -135,6 +135,7 @@ import Testing
         #expect(second == 0, "a re-push uploads no blob bytes")
         #expect(events.uploadCount == 0)
         #expect(registry.uploadRequests == uploadsBefore, "the registry saw no new uploads")
+        #expect(events.manifestPushes == 0, "a re-push sends only HEAD requests")
     }
 
     @Test func basicAuthRightAndWrongPassword() throws {
@@ -332,6 +333,12 @@ final class EventLog: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return events.filter { if case .blobUploaded = $0 { return true } else { return false } }.count
+    }
+
+    var manifestPushes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return events.filter { if case .manifestPushed = $0 { return true } else { return false } }.count
     }
 
     var mounts: Int {
