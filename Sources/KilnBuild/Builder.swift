@@ -205,7 +205,7 @@ public final class Builder: Sendable {
         case .image(let reference, let digest):
             guard layout.hasBlob(digest) else {
                 throw BuildError.recipe(
-                    "\(recipe.baseLocation ?? recipe.location): error: base image \(reference)@\(digest) is not in the store: run `kiln pull \(reference)@\(digest)` first"
+                    "\(recipe.baseLocation ?? recipe.location): error: base image \(reference)@\(digest) is not in the store: run `kiln build` with network, or `kiln pull \(reference)@\(digest)`"
                 )
             }
             let descriptor = Descriptor(

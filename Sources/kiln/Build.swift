@@ -1,12 +1,14 @@
 import ArgumentParser
 import Foundation
 import KilnBuild
+import KilnHTTP
 import KilnLayer
 import KilnOCI
 import KilnRecipe
+import KilnRegistry
 import KilnStore
 
-struct Build: ParsableCommand {
+struct Build: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build recipes into images in the local store.",
         discussion: """
@@ -27,6 +29,7 @@ struct Build: ParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var registryFlags: RegistryFlags
 
     @Option(name: .long, help: "Use this version (tag) for every image instead of the recipes' own.")
     var version: String?
@@ -55,7 +58,7 @@ struct Build: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let started = Date()
         // Arguments that exist on disk are recipe paths; the rest name images.
         let paths = targets.filter { FileManager.default.fileExists(atPath: $0) }
@@ -75,6 +78,12 @@ struct Build: ParsableCommand {
         let recipes = names.isEmpty ? set.recipes : set.closure(of: names)
         let layout = try OCILayout(root: storeOptions.path)
         let json = output.json
+        // Digest-pinned registry bases are fetched once; later builds find them in the store.
+        _ = try await BaseImages.fetchMissing(
+            recipes, into: layout,
+            options: RegistryOptions(
+                insecure: Set(registryFlags.insecure), caFile: registryFlags.caFile, jobs: registryFlags.jobs),
+            httpOptions: HTTPOptions(caFile: registryFlags.caFile), events: TransferReporter(quiet: json).handle)
         let reporter = ProgressReporter()
         let builder = Builder(
             layout: layout,

@@ -27,12 +27,14 @@ import Testing
     }
 
     func push(
-        _ store: String, to: String, _ extra: [String] = [], environment: [String: String] = [:], check: Bool = true
+        _ store: String, to: String, _ extra: [String] = [], images: [String] = [], environment: [String: String] = [:],
+        check: Bool = true
     ) throws
         -> (CommandResult, [Pushed])
     {
         let result = try KilnBinary.run(
-            ["push", "--to", to, "--store", store, "--json"] + extra, environment: environment, check: check)
+            ["push"] + images + ["--to", to, "--store", store, "--json"] + extra, environment: environment, check: check
+        )
         let pushed = result.succeeded ? try JSONDecoder().decode([Pushed].self, from: Data(result.stdout.utf8)) : []
         return (result, pushed)
     }
@@ -136,6 +138,43 @@ import Testing
         #expect(events.uploadCount == 0)
         #expect(registry.uploadRequests == uploadsBefore, "the registry saw no new uploads")
         #expect(events.manifestPushes == 0, "a re-push sends only HEAD requests")
+    }
+
+    @Test func registryBasePinnedByDigestIsPulledOnceAndShared() throws {
+        let registry = try RegistryServer()
+        let (tmp, store) = try goldenStore()
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        let (_, pushed) = try push(store, to: "\(registry.address)/up", images: ["golden-base"])
+        let base = try #require(pushed.first)
+        try tmp.write(
+            "child.yaml",
+            """
+            name: child
+            version: "1"
+            base: \(registry.address)/up/golden-base:1.0.0@\(base.digest)
+            layers:
+              - name: extra
+                files: [{path: /etc/child, content: "child\\n"}]
+            """)
+        let fresh = tmp.path + "/fresh"
+        try KilnBinary.run(["build", tmp.path + "/child.yaml", "--store", fresh])
+        let layout = try OCILayout(root: fresh)
+        let child = try layout.images(for: try layout.resolve("child:1"))[0]
+        let parent = try OCILayout(root: store).images(for: try OCILayout(root: store).resolve("golden-base:1.0.0"))[0]
+        #expect(Array(child.manifest.layers.prefix(parent.manifest.layers.count)) == parent.manifest.layers)
+        #expect(child.manifest.annotations?["org.opencontainers.image.base.digest"] == base.digest)
+        #expect(
+            child.manifest.annotations?["org.opencontainers.image.base.name"]
+                == "\(registry.address)/up/golden-base:1.0.0")
+        // The second build needs no registry: the base is in the store (and gc keeps it).
+        registry.stop()
+        try KilnBinary.run(["gc", "--grace", "0", "--store", fresh])
+        try KilnBinary.run(["build", tmp.path + "/child.yaml", "--store", fresh])
+        try Shell.run(["umoci", "unpack", "--image", "\(fresh):child:1", tmp.path + "/bundle"])
+        #expect(FileManager.default.fileExists(atPath: tmp.path + "/bundle/rootfs/usr/local/bin/hello"))
     }
 
     @Test func basicAuthRightAndWrongPassword() throws {
