@@ -38,6 +38,9 @@ final class ParallelGzip: LayerCompressor {
     private var current: Job
     private var inFlight: [Job] = []
     private var emittedAny = false
+    /// Finished jobs whose buffers are reused: a fixed set of buffers instead of two fresh 1 MiB allocations per
+    /// chunk, freed on other threads (which grew glibc's arenas and the RSS).
+    private var spare: [Job] = []
 
     init(threads: Int) throws {
         self.threads = max(1, threads)
@@ -68,7 +71,8 @@ final class ParallelGzip: LayerCompressor {
     /// Hands the full chunk to a worker; keeps at most `threads + 1` chunks in flight (bounded memory).
     private func submit(emit: (UnsafeRawBufferPointer) throws -> Void) throws {
         let job = current
-        current = Job()
+        current = spare.popLast() ?? Job()
+        current.count = 0
         inFlight.append(job)
         if threads == 1 {
             Self.run(job, pool: pool)
@@ -87,6 +91,7 @@ final class ParallelGzip: LayerCompressor {
         }
         emittedAny = true
         try emit(UnsafeRawBufferPointer(rebasing: output[0..<job.outputCount]))
+        spare.append(job)
     }
 
     private static func run(_ job: Job, pool: CompressorPool) {
@@ -96,8 +101,11 @@ final class ParallelGzip: LayerCompressor {
         let compressor = pool.take(level: level)
         defer { pool.give(compressor, level: level) }
         let bound = libdeflate_gzip_compress_bound(compressor, job.count)
-        let output = UnsafeMutableRawBufferPointer.allocate(byteCount: bound, alignment: 64)
-        job.output = output
+        if (job.output?.count ?? 0) < bound {
+            job.output?.deallocate()
+            job.output = UnsafeMutableRawBufferPointer.allocate(byteCount: bound, alignment: 64)
+        }
+        let output = job.output!
         job.outputCount = libdeflate_gzip_compress(compressor, input.baseAddress, job.count, output.baseAddress, bound)
     }
 
