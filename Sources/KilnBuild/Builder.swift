@@ -18,12 +18,23 @@ public struct BuildOptions: Sendable {
     public var extraTags: [String]
     /// Recorded as `org.opencontainers.image.revision`.
     public var revision: String?
+    /// Where `url` inputs were fetched to (`RemoteInputs.fetch` fills it before the build).
+    public var downloads: DownloadCache
+    /// url → sha256 of every remote input, from the recipes, the lock or `kiln lock`.
+    public var remoteInputs: [String: Digest]
+    /// `--locked`: `NAME:TAG` → the digest the lock records; a build that would tag anything else fails
+    /// before tagging.
+    public var lockedImages: [String: Digest]?
 
     public init(
         sourceDateEpoch: Int64 = Timestamp.sourceDateEpoch(), compression: LayerCompression? = nil,
         threads: Int = ProcessInfo.processInfo.activeProcessorCount, rehash: Bool = false, version: String? = nil,
-        extraTags: [String] = [], revision: String? = nil
+        extraTags: [String] = [], revision: String? = nil, downloads: DownloadCache = .default(),
+        remoteInputs: [String: Digest] = [:], lockedImages: [String: Digest]? = nil
     ) {
+        self.downloads = downloads
+        self.remoteInputs = remoteInputs
+        self.lockedImages = lockedImages
         self.sourceDateEpoch = sourceDateEpoch
         self.compression = compression
         self.threads = threads
@@ -82,18 +93,66 @@ public final class Builder: Sendable {
         digests = FileDigests(layout: layout, trustStat: !options.rehash)
     }
 
-    /// Builds `recipes` (already in dependency order, as `RecipeSet` gives them).
-    public func build(_ recipes: [Recipe], all set: RecipeSet? = nil) throws -> [BuiltImage] {
+    /// Builds `recipes` (already in dependency order, as `RecipeSet` gives them). Recipes whose bases are built
+    /// run in parallel, `jobs` at a time; the results come back in the given order whatever finishes first.
+    public func build(_ recipes: [Recipe], all set: RecipeSet? = nil, jobs: Int = 2) throws -> [BuiltImage] {
         defer { digests.save() }
         try checkInputs(recipes)
-        var built: [String: [Platform: StoredImage]] = [:]
-        var results: [BuiltImage] = []
-        for recipe in recipes {
-            let (result, images) = try build(recipe, bases: built, set: set)
-            built[recipe.name] = images
-            results.append(result)
+        let state = BuildState()
+        let names = Set(recipes.map(\.name))
+        var remaining = recipes
+        while !remaining.isEmpty {
+            // Ready: every base that is part of this build is already built.
+            let ready = remaining.filter { recipe in
+                guard case .recipe(let base) = recipe.base, names.contains(base) else { return true }
+                return state.images[base] != nil
+            }
+            guard !ready.isEmpty else { throw BuildError.recipe("internal error: recipe graph is not ordered") }
+            remaining.removeAll { r in ready.contains { $0.name == r.name } }
+            let bases = state.images
+            var index = 0
+            while index < ready.count {
+                let wave = Array(ready[index..<min(ready.count, index + max(1, jobs))])
+                index += wave.count
+                DispatchQueue.concurrentPerform(iterations: wave.count) { i in
+                    do {
+                        let (result, images) = try build(wave[i], bases: bases, set: set)
+                        state.finish(wave[i].name, result: result, images: images)
+                    } catch {
+                        state.fail(wave[i].name, error)
+                    }
+                }
+                if let error = state.firstError { throw error }
+            }
         }
-        return results
+        return recipes.compactMap { state.results[$0.name] }
+    }
+
+    /// What parallel recipe builds share, behind a lock.
+    final class BuildState: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var images: [String: [Platform: StoredImage]] = [:]
+        private(set) var results: [String: BuiltImage] = [:]
+        private var errors: [(String, Error)] = []
+
+        var firstError: Error? {
+            lock.lock()
+            defer { lock.unlock() }
+            return errors.sorted { $0.0 < $1.0 }.first?.1
+        }
+
+        func finish(_ name: String, result: BuiltImage, images: [Platform: StoredImage]) {
+            lock.lock()
+            defer { lock.unlock() }
+            self.images[name] = images
+            results[name] = result
+        }
+
+        func fail(_ name: String, _ error: Error) {
+            lock.lock()
+            defer { lock.unlock() }
+            errors.append((name, error))
+        }
     }
 
     /// Every local input must exist: reported together, at their recipe lines, before anything is built.
@@ -160,6 +219,15 @@ public final class Builder: Sendable {
             target.platform = nil
         }
         let tags = tags(for: recipe)
+        if let locked = options.lockedImages {
+            let reference = "\(recipe.name):\(tags[0])"
+            guard let expected = locked[reference], expected == target.digest else {
+                throw BuildError.recipe(
+                    "--locked: \(reference) builds to \(target.digest) but the lock records "
+                        + (locked[reference].map(\.description) ?? "nothing for it")
+                        + "; nothing was tagged. Review the change, then build without --locked to update the lock.")
+            }
+        }
         for tag in tags { try layout.tag(target, as: "\(recipe.name):\(tag)") }
         let references = tags.map { "\(recipe.name):\($0)" }
         events(.imageTagged(image: recipe.name, references: references, digest: target.digest))
@@ -246,9 +314,9 @@ public final class Builder: Sendable {
                     entries += try LocalSources.entries(
                         matching: paths, isGlob: pattern.contains(where: { "*?[".contains($0) }), destination: add.to,
                         mode: add.ownership.mode, uid: add.ownership.uid, gid: add.ownership.gid)
-                case .remote:
-                    throw BuildError.recipe(
-                        "\(add.location): error: url inputs are not supported by this build of kiln")
+                case .remote(let url, let pinned, let extract):
+                    entries += try remoteEntries(
+                        add, url: url, digest: pinned ?? options.remoteInputs[url], extract: extract)
                 }
             case .directory(let dir):
                 entries.append(
@@ -269,6 +337,36 @@ public final class Builder: Sendable {
             }
         }
         return entries
+    }
+
+    /// A downloaded file (placed at `to`, or `to/<file name>` when `to` ends with `/`), or members of a
+    /// downloaded archive.
+    func remoteEntries(_ add: AddSpec, url: String, digest: Digest?, extract: [String]?) throws -> [LayerEntry] {
+        guard let digest, options.downloads.contains(digest) else {
+            throw BuildError.recipe(
+                "\(add.location): error: input \(url) has not been fetched: run `kiln build` with network or --sources")
+        }
+        let file = options.downloads.path(for: digest)
+        // The cache names files by their verified content: no need to read them again to key the layer.
+        digests.record(file, digest: digest)
+        guard let extract else {
+            let name = URL(string: url)?.lastPathComponent ?? "download"
+            let path = add.to.hasSuffix("/") ? LocalSources.join(add.to, name) : add.to
+            return [
+                LayerEntry(
+                    path: path, kind: .file(.path(file)), mode: add.ownership.mode ?? 0o644, uid: add.ownership.uid,
+                    gid: add.ownership.gid)
+            ]
+        }
+        let unpacked: ArchiveInputs.Unpacked
+        do {
+            unpacked = try ArchiveInputs.unpack(digest, cache: options.downloads)
+        } catch let error as LayerError {
+            throw BuildError.recipe("\(add.location): error: archive \(url): \(error)")
+        }
+        return try ArchiveInputs.entries(
+            unpacked, patterns: extract, destination: add.to, ownership: add.ownership, archiveURL: url,
+            location: add.location)
     }
 
     /// /etc/passwd, /etc/group and home directories for the recipe's users, including those its base recipes

@@ -43,6 +43,18 @@ public final class FileDigests: @unchecked Sendable {
         }
     }
 
+    /// Remembers a digest known without reading the file (content-addressed cache files, named by their
+    /// verified digest), so keying a layer never reads them.
+    public func record(_ filePath: String, digest: Digest) {
+        guard let stamp = try? Self.stamp(filePath) else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        if entries[filePath]?.stamp != stamp || entries[filePath]?.digest != digest {
+            entries[filePath] = Entry(stamp: stamp, digest: digest)
+            dirty = true
+        }
+    }
+
     /// The sha256 of the file at `path` (absolute), reading it only if it changed since it was last hashed.
     public func digest(ofFileAt filePath: String) throws -> Digest {
         let stamp = try Self.stamp(filePath)

@@ -119,6 +119,19 @@ struct Matrix {
                     }
                 }
                 result += rendered
+            } else if field == "p2p_port" || field == "rpc_port" {
+                do {
+                    let ports = try KomodoPorts.ports(entry.mapValues(Self.text))
+                    result += String(field == "p2p_port" ? ports.p2p : ports.rpc)
+                } catch {
+                    let name = Self.text(entry["ac_name"] ?? "#\(index + 1)")
+                    problems.append(
+                        Diagnostic(
+                            location, "cannot compute \(field) for \(name): \(error)",
+                            hint:
+                                "add \"p2p_port\" and \"rpc_port\" (komodod's ports for the chain) to its matrix entry")
+                    )
+                }
             } else {
                 let name = Self.text(entry["ac_name"] ?? "#\(index + 1)")
                 problems.append(
@@ -132,9 +145,14 @@ struct Matrix {
         return result + rest
     }
 
+    /// Matrix fields that describe the image, not komodod flags.
+    static let notArguments: Set<String> = ["p2p_port", "rpc_port"]
+
     /// komodod's command-line flags for a chain.
     static func arguments(_ entry: Entry) -> [String] {
-        let keys = entry.keys.sorted { a, b in a == "ac_name" ? b != "ac_name" : (b == "ac_name" ? false : a < b) }
+        let keys = entry.keys.filter { !notArguments.contains($0) }.sorted { a, b in
+            a == "ac_name" ? b != "ac_name" : (b == "ac_name" ? false : a < b)
+        }
         return keys.flatMap { key -> [String] in
             if let list = entry[key] as? [Any] { return list.map { "-\(key)=\(text($0))" } }
             return ["-\(key)=\(text(entry[key]!))"]

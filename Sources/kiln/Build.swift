@@ -22,6 +22,13 @@ struct Build: AsyncParsableCommand {
 
             Output is reproducible: the same recipes and inputs give the same digests anywhere. Set \
             SOURCE_DATE_EPOCH to stamp files and configs with another fixed time than 1970-01-01.
+
+            Remote inputs (url + sha256) are downloaded once per machine into a cache and verified; \
+            --sources DIR finds them pre-seeded (by sha256 or file name) and --offline never touches the \
+            network. The build records every input digest and image digest in the lock file \
+            (recipes/kiln.lock); with --locked it fails instead if anything would differ from it:
+              kiln build --locked           prove this checkout builds exactly what the lock records
+              kiln build --dry-run          list every image, layer and input without building
             """)
 
     @Argument(help: "Recipe files or directories, then optionally image names to build.")
@@ -48,6 +55,18 @@ struct Build: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Hash every input file again instead of trusting unchanged file metadata.")
     var rehash = false
+
+    @OptionGroup var inputs: InputFlags
+
+    @Flag(name: .long, help: "Fail, tagging nothing, if any input or image digest differs from the lock file.")
+    var locked = false
+
+    @Flag(
+        name: .customLong("dry-run"), help: "Print the plan (images, layers, inputs and their digests); build nothing.")
+    var dryRun = false
+
+    @Option(name: .long, help: "Recipes built at once (each also compresses on several threads).")
+    var parallel: Int = 2
 
     func validate() throws {
         for tag in tags + (version.map { [$0] } ?? []) {
@@ -76,8 +95,29 @@ struct Build: AsyncParsableCommand {
             )
         }
         let recipes = names.isEmpty ? set.recipes : set.closure(of: names)
-        let layout = try OCILayout(root: storeOptions.path)
+        let lockPath = inputs.lockPath(recipePaths: paths)
+        var lock = try LockFile.load(lockPath)
+        let remote: [RemoteInput]
+        do {
+            remote = try RemoteInputs.collect(recipes, lock: lock)
+        } catch let error as RecipeError {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(65)
+        }
+        if dryRun { return try Plan.print(recipes, inputs: remote, lock: lock, json: output.json) }
+        if locked { try checkLockedInputs(remote, lock: lock, lockPath: lockPath) }
         let json = output.json
+        let resolved: [String: Digest]
+        do {
+            resolved = try await RemoteInputs.fetch(
+                remote, options: inputs.options(caFile: registryFlags.caFile),
+                events: InputReporter(quiet: json).handle)
+        } catch let error as RecipeError {
+            FileHandle.standardError.write(
+                Data((error.description + "\nnothing was built: provide the inputs above first\n").utf8))
+            throw ExitCode(66)
+        }
+        let layout = try OCILayout(root: storeOptions.path)
         // Digest-pinned registry bases are fetched once; later builds find them in the store.
         _ = try await BaseImages.fetchMissing(
             recipes, into: layout,
@@ -89,14 +129,24 @@ struct Build: AsyncParsableCommand {
             layout: layout,
             options: BuildOptions(
                 compression: compression, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                rehash: rehash, version: version, extraTags: tags, revision: revision),
+                rehash: rehash, version: version, extraTags: tags, revision: revision,
+                downloads: inputs.cache, remoteInputs: resolved, lockedImages: locked ? lock.images : nil),
             events: { event in if !json { reporter.handle(event) } })
         let results: [BuiltImage]
         do {
-            results = try builder.build(recipes, all: set)
+            results = try builder.build(recipes, all: set, jobs: parallel)
         } catch let error as RecipeError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(65)
+        }
+        if !locked {
+            let before = lock
+            for (url, digest) in resolved { lock.inputs[url] = digest }
+            for result in results { lock.images[result.references[0]] = result.digest }
+            if lock != before {
+                try lock.save(lockPath)
+                if !json { Output.status("updated \(lockPath)") }
+            }
         }
         if json { return try Output.json(results) }
         let built = results.flatMap(\.layers).filter { !$0.reused }.count
@@ -104,6 +154,24 @@ struct Build: AsyncParsableCommand {
         Output.line(
             "built \(results.count) image\(results.count == 1 ? "" : "s") (\(built) layers written, \(reused) reused) in "
                 + String(format: "%.1fs", Date().timeIntervalSince(started)))
+    }
+
+    /// `--locked`: every input must be pinned by the lock to the digest the recipes give.
+    func checkLockedInputs(_ remote: [RemoteInput], lock: LockFile, lockPath: String) throws {
+        var problems: [String] = []
+        for input in remote where lock.inputs[input.url] == nil || lock.inputs[input.url] != input.sha256 {
+            problems.append(
+                "\(input.location): input \(input.url): lock has \(lock.inputs[input.url].map(\.description) ?? "nothing"), recipe gives \(input.sha256.map(\.description) ?? "no sha256")"
+            )
+        }
+        guard problems.isEmpty else {
+            FileHandle.standardError.write(
+                Data(
+                    (problems.joined(separator: "\n")
+                        + "\n--locked: \(lockPath) does not match the recipes; nothing was built. Review, then run `kiln lock` or build without --locked.\n")
+                        .utf8))
+            throw ExitCode(65)
+        }
     }
 }
 

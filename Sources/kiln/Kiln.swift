@@ -15,7 +15,7 @@ struct Kiln: AsyncParsableCommand {
               kiln push --to REGISTRY/NS      publish, then pin the printed @sha256 digests
             """,
         subcommands: [
-            Build.self, Images.self, Inspect.self, Push.self, Pull.self, Login.self, Logout.self, GC.self,
+            Build.self, Lock.self, Images.self, Inspect.self, Push.self, Pull.self, Login.self, Logout.self, GC.self,
         ]
     )
 }

@@ -160,3 +160,66 @@ import Testing
         }
     }
 }
+
+/// Archives given as inputs: hostile member paths and links are refused before anything is unpacked.
+@Suite struct ArchiveReaderTests {
+    func archive(_ script: String) throws -> (TemporaryDirectory, String) {
+        let tmp = try TemporaryDirectory("kiln-archive")
+        let path = tmp.path + "/a.tar.gz"
+        try Shell.run([
+            "python3", "-c", "import tarfile, io\nt = tarfile.open('\(path)', 'w:gz')\n" + script + "\nt.close()",
+        ])
+        return (tmp, path)
+    }
+
+    func members(_ path: String) throws -> [ArchiveMember] {
+        let reader = try ArchiveReader(path: path)
+        var result: [ArchiveMember] = []
+        while let member = try reader.next() { result.append(member) }
+        return result
+    }
+
+    static let addFile = """
+        def add(name, data=b'x', kind=tarfile.REGTYPE, link=''):
+            i = tarfile.TarInfo(name); i.type = kind; i.linkname = link; i.size = len(data) if kind == tarfile.REGTYPE else 0
+            t.addfile(i, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+        """
+
+    @Test func readsMembersAndContent() throws {
+        let (tmp, path) = try archive(
+            Self.addFile
+                + "\nadd('dir/bin/komodod', b'hello')\nadd('dir/link', kind=tarfile.SYMTYPE, link='bin/komodod')")
+        defer { tmp.remove() }
+        let reader = try ArchiveReader(path: path)
+        let first = try #require(try reader.next())
+        #expect(first.path == "dir/bin/komodod")
+        var content = Data()
+        try reader.readContent { content.append(contentsOf: $0) }
+        #expect(String(decoding: content, as: UTF8.self) == "hello")
+        #expect(
+            try reader.next()
+                == ArchiveMember(path: "dir/link", kind: .symlink, mode: 0o777, size: 0, target: "bin/komodod"))
+        #expect(try reader.next() == nil)
+    }
+
+    @Test(arguments: [
+        "add('../evil')",
+        "add('a/../../evil')",
+        "add('/etc/passwd')",
+        "add('a/link', kind=tarfile.SYMTYPE, link='/etc/shadow')",
+        "add('a/link', kind=tarfile.SYMTYPE, link='../../etc')",
+        "add('a/hard', kind=tarfile.LNKTYPE, link='/etc/passwd')",
+    ])
+    func refusesMembersThatEscape(_ line: String) throws {
+        let (tmp, path) = try archive(Self.addFile + "\nadd('ok', b'fine')\n" + line)
+        defer { tmp.remove() }
+        #expect(throws: LayerError.self) { try members(path) }
+    }
+
+    @Test func refusesWhatIsNotAnArchive() throws {
+        let tmp = try TemporaryDirectory("kiln-archive")
+        defer { tmp.remove() }
+        let path = try tmp.write("x.zip", "this is not a zip file, just text that goes on for a while.....")
+        #expect(throws: LayerError.self) { try members(path) }
+    }
+}

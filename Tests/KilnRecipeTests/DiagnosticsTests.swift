@@ -214,10 +214,78 @@ import Testing
     }
 
     @Test func missingFieldNamesTheTemplateLine() throws {
-        let yaml = Self.recipe + "\nenv: {P2P: \"{{p2p_port}}\"}\n"
-        let (_, problems) = try expand(#"[{"ac_name": "DEX", "p2p_port": 1}, {"ac_name": "BOTS"}]"#, yaml)
+        let yaml = Self.recipe + "\nenv: {P2P: \"{{notary}}\"}\n"
+        let (_, problems) = try expand(#"[{"ac_name": "DEX", "notary": 1}, {"ac_name": "BOTS"}]"#, yaml)
         #expect(problems.count == 1)
-        #expect(problems.first?.message == "template field 'p2p_port' is missing from matrix entry BOTS")
+        #expect(problems.first?.message == "template field 'notary' is missing from matrix entry BOTS")
         #expect(problems.first?.location.line == 7)
+    }
+}
+
+/// komodod's port derivation, checked against the ports Komodo publishes for live chains: plain chains
+/// (symbol and supply only) and chains whose consensus parameters change the magic.
+@Suite struct KomodoPortsTests {
+    @Test(arguments: [
+        (["ac_name": "REVS", "ac_supply": "1300000"], 10195),
+        (["ac_name": "SUPERNET", "ac_supply": "816061"], 11340),
+        (["ac_name": "DEX", "ac_supply": "999999"], 11889),
+        (["ac_name": "KOIN", "ac_supply": "125000000", "addnode": "3.0.32.10"], 10701),
+        (["ac_name": "ILN", "ac_supply": "10000000000", "ac_cc": "2"], 12985),
+        (
+            [
+                "ac_name": "PIRATE", "ac_supply": "0", "ac_reward": "25600000000", "ac_halving": "77777",
+                "ac_private": "1",
+            ], 45452
+        ),
+        (["ac_name": "RFOX", "ac_supply": "1000000000", "ac_reward": "100000000"], 32268),
+    ])
+    func knownChains(_ entry: [String: String], _ p2p: Int) throws {
+        let ports = try KomodoPorts.ports(entry)
+        #expect(ports.p2p == p2p)
+        #expect(ports.rpc == p2p + 1)
+    }
+
+    @Test func refusesToGuessUnmodelledParameters() {
+        #expect(throws: KomodoPorts.Failure.unmodelled(["ac_algo"])) {
+            try KomodoPorts.ports(["ac_name": "X", "ac_supply": "1", "ac_algo": "verushash"])
+        }
+        #expect(throws: KomodoPorts.Failure.self) {
+            try KomodoPorts.ports(["ac_name": "X", "ac_eras": "2", "ac_reward": "1,2"])
+        }
+    }
+
+    @Test func matrixComputesPortsOrTakesThemFromTheEntry() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-ports-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try
+            #"[{"ac_name": "REVS", "ac_supply": "1300000"}, {"ac_name": "NEW", "ac_algo": "x", "p2p_port": 20000, "rpc_port": 20001}, {"ac_name": "ODD", "ac_algo": "x"}]"#
+            .write(toFile: dir + "/chains.json", atomically: true, encoding: .utf8)
+        let yaml = """
+            matrix: {file: chains.json}
+            name: "{{ac_name | lower}}"
+            version: "1"
+            base: komodod
+            cmd: ["{{args}}"]
+            ports: ["{{p2p_port}}/tcp", "{{rpc_port}}/tcp"]
+            """
+        let (recipes, problems) = RecipeSet.parse(yaml, file: dir + "/ac.yaml")
+        #expect(recipes.isEmpty)
+        #expect(
+            problems.map { String($0.message.prefix(31)) } == [
+                "cannot compute p2p_port for ODD", "cannot compute rpc_port for ODD",
+            ])
+        #expect(problems.first?.location.line == 6)
+        try
+            #"[{"ac_name": "REVS", "ac_supply": "1300000"}, {"ac_name": "NEW", "ac_algo": "x", "p2p_port": 20000, "rpc_port": 20001}]"#
+            .write(toFile: dir + "/chains.json", atomically: true, encoding: .utf8)
+        let (ok, none) = RecipeSet.parse(yaml, file: dir + "/ac.yaml")
+        #expect(none.isEmpty)
+        #expect(
+            ok.map { $0.settings.exposedPorts?.keys.sorted() } == [
+                ["10195/tcp", "10196/tcp"], ["20000/tcp", "20001/tcp"],
+            ])
+        // Port fields describe the image; they are not komodod flags.
+        try #require(ok.count == 2)
+        #expect(ok[1].settings.cmd == ["-ac_name=NEW", "-ac_algo=x"])
     }
 }

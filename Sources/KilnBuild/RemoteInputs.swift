@@ -1,0 +1,255 @@
+import Foundation
+import KilnHTTP
+import KilnOCI
+import KilnRecipe
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Downloaded inputs, by content: `<root>/sha256/<hex>`. Each artifact is fetched once per machine and
+/// verified before it gets its name, so a file here is always what its name says.
+public struct DownloadCache: Sendable {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    /// `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`; downloads live in `downloads/`.
+    public static func `default`() -> DownloadCache {
+        let env = ProcessInfo.processInfo.environment
+        let base =
+            env["KILN_CACHE_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? NSHomeDirectory() + "/.cache") + "/kiln"
+        return DownloadCache(root: base + "/downloads")
+    }
+
+    public func path(for digest: Digest) -> String { "\(root)/sha256/\(digest.encoded)" }
+
+    public func contains(_ digest: Digest) -> Bool { FileManager.default.fileExists(atPath: path(for: digest)) }
+
+    func prepare() throws {
+        try FileManager.default.createDirectory(atPath: root + "/sha256", withIntermediateDirectories: true)
+    }
+
+    /// Copies a pre-seeded file into the cache if its content is `digest` (hard link when possible).
+    /// Returns false, leaving nothing behind, when the content differs.
+    func adopt(file: String, as digest: Digest) throws -> Bool {
+        guard try FileDigests.hash(file) == digest else { return false }
+        try prepare()
+        let temp = path(for: digest) + ".part-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        if link(file, temp) != 0 {
+            do {
+                try FileManager.default.copyItem(atPath: file, toPath: temp)
+                // The copy is what the cache keeps: verify the bytes that landed, not the ones we read.
+                guard try FileDigests.hash(temp) == digest else {
+                    unlink(temp)
+                    return false
+                }
+            } catch {
+                unlink(temp)
+                throw BuildError.unreadableInput(path: file, reason: "\(error)")
+            }
+        }
+        guard rename(temp, path(for: digest)) == 0 else {
+            unlink(temp)
+            throw BuildError.unreadableInput(path: path(for: digest), reason: String(cString: strerror(errno)))
+        }
+        return true
+    }
+}
+
+/// One `url` input of a recipe.
+public struct RemoteInput: Sendable, Hashable {
+    public var url: String
+    /// From the recipe, else from the lock.
+    public var sha256: Digest?
+    /// Where the recipe names it (for errors).
+    public var location: SourceLocation
+    /// True when the sha256 is written in the recipe (not only in the lock).
+    public var pinnedInRecipe: Bool
+}
+
+/// What fetching inputs reports.
+public enum InputEvent: Sendable {
+    case found(url: String, digest: Digest, source: String)
+    case downloading(url: String, done: Int64, total: Int64?)
+    case downloaded(url: String, digest: Digest, size: Int64, seconds: Double)
+    /// An input without a pinned sha256 was downloaded and its digest trusted (only `kiln lock` does this).
+    case trusted(url: String, digest: Digest)
+}
+
+public struct InputOptions: Sendable {
+    public var cache: DownloadCache
+    /// Directories of pre-seeded inputs, found by sha256 (`DIR/<hex>`, `DIR/sha256/<hex>`) or by the URL's file
+    /// name (verified).
+    public var sources: [String]
+    /// Never touch the network: inputs must be in the cache or a sources directory.
+    public var offline: Bool
+    /// Download inputs that no recipe or lock pins and record what they turned out to be (`kiln lock`).
+    public var trustUnpinned: Bool
+    public var http: HTTPOptions
+
+    public init(
+        cache: DownloadCache = .default(), sources: [String] = [], offline: Bool = false, trustUnpinned: Bool = false,
+        http: HTTPOptions = HTTPOptions()
+    ) {
+        self.cache = cache
+        self.sources = sources
+        self.offline = offline
+        self.trustUnpinned = trustUnpinned
+        self.http = http
+    }
+}
+
+/// Gathers and fetches every `url` input of a set of recipes before anything is built.
+public enum RemoteInputs {
+    /// Every url input in `recipes`, deduplicated by URL, with its sha256 from the recipe or the lock.
+    /// Two recipes that pin one URL to different digests is an error.
+    public static func collect(_ recipes: [Recipe], lock: LockFile) throws -> [RemoteInput] {
+        var byURL: [String: RemoteInput] = [:]
+        var problems: [Diagnostic] = []
+        for recipe in recipes {
+            for layer in recipe.layers {
+                for case .add(let add) in layer.items {
+                    guard case .remote(let url, let sha256, _) = add.source else { continue }
+                    let input = RemoteInput(
+                        url: url, sha256: sha256 ?? lock.inputs[url], location: add.location,
+                        pinnedInRecipe: sha256 != nil)
+                    if let sha256, let locked = lock.inputs[url], locked != sha256 {
+                        problems.append(
+                            Diagnostic(
+                                add.location, "\(url) is pinned to \(sha256) here but to \(locked) in the lock",
+                                hint: "fix the sha256 in the recipe, or run `kiln lock` to record the recipe's value"))
+                    }
+                    if let existing = byURL[url] {
+                        if let a = existing.sha256, let b = input.sha256, a != b {
+                            problems.append(
+                                Diagnostic(
+                                    add.location, "\(url) is pinned to \(b) here but to \(a) at \(existing.location)",
+                                    hint: "one URL has one content: make the two sha256 values agree"))
+                        }
+                        if existing.sha256 == nil { byURL[url] = input }
+                    } else {
+                        byURL[url] = input
+                    }
+                }
+            }
+        }
+        if !problems.isEmpty { throw RecipeError(problems) }
+        return byURL.values.sorted { $0.url < $1.url }
+    }
+
+    /// Makes every input available in the cache. Inputs found nowhere are reported together, each with its URL,
+    /// its recipe line and how to provide it, before anything is built. Returns url → digest.
+    public static func fetch(
+        _ inputs: [RemoteInput], options: InputOptions, events: @escaping @Sendable (InputEvent) -> Void = { _ in }
+    ) async throws -> [String: Digest] {
+        var resolved: [String: Digest] = [:]
+        var problems: [Diagnostic] = []
+        var transport: HTTPTransport?
+        for input in inputs {
+            if let digest = input.sha256 {
+                if options.cache.contains(digest) {
+                    resolved[input.url] = digest
+                    continue
+                }
+                if let source = try seeded(input, digest: digest, options: options) {
+                    events(.found(url: input.url, digest: digest, source: source))
+                    resolved[input.url] = digest
+                    continue
+                }
+            } else if !options.trustUnpinned {
+                problems.append(
+                    Diagnostic(
+                        input.location, "\(input.url) has no sha256 and the lock does not pin it",
+                        hint:
+                            "add `sha256:` with the published checksum, or run `kiln lock` once with network to record it"
+                    ))
+                continue
+            }
+            if options.offline {
+                problems.append(missing(input, reason: "not in the download cache or a sources directory (offline)"))
+                continue
+            }
+            do {
+                if transport == nil { transport = try HTTPTransport(options: options.http) }
+                let digest = try await download(input, transport: transport!, options: options, events: events)
+                resolved[input.url] = digest
+            } catch let error as BuildError {
+                problems.append(Diagnostic(input.location, error.description))
+            } catch let error as HTTPError {
+                if case .digestMismatch = error {
+                    problems.append(
+                        Diagnostic(
+                            input.location, error.description,
+                            hint: "if the publisher replaced the file on purpose, check it and update the sha256"))
+                } else {
+                    problems.append(missing(input, reason: "download failed: \(error)"))
+                }
+            } catch {
+                problems.append(missing(input, reason: "download failed: \(error)"))
+            }
+        }
+        if let transport {
+            await transport.shutdown()
+        }
+        transport = nil
+        if !problems.isEmpty { throw RecipeError(problems) }
+        return resolved
+    }
+
+    static func missing(_ input: RemoteInput, reason: String) -> Diagnostic {
+        let name = (input.url as NSString).lastPathComponent
+        let hex = input.sha256?.encoded ?? "<sha256>"
+        return Diagnostic(
+            input.location, "input \(input.url) is missing: \(reason)",
+            hint:
+                "download it on a machine with network and put it in a --sources directory (as \(name) or \(hex)), or build with network"
+        )
+    }
+
+    /// Looks for the input in the sources directories; adopts it into the cache when its content matches.
+    static func seeded(_ input: RemoteInput, digest: Digest, options: InputOptions) throws -> String? {
+        let name = (URL(string: input.url)?.lastPathComponent).flatMap { $0.isEmpty ? nil : $0 }
+        for directory in options.sources {
+            var candidates = ["\(directory)/\(digest.encoded)", "\(directory)/sha256/\(digest.encoded)"]
+            if let name { candidates.append("\(directory)/\(name)") }
+            for candidate in candidates where FileManager.default.fileExists(atPath: candidate) {
+                if try options.cache.adopt(file: candidate, as: digest) { return candidate }
+            }
+        }
+        return nil
+    }
+
+    static func download(
+        _ input: RemoteInput, transport: HTTPTransport, options: InputOptions,
+        events: @escaping @Sendable (InputEvent) -> Void
+    ) async throws -> Digest {
+        guard let url = URL(string: input.url), let scheme = url.scheme, ["http", "https"].contains(scheme) else {
+            throw BuildError.recipe("'\(input.url)' is not an http(s) URL")
+        }
+        try options.cache.prepare()
+        let started = Date()
+        // Unpinned (kiln lock): land under a temporary name, then file it under the digest it turned out to have.
+        let target =
+            input.sha256.map { options.cache.path(for: $0) }
+            ?? "\(options.cache.root)/unverified-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let url0 = input.url
+        let (response, digest, size) = try await transport.download(
+            HTTPRequest(.GET, url), to: target, expected: input.sha256,
+            progress: { done, total in events(.downloading(url: url0, done: done, total: total)) })
+        guard response.status == 200, let digest else {
+            throw BuildError.recipe("GET \(input.url) answered HTTP \(response.status)")
+        }
+        if input.sha256 == nil {
+            guard rename(target, options.cache.path(for: digest)) == 0 else {
+                unlink(target)
+                throw BuildError.unreadableInput(path: target, reason: String(cString: strerror(errno)))
+            }
+            events(.trusted(url: input.url, digest: digest))
+        }
+        events(.downloaded(url: input.url, digest: digest, size: size, seconds: Date().timeIntervalSince(started)))
+        return digest
+    }
+}

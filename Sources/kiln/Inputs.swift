@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import KilnBuild
+import KilnHTTP
+import KilnOCI
+
+/// Where remote inputs come from and where the lock file is.
+struct InputFlags: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A directory of pre-seeded inputs, found by sha256 or file name (repeatable).", valueName: "dir"))
+    var sources: [String] = []
+
+    @Flag(name: .long, help: "Never download: every input must be in the cache or a --sources directory.")
+    var offline = false
+
+    @Option(
+        name: .customLong("cache-dir"),
+        help: ArgumentHelp(
+            "Download cache (default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln).",
+            valueName: "dir"))
+    var cacheDirectory: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The lock file (default: kiln.lock beside the recipes).", valueName: "file"))
+    var lock: String?
+
+    var cache: DownloadCache {
+        cacheDirectory.map { DownloadCache(root: $0 + "/downloads") } ?? .default()
+    }
+
+    func options(caFile: String?, trustUnpinned: Bool = false) -> InputOptions {
+        InputOptions(
+            cache: cache, sources: sources, offline: offline, trustUnpinned: trustUnpinned,
+            http: HTTPOptions(caFile: caFile))
+    }
+
+    /// `--lock`, else `kiln.lock` in the first recipe directory (recipes/ by default).
+    func lockPath(recipePaths: [String]) -> String {
+        if let lock { return lock }
+        let first = recipePaths.first ?? "recipes"
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: first, isDirectory: &isDirectory)
+        let directory = isDirectory.boolValue ? first : (first as NSString).deletingLastPathComponent
+        return (directory.isEmpty ? "." : directory) + "/kiln.lock"
+    }
+}
+
+/// Download progress: a live line on a terminal, one line per input in logs.
+final class InputReporter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lastDraw = Date.distantPast
+    let quiet: Bool
+
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func handle(_ event: InputEvent) {
+        lock.lock()
+        defer { lock.unlock() }
+        switch event {
+        case .found(let url, _, let source):
+            if !quiet { Output.status("  input \(url): from \(source)") }
+        case .downloading(let url, let done, let total):
+            guard !quiet, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
+            lastDraw = Date()
+            let of = total.map { " / \(Output.bytes($0))" } ?? ""
+            Output.progress("  downloading \((url as NSString).lastPathComponent): \(Output.bytes(done))\(of)")
+        case .downloaded(let url, let digest, let size, let seconds):
+            Output.endProgress()
+            if !quiet {
+                Output.status(
+                    "  input \(url): downloaded \(Output.bytes(size)) in \(String(format: "%.1fs", seconds)), verified \(Output.short(digest))"
+                )
+            }
+        case .trusted(let url, let digest):
+            // Always printed, even with --json: this is the moment a digest was taken on trust.
+            Output.status(
+                "WARNING: TRUSTED WITHOUT A PUBLISHED CHECKSUM: \(url)\n         recorded \(digest) from what was downloaded; compare it with another source before you rely on it"
+            )
+        }
+    }
+}
