@@ -103,6 +103,9 @@ public final class HTTPTransport: Sendable {
     public let options: HTTPOptions
 
     public init(options: HTTPOptions = HTTPOptions()) throws {
+        // A peer that resets a connection mid-write must give an error, not kill the process with SIGPIPE
+        // (seen in the fault-injection tests). Nothing in Kiln relies on SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         self.options = options
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile = options.caFile {

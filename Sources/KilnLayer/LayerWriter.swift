@@ -205,11 +205,9 @@ public enum LayerWriter {
 /// The single pass after tar: hash uncompressed bytes, compress, hash compressed bytes, buffer, write.
 final class LayerSink {
     private var diffHasher = SHA256()
-    private var blobHasher = SHA256()
     private var compressor: any LayerCompressor
-    private let fd: Int32
-    private let path: String
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    private let blob: BlobWriter
+    private var current: UnsafeMutableRawBufferPointer
     private var buffered = 0
     private var uncompressed: Int64 = 0
     private var compressed: Int64 = 0
@@ -217,13 +215,10 @@ final class LayerSink {
     private(set) var error: Error?
 
     init(path: String, compressor: any LayerCompressor) throws {
-        self.path = path
         self.compressor = compressor
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw LayerError.output(path: path, reason: String(cString: strerror(errno))) }
+        blob = try BlobWriter(path: path)
+        current = blob.takeBuffer()
     }
-
-    deinit { buffer.deallocate() }
 
     /// Called by libarchive with tar bytes. Returns false after a failure (kept in `error`).
     func consume(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -238,21 +233,131 @@ final class LayerSink {
         }
     }
 
+    /// Collects compressed bytes into the current buffer; full buffers go to the blob writer's thread.
     private func output(_ bytes: UnsafeRawBufferPointer) throws {
-        blobHasher.update(bytes)
         compressed += Int64(bytes.count)
-        if buffered + bytes.count > buffer.count { try flush() }
-        if bytes.count >= buffer.count {
-            try writeAll(bytes)
-        } else {
-            (buffer.baseAddress! + buffered).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            buffered += bytes.count
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(bytes.count - offset, current.count - buffered)
+            (current.baseAddress! + buffered).copyMemory(from: bytes.baseAddress! + offset, byteCount: n)
+            buffered += n
+            offset += n
+            if buffered == current.count { try handOver() }
         }
     }
 
-    private func flush() throws {
-        try writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<buffered]))
+    private func handOver() throws {
+        try blob.submit(current, count: buffered)
+        current = blob.takeBuffer()
         buffered = 0
+    }
+
+    func finish(mediaType: String) throws -> LayerResult {
+        try compressor.finish { try self.output($0) }
+        if buffered > 0 { try handOver() }
+        let digest = try blob.finish()
+        let diffID = diffHasher.finalize()
+        return LayerResult(
+            diffID: diffID, descriptor: Descriptor(mediaType: mediaType, digest: digest, size: compressed),
+            uncompressedSize: uncompressed)
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        blob.close()
+    }
+}
+
+/// Hashes and writes the compressed stream on a thread of its own, so that the blob's sha256 runs beside the
+/// tar stream's sha256 (on the caller's thread) instead of after it on the same core. Order is kept by a
+/// serial queue; a fixed set of buffers bounds memory.
+final class BlobWriter: @unchecked Sendable {
+    static let bufferSize = 1 << 20
+    static let buffers = 4
+
+    private let fd: Int32
+    private let path: String
+    private let queue = DispatchQueue(label: "kiln.layer.blob-writer")
+    /// Starts at 0 and is signalled up: libdispatch traps when a semaphore is freed below its initial value,
+    /// and the sink always holds one buffer.
+    private let slots = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var free: [UnsafeMutableRawBufferPointer] = []
+    private var allocated: [UnsafeMutableRawBufferPointer] = []
+    /// Touched only on `queue` until `finish` has drained it.
+    private var hasher = SHA256()
+    private var failure: Error?
+    private var closed = false
+
+    init(path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw LayerError.output(path: path, reason: String(cString: strerror(errno))) }
+        for _ in 0..<Self.buffers { slots.signal() }
+    }
+
+    deinit {
+        close()
+        for buffer in allocated { buffer.deallocate() }
+    }
+
+    /// A buffer to fill; waits while every buffer is queued for writing.
+    func takeBuffer() -> UnsafeMutableRawBufferPointer {
+        slots.wait()
+        lock.lock()
+        defer { lock.unlock() }
+        if let buffer = free.popLast() { return buffer }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 64)
+        allocated.append(buffer)
+        return buffer
+    }
+
+    /// Queues `count` bytes of `buffer` (which comes back to the pool once written).
+    func submit(_ buffer: UnsafeMutableRawBufferPointer, count: Int) throws {
+        if let failure = currentFailure() { throw failure }
+        // The buffer belongs to the queue until it is back in `free`.
+        nonisolated(unsafe) let buffer = buffer
+        queue.async {
+            if self.currentFailure() == nil {
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+                self.hasher.update(bytes)
+                do { try self.writeAll(bytes) } catch { self.fail(error) }
+            }
+            self.lock.lock()
+            self.free.append(buffer)
+            self.lock.unlock()
+            self.slots.signal()
+        }
+    }
+
+    /// Waits for every queued buffer, fsyncs, and returns the blob's digest.
+    func finish() throws -> Digest {
+        queue.sync {}
+        if let failure = currentFailure() { throw failure }
+        guard fsync(fd) == 0 else { throw LayerError.output(path: path, reason: String(cString: strerror(errno))) }
+        return hasher.finalize()
+    }
+
+    func close() {
+        queue.sync {}
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else { return }
+        closed = true
+        Glibc.close(fd)
+    }
+
+    private func currentFailure() -> Error? {
+        lock.lock()
+        defer { lock.unlock() }
+        return failure
+    }
+
+    private func fail(_ error: Error) {
+        lock.lock()
+        defer { lock.unlock() }
+        if failure == nil { failure = error }
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
@@ -265,23 +370,6 @@ final class LayerSink {
             }
             offset += n
         }
-    }
-
-    func finish(mediaType: String) throws -> LayerResult {
-        try compressor.finish { try self.output($0) }
-        try flush()
-        guard fsync(fd) == 0 else { throw LayerError.output(path: path, reason: String(cString: strerror(errno))) }
-        let diffID = diffHasher.finalize()
-        let digest = blobHasher.finalize()
-        return LayerResult(
-            diffID: diffID, descriptor: Descriptor(mediaType: mediaType, digest: digest, size: compressed),
-            uncompressedSize: uncompressed)
-    }
-
-    func close() {
-        guard !closed else { return }
-        closed = true
-        Glibc.close(fd)
     }
 }
 

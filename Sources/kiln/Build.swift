@@ -139,7 +139,8 @@ struct Build: AsyncParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(65)
         }
-        if !locked {
+        // A lock file that exists (made by `kiln lock`, checked in) is kept up to date; none is created here.
+        if !locked && FileManager.default.fileExists(atPath: lockPath) {
             let before = lock
             for (url, digest) in resolved { lock.inputs[url] = digest }
             for result in results { lock.images[result.references[0]] = result.digest }
