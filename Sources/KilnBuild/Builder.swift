@@ -155,8 +155,11 @@ public final class Builder: Sendable {
         }
     }
 
-    /// Every local input must exist: reported together, at their recipe lines, before anything is built.
-    func checkInputs(_ recipes: [Recipe]) throws {
+    func checkInputs(_ recipes: [Recipe]) throws { try Self.checkLocalInputs(recipes) }
+
+    /// Every local input must exist: reported together, at their recipe lines, before anything is fetched or
+    /// built.
+    public static func checkLocalInputs(_ recipes: [Recipe]) throws {
         var problems: [Diagnostic] = []
         for recipe in recipes {
             for layer in recipe.layers {

@@ -100,6 +100,7 @@ struct Build: AsyncParsableCommand {
         let remote: [RemoteInput]
         do {
             remote = try RemoteInputs.collect(recipes, lock: lock)
+            if !dryRun { try await checkLocalInputs(recipes, remote: remote) }
         } catch let error as RecipeError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(65)
@@ -155,6 +156,24 @@ struct Build: AsyncParsableCommand {
         Output.line(
             "built \(results.count) image\(results.count == 1 ? "" : "s") (\(built) layers written, \(reused) reused) in "
                 + String(format: "%.1fs", Date().timeIntervalSince(started)))
+    }
+
+    /// Missing local files stop the build before any download; the report also lists the remote inputs that
+    /// are not at hand yet (looked up offline), so one run shows everything to provide.
+    func checkLocalInputs(_ recipes: [Recipe], remote: [RemoteInput]) async throws {
+        do {
+            try Builder.checkLocalInputs(recipes)
+        } catch let local as RecipeError {
+            var options = inputs.options(caFile: registryFlags.caFile)
+            options.offline = true
+            var diagnostics = local.diagnostics
+            do {
+                _ = try await RemoteInputs.fetch(remote, options: options)
+            } catch let missing as RecipeError {
+                diagnostics += missing.diagnostics
+            }
+            throw RecipeError(diagnostics)
+        }
     }
 
     /// `--locked`: every input must be pinned by the lock to the digest the recipes give.
