@@ -461,6 +461,20 @@ public final class Builder: Sendable {
             var mtime: Int64
             var entries: [KeyEntry]
         }
+        // Hash changed input files on every core first (the stat cache answers for unchanged ones).
+        let paths = entries.compactMap { entry -> String? in
+            if case .file(.path(let path)) = entry.kind { return path }
+            return nil
+        }
+        if paths.count > 1 {
+            let digests = self.digests
+            let lanes = max(1, min(options.threads, paths.count))
+            DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+                for index in stride(from: lane, to: paths.count, by: lanes) {
+                    _ = try? digests.digest(ofFileAt: paths[index])
+                }
+            }
+        }
         let keyed = try entries.map { entry -> KeyEntry in
             let (kind, value): (String, String)
             switch entry.kind {

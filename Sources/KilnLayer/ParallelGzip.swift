@@ -110,13 +110,33 @@ final class ParallelGzip: LayerCompressor {
     }
 
     /// Shannon entropy of the byte histogram above 7.9 bits per byte: deflate would gain (almost) nothing.
+    /// Four interleaved histograms keep consecutive equal bytes from stalling on one counter; the counts, and
+    /// so the decision, are exactly those of a plain histogram.
     static func looksCompressed(_ chunk: UnsafeRawBufferPointer) -> Bool {
-        guard chunk.count >= 4096 else { return false }
-        var counts = [Int](repeating: 0, count: 256)
-        for byte in chunk { counts[Int(byte)] += 1 }
-        let total = Double(chunk.count)
+        guard chunk.count >= 4096, let base = chunk.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+            return false
+        }
+        let counts = UnsafeMutablePointer<UInt32>.allocate(capacity: 1024)
+        defer { counts.deallocate() }
+        counts.initialize(repeating: 0, count: 1024)
+        let n = chunk.count
+        var i = 0
+        while i + 4 <= n {
+            counts[Int(base[i])] &+= 1
+            counts[256 + Int(base[i + 1])] &+= 1
+            counts[512 + Int(base[i + 2])] &+= 1
+            counts[768 + Int(base[i + 3])] &+= 1
+            i += 4
+        }
+        while i < n {
+            counts[Int(base[i])] &+= 1
+            i += 1
+        }
+        let total = Double(n)
         var entropy = 0.0
-        for c in counts where c > 0 {
+        for k in 0..<256 {
+            let c = Int(counts[k]) + Int(counts[256 + k]) + Int(counts[512 + k]) + Int(counts[768 + k])
+            guard c > 0 else { continue }
             let p = Double(c) / total
             entropy -= p * log2(p)
         }
