@@ -90,7 +90,8 @@ public enum ImageArchive {
     public static func write(
         layout: OCILayout, reference: String, format: Format, to path: String, platform: Platform = .host
     ) throws -> Result {
-        let (entries, image) = try Self.entries(layout: layout, reference: reference, format: format, platform: platform)
+        let (entries, image) = try Self.entries(
+            layout: layout, reference: reference, format: format, platform: platform)
         let directory = (path as NSString).deletingLastPathComponent
         let temp = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
         let written: LayerResult

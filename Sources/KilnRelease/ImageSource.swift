@@ -93,7 +93,8 @@ public struct RegistryTarget: Sendable, Equatable {
     public init(parsing text: String) throws {
         let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
         guard let first = parts.first, !first.isEmpty else {
-            throw ReleaseError.invalidArgument("'\(text)' is not REGISTRY[/NAMESPACE], e.g. registry.example.com/komodo")
+            throw ReleaseError.invalidArgument(
+                "'\(text)' is not REGISTRY[/NAMESPACE], e.g. registry.example.com/komodo")
         }
         registry = first
         namespace = parts.count > 1 ? parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "/")) : ""

@@ -107,8 +107,11 @@ public struct ReleaseDiff: Codable, Sendable {
                         "    layer \(layer.index) [\(layer.platform)] \(layer.createdBy ?? ""): "
                             + "\(layer.from?.description ?? "(none)") → \(layer.to?.description ?? "(none)")")
                 }
-                if image.layers.isEmpty && image.configChanged {
-                    lines.append("    same layers; the image config (settings) changed")
+                if image.layers.isEmpty {
+                    lines.append(
+                        image.configChanged
+                            ? "    same layers; the image config (settings) changed"
+                            : "    same layers and config; only the manifest (annotations such as the version) changed")
                 }
             }
         }

@@ -60,7 +60,8 @@ public struct Releaser: Sendable {
             var descriptor = image.descriptor
             descriptor.annotations = nil
             descriptor.platform = nil
-            return Pusher.Item(repository: target.repository(image.name), descriptor: descriptor, tags: [inputs.version])
+            return Pusher.Item(
+                repository: target.repository(image.name), descriptor: descriptor, tags: [inputs.version])
         }
         let pushed = try await Pusher(layout: layout, client: client, events: events).push(items)
         var images: [ReleaseDocument.Image] = []

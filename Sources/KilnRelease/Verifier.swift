@@ -105,9 +105,11 @@ public struct Verifier: Sendable {
             report.platform = platform.description
             let a = mine.manifest.layers
             let b = theirs.manifest.layers
-            guard let i = (0..<max(a.count, b.count)).first(where: { i in
-                i >= a.count || i >= b.count || a[i].digest != b[i].digest
-            }) else {
+            guard
+                let i = (0..<max(a.count, b.count)).first(where: { i in
+                    i >= a.count || i >= b.count || a[i].digest != b[i].digest
+                })
+            else {
                 report.note =
                     "every layer is identical; the image config differs (rebuilt \(mine.manifest.config.digest), "
                     + "published \(theirs.manifest.config.digest)): check the recipe's settings, or the manifest annotations"

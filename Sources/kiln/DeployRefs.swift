@@ -21,7 +21,8 @@ struct DeployRefsCommand: AsyncParsableCommand {
 
     @Argument(help: "The release.") var version: String
     @Option(name: .long, help: "refs, compose or kubernetes.") var format: DeployRefs.Format = .refs
-    @Option(name: .shortAndLong, help: "Write to this file (atomically) instead of standard output.") var output: String?
+    @Option(name: .shortAndLong, help: "Write to this file (atomically) instead of standard output.") var output:
+        String?
     @Option(name: .long, help: "REGISTRY[/NAMESPACE] the images are served from (default: where they were released).")
     var to: String?
     @OptionGroup var releaseOptions: ReleaseOptions

@@ -17,7 +17,8 @@ struct Diff: AsyncParsableCommand {
 
     @Argument(help: "The older release.") var a: String
     @Argument(help: "The newer release.") var b: String
-    @Option(name: .long, help: "REGISTRY[/NAMESPACE] to read releases and manifests from (default: where B was pushed).")
+    @Option(
+        name: .long, help: "REGISTRY[/NAMESPACE] to read releases and manifests from (default: where B was pushed).")
     var to: String?
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var storeOptions: StoreOptions

@@ -20,7 +20,8 @@ struct Export: ParsableCommand {
     @Argument(help: "The image, as NAME:TAG.") var reference: String
     @Option(name: .long, help: "oci or docker.") var format: ImageArchive.Format = .oci
     @Option(name: .shortAndLong, help: "The archive to write; - for standard output.") var output: String
-    @Option(name: .long, help: "For a docker archive of a multi-platform image: which platform (default: this machine's).")
+    @Option(
+        name: .long, help: "For a docker archive of a multi-platform image: which platform (default: this machine's).")
     var platform: String?
     @OptionGroup var storeOptions: StoreOptions
 

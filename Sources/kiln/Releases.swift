@@ -32,7 +32,9 @@ struct Releases: ParsableCommand {
             return
         }
         let width = max(rows.map(\.version.count).max() ?? 0, 7)
-        Output.line("VERSION".padding(toLength: width + 2, withPad: " ", startingAt: 0) + "CREATED               IMAGES  REVISION")
+        Output.line(
+            "VERSION".padding(toLength: width + 2, withPad: " ", startingAt: 0)
+                + "CREATED               IMAGES  REVISION")
         for row in rows {
             Output.line(
                 row.version.padding(toLength: width + 2, withPad: " ", startingAt: 0)

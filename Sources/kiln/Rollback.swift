@@ -20,7 +20,8 @@ struct Rollback: AsyncParsableCommand {
 
     @Argument(help: "The release to point the tags at.") var version: String
     @Option(name: .long, help: "REGISTRY[/NAMESPACE] (default: where the release was pushed).") var to: String?
-    @Option(name: .customLong("tag"), help: "A tag to move (repeatable; default: the release's moving tags, else stable).")
+    @Option(
+        name: .customLong("tag"), help: "A tag to move (repeatable; default: the release's moving tags, else stable).")
     var tags: [String] = []
     @Flag(name: .customLong("dry-run"), help: "Check and show the moves; change nothing.") var dryRun = false
     @OptionGroup var releaseOptions: ReleaseOptions
