@@ -34,11 +34,14 @@ public struct Releaser: Sendable {
         public var recipesDigest: Digest?
         public var lockDigest: Digest?
         public var created: String
+        /// Replace an existing `releases/VERSION.json` that records other images (a release is otherwise final).
+        public var replace: Bool
 
         public init(
             version: String, movingTags: [String], revision: String?, recipesDigest: Digest?, lockDigest: Digest?,
-            created: String
+            created: String, replace: Bool = false
         ) {
+            self.replace = replace
             self.version = version
             self.movingTags = movingTags
             self.revision = revision
@@ -56,6 +59,16 @@ public struct Releaser: Sendable {
     {
         let tagged = try layout.tags().filter { $0.tag == inputs.version }
         guard !tagged.isEmpty else { throw ReleaseError.noImages(version: inputs.version, layout: layout.root) }
+        // A release is final: the same version with other images needs a new version (or an explicit replace).
+        if !inputs.replace, let existing = try? directory.load(inputs.version) {
+            let recorded = existing.images.map { "\($0.name)@\($0.digest)" }.sorted()
+            let now = tagged.map { "\($0.name)@\($0.descriptor.digest)" }.sorted()
+            if recorded != now {
+                throw ReleaseError.invalidArgument(
+                    "release \(inputs.version) already exists in \(directory.file(for: inputs.version)) with other images "
+                        + "(\(recorded.joined(separator: ", "))): release a new version, or pass --force to replace it")
+            }
+        }
         let items = tagged.map { image -> Pusher.Item in
             var descriptor = image.descriptor
             descriptor.annotations = nil

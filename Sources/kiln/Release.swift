@@ -59,7 +59,9 @@ struct Release: AsyncParsableCommand {
             and every image by digest (with each platform's manifest for a multi-platform image). The document \
             is also pushed as an OCI artifact tagged release-VERSION in NAMESPACE/kiln-releases, so rollback works \
             from any machine. Moving tags (--moving-tag stable; none by default, so a release never changes \
-            what production runs unless asked) are pointed at the release last.
+            what production runs unless asked) are pointed at the release last. A release is final: releasing \
+            an existing version again with other images is refused (--force replaces it); with the same images \
+            it is an idempotent re-push that keeps the original date.
 
               kiln build --version 1.2.0 && kiln release 1.2.0 --to registry.example.com/komodo --moving-tag stable
             """)
@@ -72,6 +74,8 @@ struct Release: AsyncParsableCommand {
     var revision: String?
     @Option(name: .long, help: "The recipes directory whose digest is recorded (default: recipes).")
     var recipes: String = "recipes"
+    @Flag(name: .long, help: "Replace an existing releases/VERSION.json that records other images.")
+    var force = false
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
@@ -104,7 +108,7 @@ struct Release: AsyncParsableCommand {
             version: version, movingTags: movingTags, revision: revision ?? RecipeDigest.gitRevision(),
             recipesDigest: try RecipeDigest.directory(recipes),
             lockDigest: FileManager.default.fileExists(atPath: lock) ? try RecipeDigest.file(lock) : nil,
-            created: Timestamp.rfc3339(epochSeconds: epoch))
+            created: Timestamp.rfc3339(epochSeconds: epoch), replace: force)
         let reporter = TransferReporter(quiet: output.json)
         let (document, moves) = try await withRegistry(target.registry, registryFlags) { client in
             try await Releaser(client: client, target: target, events: reporter.handle)

@@ -252,6 +252,16 @@ import Yams
             from: Data(
                 try kiln(tmp, ["gc", "--grace", "0", "--dry-run", "--json", "--releases", "/nonexistent"]).stdout.utf8))
         #expect(unpinned.removed.contains(messageLayer.description))
+
+        // A release is final: other images under 1.0.0 are refused, the same images re-push and keep the file.
+        let file1 = try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/releases/1.0.0.json"))
+        let file2 = try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/releases/2.0.0.json"))
+        try kiln(tmp, ["build", "recipes", "--version", "1.0.0"])
+        let again = try kiln(tmp, ["release", "1.0.0", "--to", to], check: false)
+        #expect(!again.succeeded && again.stderr.contains("release 1.0.0 already exists"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/releases/1.0.0.json")) == file1)
+        try kiln(tmp, ["release", "2.0.0", "--to", to, "--moving-tag", "stable", "--revision", "abc123"], epoch: "1")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/releases/2.0.0.json")) == file2)
     }
 
     @Test func verifyPassesOnAFreshStoreAndNamesTheLayerAndFileThatDiffer() throws {
