@@ -14,7 +14,7 @@ struct Export: ParsableCommand {
             image are identical files.
 
               kiln export komodod:0.9.0 --format docker -o komodod.tar && podman load -i komodod.tar
-              kiln export komodod:0.9.0 --format oci -o - | ssh host 'skopeo copy oci-archive:/dev/stdin …'
+              kiln export komodod:0.9.0 --format oci -o - | gzip > komodod.oci.tar.gz
             """)
 
     @Argument(help: "The image, as NAME:TAG.") var reference: String
