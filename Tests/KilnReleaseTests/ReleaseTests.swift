@@ -10,7 +10,8 @@ import Yams
 /// Release, rollback, diff, deploy-refs, verify and export, end to end through the CLI against a real
 /// docker-registry, read back by skopeo and podman.
 @Suite(.serialized) struct ReleaseTests {
-    /// A project directory with two recipes: `hello` (busybox + a message file, ports, a volume) and `side`.
+    /// A project directory with two recipes: `hello` (busybox + a message file, ports, a volume) and `side`
+    /// (one generated file, two platforms: an image index).
     func project(message: String) throws -> TemporaryDirectory {
         let tmp = try TemporaryDirectory("kiln-release")
         try Shell.run(["cp", "/bin/busybox", tmp.path + "/busybox-bin"])
@@ -38,6 +39,7 @@ import Yams
             """
             name: side
             version: "0.0.0"
+            platforms: [linux/amd64, linux/arm64]
             layers:
               - name: conf
                 files: [{path: /etc/side.conf, content: "side = 1\\n"}]
@@ -107,6 +109,10 @@ import Yams
         let hello1 = try #require(v1.images.first { $0.name == "hello" })
         #expect(hello1.repository == "ns/hello" && hello1.tags == ["1.0.0"])
         #expect(hello1.reference == "\(registry.address)/ns/hello@\(hello1.digest)")
+        #expect(hello1.mediaType == MediaType.imageManifest && hello1.platforms == nil)
+        let side1 = try #require(v1.images.first { $0.name == "side" })
+        #expect(side1.mediaType == MediaType.imageIndex)
+        #expect(side1.platforms?.map(\.platform) == ["linux/amd64", "linux/arm64"])
 
         // The registry serves every version tag and `stable` at 2.0.0 (skopeo reads it independently).
         for (name, digest) in d1 { #expect(try Oracles.remoteDigest("\(to)/\(name):1.0.0") == digest) }
