@@ -172,18 +172,30 @@ import Yams
         try FileManager.default.moveItem(atPath: tmp.path + "/v2.json", toPath: tmp.path + "/releases/2.0.0.json")
         for (name, digest) in d2 { #expect(try Oracles.remoteDigest("\(to)/\(name):stable") == digest) }
 
-        // Delete a layer only 1.0.0 has: rollback refuses, names it, and moves no tag (not even side's).
-        let layout = try OCILayout(root: tmp.path + "/images")
-        let messageLayer = try layout.images(for: try layout.resolve("hello:1.0.0"))[0].manifest.layers[1].digest
-        let status = try Shell.run([
-            "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE",
-            "http://\(registry.address)/v2/ns/hello/blobs/\(messageLayer)",
-        ]).stdout
-        #expect(status == "202")
-        let refused = try kiln(tmp, ["rollback", "1.0.0"], check: false)
+        // Remove something only 1.0.0 has: rollback refuses, names it, and moves no tag at all. First side's arm64
+        // manifest (side comes after hello, so a rollback that moved tags as it went would have moved hello's).
+        func delete(_ path: String) throws {
+            let status = try Shell.run([
+                "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE",
+                "http://\(registry.address)/v2/\(path)",
+            ]).stdout
+            #expect(status == "202", "DELETE \(path)")
+        }
+        let sideArm = try #require(side1.platforms?.last?.digest)
+        try delete("ns/side/manifests/\(sideArm)")
+        var refused = try kiln(tmp, ["rollback", "1.0.0"], check: false)
         #expect(!refused.succeeded)
         #expect(refused.stderr.contains("refusing to roll back to 1.0.0"))
-        #expect(refused.stderr.contains("\(messageLayer) (hello layer 1)"))
+        #expect(refused.stderr.contains("missing manifest \(to)/side@\(sideArm) (side linux/arm64)"))
+        for (name, digest) in d2 { #expect(try Oracles.remoteDigest("\(to)/\(name):stable") == digest) }
+        // Then a layer blob of hello 1.0.0: both are reported, still nothing moves.
+        let layout = try OCILayout(root: tmp.path + "/images")
+        let messageLayer = try layout.images(for: try layout.resolve("hello:1.0.0"))[0].manifest.layers[1].digest
+        try delete("ns/hello/blobs/\(messageLayer)")
+        refused = try kiln(tmp, ["rollback", "1.0.0"], check: false)
+        #expect(!refused.succeeded)
+        #expect(refused.stderr.contains("missing blob \(to)/hello@\(messageLayer) (hello layer 1)"))
+        #expect(refused.stderr.contains("lacks 2 items"))
         for (name, digest) in d2 { #expect(try Oracles.remoteDigest("\(to)/\(name):stable") == digest) }
 
         // deploy-refs: digests only, deterministic, and valid compose / Kubernetes documents.
