@@ -75,6 +75,14 @@ import Yams
         return report.release
     }
 
+    /// `DELETE /v2/PATH` on the registry; returns the HTTP status.
+    func delete(_ registry: RegistryServer, _ path: String) throws -> String {
+        try Shell.run([
+            "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE",
+            "http://\(registry.address)/v2/\(path)",
+        ]).stdout
+    }
+
     func digests(_ document: ReleaseDocument) -> [String: String] {
         Dictionary(uniqueKeysWithValues: document.images.map { ($0.name, $0.digest.description) })
     }
@@ -174,15 +182,8 @@ import Yams
 
         // Remove something only 1.0.0 has: rollback refuses, names it, and moves no tag at all. First side's arm64
         // manifest (side comes after hello, so a rollback that moved tags as it went would have moved hello's).
-        func delete(_ path: String) throws {
-            let status = try Shell.run([
-                "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE",
-                "http://\(registry.address)/v2/\(path)",
-            ]).stdout
-            #expect(status == "202", "DELETE \(path)")
-        }
         let sideArm = try #require(side1.platforms?.last?.digest)
-        try delete("ns/side/manifests/\(sideArm)")
+        #expect(try delete(registry, "ns/side/manifests/\(sideArm)") == "202")
         var refused = try kiln(tmp, ["rollback", "1.0.0"], check: false)
         #expect(!refused.succeeded)
         #expect(refused.stderr.contains("refusing to roll back to 1.0.0"))
@@ -191,7 +192,7 @@ import Yams
         // Then a layer blob of hello 1.0.0: both are reported, still nothing moves.
         let layout = try OCILayout(root: tmp.path + "/images")
         let messageLayer = try layout.images(for: try layout.resolve("hello:1.0.0"))[0].manifest.layers[1].digest
-        try delete("ns/hello/blobs/\(messageLayer)")
+        #expect(try delete(registry, "ns/hello/blobs/\(messageLayer)") == "202")
         refused = try kiln(tmp, ["rollback", "1.0.0"], check: false)
         #expect(!refused.succeeded)
         #expect(refused.stderr.contains("missing blob \(to)/hello@\(messageLayer) (hello layer 1)"))
@@ -296,6 +297,12 @@ import Yams
             ["verify", "\(registry.address)/ns/hello:1.0.0", "--recipes", tmp.path + "/recipes"],
             environment: ["SOURCE_DATE_EPOCH": ""], directory: "/")
         #expect(ok.stdout.hasPrefix("OK \(registry.address)/ns/hello:1.0.0"))
+        let pinned = try OCILayout(root: tmp.path + "/images").resolve("hello:1.0.0").digest
+        let byDigest = try KilnBinary.run(
+            ["verify", "\(registry.address)/ns/hello@\(pinned)", "--recipes", tmp.path + "/recipes", "--json"],
+            environment: ["SOURCE_DATE_EPOCH": ""], directory: "/")
+        let pinnedReport = try JSONDecoder().decode(VerifyReport.self, from: Data(byDigest.stdout.utf8))
+        #expect(pinnedReport.matches && pinnedReport.rebuilt == pinned)
 
         try tmp.write("recipes/msg.txt", "tampered\n")
         let bad = try KilnBinary.run(
@@ -319,7 +326,7 @@ import Yams
             tmp.remove()
             podman.cleanUp()
         }
-        try kiln(tmp, ["build", "recipes/hello.yaml", "--version", "1.0.0"])
+        try kiln(tmp, ["build", "recipes", "--version", "1.0.0"])
         let layout = try OCILayout(root: tmp.path + "/images")
         let digest = try layout.resolve("hello:1.0.0").digest
         func read(_ name: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/" + name)) }
@@ -345,6 +352,16 @@ import Yams
             #expect(Digest.sha256(Data(inspect.stdout.utf8)) == digest)
         }
         try Shell.run(["skopeo", "inspect", "docker-archive:\(tmp.path)/docker-a.tar"])
+        // A multi-platform image: the OCI archive holds the index, the docker one this machine's platform.
+        let side = try layout.resolve("side:1.0.0")
+        try kiln(tmp, ["export", "side:1.0.0", "--format", "oci", "-o", "side-oci.tar"])
+        let sideRaw = try Shell.run(["skopeo", "inspect", "--raw", "oci-archive:\(tmp.path)/side-oci.tar:side:1.0.0"])
+        #expect(Digest.sha256(Data(sideRaw.stdout.utf8)) == side.digest)
+        try kiln(
+            tmp, ["export", "side:1.0.0", "--format", "docker", "-o", "side-docker.tar", "--platform", "linux/arm64"])
+        let arm = try #require(try layout.images(for: side).first { $0.config.architecture == "arm64" })
+        let sideInspect = try Shell.run(["skopeo", "inspect", "--raw", "docker-archive:\(tmp.path)/side-docker.tar"])
+        #expect(sideInspect.stdout.contains(arm.manifest.config.digest.encoded))
         // podman loads the docker archive and runs it.
         let loaded = try podman.podman(["load", "-i", tmp.path + "/docker-a.tar"]).stdout
         let name = try #require(
