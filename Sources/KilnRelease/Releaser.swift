@@ -57,7 +57,10 @@ public struct Releaser: Sendable {
     public func release(from layout: OCILayout, _ inputs: ReleaseInputs, directory: ReleaseDirectory) async throws
         -> (ReleaseDocument, [TagMove])
     {
-        let tagged = try layout.tags().filter { $0.tag == inputs.version }
+        // Recipe images only: pulled images are stored under their full reference (`host/repo:tag`).
+        let tagged = try layout.tags().filter {
+            $0.tag == inputs.version && !$0.name.contains("/") && !$0.name.contains(":")
+        }
         guard !tagged.isEmpty else { throw ReleaseError.noImages(version: inputs.version, layout: layout.root) }
         // A release is final: the same version with other images needs a new version (or an explicit replace).
         if !inputs.replace, let existing = try? directory.load(inputs.version) {
