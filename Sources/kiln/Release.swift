@@ -8,7 +8,7 @@ import KilnStore
 
 /// Flags shared by the release commands.
 struct ReleaseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Where release documents live (default: releases).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("Where release documents (VERSION.json) live.", valueName: "dir"))
     var releases: String = "releases"
 
     var directory: ReleaseDirectory { ReleaseDirectory(path: releases) }
@@ -72,7 +72,7 @@ struct Release: AsyncParsableCommand {
     var movingTags: [String] = []
     @Option(name: .long, help: "Source revision to record (default: git rev-parse HEAD, if in a git checkout).")
     var revision: String?
-    @Option(name: .long, help: "The recipes directory whose digest is recorded (default: recipes).")
+    @Option(name: .long, help: "The recipes directory whose digest is recorded.")
     var recipes: String = "recipes"
     @Flag(name: .long, help: "Replace an existing releases/VERSION.json that records other images.")
     var force = false
