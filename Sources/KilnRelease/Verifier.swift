@@ -70,7 +70,10 @@ public struct Verifier: Sendable {
         let name = String(repository.split(separator: "/").last ?? Substring(repository))
         let set = try RecipeSet.load(paths: recipes)
         guard set.recipe(named: name) != nil else {
-            throw ReleaseError.unknownImage(name: name, known: set.recipes.map(\.name))
+            throw ReleaseError.invalidArgument(
+                "no recipe named '\(name)' (the repository's last component) in \(recipes.joined(separator: ", ")); "
+                    + "known: \(set.recipes.map(\.name).joined(separator: ", ")). Pass --recipes with the recipes it was built from"
+            )
         }
         let version = annotations[AnnotationKey.version] ?? reference.tag
         let epoch = annotations[AnnotationKey.created].flatMap(Self.epoch(rfc3339:)) ?? 0
