@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module dependencies run one way, top to bottom (see README "Architecture"):
-//   kiln → KilnBuild → {KilnRecipe, KilnLayer, KilnRegistry, KilnDebian} → KilnStore → KilnOCI
+//   kiln → KilnRelease → KilnBuild → {KilnRecipe, KilnLayer, KilnRegistry, KilnDebian} → KilnStore → KilnOCI
 let package = Package(
     name: "Kiln",
     platforms: [.macOS(.v14)],
@@ -51,10 +51,14 @@ let package = Package(
             name: "KilnBuild",
             dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnDebian", "KilnHTTP"]
         ),
+        // Releases: export archives, release documents, rollback, diff, deployment refs, verify.
+        .target(
+            name: "KilnRelease",
+            dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnBuild", "KilnHTTP"]),
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnBuild", "KilnRegistry", "KilnStore", "KilnOCI", "KilnRecipe",
+                "KilnRelease", "KilnBuild", "KilnRegistry", "KilnStore", "KilnOCI", "KilnRecipe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -70,6 +74,12 @@ let package = Package(
             dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnTestSupport"]),
         .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnReleaseTests",
+            dependencies: [
+                "KilnRelease", "KilnLayer", "KilnStore", "KilnOCI", "KilnTestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         .testTarget(name: "KilnIntegrationTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
     ]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnOCI
+import KilnRelease
 import KilnStore
 
 struct GC: ParsableCommand {
@@ -10,11 +11,13 @@ struct GC: ParsableCommand {
         discussion: """
             Walks every tag in the store's index.json and deletes the blobs none of them reach, holding the store lock so a concurrent \
             `kiln build` cannot lose work. Blobs younger than --grace (a build may not have tagged them yet) \
-            are kept. Use --dry-run to see what would go.
+            are kept, and so are the images of the releases recorded in releases/*.json (--releases), even \
+            untagged. Use --dry-run to see what would go.
             """)
 
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var releaseOptions: ReleaseOptions
     @Flag(name: .long, help: "Show what would be removed, remove nothing.") var dryRun = false
     @Option(name: .long, help: "Keep untagged blobs younger than this many seconds.") var grace: Double = 3600
 
@@ -26,7 +29,8 @@ struct GC: ParsableCommand {
 
     func run() throws {
         let layout = try OCILayout(root: storeOptions.path)
-        let garbage = try layout.collectGarbage(dryRun: dryRun, graceSeconds: grace)
+        let garbage = try layout.collectGarbage(
+            extraRoots: try releaseOptions.directory.roots(in: layout), dryRun: dryRun, graceSeconds: grace)
         let bytes = garbage.reduce(0) { $0 + $1.size }
         if output.json {
             return try Output.json(Report(dryRun: dryRun, removed: garbage.map(\.digest.description), bytes: bytes))

@@ -1,4 +1,5 @@
 import Foundation
+import KilnOCI
 
 /// Independent tools that check Kiln's output: umoci (strict layout and layer checks), skopeo, podman.
 public enum Oracles {
@@ -68,5 +69,15 @@ public struct Podman: Sendable {
     public func cleanUp() {
         _ = try? podman(["system", "reset", "--force"], check: false)
         directory.remove()
+    }
+}
+
+extension Oracles {
+    /// The digest a registry serves for `docker://REFERENCE` (sha256 of `skopeo inspect --raw`), nil when absent.
+    public static func remoteDigest(_ reference: String) throws -> String? {
+        let result = try Shell.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(reference)"], check: false)
+        guard result.succeeded else { return nil }
+        return Digest.sha256(Data(result.stdout.utf8)).description
     }
 }

@@ -1,0 +1,113 @@
+import Foundation
+import KilnLayer
+import KilnOCI
+import KilnStore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `kiln export`: one image from the store as a tar archive.
+///
+/// - `oci`: an OCI image layout (`oci-layout`, `index.json` with the one image, `blobs/sha256/…`), what
+///   `skopeo copy oci-archive:FILE` and `podman load` read.
+/// - `docker`: the same layout plus docker's `manifest.json` (`Config`, `RepoTags`, `Layers` as
+///   `blobs/sha256/…` paths), the combined format Docker ≥ 25 writes, which `podman load` and `docker load` read.
+///
+/// The bytes depend only on the image: entries sorted bytewise, every mtime 0, uid/gid 0, files 0644 and
+/// directories 0755, written by the same deterministic tar writer as layers (without compression).
+public enum ImageArchive {
+    public enum Format: String, Sendable, CaseIterable, Codable {
+        case oci, docker
+    }
+
+    public struct Result: Sendable, Codable {
+        /// sha256 of the archive's bytes.
+        public var digest: Digest
+        public var size: Int64
+        /// The manifest or index exported.
+        public var image: Digest
+    }
+
+    /// The entries of the archive for `reference` (`NAME:TAG`). A docker archive holds one platform: for an
+    /// image index, `platform`'s manifest (default: this machine's).
+    public static func entries(
+        layout: OCILayout, reference: String, format: Format, platform: Platform = .host
+    ) throws -> (entries: [LayerEntry], image: Digest) {
+        var descriptor = try layout.resolve(reference)
+        var images = try layout.images(for: descriptor)
+        if format == .docker && MediaType.indexTypes.contains(descriptor.mediaType) {
+            // docker's manifest.json names one config per image: export the platform's manifest alone.
+            guard
+                let chosen = images.first(where: { $0.config.platform == platform })
+                    ?? images.first(where: {
+                        $0.config.os == platform.os && $0.config.architecture == platform.architecture
+                    })
+            else {
+                throw ReleaseError.invalidArgument(
+                    "\(reference) has no \(platform) image for a docker archive (it has: "
+                        + images.map { $0.config.platform.description }.joined(separator: ", ") + ")")
+            }
+            images = [chosen]
+            descriptor = chosen.manifestDescriptor
+        }
+        descriptor.annotations = [AnnotationKey.refName: reference, AnnotationKey.containerdImageName: reference]
+        descriptor.platform = nil
+        var entries = [
+            LayerEntry(path: "oci-layout", kind: .file(.bytes(try CanonicalJSON.encode(LayoutHeader()))), mode: 0o644),
+            LayerEntry(
+                path: "index.json", kind: .file(.bytes(try CanonicalJSON.encode(ImageIndex(manifests: [descriptor])))),
+                mode: 0o644),
+        ]
+        for digest in try layout.reachableBlobs(from: descriptor).sorted() {
+            guard layout.hasBlob(digest) else { throw StoreError.missingBlob(digest: digest, layout: layout.root) }
+            entries.append(
+                LayerEntry(
+                    path: "blobs/\(digest.algorithm)/\(digest.encoded)", kind: .file(.path(layout.blobPath(digest))),
+                    mode: 0o644))
+        }
+        if format == .docker {
+            struct DockerManifest: Encodable {
+                var Config: String
+                var RepoTags: [String]
+                var Layers: [String]
+            }
+            let image = images[0]
+            let path = { (d: Digest) in "blobs/\(d.algorithm)/\(d.encoded)" }
+            let manifest = [
+                DockerManifest(
+                    Config: path(image.manifest.config.digest), RepoTags: [reference],
+                    Layers: image.manifest.layers.map { path($0.digest) })
+            ]
+            entries.append(
+                LayerEntry(path: "manifest.json", kind: .file(.bytes(try CanonicalJSON.encode(manifest))), mode: 0o644))
+        }
+        return (entries, descriptor.digest)
+    }
+
+    /// Writes the archive to `path` atomically (a sibling temporary file, fsynced, renamed into place).
+    @discardableResult
+    public static func write(
+        layout: OCILayout, reference: String, format: Format, to path: String, platform: Platform = .host
+    ) throws -> Result {
+        let (entries, image) = try Self.entries(
+            layout: layout, reference: reference, format: format, platform: platform)
+        let directory = (path as NSString).deletingLastPathComponent
+        let temp = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
+        let written: LayerResult
+        do {
+            written = try LayerWriter.write(
+                entries: entries, to: temp, options: LayerOptions(mtime: 0, compression: .none, threads: 1))
+        } catch {
+            unlink(temp)
+            throw error
+        }
+        guard rename(temp, path) == 0 else {
+            let detail = String(cString: strerror(errno))
+            unlink(temp)
+            throw StoreError.io(path: path, operation: "move the archive into place", detail: detail)
+        }
+        AtomicFile.syncDirectory(directory.isEmpty ? "." : directory)
+        return Result(digest: written.diffID, size: written.uncompressedSize, image: image)
+    }
+}

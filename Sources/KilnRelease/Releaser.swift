@@ -1,0 +1,266 @@
+import Foundation
+import KilnOCI
+import KilnRegistry
+import KilnStore
+
+/// A moving tag pointed (or to be pointed) from one manifest to another.
+public struct TagMove: Codable, Sendable, Equatable {
+    public var repository: String
+    public var tag: String
+    /// What the tag pointed at before; nil when it did not exist.
+    public var from: Digest?
+    public var to: Digest
+    public var changes: Bool { from != to }
+}
+
+/// Publishes releases and moves their tags: `kiln release` and `kiln rollback`.
+public struct Releaser: Sendable {
+    public let client: RegistryClient
+    public let target: RegistryTarget
+    public let events: @Sendable (TransferEvent) -> Void
+
+    public init(
+        client: RegistryClient, target: RegistryTarget, events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
+    ) {
+        self.client = client
+        self.target = target
+        self.events = events
+    }
+
+    public struct ReleaseInputs: Sendable {
+        public var version: String
+        public var movingTags: [String]
+        public var revision: String?
+        public var recipesDigest: Digest?
+        public var lockDigest: Digest?
+        public var created: String
+        /// Replace an existing `releases/VERSION.json` that records other images (a release is otherwise final).
+        public var replace: Bool
+
+        public init(
+            version: String, movingTags: [String], revision: String?, recipesDigest: Digest?, lockDigest: Digest?,
+            created: String, replace: Bool = false
+        ) {
+            self.replace = replace
+            self.version = version
+            self.movingTags = movingTags
+            self.revision = revision
+            self.recipesDigest = recipesDigest
+            self.lockDigest = lockDigest
+            self.created = created
+        }
+    }
+
+    /// Pushes every image tagged `*:VERSION` (tagged VERSION in the registry), writes the release document to
+    /// `directory`, pushes it as an artifact, then points the moving tags at the release: tags last, so no
+    /// moving tag ever names something incomplete.
+    public func release(from layout: OCILayout, _ inputs: ReleaseInputs, directory: ReleaseDirectory) async throws
+        -> (ReleaseDocument, [TagMove])
+    {
+        // Recipe images only: pulled images are stored under their full reference (`host/repo:tag`).
+        let tagged = try layout.tags().filter {
+            $0.tag == inputs.version && !$0.name.contains("/") && !$0.name.contains(":")
+        }
+        guard !tagged.isEmpty else { throw ReleaseError.noImages(version: inputs.version, layout: layout.root) }
+        // A release is final: the same version with other images needs a new version (or an explicit replace).
+        if !inputs.replace, let existing = try? directory.load(inputs.version) {
+            let recorded = existing.images.map { "\($0.name)@\($0.digest)" }.sorted()
+            let now = tagged.map { "\($0.name)@\($0.descriptor.digest)" }.sorted()
+            if recorded != now {
+                throw ReleaseError.invalidArgument(
+                    "release \(inputs.version) already exists in \(directory.file(for: inputs.version)) with other images "
+                        + "(\(recorded.joined(separator: ", "))): release a new version, or pass --force to replace it")
+            }
+        }
+        let items = tagged.map { image -> Pusher.Item in
+            var descriptor = image.descriptor
+            descriptor.annotations = nil
+            descriptor.platform = nil
+            return Pusher.Item(
+                repository: target.repository(image.name), descriptor: descriptor, tags: [inputs.version])
+        }
+        let pushed = try await Pusher(layout: layout, client: client, events: events).push(items)
+        var images: [ReleaseDocument.Image] = []
+        for (image, result) in zip(tagged, pushed) {
+            var platforms: [ReleaseDocument.PlatformManifest]?
+            if MediaType.indexTypes.contains(result.mediaType) {
+                let index = try CanonicalJSON.decode(ImageIndex.self, from: layout.readBlob(result.digest))
+                platforms = index.manifests.map {
+                    .init(platform: $0.platform?.description ?? "unknown", digest: $0.digest, mediaType: $0.mediaType)
+                }
+            }
+            images.append(
+                .init(
+                    name: image.name, repository: result.repository, reference: result.reference, digest: result.digest,
+                    mediaType: result.mediaType, tags: result.tags, platforms: platforms))
+        }
+        var document = ReleaseDocument(
+            version: inputs.version, created: inputs.created, revision: inputs.revision,
+            recipesDigest: inputs.recipesDigest, lockDigest: inputs.lockDigest, registry: target.registry,
+            namespace: target.namespace, movingTags: inputs.movingTags, images: images)
+        // Releasing the same images again keeps the first release's date: the document stays the same bytes.
+        if let existing = try? directory.load(inputs.version), existing.images == document.images,
+            existing.movingTags == document.movingTags, existing.registry == document.registry
+        {
+            document.created = existing.created
+        }
+        try directory.save(document)
+        _ = try await ReleaseArtifact(client: client, namespace: target.namespace, events: events).push(document)
+        var moves: [TagMove] = []
+        for image in document.images {
+            for tag in inputs.movingTags {
+                let current = try await client.manifestDescriptor(image.repository, tag)?.digest
+                let move = TagMove(repository: image.repository, tag: tag, from: current, to: image.digest)
+                if move.changes {
+                    try await client.putManifest(
+                        image.repository, tag, data: try layout.readBlob(image.digest), mediaType: image.mediaType)
+                    events(.manifestPushed(repository: image.repository, reference: tag))
+                }
+                moves.append(move)
+            }
+        }
+        return (document, moves)
+    }
+
+    /// The release's images as they should be addressed now: in `target` (which may differ from where the
+    /// document says they were pushed, e.g. a mirror).
+    public func relocated(_ document: ReleaseDocument) -> [ReleaseDocument.Image] {
+        document.images.map { image in
+            var moved = image
+            moved.repository = target.repository(image.name)
+            moved.reference = "\(target.registry)/\(moved.repository)@\(image.digest)"
+            return moved
+        }
+    }
+
+    /// Every manifest, config and layer the release needs that the registry lacks (empty when complete).
+    /// Manifests are checked with HEAD by digest, then read to find their blobs, each checked with HEAD.
+    public func missingContent(_ document: ReleaseDocument) async throws -> [String] {
+        var missing: [String] = []
+        for image in relocated(document) {
+            missing += try await absent(in: image.repository, image.digest, what: image.name)
+        }
+        return missing
+    }
+
+    private func absent(in repository: String, _ digest: Digest, what: String) async throws -> [String] {
+        guard try await client.manifestDescriptor(repository, digest.description) != nil else {
+            return ["manifest \(target.registry)/\(repository)@\(digest) (\(what))"]
+        }
+        let (data, descriptor) = try await client.manifest(repository, digest.description)
+        if MediaType.indexTypes.contains(descriptor.mediaType) || ImageSource.isIndex(data) {
+            var result: [String] = []
+            for child in try CanonicalJSON.decode(ImageIndex.self, from: data).manifests {
+                result += try await absent(
+                    in: repository, child.digest, what: "\(what) \(child.platform?.description ?? "child")")
+            }
+            return result
+        }
+        let manifest = try CanonicalJSON.decode(Manifest.self, from: data)
+        var result: [String] = []
+        let blobs = [("config", manifest.config)] + manifest.layers.enumerated().map { ("layer \($0)", $1) }
+        for (role, blob) in blobs where try await client.blobSize(repository, blob.digest) == nil {
+            result.append("blob \(target.registry)/\(repository)@\(blob.digest) (\(what) \(role))")
+        }
+        return result
+    }
+
+    /// The moves that would point `tags` of every image at the release. Checks first that the registry still
+    /// has everything the release needs and throws `ReleaseError.missingContent` (changing nothing) if not.
+    public func planRollback(_ document: ReleaseDocument, tags: [String]) async throws -> [TagMove] {
+        let missing = try await missingContent(document)
+        guard missing.isEmpty else { throw ReleaseError.missingContent(version: document.version, missing: missing) }
+        var moves: [TagMove] = []
+        for image in relocated(document) {
+            for tag in tags {
+                let current = try await client.manifestDescriptor(image.repository, tag)?.digest
+                moves.append(TagMove(repository: image.repository, tag: tag, from: current, to: image.digest))
+            }
+        }
+        return moves
+    }
+
+    /// Carries out planned moves: the manifest bytes are fetched by digest (and verified) and PUT under the tag.
+    public func apply(_ moves: [TagMove]) async throws {
+        for move in moves where move.changes {
+            let (data, descriptor) = try await client.manifest(move.repository, move.to.description)
+            try await client.putManifest(move.repository, move.tag, data: data, mediaType: descriptor.mediaType)
+            events(.manifestPushed(repository: move.repository, reference: move.tag))
+        }
+    }
+}
+
+/// A release document stored in the registry as an OCI artifact, so a rollback works from any machine:
+/// a manifest with `artifactType: application/vnd.kiln.release.v1+json`, the empty config, and one layer
+/// that is the document, tagged `release-VERSION` in the repository `NAMESPACE/kiln-releases` (one
+/// repository for all releases of a namespace: `kiln releases` of a registry is one tag list).
+public struct ReleaseArtifact: Sendable {
+    public static let repositoryName = "kiln-releases"
+    public static let emptyConfig = Data("{}".utf8)
+
+    public let client: RegistryClient
+    public let namespace: String
+    public let events: @Sendable (TransferEvent) -> Void
+
+    public init(
+        client: RegistryClient, namespace: String, events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
+    ) {
+        self.client = client
+        self.namespace = namespace
+        self.events = events
+    }
+
+    public var repository: String { Self.repository(namespace: namespace) }
+
+    public static func repository(namespace: String) -> String {
+        namespace.isEmpty ? repositoryName : "\(namespace)/\(repositoryName)"
+    }
+
+    public static func tag(_ version: String) -> String { "release-\(version)" }
+
+    /// The artifact manifest for a document's bytes.
+    public static func manifest(for document: Data, version: String, created: String) -> Manifest {
+        var config = Descriptor(mediaType: MediaType.empty, bytes: emptyConfig)
+        config.data = emptyConfig.base64EncodedString()
+        var layer = Descriptor(mediaType: ReleaseDocument.mediaType, bytes: document)
+        layer.annotations = [AnnotationKey.title: "\(version).json"]
+        return Manifest(
+            config: config, layers: [layer],
+            annotations: [AnnotationKey.version: version, AnnotationKey.created: created],
+            artifactType: ReleaseDocument.mediaType)
+    }
+
+    /// Pushes the document (staged in a private temporary layout) and tags it `release-VERSION`.
+    @discardableResult
+    public func push(_ document: ReleaseDocument) async throws -> Digest {
+        let staging = FileManager.default.temporaryDirectory.path + "/kiln-release-\(UUID().uuidString.lowercased())"
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let layout = try OCILayout(root: staging)
+        let bytes = try document.encoded()
+        try layout.writeBlob(Self.emptyConfig)
+        try layout.writeBlob(bytes)
+        let manifest = try CanonicalJSON.encode(
+            Self.manifest(for: bytes, version: document.version, created: document.created))
+        try layout.writeBlob(manifest)
+        let descriptor = Descriptor(mediaType: MediaType.imageManifest, bytes: manifest)
+        _ = try await Pusher(layout: layout, client: client, events: events).push([
+            .init(repository: repository, descriptor: descriptor, tags: [Self.tag(document.version)])
+        ])
+        return descriptor.digest
+    }
+
+    /// Reads `release-VERSION` back from the registry (every digest verified).
+    public func fetch(_ version: String) async throws -> ReleaseDocument {
+        let (data, _) = try await client.manifest(repository, Self.tag(version))
+        let manifest = try CanonicalJSON.decode(Manifest.self, from: data)
+        guard manifest.artifactType == ReleaseDocument.mediaType,
+            let layer = manifest.layers.first(where: { $0.mediaType == ReleaseDocument.mediaType })
+        else {
+            throw ReleaseError.invalidDocument(
+                source: "\(client.registry)/\(repository):\(Self.tag(version))",
+                reason: "not a kiln release artifact (artifactType \(manifest.artifactType ?? "none"))")
+        }
+        let bytes = try await ImageSource(layout: nil, client: client).blob(repository, layer)
+        return try ReleaseDocument.decode(bytes, source: "\(client.registry)/\(repository):\(Self.tag(version))")
+    }
+}
