@@ -49,6 +49,9 @@ struct Build: AsyncParsableCommand {
     @Flag(name: .long, help: "Hash every input file again instead of trusting unchanged file metadata.")
     var rehash = false
 
+    @Flag(name: .long, help: "Use exactly the package sets in kiln.lock; fail instead of re-resolving.")
+    var locked = false
+
     func validate() throws {
         for tag in tags + (version.map { [$0] } ?? []) {
             guard tag.range(of: #"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
@@ -84,13 +87,17 @@ struct Build: AsyncParsableCommand {
             options: RegistryOptions(
                 insecure: Set(registryFlags.insecure), caFile: registryFlags.caFile, jobs: registryFlags.jobs),
             httpOptions: HTTPOptions(caFile: registryFlags.caFile), events: TransferReporter(quiet: json).handle)
+        var options = BuildOptions(
+            compression: compression, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+            rehash: rehash, version: version, extraTags: tags, revision: revision)
+        options.locked = locked
+        // Debian package sets: resolved (or taken from the lock) and downloaded before the build.
+        options.packages = try await DebianPackages.prepare(
+            recipes, lockPath: DebianPackages.lockPath(for: paths.isEmpty ? ["recipes"] : paths), locked: locked,
+            httpOptions: HTTPOptions(caFile: registryFlags.caFile), progress: { if !json { Output.status($0) } })
         let reporter = ProgressReporter()
         let builder = Builder(
-            layout: layout,
-            options: BuildOptions(
-                compression: compression, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                rehash: rehash, version: version, extraTags: tags, revision: revision),
-            events: { event in if !json { reporter.handle(event) } })
+            layout: layout, options: options, events: { event in if !json { reporter.handle(event) } })
         let results: [BuiltImage]
         do {
             results = try builder.build(recipes, all: set)
