@@ -82,18 +82,21 @@ public enum DebianPackages {
                             }
                             let missing = spec.packages.filter { name in !pins.contains { $0.name == name } }
                             if pins.isEmpty || !missing.isEmpty {
-                                throw DebianError.lockIncomplete(key: key, missing: missing.isEmpty ? spec.packages : missing)
+                                throw DebianError.lockIncomplete(
+                                    key: key, missing: missing.isEmpty ? spec.packages : missing)
                             }
                             progress("\(key): \(pins.count) locked packages")
                             set = try await PackageSets.fetchLocked(
-                                pins, request: request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
+                                pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
+                                transport: transport)
                         } else {
                             progress("\(key): resolving \(spec.packages.joined(separator: " ")) in \(request.suite)")
                             set = try await PackageSets.resolve(
                                 request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
                             lock.packages[key] = set.packages.map {
                                 LockFile.LockedPackage(
-                                    name: $0.name, version: $0.version, architecture: $0.architecture, sha256: $0.sha256,
+                                    name: $0.name, version: $0.version, architecture: $0.architecture,
+                                    sha256: $0.sha256,
                                     filename: $0.filename)
                             }
                         }
@@ -117,7 +120,9 @@ extension Builder {
     /// The layers one layer spec becomes: itself, or with `split: per-package` one layer per package (sorted,
     /// named `LAYER/PACKAGE`, so recipes listing the same packages share those layers) and then the spec's
     /// other items, if any, in a layer of their own.
-    func layerSpecs(_ spec: LayerSpec, recipe: Recipe, platform: Platform) throws -> [(name: String, entries: [LayerEntry])] {
+    func layerSpecs(_ spec: LayerSpec, recipe: Recipe, platform: Platform) throws -> [(
+        name: String, entries: [LayerEntry]
+    )] {
         var others = spec
         others.items.removeAll { if case .packages = $0 { return true } else { return false } }
         var result: [(name: String, entries: [LayerEntry])] = []
@@ -126,7 +131,8 @@ extension Builder {
             let key = DebianPackages.key(recipe, layer: spec.name, platform: platform)
             guard let resolved = options.packages.sets[key] else {
                 throw BuildError.recipe(
-                    "\(set.location): error: package set \(key) was not resolved before the build (internal: run the pre-fetch)")
+                    "\(set.location): error: package set \(key) was not resolved before the build (internal: run the pre-fetch)"
+                )
             }
             let unpacked: [(pin: PinnedPackage, unpacked: UnpackedPackage)]
             do {
@@ -162,11 +168,13 @@ extension Builder {
         while case .recipe(let name) = chain.last!.base, let base = set?.recipe(named: name) { chain.append(base) }
         var packages: [SBOM.Package] = []
         for r in chain {
-            for layer in r.layers where layer.items.contains(where: { if case .packages = $0 { true } else { false } }) {
+            for layer in r.layers where layer.items.contains(where: { if case .packages = $0 { true } else { false } })
+            {
                 guard let resolved = options.packages.sets[DebianPackages.key(r, layer: layer.name, platform: platform)]
                 else { continue }
                 for item in try resolved.unpack() {
-                    let source = item.unpacked.control["Source"].map { String($0.prefix { $0 != " " }) } ?? item.pin.name
+                    let source =
+                        item.unpacked.control["Source"].map { String($0.prefix { $0 != " " }) } ?? item.pin.name
                     packages.append(
                         SBOM.Package(
                             name: item.pin.name, version: item.pin.version, architecture: item.pin.architecture,
@@ -205,7 +213,9 @@ extension DebianPackages {
     public static let sbomSubjectKey = "dev.kiln.sbom.subject"
 
     /// The SPDX packages (name, version) recorded for the image manifest `digest`, if any.
-    public static func sbomPackages(layout: OCILayout, manifest digest: Digest) throws -> [(name: String, version: String)]? {
+    public static func sbomPackages(layout: OCILayout, manifest digest: Digest) throws -> [(
+        name: String, version: String
+    )]? {
         guard
             let entry = try layout.index().manifests.first(where: {
                 $0.annotations?[sbomSubjectKey] == digest.description

@@ -7,7 +7,9 @@ enum ArchiveReader {
     /// Decompresses a whole file of any format libarchive knows a filter for (xz, gzip, zstd, bzip2, none).
     /// Used for Packages indexes, which are already verified against the signed Release.
     static func decompress(path: String) throws -> Data {
-        guard let archive = archive_read_new() else { throw DebianError.badPackage(path: path, detail: "out of memory") }
+        guard let archive = archive_read_new() else {
+            throw DebianError.badPackage(path: path, detail: "out of memory")
+        }
         defer { archive_read_free(archive) }
         archive_read_support_filter_all(archive)
         archive_read_support_format_raw(archive)

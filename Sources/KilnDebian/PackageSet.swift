@@ -78,7 +78,8 @@ public enum PackageSets {
     ) -> String {
         if let keyring = request.keyring, !keyring.isEmpty { return keyring }
         let trimmed = { (uri: String) in uri.hasSuffix("/") ? String(uri.dropLast()) : uri }
-        if let source = sources.first(where: { trimmed($0.uri) == trimmed(mirror) && $0.suites.contains(request.suite) }),
+        if let source = sources.first(where: { trimmed($0.uri) == trimmed(mirror) && $0.suites.contains(request.suite) }
+        ),
             let signedBy = source.signedBy
         {
             return signedBy

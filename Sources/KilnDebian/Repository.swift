@@ -41,7 +41,8 @@ public struct Repository: Sendable {
             throw DebianError.release(
                 url: url,
                 detail:
-                    "HTTP \(response.status): the mirror does not serve suite '\(suite)' (Kiln needs a signed InRelease)")
+                    "HTTP \(response.status): the mirror does not serve suite '\(suite)' (Kiln needs a signed InRelease)"
+            )
         }
         let body = try verify(response.body, url: url)
         guard let release = Control.parse(body).first else {

@@ -94,7 +94,8 @@ public struct Resolver: Sendable {
         }
         self.providers = providers.mapValues { list in
             list.sorted { a, b in
-                a.package.name != b.package.name ? a.package.name < b.package.name : a.package.version > b.package.version
+                a.package.name != b.package.name
+                    ? a.package.name < b.package.name : a.package.version > b.package.version
             }
         }
     }
@@ -124,9 +125,12 @@ public struct Resolver: Sendable {
                 }
                 continue
             }
-            if let real = candidates(relation).first {
+            if architectureAllowed(relation),
+                let real = packages[relation.name]?.first(where: { satisfies($0, relation) })
+            {
                 choose(real)
-            } else if packages[relation.name] == nil, let only = providers[relation.name].map({ Set($0.map(\.package.name)) }),
+            } else if packages[relation.name] == nil,
+                let only = providers[relation.name].map({ Set($0.map(\.package.name)) }),
                 only.count == 1, let provider = providers[relation.name]?.first?.package
             {
                 // A virtual name with exactly one provider is unambiguous (as apt treats it).
@@ -163,7 +167,8 @@ public struct Resolver: Sendable {
                     let known = group.map { alternative -> String in
                         if let existing = chosen[alternative.name] { return "\(existing.label) is already chosen" }
                         if let list = packages[alternative.name] {
-                            return "\(alternative.name) has only \(list.map(\.version.description).joined(separator: ", "))"
+                            return
+                                "\(alternative.name) has only \(list.map(\.version.description).joined(separator: ", "))"
                         }
                         return providers[alternative.name] == nil
                             ? "\(alternative.name) is not in the repository"
@@ -172,7 +177,8 @@ public struct Resolver: Sendable {
                     if group.count == 1, packages[group[0].name] == nil, providers[group[0].name] == nil {
                         throw DebianError.missingPackage(name: group[0].name, requiredBy: by)
                     }
-                    throw DebianError.unsatisfiable(relation: text, requiredBy: by, detail: known.joined(separator: "; "))
+                    throw DebianError.unsatisfiable(
+                        relation: text, requiredBy: by, detail: known.joined(separator: "; "))
                 }
                 choose(picked)
             }
@@ -189,7 +195,8 @@ public struct Resolver: Sendable {
         for package in chosen {
             for relation in (package.conflicts + package.breaks).flatMap({ $0 }) {
                 if let other = byName[relation.name], other.name != package.name, satisfies(other, relation) {
-                    throw DebianError.conflict(package: package.label, relation: relation.description, with: other.label)
+                    throw DebianError.conflict(
+                        package: package.label, relation: relation.description, with: other.label)
                 }
                 for other in chosen where other.name != package.name && other.name != relation.name {
                     for provided in other.provides where provided.name == relation.name {

@@ -17,7 +17,8 @@ public enum SBOM {
         public var downloadLocation: String
 
         public init(
-            name: String, version: String, architecture: String, sha256: String, source: String, downloadLocation: String
+            name: String, version: String, architecture: String, sha256: String, source: String,
+            downloadLocation: String
         ) {
             self.name = name
             self.version = version

@@ -58,7 +58,10 @@ import Testing
         let fixture = try Fixture()
         do {
             let set = try await fixture.resolve(["app"])
-            #expect(set.packages.map { "\($0.name)=\($0.version)" } == ["app=1.0", "libbase=2.0", "libfoo=1.3", "postfix-lite=1.0"])
+            #expect(
+                set.packages.map { "\($0.name)=\($0.version)" } == [
+                    "app=1.0", "libbase=2.0", "libfoo=1.3", "postfix-lite=1.0",
+                ])
             #expect(set.packages.first { $0.name == "libbase" }?.architecture == "all")
             for pin in set.packages {
                 let data = try Data(contentsOf: URL(fileURLWithPath: fixture.cache.path(sha256: pin.sha256)))
@@ -100,7 +103,8 @@ import Testing
             let cold = try TemporaryDirectory("kiln-debcache-cold")
             defer { cold.remove() }
             let locked = try await PackageSets.fetchLocked(
-                set.packages, request: fixture.request, mirror: fixture.repository.url, keyring: fixture.repository.keyring,
+                set.packages, request: fixture.request, mirror: fixture.repository.url,
+                keyring: fixture.repository.keyring,
                 cache: DownloadCache(root: cold.path), transport: fixture.transport)
             #expect(locked.packages == set.packages)
             #expect(FileManager.default.fileExists(atPath: cold.path + "/sha256/" + set.packages[0].sha256))
@@ -151,7 +155,8 @@ import Testing
             } throws: { error in
                 "\(error)".contains("libbase_2.0_all.deb") && "\(error)".contains("refusing it")
             }
-            let stored = (try? FileManager.default.contentsOfDirectory(atPath: fixture.cacheDirectory.path + "/sha256")) ?? []
+            let stored =
+                (try? FileManager.default.contentsOfDirectory(atPath: fixture.cacheDirectory.path + "/sha256")) ?? []
             #expect(!stored.contains(Digest.sha256(bytes).encoded))
             #expect(!stored.contains { $0.contains(".part") })
         } catch {

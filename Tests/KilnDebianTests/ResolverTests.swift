@@ -11,7 +11,8 @@ import Testing
     ) -> BinaryPackage {
         BinaryPackage(
             name: name, version: version, architecture: architecture,
-            filename: "pool/main/\(name)_\(version)_\(architecture).deb", size: 1, sha256: String(repeating: "0", count: 64),
+            filename: "pool/main/\(name)_\(version)_\(architecture).deb", size: 1,
+            sha256: String(repeating: "0", count: 64),
             depends: depends, preDepends: preDepends, provides: provides, conflicts: conflicts, breaks: breaks)
     }
 
@@ -90,7 +91,9 @@ import Testing
                 Self.package("c", "1.5"),
                 Self.package("d", breaks: "libc"),
             ], architecture: "amd64")
-        #expect(throws: DebianError.missingPackage(name: "nosuch", requiredBy: nil)) { try resolver.resolve(["nosuch"]) }
+        #expect(throws: DebianError.missingPackage(name: "nosuch", requiredBy: nil)) {
+            try resolver.resolve(["nosuch"])
+        }
         #expect(throws: DebianError.missingPackage(name: "libgone", requiredBy: "app 1.0")) {
             try resolver.resolve(["app"])
         }

@@ -44,16 +44,22 @@ import Testing
         #expect(request.components == ["main"])
         #expect(try PackageSets.mirror(for: request, environment: [:], sources: sources) == "http://127.0.0.1:9/three")
         #expect(
-            try PackageSets.mirror(for: request, environment: ["KILN_DEBIAN_MIRROR": "http://127.0.0.1:8/env"], sources: sources)
+            try PackageSets.mirror(
+                for: request, environment: ["KILN_DEBIAN_MIRROR": "http://127.0.0.1:8/env"], sources: sources)
                 == "http://127.0.0.1:8/env")
-        #expect(PackageSets.keyring(for: request, mirror: "http://127.0.0.1:9/three/", sources: sources) == "/k/three.gpg")
-        #expect(PackageSets.keyring(for: request, mirror: "http://127.0.0.1:8/env", sources: sources) == PackageSets.defaultKeyring)
+        #expect(
+            PackageSets.keyring(for: request, mirror: "http://127.0.0.1:9/three/", sources: sources) == "/k/three.gpg")
+        #expect(
+            PackageSets.keyring(for: request, mirror: "http://127.0.0.1:8/env", sources: sources)
+                == PackageSets.defaultKeyring)
         request.mirror = "http://127.0.0.1:7/recipe"
         request.keyring = "/k/recipe.gpg"
         #expect(
-            try PackageSets.mirror(for: request, environment: ["KILN_DEBIAN_MIRROR": "http://127.0.0.1:8/env"], sources: sources)
+            try PackageSets.mirror(
+                for: request, environment: ["KILN_DEBIAN_MIRROR": "http://127.0.0.1:8/env"], sources: sources)
                 == "http://127.0.0.1:7/recipe")
-        #expect(PackageSets.keyring(for: request, mirror: "http://127.0.0.1:9/three", sources: sources) == "/k/recipe.gpg")
+        #expect(
+            PackageSets.keyring(for: request, mirror: "http://127.0.0.1:9/three", sources: sources) == "/k/recipe.gpg")
         let unknown = PackageSetRequest(suite: "delta", components: [], packages: ["x"], architecture: "amd64")
         #expect(throws: DebianError.noMirror(suite: "delta")) {
             try PackageSets.mirror(for: unknown, environment: [:], sources: sources)

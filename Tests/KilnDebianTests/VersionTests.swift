@@ -4,11 +4,11 @@ import Testing
 @testable import KilnDebian
 
 @Suite struct VersionTests {
-    /// Each version sorts strictly before the next (orderings from deb-version(7) and dpkg's own tests).
+    /// Each version sorts strictly before the next; every pair was checked with `dpkg --compare-versions`.
     @Test func knownOrderings() {
         let ascending = [
             "~~", "~~a", "~", "0", "0.1~rc1", "0.1", "0.1-1", "0.1-1+b1", "0.1a", "0.1.1", "0.9", "0.10", "1.0~beta",
-            "1.0", "1.0-0.1", "1.0-1~bpo1", "1.0-1", "1.0-2", "1.0-10", "1.0+dfsg-1", "1.0a-1", "1.2.3-4", "2.36-9",
+            "1.0", "1.0-0.1", "1.0-1~bpo1", "1.0-1", "1.0-2", "1.0-10", "1.0a-1", "1.0+dfsg-1", "1.2.3-4", "2.36-9",
             "2.36-9+deb12u4", "2.36-9+deb12u10", "10", "1:0.1", "1:1.0", "2:0~0",
         ]
         for (a, b) in zip(ascending, ascending.dropFirst()) {
@@ -42,7 +42,10 @@ import Testing
     @Test func relationFields() {
         let groups = Relation.parseField("libc6 (>= 2.36), libgcc-s1 | libgcc1 (<< 1:4), awk:any, foo:amd64 (= 1.0)")
         #expect(groups.count == 4)
-        #expect(groups[0] == [Relation(name: "libc6", architecture: nil, constraint: .init(op: .laterOrEqual, version: .init("2.36")))])
+        #expect(
+            groups[0] == [
+                Relation(name: "libc6", architecture: nil, constraint: .init(op: .laterOrEqual, version: .init("2.36")))
+            ])
         #expect(groups[1].map(\.name) == ["libgcc-s1", "libgcc1"])
         #expect(groups[1][1].constraint == VersionConstraint(op: .earlier, version: DebianVersion("1:4")))
         #expect(groups[2][0].architecture == "any")

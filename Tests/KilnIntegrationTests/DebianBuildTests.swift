@@ -72,7 +72,10 @@ import Testing
         let lockPath = tmp.path + "/recipes/kiln.lock"
         let lock = try JSONDecoder().decode(Lock.self, from: Data(contentsOf: URL(fileURLWithPath: lockPath)))
         let locked = try #require(lock.packages["debbase/runtime"])
-        #expect(locked.map { "\($0.name)=\($0.version)/\($0.architecture)" } == ["app=1.0/amd64", "libbase=2.0/all", "libfoo=1.3/amd64"])
+        #expect(
+            locked.map { "\($0.name)=\($0.version)/\($0.architecture)" } == [
+                "app=1.0/amd64", "libbase=2.0/all", "libfoo=1.3/amd64",
+            ])
         let deb = try Data(contentsOf: URL(fileURLWithPath: repository.debPath("libfoo", "1.3")))
         #expect(locked[2].sha256 == DebianRepository.sha256Hex(deb))
         #expect(locked[2].filename == "pool/main/libfoo_1.3_amd64.deb")
@@ -108,14 +111,17 @@ import Testing
         let index =
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: store + "/index.json")))
             as! [String: Any]
-        let sboms = (index["manifests"] as! [[String: Any]]).filter { $0["artifactType"] as? String == "application/spdx+json" }
+        let sboms = (index["manifests"] as! [[String: Any]]).filter {
+            $0["artifactType"] as? String == "application/spdx+json"
+        }
         #expect(sboms.count == 2)
         let manifestDigest = single["manifestDigest"] as! String
         let sbomEntry = try #require(
             sboms.first { ($0["annotations"] as? [String: String])?["dev.kiln.sbom.subject"] == manifestDigest })
         func blob(_ digest: String) throws -> [String: Any] {
             let path = store + "/blobs/sha256/" + digest.dropFirst("sha256:".count)
-            return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+            return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+                as! [String: Any]
         }
         let sbomManifest = try blob(sbomEntry["digest"] as! String)
         #expect((sbomManifest["subject"] as! [String: Any])["digest"] as? String == manifestDigest)
@@ -191,7 +197,8 @@ import Testing
     /// A runtime base from the host's configured Debian mirror (read from its apt sources, verified with
     /// the host keyring), running a C++ OpenMP program compiled here, under podman.
     @Test func openMPProgramRunsOnARealDebianBase() throws {
-        guard let source = AptSources.load().first(where: { $0.components.contains("main") && !$0.suites.isEmpty }) else {
+        guard let source = AptSources.load().first(where: { $0.components.contains("main") && !$0.suites.isEmpty })
+        else {
             Issue.record("the host has no apt source with a main component to test against")
             return
         }
@@ -243,7 +250,9 @@ import Testing
         // No ld.so.cache is written (ldconfig never ran): the program above found libstdc++ and libgomp
         // through glibc's built-in multiarch search path alone.
         let inspect = try KilnBinary.run(["inspect", "omp-runtime:1", "--json", "--store", store]).stdout
-        let image = ((try JSONSerialization.jsonObject(with: Data(inspect.utf8)) as! [String: Any])["images"] as! [[String: Any]])[0]
+        let image =
+            ((try JSONSerialization.jsonObject(with: Data(inspect.utf8)) as! [String: Any])["images"]
+            as! [[String: Any]])[0]
         let layer = (image["layers"] as! [[String: Any]])[0]["digest"] as! String
         let listing = try Shell.run(["tar", "-tzf", store + "/blobs/sha256/" + layer.dropFirst("sha256:".count)]).stdout
         #expect(!listing.contains("etc/ld.so.cache"))

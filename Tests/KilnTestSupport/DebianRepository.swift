@@ -126,10 +126,11 @@ public final class DebianRepository: @unchecked Sendable {
         let dists = root + "/dists/\(suite)"
         let env = ["GNUPGHOME": stranger]
         let base = ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-        try Shell.run(base + ["--quick-gen-key", "Stranger <x@kiln.invalid>", "ed25519", "sign", "never"], environment: env)
+        try Shell.run(
+            base + ["--quick-gen-key", "Stranger <x@kiln.invalid>", "ed25519", "sign", "never"], environment: env)
         try? FileManager.default.removeItem(atPath: dists + "/InRelease")
         try Shell.run(base + ["--clearsign", "--output", dists + "/InRelease", dists + "/Release"], environment: env)
-        try? Shell.run(["gpgconf", "--kill", "gpg-agent"], environment: env, check: false)
+        _ = try? Shell.run(["gpgconf", "--kill", "gpg-agent"], environment: env, check: false)
     }
 
     /// Path of a built .deb in the pool.
