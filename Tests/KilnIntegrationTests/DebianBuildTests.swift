@@ -223,7 +223,8 @@ import Testing
                 return 0;
             }
             """)
-        try Shell.run(["g++", "-O2", "-fopenmp", "-o", tmp.path + "/omp", tmp.path + "/omp.cc"])
+        try FileManager.default.createDirectory(atPath: tmp.path + "/recipes", withIntermediateDirectories: true)
+        try Shell.run(["g++", "-O2", "-fopenmp", "-o", tmp.path + "/recipes/omp", tmp.path + "/omp.cc"])
         try tmp.write(
             "recipes/omp.yaml",
             """
@@ -236,7 +237,7 @@ import Testing
                   packages: [libc6, libgcc-s1, libstdc++6, libgomp1, ca-certificates]
               - name: app
                 add:
-                  - src: ../omp
+                  - src: omp
                     to: /usr/local/bin/omp
             entrypoint: [/usr/local/bin/omp]
             """)
