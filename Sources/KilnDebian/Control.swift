@@ -8,7 +8,18 @@ public struct Stanza: Sendable, Hashable {
     public init(fields: [(name: String, value: String)] = []) { self.fields = fields }
 
     public subscript(_ name: String) -> String? {
-        fields.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        fields.first { Self.sameName($0.name, name) }?.value
+    }
+
+    /// ASCII case-insensitive, without allocating (looked up millions of times over a Packages file).
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        for (x, y) in zip(a.utf8, b.utf8) where x != y {
+            let lx = x >= 65 && x <= 90 ? x | 0x20 : x
+            let ly = y >= 65 && y <= 90 ? y | 0x20 : y
+            if lx != ly { return false }
+        }
+        return true
     }
 
     /// The paragraph as deb822 text (continuation lines keep their leading space), ending with a newline.
@@ -26,6 +37,8 @@ public enum Control {
     /// file's descriptions are most of its bytes and the resolver needs none of them.
     public static func parse(_ data: Data, keep: Set<String>? = nil) -> [Stanza] {
         var stanzas: [Stanza] = []
+        // Field names to keep, lower-cased bytes: compared in place, so skipped lines allocate nothing.
+        let wanted = keep.map { $0.map { Array($0.lowercased().utf8) } }
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let bytes = raw.bindMemory(to: UInt8.self)
             var current: [(name: String, value: String)] = []
@@ -61,11 +74,11 @@ public enum Control {
                 var colon = position
                 while colon < stop && bytes[colon] != UInt8(ascii: ":") { colon += 1 }
                 guard colon < stop else { continue }
-                let name = string(bytes, position, colon)
-                if let keep, !keep.contains(name.lowercased()) {
+                if let wanted, !wanted.contains(where: { matches($0, bytes, position, colon) }) {
                     keepingLast = false
                     continue
                 }
+                let name = string(bytes, position, colon)
                 var valueStart = colon + 1
                 while valueStart < stop && (bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09) { valueStart += 1 }
                 var valueEnd = stop
@@ -78,6 +91,17 @@ public enum Control {
             if !current.isEmpty { stanzas.append(Stanza(fields: current)) }
         }
         return stanzas
+    }
+
+    /// ASCII case-insensitive equality of `bytes[start..<end]` with the lower-case `name`.
+    static func matches(_ name: [UInt8], _ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
+        guard name.count == end - start else { return false }
+        for i in 0..<name.count {
+            var c = bytes[start + i]
+            if c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") { c |= 0x20 }
+            if c != name[i] { return false }
+        }
+        return true
     }
 
     static func isBlank(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {

@@ -12,11 +12,15 @@ public struct BinaryPackage: Sendable, Hashable {
     /// The source package (`Source:` without its version), else the binary's own name.
     public var source: String
     public var multiArch: String?
-    public var depends: [[Relation]]
-    public var preDepends: [[Relation]]
     public var provides: [Relation]
-    public var conflicts: [[Relation]]
-    public var breaks: [[Relation]]
+    /// Relationship fields as written: parsed only for the few packages the resolver looks at (an index has
+    /// tens of thousands), see `depends` and friends.
+    var relationText: [String?]
+
+    public var preDepends: [[Relation]] { Relation.parseField(relationText[0]) }
+    public var depends: [[Relation]] { Relation.parseField(relationText[1]) }
+    public var conflicts: [[Relation]] { Relation.parseField(relationText[2]) }
+    public var breaks: [[Relation]] { Relation.parseField(relationText[3]) }
 
     /// The Packages fields this reads (lower case), so the index parser keeps nothing else.
     public static let fields: Set<String> = [
@@ -37,11 +41,8 @@ public struct BinaryPackage: Sendable, Hashable {
         self.sha256 = sha256.lowercased()
         source = stanza["Source"].map { String($0.prefix { $0 != " " }) } ?? name
         multiArch = stanza["Multi-Arch"]
-        depends = Relation.parseField(stanza["Depends"])
-        preDepends = Relation.parseField(stanza["Pre-Depends"])
         provides = Relation.parseField(stanza["Provides"]).flatMap { $0 }
-        conflicts = Relation.parseField(stanza["Conflicts"])
-        breaks = Relation.parseField(stanza["Breaks"])
+        relationText = [stanza["Pre-Depends"], stanza["Depends"], stanza["Conflicts"], stanza["Breaks"]]
     }
 
     public init(
@@ -57,11 +58,8 @@ public struct BinaryPackage: Sendable, Hashable {
         self.sha256 = sha256
         self.source = source ?? name
         self.multiArch = multiArch
-        self.depends = Relation.parseField(depends)
-        self.preDepends = Relation.parseField(preDepends)
         self.provides = Relation.parseField(provides).flatMap { $0 }
-        self.conflicts = Relation.parseField(conflicts)
-        self.breaks = Relation.parseField(breaks)
+        relationText = [preDepends, depends, conflicts, breaks]
     }
 
     public var label: String { "\(name) \(version)" }
