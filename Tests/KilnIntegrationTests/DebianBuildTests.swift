@@ -28,7 +28,9 @@ import Testing
         var packages: [String: [Package]]
     }
 
-    static func recipe(_ name: String, repository: DebianRepository, split: Bool = false) -> String {
+    static func recipe(
+        _ name: String, repository: DebianRepository, split: Bool = false, packages: [String] = ["app"]
+    ) -> String {
         """
         name: \(name)
         version: "1"
@@ -38,7 +40,7 @@ import Testing
               suite: \(repository.suite)
               mirror: \(repository.url)
               keyring: \(repository.keyring)
-              packages: [app]
+              packages: [\(packages.joined(separator: ", "))]
         \(split ? "      split: per-package" : "")
         entrypoint: [/usr/bin/app]
         """
@@ -62,11 +64,14 @@ import Testing
         try repository.serve()
         try tmp.write("recipes/debbase.yaml", Self.recipe("debbase", repository: repository))
         try tmp.write("recipes/debsplit.yaml", Self.recipe("debsplit", repository: repository, split: true))
+        try tmp.write(
+            "recipes/debshared.yaml",
+            Self.recipe("debshared", repository: repository, split: true, packages: ["libfoo"]))
         let store = tmp.path + "/images"
         let environment = ["KILN_CACHE_DIR": tmp.path + "/cache", "SOURCE_DATE_EPOCH": ""]
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
         let built = try images(store)
-        #expect(Set(built.keys) == ["debbase:1", "debsplit:1"])
+        #expect(Set(built.keys) == ["debbase:1", "debshared:1", "debsplit:1"])
 
         // The lock records the resolved set, each sha256 that of the .deb in the pool.
         let lockPath = tmp.path + "/recipes/kiln.lock"
@@ -104,6 +109,11 @@ import Testing
         #expect((single["layers"] as! [Any]).count == 1)
         #expect((split["layers"] as! [Any]).count == 3)
         #expect(split["packages"] as? [String] == ["app 1.0", "libbase 2.0", "libfoo 1.3"])
+        // Per-package layers are shared: debshared (libfoo and its dependency libbase) reuses debsplit's.
+        let shared = (try inspect("debshared:1")["images"] as! [[String: Any]])[0]
+        let digests = { (image: [String: Any]) in (image["layers"] as! [[String: Any]]).map { $0["digest"] as! String }
+        }
+        #expect(digests(shared).count == 2 && digests(shared) == Array(digests(split)[1...2]))
         let text = try KilnBinary.run(["inspect", "debbase:1", "--store", store]).stdout
         #expect(text.contains("packages (3, SPDX SBOM):\n  app 1.0\n  libbase 2.0\n  libfoo 1.3\n"))
 
@@ -114,7 +124,7 @@ import Testing
         let sboms = (index["manifests"] as! [[String: Any]]).filter {
             $0["artifactType"] as? String == "application/spdx+json"
         }
-        #expect(sboms.count == 2)
+        #expect(sboms.count == 3)
         let manifestDigest = single["manifestDigest"] as! String
         let sbomEntry = try #require(
             sboms.first { ($0["annotations"] as? [String: String])?["dev.kiln.sbom.subject"] == manifestDigest })
