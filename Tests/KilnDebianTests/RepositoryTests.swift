@@ -99,6 +99,14 @@ import Testing
             let foo = unpacked.first { $0.pin.name == "libfoo" }!.unpacked
             #expect(foo.control["Source"] == "foo (1.3)")
 
+            // Locked with every .deb cached: no network at all (the server is gone), the lock's sha256 suffices.
+            fixture.repository.server?.stop()
+            let offline = try await PackageSets.fetchLocked(
+                set.packages, request: fixture.request, mirror: fixture.repository.url,
+                keyring: fixture.repository.keyring, cache: fixture.cache, transport: fixture.transport)
+            #expect(offline.packages == set.packages)
+            try fixture.repository.serve()
+
             // Locked: exactly the pins, from a cold cache through the verified index…
             let cold = try TemporaryDirectory("kiln-debcache-cold")
             defer { cold.remove() }
