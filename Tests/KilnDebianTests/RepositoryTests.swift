@@ -207,13 +207,27 @@ import Testing
             } throws: { error in
                 "\(error)".contains("signature check failed")
             }
-            // A wrong suite name is not served at all.
+            // A validly signed Release replayed under another suite's name is refused.
+            try fixture.repository.index()
+            let dists = fixture.repository.root + "/dists/"
+            try FileManager.default.copyItem(atPath: dists + fixture.repository.suite, toPath: dists + "other")
             var request = fixture.request
             request.suite = "other"
-            await #expect(throws: DebianError.self) {
+            await #expect {
                 _ = try await PackageSets.resolve(
                     request, mirror: fixture.repository.url, keyring: fixture.repository.keyring, cache: fixture.cache,
                     transport: fixture.transport)
+            } throws: { error in
+                "\(error)".contains("signed Release is for suite 'kilntest'")
+            }
+            // A suite the mirror does not serve at all.
+            request.suite = "absent"
+            await #expect {
+                _ = try await PackageSets.resolve(
+                    request, mirror: fixture.repository.url, keyring: fixture.repository.keyring, cache: fixture.cache,
+                    transport: fixture.transport)
+            } throws: { error in
+                "\(error)".contains("HTTP 404") && "\(error)".contains("suite 'absent'")
             }
         } catch {
             Issue.record(error)
