@@ -269,8 +269,14 @@ import Testing
         try KilnBinary.run(
             ["build", tmp.path + "/recipes", "--store", store],
             environment: ["KILN_CACHE_DIR": tmp.path + "/cache", "KILN_DEBIAN_MIRROR": ""])
-        let out = try podman.run("oci:\(store):omp-runtime:1", extra: ["--cpus=2"]).stdout
-        #expect(out == "sum=500500 threads>=1:1\n")
+        var run = try podman.run("oci:\(store):omp-runtime:1", check: false)
+        if run.status != 0 && run.stderr.contains("no such exit code") {
+            // podman can lose a container's exit code when other podman instances run at the same time (the
+            // full suite runs other podman tests in parallel): that is podman's race, so run once more.
+            run = try podman.run("oci:\(store):omp-runtime:1", check: false)
+        }
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout == "sum=500500 threads>=1:1\n")
 
         // No ld.so.cache is written (ldconfig never ran): the program above found libstdc++ and libgomp
         // through glibc's built-in multiarch search path alone.
