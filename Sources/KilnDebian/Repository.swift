@@ -72,13 +72,48 @@ public struct Repository: Sendable {
             unlink(base + ".body")
         }
         try signed.write(to: URL(fileURLWithPath: base))
+        // gpgv reads binary keyrings only; an ASCII-armoured one (`.asc`, common in /etc/apt/keyrings) is
+        // decoded to a temporary binary copy first.
+        var keyringPath = keyring
+        if let armoured = FileManager.default.contents(atPath: keyring), let binary = Self.dearmour(armoured) {
+            keyringPath = base + ".keyring.gpg"
+            try binary.write(to: URL(fileURLWithPath: keyringPath))
+        }
+        defer { if keyringPath != keyring { unlink(keyringPath) } }
         let result = try Subprocess.run(
-            ["gpgv", "--quiet", "--keyring", keyring, "--output", base + ".body", base], in: cache.root + "/tmp")
+            ["gpgv", "--quiet", "--keyring", keyringPath, "--output", base + ".body", base], in: cache.root + "/tmp")
         guard result.status == 0, let body = FileManager.default.contents(atPath: base + ".body") else {
             let detail = result.output.split(separator: "\n").filter { !$0.isEmpty }.suffix(3).joined(separator: "; ")
             throw DebianError.signature(url: url, detail: detail.isEmpty ? "gpgv exited \(result.status)" : detail)
         }
         return body
+    }
+
+    /// The packets of an ASCII-armoured OpenPGP key block (RFC 4880 §6.2), or nil when `data` is not armoured.
+    /// Several blocks are concatenated. The CRC line is dropped: gpgv checks the keys' own signatures.
+    static func dearmour(_ data: Data) -> Data? {
+        guard let text = String(data: data, encoding: .utf8), text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        else { return nil }
+        var result = Data()
+        var body: String?
+        var inHeaders = false
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            if line.hasPrefix("-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+                body = ""
+                inHeaders = true
+            } else if line.hasPrefix("-----END PGP PUBLIC KEY BLOCK-----") {
+                guard let encoded = body, let packets = Data(base64Encoded: encoded) else { return nil }
+                result.append(packets)
+                body = nil
+            } else if body != nil {
+                // Armour headers (`Comment: …`) run up to a blank line; tolerate a block without that line.
+                if inHeaders && line.contains(": ") { continue }
+                inHeaders = false
+                if !line.isEmpty && !line.hasPrefix("=") { body! += line }
+            }
+        }
+        return result.isEmpty ? nil : result
     }
 
     /// ` <sha256> <size> <path>` lines.

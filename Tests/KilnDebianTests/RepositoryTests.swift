@@ -137,6 +137,13 @@ import Testing
     @Test func providesVersionsAndConflictsAgainstARealIndex() async throws {
         let fixture = try Fixture()
         do {
+            // An ASCII-armoured keyring (as in /etc/apt/keyrings/*.asc) verifies too.
+            var request = fixture.request
+            request.packages = ["libbase"]
+            let viaArmour = try await PackageSets.resolve(
+                request, mirror: fixture.repository.url, keyring: fixture.repository.armouredKeyring,
+                cache: fixture.cache, transport: fixture.transport)
+            #expect(viaArmour.packages.map(\.name) == ["libbase"])
             #expect(try await fixture.resolve(["needs-abi"]).packages.map(\.name) == ["libbase", "needs-abi"])
             await #expect(throws: DebianError.conflict(package: "clash 1.0", relation: "libfoo", with: "libfoo 1.3")) {
                 _ = try await fixture.resolve(["app", "clash"])

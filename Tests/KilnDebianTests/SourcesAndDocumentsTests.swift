@@ -95,6 +95,25 @@ import Testing
         #expect(files.count == 1)
     }
 
+    @Test func armouredKeyringsAreDecoded() {
+        let armour = """
+            -----BEGIN PGP PUBLIC KEY BLOCK-----
+            Comment: a header
+
+            aGVs
+            bG8=
+            =AbCd
+            -----END PGP PUBLIC KEY BLOCK-----
+            -----BEGIN PGP PUBLIC KEY BLOCK-----
+
+            IQ==
+            -----END PGP PUBLIC KEY BLOCK-----
+
+            """
+        #expect(Repository.dearmour(Data(armour.utf8)) == Data("hello!".utf8))
+        #expect(Repository.dearmour(Data([0x99, 0x01, 0x0d])) == nil)
+    }
+
     @Test func statusStanzaPutsStatusAfterPackage() {
         let control = Control.parse(Data("Package: libz\nVersion: 1:1.2\nStatus: bogus\nArchitecture: amd64\n".utf8))[0]
         #expect(

@@ -33,6 +33,8 @@ public final class DebianRepository: @unchecked Sendable {
     public let suite: String
     public var root: String { directory.path + "/repo" }
     public var keyring: String { directory.path + "/keyring.gpg" }
+    /// The same key, ASCII-armoured.
+    public var armouredKeyring: String { directory.path + "/keyring.asc" }
     public var gnupgHome: String { directory.path + "/gnupg" }
     public private(set) var server: BackgroundProcess?
     public private(set) var port = 0
@@ -45,6 +47,8 @@ public final class DebianRepository: @unchecked Sendable {
         try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: gnupgHome)
         try gpg(["--quick-gen-key", "Kiln Test <test@kiln.invalid>", "ed25519", "sign", "never"])
         try Shell.run(["sh", "-c", "gpg --batch --export > '\(keyring)'"], environment: ["GNUPGHOME": gnupgHome])
+        try Shell.run(
+            ["sh", "-c", "gpg --batch --armor --export > '\(armouredKeyring)'"], environment: ["GNUPGHOME": gnupgHome])
         for package in packages { try add(package) }
         try index()
     }
