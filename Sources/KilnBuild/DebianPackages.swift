@@ -10,7 +10,15 @@ import KilnStore
 /// Keyed like the lock: `recipe/layer`, plus `/ARCH` when a recipe has several platforms.
 public struct PreparedPackages: Sendable {
     public var sets: [String: ResolvedPackageSet] = [:]
+    /// The lock with fresh resolutions, when they changed it; written by `saveLock()` once the build succeeded,
+    /// so a failed build leaves the lock as it was.
+    var updatedLock: (lock: LockFile, path: String)?
+
     public init() {}
+
+    public func saveLock() throws {
+        if let updatedLock { try updatedLock.lock.save(updatedLock.path) }
+    }
 }
 
 /// Glue between recipes and KilnDebian: lock handling before the build, layers and SBOMs during it.
@@ -43,8 +51,8 @@ public enum DebianPackages {
     }
 
     /// Resolves (or, with `locked`, takes from the lock) and downloads every package set of `recipes`.
-    /// Without `locked` the resolution is written back to the lock at `lockPath`, so a review of the lock's
-    /// diff shows exactly which packages moved.
+    /// Without `locked` the resolution is meant for the lock at `lockPath` (`saveLock()` after the build), so a
+    /// review of the lock's diff shows exactly which packages moved.
     public static func prepare(
         _ recipes: [Recipe], lockPath: String, locked: Bool, httpOptions: HTTPOptions = HTTPOptions(),
         environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -111,7 +119,7 @@ public enum DebianPackages {
             throw error
         }
         await transport.shutdown()
-        if !locked && lock != original { try lock.save(lockPath) }
+        if !locked && lock != original { prepared.updatedLock = (lock, lockPath) }
         return prepared
     }
 }

@@ -101,6 +101,7 @@ struct Build: AsyncParsableCommand {
         let results: [BuiltImage]
         do {
             results = try builder.build(recipes, all: set)
+            try options.packages.saveLock()
         } catch let error as RecipeError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(65)

@@ -195,6 +195,26 @@ import Testing
         try tmp.write("recipes/debbase.yaml", Self.recipe("debbase", repository: repository))
         let store = tmp.path + "/images"
         let environment = ["KILN_CACHE_DIR": tmp.path + "/cache"]
+
+        // A build that fails after its package sets resolved leaves the lock alone.
+        try tmp.write(
+            "broken/broken.yaml",
+            """
+            name: broken
+            version: "1"
+            layers:
+              - name: runtime
+                packages: {suite: \(repository.suite), mirror: "\(repository.url)", keyring: "\(repository.keyring)", packages: [app]}
+              - name: missing
+                add:
+                  - {src: no-such-file, to: /x}
+            """)
+        let broken = try KilnBinary.run(
+            ["build", tmp.path + "/broken", "--store", tmp.path + "/broken-images"],
+            environment: ["KILN_CACHE_DIR": tmp.path + "/broken-cache"], check: false)
+        #expect(!broken.succeeded && broken.stderr.contains("no-such-file"), "\(broken.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: tmp.path + "/broken/kiln.lock"))
+
         let path = repository.debPath("app", "1.0")
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes.append(0)
