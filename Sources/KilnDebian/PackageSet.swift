@@ -134,12 +134,22 @@ public enum PackageSets {
     }
 
     /// Every .deb into the cache, size and sha256 checked against the verified index before it is kept.
+    /// Four at a time: a base is dozens of small files, so latency, not bandwidth, is what costs.
     static func download(_ packages: [BinaryPackage], mirror: String, cache: DownloadCache, transport: HTTPTransport)
         async throws
     {
-        for package in packages {
-            _ = try await cache.fetch(
-                url: mirror + "/" + package.filename, sha256: package.sha256, size: package.size, transport: transport)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var pending = packages[...]
+            func start() {
+                guard let package = pending.popFirst() else { return }
+                group.addTask {
+                    _ = try await cache.fetch(
+                        url: mirror + "/" + package.filename, sha256: package.sha256, size: package.size,
+                        transport: transport)
+                }
+            }
+            for _ in 0..<4 { start() }
+            while try await group.next() != nil { start() }
         }
     }
 
