@@ -7,7 +7,7 @@ STORE        ?= images
 APT_PACKAGES := libarchive-dev libssl-dev zlib1g-dev libdeflate-dev libzstd-dev pkg-config \
                 docker-registry skopeo umoci podman runc uidmap busybox-static apache2-utils openssl \
                 dpkg-dev apt-utils gpg gpgv sqv debian-archive-keyring ca-certificates python3 curl \
-                libarchive-tools zstd g++
+                libarchive-tools zstd g++ xz-utils
 
 .PHONY: all deps build release images test format lint bench demo clean
 

@@ -45,7 +45,7 @@ let package = Package(
         // Distribution-spec client: auth, push, pull.
         .target(name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnHTTP"]),
         // Debian package sets: resolve, verify, unpack.
-        .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnLayer", "KilnHTTP"]),
+        .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnLayer", "KilnHTTP", "CArchive"]),
         // Planning, fetching, layer cache, assembling images, tagging.
         .target(
             name: "KilnBuild",
@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(
             name: "KilnRegistryTests",
             dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
-        .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnTestSupport"]),
+        .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnOCI", "KilnLayer", "KilnTestSupport"]),
         .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
         .testTarget(
             name: "KilnReleaseTests",
@@ -80,6 +80,6 @@ let package = Package(
                 "KilnRelease", "KilnLayer", "KilnStore", "KilnOCI", "KilnTestSupport",
                 .product(name: "Yams", package: "Yams"),
             ]),
-        .testTarget(name: "KilnIntegrationTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
+        .testTarget(name: "KilnIntegrationTests", dependencies: ["KilnBuild", "KilnDebian", "KilnTestSupport"]),
     ]
 )

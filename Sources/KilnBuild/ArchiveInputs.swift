@@ -1,4 +1,5 @@
 import Foundation
+import KilnDebian
 import KilnLayer
 import KilnOCI
 import KilnRecipe

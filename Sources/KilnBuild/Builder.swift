@@ -1,4 +1,5 @@
 import Foundation
+import KilnDebian
 import KilnLayer
 import KilnOCI
 import KilnRecipe
@@ -25,6 +26,10 @@ public struct BuildOptions: Sendable {
     /// `--locked`: `NAME:TAG` → the digest the lock records; a build that would tag anything else fails
     /// before tagging.
     public var lockedImages: [String: Digest]?
+    /// Use exactly what the lock records (Debian package sets); never re-resolve.
+    public var locked = false
+    /// Debian package sets resolved and downloaded before the build (`DebianPackages.prepare`).
+    public var packages = PreparedPackages()
 
     public init(
         sourceDateEpoch: Int64 = Timestamp.sourceDateEpoch(), compression: LayerCompression? = nil,
@@ -192,7 +197,7 @@ public final class Builder: Sendable {
         for platform in recipe.platforms {
             let base = try baseImage(recipe, platform: platform, built: bases)
             var layers: [(layer: CachedLayer, createdBy: String)] = []
-            var specs = try recipe.layers.map { (name: $0.name, entries: try entries(for: $0, recipe: recipe)) }
+            var specs = try recipe.layers.flatMap { try layerSpecs($0, recipe: recipe, platform: platform) }
             if let accounts = try accountsLayer(recipe, set: set) {
                 specs.append((name: "accounts", entries: accounts))
             }
@@ -211,6 +216,7 @@ public final class Builder: Sendable {
                 platform: platform, created: created, base: base, layers: layers, settings: recipe.settings,
                 annotations: annotations(recipe, created: created))
             let descriptor = try assembly.write(to: layout)
+            try writeSBOM(recipe, set: set, platform: platform, subject: descriptor, created: created)
             manifests.append(descriptor)
             images[platform] = try layout.images(for: descriptor)[0]
         }
@@ -334,9 +340,8 @@ public final class Builder: Sendable {
                         path: file.path, kind: .file(.bytes(Data(file.content.utf8))),
                         mode: file.ownership.mode ?? 0o644,
                         uid: file.ownership.uid, gid: file.ownership.gid))
-            case .packages(let set):
-                throw BuildError.recipe(
-                    "\(set.location): error: Debian package sets are not supported by this build of kiln")
+            case .packages:
+                break  // unpacked by layerSpecs (DebianPackages.swift)
             }
         }
         return entries

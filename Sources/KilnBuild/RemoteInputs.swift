@@ -1,4 +1,5 @@
 import Foundation
+import KilnDebian
 import KilnHTTP
 import KilnOCI
 import KilnRecipe
@@ -7,24 +8,13 @@ import KilnRecipe
     import Glibc
 #endif
 
-/// Downloaded inputs, by content: `<root>/sha256/<hex>`. Each artifact is fetched once per machine and
-/// verified before it gets its name, so a file here is always what its name says.
-public struct DownloadCache: Sendable {
-    public let root: String
+/// Downloaded inputs share KilnDebian's content-addressed cache (`<root>/sha256/<hex>`): each artifact is
+/// fetched once per machine and verified before it gets its name, so a file there is what its name says.
+extension DownloadCache {
+    /// `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln/downloads`, else `~/.cache/kiln/downloads`.
+    public static func `default`() -> DownloadCache { DownloadCache(root: defaultRoot()) }
 
-    public init(root: String) { self.root = root }
-
-    /// `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`; downloads live in `downloads/`.
-    public static func `default`() -> DownloadCache {
-        let env = ProcessInfo.processInfo.environment
-        let base =
-            env["KILN_CACHE_DIR"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? NSHomeDirectory() + "/.cache") + "/kiln"
-        return DownloadCache(root: base + "/downloads")
-    }
-
-    public func path(for digest: Digest) -> String { "\(root)/sha256/\(digest.encoded)" }
+    public func path(for digest: Digest) -> String { path(sha256: digest.encoded) }
 
     public func contains(_ digest: Digest) -> Bool { FileManager.default.fileExists(atPath: path(for: digest)) }
 

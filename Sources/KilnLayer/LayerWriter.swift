@@ -37,6 +37,15 @@ public enum LayerWriter {
         entries: [LayerEntry], to outputPath: String, options: LayerOptions = LayerOptions(),
         progress: (@Sendable (Int64) -> Void)? = nil
     ) throws -> LayerResult {
+        // libarchive converts UTF-8 names through the locale's charset; in the C locale a non-ASCII name
+        // (ca-certificates ships some) cannot be converted and the pax writer crashes on the NULL it gets back.
+        // A thread-local UTF-8 locale for the duration of the write: ASCII names give the same bytes as before.
+        let utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", nil)
+        let previous = utf8.map { uselocale($0) }
+        defer {
+            if let previous { uselocale(previous) }
+            if let utf8 { freelocale(utf8) }
+        }
         let ordered = try plan(entries)
         let sink = try LayerSink(
             path: outputPath, compressor: makeCompressor(options.compression, threads: options.threads))

@@ -58,7 +58,9 @@ struct Build: AsyncParsableCommand {
 
     @OptionGroup var inputs: InputFlags
 
-    @Flag(name: .long, help: "Fail, tagging nothing, if any input or image digest differs from the lock file.")
+    @Flag(
+        name: .long,
+        help: "Use exactly what kiln.lock records (inputs, package sets); fail, tagging nothing, on any difference.")
     var locked = false
 
     @Flag(
@@ -96,7 +98,7 @@ struct Build: AsyncParsableCommand {
         }
         let recipes = names.isEmpty ? set.recipes : set.closure(of: names)
         let lockPath = inputs.lockPath(recipePaths: paths)
-        var lock = try LockFile.load(lockPath)
+        let lock = try LockFile.load(lockPath)
         let remote: [RemoteInput]
         do {
             remote = try RemoteInputs.collect(recipes, lock: lock)
@@ -125,23 +127,30 @@ struct Build: AsyncParsableCommand {
             options: RegistryOptions(
                 insecure: Set(registryFlags.insecure), caFile: registryFlags.caFile, jobs: registryFlags.jobs),
             httpOptions: HTTPOptions(caFile: registryFlags.caFile), events: TransferReporter(quiet: json).handle)
+        var options = BuildOptions(
+            compression: compression, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+            rehash: rehash, version: version, extraTags: tags, revision: revision, downloads: inputs.cache,
+            remoteInputs: resolved, lockedImages: locked ? lock.images : nil)
+        options.locked = locked
+        // Debian package sets: resolved (or taken from the lock) and downloaded before the build.
+        options.packages = try await DebianPackages.prepare(
+            recipes, lockPath: lockPath, locked: locked,
+            httpOptions: HTTPOptions(caFile: registryFlags.caFile), progress: { if !json { Output.status($0) } })
         let reporter = ProgressReporter()
         let builder = Builder(
-            layout: layout,
-            options: BuildOptions(
-                compression: compression, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                rehash: rehash, version: version, extraTags: tags, revision: revision,
-                downloads: inputs.cache, remoteInputs: resolved, lockedImages: locked ? lock.images : nil),
-            events: { event in if !json { reporter.handle(event) } })
+            layout: layout, options: options, events: { event in if !json { reporter.handle(event) } })
         let results: [BuiltImage]
         do {
             results = try builder.build(recipes, all: set, jobs: parallel)
+            try options.packages.saveLock()
         } catch let error as RecipeError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(65)
         }
         // A lock file that exists (made by `kiln lock`, checked in) is kept up to date; none is created here.
         if !locked && FileManager.default.fileExists(atPath: lockPath) {
+            // Read again: the package sets may just have been recorded.
+            var lock = try LockFile.load(lockPath)
             let before = lock
             for (url, digest) in resolved { lock.inputs[url] = digest }
             for result in results { lock.images[result.references[0]] = result.digest }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnBuild
+import KilnDebian
 import KilnHTTP
 import KilnOCI
 
@@ -18,7 +19,7 @@ struct InputFlags: ParsableArguments {
     @Option(
         name: .customLong("cache-dir"),
         help: ArgumentHelp(
-            "Download cache (default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln).",
+            "Download cache (default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln/downloads, else ~/.cache/kiln/downloads).",
             valueName: "dir"))
     var cacheDirectory: String?
 
@@ -28,7 +29,7 @@ struct InputFlags: ParsableArguments {
     var lock: String?
 
     var cache: DownloadCache {
-        cacheDirectory.map { DownloadCache(root: $0 + "/downloads") } ?? .default()
+        cacheDirectory.map { DownloadCache(root: $0) } ?? .default()
     }
 
     func options(caFile: String?, trustUnpinned: Bool = false) -> InputOptions {

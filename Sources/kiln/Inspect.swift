@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnBuild
 import KilnOCI
 import KilnStore
 
@@ -29,6 +30,8 @@ struct Inspect: ParsableCommand {
         var manifest: Manifest
         var config: ImageConfig
         var layers: [Layer]
+        /// From the image's SPDX SBOM, when it has Debian packages.
+        var packages: [String]?
     }
 
     struct Report: Encodable {
@@ -53,7 +56,9 @@ struct Inspect: ParsableCommand {
             return PlatformImage(
                 platform: image.config.platform.description,
                 manifestDigest: image.manifestDescriptor.digest.description,
-                manifest: image.manifest, config: image.config, layers: layers)
+                manifest: image.manifest, config: image.config, layers: layers,
+                packages: try DebianPackages.sbomPackages(layout: layout, manifest: image.manifestDescriptor.digest)?
+                    .map { "\($0.name) \($0.version)" })
         }
         let report = Report(
             reference: reference, digest: descriptor.digest.description, mediaType: descriptor.mediaType, images: images
@@ -79,6 +84,10 @@ struct Inspect: ParsableCommand {
                 Output.line(
                     "  \(layer.digest)  \(Output.bytes(layer.size).padding(toLength: 9, withPad: " ", startingAt: 0))  \(layer.createdBy ?? "")"
                 )
+            }
+            if let packages = image.packages {
+                Output.line("packages (\(packages.count), SPDX SBOM):")
+                for package in packages { Output.line("  \(package)") }
             }
         }
     }

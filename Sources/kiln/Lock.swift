@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnBuild
+import KilnHTTP
 import KilnOCI
 import KilnRecipe
 
@@ -14,7 +15,8 @@ struct Lock: AsyncParsableCommand {
             lock diff and commit it: every later build, on any machine, verifies against it, and \
             `kiln build --locked` proves a checkout builds exactly what the lock records.
 
-            Inputs that the recipes pin are fetched and verified too, so the cache is warm afterwards.
+            Inputs that the recipes pin are fetched and verified too, so the cache is warm afterwards. Debian \
+            package sets are resolved against the mirror and their exact versions and sha256 recorded.
             """)
 
     @Argument(help: "Recipe files or directories (default: recipes/).")
@@ -32,8 +34,13 @@ struct Lock: AsyncParsableCommand {
             throw ExitCode(65)
         }
         let lockPath = inputs.lockPath(recipePaths: paths)
-        var lock = try LockFile.load(lockPath)
         do {
+            // Package sets first: they write their part of the lock, which is then read back.
+            let packages = try await DebianPackages.prepare(
+                set.recipes, lockPath: lockPath, locked: false, httpOptions: HTTPOptions(caFile: registryFlags.caFile),
+                progress: { Output.status($0) })
+            try packages.saveLock()
+            var lock = try LockFile.load(lockPath)
             let remote = try RemoteInputs.collect(set.recipes, lock: lock)
             let resolved = try await RemoteInputs.fetch(
                 remote, options: inputs.options(caFile: registryFlags.caFile, trustUnpinned: true),

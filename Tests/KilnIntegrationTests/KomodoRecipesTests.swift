@@ -192,8 +192,8 @@ import Testing
         #expect(result.stderr.contains("expected sha256:\(bad)"))
         #expect(result.stderr.contains("sha256:\(good)"))
         #expect(result.stderr.contains("komodod.yaml:\(line - 1):"))
-        #expect(!FileManager.default.fileExists(atPath: f.cache + "/downloads/sha256/" + bad))
-        #expect(!FileManager.default.fileExists(atPath: f.cache + "/downloads/sha256/" + good))
+        #expect(!FileManager.default.fileExists(atPath: f.cache + "/sha256/" + bad))
+        #expect(!FileManager.default.fileExists(atPath: f.cache + "/sha256/" + good))
         #expect(!FileManager.default.fileExists(atPath: f.store + "/index.json"), "nothing was built")
     }
 
@@ -231,7 +231,7 @@ import Testing
         #expect(seeded.stderr.contains("komodo_linux.zip"))
         #expect(f.server.requests.isEmpty)
         let params = f.standIns["sprout-groth16.params"]!
-        #expect(FileManager.default.fileExists(atPath: f.cache + "/downloads/sha256/" + params), "adopted from sources")
+        #expect(FileManager.default.fileExists(atPath: f.cache + "/sha256/" + params), "adopted from sources")
     }
 
     /// The real recipes, no network: they parse, expand (one image per chain) and plan, and every pinned

@@ -152,6 +152,16 @@ import Testing
         }
     }
 
+    @Test func nonASCIINamesAreWrittenAsUTF8() throws {
+        // Names like ca-certificates' "NetLock_Arany_=Class_Gold=_Főtanúsítvány.crt", whatever the process locale.
+        let name = "usr/share/ca-certificates/F\u{151}tan\u{FA}s\u{ED}tv\u{E1}ny.crt"
+        _ = try LayerWriter.write(
+            entries: [LayerEntry(path: "/" + name, kind: .file(.bytes(Data("pem\n".utf8))), mode: 0o644)],
+            to: tmp.path + "/u.tar", options: LayerOptions(compression: .none))
+        let listing = try Shell.run(["tar", "-tf", tmp.path + "/u.tar"], environment: ["LC_ALL": "C.UTF-8"]).stdout
+        #expect(listing.split(separator: "\n").map(String.init).contains(name))
+    }
+
     @Test func missingSourceFileNamesThePath() throws {
         #expect(throws: LayerError.unreadableFile(path: "/nonexistent/x", reason: "No such file or directory")) {
             _ = try LayerWriter.write(

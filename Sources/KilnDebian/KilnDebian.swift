@@ -1,1 +1,0 @@
-// KilnDebian: see Package.swift for what this module owns.

@@ -1,0 +1,166 @@
+import Foundation
+import KilnHTTP
+import KilnLayer
+
+/// What a recipe asks for: `packages: {suite, components, packages, mirror, keyring}` for one architecture.
+public struct PackageSetRequest: Sendable, Hashable {
+    public var suite: String
+    public var components: [String]
+    public var packages: [String]
+    public var mirror: String?
+    public var keyring: String?
+    /// A Debian architecture (`amd64`, `arm64`, …).
+    public var architecture: String
+
+    public init(
+        suite: String, components: [String], packages: [String], mirror: String? = nil, keyring: String? = nil,
+        architecture: String
+    ) {
+        self.suite = suite
+        self.components = components.isEmpty ? ["main"] : components
+        self.packages = packages
+        self.mirror = mirror
+        self.keyring = keyring
+        self.architecture = architecture
+    }
+}
+
+/// One package of a resolved set: what the lock records, plus where it came from.
+public struct PinnedPackage: Sendable, Hashable, Codable {
+    public var name: String
+    public var version: String
+    public var architecture: String
+    public var sha256: String
+    /// Relative to the mirror root.
+    public var filename: String
+
+    public init(name: String, version: String, architecture: String, sha256: String, filename: String) {
+        self.name = name
+        self.version = version
+        self.architecture = architecture
+        self.sha256 = sha256
+        self.filename = filename
+    }
+}
+
+/// A resolved and downloaded set: every .deb is in the cache, verified.
+public struct ResolvedPackageSet: Sendable {
+    public var mirror: String
+    public var packages: [PinnedPackage]
+    public var cache: DownloadCache
+
+    /// Each package unpacked (once per .deb, then read from the cache), sorted by name.
+    public func unpack() throws -> [(pin: PinnedPackage, unpacked: UnpackedPackage)] {
+        try packages.map { pin in
+            (pin, try DebUnpacker.unpack(deb: cache.path(sha256: pin.sha256), sha256: pin.sha256, cache: cache))
+        }
+    }
+}
+
+/// Mirror and keyring selection, resolution, download.
+public enum PackageSets {
+    public static let defaultKeyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+    /// Recipe `mirror:` > `KILN_DEBIAN_MIRROR` > the host's apt source for the suite.
+    public static func mirror(
+        for request: PackageSetRequest, environment: [String: String] = ProcessInfo.processInfo.environment,
+        sources: [AptSource] = AptSources.load()
+    ) throws -> String {
+        if let mirror = request.mirror, !mirror.isEmpty { return mirror }
+        if let mirror = environment["KILN_DEBIAN_MIRROR"], !mirror.isEmpty { return mirror }
+        if let source = AptSources.source(for: request.suite, in: sources) { return source.uri }
+        throw DebianError.noMirror(suite: request.suite)
+    }
+
+    /// Recipe `keyring:` > the `Signed-By` of the host source with that mirror and suite > Debian's keyring.
+    public static func keyring(
+        for request: PackageSetRequest, mirror: String, sources: [AptSource] = AptSources.load()
+    ) -> String {
+        if let keyring = request.keyring, !keyring.isEmpty { return keyring }
+        let trimmed = { (uri: String) in uri.hasSuffix("/") ? String(uri.dropLast()) : uri }
+        if let source = sources.first(where: { trimmed($0.uri) == trimmed(mirror) && $0.suites.contains(request.suite) }
+        ),
+            let signedBy = source.signedBy
+        {
+            return signedBy
+        }
+        return defaultKeyring
+    }
+
+    /// Resolves the request against the verified repository and downloads every .deb.
+    public static func resolve(
+        _ request: PackageSetRequest, mirror: String, keyring: String, cache: DownloadCache, transport: HTTPTransport
+    ) async throws -> ResolvedPackageSet {
+        let repository = Repository(mirror: mirror, suite: request.suite, keyring: keyring, cache: cache)
+        let index = try await repository.packages(
+            components: request.components, architecture: request.architecture, transport: transport)
+        let chosen = try Resolver(packages: index, architecture: request.architecture).resolve(request.packages)
+        try await download(chosen, mirror: repository.mirror, cache: cache, transport: transport)
+        return ResolvedPackageSet(mirror: repository.mirror, packages: chosen.map(pin), cache: cache)
+    }
+
+    /// Exactly the locked packages. With every .deb already cached under its locked sha256 no network is
+    /// needed (the lock is the trust anchor); otherwise each is looked up in the verified index, where it
+    /// must appear with the same version and sha256.
+    public static func fetchLocked(
+        _ locked: [PinnedPackage], request: PackageSetRequest, mirror: String, keyring: String, cache: DownloadCache,
+        transport: HTTPTransport
+    ) async throws -> ResolvedPackageSet {
+        let trimmedMirror = mirror.hasSuffix("/") ? String(mirror.dropLast()) : mirror
+        let sorted = locked.sorted { $0.name < $1.name }
+        if sorted.allSatisfy({ cache.cached(sha256: $0.sha256, size: nil) != nil }) {
+            return ResolvedPackageSet(mirror: trimmedMirror, packages: sorted, cache: cache)
+        }
+        let repository = Repository(mirror: mirror, suite: request.suite, keyring: keyring, cache: cache)
+        let index = try await repository.packages(
+            components: request.components, architecture: request.architecture, transport: transport)
+        var byKey: [String: BinaryPackage] = [:]
+        for package in index { byKey["\(package.name) \(package.sha256)"] = package }
+        var found: [BinaryPackage] = []
+        for pin in sorted {
+            guard let package = byKey["\(pin.name) \(pin.sha256)"], package.version.description == pin.version else {
+                throw DebianError.lockedUnavailable(name: pin.name, version: pin.version, mirror: trimmedMirror)
+            }
+            found.append(package)
+        }
+        try await download(found, mirror: repository.mirror, cache: cache, transport: transport)
+        return ResolvedPackageSet(mirror: trimmedMirror, packages: sorted, cache: cache)
+    }
+
+    static func pin(_ package: BinaryPackage) -> PinnedPackage {
+        PinnedPackage(
+            name: package.name, version: package.version.description, architecture: package.architecture,
+            sha256: package.sha256, filename: package.filename)
+    }
+
+    /// Every .deb into the cache, size and sha256 checked against the verified index before it is kept.
+    /// Four at a time: a base is dozens of small files, so latency, not bandwidth, is what costs.
+    static func download(_ packages: [BinaryPackage], mirror: String, cache: DownloadCache, transport: HTTPTransport)
+        async throws
+    {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var pending = packages[...]
+            func start() {
+                guard let package = pending.popFirst() else { return }
+                group.addTask {
+                    _ = try await cache.fetch(
+                        url: mirror + "/" + package.filename, sha256: package.sha256, size: package.size,
+                        transport: transport)
+                }
+            }
+            for _ in 0..<4 { start() }
+            while try await group.next() != nil { start() }
+        }
+    }
+
+    /// Debian's name for an OCI platform's architecture.
+    public static func debianArchitecture(_ architecture: String, variant: String?) -> String {
+        switch architecture {
+        case "386": return "i386"
+        case "arm": return variant == "v5" ? "armel" : "armhf"
+        case "ppc64le": return "ppc64el"
+        case "mips64le": return "mips64el"
+        default: return architecture
+        }
+    }
+}

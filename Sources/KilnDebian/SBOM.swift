@@ -1,0 +1,112 @@
+import Foundation
+import KilnOCI
+
+/// An SPDX 2.3 JSON document listing an image's Debian packages, written deterministically (sorted packages,
+/// canonical JSON, the build's fixed timestamp) so the same image always gets the same SBOM digest.
+public enum SBOM {
+    public static let mediaType = "application/spdx+json"
+
+    /// One package as the SBOM lists it.
+    public struct Package: Sendable, Hashable {
+        public var name: String
+        public var version: String
+        public var architecture: String
+        public var sha256: String
+        public var source: String
+        /// The URL the .deb was downloaded from.
+        public var downloadLocation: String
+
+        public init(
+            name: String, version: String, architecture: String, sha256: String, source: String,
+            downloadLocation: String
+        ) {
+            self.name = name
+            self.version = version
+            self.architecture = architecture
+            self.sha256 = sha256
+            self.source = source
+            self.downloadLocation = downloadLocation
+        }
+
+        /// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, the version percent-encoded (epochs have a `:`).
+        public var purl: String {
+            var allowed = CharacterSet.alphanumerics
+            allowed.insert(charactersIn: ".-_~")
+            let version = version.addingPercentEncoding(withAllowedCharacters: allowed) ?? version
+            return "pkg:deb/debian/\(name)@\(version)?arch=\(architecture)"
+        }
+
+        var spdxID: String {
+            let safe = "\(name)-\(architecture)".map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "-" }
+            return "SPDXRef-Package-deb-" + String(safe)
+        }
+    }
+
+    struct Document: Encodable {
+        var spdxVersion = "SPDX-2.3"
+        var dataLicense = "CC0-1.0"
+        var SPDXID = "SPDXRef-DOCUMENT"
+        var name: String
+        var documentNamespace: String
+        var creationInfo: CreationInfo
+        var packages: [Entry]
+        var relationships: [RelationshipEntry]
+    }
+
+    struct CreationInfo: Encodable {
+        var created: String
+        var creators = ["Tool: kiln"]
+    }
+
+    struct Entry: Encodable {
+        var SPDXID: String
+        var name: String
+        var versionInfo: String
+        var downloadLocation: String
+        var filesAnalyzed = false
+        var supplier = "NOASSERTION"
+        var licenseConcluded = "NOASSERTION"
+        var licenseDeclared = "NOASSERTION"
+        var copyrightText = "NOASSERTION"
+        var sourceInfo: String
+        var checksums: [Checksum]
+        var externalRefs: [ExternalRef]
+    }
+
+    struct Checksum: Encodable {
+        var algorithm = "SHA256"
+        var checksumValue: String
+    }
+
+    struct ExternalRef: Encodable {
+        var referenceCategory = "PACKAGE-MANAGER"
+        var referenceType = "purl"
+        var referenceLocator: String
+    }
+
+    struct RelationshipEntry: Encodable {
+        var spdxElementId = "SPDXRef-DOCUMENT"
+        var relationshipType = "DESCRIBES"
+        var relatedSpdxElement: String
+    }
+
+    /// The document for `image` (e.g. `NAME:TAG`), dated `created` (RFC 3339).
+    public static func document(image: String, packages: [Package], created: String) throws -> Data {
+        let sorted = Array(Set(packages)).sorted { ($0.name, $0.architecture) < ($1.name, $1.architecture) }
+        // The namespace must be unique per document: derive it from the content, which also keeps it stable.
+        let content = sorted.map { "\($0.name) \($0.version) \($0.architecture) \($0.sha256)" }.joined(separator: "\n")
+        let digest = Digest.sha256(Data((image + "\n" + content).utf8)).encoded
+        let entries = sorted.map { package in
+            Entry(
+                SPDXID: package.spdxID, name: package.name, versionInfo: package.version,
+                downloadLocation: package.downloadLocation, sourceInfo: "built package from: \(package.source)",
+                checksums: [Checksum(checksumValue: package.sha256)],
+                externalRefs: [ExternalRef(referenceLocator: package.purl)])
+        }
+        return try CanonicalJSON.encode(
+            Document(
+                name: image, documentNamespace: "https://spdx.org/spdxdocs/kiln-\(digest)",
+                creationInfo: CreationInfo(created: created), packages: entries,
+                relationships: entries.map { RelationshipEntry(relatedSpdxElement: $0.SPDXID) }))
+    }
+}
