@@ -13,11 +13,14 @@ public struct ImageAssembly: Sendable {
     /// What the recipe sets; merged over the base's settings by `merge`.
     public var settings: ImageConfig.ExecutionConfig
     public var annotations: [String: String]
+    /// Inherited settings to drop before merging (`reset: [ports]` in a recipe).
+    public var reset: Set<String>
 
     public init(
         platform: Platform, created: String, base: StoredImage?, layers: [(layer: CachedLayer, createdBy: String)],
-        settings: ImageConfig.ExecutionConfig, annotations: [String: String]
+        settings: ImageConfig.ExecutionConfig, annotations: [String: String], reset: Set<String> = []
     ) {
+        self.reset = reset
         self.platform = platform
         self.created = created
         self.base = base
@@ -28,10 +31,16 @@ public struct ImageAssembly: Sendable {
 
     /// Docker's inheritance rules: lists and maps accumulate, scalars override, and a new entrypoint drops an
     /// inherited cmd (the base's arguments rarely fit another program).
+    /// `reset` names inherited settings that start empty instead (an assetchain listens on its own ports, not on
+    /// komodod's).
     public static func merge(
-        base: ImageConfig.ExecutionConfig?, overlay: ImageConfig.ExecutionConfig
+        base: ImageConfig.ExecutionConfig?, overlay: ImageConfig.ExecutionConfig, reset: Set<String> = []
     ) -> ImageConfig.ExecutionConfig {
         var result = base ?? ImageConfig.ExecutionConfig()
+        if reset.contains("ports") { result.exposedPorts = nil }
+        if reset.contains("volumes") { result.volumes = nil }
+        if reset.contains("labels") { result.labels = nil }
+        if reset.contains("env") { result.env = nil }
         if let env = overlay.env {
             var merged = result.env ?? []
             for entry in env {
@@ -72,7 +81,7 @@ public struct ImageAssembly: Sendable {
             diffIDs.append(layer.diffID)
             history.append(ImageConfig.History(created: created, createdBy: createdBy, comment: "kiln"))
         }
-        let merged = Self.merge(base: base?.config.config, overlay: settings)
+        let merged = Self.merge(base: base?.config.config, overlay: settings, reset: reset)
         return ImageConfig(
             platform: platform, created: created, config: merged, rootfs: .init(diffIDs: diffIDs), history: history)
     }

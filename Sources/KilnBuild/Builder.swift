@@ -214,7 +214,7 @@ public final class Builder: Sendable {
             }
             let assembly = ImageAssembly(
                 platform: platform, created: created, base: base, layers: layers, settings: recipe.settings,
-                annotations: annotations(recipe, created: created))
+                annotations: annotations(recipe, created: created), reset: recipe.reset)
             let descriptor = try assembly.write(to: layout)
             try writeSBOM(recipe, set: set, platform: platform, subject: descriptor, created: created)
             manifests.append(descriptor)

@@ -14,6 +14,8 @@ public struct Recipe: Sendable {
     /// What the recipe sets in the image config (merged over the base's by the builder).
     public var settings: ImageConfig.ExecutionConfig
     public var annotations: [String: String]
+    /// Inherited settings that start empty: any of `ports`, `volumes`, `labels`, `env`.
+    public var reset: Set<String> = []
     /// `gzip` (default), `zstd` or `none`.
     public var compression: String?
     /// The recipe file (absolute path); relative paths in it resolve against its directory.

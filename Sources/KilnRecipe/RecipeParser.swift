@@ -9,7 +9,7 @@ struct RecipeParser {
 
     static let topLevelKeys = [
         "name", "version", "tags", "platforms", "base", "layers", "users", "groups", "env", "entrypoint", "cmd",
-        "workdir", "user", "ports", "volumes", "labels", "stop-signal", "annotations", "compression", "matrix",
+        "workdir", "user", "ports", "volumes", "labels", "stop-signal", "annotations", "compression", "matrix", "reset",
     ]
 
     init(file: String) { self.file = file }
@@ -64,6 +64,16 @@ struct RecipeParser {
                         report(
                             value, "unknown compression '\(c)'", hint: "write gzip (the portable default), zstd or none"
                         )
+                    }
+                }
+            case "reset":
+                for item in stringList(value, "reset") ?? [] {
+                    if ["ports", "volumes", "labels", "env"].contains(item) {
+                        recipe.reset.insert(item)
+                    } else {
+                        report(
+                            value, "'\(item)' cannot be reset",
+                            hint: "list inherited settings to drop: ports, volumes, labels or env")
                     }
                 }
             case "matrix": break  // expanded before parsing (Matrix.swift)
