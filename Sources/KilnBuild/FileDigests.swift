@@ -32,15 +32,40 @@ public final class FileDigests: @unchecked Sendable {
     public private(set) var bytesHashed: Int64 = 0
 
     public init(layout: OCILayout, trustStat: Bool = true) {
-        path = layout.privateDirectory + "/cache/file-digests.json"
+        path = layout.privateDirectory + "/cache/file-digests.tsv"
         self.trustStat = trustStat
-        if let data = FileManager.default.contents(atPath: path),
-            let decoded = try? JSONDecoder().decode([String: Entry].self, from: data)
-        {
-            entries = decoded
-        } else {
-            entries = [:]
+        entries = FileManager.default.contents(atPath: path).map(Self.decode) ?? [:]
+    }
+
+    /// One line per file: `size mtime ctime inode hex path`, tab-separated, the path last. A plain text table
+    /// rather than JSON because decoding JSON dominated the no-op rebuild of thousands of files. Lines that do
+    /// not parse are skipped: the cache only saves work, a lost entry costs one re-hash.
+    static func decode(_ data: Data) -> [String: Entry] {
+        var result: [String: Entry] = [:]
+        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            for line in raw.split(separator: UInt8(ascii: "\n")) {
+                let fields = line.split(separator: UInt8(ascii: "\t"), maxSplits: 5, omittingEmptySubsequences: false)
+                guard fields.count == 6,
+                    let size = Int64(String(decoding: fields[0], as: UTF8.self)),
+                    let mtime = Int64(String(decoding: fields[1], as: UTF8.self)),
+                    let ctime = Int64(String(decoding: fields[2], as: UTF8.self)),
+                    let inode = UInt64(String(decoding: fields[3], as: UTF8.self)),
+                    let digest = try? Digest(sha256Hex: String(decoding: fields[4], as: UTF8.self))
+                else { continue }
+                result[String(decoding: fields[5], as: UTF8.self)] = Entry(
+                    stamp: Stamp(size: size, mtimeNanos: mtime, ctimeNanos: ctime, inode: inode), digest: digest)
+            }
         }
+        return result
+    }
+
+    static func encode(_ entries: [String: Entry]) -> Data {
+        var text = ""
+        for (path, entry) in entries.sorted(by: { $0.key < $1.key }) where !path.contains("\n") {
+            let s = entry.stamp
+            text += "\(s.size)\t\(s.mtimeNanos)\t\(s.ctimeNanos)\t\(s.inode)\t\(entry.digest.encoded)\t\(path)\n"
+        }
+        return Data(text.utf8)
     }
 
     /// Remembers a digest known without reading the file (content-addressed cache files, named by their
@@ -77,7 +102,8 @@ public final class FileDigests: @unchecked Sendable {
     public func save() {
         lock.lock()
         defer { lock.unlock() }
-        guard dirty, let data = try? JSONEncoder().encode(entries) else { return }
+        guard dirty else { return }
+        let data = Self.encode(entries)
         try? FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try? AtomicFile.write(data, to: path)

@@ -17,23 +17,28 @@ public struct Digest: Hashable, Comparable, Sendable, CustomStringConvertible, C
         }
     }
 
+    /// Checks bytes, not Characters: Unicode property lookups made parsing the file-digest cache the largest
+    /// cost of a no-op rebuild. The grammar is ASCII-only, so the result is the same.
     public init(parsing string: String) throws {
-        guard let colon = string.firstIndex(of: ":") else { throw ParseError.malformed(string) }
-        let algorithm = String(string[..<colon])
-        let encoded = String(string[string.index(after: colon)...])
-        let algOK =
-            !algorithm.isEmpty
-            && algorithm.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || "+._-".contains($0)) }
+        let bytes = Array(string.utf8)
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { throw ParseError.malformed(string) }
+        let algorithm = bytes[..<colon]
+        let encoded = bytes[(colon + 1)...]
+        func lower(_ b: UInt8) -> Bool { b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") }
+        func digit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        func upper(_ b: UInt8) -> Bool { b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") }
+        let algOK = !algorithm.isEmpty && algorithm.allSatisfy { lower($0) || digit($0) || "+._-".utf8.contains($0) }
         let encOK =
-            !encoded.isEmpty && encoded.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "=_-".contains($0)) }
+            !encoded.isEmpty && encoded.allSatisfy { lower($0) || upper($0) || digit($0) || "=_-".utf8.contains($0) }
         guard algOK, encOK else { throw ParseError.malformed(string) }
-        if algorithm == "sha256" {
-            guard encoded.count == 64, encoded.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
-                throw ParseError.malformed(string)
-            }
+        let algorithmText = String(decoding: algorithm, as: UTF8.self)
+        if algorithmText == "sha256" {
+            guard encoded.count == 64,
+                encoded.allSatisfy({ digit($0) || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f")) })
+            else { throw ParseError.malformed(string) }
         }
-        self.algorithm = algorithm
-        self.encoded = encoded
+        self.algorithm = algorithmText
+        self.encoded = String(decoding: encoded, as: UTF8.self)
     }
 
     /// A sha256 digest from its 64 lower-case hex characters.
