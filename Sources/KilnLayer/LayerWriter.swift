@@ -1,4 +1,5 @@
 import CArchive
+import CLinux
 import Foundation
 import KilnOCI
 
@@ -298,6 +299,10 @@ final class BlobWriter: @unchecked Sendable {
     private var hasher = SHA256()
     private var failure: Error?
     private var closed = false
+    /// Bytes written and bytes already handed to the kernel's writeback (queue only).
+    private var written: Int64 = 0
+    private var flushed: Int64 = 0
+    static let writebackStep: Int64 = 8 << 20
 
     init(path: String) throws {
         self.path = path
@@ -331,7 +336,10 @@ final class BlobWriter: @unchecked Sendable {
             if self.currentFailure() == nil {
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
                 self.hasher.update(bytes)
-                do { try self.writeAll(bytes) } catch { self.fail(error) }
+                do {
+                    try self.writeAll(bytes)
+                    self.startWriteback()
+                } catch { self.fail(error) }
             }
             self.lock.lock()
             self.free.append(buffer)
@@ -357,6 +365,15 @@ final class BlobWriter: @unchecked Sendable {
         Glibc.close(fd)
     }
 
+    /// Starts writing finished 8 MiB ranges to disk while the layer is still being made, so the final fsync
+    /// waits for the tail only instead of the whole blob (it was a third of a large layer's build time).
+    private func startWriteback() {
+        while written - flushed >= Self.writebackStep {
+            _ = sync_file_range(fd, flushed, Self.writebackStep, UInt32(KILN_SYNC_FILE_RANGE_WRITE))
+            flushed += Self.writebackStep
+        }
+    }
+
     private func currentFailure() -> Error? {
         lock.lock()
         defer { lock.unlock() }
@@ -378,6 +395,7 @@ final class BlobWriter: @unchecked Sendable {
                 throw LayerError.output(path: path, reason: String(cString: strerror(errno)))
             }
             offset += n
+            written += Int64(n)
         }
     }
 }
