@@ -95,8 +95,11 @@ public struct InputOptions: Sendable {
 /// Gathers and fetches every `url` input of a set of recipes before anything is built.
 public enum RemoteInputs {
     /// Every url input in `recipes`, deduplicated by URL, with its sha256 from the recipe or the lock.
-    /// Two recipes that pin one URL to different digests is an error.
-    public static func collect(_ recipes: [Recipe], lock: LockFile) throws -> [RemoteInput] {
+    /// Two recipes that pin one URL to different digests is an error, and so is a recipe that disagrees with
+    /// the lock, unless `recipesWin` (what `kiln lock` does: the recipe's value is then recorded).
+    public static func collect(_ recipes: [Recipe], lock: LockFile, recipesWin: Bool = false) throws
+        -> [RemoteInput]
+    {
         var byURL: [String: RemoteInput] = [:]
         var problems: [Diagnostic] = []
         for recipe in recipes {
@@ -106,7 +109,7 @@ public enum RemoteInputs {
                     let input = RemoteInput(
                         url: url, sha256: sha256 ?? lock.inputs[url], location: add.location,
                         pinnedInRecipe: sha256 != nil)
-                    if let sha256, let locked = lock.inputs[url], locked != sha256 {
+                    if !recipesWin, let sha256, let locked = lock.inputs[url], locked != sha256 {
                         problems.append(
                             Diagnostic(
                                 add.location, "\(url) is pinned to \(sha256) here but to \(locked) in the lock",

@@ -41,7 +41,7 @@ struct Lock: AsyncParsableCommand {
                 progress: { Output.status($0) })
             try packages.saveLock()
             var lock = try LockFile.load(lockPath)
-            let remote = try RemoteInputs.collect(set.recipes, lock: lock)
+            let remote = try RemoteInputs.collect(set.recipes, lock: lock, recipesWin: true)
             let resolved = try await RemoteInputs.fetch(
                 remote, options: inputs.options(caFile: registryFlags.caFile, trustUnpinned: true),
                 events: InputReporter(quiet: false).handle)
