@@ -41,6 +41,9 @@ public struct Podman: Sendable {
             cgroup_manager = "cgroupfs"
             events_logger = "file"
             runtime = "runc"
+            # Per instance: tests run podman in parallel, and a shared /run/libpod lets one instance's
+            # `system reset` delete another's runtime status file ("open /run/libpod/alive").
+            tmp_dir = "\(directory.path)/libpod-tmp"
             """)
         try directory.write(
             "storage.conf",
