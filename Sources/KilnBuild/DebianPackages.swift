@@ -23,16 +23,6 @@ public struct PreparedPackages: Sendable {
 
 /// Glue between recipes and KilnDebian: lock handling before the build, layers and SBOMs during it.
 public enum DebianPackages {
-    /// The lock beside the recipes: `DIR/kiln.lock` for a directory argument, else beside the first file.
-    public static func lockPath(for paths: [String]) -> String {
-        let first = paths.first ?? "recipes"
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: first, isDirectory: &isDirectory), isDirectory.boolValue {
-            return first + "/kiln.lock"
-        }
-        return ((first as NSString).deletingLastPathComponent as NSString).appendingPathComponent("kiln.lock")
-    }
-
     static func key(_ recipe: Recipe, layer: String, platform: Platform) -> String {
         let base = "\(recipe.name)/\(layer)"
         return recipe.platforms.count > 1 ? base + "/" + architecture(platform) : base
@@ -83,11 +73,7 @@ public enum DebianPackages {
                         let keyring = PackageSets.keyring(for: request, mirror: mirror, sources: sources)
                         let set: ResolvedPackageSet
                         if locked {
-                            let pins = (lock.packages[key] ?? []).map {
-                                PinnedPackage(
-                                    name: $0.name, version: $0.version, architecture: $0.architecture,
-                                    sha256: $0.sha256, filename: $0.filename)
-                            }
+                            let pins = lock.packages[key] ?? []
                             let missing = spec.packages.filter { name in !pins.contains { $0.name == name } }
                             if pins.isEmpty || !missing.isEmpty {
                                 throw DebianError.lockIncomplete(
@@ -101,12 +87,7 @@ public enum DebianPackages {
                             progress("\(key): resolving \(spec.packages.joined(separator: " ")) in \(request.suite)")
                             set = try await PackageSets.resolve(
                                 request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
-                            lock.packages[key] = set.packages.map {
-                                LockFile.LockedPackage(
-                                    name: $0.name, version: $0.version, architecture: $0.architecture,
-                                    sha256: $0.sha256,
-                                    filename: $0.filename)
-                            }
+                            lock.packages[key] = set.packages
                         }
                         prepared.sets[key] = set
                     } catch let error as DebianError {

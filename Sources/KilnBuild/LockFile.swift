@@ -1,4 +1,5 @@
 import Foundation
+import KilnDebian
 import KilnOCI
 import KilnStore
 
@@ -15,19 +16,19 @@ public struct LockFile: Codable, Sendable, Equatable {
 
     public init() {}
 
-    public struct LockedPackage: Codable, Sendable, Hashable {
-        public var name: String
-        public var version: String
-        public var architecture: String
-        public var sha256: String
-        public var filename: String
-        public init(name: String, version: String, architecture: String, sha256: String, filename: String) {
-            self.name = name
-            self.version = version
-            self.architecture = architecture
-            self.sha256 = sha256
-            self.filename = filename
+    /// A resolved Debian package as the lock records it (name, version, architecture, sha256, filename).
+    public typealias LockedPackage = PinnedPackage
+
+    /// The lock beside the recipes: `DIR/kiln.lock` for a directory, else beside the first recipe file
+    /// (`recipes/kiln.lock` by default).
+    public static func path(besideRecipes paths: [String]) -> String {
+        let first = paths.first ?? "recipes"
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: first, isDirectory: &isDirectory), isDirectory.boolValue {
+            return first + "/kiln.lock"
         }
+        let directory = (first as NSString).deletingLastPathComponent
+        return (directory.isEmpty ? "." : directory) + "/kiln.lock"
     }
 
     /// Reads a lock file; a missing file is an empty lock.

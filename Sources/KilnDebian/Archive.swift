@@ -3,7 +3,7 @@ import Foundation
 import KilnLayer
 
 /// Small libarchive helpers for reading Debian files: compressed indexes and .deb members.
-enum ArchiveReader {
+enum DebArchive {
     /// Decompresses a whole file of any format libarchive knows a filter for (xz, gzip, zstd, bzip2, none).
     /// Used for Packages indexes, which are already verified against the signed Release.
     static func decompress(path: String) throws -> Data {

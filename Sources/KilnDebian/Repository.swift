@@ -147,7 +147,7 @@ public struct Repository: Sendable {
             } catch DebianError.download(_, let detail) {
                 throw DebianError.index(url: url, detail: detail)
             }
-            let data = try ArchiveReader.decompress(path: path)
+            let data = try DebArchive.decompress(path: path)
             for stanza in Control.parse(data, keep: BinaryPackage.fields) {
                 if let package = BinaryPackage(stanza) { result.append(package) }
             }

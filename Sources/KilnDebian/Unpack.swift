@@ -75,7 +75,7 @@ public enum DebUnpacker {
         defer { archive_read_free(archive) }
         archive_read_support_format_ar(archive)
         guard archive_read_open_filename(archive, deb, 1 << 16) == ARCHIVE_OK else {
-            throw DebianError.badPackage(path: deb, detail: ArchiveReader.errorString(archive))
+            throw DebianError.badPackage(path: deb, detail: DebArchive.errorString(archive))
         }
         var control: String?
         var records: [Record]?
@@ -85,13 +85,13 @@ public enum DebUnpacker {
             let status = archive_read_next_header(archive, &entry)
             if status == ARCHIVE_EOF { break }
             guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
-                throw DebianError.badPackage(path: deb, detail: ArchiveReader.errorString(archive))
+                throw DebianError.badPackage(path: deb, detail: DebArchive.errorString(archive))
             }
             let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
             if name == "debian-binary" {
-                format = String(decoding: try ArchiveReader.readAll(archive, path: deb), as: UTF8.self)
+                format = String(decoding: try DebArchive.readAll(archive, path: deb), as: UTF8.self)
             } else if name.hasPrefix("control.tar") {
-                control = try controlFile(try ArchiveReader.readAll(archive, path: deb), deb: deb)
+                control = try controlFile(try DebArchive.readAll(archive, path: deb), deb: deb)
             } else if name.hasPrefix("data.tar") {
                 // Streamed to a file: data members can be hundreds of megabytes.
                 let temp = staging + "/" + name
@@ -116,13 +116,13 @@ public enum DebUnpacker {
         archive_read_support_format_tar(archive)
         return try data.withUnsafeBytes { bytes -> String in
             guard archive_read_open_memory(archive, bytes.baseAddress, bytes.count) == ARCHIVE_OK else {
-                throw DebianError.badPackage(path: deb, detail: ArchiveReader.errorString(archive))
+                throw DebianError.badPackage(path: deb, detail: DebArchive.errorString(archive))
             }
             var entry: OpaquePointer?
             while archive_read_next_header(archive, &entry) == ARCHIVE_OK, let entry {
                 let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
                 if name == "./control" || name == "control" {
-                    return String(decoding: try ArchiveReader.readAll(archive, path: deb), as: UTF8.self)
+                    return String(decoding: try DebArchive.readAll(archive, path: deb), as: UTF8.self)
                 }
             }
             throw DebianError.badPackage(path: deb, detail: "control.tar has no control file")
@@ -143,7 +143,7 @@ public enum DebUnpacker {
         defer { buffer.deallocate() }
         while true {
             let n = archive_read_data(archive, buffer, size)
-            if n < 0 { throw DebianError.badPackage(path: deb, detail: ArchiveReader.errorString(archive)) }
+            if n < 0 { throw DebianError.badPackage(path: deb, detail: DebArchive.errorString(archive)) }
             if n == 0 { return }
             var offset = 0
             while offset < n {
@@ -166,7 +166,7 @@ public enum DebUnpacker {
         archive_read_support_filter_all(archive)
         archive_read_support_format_tar(archive)
         guard archive_read_open_filename(archive, tar, 1 << 16) == ARCHIVE_OK else {
-            throw DebianError.badPackage(path: deb, detail: ArchiveReader.errorString(archive))
+            throw DebianError.badPackage(path: deb, detail: DebArchive.errorString(archive))
         }
         var records: [Record] = []
         var seen: Set<String> = []
@@ -175,7 +175,7 @@ public enum DebUnpacker {
             let status = archive_read_next_header(archive, &entry)
             if status == ARCHIVE_EOF { break }
             guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
-                throw DebianError.badPackage(path: deb, detail: ArchiveReader.errorString(archive))
+                throw DebianError.badPackage(path: deb, detail: DebArchive.errorString(archive))
             }
             let raw = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
             let path: String

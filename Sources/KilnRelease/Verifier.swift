@@ -80,21 +80,21 @@ public struct Verifier: Sendable {
         let layout = try OCILayout(root: scratch)
         let closure = set.closure(of: [name])
         _ = try await BaseImages.fetchMissing(closure, into: layout, options: registryOptions, httpOptions: httpOptions)
-        // Remote inputs as the lock beside the recipes pins them, from the machine's download cache.
-        var lockDirectory = recipes.first ?? "recipes"
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: lockDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
-            lockDirectory = (lockDirectory as NSString).deletingLastPathComponent
-        }
-        let lock = try LockFile.load(lockDirectory + "/kiln.lock")
+        // Remote inputs and Debian package sets exactly as the lock beside the recipes pins them.
+        let lockPath = LockFile.path(besideRecipes: recipes)
+        let lock = try LockFile.load(lockPath)
         let inputOptions = InputOptions(http: httpOptions)
         let inputs = try await RemoteInputs.fetch(
             RemoteInputs.collect(closure, lock: lock), options: inputOptions)
+        var options = BuildOptions(
+            sourceDateEpoch: epoch, version: version, revision: annotations[AnnotationKey.revision],
+            downloads: inputOptions.cache, remoteInputs: inputs)
+        options.locked = FileManager.default.fileExists(atPath: lockPath)
+        options.packages = try await DebianPackages.prepare(
+            closure, lockPath: lockPath, locked: options.locked, httpOptions: httpOptions)
         let builder = Builder(
             layout: layout,
-            options: BuildOptions(
-                sourceDateEpoch: epoch, version: version, revision: annotations[AnnotationKey.revision],
-                downloads: inputOptions.cache, remoteInputs: inputs),
+            options: options,
             events: events)
         guard let built = try builder.build(closure, all: set).first(where: { $0.name == name }) else {
             throw ReleaseError.unknownImage(name: name, known: closure.map(\.name))

@@ -38,14 +38,9 @@ struct InputFlags: ParsableArguments {
             http: HTTPOptions(caFile: caFile))
     }
 
-    /// `--lock`, else `kiln.lock` in the first recipe directory (recipes/ by default).
+    /// `--lock`, else `kiln.lock` beside the recipes.
     func lockPath(recipePaths: [String]) -> String {
-        if let lock { return lock }
-        let first = recipePaths.first ?? "recipes"
-        var isDirectory: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: first, isDirectory: &isDirectory)
-        let directory = isDirectory.boolValue ? first : (first as NSString).deletingLastPathComponent
-        return (directory.isEmpty ? "." : directory) + "/kiln.lock"
+        lock ?? LockFile.path(besideRecipes: recipePaths)
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnBuild
 import KilnHTTP
 import KilnOCI
 import KilnRegistry
@@ -103,7 +104,7 @@ struct Release: AsyncParsableCommand {
         let epoch =
             environment["SOURCE_DATE_EPOCH"].flatMap { Int64($0) }.map { max($0, 0) }
             ?? Int64(Date().timeIntervalSince1970)
-        let lock = recipes + "/kiln.lock"
+        let lock = LockFile.path(besideRecipes: [recipes])
         let inputs = Releaser.ReleaseInputs(
             version: version, movingTags: movingTags, revision: revision ?? RecipeDigest.gitRevision(),
             recipesDigest: try RecipeDigest.directory(recipes),
