@@ -10,7 +10,7 @@ import KilnStore
 /// per store, not once per build. ctime cannot be set from user space, so a rewritten file always misses.
 /// `trustStat: false` (the `--rehash` flag) reads every file again.
 public final class FileDigests: @unchecked Sendable {
-    struct Stamp: Codable, Hashable {
+    public struct Stamp: Codable, Hashable, Sendable {
         var size: Int64
         var mtimeNanos: Int64
         var ctimeNanos: Int64
@@ -26,6 +26,8 @@ public final class FileDigests: @unchecked Sendable {
     private let trustStat: Bool
     private let lock = NSLock()
     private var entries: [String: Entry]
+    /// Paths hashed by this process: trusted on their stamp even when `trustStat` is off.
+    private var hashedNow: Set<String> = []
     private var dirty = false
 
     /// Bytes read to hash files in this run (what a no-op rebuild should keep near zero).
@@ -80,22 +82,44 @@ public final class FileDigests: @unchecked Sendable {
         }
     }
 
+    /// Whether a digest of `filePath` was ever recorded, whatever its stamp.
+    public func knows(_ filePath: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return entries[filePath] != nil
+    }
+
+    /// The recorded digest of `filePath` if it can be used without reading the file.
+    public func current(_ filePath: String) throws -> Digest? {
+        try current(filePath, stamp: Self.stamp(filePath))
+    }
+
+    private func current(_ filePath: String, stamp: Stamp) -> Digest? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let cached = entries[filePath], cached.stamp == stamp, trustStat || hashedNow.contains(filePath)
+        else { return nil }
+        return cached.digest
+    }
+
     /// The sha256 of the file at `path` (absolute), reading it only if it changed since it was last hashed.
     public func digest(ofFileAt filePath: String) throws -> Digest {
         let stamp = try Self.stamp(filePath)
-        if trustStat {
-            lock.lock()
-            let cached = entries[filePath]
-            lock.unlock()
-            if let cached, cached.stamp == stamp { return cached.digest }
-        }
+        if let digest = current(filePath, stamp: stamp) { return digest }
         let digest = try Self.hash(filePath)
+        record(filePath, digest: digest, hashedAt: stamp)
+        return digest
+    }
+
+    /// Records a digest this process computed from the file's bytes, with the stamp taken before reading them
+    /// (a file rewritten during the read then has another stamp, and is hashed again next time).
+    public func record(_ filePath: String, digest: Digest, hashedAt stamp: Stamp) {
         lock.lock()
+        defer { lock.unlock() }
         entries[filePath] = Entry(stamp: stamp, digest: digest)
+        hashedNow.insert(filePath)
         bytesHashed += stamp.size
         dirty = true
-        lock.unlock()
-        return digest
     }
 
     /// Persists what was learnt (atomic replace; a lost race only costs a re-hash later).
@@ -110,7 +134,7 @@ public final class FileDigests: @unchecked Sendable {
         dirty = false
     }
 
-    static func stamp(_ path: String) throws -> Stamp {
+    public static func stamp(_ path: String) throws -> Stamp {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw BuildError.unreadableInput(path: path, reason: String(cString: strerror(errno)))

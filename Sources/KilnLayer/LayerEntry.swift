@@ -60,7 +60,7 @@ public enum LayerError: Error, CustomStringConvertible, Equatable {
         case .unreadableFile(let path, let reason):
             return "cannot read \(path): \(reason)"
         case .fileChanged(let path):
-            return "\(path) changed size while it was being added to the layer; rebuild when nothing is writing it"
+            return "\(path) changed while it was being added to the layer; rebuild when nothing is writing it"
         case .archive(let path, let reason):
             return "\(path): \(reason)"
         case .output(let path, let reason):

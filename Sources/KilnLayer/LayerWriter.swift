@@ -27,6 +27,8 @@ public struct LayerResult: Sendable, Hashable {
     /// The blob: media type for the compression, digest and size of the compressed bytes.
     public var descriptor: Descriptor
     public var uncompressedSize: Int64
+    /// sha256 of each source file named in `hashing`, over exactly the bytes that went into the layer.
+    public var fileDigests: [String: Digest] = [:]
 }
 
 /// Writes layers under the determinism contract (see README): restricted pax, sorted entries, parents
@@ -34,9 +36,12 @@ public struct LayerResult: Sendable, Hashable {
 public enum LayerWriter {
     /// Writes `entries` as a layer blob at `outputPath` in one pass: tar → diffID hash → compressor →
     /// digest hash → file. Memory stays bounded whatever the file sizes. The file is fsynced.
+    ///
+    /// Source files whose paths are in `hashing` are also hashed as they are read, so a build that has never
+    /// seen its inputs reads them once instead of once to key the layer and again to write it.
     public static func write(
         entries: [LayerEntry], to outputPath: String, options: LayerOptions = LayerOptions(),
-        progress: (@Sendable (Int64) -> Void)? = nil
+        hashing: Set<String> = [], progress: (@Sendable (Int64) -> Void)? = nil
     ) throws -> LayerResult {
         // libarchive converts UTF-8 names through the locale's charset; in the C locale a non-ASCII name
         // (ca-certificates ships some) cannot be converted and the pax writer crashes on the NULL it gets back.
@@ -73,6 +78,8 @@ public enum LayerWriter {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         var done: Int64 = 0
+        var fileDigests: [String: Digest] = [:]
+        var fileHasher = SHA256()  // finalize() starts it over for the next file
 
         for item in ordered {
             archive_entry_clear(entry)
@@ -119,19 +126,18 @@ public enum LayerWriter {
                 let written = data.withUnsafeBytes { archive_write_data(archive, $0.baseAddress, $0.count) }
                 guard written == data.count else { throw archiveError(archive, sink, outputPath) }
                 done += size
-            } else if source >= 0 {
+            } else if source >= 0, case .file(.path(let path)) = item.kind {
+                let hashFile = hashing.contains(path)
                 var remaining = size
                 while remaining > 0 {
                     let n = read(source, buffer.baseAddress, Int(min(Int64(buffer.count), remaining)))
                     if n < 0 && errno == EINTR { continue }
                     guard n > 0 else {
-                        if case .file(.path(let path)) = item.kind {
-                            throw n == 0
-                                ? LayerError.fileChanged(path: path)
-                                : LayerError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
-                        }
-                        break
+                        throw n == 0
+                            ? LayerError.fileChanged(path: path)
+                            : LayerError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
                     }
+                    if hashFile { fileHasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
                     guard archive_write_data(archive, buffer.baseAddress, n) == n else {
                         throw archiveError(archive, sink, outputPath)
                     }
@@ -139,10 +145,13 @@ public enum LayerWriter {
                     done += Int64(n)
                     progress?(done)
                 }
+                if hashFile { fileDigests[path] = fileHasher.finalize() }
             }
         }
         guard archive_write_close(archive) == ARCHIVE_OK else { throw archiveError(archive, sink, outputPath) }
-        return try sink.finish(mediaType: options.compression.mediaType)
+        var result = try sink.finish(mediaType: options.compression.mediaType)
+        result.fileDigests = fileDigests
+        return result
     }
 
     /// Normalises, validates, completes and orders the entries.

@@ -33,7 +33,8 @@ final class ParallelGzip: LayerCompressor {
     }
 
     private let threads: Int
-    private let queue = DispatchQueue(label: "kiln.gzip", attributes: .concurrent)
+    /// nil with one thread: chunks are then compressed on the caller's thread.
+    private let workers: WorkerThreads?
     private let pool: CompressorPool
     private var current: Job
     private var inFlight: [Job] = []
@@ -46,7 +47,10 @@ final class ParallelGzip: LayerCompressor {
         self.threads = max(1, threads)
         pool = CompressorPool()
         current = Job()
+        workers = self.threads > 1 ? WorkerThreads(count: self.threads, name: "kiln-gzip") : nil
     }
+
+    deinit { workers?.stop() }
 
     func compress(_ input: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws -> Void) throws {
         var offset = 0
@@ -68,19 +72,20 @@ final class ParallelGzip: LayerCompressor {
         while !inFlight.isEmpty { try emitOldest(emit: emit) }
     }
 
-    /// Hands the full chunk to a worker; keeps at most `threads + 1` chunks in flight (bounded memory).
+    /// Hands the full chunk to a worker. At most two chunks per thread are in flight: enough that a worker
+    /// finds the next chunk ready while the caller is still busy emitting, and memory stays bounded.
     private func submit(emit: (UnsafeRawBufferPointer) throws -> Void) throws {
         let job = current
         current = spare.popLast() ?? Job()
         current.count = 0
         inFlight.append(job)
-        if threads == 1 {
-            Self.run(job, pool: pool)
-        } else {
+        if let workers {
             let pool = self.pool
-            queue.async { Self.run(job, pool: pool) }
+            workers.run { Self.run(job, pool: pool) }
+        } else {
+            Self.run(job, pool: pool)
         }
-        while inFlight.count > threads { try emitOldest(emit: emit) }
+        while inFlight.count > 2 * threads - 1 { try emitOldest(emit: emit) }
     }
 
     private func emitOldest(emit: (UnsafeRawBufferPointer) throws -> Void) throws {

@@ -1,0 +1,117 @@
+import Foundation
+import KilnLayer
+import KilnOCI
+import KilnRecipe
+import KilnStore
+import KilnTestSupport
+import Synchronization
+import Testing
+
+@testable import KilnBuild
+
+/// When a layer is written and when it is reused: keyed before writing (known inputs) or from the digests
+/// taken while writing (inputs never seen), with the same key either way.
+@Suite struct LayerReuseTests {
+    struct Fixture {
+        let dir: TemporaryDirectory
+        let recipes: [Recipe]
+        var store: String { dir.path + "/images" }
+        var small: String { dir.path + "/input/small.txt" }
+        var big: String { dir.path + "/input/big.bin" }
+
+        init() throws {
+            dir = try TemporaryDirectory("kiln-reuse")
+            try dir.write("input/small.txt", "hello\n")
+            // Several read buffers' worth, so a change can be made while the writer is still reading it.
+            try Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) })
+                .write(to: URL(fileURLWithPath: dir.path + "/input/big.bin"))
+            let yaml = """
+                name: reuse
+                version: "1"
+                layers:
+                  - name: data
+                    add:
+                      - src: input
+                        to: /data/
+                """
+            let file = dir.path + "/reuse.yaml"
+            try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+            let (recipes, problems) = RecipeSet.parse(yaml, file: file)
+            try #require(problems.isEmpty)
+            self.recipes = recipes
+        }
+
+        /// One build as one `kiln build` process would run it: a new builder over the store.
+        func build(
+            rehash: Bool = false, events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+        ) throws -> (layer: BuiltImage.Layer, bytesHashed: Int64) {
+            let builder = Builder(
+                layout: try OCILayout(root: store), options: BuildOptions(sourceDateEpoch: 0, rehash: rehash),
+                events: events)
+            let built = try builder.build(recipes)
+            let layer = try #require(built.first?.layers.first)
+            return (layer, builder.digests.bytesHashed)
+        }
+    }
+
+    @Test func firstBuildKeysTheLayerAsEveryLaterBuildDoes() throws {
+        let f = try Fixture()
+        defer { f.dir.remove() }
+        let inputBytes = Int64(6 + (3 << 20))
+
+        let cold = try f.build()
+        #expect(!cold.layer.reused)
+        #expect(cold.bytesHashed == inputBytes)
+        // The digests recorded while writing are the files' digests.
+        let table = FileDigests(layout: try OCILayout(root: f.store))
+        #expect(try table.current(f.big) == FileDigests.hash(f.big))
+        #expect(try table.current(f.small) == FileDigests.hash(f.small))
+
+        // Nothing changed: reused without reading anything, so the key taken after writing matches the key
+        // taken from the table before writing.
+        let noop = try f.build()
+        #expect(noop.layer.reused && noop.layer.digest == cold.layer.digest)
+        #expect(noop.bytesHashed == 0)
+
+        // Touched but unchanged: hashed again before keying, and reused.
+        var times = [timespec(tv_sec: 1_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, f.big, &times, 0) == 0)
+        let touched = try f.build()
+        #expect(touched.layer.reused && touched.bytesHashed == Int64(3 << 20))
+
+        // --rehash reads every input once, and still reuses.
+        let rehashed = try f.build(rehash: true)
+        #expect(rehashed.layer.reused && rehashed.bytesHashed == inputBytes)
+
+        // Changed: written again.
+        try f.dir.write("input/small.txt", "changed\n")
+        let changed = try f.build()
+        #expect(!changed.layer.reused && changed.layer.digest != cold.layer.digest)
+    }
+
+    @Test func inputRewrittenWhileBeingWrittenFailsTheBuild() throws {
+        let f = try Fixture()
+        defer { f.dir.remove() }
+        let big = f.big
+        let appended = Mutex(false)
+        let events: @Sendable (BuildEvent) -> Void = { event in
+            guard case .layerProgress = event else { return }
+            appended.withLock { done in
+                guard !done, let handle = FileHandle(forWritingAtPath: big) else { return }
+                handle.seekToEndOfFile()
+                handle.write(Data("more".utf8))
+                handle.closeFile()
+                done = true
+            }
+        }
+        #expect {
+            _ = try f.build(events: events)
+        } throws: { error in
+            "\(error)".contains("changed while it was being added")
+        }
+        #expect(appended.withLock { $0 })
+        // Nothing was tagged, and nothing about the file was remembered.
+        #expect(try OCILayout(root: f.store).tags().isEmpty)
+        #expect(try FileDigests(layout: OCILayout(root: f.store)).current(big) == nil)
+    }
+}
