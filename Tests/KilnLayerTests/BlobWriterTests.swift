@@ -6,10 +6,11 @@ import Testing
 @testable import KilnLayer
 
 /// The blob writer's two paths (direct whole buffers plus a buffered tail, and buffered only) write exactly
-/// the bytes submitted, in order, and hash them.
+/// the bytes submitted, in order, and hash them; a blob longer than the flush interval is flushed before
+/// its end.
 @Suite struct BlobWriterTests {
     /// Feeds `data` the way the layer sink does: whole buffers, then one partly filled last buffer.
-    func write(_ data: Data, to path: String, directIO: Bool) throws -> Digest {
+    func write(_ data: Data, to path: String, directIO: Bool) throws -> (digest: Digest, earlyFlushes: Int) {
         let writer = try BlobWriter(path: path, directIO: directIO)
         defer { writer.close() }
         // The temporary directory's file system (ext4 on the test machines) takes O_DIRECT.
@@ -22,7 +23,8 @@ import Testing
             try writer.submit(buffer, count: n)
             offset += n
         }
-        return try writer.finish()
+        let digest = try writer.finish()
+        return (digest, writer.earlyFlushes)
     }
 
     @Test(arguments: [true, false])
@@ -44,8 +46,14 @@ import Testing
                 }
             }
             let path = tmp.path + "/blob\(index)"
-            let digest = try write(data, to: path, directIO: directIO)
+            let (digest, earlyFlushes) = try write(data, to: path, directIO: directIO)
             #expect(digest == Digest.sha256(data), "size \(count)")
+            // Whole buffers only count once written, so the first flush may come a buffer past the interval.
+            if count >= Int(BlobWriter.flushInterval) + size {
+                #expect(earlyFlushes >= 1, "size \(count)")
+            } else if count < Int(BlobWriter.flushInterval) {
+                #expect(earlyFlushes == 0, "size \(count)")
+            }
             #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == data, "size \(count)")
         }
     }
