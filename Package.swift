@@ -24,14 +24,13 @@ let package = Package(
         .systemLibrary(name: "CDeflate", providers: [.apt(["libdeflate-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // Linux-only libc declarations (sync_file_range).
-        .systemLibrary(name: "CLinux"),
 
         // The vocabulary: digests, descriptors, manifests, configs, references, deterministic JSON.
         .target(name: "KilnOCI", dependencies: ["CCrypto"]),
         // The OCI image layout on disk.
         .target(name: "KilnStore", dependencies: ["KilnOCI"]),
         // Deterministic tar writing and archive reading; compression; hashing streams.
-        .target(name: "KilnLayer", dependencies: ["KilnOCI", "CArchive", "CZlib", "CDeflate", "CZstd", "CLinux"]),
+        .target(name: "KilnLayer", dependencies: ["KilnOCI", "CArchive", "CZlib", "CDeflate", "CZstd"]),
         // The recipe language: parse, validate, expand, diagnostics.
         .target(name: "KilnRecipe", dependencies: ["KilnOCI", .product(name: "Yams", package: "Yams")]),
         // HTTP transport shared by the registry client and input downloads.

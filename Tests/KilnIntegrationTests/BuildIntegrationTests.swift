@@ -23,7 +23,7 @@ import Testing
         let tmp = try TemporaryDirectory("kiln-golden")
         defer { tmp.remove() }
         try KilnBinary.run(["build", Self.golden, "--store", tmp.path + "/images"], environment: Self.environment)
-        // Frozen by the determinism contract (encoding version 2). If this changes, the bytes Kiln writes
+        // Frozen by the determinism contract (encoding version 3). If this changes, the bytes Kiln writes
         // changed: bump Encoding.version and update these in the same commit.
         #expect(
             try images(tmp.path + "/images") == [

@@ -33,7 +33,7 @@ import Testing
     @Test func goldenLayer() throws {
         let result = try LayerWriter.write(
             entries: try sampleEntries(tmp), to: tmp.path + "/layer.tar.gz", options: LayerOptions(threads: 2))
-        // Frozen by the determinism contract (encoding version 2): a change here is a format change.
+        // Frozen by the determinism contract (encoding version 3): a change here is a format change.
         #expect(result.diffID.description == "sha256:12f286da5a1474d1708e7ea653f4e12e87a082f6725454fac621635064ad7713")
         #expect(
             result.descriptor.digest.description
