@@ -23,7 +23,6 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CDeflate", providers: [.apt(["libdeflate-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        // Linux-only libc declarations (sync_file_range).
 
         // The vocabulary: digests, descriptors, manifests, configs, references, deterministic JSON.
         .target(name: "KilnOCI", dependencies: ["CCrypto"]),
