@@ -77,8 +77,8 @@ public enum LayerWriter {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         var done: Int64 = 0
-        var fileDigests: [String: Digest] = [:]
-        var fileHasher = SHA256()  // finalize() starts it over for the next file
+        // Files to hash are read into this stage's buffers and hashed on its thread while the tar stream goes on.
+        let fileStage = hashing.isEmpty ? nil : HashStage(name: "kiln.layer.inputs", bufferSize: buffer.count)
 
         for item in ordered {
             archive_entry_clear(entry)
@@ -126,31 +126,41 @@ public enum LayerWriter {
                 guard written == data.count else { throw archiveError(archive, sink, outputPath) }
                 done += size
             } else if source >= 0, case .file(.path(let path)) = item.kind {
-                let hashFile = hashing.contains(path)
+                let stage = hashing.contains(path) ? fileStage : nil
                 var remaining = size
                 while remaining > 0 {
-                    let n = read(source, buffer.baseAddress, Int(min(Int64(buffer.count), remaining)))
-                    if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else {
-                        throw n == 0
-                            ? LayerError.fileChanged(path: path)
-                            : LayerError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
-                    }
-                    if hashFile { fileHasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
-                    guard archive_write_data(archive, buffer.baseAddress, n) == n else {
+                    let target = stage?.takeBuffer() ?? buffer
+                    let n = try readSome(source, into: target, atMost: remaining, path: path)
+                    // libarchive has copied the bytes on by the time it returns: the stage may have the buffer.
+                    guard archive_write_data(archive, target.baseAddress, n) == n else {
                         throw archiveError(archive, sink, outputPath)
                     }
+                    stage?.submit(target, count: n)
                     remaining -= Int64(n)
                     done += Int64(n)
                     progress?(done)
                 }
-                if hashFile { fileDigests[path] = fileHasher.finalize() }
+                stage?.endDigest(path)
             }
         }
         guard archive_write_close(archive) == ARCHIVE_OK else { throw archiveError(archive, sink, outputPath) }
         var result = try sink.finish(mediaType: options.compression.mediaType)
-        result.fileDigests = fileDigests
+        result.fileDigests = fileStage?.finish() ?? [:]
         return result
+    }
+
+    /// One `read` of up to `limit` bytes; the file ending early means it changed while it was read.
+    private static func readSome(
+        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, atMost limit: Int64, path: String
+    ) throws -> Int {
+        while true {
+            let n = read(fd, buffer.baseAddress, Int(min(Int64(buffer.count), limit)))
+            if n > 0 { return n }
+            if n < 0 && errno == EINTR { continue }
+            throw n == 0
+                ? LayerError.fileChanged(path: path)
+                : LayerError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
+        }
     }
 
     /// Normalises, validates, completes and orders the entries.

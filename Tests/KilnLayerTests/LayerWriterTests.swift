@@ -112,6 +112,29 @@ import Testing
         ])
     }
 
+    @Test func filesNamedInHashingAreHashedAsTheyAreWritten() throws {
+        // Sizes around the read buffer (1 MiB): empty, one byte, exactly one buffer, several buffers and a tail.
+        let sizes = [0, 1, 1 << 20, 5 * (1 << 20) + 17, 4096]
+        var rng = SystemRandomNumberGenerator()
+        var entries: [LayerEntry] = []
+        var expected: [String: Digest] = [:]
+        for (index, size) in sizes.enumerated() {
+            let data = Data((0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            let path = tmp.path + "/in\(index).bin"
+            try data.write(to: URL(fileURLWithPath: path))
+            entries.append(LayerEntry(path: "data/in\(index).bin", kind: .file(.path(path)), mode: 0o644))
+            if index != 2 { expected[path] = Digest.sha256(data) }  // one file is written but not hashed
+        }
+        let hashed = try LayerWriter.write(
+            entries: entries, to: tmp.path + "/h.tgz", options: LayerOptions(threads: 2),
+            hashing: Set(expected.keys))
+        #expect(hashed.fileDigests == expected)
+        // Hashing on the side changes nothing in the layer.
+        let plain = try LayerWriter.write(entries: entries, to: tmp.path + "/p.tgz", options: LayerOptions(threads: 2))
+        #expect(plain.fileDigests.isEmpty)
+        #expect(plain.diffID == hashed.diffID && plain.descriptor == hashed.descriptor)
+    }
+
     @Test func compressionVariants() throws {
         let entries = try sampleEntries(tmp)
         let zstd = try LayerWriter.write(
