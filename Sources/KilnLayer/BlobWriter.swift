@@ -16,8 +16,9 @@ import KilnOCI
 /// being produced, and the final fsync finds almost nothing left to do.
 ///
 /// Page-cache writes with these early flushes were also faster here than O_DIRECT writes (4 writer threads,
-/// 4 MiB requests, tried in 826427f; see run 3 of `bench/RESULTS.md`): the kernel's writeback sends larger requests and
-/// keeps more of them in flight than direct writes, which ext4 serialises while they extend the file.
+/// 4 MiB requests, tried in 826427f; see run 3 of `bench/RESULTS.md`): the kernel's writeback sends larger
+/// requests and keeps more of them in flight than direct writes, which ext4 serialises while they extend the
+/// file.
 final class BlobWriter: @unchecked Sendable {
     static let bufferSize = 4 << 20
     static let buffers = 4
