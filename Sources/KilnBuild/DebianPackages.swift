@@ -21,6 +21,18 @@ public struct PreparedPackages: Sendable {
     }
 }
 
+/// How a build uses the package sets the lock records.
+public enum LockedPackages: Sendable {
+    /// `--locked` and `kiln verify`: exactly the lock's packages; a set the lock does not cover is an error.
+    case required
+    /// A plain `kiln build`: the lock's packages while the set's request (suite, components, architecture,
+    /// packages) is the one they were resolved for, so a rebuild asks no mirror and moves no version; a set
+    /// that changed, is new, or whose locked versions the mirror no longer serves is resolved again.
+    case preferred
+    /// `kiln lock`: every set resolved again against the mirror (how a base picks up security updates).
+    case refreshed
+}
+
 /// Glue between recipes and KilnDebian: lock handling before the build, layers and SBOMs during it.
 public enum DebianPackages {
     static func key(_ recipe: Recipe, layer: String, platform: Platform) -> String {
@@ -40,11 +52,17 @@ public enum DebianPackages {
             keyring: keyring, architecture: architecture(platform))
     }
 
-    /// Resolves (or, with `locked`, takes from the lock) and downloads every package set of `recipes`.
-    /// Without `locked` the resolution is meant for the lock at `lockPath` (`saveLock()` after the build), so a
-    /// review of the lock's diff shows exactly which packages moved.
+    /// What the lock records beside a resolved set: the set is resolved again when this changes.
+    static func summary(_ request: PackageSetRequest) -> String {
+        "\(request.suite) \(request.components.joined(separator: ",")) \(request.architecture): "
+            + request.packages.joined(separator: " ")
+    }
+
+    /// Takes from the lock or resolves (see `LockedPackages`) and downloads every package set of `recipes`.
+    /// Fresh resolutions are meant for the lock at `lockPath` (`saveLock()` after the build), so a review of the
+    /// lock's diff shows exactly which packages moved.
     public static func prepare(
-        _ recipes: [Recipe], lockPath: String, locked: Bool, httpOptions: HTTPOptions = HTTPOptions(),
+        _ recipes: [Recipe], lockPath: String, use: LockedPackages, httpOptions: HTTPOptions = HTTPOptions(),
         environment: [String: String] = ProcessInfo.processInfo.environment,
         progress: @Sendable (String) -> Void = { _ in }
     ) async throws -> PreparedPackages {
@@ -71,25 +89,41 @@ public enum DebianPackages {
                     do {
                         let mirror = try PackageSets.mirror(for: request, environment: environment, sources: sources)
                         let keyring = PackageSets.keyring(for: request, mirror: mirror, sources: sources)
-                        let set: ResolvedPackageSet
-                        if locked {
-                            let pins = lock.packages[key] ?? []
+                        let pins = lock.packages[key] ?? []
+                        func fetchLocked() async throws -> ResolvedPackageSet {
+                            try await PackageSets.fetchLocked(
+                                pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
+                                transport: transport)
+                        }
+                        func resolve() async throws -> ResolvedPackageSet {
+                            progress("\(key): resolving \(spec.packages.joined(separator: " ")) in \(request.suite)")
+                            let set = try await PackageSets.resolve(
+                                request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
+                            lock.packages[key] = set.packages
+                            lock.packageRequests[key] = summary(request)
+                            return set
+                        }
+                        switch use {
+                        case .required:
                             let missing = spec.packages.filter { name in !pins.contains { $0.name == name } }
                             if pins.isEmpty || !missing.isEmpty {
                                 throw DebianError.lockIncomplete(
                                     key: key, missing: missing.isEmpty ? spec.packages : missing)
                             }
                             progress("\(key): \(pins.count) locked packages")
-                            set = try await PackageSets.fetchLocked(
-                                pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
-                                transport: transport)
-                        } else {
-                            progress("\(key): resolving \(spec.packages.joined(separator: " ")) in \(request.suite)")
-                            set = try await PackageSets.resolve(
-                                request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
-                            lock.packages[key] = set.packages
+                            prepared.sets[key] = try await fetchLocked()
+                        case .preferred where !pins.isEmpty && lock.packageRequests[key] == summary(request):
+                            do {
+                                prepared.sets[key] = try await fetchLocked()
+                                progress("\(key): \(pins.count) locked packages")
+                            } catch let error as DebianError {
+                                guard case .lockedUnavailable = error else { throw error }
+                                progress("\(key): \(error.description.prefix { $0 != "(" })resolving again")
+                                prepared.sets[key] = try await resolve()
+                            }
+                        case .preferred, .refreshed:
+                            prepared.sets[key] = try await resolve()
                         }
-                        prepared.sets[key] = set
                     } catch let error as DebianError {
                         throw BuildError.recipe("\(spec.location): error: \(error)")
                     }
@@ -100,7 +134,7 @@ public enum DebianPackages {
             throw error
         }
         await transport.shutdown()
-        if !locked && lock != original { prepared.updatedLock = (lock, lockPath) }
+        if lock != original { prepared.updatedLock = (lock, lockPath) }
         return prepared
     }
 }

@@ -13,8 +13,23 @@ public struct LockFile: Codable, Sendable, Equatable {
     public var images: [String: Digest] = [:]
     /// `recipe/layer` → the Debian package set it resolved to, as canonical JSON values.
     public var packages: [String: [LockedPackage]] = [:]
+    /// `recipe/layer` → what that set asked for when it was resolved (suite, components, architecture:
+    /// packages). A plain build keeps the locked packages while this matches the recipe.
+    public var packageRequests: [String: String] = [:]
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey { case lockVersion, inputs, images, packages, packageRequests }
+
+    /// Locks written before `packageRequests` existed still load (their sets are resolved once more).
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        lockVersion = try container.decode(Int.self, forKey: .lockVersion)
+        inputs = try container.decodeIfPresent([String: Digest].self, forKey: .inputs) ?? [:]
+        images = try container.decodeIfPresent([String: Digest].self, forKey: .images) ?? [:]
+        packages = try container.decodeIfPresent([String: [LockedPackage]].self, forKey: .packages) ?? [:]
+        packageRequests = try container.decodeIfPresent([String: String].self, forKey: .packageRequests) ?? [:]
+    }
 
     /// A resolved Debian package as the lock records it (name, version, architecture, sha256, filename).
     public typealias LockedPackage = PinnedPackage

@@ -39,7 +39,7 @@ public enum DebianError: Error, CustomStringConvertible, Equatable {
             return "\(package) declares '\(relation)' against \(with), and both are in the set: remove one of them"
         case .lockedUnavailable(let name, let version, let mirror):
             return
-                "locked package \(name) \(version) is not served by \(mirror) (the suite moved on). Point `mirror:` or KILN_DEBIAN_MIRROR at a snapshot mirror that still serves that version, or re-resolve without --locked and review the lock diff"
+                "locked package \(name) \(version) is not served by \(mirror) (the suite moved on). Point `mirror:` or KILN_DEBIAN_MIRROR at a snapshot mirror that still serves that version, or run `kiln lock` to resolve the set again and review the lock diff"
         case .lockIncomplete(let key, let missing):
             return
                 "--locked: the lock has no resolved set for \(key) covering \(missing.joined(separator: ", ")): run `kiln build` without --locked to resolve it, review and commit the lock"

@@ -91,7 +91,7 @@ public struct Verifier: Sendable {
             downloads: inputOptions.cache, remoteInputs: inputs)
         options.locked = FileManager.default.fileExists(atPath: lockPath)
         options.packages = try await DebianPackages.prepare(
-            closure, lockPath: lockPath, locked: options.locked, httpOptions: httpOptions)
+            closure, lockPath: lockPath, use: options.locked ? .required : .preferred, httpOptions: httpOptions)
         let builder = Builder(
             layout: layout,
             options: options,

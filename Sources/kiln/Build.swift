@@ -26,7 +26,9 @@ struct Build: AsyncParsableCommand {
             Remote inputs (url + sha256) are downloaded once per machine into a cache and verified; \
             --sources DIR finds them pre-seeded (by sha256 or file name) and --offline never touches the \
             network. The build records every input digest and image digest in the lock file \
-            (recipes/kiln.lock); with --locked it fails instead if anything would differ from it:
+            (recipes/kiln.lock); with --locked it fails instead if anything would differ from it. Debian \
+            package sets come from the lock while the recipe asks for the same set (no mirror is asked); \
+            `kiln lock` resolves them again to pick up updates:
               kiln build --locked           prove this checkout builds exactly what the lock records
               kiln build --dry-run          list every image, layer and input without building
             """)
@@ -134,7 +136,7 @@ struct Build: AsyncParsableCommand {
         options.locked = locked
         // Debian package sets: resolved (or taken from the lock) and downloaded before the build.
         options.packages = try await DebianPackages.prepare(
-            recipes, lockPath: lockPath, locked: locked,
+            recipes, lockPath: lockPath, use: locked ? .required : .preferred,
             httpOptions: HTTPOptions(caFile: registryFlags.caFile), progress: { if !json { Output.status($0) } })
         let reporter = ProgressReporter()
         let builder = Builder(

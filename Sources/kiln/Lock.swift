@@ -16,7 +16,8 @@ struct Lock: AsyncParsableCommand {
             `kiln build --locked` proves a checkout builds exactly what the lock records.
 
             Inputs that the recipes pin are fetched and verified too, so the cache is warm afterwards. Debian \
-            package sets are resolved against the mirror and their exact versions and sha256 recorded.
+            package sets are resolved again against the mirror and their exact versions and sha256 recorded: \
+            this is how a base picks up security updates (a plain `kiln build` keeps the locked versions).
             """)
 
     @Argument(help: "Recipe files or directories (default: recipes/).")
@@ -37,7 +38,8 @@ struct Lock: AsyncParsableCommand {
         do {
             // Package sets first: they write their part of the lock, which is then read back.
             let packages = try await DebianPackages.prepare(
-                set.recipes, lockPath: lockPath, locked: false, httpOptions: HTTPOptions(caFile: registryFlags.caFile),
+                set.recipes, lockPath: lockPath, use: .refreshed,
+                httpOptions: HTTPOptions(caFile: registryFlags.caFile),
                 progress: { Output.status($0) })
             try packages.saveLock()
             var lock = try LockFile.load(lockPath)

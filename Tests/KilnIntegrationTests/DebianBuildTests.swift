@@ -164,6 +164,26 @@ import Testing
         #expect(try images(store) == built)
         let lockBytes = try Data(contentsOf: URL(fileURLWithPath: lockPath))
 
+        // A plain rebuild keeps what the lock records although the mirror now serves libfoo 1.4, and asks no
+        // mirror at all: the same images, the same lock.
+        let asked = repository.requests.count
+        try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
+        #expect(repository.requests.count == asked)
+        #expect(try images(store) == built)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: lockPath)) == lockBytes)
+
+        // A set whose request changed is resolved again (and only that one).
+        try tmp.write(
+            "recipes/debshared.yaml",
+            Self.recipe("debshared", repository: repository, split: true, packages: ["libfoo", "libbase"]))
+        try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
+        let changed = try JSONDecoder().decode(Lock.self, from: Data(contentsOf: URL(fileURLWithPath: lockPath)))
+        #expect(
+            changed.packages["debshared/runtime"]?.map { "\($0.name)=\($0.version)" } == ["libbase=2.0", "libfoo=1.4"])
+        #expect(changed.packages["debbase/runtime"]?.first { $0.name == "libfoo" }?.version == "1.3")
+        #expect(try images(store)["debbase:1"] == built["debbase:1"])
+        let relockedBytes = try Data(contentsOf: URL(fileURLWithPath: lockPath))
+
         // When the mirror no longer serves a locked version, --locked fails naming it.
         try FileManager.default.removeItem(atPath: repository.debPath("libfoo", "1.3"))
         try repository.index()
@@ -175,13 +195,23 @@ import Testing
         #expect(failed.stderr.contains("debbase.yaml:"))
         #expect(failed.stderr.contains("locked package libfoo 1.3 is not served"))
         #expect(failed.stderr.contains("snapshot mirror"))
-        #expect(try Data(contentsOf: URL(fileURLWithPath: lockPath)) == lockBytes)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: lockPath)) == relockedBytes)
 
-        // Without --locked the set is re-resolved and the lock shows the move.
+        // Without --locked, a set whose locked versions are no longer served is resolved again and the lock
+        // shows the move.
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
         let updated = try JSONDecoder().decode(Lock.self, from: Data(contentsOf: URL(fileURLWithPath: lockPath)))
         #expect(updated.packages["debbase/runtime"]?.first { $0.name == "libfoo" }?.version == "1.4")
         #expect(try images(store)["debbase:1"] != built["debbase:1"])
+
+        // `kiln lock` resolves every set again: how a base picks up an update.
+        try repository.add(.init("libfoo", "1.5", fields: ["Depends": "libbase"]))
+        try repository.index()
+        try KilnBinary.run(["lock", tmp.path + "/recipes"], environment: environment)
+        let refreshed = try JSONDecoder().decode(Lock.self, from: Data(contentsOf: URL(fileURLWithPath: lockPath)))
+        for key in ["debbase/runtime", "debsplit/runtime", "debshared/runtime"] {
+            #expect(refreshed.packages[key]?.first { $0.name == "libfoo" }?.version == "1.5", "\(key)")
+        }
     }
 
     @Test func tamperedRepositoryStopsTheBuildAndTagsNothing() throws {

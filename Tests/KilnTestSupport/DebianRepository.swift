@@ -153,6 +153,11 @@ public final class DebianRepository: @unchecked Sendable {
         try waitForPort(port)
     }
 
+    /// The GET requests served so far, from the server's log.
+    public var requests: [String] {
+        (server?.log ?? "").split(separator: "\n").filter { $0.contains("\"GET ") }.map(String.init)
+    }
+
     public func stop() {
         server?.stop()
         _ = try? Shell.run(["gpgconf", "--kill", "gpg-agent"], environment: ["GNUPGHOME": gnupgHome], check: false)
