@@ -31,8 +31,29 @@ public enum DebUnpacker {
         var entries: [Record]
     }
 
+    /// Packages already read in this process, by unpacked directory (content-addressed, never changed). A
+    /// build asks for each package once per layer and once more per image's SBOM (every Komodo image lists
+    /// debian-runtime's set), and decoding entries.json each time was most of a no-op rebuild.
+    private final class Memo: @unchecked Sendable {
+        private let lock = NSLock()
+        private var packages: [String: UnpackedPackage] = [:]
+
+        subscript(directory: String) -> UnpackedPackage? {
+            get { lock.withLock { packages[directory] } }
+            set { lock.withLock { packages[directory] = newValue } }
+        }
+    }
+    private static let memo = Memo()
+
     public static func unpack(deb: String, sha256: String, cache: DownloadCache) throws -> UnpackedPackage {
         let directory = cache.root + "/unpacked/" + sha256
+        if let known = memo[directory] { return known }
+        let unpacked = try unpackOnce(deb: deb, directory: directory, cache: cache)
+        memo[directory] = unpacked
+        return unpacked
+    }
+
+    private static func unpackOnce(deb: String, directory: String, cache: DownloadCache) throws -> UnpackedPackage {
         if let data = FileManager.default.contents(atPath: directory + "/entries.json"),
             let manifest = try? JSONDecoder().decode(Manifest.self, from: data)
         {

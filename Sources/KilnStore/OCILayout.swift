@@ -13,6 +13,8 @@ import KilnOCI
 /// in `.kiln/` inside the layout, which OCI readers ignore.
 public final class OCILayout: Sendable {
     public let root: String
+    /// The last index.json read, with its bytes: a build re-reads the index for every tag it writes.
+    private let lastIndex = LastIndex()
 
     public var privateDirectory: String { root + "/.kiln" }
     var stagingDirectory: String { privateDirectory + "/tmp" }
@@ -159,11 +161,18 @@ public final class OCILayout: Sendable {
     // MARK: Index and tags
 
     public func index() throws -> ImageIndex {
-        guard let data = FileManager.default.contents(atPath: indexPath) else {
+        try index(from: FileManager.default.contents(atPath: indexPath))
+    }
+
+    private func index(from data: Data?) throws -> ImageIndex {
+        guard let data else {
             throw StoreError.notALayout(path: root, reason: "index.json is missing")
         }
+        if let known = lastIndex.index(for: data) { return known }
         do {
-            return try CanonicalJSON.decode(ImageIndex.self, from: data)
+            let index = try CanonicalJSON.decode(ImageIndex.self, from: data)
+            lastIndex.remember(index, for: data)
+            return index
         } catch {
             throw StoreError.notALayout(path: root, reason: "index.json is not an image index: \(error)")
         }
@@ -214,15 +223,19 @@ public final class OCILayout: Sendable {
 
     /// Reads, changes and atomically replaces index.json under the layout lock.
     /// Entries are kept sorted by reference so the file's bytes depend only on its content.
+    /// A change that leaves the bytes as they are writes nothing (a no-op rebuild re-tags every image).
     public func updateIndex(_ change: (inout ImageIndex) throws -> Void) throws {
         try withLock {
-            var index = try self.index()
+            let before = FileManager.default.contents(atPath: indexPath)
+            var index = try self.index(from: before)
+            let original = index
             try change(&index)
             index.manifests.sort {
                 ($0.annotations?[AnnotationKey.refName] ?? "", $0.digest) < (
                     $1.annotations?[AnnotationKey.refName] ?? "", $1.digest
                 )
             }
+            guard index != original else { return }
             try AtomicFile.write(CanonicalJSON.encode(index), to: indexPath)
         }
     }
@@ -285,5 +298,23 @@ public struct StagingFile: Sendable {
     public func discard() {
         try? handle.close()
         unlink(path)
+    }
+}
+
+/// One decoded index.json and the bytes it came from (compared whole, so any change by anyone is seen).
+private final class LastIndex: @unchecked Sendable {
+    private let lock = NSLock()
+    private var bytes: Data?
+    private var index: ImageIndex?
+
+    func index(for data: Data) -> ImageIndex? {
+        lock.withLock { bytes == data ? index : nil }
+    }
+
+    func remember(_ index: ImageIndex, for data: Data) {
+        lock.withLock {
+            bytes = data
+            self.index = index
+        }
     }
 }

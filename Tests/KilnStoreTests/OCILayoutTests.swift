@@ -50,6 +50,28 @@ import Testing
         #expect(try layout.tags().count == 1)
     }
 
+    @Test func unchangedTagsLeaveIndexJsonAloneAndOtherWritersAreSeen() throws {
+        let layout = try OCILayout(root: dir)
+        let a = Descriptor(mediaType: MediaType.imageManifest, bytes: Data("a".utf8))
+        let b = Descriptor(mediaType: MediaType.imageManifest, bytes: Data("b".utf8))
+        func inode() throws -> Int {
+            try (FileManager.default.attributesOfItem(atPath: dir + "/index.json")[.systemFileNumber] as! NSNumber)
+                .intValue
+        }
+        try layout.tag(a, as: "app:1")
+        let written = try inode()
+        // Tagging again what is already tagged (every image of a no-op rebuild) replaces nothing.
+        try layout.tag(a, as: "app:1")
+        #expect(try inode() == written)
+        // Another process (here another handle on the same layout) changes the index: this handle sees it, and
+        // its next change keeps the other's.
+        try OCILayout(root: dir).tag(b, as: "other:1")
+        #expect(try layout.resolve("other:1") == (try OCILayout(root: dir).resolve("other:1")))
+        try layout.tag(b, as: "app:1")
+        #expect(try layout.tags().map(\.reference) == ["app:1", "other:1"])
+        #expect(try layout.resolve("app:1").digest == b.digest)
+    }
+
     @Test func concurrentTaggersLoseNothing() async throws {
         _ = try OCILayout(root: dir)
         await withTaskGroup(of: Void.self) { group in
