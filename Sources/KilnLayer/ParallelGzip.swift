@@ -81,11 +81,14 @@ final class ParallelGzip: LayerCompressor {
         current = spare.popLast() ?? Job()
         current.count = 0
         inFlight.append(job)
-        if let workers {
+        // A chunk that will be stored costs a copy and a CRC: cheaper done here than handed to a worker and
+        // back (on two cores the hand-offs cost more CPU than they saved for the 777 MB layer).
+        let stored = Self.looksCompressed(UnsafeRawBufferPointer(rebasing: job.input[0..<job.count]))
+        if let workers, !stored {
             let pool = self.pool
-            workers.run { Self.run(job, pool: pool) }
+            workers.run { Self.run(job, level: Self.level, pool: pool) }
         } else {
-            Self.run(job, pool: pool)
+            Self.run(job, level: stored ? 0 : Self.level, pool: pool)
         }
         while inFlight.count > 2 * threads - 1 { try emitOldest(emit: emit) }
     }
@@ -101,10 +104,10 @@ final class ParallelGzip: LayerCompressor {
         spare.append(job)
     }
 
-    private static func run(_ job: Job, pool: CompressorPool) {
+    /// Level 0 stores the chunk (deflate's stored blocks), for chunks that `looksCompressed`.
+    private static func run(_ job: Job, level: Int32, pool: CompressorPool) {
         defer { job.done.signal() }
         let input = UnsafeRawBufferPointer(rebasing: job.input[0..<job.count])
-        let level = looksCompressed(input) ? 0 : level
         let compressor = pool.take(level: level)
         defer { pool.give(compressor, level: level) }
         let bound = libdeflate_gzip_compress_bound(compressor, job.count)
