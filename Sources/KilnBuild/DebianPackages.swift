@@ -116,9 +116,9 @@ public enum DebianPackages {
                             do {
                                 prepared.sets[key] = try await fetchLocked()
                                 progress("\(key): \(pins.count) locked packages")
-                            } catch let error as DebianError {
-                                guard case .lockedUnavailable = error else { throw error }
-                                progress("\(key): \(error.description.prefix { $0 != "(" })resolving again")
+                            } catch DebianError.lockedUnavailable(let name, let version, let mirror) {
+                                progress(
+                                    "\(key): locked \(name) \(version) is gone from \(mirror); resolving the set again")
                                 prepared.sets[key] = try await resolve()
                             }
                         case .preferred, .refreshed:

@@ -223,7 +223,7 @@ public final class OCILayout: Sendable {
 
     /// Reads, changes and atomically replaces index.json under the layout lock.
     /// Entries are kept sorted by reference so the file's bytes depend only on its content.
-    /// A change that leaves the bytes as they are writes nothing (a no-op rebuild re-tags every image).
+    /// A change that leaves the index as it was writes nothing (a no-op rebuild re-tags every image).
     public func updateIndex(_ change: (inout ImageIndex) throws -> Void) throws {
         try withLock {
             let before = FileManager.default.contents(atPath: indexPath)
