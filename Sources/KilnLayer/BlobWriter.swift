@@ -29,12 +29,8 @@ final class BlobWriter: @unchecked Sendable {
     private let path: String
     private let writing = DispatchQueue(label: "kiln.blob.write")
     private let flusher = DispatchQueue(label: "kiln.blob.flush")
-    /// Starts at 0 and is signalled up: libdispatch traps when a semaphore is freed below its initial value,
-    /// and the sink always holds one buffer.
-    private let slots = DispatchSemaphore(value: 0)
+    private let pool = BufferPool(buffers: BlobWriter.buffers, bufferSize: BlobWriter.bufferSize)
     private let lock = NSLock()
-    private var free: [UnsafeMutableRawBufferPointer] = []
-    private var allocated: [UnsafeMutableRawBufferPointer] = []
     private var failure: Error?
     private var closed = false
     /// Touched only on `writing` until `finish` has drained it.
@@ -49,24 +45,12 @@ final class BlobWriter: @unchecked Sendable {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw LayerError.output(path: path, reason: String(cString: strerror(errno))) }
-        for _ in 0..<Self.buffers { slots.signal() }
     }
 
-    deinit {
-        close()
-        for buffer in allocated { buffer.deallocate() }
-    }
+    deinit { close() }
 
     /// A buffer of `bufferSize` bytes to fill; waits while every buffer is queued.
-    func takeBuffer() -> UnsafeMutableRawBufferPointer {
-        slots.wait()
-        lock.lock()
-        defer { lock.unlock() }
-        if let buffer = free.popLast() { return buffer }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 64)
-        allocated.append(buffer)
-        return buffer
-    }
+    func takeBuffer() -> UnsafeMutableRawBufferPointer { pool.take() }
 
     /// Queues the first `count` bytes of `buffer`, which comes back to the pool once written.
     func submit(_ buffer: UnsafeMutableRawBufferPointer, count: Int) throws {
@@ -74,7 +58,7 @@ final class BlobWriter: @unchecked Sendable {
         // The buffer belongs to the writing stage until it is back in `free`.
         nonisolated(unsafe) let buffer = buffer
         writing.async {
-            defer { self.release(buffer) }
+            defer { self.pool.give(buffer) }
             guard self.currentFailure() == nil else { return }
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
             self.hasher.update(bytes)
@@ -99,13 +83,6 @@ final class BlobWriter: @unchecked Sendable {
         guard !closed else { return }
         closed = true
         Glibc.close(fd)
-    }
-
-    private func release(_ buffer: UnsafeMutableRawBufferPointer) {
-        lock.lock()
-        free.append(buffer)
-        lock.unlock()
-        slots.signal()
     }
 
     /// On `writing`.

@@ -10,37 +10,20 @@ import KilnOCI
 /// build's bottleneck for large files; here it runs beside it. The pool bounds memory and makes a reader that
 /// outruns the hasher wait.
 final class HashStage: @unchecked Sendable {
-    private let bufferSize: Int
     private let queue: DispatchQueue
-    /// Starts at 0 and is signalled up: libdispatch traps when a semaphore is freed below its initial value.
-    private let slots = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var free: [UnsafeMutableRawBufferPointer] = []
-    private var allocated: [UnsafeMutableRawBufferPointer] = []
+    private let pool: BufferPool
     /// Touched only on `queue`.
     private var hasher = SHA256()
+    private let lock = NSLock()
+    private var digests: [String: Digest] = [:]
 
     init(name: String, bufferSize: Int, buffers: Int = 4) {
-        self.bufferSize = bufferSize
         queue = DispatchQueue(label: name)
-        for _ in 0..<max(1, buffers) { slots.signal() }
-    }
-
-    deinit {
-        // Every queued closure holds `self`, so nothing reads these any more.
-        for buffer in allocated { buffer.deallocate() }
+        pool = BufferPool(buffers: buffers, bufferSize: bufferSize)
     }
 
     /// A buffer of `bufferSize` bytes to fill; waits while every buffer is queued.
-    func takeBuffer() -> UnsafeMutableRawBufferPointer {
-        slots.wait()
-        lock.lock()
-        defer { lock.unlock() }
-        if let buffer = free.popLast() { return buffer }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
-        allocated.append(buffer)
-        return buffer
-    }
+    func takeBuffer() -> UnsafeMutableRawBufferPointer { pool.take() }
 
     /// Hashes the first `count` bytes of `buffer` (taken from this stage), then returns it to the pool. The
     /// caller must not touch the buffer again.
@@ -48,10 +31,7 @@ final class HashStage: @unchecked Sendable {
         nonisolated(unsafe) let buffer = buffer
         queue.async {
             self.hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-            self.lock.lock()
-            self.free.append(buffer)
-            self.lock.unlock()
-            self.slots.signal()
+            self.pool.give(buffer)
         }
     }
 
@@ -74,5 +54,4 @@ final class HashStage: @unchecked Sendable {
         return digests
     }
 
-    private var digests: [String: Digest] = [:]
 }
