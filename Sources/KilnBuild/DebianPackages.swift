@@ -110,6 +110,10 @@ public enum DebianPackages {
                                 throw DebianError.lockIncomplete(
                                     key: key, missing: missing.isEmpty ? spec.packages : missing)
                             }
+                            // Locks written before requests were recorded have none to compare.
+                            if let locked = lock.packageRequests[key], locked != summary(request) {
+                                throw DebianError.lockStale(key: key, locked: locked, requested: summary(request))
+                            }
                             progress("\(key): \(pins.count) locked packages")
                             prepared.sets[key] = try await fetchLocked()
                         case .preferred where !pins.isEmpty && lock.packageRequests[key] == summary(request):

@@ -13,6 +13,7 @@ public enum DebianError: Error, CustomStringConvertible, Equatable {
     case conflict(package: String, relation: String, with: String)
     case lockedUnavailable(name: String, version: String, mirror: String)
     case lockIncomplete(key: String, missing: [String])
+    case lockStale(key: String, locked: String, requested: String)
     case badPackage(path: String, detail: String)
     case tool(command: String, detail: String)
 
@@ -43,6 +44,9 @@ public enum DebianError: Error, CustomStringConvertible, Equatable {
         case .lockIncomplete(let key, let missing):
             return
                 "--locked: the lock has no resolved set for \(key) covering \(missing.joined(separator: ", ")): run `kiln build` without --locked to resolve it, review and commit the lock"
+        case .lockStale(let key, let locked, let requested):
+            return
+                "--locked: the lock's set for \(key) was resolved for '\(locked)' but the recipe asks for '\(requested)': run `kiln build` without --locked (or `kiln lock`) to resolve it, review and commit the lock"
         case .badPackage(let path, let detail):
             return "\(path): \(detail)"
         case .tool(let command, let detail):

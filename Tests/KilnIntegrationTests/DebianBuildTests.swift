@@ -176,6 +176,15 @@ import Testing
         try tmp.write(
             "recipes/debshared.yaml",
             Self.recipe("debshared", repository: repository, split: true, packages: ["libfoo", "libbase"]))
+        // --locked refuses it: the lock's set was resolved for another request.
+        let stale = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--store", store, "--locked"], environment: environment, check: false)
+        #expect(!stale.succeeded)
+        #expect(stale.stderr.contains("debshared.yaml:"))
+        #expect(
+            stale.stderr.contains("the lock's set for debshared/runtime was resolved for 'kilntest main amd64: libfoo'")
+        )
+        #expect(try Data(contentsOf: URL(fileURLWithPath: lockPath)) == lockBytes)
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
         let changed = try JSONDecoder().decode(Lock.self, from: Data(contentsOf: URL(fileURLWithPath: lockPath)))
         #expect(
