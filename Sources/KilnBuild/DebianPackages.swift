@@ -90,6 +90,7 @@ public enum DebianPackages {
                         let mirror = try PackageSets.mirror(for: request, environment: environment, sources: sources)
                         let keyring = PackageSets.keyring(for: request, mirror: mirror, sources: sources)
                         let pins = lock.packages[key] ?? []
+                        let requested = summary(request)
                         func fetchLocked() async throws -> ResolvedPackageSet {
                             try await PackageSets.fetchLocked(
                                 pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
@@ -100,7 +101,7 @@ public enum DebianPackages {
                             let set = try await PackageSets.resolve(
                                 request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
                             lock.packages[key] = set.packages
-                            lock.packageRequests[key] = summary(request)
+                            lock.packageRequests[key] = requested
                             return set
                         }
                         switch use {
@@ -111,12 +112,12 @@ public enum DebianPackages {
                                     key: key, missing: missing.isEmpty ? spec.packages : missing)
                             }
                             // Locks written before requests were recorded have none to compare.
-                            if let locked = lock.packageRequests[key], locked != summary(request) {
-                                throw DebianError.lockStale(key: key, locked: locked, requested: summary(request))
+                            if let locked = lock.packageRequests[key], locked != requested {
+                                throw DebianError.lockStale(key: key, locked: locked, requested: requested)
                             }
                             progress("\(key): \(pins.count) locked packages")
                             prepared.sets[key] = try await fetchLocked()
-                        case .preferred where !pins.isEmpty && lock.packageRequests[key] == summary(request):
+                        case .preferred where !pins.isEmpty && lock.packageRequests[key] == requested:
                             do {
                                 prepared.sets[key] = try await fetchLocked()
                                 progress("\(key): \(pins.count) locked packages")

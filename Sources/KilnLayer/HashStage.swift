@@ -12,9 +12,8 @@ import KilnOCI
 final class HashStage: @unchecked Sendable {
     private let queue: DispatchQueue
     private let pool: BufferPool
-    /// Touched only on `queue`.
+    /// Both touched only on `queue`.
     private var hasher = SHA256()
-    private let lock = NSLock()
     private var digests: [String: Digest] = [:]
 
     init(name: String, bufferSize: Int, buffers: Int = 4) {
@@ -38,20 +37,11 @@ final class HashStage: @unchecked Sendable {
     /// Ends the digest of everything submitted since the previous `endDigest` and records it under `key`;
     /// the next bytes start a new digest.
     func endDigest(_ key: String) {
-        queue.async {
-            let digest = self.hasher.finalize()
-            self.lock.lock()
-            self.digests[key] = digest
-            self.lock.unlock()
-        }
+        queue.async { self.digests[key] = self.hasher.finalize() }
     }
 
     /// Every digest ended so far, once everything submitted is hashed.
     func finish() -> [String: Digest] {
-        queue.sync {}
-        lock.lock()
-        defer { lock.unlock() }
-        return digests
+        queue.sync { digests }
     }
-
 }
