@@ -21,13 +21,20 @@ public final class OCILayout: Sendable {
     var lockPath: String { privateDirectory + "/lock" }
     var indexPath: String { root + "/index.json" }
 
-    /// Opens the layout at `root`, creating a valid empty one if nothing is there.
-    public init(root: String) throws {
+    /// Opens the layout at `root`. With `create` (what writers use), a valid empty layout is made if nothing is
+    /// there; without it (what read-only commands use), a missing layout is an error and nothing is written.
+    public init(root: String, create: Bool = true) throws {
         self.root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: self.root, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw StoreError.notALayout(path: self.root, reason: "it is a file, not a directory")
+        }
+        guard create else {
+            guard fm.fileExists(atPath: self.root + "/oci-layout"), fm.fileExists(atPath: indexPath) else {
+                throw StoreError.noLayout(path: self.root)
+            }
+            return
         }
         do {
             try fm.createDirectory(atPath: stagingDirectory, withIntermediateDirectories: true)

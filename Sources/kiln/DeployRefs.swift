@@ -36,7 +36,7 @@ struct DeployRefsCommand: AsyncParsableCommand {
             ?? RegistryTarget(registry: document.registry, namespace: document.namespace)
         let layout =
             FileManager.default.fileExists(atPath: storeOptions.path + "/index.json")
-            ? try OCILayout(root: storeOptions.path) : nil
+            ? try OCILayout(root: storeOptions.path, create: false) : nil
         var services: [DeployRefs.Service] = []
         if format == .refs {
             services = document.images.map {

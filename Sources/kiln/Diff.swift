@@ -33,7 +33,7 @@ struct Diff: AsyncParsableCommand {
             ?? RegistryTarget(registry: new.registry, namespace: new.namespace)
         let layout =
             FileManager.default.fileExists(atPath: storeOptions.path + "/index.json")
-            ? try OCILayout(root: storeOptions.path) : nil
+            ? try OCILayout(root: storeOptions.path, create: false) : nil
         let diff = try await withRegistry(target.registry, registryFlags) { client in
             try await ReleaseDiff.compare(old, new, source: ImageSource(layout: layout, client: client))
         }

@@ -26,7 +26,7 @@ struct Export: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
-        let layout = try OCILayout(root: storeOptions.path)
+        let layout = try OCILayout(root: storeOptions.path, create: false)
         var chosen = Platform.host
         if let platform {
             guard let parsed = Platform(parsing: platform) else {

@@ -28,7 +28,7 @@ struct GC: ParsableCommand {
     }
 
     func run() throws {
-        let layout = try OCILayout(root: storeOptions.path)
+        let layout = try OCILayout(root: storeOptions.path, create: false)
         let garbage = try layout.collectGarbage(
             extraRoots: try releaseOptions.directory.roots(in: layout), dryRun: dryRun, graceSeconds: grace)
         let bytes = garbage.reduce(0) { $0 + $1.size }

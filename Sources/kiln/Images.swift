@@ -25,7 +25,15 @@ struct Images: ParsableCommand {
     }
 
     func run() throws {
-        let layout = try OCILayout(root: storeOptions.path)
+        // Listing never creates a store: where none exists yet there is simply nothing to list.
+        let layout: OCILayout
+        do {
+            layout = try OCILayout(root: storeOptions.path, create: false)
+        } catch StoreError.noLayout {
+            if output.json { return try Output.json([Row]()) }
+            Output.line("no images in \(storeOptions.path) yet: run `kiln build` first")
+            return
+        }
         let rows = try layout.tags().map { tagged in
             let images = try layout.images(for: tagged.descriptor)
             return Row(

@@ -42,7 +42,7 @@ struct Inspect: ParsableCommand {
     }
 
     func run() throws {
-        let layout = try OCILayout(root: storeOptions.path)
+        let layout = try OCILayout(root: storeOptions.path, create: false)
         let descriptor = try layout.resolve(reference)
         let images = try layout.images(for: descriptor).map { image in
             let history = (image.config.history ?? []).filter { $0.emptyLayer != true }

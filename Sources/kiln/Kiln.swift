@@ -1,4 +1,5 @@
 import ArgumentParser
+import KilnOCI
 
 @main
 struct Kiln: AsyncParsableCommand {
@@ -14,6 +15,7 @@ struct Kiln: AsyncParsableCommand {
               kiln inspect komodod:0.9.0      show manifest, config and layers
               kiln push --to REGISTRY/NS      publish, then pin the printed @sha256 digests
             """,
+        version: "kiln \(KilnVersion.current) (encoding \(Encoding.version))",
         subcommands: [
             Build.self, Lock.self, Images.self, Inspect.self, Push.self, Pull.self, Login.self, Logout.self, GC.self,
             Release.self, Rollback.self, Releases.self, Diff.self, DeployRefsCommand.self, Verify.self, Export.self,

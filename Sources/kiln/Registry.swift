@@ -80,7 +80,7 @@ struct Push: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let layout = try OCILayout(root: storeOptions.path)
+        let layout = try OCILayout(root: storeOptions.path, create: false)
         let parts = to.split(separator: "/", maxSplits: 1).map(String.init)
         let registry = parts[0]
         let namespace = parts.count > 1 ? parts[1] + "/" : ""

@@ -98,7 +98,7 @@ struct Release: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let layout = try OCILayout(root: storeOptions.path)
+        let layout = try OCILayout(root: storeOptions.path, create: false)
         let target = try RegistryTarget(parsing: to)
         let environment = ProcessInfo.processInfo.environment
         let epoch =
