@@ -21,4 +21,8 @@ struct Kiln: AsyncParsableCommand {
             Release.self, Rollback.self, Releases.self, Diff.self, DeployRefsCommand.self, Verify.self, Export.self,
         ]
     )
+
+    static func main() async {
+        await runMapped()
+    }
 }

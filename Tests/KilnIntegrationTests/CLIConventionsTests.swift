@@ -27,4 +27,29 @@ import Testing
         // Nothing was written: neither the store nor anything beside it.
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == [])
     }
+
+    @Test func exitCodesAreTheDocumentedOnes() throws {
+        let tmp = try TemporaryDirectory("kiln-exit")
+        defer { tmp.remove() }
+        let store = tmp.path + "/images"
+        try FileManager.default.createDirectory(atPath: tmp.path + "/r", withIntermediateDirectories: true)
+        try "name: x\nversion: '1'\nbase: scratch\nbogus: 1\n".write(
+            toFile: tmp.path + "/r/x.yaml", atomically: true, encoding: .utf8)
+        // 65: a bad recipe, with its location.
+        let recipe = try KilnBinary.run(["build", tmp.path + "/r", "--store", store], check: false)
+        #expect(recipe.status == 65)
+        #expect(recipe.stderr.contains("x.yaml:4:1"))
+        // 64: the command line is wrong.
+        #expect(try KilnBinary.run(["images", "--no-such-flag"], check: false).status == 64)
+        // 2: the command could not do its work (here: no store); with --json the error is JSON on stdout too.
+        let missing = try KilnBinary.run(["inspect", "x:1", "--json", "--store", store], check: false)
+        #expect(missing.status == 2)
+        struct Failure: Decodable {
+            var schemaVersion: Int
+            var error: String
+            var exitCode: Int32
+        }
+        let failure = try JSONDecoder().decode(Failure.self, from: Data(missing.stdout.utf8))
+        #expect(failure.schemaVersion == 1 && failure.exitCode == 2 && failure.error.contains("no image store"))
+    }
 }

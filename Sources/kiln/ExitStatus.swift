@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import KilnOCI
+import KilnRecipe
+
+/// Kiln's exit codes, the same in every command (README "Exit codes").
+enum ExitStatus {
+    /// The command did what was asked.
+    static let success: Int32 = 0
+    /// The check ran and found a difference: `verify`, `build --locked`.
+    static let differs: Int32 = 1
+    /// The command could not do its work (a registry, the network, the store, the disk, an unknown image).
+    static let failure: Int32 = 2
+    /// The command line itself is wrong (EX_USAGE).
+    static let usage: Int32 = 64
+    /// A recipe (or the lock beside it) is wrong (EX_DATAERR).
+    static let badRecipe: Int32 = 65
+    /// Inputs a build needs are not at hand (EX_NOINPUT).
+    static let missingInput: Int32 = 66
+}
+
+extension Kiln {
+    /// Runs the command and maps every error to one exit code and one message, so that no command decides on
+    /// its own what an unknown image or an unreachable registry exits with. With `--json`, the error is also
+    /// printed as JSON on stdout, where a script reads the command's result.
+    static func runMapped() async -> Never {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)  // help, --version, usage errors: ArgumentParser's own codes (0, 64)
+        }
+        do {
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                var command = command
+                try command.run()
+            }
+            Foundation.exit(ExitStatus.success)
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch let error as ValidationError {
+            fail(error.message, status: ExitStatus.usage, usage: true)
+        } catch let error as RecipeError {
+            fail(error.description, status: ExitStatus.badRecipe)
+        } catch {
+            fail(String(describing: error), status: ExitStatus.failure)
+        }
+    }
+
+    private static func fail(_ message: String, status: Int32, usage: Bool = false) -> Never {
+        let text = message.hasPrefix("Error:") ? message : "Error: " + message
+        FileHandle.standardError.write(Data((text + (usage ? "\nSee 'kiln --help'." : "") + "\n").utf8))
+        if CommandLine.arguments.contains("--json") {
+            struct Failure: Encodable {
+                var schemaVersion = 1
+                var error: String
+                var exitCode: Int32
+            }
+            try? Output.json(Failure(error: message, exitCode: status))
+        }
+        Foundation.exit(status)
+    }
+}
