@@ -52,31 +52,18 @@ public struct ImageSource: Sendable {
 
     /// Each platform's image under `digest` (one for a manifest, one per child for an index).
     public func images(_ repository: String, _ digest: Digest, mediaType: String) async throws -> [ResolvedImage] {
-        let data = try await manifest(repository, digest)
-        if MediaType.indexTypes.contains(mediaType) || Self.isIndex(data) {
-            let index = try CanonicalJSON.decode(ImageIndex.self, from: data)
-            var result: [ResolvedImage] = []
-            for child in index.manifests where MediaType.manifestTypes.contains(child.mediaType) {
-                var images = try await self.images(repository, child.digest, mediaType: child.mediaType)
-                for i in images.indices { images[i].manifestDescriptor.platform = child.platform }
-                result += images
-            }
-            return result
+        let root = Descriptor(mediaType: mediaType, digest: digest, size: 0)
+        let graph = try await ImageGraph.walk(root) { try await manifest(repository, $0.digest) }
+        var result: [ResolvedImage] = []
+        for node in graph.manifests {
+            let manifest = try CanonicalJSON.decode(Manifest.self, from: node.data)
+            let config = try CanonicalJSON.decode(ImageConfig.self, from: try await blob(repository, manifest.config))
+            var descriptor = Descriptor(mediaType: node.descriptor.mediaType, bytes: node.data)
+            // An index entry says its platform; a lone manifest's is its config's.
+            descriptor.platform = node.descriptor.digest == digest ? config.platform : node.descriptor.platform
+            result.append(ResolvedImage(manifestDescriptor: descriptor, manifest: manifest, config: config))
         }
-        let manifest = try CanonicalJSON.decode(Manifest.self, from: data)
-        let config = try CanonicalJSON.decode(ImageConfig.self, from: try await blob(repository, manifest.config))
-        var descriptor = Descriptor(mediaType: mediaType, bytes: data)
-        descriptor.platform = config.platform
-        return [ResolvedImage(manifestDescriptor: descriptor, manifest: manifest, config: config)]
-    }
-
-    static func isIndex(_ data: Data) -> Bool {
-        struct Probe: Decodable {
-            var manifests: [Descriptor]?
-            var layers: [Descriptor]?
-        }
-        guard let probe = try? JSONDecoder().decode(Probe.self, from: data) else { return false }
-        return probe.manifests != nil && probe.layers == nil
+        return result
     }
 }
 
