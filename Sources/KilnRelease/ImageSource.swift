@@ -85,6 +85,22 @@ public struct RegistryTarget: Sendable, Equatable {
         }
         registry = first
         namespace = parts.count > 1 ? parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "/")) : ""
+        // Checked before any request: the registry's address and the namespace's grammar (lower case).
+        do {
+            try Reference.validateRegistry(registry)
+        } catch {
+            throw ReleaseError.invalidArgument("'\(text)' is not REGISTRY[/NAMESPACE]: \(error)")
+        }
+        let component = #"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$"#
+        guard
+            namespace.isEmpty
+                || namespace.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({
+                    $0.range(of: component, options: .regularExpression) != nil
+                })
+        else {
+            throw ReleaseError.invalidArgument(
+                "'\(text)': namespace '\(namespace)' must be lower-case path components of letters, digits and . _ -")
+        }
     }
 
     /// The repository of image `name` under the namespace.
