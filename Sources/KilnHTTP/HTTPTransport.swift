@@ -5,97 +5,6 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 
-/// One HTTP request. Bodies are replayable (bytes, or a region of a file streamed from disk), so a retry
-/// never needs the caller to rebuild them.
-public struct HTTPRequest: Sendable {
-    public enum Body: Sendable {
-        case none
-        case bytes(Data)
-        /// `length` bytes of the file at `path` from `offset`, streamed in 1 MiB reads.
-        case file(path: String, offset: Int64, length: Int64)
-    }
-
-    public var method: HTTPMethod
-    public var url: URL
-    public var headers: [(String, String)]
-    public var body: Body
-    /// Safe to send again after a connection error or a 408/429/5xx (GET, HEAD, PUT of a whole document…).
-    public var retryable: Bool
-    /// Deadline for the whole exchange.
-    public var timeout: TimeInterval = 3600
-
-    public init(
-        _ method: HTTPMethod, _ url: URL, headers: [(String, String)] = [], body: Body = .none, retryable: Bool? = nil
-    ) {
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-        self.retryable = retryable ?? [.GET, .HEAD, .DELETE].contains(method)
-    }
-
-    public func header(_ name: String) -> String? {
-        headers.first { $0.0.lowercased() == name.lowercased() }?.1
-    }
-}
-
-public struct HTTPResponse: Sendable {
-    public var status: Int
-    public var headers: [(String, String)]
-    public var body: Data
-    /// The URL that answered (after redirects).
-    public var url: URL
-
-    public func header(_ name: String) -> String? {
-        headers.first { $0.0.lowercased() == name.lowercased() }?.1
-    }
-}
-
-public struct HTTPOptions: Sendable {
-    /// A PEM file of extra certificate authorities to trust (besides the system's).
-    public var caFile: String?
-    /// Attempts for retryable requests (connection errors, 408, 429, 5xx).
-    public var attempts: Int
-    /// First back-off delay; doubled each attempt, with jitter, capped at 30 s. Retry-After wins when given.
-    public var baseDelay: Double
-
-    public init(caFile: String? = nil, attempts: Int = 5, baseDelay: Double = 0.5) {
-        self.caFile = caFile
-        self.attempts = attempts
-        self.baseDelay = baseDelay
-    }
-}
-
-public enum HTTPError: Error, CustomStringConvertible {
-    case connection(url: String, detail: String)
-    case tls(host: String, detail: String)
-    case tooLarge(url: String, limit: Int)
-    case digestMismatch(url: String, expected: Digest, actual: Digest)
-    case sizeMismatch(url: String, expected: Int64, actual: Int64)
-    case status(url: String, status: Int, body: String)
-    case file(path: String, detail: String)
-
-    public var description: String {
-        switch self {
-        case .connection(let url, let detail):
-            return "cannot reach \(url): \(detail). Check the address and that the server is running."
-        case .tls(let host, let detail):
-            return
-                "TLS with \(host) failed: \(detail). If the registry uses a private CA, pass it with --ca-file; for a plain-HTTP registry, name it with --insecure."
-        case .tooLarge(let url, let limit):
-            return "\(url) answered with more than \(limit) bytes where a small document was expected"
-        case .digestMismatch(let url, let expected, let actual):
-            return "content from \(url) has digest \(actual), expected \(expected): refusing it (nothing was stored)"
-        case .sizeMismatch(let url, let expected, let actual):
-            return "content from \(url) is \(actual) bytes, expected \(expected): refusing it (nothing was stored)"
-        case .status(let url, let status, let body):
-            return "\(url) answered HTTP \(status)\(body.isEmpty ? "" : ": " + body.prefix(300))"
-        case .file(let path, let detail):
-            return "\(path): \(detail)"
-        }
-    }
-}
-
 /// HTTP over AsyncHTTPClient: certificate verification on, retries with back-off and jitter, redirects
 /// followed by hand so credentials never go to another host, bodies streamed from and to disk.
 public final class HTTPTransport: Sendable {
@@ -115,8 +24,13 @@ public final class HTTPTransport: Sendable {
             tls.additionalTrustRoots = [.file(caFile)]
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow)
-        configuration.timeout = .init(connect: .seconds(15), read: .seconds(300))
+        configuration.timeout = .init(
+            connect: .milliseconds(Int64(options.connectTimeout * 1000)),
+            read: .milliseconds(Int64(options.idleTimeout * 1000)))
         configuration.decompression = .disabled
+        // Kiln's retry policy is the only one: the client must not also retry connecting until the timeout
+        // (a closed port would take the whole connect timeout to report).
+        configuration.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -202,56 +116,41 @@ public final class HTTPTransport: Sendable {
         }
     }
 
-    /// Runs `attempt`, retrying retryable requests on connection errors and 408/429/5xx answers.
+    /// Runs `attempt` under the retry policy when the request is retryable (once otherwise): connection
+    /// errors and 408/429/5xx answers are tried again, honouring Retry-After. The last answer is returned as is.
     func withRetries<T>(_ request: HTTPRequest, _ attempt: (HTTPRequest) async throws -> T) async throws -> T {
-        var tries = 0
-        while true {
-            tries += 1
-            let last = !request.retryable || tries >= options.attempts
-            do {
-                let result = try await attempt(request)
-                if !last, let status = Self.status(of: result), Self.retryStatuses.contains(status) {
-                    try await Task.sleep(nanoseconds: delay(tries, retryAfter: Self.retryAfter(of: result)))
-                    continue
+        let policy = request.retryable ? options.retry : RetryPolicy(attempts: 1)
+        do {
+            return try await policy.run { number in
+                let result: T
+                do {
+                    result = try await attempt(request)
+                } catch let error as HTTPError {
+                    throw error
+                } catch {
+                    throw Self.map(error, url: request.url, options: options)
+                }
+                if number < policy.attempts, let response = Self.response(of: result),
+                    RetryPolicy.transientStatuses.contains(response.status)
+                {
+                    throw TransientAnswer(result: result, retryAfter: RetryPolicy.parseRetryAfter(response.header("Retry-After")))
                 }
                 return result
-            } catch let error as HTTPError {
-                throw error
-            } catch {
-                let mapped = Self.map(error, url: request.url)
-                if case .tls = mapped { throw mapped }
-                if last { throw mapped }
-                try await Task.sleep(nanoseconds: delay(tries, retryAfter: nil))
             }
+        } catch let answer as TransientAnswer<T> {
+            return answer.result
         }
     }
 
-    static let retryStatuses: Set<Int> = [408, 429, 500, 502, 503, 504]
-
-    static func status(of result: Any) -> Int? {
-        if let r = result as? HTTPResponse { return r.status }
-        if let r = result as? (response: HTTPResponse, digest: Digest?, size: Int64) { return r.response.status }
-        return nil
+    /// A 408/429/5xx answer, thrown so the policy tries again.
+    struct TransientAnswer<T>: TransientFailure, @unchecked Sendable {
+        var result: T
+        var retryAfter: Double?
+        var isTransient: Bool { true }
     }
 
-    static func retryAfter(of result: Any) -> Double? {
-        let response =
-            (result as? HTTPResponse) ?? (result as? (response: HTTPResponse, digest: Digest?, size: Int64))?.response
-        return response?.header("Retry-After").flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-    }
-
-    func delay(_ attempt: Int, retryAfter: Double?) -> UInt64 {
-        if let retryAfter { return UInt64(min(retryAfter, 60) * 1e9) }
-        let base = min(options.baseDelay * pow(2, Double(attempt - 1)), 30)
-        return UInt64(base * Double.random(in: 0.5...1.0) * 1e9)
-    }
-
-    static func map(_ error: Error, url: URL) -> HTTPError {
-        let text = String(describing: error)
-        if error is NIOSSLError || text.contains("CERTIFICATE") || text.contains("handshake") || text.contains("SSL") {
-            return .tls(host: url.host ?? "?", detail: text)
-        }
-        return .connection(url: url.absoluteString, detail: text)
+    static func response(of result: Any) -> HTTPResponse? {
+        (result as? HTTPResponse) ?? (result as? (response: HTTPResponse, digest: Digest?, size: Int64))?.response
     }
 
     /// One exchange, following redirects for GET/HEAD; Authorization is dropped when the host changes.
@@ -271,7 +170,8 @@ public final class HTTPTransport: Sendable {
             case .file(let path, let offset, let length):
                 r.body = .stream(FileChunks(path: path, offset: offset, length: length), length: .known(length))
             }
-            let response = try await client.execute(r, timeout: .milliseconds(Int64(current.timeout * 1000)))
+            let deadline = min(current.timeout ?? options.overallTimeout, options.overallTimeout)
+            let response = try await client.execute(r, timeout: .milliseconds(Int64(deadline * 1000)))
             let code = Int(response.status.code)
             guard [301, 302, 303, 307, 308].contains(code), [.GET, .HEAD].contains(current.method),
                 let location = response.headers.first(name: "location"),
@@ -282,7 +182,7 @@ public final class HTTPTransport: Sendable {
             }
             current.url = next
         }
-        throw HTTPError.connection(url: request.url.absoluteString, detail: "too many redirects")
+        throw HTTPError.connection(url: request.url.absoluteString, detail: "too many redirects", transient: false)
     }
 }
 

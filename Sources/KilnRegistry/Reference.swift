@@ -60,6 +60,11 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
             registry = Self.dockerHub
         }
         if registry == "index.docker.io" || registry == "registry-1.docker.io" { registry = Self.dockerHub }
+        do {
+            try Self.validateRegistry(registry)
+        } catch ParseError.invalid(_, let reason) {
+            throw ParseError.invalid(text, reason: reason)
+        }
         if registry == Self.dockerHub && parts.count == 1 { parts.insert("library", at: 0) }
         repository = parts.joined(separator: "/")
         let component = #"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$"#
@@ -72,6 +77,46 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
             throw ParseError.invalid(text, reason: "repository name longer than 255 characters")
         }
         if tag == nil && digest == nil { tag = "latest" }
+    }
+
+    /// Checks `HOST[:PORT]`: DNS labels or an IPv4 address (or `[IPv6]`), and a port of 1-65535. Done before any
+    /// request, so a bad address is a clear error rather than an unusable URL.
+    public static func validateRegistry(_ registry: String) throws {
+        var host = Substring(registry)
+        var port: Substring?
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else {
+                throw ParseError.invalid(registry, reason: "registry '\(registry)' has an unclosed [")
+            }
+            let rest = host[host.index(after: close)...]
+            host = host[...close]
+            if !rest.isEmpty {
+                guard rest.hasPrefix(":") else {
+                    throw ParseError.invalid(registry, reason: "registry '\(registry)' has text after ]")
+                }
+                port = rest.dropFirst()
+            }
+            guard host.dropFirst().dropLast().allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
+                throw ParseError.invalid(registry, reason: "registry '\(registry)' is not an IPv6 address")
+            }
+        } else if let colon = host.firstIndex(of: ":") {
+            port = host[host.index(after: colon)...]
+            host = host[..<colon]
+        }
+        let label = #"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"#
+        guard registry.hasPrefix("[") || (!host.isEmpty && host.count <= 253
+            && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy({
+                $0.range(of: label, options: .regularExpression) != nil
+            }))
+        else {
+            throw ParseError.invalid(
+                registry, reason: "registry '\(registry)' is not a host name (letters, digits, - and .)")
+        }
+        if let port {
+            guard let number = Int(port), (1...65535).contains(number), port.allSatisfy(\.isNumber) else {
+                throw ParseError.invalid(registry, reason: "registry port '\(port)' is not a number from 1 to 65535")
+            }
+        }
     }
 
     /// The registry host to contact (docker.io's API lives at registry-1.docker.io).

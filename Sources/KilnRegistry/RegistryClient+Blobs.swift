@@ -8,7 +8,7 @@ extension RegistryClient {
     /// The blob's size when the repository already has it.
     public func blobSize(_ repository: String, _ digest: Digest) async throws -> Int64? {
         let response = try await send(
-            HTTPRequest(.HEAD, try await url("\(repository)/blobs/\(digest)")), scopes: [scope(repository, "pull")],
+            HTTPRequest(.HEAD, try await url("\(repository)/blobs/\(digest)", repository: repository)), scopes: [scope(repository, "pull")],
             step: "checking blob \(digest.encoded.prefix(12))", repository: repository)
         switch response.status {
         case 200: return response.header("Content-Length").flatMap { Int64($0) } ?? -1
@@ -26,13 +26,15 @@ extension RegistryClient {
 
     /// Asks the registry to link a blob from another repository of the same registry (no bytes move).
     public func mountBlob(_ repository: String, _ digest: Digest, from source: String) async throws -> MountResult {
-        var components = URLComponents(
-            url: try await url("\(repository)/blobs/uploads/"), resolvingAgainstBaseURL: false)!
-        components.queryItems = [
+        let base = try await url("\(repository)/blobs/uploads/", repository: repository)
+        var components = URLComponents(url: base, resolvingAgainstBaseURL: false)
+        components?.queryItems = [
             URLQueryItem(name: "mount", value: digest.description), URLQueryItem(name: "from", value: source),
         ]
+        guard let target = components?.url else { return .refused }
+        // Safe to repeat: a mount either links the blob or opens a session, which is used or abandoned.
         let response = try await send(
-            HTTPRequest(.POST, components.url!, retryable: true),
+            HTTPRequest(.POST, target, retryable: true),
             scopes: [scope(repository, "pull,push"), scope(source, "pull")], step: "mounting blob",
             repository: repository)
         switch response.status {
@@ -46,47 +48,36 @@ extension RegistryClient {
         }
     }
 
-    /// Uploads a blob from a file: one PUT for small blobs, PATCH chunks for large ones. A broken chunk resumes
-    /// from the offset the registry reports; a broken monolithic upload starts a new session.
+    /// Uploads a blob from a file: one PUT for small blobs, PATCH chunks for large ones. Each attempt of the
+    /// retry policy is a whole upload (a new session, then the PUT), its requests sent once each; a broken
+    /// chunk resumes from the offset the registry reports, inside the attempt.
     public func uploadBlob(
         _ repository: String, digest: Digest, size: Int64, path: String, session: URL? = nil,
         progress: (@Sendable (Int64) -> Void)? = nil
     ) async throws {
         let step = "uploading blob \(digest.encoded.prefix(12))"
-        var lastError: Error?
         var session = session
-        for _ in 0..<max(options.attempts, 1) {
-            do {
-                let location = try await startUpload(repository, existing: session)
-                session = nil
-                if size <= options.monolithicLimit {
-                    try await finishUpload(
-                        repository, location, digest: digest, body: .file(path: path, offset: 0, length: size),
-                        step: step)
-                    addUploaded(size)
-                    progress?(size)
-                } else {
-                    let last = try await uploadChunks(
-                        repository, location, size: size, path: path, step: step, progress: progress)
-                    try await finishUpload(repository, last, digest: digest, body: .none, step: step)
-                }
-                return
-            } catch let error as RegistryError
-                where error.status.map({ (400..<500).contains($0) && $0 != 408 && $0 != 429 }) ?? false
-            {
-                throw error
-            } catch {
-                lastError = error
-                try await Task.sleep(nanoseconds: 200_000_000)
+        try await policy.run { attempt in
+            if attempt > 1, try await blobSize(repository, digest) != nil { return }
+            let location = try await startUpload(repository, existing: session)
+            session = nil
+            if size <= options.monolithicLimit {
+                try await finishUpload(
+                    repository, location, digest: digest, body: .file(path: path, offset: 0, length: size), step: step)
+                addUploaded(size)
+                progress?(size)
+            } else {
+                let last = try await uploadChunks(
+                    repository, location, size: size, path: path, step: step, progress: progress)
+                try await finishUpload(repository, last, digest: digest, body: .none, step: step)
             }
         }
-        throw lastError ?? RegistryError(registry: registry, repository: repository, step: step, message: "gave up")
     }
 
     func startUpload(_ repository: String, existing: URL?) async throws -> URL {
         if let existing { return existing }
         let response = try await send(
-            HTTPRequest(.POST, try await url("\(repository)/blobs/uploads/"), retryable: true),
+            HTTPRequest(.POST, try await url("\(repository)/blobs/uploads/", repository: repository), retryable: false),
             scopes: [scope(repository, "pull,push")], step: "starting an upload", repository: repository)
         guard response.status == 202, let location = response.header("Location"),
             let next = URL(string: location, relativeTo: response.url)
@@ -97,16 +88,20 @@ extension RegistryClient {
     func finishUpload(_ repository: String, _ location: URL, digest: Digest, body: HTTPRequest.Body, step: String)
         async throws
     {
-        var components = URLComponents(url: location, resolvingAgainstBaseURL: false)!
-        components.queryItems =
-            (components.queryItems ?? []) + [URLQueryItem(name: "digest", value: digest.description)]
+        var components = URLComponents(url: location, resolvingAgainstBaseURL: false)
+        let existing = components?.queryItems ?? []
+        components?.queryItems = existing + [URLQueryItem(name: "digest", value: digest.description)]
+        guard let target = components?.url else {
+            throw RegistryError(
+                registry: registry, repository: repository, step: step,
+                message: "the registry gave an unusable upload location \(location)")
+        }
         var length: Int64 = 0
         if case .file(_, _, let n) = body { length = n }
         let response = try await send(
             HTTPRequest(
-                .PUT, components.url!,
-                headers: [("Content-Type", "application/octet-stream"), ("Content-Length", "\(length)")], body: body,
-                retryable: false),
+                .PUT, target, headers: [("Content-Type", "application/octet-stream"), ("Content-Length", "\(length)")],
+                body: body, retryable: false),
             scopes: [scope(repository, "pull,push")], step: step, repository: repository)
         guard response.status == 201 else { throw failure(response, step: step, repository: repository) }
         if let answered = response.header("Docker-Content-Digest"), answered != digest.description {
@@ -117,8 +112,9 @@ extension RegistryClient {
         }
     }
 
-    /// PATCHes `chunkSize` pieces, always to the latest Location; on a failure asks the registry how much it
-    /// has (GET on the session: `Range: 0-N`) and continues from there.
+    /// PATCHes `chunkSize` pieces, always to the latest Location. After a failure it waits per the policy,
+    /// asks the registry how much it has (GET on the session: `Range: 0-N`) and continues from there; the
+    /// policy's attempts bound the failures of one upload.
     func uploadChunks(
         _ repository: String, _ start: URL, size: Int64, path: String, step: String,
         progress: (@Sendable (Int64) -> Void)?
@@ -126,9 +122,23 @@ extension RegistryClient {
         var location = start
         var offset: Int64 = 0
         var failures = 0
+        var resume = false
         while offset < size {
-            let length = min(options.chunkSize, size - offset)
             do {
+                if resume {
+                    let status = try await send(
+                        HTTPRequest(.GET, location, retryable: false), scopes: [scope(repository, "pull,push")],
+                        step: step, repository: repository)
+                    guard status.status == 204 else {
+                        throw failure(status, step: "resuming an upload", repository: repository)
+                    }
+                    if let next = status.header("Location").flatMap({ URL(string: $0, relativeTo: status.url) }) {
+                        location = next.absoluteURL
+                    }
+                    offset = Self.resumeOffset(status.header("Range"))
+                    resume = false
+                }
+                let length = min(options.chunkSize, size - offset)
                 let response = try await send(
                     HTTPRequest(
                         .PATCH, location,
@@ -138,12 +148,7 @@ extension RegistryClient {
                             ("Content-Length", "\(length)"),
                         ], body: .file(path: path, offset: offset, length: length), retryable: false),
                     scopes: [scope(repository, "pull,push")], step: step, repository: repository)
-                guard response.status == 202 else {
-                    if (500...).contains(response.status) || response.status == 429 || response.status == 408 {
-                        throw failure(response, step: step, repository: repository)
-                    }
-                    throw RetryableChunk.no(failure(response, step: step, repository: repository))
-                }
+                guard response.status == 202 else { throw failure(response, step: step, repository: repository) }
                 if let next = response.header("Location").flatMap({ URL(string: $0, relativeTo: response.url) }) {
                     location = next.absoluteURL
                 }
@@ -151,29 +156,20 @@ extension RegistryClient {
                 addUploaded(confirmed - offset)
                 offset = confirmed
                 progress?(offset)
-            } catch RetryableChunk.no(let error) {
-                throw error
-            } catch {
+            } catch let error as TransientFailure where error.isTransient {
                 failures += 1
-                guard failures < options.attempts * 2 else { throw error }
-                try await Task.sleep(nanoseconds: UInt64(200_000_000 * failures))
-                // Ask where the upload stands and resume from there.
-                let status = try await send(
-                    HTTPRequest(.GET, location), scopes: [scope(repository, "pull,push")], step: step,
-                    repository: repository)
-                guard status.status == 204 else {
-                    throw failure(status, step: "resuming an upload", repository: repository)
+                // Out of attempts: final, so the whole-upload retry around this does not start again.
+                guard failures < policy.attempts else {
+                    guard var registryError = error as? RegistryError else { throw error }
+                    registryError.isTransient = false
+                    throw registryError
                 }
-                if let next = status.header("Location").flatMap({ URL(string: $0, relativeTo: status.url) }) {
-                    location = next.absoluteURL
-                }
-                offset = Self.resumeOffset(status.header("Range"))
+                try await RetryPolicy.sleep(policy.delay(after: failures, retryAfter: error.retryAfter))
+                resume = true
             }
         }
         return location
     }
-
-    enum RetryableChunk: Error { case no(RegistryError) }
 
     /// Where to continue an upload: distribution reports `0-0` both for 0 and 1 byte received; chunks are far
     /// larger than one byte, so `0-0` means nothing arrived.
@@ -194,7 +190,7 @@ extension RegistryClient {
         progress: (@Sendable (Int64, Int64?) -> Void)? = nil
     ) async throws {
         let step = "downloading blob \(descriptor.digest.encoded.prefix(12))"
-        let request = HTTPRequest(.GET, try await url("\(repository)/blobs/\(descriptor.digest)"))
+        let request = HTTPRequest(.GET, try await url("\(repository)/blobs/\(descriptor.digest)", repository: repository))
         for attempt in 0..<2 {
             var authorized = request
             if let auth = try await authorization(scopes: [scope(repository, "pull")], repository: repository) {
@@ -208,7 +204,9 @@ extension RegistryClient {
                 if result.response.status == 401 && attempt == 0 { continue }
                 throw failure(result.response, step: step, repository: repository)
             } catch let error as HTTPError {
-                throw RegistryError(registry: registry, repository: repository, step: step, message: error.description)
+                throw RegistryError(
+                    registry: registry, repository: repository, step: step, message: error.description,
+                    isTransient: error.isTransient)
             }
         }
     }

@@ -4,7 +4,8 @@ import KilnOCI
 import NIOHTTP1
 
 public struct RegistryOptions: Sendable {
-    /// Registries (host[:port]) that may be spoken to over plain HTTP. Loopback registries may always be.
+    /// Registries (host[:port]) spoken to over plain HTTP only. Loopback registries may use plain HTTP too,
+    /// after a probe.
     public var insecure: Set<String>
     public var caFile: String?
     public var credentials: CredentialStore
@@ -13,11 +14,10 @@ public struct RegistryOptions: Sendable {
     public var chunkSize: Int64
     /// Parallel blob transfers.
     public var jobs: Int
-    public var attempts: Int
 
     public init(
         insecure: Set<String> = [], caFile: String? = nil, credentials: CredentialStore = CredentialStore(),
-        monolithicLimit: Int64 = 32 << 20, chunkSize: Int64 = 32 << 20, jobs: Int = 4, attempts: Int = 5
+        monolithicLimit: Int64 = 32 << 20, chunkSize: Int64 = 32 << 20, jobs: Int = 4
     ) {
         self.insecure = insecure
         self.caFile = caFile
@@ -25,12 +25,11 @@ public struct RegistryOptions: Sendable {
         self.monolithicLimit = monolithicLimit
         self.chunkSize = chunkSize
         self.jobs = jobs
-        self.attempts = attempts
     }
 }
 
 /// A registry's error, with where it happened and what to do about it.
-public struct RegistryError: Error, CustomStringConvertible {
+public struct RegistryError: Error, CustomStringConvertible, TransientFailure {
     public var registry: String
     public var repository: String?
     public var step: String
@@ -38,6 +37,9 @@ public struct RegistryError: Error, CustomStringConvertible {
     public var code: String?
     public var message: String
     public var hint: String?
+    /// Worth trying the operation again (a dropped connection, a 429 or 5xx answer).
+    public var isTransient: Bool = false
+    public var retryAfter: Double?
 
     public var description: String {
         var text = "\(step) failed at \(registry)"
@@ -51,27 +53,22 @@ public struct RegistryError: Error, CustomStringConvertible {
     }
 }
 
-/// A distribution-spec client for one registry: scheme discovery, auth (Basic, Bearer with per-scope token
-/// cache), and the endpoints in RegistryClient+Blobs / +Manifests.
+/// A distribution-spec client for one registry: scheme discovery (decided once, shared by every job), the
+/// authorization in RegistryAuth, and the endpoints in RegistryClient+Blobs / +Manifests.
 public final class RegistryClient: @unchecked Sendable {
     public let registry: String
     let host: String
     let transport: HTTPTransport
     let options: RegistryOptions
-    private let lock = NSLock()
-    private var base: URL?
-    private var challenge: Challenge?
-    private var tokens: [String: (token: String, expires: Date)] = [:]
-    private var credentialLoaded = false
-    private var credential: Credential?
+    let lock = NSLock()
+    private var probe: Task<URL, Error>?
+    var challenge: Challenge?
+    var tokens: [String: (token: String, expires: Date)] = [:]
+    var credentialLoaded = false
+    var credential: Credential?
 
     /// Bytes this client sent as blob content (tests read it to prove nothing was re-uploaded).
     public private(set) var uploadedBytes: Int64 = 0
-
-    struct Challenge {
-        var scheme: String
-        var parameters: [String: String]
-    }
 
     public init(registry: String, host: String? = nil, transport: HTTPTransport, options: RegistryOptions) {
         self.registry = registry
@@ -80,53 +77,104 @@ public final class RegistryClient: @unchecked Sendable {
         self.options = options
     }
 
+    /// The transport's retry policy: operations of several requests (uploads) run under it as a whole.
+    var policy: RetryPolicy { transport.options.retry }
+
     func addUploaded(_ n: Int64) {
-        lock.lock()
-        uploadedBytes += n
-        lock.unlock()
+        lock.withLock { uploadedBytes += n }
     }
+
+    /// Named with --insecure: plain HTTP only, never TLS.
+    var plainHTTPOnly: Bool { options.insecure.contains(registry) || options.insecure.contains(host) }
 
     var mayUseHTTP: Bool {
-        options.insecure.contains(registry) || Reference(registry: registry, repository: "x").isLoopback
+        plainHTTPOnly || Reference(registry: registry, repository: "x").isLoopback
     }
 
-    /// `https://host/v2/`, or `http://` for an insecure or loopback registry whose port speaks plain HTTP.
-    /// One port speaks either TLS or not, so probing plain HTTP first cannot downgrade a TLS registry: its
-    /// answer to plain HTTP is a 400 (or nothing), and TLS is used.
+    /// `https://host/v2/`, or `http://` for a registry named --insecure, or a loopback registry whose port
+    /// answers plain HTTP. Probed once; parallel callers share the one probe. The probe is retried per the
+    /// policy, and a registry that keeps failing is reported as failing: it is never taken for a TLS one.
     func baseURL() async throws -> URL {
-        if let base = lock.withLock({ self.base }) { return base }
-        if mayUseHTTP,
-            let answer = try? await transport.send(
-                HTTPRequest(.GET, URL(string: "http://\(host)/v2/")!, retryable: false)),
-            answer.status == 200 || answer.status == 401, answer.header("Docker-Distribution-Api-Version") != nil
-        {
-            remember(URL(string: "http://\(host)/v2/")!, first: answer)
-            return URL(string: "http://\(host)/v2/")!
+        let task: Task<URL, Error> = lock.withLock {
+            if let probe { return probe }
+            let started = Task { try await self.discover() }
+            probe = started
+            return started
         }
-        let https = URL(string: "https://\(host)/v2/")!
+        do {
+            return try await task.value
+        } catch {
+            // A failed probe is not remembered: the next operation may find the registry up.
+            lock.withLock { if probe == task { probe = nil } }
+            throw error
+        }
+    }
+
+    private func discover() async throws -> URL {
+        try Reference.validateRegistry(registry)
+        guard let http = URL(string: "http://\(host)/v2/"), let https = URL(string: "https://\(host)/v2/") else {
+            throw Reference.ParseError.invalid(registry, reason: "not a registry address")
+        }
+        if mayUseHTTP {
+            do {
+                let answer = try await transport.send(HTTPRequest(.GET, http))
+                // Still failing after the retries: the registry is unwell, not speaking TLS.
+                if RetryPolicy.transientStatuses.contains(answer.status) {
+                    throw failure(answer, step: "connecting", repository: nil)
+                }
+                if plainHTTPOnly || answer.status == 200 || answer.status == 401
+                    || answer.header("Docker-Distribution-Api-Version") != nil
+                {
+                    remember(first: answer)
+                    return http
+                }
+                // Anything else (a TLS port answers plain HTTP with 400): try TLS.
+            } catch let error as HTTPError {
+                if plainHTTPOnly || !Self.mayBeTLSPort(error) {
+                    throw RegistryError(
+                        registry: registry, step: "connecting", message: error.description,
+                        isTransient: error.isTransient)
+                }
+            }
+        }
         do {
             let answer = try await transport.send(HTTPRequest(.GET, https))
-            remember(https, first: answer)
+            remember(first: answer)
             return https
         } catch let error as HTTPError {
             throw RegistryError(
                 registry: registry, step: "connecting", message: error.description,
-                hint: mayUseHTTP ? nil : "if this registry only speaks plain HTTP, allow it with --insecure \(registry)"
-            )
+                hint: mayUseHTTP || !Self.mayBeTLSPort(error)
+                    ? nil : "if this registry only speaks plain HTTP, allow it with --insecure \(registry)",
+                isTransient: error.isTransient)
         }
     }
 
-    private func remember(_ url: URL, first: HTTPResponse) {
+    /// A TLS port answering plain HTTP closes or garbles the exchange; a refusal or a bad name is final.
+    static func mayBeTLSPort(_ error: HTTPError) -> Bool {
+        switch error {
+        case .refused, .unknownHost, .timeout: return false
+        default: return true
+        }
+    }
+
+    private func remember(first: HTTPResponse) {
         lock.withLock {
-            base = url
             if first.status == 401, let header = first.header("WWW-Authenticate") {
-                challenge = Self.parseChallenge(header)
+                challenge = Challenge(parsing: header)
             }
         }
     }
 
-    func url(_ path: String) async throws -> URL {
-        URL(string: path, relativeTo: try await baseURL())!.absoluteURL
+    /// The URL of an API path under `/v2/`; a repository or reference that cannot be part of a URL is an error.
+    func url(_ path: String, repository: String?) async throws -> URL {
+        guard let url = URL(string: path, relativeTo: try await baseURL())?.absoluteURL else {
+            throw RegistryError(
+                registry: registry, repository: repository, step: "addressing \(path)",
+                message: "this name cannot be part of a URL",
+                hint: "repository names are lower-case letters, digits and . _ - separated by /")
+        }
+        return url
     }
 
     /// Sends a request with authorization for `scopes` (e.g. `repository:name:pull,push`), fetching or
@@ -145,13 +193,15 @@ public final class RegistryClient: @unchecked Sendable {
             do {
                 response = try await transport.send(request, limit: limit)
             } catch let error as HTTPError {
-                throw RegistryError(registry: registry, repository: repository, step: step, message: error.description)
+                throw RegistryError(
+                    registry: registry, repository: repository, step: step, message: error.description,
+                    isTransient: error.isTransient)
             }
             if response.status == 401 && !refreshed {
                 refreshed = true
                 if let header = response.header("WWW-Authenticate") {
                     lock.withLock {
-                        challenge = Self.parseChallenge(header)
+                        challenge = Challenge(parsing: header)
                         tokens.removeAll()
                     }
                     continue
@@ -161,107 +211,13 @@ public final class RegistryClient: @unchecked Sendable {
         }
     }
 
-    /// The Authorization header value for these scopes, if the registry wants one.
-    func authorization(scopes: [String], repository: String?) async throws -> String? {
-        _ = try await baseURL()
-        guard let challenge = lock.withLock({ self.challenge }) else { return nil }
-        let credential = try loadCredential()
-        switch challenge.scheme.lowercased() {
-        case "basic":
-            guard let credential else { return nil }
-            return "Basic " + Data("\(credential.username):\(credential.secret)".utf8).base64EncodedString()
-        case "bearer":
-            let key = scopes.sorted().joined(separator: " ")
-            if let cached = lock.withLock({ tokens[key] }), cached.expires > Date() { return "Bearer \(cached.token)" }
-            let token = try await fetchToken(challenge, scopes: scopes, credential: credential, repository: repository)
-            return "Bearer \(token)"
-        default:
-            return nil
-        }
-    }
-
-    func loadCredential() throws -> Credential? {
-        if let done = lock.withLock({ credentialLoaded ? Optional(credential) : nil }) { return done }
-        let found = try options.credentials.credential(for: registry)
-        lock.withLock {
-            credential = found
-            credentialLoaded = true
-        }
-        return found
-    }
-
-    /// The token flow: GET realm?service=…&scope=… with Basic credentials when we have them.
-    func fetchToken(_ challenge: Challenge, scopes: [String], credential: Credential?, repository: String?) async throws
-        -> String
-    {
-        guard let realm = challenge.parameters["realm"], var components = URLComponents(string: realm) else {
-            throw RegistryError(
-                registry: registry, repository: repository, step: "authenticating",
-                message: "the registry asked for a bearer token but named no realm")
-        }
-        var items = components.queryItems ?? []
-        if let service = challenge.parameters["service"] { items.append(URLQueryItem(name: "service", value: service)) }
-        for scope in scopes { items.append(URLQueryItem(name: "scope", value: scope)) }
-        components.queryItems = items
-        var headers: [(String, String)] = []
-        if let credential {
-            headers.append(
-                (
-                    "Authorization",
-                    "Basic " + Data("\(credential.username):\(credential.secret)".utf8).base64EncodedString()
-                ))
-        }
-        let response: HTTPResponse
-        do {
-            response = try await transport.send(HTTPRequest(.GET, components.url!, headers: headers))
-        } catch let error as HTTPError {
-            throw RegistryError(
-                registry: registry, repository: repository, step: "fetching a token", message: error.description)
-        }
-        guard response.status == 200,
-            let json = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any],
-            let token = (json["token"] as? String) ?? (json["access_token"] as? String)
-        else {
-            throw RegistryError(
-                registry: registry, repository: repository, step: "fetching a token from \(components.host ?? realm)",
-                status: response.status, message: "no token in the answer",
-                hint: response.status == 401
-                    ? "wrong or missing credentials: run `kiln login \(registry)` or set KILN_REGISTRY_USERNAME/PASSWORD"
-                    : nil)
-        }
-        let lifetime = (json["expires_in"] as? Double) ?? 60
-        lock.withLock {
-            tokens[scopes.sorted().joined(separator: " ")] = (token, Date().addingTimeInterval(max(lifetime - 10, 5)))
-        }
-        return token
-    }
-
-    static func parseChallenge(_ header: String) -> Challenge? {
-        let trimmed = header.trimmingCharacters(in: .whitespaces)
-        guard let space = trimmed.firstIndex(of: " ") else { return Challenge(scheme: trimmed, parameters: [:]) }
-        var parameters: [String: String] = [:]
-        let pattern = try! NSRegularExpression(pattern: #"(\w+)=(?:"([^"]*)"|([^,\s]*))"#)
-        let rest = String(trimmed[space...])
-        for match in pattern.matches(in: rest, range: NSRange(rest.startIndex..., in: rest)) {
-            let key = String(rest[Range(match.range(at: 1), in: rest)!])
-            let value =
-                Range(match.range(at: 2), in: rest).map { String(rest[$0]) }
-                ?? Range(match.range(at: 3), in: rest).map { String(rest[$0]) } ?? ""
-            parameters[key] = value
-        }
-        return Challenge(scheme: String(trimmed[..<space]), parameters: parameters)
-    }
-
     /// Turns an unexpected answer into an error naming the step, the registry's code and a likely fix.
+    /// The body is shown with any credential it echoes redacted.
     func failure(_ response: HTTPResponse, step: String, repository: String?) -> RegistryError {
-        var code: String?
-        var message = String(decoding: response.body.prefix(300), as: UTF8.self)
-        if let json = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any],
-            let errors = json["errors"] as? [[String: Any]], let first = errors.first
-        {
-            code = first["code"] as? String
-            message = first["message"] as? String ?? message
-        }
+        let body = RegistryErrorBody.decode(response.body)
+        let message = Redaction.redact(
+            body?.message ?? String(decoding: response.body.prefix(300), as: UTF8.self), secrets: knownSecrets)
+        let code = body?.code
         var hint: String?
         switch (response.status, code) {
         case (401, _):
@@ -277,7 +233,8 @@ public final class RegistryClient: @unchecked Sendable {
         return RegistryError(
             registry: registry, repository: repository, step: step, status: response.status, code: code,
             message: message.isEmpty ? HTTPResponseStatus(statusCode: response.status).reasonPhrase : message,
-            hint: hint)
+            hint: hint, isTransient: RetryPolicy.transientStatuses.contains(response.status),
+            retryAfter: RetryPolicy.parseRetryAfter(response.header("Retry-After")))
     }
 }
 

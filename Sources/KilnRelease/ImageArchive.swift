@@ -30,13 +30,14 @@ public enum ImageArchive {
     }
 
     /// The entries of the archive for `reference` (`NAME:TAG`). A docker archive holds one platform: for an
-    /// image index, `platform`'s manifest (default: this machine's).
+    /// image index, `platform`'s manifest (default: this machine's). The image is copied from the store into
+    /// an `ArchiveSink` (the same graph copy as push and pull), whose files become the archive's blobs.
     public static func entries(
         layout: OCILayout, reference: String, format: Format, platform: Platform = .host
-    ) throws -> (entries: [LayerEntry], image: Digest) {
+    ) async throws -> (entries: [LayerEntry], image: Digest) {
         var descriptor = try layout.resolve(reference)
         var images = try layout.images(for: descriptor)
-        if format == .docker && MediaType.indexTypes.contains(descriptor.mediaType) {
+        if format == .docker && ImageGraph.kind(of: descriptor, data: nil) == .index {
             // docker's manifest.json names one config per image: export the platform's manifest alone.
             guard
                 let chosen = images.first(where: { $0.config.platform == platform })
@@ -53,18 +54,22 @@ public enum ImageArchive {
         }
         descriptor.annotations = [AnnotationKey.refName: reference, AnnotationKey.containerdImageName: reference]
         descriptor.platform = nil
+        let sink = ArchiveSink()
+        let copied = try await copyImage(descriptor, from: layout, to: sink, jobs: 1)
+        // Subjects are not part of the copy; the archive carries them when the store has them, as it always did.
+        for subject in copied.graph.subjects.sorted() where sink.files[subject] == nil {
+            guard layout.hasBlob(subject) else { throw StoreError.missingBlob(digest: subject, layout: layout.root) }
+            sink.add(subject, .path(layout.blobPath(subject)))
+        }
         var entries = [
             LayerEntry(path: "oci-layout", kind: .file(.bytes(try CanonicalJSON.encode(LayoutHeader()))), mode: 0o644),
             LayerEntry(
                 path: "index.json", kind: .file(.bytes(try CanonicalJSON.encode(ImageIndex(manifests: [descriptor])))),
                 mode: 0o644),
         ]
-        for digest in try layout.reachableBlobs(from: descriptor).sorted() {
-            guard layout.hasBlob(digest) else { throw StoreError.missingBlob(digest: digest, layout: layout.root) }
+        for (digest, source) in sink.files.sorted(by: { $0.key < $1.key }) {
             entries.append(
-                LayerEntry(
-                    path: "blobs/\(digest.algorithm)/\(digest.encoded)", kind: .file(.path(layout.blobPath(digest))),
-                    mode: 0o644))
+                LayerEntry(path: "blobs/\(digest.algorithm)/\(digest.encoded)", kind: .file(source), mode: 0o644))
         }
         if format == .docker {
             struct DockerManifest: Encodable {
@@ -89,8 +94,8 @@ public enum ImageArchive {
     @discardableResult
     public static func write(
         layout: OCILayout, reference: String, format: Format, to path: String, platform: Platform = .host
-    ) throws -> Result {
-        let (entries, image) = try Self.entries(
+    ) async throws -> Result {
+        let (entries, image) = try await Self.entries(
             layout: layout, reference: reference, format: format, platform: platform)
         let directory = (path as NSString).deletingLastPathComponent
         let temp = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
@@ -110,4 +115,28 @@ public enum ImageArchive {
         AtomicFile.syncDirectory(directory.isEmpty ? "." : directory)
         return Result(digest: written.diffID, size: written.uncompressedSize, image: image)
     }
+}
+
+/// An archive being assembled, as the sink of a copy: each blob becomes a file of the archive, read from the
+/// source's own file (the store's) or from a copy staged in a temporary directory.
+final class ArchiveSink: BlobSink, @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [Digest: LayerEntry.FileContent] = [:]
+
+    var files: [Digest: LayerEntry.FileContent] { lock.withLock { entries } }
+
+    func add(_ digest: Digest, _ source: LayerEntry.FileContent) { lock.withLock { entries[digest] = source } }
+
+    func has(_ descriptor: Descriptor) async throws -> Bool { lock.withLock { entries[descriptor.digest] != nil } }
+
+    func putBlob(_ descriptor: Descriptor, from source: any BlobSource) async throws {
+        guard let path = source.localFile(descriptor) else {
+            throw StoreError.missingBlob(digest: descriptor.digest, layout: source.location)
+        }
+        add(descriptor.digest, .path(path))
+    }
+
+    func putManifest(_ descriptor: Descriptor, data: Data) async throws { add(descriptor.digest, .bytes(data)) }
+
+    func tag(_ descriptor: Descriptor, data: Data, as tag: String) async throws {}
 }

@@ -52,31 +52,18 @@ public struct ImageSource: Sendable {
 
     /// Each platform's image under `digest` (one for a manifest, one per child for an index).
     public func images(_ repository: String, _ digest: Digest, mediaType: String) async throws -> [ResolvedImage] {
-        let data = try await manifest(repository, digest)
-        if MediaType.indexTypes.contains(mediaType) || Self.isIndex(data) {
-            let index = try CanonicalJSON.decode(ImageIndex.self, from: data)
-            var result: [ResolvedImage] = []
-            for child in index.manifests where MediaType.manifestTypes.contains(child.mediaType) {
-                var images = try await self.images(repository, child.digest, mediaType: child.mediaType)
-                for i in images.indices { images[i].manifestDescriptor.platform = child.platform }
-                result += images
-            }
-            return result
+        let root = Descriptor(mediaType: mediaType, digest: digest, size: 0)
+        let graph = try await ImageGraph.walk(root) { try await manifest(repository, $0.digest) }
+        var result: [ResolvedImage] = []
+        for node in graph.manifests {
+            let manifest = try CanonicalJSON.decode(Manifest.self, from: node.data)
+            let config = try CanonicalJSON.decode(ImageConfig.self, from: try await blob(repository, manifest.config))
+            var descriptor = Descriptor(mediaType: node.descriptor.mediaType, bytes: node.data)
+            // An index entry says its platform; a lone manifest's is its config's.
+            descriptor.platform = node.descriptor.digest == digest ? config.platform : node.descriptor.platform
+            result.append(ResolvedImage(manifestDescriptor: descriptor, manifest: manifest, config: config))
         }
-        let manifest = try CanonicalJSON.decode(Manifest.self, from: data)
-        let config = try CanonicalJSON.decode(ImageConfig.self, from: try await blob(repository, manifest.config))
-        var descriptor = Descriptor(mediaType: mediaType, bytes: data)
-        descriptor.platform = config.platform
-        return [ResolvedImage(manifestDescriptor: descriptor, manifest: manifest, config: config)]
-    }
-
-    static func isIndex(_ data: Data) -> Bool {
-        struct Probe: Decodable {
-            var manifests: [Descriptor]?
-            var layers: [Descriptor]?
-        }
-        guard let probe = try? JSONDecoder().decode(Probe.self, from: data) else { return false }
-        return probe.manifests != nil && probe.layers == nil
+        return result
     }
 }
 
@@ -98,6 +85,22 @@ public struct RegistryTarget: Sendable, Equatable {
         }
         registry = first
         namespace = parts.count > 1 ? parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "/")) : ""
+        // Checked before any request: the registry's address and the namespace's grammar (lower case).
+        do {
+            try Reference.validateRegistry(registry)
+        } catch {
+            throw ReleaseError.invalidArgument("'\(text)' is not REGISTRY[/NAMESPACE]: \(error)")
+        }
+        let component = #"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$"#
+        guard
+            namespace.isEmpty
+                || namespace.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({
+                    $0.range(of: component, options: .regularExpression) != nil
+                })
+        else {
+            throw ReleaseError.invalidArgument(
+                "'\(text)': namespace '\(namespace)' must be lower-case path components of letters, digits and . _ -")
+        }
     }
 
     /// The repository of image `name` under the namespace.

@@ -134,35 +134,30 @@ public struct Releaser: Sendable {
     }
 
     /// Every manifest, config and layer the release needs that the registry lacks (empty when complete).
-    /// Manifests are checked with HEAD by digest, then read to find their blobs, each checked with HEAD.
+    /// The graph is walked in the registry (a manifest it lacks is reported, not walked); each blob is a HEAD.
     public func missingContent(_ document: ReleaseDocument) async throws -> [String] {
         var missing: [String] = []
         for image in relocated(document) {
-            missing += try await absent(in: image.repository, image.digest, what: image.name)
+            let repository = RegistryRepository(client: client, repository: image.repository)
+            let root = Descriptor(mediaType: image.mediaType, digest: image.digest, size: 0)
+            let graph = try await ImageGraph.walk(root) { descriptor in
+                do {
+                    return try await repository.document(descriptor)
+                } catch let error as RegistryError where error.status == 404 {
+                    return nil
+                }
+            }
+            let place = "\(target.registry)/\(image.repository)"
+            for (descriptor, path) in graph.absent {
+                let what = [image.name, path].filter { !$0.isEmpty }.joined(separator: " ")
+                missing.append("manifest \(place)@\(descriptor.digest) (\(what))")
+            }
+            for blob in graph.blobs where try await client.blobSize(image.repository, blob.descriptor.digest) == nil {
+                let what = [image.name, blob.owner, blob.role].filter { !$0.isEmpty }.joined(separator: " ")
+                missing.append("blob \(place)@\(blob.descriptor.digest) (\(what))")
+            }
         }
         return missing
-    }
-
-    private func absent(in repository: String, _ digest: Digest, what: String) async throws -> [String] {
-        guard try await client.manifestDescriptor(repository, digest.description) != nil else {
-            return ["manifest \(target.registry)/\(repository)@\(digest) (\(what))"]
-        }
-        let (data, descriptor) = try await client.manifest(repository, digest.description)
-        if MediaType.indexTypes.contains(descriptor.mediaType) || ImageSource.isIndex(data) {
-            var result: [String] = []
-            for child in try CanonicalJSON.decode(ImageIndex.self, from: data).manifests {
-                result += try await absent(
-                    in: repository, child.digest, what: "\(what) \(child.platform?.description ?? "child")")
-            }
-            return result
-        }
-        let manifest = try CanonicalJSON.decode(Manifest.self, from: data)
-        var result: [String] = []
-        let blobs = [("config", manifest.config)] + manifest.layers.enumerated().map { ("layer \($0)", $1) }
-        for (role, blob) in blobs where try await client.blobSize(repository, blob.digest) == nil {
-            result.append("blob \(target.registry)/\(repository)@\(blob.digest) (\(what) \(role))")
-        }
-        return result
     }
 
     /// The moves that would point `tags` of every image at the release. Checks first that the registry still

@@ -15,47 +15,86 @@ public struct StoredImage: Sendable {
 }
 
 extension OCILayout {
+    /// The image graph under a descriptor, read from the store (every document's digest checked).
+    public func graph(from descriptor: Descriptor) throws -> ImageGraph {
+        do {
+            return try ImageGraph.walk(descriptor) { try readBlob($0.digest) }
+        } catch GraphError.malformed(let digest, let mediaType, let detail) {
+            throw StoreError.notALayout(
+                path: blobPath(digest), reason: "blob is not a valid \(mediaType): \(detail)")
+        }
+    }
+
     /// The images a descriptor reaches: itself when it is a manifest, each platform's when it is an index.
     public func images(for descriptor: Descriptor) throws -> [StoredImage] {
-        let data = try readBlob(descriptor.digest)
-        if MediaType.indexTypes.contains(descriptor.mediaType) {
-            let index = try decode(ImageIndex.self, data, descriptor)
-            return try index.manifests.filter { MediaType.manifestTypes.contains($0.mediaType) }.flatMap {
-                try images(for: $0)
+        try graph(from: descriptor).manifests.map { node in
+            let manifest = try CanonicalJSON.decode(Manifest.self, from: node.data)
+            let data = try readBlob(manifest.config.digest)
+            do {
+                let config = try CanonicalJSON.decode(ImageConfig.self, from: data)
+                return StoredImage(manifestDescriptor: node.descriptor, manifest: manifest, config: config)
+            } catch {
+                throw StoreError.notALayout(
+                    path: blobPath(manifest.config.digest),
+                    reason: "blob is not a valid \(manifest.config.mediaType): \(error)")
             }
         }
-        let manifest = try decode(Manifest.self, data, descriptor)
-        let config = try decode(ImageConfig.self, readBlob(manifest.config.digest), manifest.config)
-        return [StoredImage(manifestDescriptor: descriptor, manifest: manifest, config: config)]
     }
 
-    /// Every blob digest reachable from a descriptor (manifests, configs, layers, nested indexes).
+    /// Every blob digest reachable from a descriptor (manifests, configs, layers, nested indexes, subjects).
     public func reachableBlobs(from descriptor: Descriptor) throws -> Set<Digest> {
-        var seen: Set<Digest> = [descriptor.digest]
-        guard
-            MediaType.indexTypes.contains(descriptor.mediaType)
-                || MediaType.manifestTypes.contains(descriptor.mediaType)
-        else { return seen }
-        let data = try readBlob(descriptor.digest)
-        if MediaType.indexTypes.contains(descriptor.mediaType) {
-            for child in try decode(ImageIndex.self, data, descriptor).manifests {
-                seen.formUnion(try reachableBlobs(from: child))
-            }
-        } else {
-            let manifest = try decode(Manifest.self, data, descriptor)
-            seen.insert(manifest.config.digest)
-            manifest.layers.forEach { seen.insert($0.digest) }
-            if let subject = manifest.subject { seen.insert(subject.digest) }
-        }
-        return seen
+        guard ImageGraph.isDocument(descriptor) else { return [descriptor.digest] }
+        return try graph(from: descriptor).digests
+    }
+}
+
+/// The store as one end of a copy: blobs are local files; writes are atomic and never replace a blob.
+extension OCILayout: BlobSource, BlobSink {
+    public var location: String { "the store \(root)" }
+
+    public func document(_ descriptor: Descriptor) async throws -> Data? {
+        hasBlob(descriptor.digest) ? try readBlob(descriptor.digest) : nil
     }
 
-    private func decode<T: Decodable>(_ type: T.Type, _ data: Data, _ descriptor: Descriptor) throws -> T {
-        do {
-            return try CanonicalJSON.decode(type, from: data)
-        } catch {
-            throw StoreError.notALayout(
-                path: blobPath(descriptor.digest), reason: "blob is not a valid \(descriptor.mediaType): \(error)")
+    public func localFile(_ descriptor: Descriptor) -> String? {
+        blobSize(descriptor.digest) == descriptor.size ? blobPath(descriptor.digest) : nil
+    }
+
+    public func download(_ descriptor: Descriptor, to path: String) async throws {
+        guard let file = localFile(descriptor) else {
+            throw StoreError.missingBlob(digest: descriptor.digest, layout: root)
         }
+        do {
+            try FileManager.default.copyItem(atPath: file, toPath: path)
+        } catch {
+            throw StoreError.io(path: path, operation: "copy a blob to", detail: "\(error)")
+        }
+    }
+
+    public func has(_ descriptor: Descriptor) async throws -> Bool {
+        blobSize(descriptor.digest) == descriptor.size
+    }
+
+    /// Downloads into a staging file of the store (the source verifies digest and size), then moves it in.
+    public func putBlob(_ descriptor: Descriptor, from source: any BlobSource) async throws {
+        let staged = try makeStagingFile()
+        try? staged.handle.close()
+        unlink(staged.path)
+        do {
+            try await source.download(descriptor, to: staged.path)
+        } catch {
+            staged.discard()
+            throw error
+        }
+        try adopt(fileAt: staged.path, as: descriptor.digest)
+    }
+
+    public func putManifest(_ descriptor: Descriptor, data: Data) async throws {
+        try writeBlob(data)
+    }
+
+    /// Tags `NAME:TAG` in index.json.
+    public func tag(_ descriptor: Descriptor, data: Data, as tag: String) async throws {
+        try self.tag(descriptor, as: tag)
     }
 }

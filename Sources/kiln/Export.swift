@@ -4,7 +4,7 @@ import KilnOCI
 import KilnRelease
 import KilnStore
 
-struct Export: ParsableCommand {
+struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write one image from the store as an OCI or docker archive (tar).",
         discussion: """
@@ -25,7 +25,7 @@ struct Export: ParsableCommand {
     var platform: String?
     @OptionGroup var storeOptions: StoreOptions
 
-    func run() throws {
+    func run() async throws {
         let layout = try OCILayout(root: storeOptions.path, create: false)
         var chosen = Platform.host
         if let platform {
@@ -35,14 +35,14 @@ struct Export: ParsableCommand {
             chosen = parsed
         }
         guard output == "-" else {
-            let result = try ImageArchive.write(
+            let result = try await ImageArchive.write(
                 layout: layout, reference: reference, format: format, to: output, platform: chosen)
             Output.status("wrote \(output): \(Output.bytes(result.size)), \(result.digest)")
             return
         }
         let temp = FileManager.default.temporaryDirectory.path + "/kiln-export-\(UUID().uuidString.lowercased()).tar"
         defer { try? FileManager.default.removeItem(atPath: temp) }
-        try ImageArchive.write(layout: layout, reference: reference, format: format, to: temp, platform: chosen)
+        try await ImageArchive.write(layout: layout, reference: reference, format: format, to: temp, platform: chosen)
         guard let handle = FileHandle(forReadingAtPath: temp) else {
             throw ValidationError("cannot read the archive staged at \(temp)")
         }

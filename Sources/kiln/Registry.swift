@@ -3,6 +3,7 @@ import Foundation
 import KilnHTTP
 import KilnOCI
 import KilnRegistry
+import KilnRelease
 import KilnStore
 
 /// Flags shared by the commands that talk to registries.
@@ -80,10 +81,9 @@ struct Push: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
+        let target: RegistryTarget
+        do { target = try RegistryTarget(parsing: to) } catch { throw ValidationError("\(error)") }
         let layout = try OCILayout(root: storeOptions.path, create: false)
-        let parts = to.split(separator: "/", maxSplits: 1).map(String.init)
-        let registry = parts[0]
-        let namespace = parts.count > 1 ? parts[1] + "/" : ""
         var items: [Pusher.Item] = []
         let tags = try layout.tags().filter { tagged in
             images.isEmpty || images.contains(tagged.reference) || images.contains(tagged.name)
@@ -97,10 +97,10 @@ struct Push: AsyncParsableCommand {
                 descriptor.annotations = nil
                 _ = digest
                 items.append(
-                    .init(repository: namespace + name, descriptor: descriptor, tags: same.map(\.tag).sorted()))
+                    .init(repository: target.repository(name), descriptor: descriptor, tags: same.map(\.tag).sorted()))
             }
         }
-        let (client, transport) = try registryFlags.client(for: registry)
+        let (client, transport) = try registryFlags.client(for: target.registry)
         let reporter = TransferReporter(quiet: output.json)
         let started = Date()
         let pushed: [PushedImage]

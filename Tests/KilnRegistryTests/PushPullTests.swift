@@ -282,10 +282,10 @@ import Testing
         try KilnBinary.run(["build", tmp.path + "/f.yaml", "--store", tmp.path + "/images"])
         let layout = try OCILayout(root: tmp.path + "/images")
         let tagged = try layout.resolve("faulty:1")
-        let transport = try HTTPTransport(options: HTTPOptions(baseDelay: 0.05))
+        let transport = try HTTPTransport(options: HTTPOptions(attempts: 4, baseDelay: 0.05))
         let client = RegistryClient(
             registry: proxy.address, transport: transport,
-            options: RegistryOptions(monolithicLimit: 4 << 20, chunkSize: 1 << 20, jobs: 2, attempts: 4))
+            options: RegistryOptions(monolithicLimit: 4 << 20, chunkSize: 1 << 20, jobs: 2))
         let pushed = try await Pusher(layout: layout, client: client).push([
             .init(repository: "f/faulty", descriptor: tagged, tags: ["1"])
         ])
@@ -306,7 +306,7 @@ import Testing
         // A registry that keeps failing: the push fails clearly and no tag appears.
         let dead = try HTTPTransport(options: HTTPOptions(attempts: 2, baseDelay: 0.01))
         let failing = RegistryClient(
-            registry: "127.0.0.1:\(try freePort())", transport: dead, options: RegistryOptions(attempts: 2))
+            registry: "127.0.0.1:\(try freePort())", transport: dead, options: RegistryOptions())
         await #expect(throws: RegistryError.self) {
             _ = try await Pusher(layout: layout, client: failing).push([
                 .init(repository: "f/other", descriptor: tagged, tags: ["1"])

@@ -36,14 +36,14 @@ import Testing
     }
 
     @Test func challengeParsing() {
-        let c = RegistryClient.parseChallenge(
+        let c = Challenge(parsing: 
             #"Bearer realm="https://auth.example.com/token",service="registry",scope="repository:a:pull""#)
-        #expect(c?.scheme == "Bearer")
+        #expect(c.scheme == "Bearer")
         #expect(
-            c?.parameters == [
+            c.parameters == [
                 "realm": "https://auth.example.com/token", "service": "registry", "scope": "repository:a:pull",
             ])
-        #expect(RegistryClient.parseChallenge(#"Basic realm="kiln""#)?.scheme == "Basic")
+        #expect(Challenge(parsing: #"Basic realm="kiln""#).scheme == "Basic")
     }
 
     /// Regression: distribution answers `Range: 0-0` when nothing arrived; resuming at 1 corrupted the blob.

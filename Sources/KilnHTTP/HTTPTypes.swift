@@ -1,0 +1,137 @@
+import Foundation
+import KilnOCI
+import NIOHTTP1
+
+/// One HTTP request. Bodies are replayable (bytes, or a region of a file streamed from disk), so a retry
+/// never needs the caller to rebuild them.
+public struct HTTPRequest: Sendable {
+    public enum Body: Sendable {
+        case none
+        case bytes(Data)
+        /// `length` bytes of the file at `path` from `offset`, streamed in 1 MiB reads.
+        case file(path: String, offset: Int64, length: Int64)
+    }
+
+    public var method: HTTPMethod
+    public var url: URL
+    public var headers: [(String, String)]
+    public var body: Body
+    /// Safe to send again after a connection error or a 408/429/5xx (GET, HEAD, PUT of a whole document…).
+    public var retryable: Bool
+    /// Deadline for the whole exchange (at most the transport's overall timeout).
+    public var timeout: TimeInterval?
+
+    public init(
+        _ method: HTTPMethod, _ url: URL, headers: [(String, String)] = [], body: Body = .none, retryable: Bool? = nil
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.retryable = retryable ?? [.GET, .HEAD, .DELETE].contains(method)
+    }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: Data
+    /// The URL that answered (after redirects).
+    public var url: URL
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+public struct HTTPOptions: Sendable {
+    /// A PEM file of extra certificate authorities to trust (besides the system's).
+    public var caFile: String?
+    /// How retryable requests are retried (connection errors, 408, 429, 5xx).
+    public var retry: RetryPolicy
+    /// Seconds to open a connection (TCP and TLS).
+    public var connectTimeout: Double
+    /// Seconds without a byte from the server before a transfer is abandoned (a stalled body).
+    public var idleTimeout: Double
+    /// Seconds for one whole exchange, however steadily the bytes come (a trickle ends too).
+    public var overallTimeout: Double
+
+    public var attempts: Int { retry.attempts }
+
+    /// Defaults: 5 attempts; connect 10 s, idle 60 s, overall 1 h; `KILN_TIMEOUT` (idle seconds) and
+    /// `KILN_CONNECT_TIMEOUT` change the timeouts for every command.
+    public init(
+        caFile: String? = nil, attempts: Int = 5, baseDelay: Double = 0.5, connectTimeout: Double? = nil,
+        idleTimeout: Double? = nil, overallTimeout: Double = 3600,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
+        self.caFile = caFile
+        self.retry = RetryPolicy(attempts: attempts, baseDelay: baseDelay)
+        self.connectTimeout =
+            connectTimeout ?? environment["KILN_CONNECT_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil }
+            ?? 10
+        self.idleTimeout =
+            idleTimeout ?? environment["KILN_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 60
+        self.overallTimeout = overallTimeout
+    }
+}
+
+public enum HTTPError: Error, CustomStringConvertible, TransientFailure {
+    case connection(url: String, detail: String, transient: Bool)
+    case refused(host: String)
+    case unknownHost(host: String)
+    case timeout(url: String, what: String, seconds: Double?)
+    case tls(host: String, detail: String)
+    case tooLarge(url: String, limit: Int)
+    case digestMismatch(url: String, expected: Digest, actual: Digest)
+    case sizeMismatch(url: String, expected: Int64, actual: Int64)
+    case status(url: String, status: Int, body: String)
+    case file(path: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .connection(let url, let detail, _):
+            return "cannot reach \(url): \(detail). Check the address and that the server is running."
+        case .refused(let host):
+            return "\(host) refused the connection: nothing listens there. Check the address and port."
+        case .unknownHost(let host):
+            return "\(host) is not a known host name (DNS lookup failed). Check the name and the network."
+        case .timeout(let url, let what, let seconds):
+            let limit = seconds.map { " (\(Self.seconds($0)))" } ?? ""
+            return
+                "\(url): \(what) timed out\(limit). A slow server may need a longer limit: --timeout or KILN_TIMEOUT (idle seconds), KILN_CONNECT_TIMEOUT."
+        case .tls(let host, let detail):
+            return
+                "TLS with \(host) failed: \(detail). If the registry uses a private CA, pass it with --ca-file; for a plain-HTTP registry, name it with --insecure."
+        case .tooLarge(let url, let limit):
+            return "\(url) answered with more than \(limit) bytes where a small document was expected"
+        case .digestMismatch(let url, let expected, let actual):
+            return "content from \(url) has digest \(actual), expected \(expected): refusing it (nothing was stored)"
+        case .sizeMismatch(let url, let expected, let actual):
+            return "content from \(url) is \(actual) bytes, expected \(expected): refusing it (nothing was stored)"
+        case .status(let url, let status, let body):
+            return "\(url) answered HTTP \(status)\(body.isEmpty ? "" : ": " + body.prefix(300))"
+        case .file(let path, let detail):
+            return "\(path): \(detail)"
+        }
+    }
+
+    /// Worth another attempt: a dropped connection or a timeout; not a refusal, a bad name, TLS or content.
+    public var isTransient: Bool {
+        switch self {
+        case .connection(_, _, let transient): return transient
+        case .timeout: return true
+        default: return false
+        }
+    }
+
+    public var retryAfter: Double? { nil }
+
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
+    }
+}
