@@ -3,6 +3,7 @@ import PackageDescription
 
 // Module dependencies run one way, top to bottom (see README "Architecture"):
 //   kiln → KilnRelease → KilnBuild → {KilnRecipe, KilnLayer, KilnRegistry, KilnDebian} → KilnStore → KilnOCI
+// KilnHTTP and KilnLayer sit above KilnStore too: downloads and unpacking write through its durability seam.
 let package = Package(
     name: "Kiln",
     platforms: [.macOS(.v14)],
@@ -29,7 +30,7 @@ let package = Package(
         // The OCI image layout on disk.
         .target(name: "KilnStore", dependencies: ["KilnOCI"]),
         // Deterministic tar writing and archive reading; compression; hashing streams.
-        .target(name: "KilnLayer", dependencies: ["KilnOCI", "CArchive", "CZlib", "CDeflate", "CZstd"]),
+        .target(name: "KilnLayer", dependencies: ["KilnOCI", "KilnStore", "CArchive", "CZlib", "CDeflate", "CZstd"]),
         // The recipe language: parse, validate, expand, diagnostics.
         .target(name: "KilnRecipe", dependencies: ["KilnOCI", .product(name: "Yams", package: "Yams")]),
         // HTTP transport shared by the registry client and input downloads.
@@ -37,6 +38,7 @@ let package = Package(
             name: "KilnHTTP",
             dependencies: [
                 "KilnOCI",
+                "KilnStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -45,7 +47,7 @@ let package = Package(
         // Distribution-spec client: auth, push, pull.
         .target(name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnHTTP"]),
         // Debian package sets: resolve, verify, unpack.
-        .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnLayer", "KilnHTTP", "CArchive"]),
+        .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP"]),
         // Planning, fetching, layer cache, assembling images, tagging.
         .target(
             name: "KilnBuild",

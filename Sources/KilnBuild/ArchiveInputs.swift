@@ -3,83 +3,70 @@ import KilnDebian
 import KilnLayer
 import KilnOCI
 import KilnRecipe
+import KilnStore
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Archives given as inputs (`extract:`): each is unpacked once into `<cache>/extracted/<sha256>/`, a directory
-/// that is complete or absent (built under a temporary name, then renamed), so later builds pick members from
-/// files whose digests are already known to the stat cache instead of reading the archive again.
+/// Archives given as inputs (`extract:`). Each is read once per set of patterns into
+/// `<cache>/extracted-v2/<sha256>-<patterns key>/`, a slot that is complete or absent (staged, synced once,
+/// renamed: see KilnStore's `StagedDirectory`): `members.json` lists every member, `tree/` holds only the
+/// files the patterns pick, so later builds take them from files whose digests the stat cache knows.
+/// (`extracted-v2`: the listing's format changed from the first layout, which is left alone.)
 enum ArchiveInputs {
     struct Listing: Codable {
-        var members: [ArchiveMember]
+        var members: [ArchiveEntry]
     }
 
     struct Unpacked {
         /// Files live at `root/tree/<member path>`.
         var root: String
-        var members: [ArchiveMember]
+        var members: [ArchiveEntry]
 
-        func file(_ member: ArchiveMember) -> String { root + "/tree/" + member.path }
+        func file(_ member: ArchiveEntry) -> String { root + "/tree/" + member.path }
     }
 
-    static func unpack(_ digest: Digest, cache: DownloadCache) throws -> Unpacked {
-        let root = "\(cache.root)/extracted/\(digest.encoded)"
+    static func unpack(_ digest: Digest, patterns: [String], cache: DownloadCache) throws -> Unpacked {
+        let parent = cache.root + "/extracted-v2"
+        let key = Digest.sha256(patterns.sorted().joined(separator: "\n")).encoded.prefix(16)
+        let root = "\(parent)/\(digest.encoded)-\(key)"
         if let data = FileManager.default.contents(atPath: root + "/members.json"),
             let listing = try? JSONDecoder().decode(Listing.self, from: data)
         {
             return Unpacked(root: root, members: listing.members)
         }
+        StagedDirectory.removeStale(in: parent)
+        let staged = try StagedDirectory(in: parent)
+        let tree = staged.path + "/tree"
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
         let archive = cache.path(for: digest)
-        let temp = "\(cache.root)/extracted/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: temp + "/tree", withIntermediateDirectories: true)
-        do {
-            let reader = try ArchiveReader(path: archive)
-            var members: [ArchiveMember] = []
-            var seen = Set<String>()
-            while let member = try reader.next() {
-                guard !member.path.isEmpty, seen.insert(member.path).inserted else { continue }
-                members.append(member)
-                guard member.kind == .file else { continue }
-                let path = temp + "/tree/" + member.path
-                try FileManager.default.createDirectory(
-                    atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-                guard fd >= 0 else {
-                    throw LayerError.archive(
-                        path: member.path, reason: "cannot unpack: \(String(cString: strerror(errno)))")
-                }
-                defer { close(fd) }
-                try reader.readContent { chunk in
-                    var offset = 0
-                    while offset < chunk.count {
-                        let n = write(fd, chunk.baseAddress! + offset, chunk.count - offset)
-                        guard n > 0 else {
-                            throw LayerError.archive(path: member.path, reason: String(cString: strerror(errno)))
-                        }
-                        offset += n
-                    }
-                }
-                fsync(fd)
+        let open = { try ArchiveReader(path: archive, format: .any, policy: .input, limit: .inputs) }
+        let wanted = { (member: ArchiveEntry) in patterns.contains { matches($0, member) } }
+        let members = try ArchiveExtractor.extract(open(), into: tree, wanted: wanted)
+        // A picked hard link needs its target's content, which the first pass may have left unread.
+        let files = Set(members.filter { $0.kind == .file }.map(\.path))
+        var targets = Set<String>()
+        for member in members where member.kind == .hardlink && wanted(member) {
+            guard let target = member.linkTarget, files.contains(target) else {
+                throw LayerError.archive(
+                    path: member.path, reason: "hard link to '\(member.linkTarget ?? "")', which the archive lacks")
             }
-            for member in members where member.kind == .hardlink {
-                guard let target = member.target, members.contains(where: { $0.path == target && $0.kind == .file })
-                else {
-                    throw LayerError.archive(
-                        path: member.path, reason: "hard link to '\(member.target ?? "")', which the archive lacks")
-                }
-            }
-            try JSONEncoder().encode(Listing(members: members)).write(to: URL(fileURLWithPath: temp + "/members.json"))
-            if rename(temp, root) != 0 {
-                // Another build unpacked it first: theirs is complete, use it.
-                try? FileManager.default.removeItem(atPath: temp)
-            }
-        } catch {
-            try? FileManager.default.removeItem(atPath: temp)
-            throw error
+            if !wanted(ArchiveEntry(path: target, kind: .file)) { targets.insert(target) }
         }
-        return try unpack(digest, cache: cache)
+        if !targets.isEmpty {
+            _ = try ArchiveExtractor.extract(open(), into: tree, wanted: { targets.contains($0.path) })
+        }
+        try AtomicFile.write(JSONEncoder().encode(Listing(members: members)), to: staged.path + "/members.json")
+        try staged.publish(as: root)
+        return try unpack(digest, patterns: patterns, cache: cache)
+    }
+
+    /// A pattern with a `/` matches whole member paths, one without matches file names; globs allowed.
+    static func matches(_ pattern: String, _ member: ArchiveEntry) -> Bool {
+        guard member.kind != .directory else { return false }
+        let subject = pattern.contains("/") ? member.path : (member.path as NSString).lastPathComponent
+        return fnmatch(pattern, subject, 0) == 0
     }
 
     /// The layer entries for `patterns` picked out of the archive and placed at `destination`.
@@ -90,13 +77,10 @@ enum ArchiveInputs {
         location: SourceLocation
     ) throws -> [LayerEntry] {
         let candidates = unpacked.members.filter { $0.kind != .directory }
-        var picked: [ArchiveMember] = []
+        var picked: [ArchiveEntry] = []
         var problems: [Diagnostic] = []
         for pattern in patterns {
-            let matches = candidates.filter { member in
-                let subject = pattern.contains("/") ? member.path : (member.path as NSString).lastPathComponent
-                return fnmatch(pattern, subject, 0) == 0
-            }
+            let matches = candidates.filter { Self.matches(pattern, $0) }
             if matches.isEmpty {
                 let listing = candidates.prefix(12).map(\.path).joined(separator: ", ")
                 problems.append(
@@ -122,15 +106,14 @@ enum ArchiveInputs {
             let path = intoDirectory ? LocalSources.join(destination, name) : destination
             switch member.kind {
             case .symlink:
-                entries.append(LayerEntry(path: path, kind: .symlink(target: member.target ?? ""), mode: 0o777))
+                entries.append(LayerEntry(path: path, kind: .symlink(target: member.linkTarget ?? ""), mode: 0o777))
             case .file, .hardlink:
-                let source =
-                    member.kind == .file ? member : ArchiveMember(path: member.target!, kind: .file, mode: 0, size: 0)
+                let source = member.kind == .file ? member : ArchiveEntry(path: member.linkTarget!, kind: .file)
                 entries.append(
                     LayerEntry(
                         path: path, kind: .file(.path(unpacked.file(source))), mode: ownership.mode ?? member.mode,
                         uid: ownership.uid, gid: ownership.gid))
-            case .directory:
+            case .directory, .other:
                 break
             }
         }

@@ -63,7 +63,7 @@ public enum DebianPackages {
     /// lock's diff shows exactly which packages moved.
     public static func prepare(
         _ recipes: [Recipe], lockPath: String, use: LockedPackages, httpOptions: HTTPOptions = HTTPOptions(),
-        environment: [String: String] = ProcessInfo.processInfo.environment,
+        cache: DownloadCache? = nil, environment: [String: String] = ProcessInfo.processInfo.environment,
         progress: @Sendable (String) -> Void = { _ in }
     ) async throws -> PreparedPackages {
         var prepared = PreparedPackages()
@@ -78,7 +78,8 @@ public enum DebianPackages {
         guard !work.isEmpty else { return prepared }
         var lock = try LockFile.load(lockPath)
         let original = lock
-        let cache = DownloadCache(root: DownloadCache.defaultRoot(environment: environment))
+        // The one download cache: `--cache-dir` applies to .debs as to url inputs.
+        let cache = cache ?? DownloadCache.default(environment: environment)
         let sources = AptSources.load()
         let transport = try HTTPTransport(options: httpOptions)
         do {

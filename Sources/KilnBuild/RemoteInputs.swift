@@ -3,51 +3,11 @@ import KilnDebian
 import KilnHTTP
 import KilnOCI
 import KilnRecipe
+import KilnStore
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// Downloaded inputs share KilnDebian's content-addressed cache (`<root>/sha256/<hex>`): each artifact is
-/// fetched once per machine and verified before it gets its name, so a file there is what its name says.
-extension DownloadCache {
-    /// `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln/downloads`, else `~/.cache/kiln/downloads`.
-    public static func `default`() -> DownloadCache { DownloadCache(root: defaultRoot()) }
-
-    public func path(for digest: Digest) -> String { path(sha256: digest.encoded) }
-
-    public func contains(_ digest: Digest) -> Bool { FileManager.default.fileExists(atPath: path(for: digest)) }
-
-    func prepare() throws {
-        try FileManager.default.createDirectory(atPath: root + "/sha256", withIntermediateDirectories: true)
-    }
-
-    /// Copies a pre-seeded file into the cache if its content is `digest` (hard link when possible).
-    /// Returns false, leaving nothing behind, when the content differs.
-    func adopt(file: String, as digest: Digest) throws -> Bool {
-        guard try FileDigests.hash(file) == digest else { return false }
-        try prepare()
-        let temp = path(for: digest) + ".part-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        if link(file, temp) != 0 {
-            do {
-                try FileManager.default.copyItem(atPath: file, toPath: temp)
-                // The copy is what the cache keeps: verify the bytes that landed, not the ones we read.
-                guard try FileDigests.hash(temp) == digest else {
-                    unlink(temp)
-                    return false
-                }
-            } catch {
-                unlink(temp)
-                throw BuildError.unreadableInput(path: file, reason: "\(error)")
-            }
-        }
-        guard rename(temp, path(for: digest)) == 0 else {
-            unlink(temp)
-            throw BuildError.unreadableInput(path: path(for: digest), reason: String(cString: strerror(errno)))
-        }
-        return true
-    }
-}
 
 /// One `url` input of a recipe.
 public struct RemoteInput: Sendable, Hashable {
@@ -222,24 +182,19 @@ public enum RemoteInputs {
         guard let url = URL(string: input.url), let scheme = url.scheme, ["http", "https"].contains(scheme) else {
             throw BuildError.recipe("'\(input.url)' is not an http(s) URL")
         }
-        try options.cache.prepare()
         let started = Date()
-        // Unpinned (kiln lock): land under a temporary name, then file it under the digest it turned out to have.
-        let target =
-            input.sha256.map { options.cache.path(for: $0) }
-            ?? "\(options.cache.root)/unverified-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        // Filed under the digest it has, once checked against the pin (or, unpinned under `kiln lock`, trusted).
+        let writer = try options.cache.writer()
+        defer { writer.discard() }
         let url0 = input.url
         let (response, digest, size) = try await transport.download(
-            HTTPRequest(.GET, url), to: target, expected: input.sha256,
+            HTTPRequest(.GET, url), into: writer, expected: input.sha256,
             progress: { done, total in events(.downloading(url: url0, done: done, total: total)) })
         guard response.status == 200, let digest else {
             throw BuildError.recipe("GET \(input.url) answered HTTP \(response.status)")
         }
+        try writer.commit(as: options.cache.path(for: digest))
         if input.sha256 == nil {
-            guard rename(target, options.cache.path(for: digest)) == 0 else {
-                unlink(target)
-                throw BuildError.unreadableInput(path: target, reason: String(cString: strerror(errno)))
-            }
             events(.trusted(url: input.url, digest: digest))
         }
         events(.downloaded(url: input.url, digest: digest, size: size, seconds: Date().timeIntervalSince(started)))

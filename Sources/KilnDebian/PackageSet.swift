@@ -1,6 +1,7 @@
 import Foundation
 import KilnHTTP
 import KilnLayer
+import KilnStore
 
 /// What a recipe asks for: `packages: {suite, components, packages, mirror, keyring}` for one architecture.
 public struct PackageSetRequest: Sendable, Hashable {
@@ -143,7 +144,7 @@ public enum PackageSets {
             func start() {
                 guard let package = pending.popFirst() else { return }
                 group.addTask {
-                    _ = try await cache.fetch(
+                    _ = try await cache.fetchFile(
                         url: mirror + "/" + package.filename, sha256: package.sha256, size: package.size,
                         transport: transport)
                 }

@@ -1,5 +1,6 @@
 import Foundation
 import KilnHTTP
+import KilnStore
 
 #if canImport(Glibc)
     import Glibc
@@ -143,7 +144,7 @@ public struct Repository: Sendable {
             let url = "\(mirror)/dists/\(suite)/\(file.path)"
             let path: String
             do {
-                path = try await cache.fetch(url: url, sha256: file.sha256, size: file.size, transport: transport)
+                path = try await cache.fetchFile(url: url, sha256: file.sha256, size: file.size, transport: transport)
             } catch DebianError.download(_, let detail) {
                 throw DebianError.index(url: url, detail: detail)
             }

@@ -58,64 +58,6 @@ public final class HTTPTransport: Sendable {
         }
     }
 
-    /// Streams a successful GET's body into `path` (atomically: a sibling temp file, fsync, rename), hashing as
-    /// it goes; a wrong digest or size leaves nothing behind. Other answers are returned with their body.
-    public func download(
-        _ request: HTTPRequest, to path: String, expected: Digest? = nil, expectedSize: Int64? = nil,
-        progress: (@Sendable (Int64, Int64?) -> Void)? = nil
-    ) async throws -> (response: HTTPResponse, digest: Digest?, size: Int64) {
-        try await withRetries(request) { request in
-            let response = try await self.execute(request)
-            let status = Int(response.status.code)
-            let headers = response.headers.map { ($0.name, $0.value) }
-            guard status == 200 else {
-                var body = Data()
-                for try await buffer in response.body where body.count < 65536 {
-                    body.append(contentsOf: buffer.readableBytesView)
-                }
-                return (HTTPResponse(status: status, headers: headers, body: body, url: request.url), nil, 0)
-            }
-            let total = expectedSize ?? response.headers.first(name: "content-length").flatMap { Int64($0) }
-            let temp = path + ".part-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            guard FileManager.default.createFile(atPath: temp, contents: nil),
-                let handle = FileHandle(forWritingAtPath: temp)
-            else { throw HTTPError.file(path: temp, detail: "cannot create file") }
-            var hasher = SHA256()
-            var size: Int64 = 0
-            do {
-                defer { try? handle.close() }
-                for try await buffer in response.body {
-                    buffer.withUnsafeReadableBytes { hasher.update($0) }
-                    try handle.write(contentsOf: Data(buffer.readableBytesView))
-                    size += Int64(buffer.readableBytes)
-                    if let expectedSize, size > expectedSize {
-                        throw HTTPError.sizeMismatch(
-                            url: request.url.absoluteString, expected: expectedSize, actual: size)
-                    }
-                    progress?(size, total)
-                }
-                try handle.synchronize()
-            } catch {
-                unlink(temp)
-                throw error
-            }
-            let digest = hasher.finalize()
-            if let expectedSize, size != expectedSize {
-                unlink(temp)
-                throw HTTPError.sizeMismatch(url: request.url.absoluteString, expected: expectedSize, actual: size)
-            }
-            if let expected, expected != digest {
-                unlink(temp)
-                throw HTTPError.digestMismatch(url: request.url.absoluteString, expected: expected, actual: digest)
-            }
-            guard rename(temp, path) == 0 else {
-                unlink(temp)
-                throw HTTPError.file(path: path, detail: String(cString: strerror(errno)))
-            }
-            return (HTTPResponse(status: 200, headers: headers, body: Data(), url: request.url), digest, size)
-        }
-    }
-
     /// Runs `attempt` under the retry policy when the request is retryable (once otherwise): connection
     /// errors and 408/429/5xx answers are tried again, honouring Retry-After. The last answer is returned as is.
     func withRetries<T>(_ request: HTTPRequest, _ attempt: (HTTPRequest) async throws -> T) async throws -> T {

@@ -5,78 +5,129 @@ import Foundation
     import Glibc
 #endif
 
-/// One member of an archive read by `ArchiveReader`.
-public struct ArchiveMember: Sendable, Hashable, Codable {
-    public enum Kind: String, Sendable, Codable {
-        case file, directory, symlink, hardlink
-    }
-
-    /// Normalised relative path (no leading `/`, no `.` or `..` components).
-    public var path: String
-    public var kind: Kind
-    public var mode: UInt32
-    public var size: Int64
-    /// Symlink target as stored, or the normalised path a hard link points at.
-    public var target: String?
-
-    public init(path: String, kind: Kind, mode: UInt32, size: Int64, target: String? = nil) {
-        self.path = path
-        self.kind = kind
-        self.mode = mode
-        self.size = size
-        self.target = target
-    }
-}
-
-/// Reads `.zip`, `.tar`, `.tar.gz`, `.tar.xz`, `.tar.zst` and `.deb`-style `ar` archives with libarchive, one
-/// member at a time, streaming file content; nothing is written outside what the caller decides.
+/// The one libarchive reader: input archives, `.deb`s and their members, image layers, compressed indexes;
+/// from a file or from memory; one entry at a time, content streamed. Model: umoci's `tar_extract.go`.
 ///
-/// Every member path is checked before the caller sees it: absolute paths, `..` components and symlinks whose
-/// target leaves the archive root are refused (`LayerError.pathEscapesRoot`), so a hostile archive cannot
-/// place or point files outside the destination.
+/// Every entry is checked before the caller sees it (see `ArchivePolicy`), and every byte of content counts
+/// against an `ExpansionLimit`, so a hostile archive can neither place or point files outside the
+/// destination nor fill the disk. Content is always drained through libarchive rather than skipped, so a
+/// member whose CRC is wrong is an error even when the caller did not want its bytes.
 public final class ArchiveReader {
-    private let archive: OpaquePointer
-    private let path: String
-    private var entry: OpaquePointer?
+    public enum Format: Sendable {
+        /// Zip (read through its central directory, so a cut-off zip is refused), else tar, cpio or ar, each
+        /// under any compression libarchive knows.
+        case any
+        /// tar under any compression (layers, a `.deb`'s members).
+        case tar
+        /// ar (the outer `.deb`).
+        case ar
+        /// One compressed stream, no archive (Packages indexes).
+        case raw
+    }
 
-    public init(path: String) throws {
-        guard let archive = archive_read_new() else { throw LayerError.archive(path: path, reason: "out of memory") }
-        self.archive = archive
-        self.path = path
-        archive_read_support_format_all(archive)
-        archive_read_support_filter_all(archive)
-        guard archive_read_open_filename(archive, path, 1 << 16) == ARCHIVE_OK else {
-            // Every stored property is set, so deinit runs and frees the handle.
-            let reason = Self.message(archive)
-            throw LayerError.archive(path: path, reason: "not a readable archive (\(reason))")
+    /// The archive's name in errors.
+    public let name: String
+    public let policy: ArchivePolicy
+    public let limit: ExpansionLimit
+    private let archive: OpaquePointer
+    private var memory: UnsafeMutableRawBufferPointer?
+    private var current: ArchiveEntry?
+    private var drained = true
+    /// Kinds of the paths seen so far, to name a file that is later used as a directory.
+    private var kinds: [String: ArchiveEntry.Kind] = [:]
+
+    /// `name` (default: `path`) is what errors call the archive.
+    public convenience init(
+        path: String, name: String? = nil, format: Format = .any, policy: ArchivePolicy = .input,
+        limit: ExpansionLimit = .none
+    ) throws {
+        try self.init(name: name ?? path, format: format, policy: policy, limit: limit, magic: Self.magic(path)) {
+            archive in
+            archive_read_open_filename(archive, path, 1 << 16)
         }
     }
 
-    deinit { archive_read_free(archive) }
+    /// Reads `data` (copied, so the caller's buffer may go away).
+    public convenience init(
+        data: Data, name: String, format: Format = .any, policy: ArchivePolicy = .input,
+        limit: ExpansionLimit = .none
+    ) throws {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(data.count, 1), alignment: 16)
+        data.copyBytes(to: copy)
+        try self.init(name: name, format: format, policy: policy, limit: limit, magic: Array(data.prefix(4))) {
+            archive in archive_read_open_memory(archive, copy.baseAddress, data.count)
+        }
+        memory = copy
+    }
 
-    /// The next member, or nil at the end. Its content is read with `readContent` before the next call.
-    public func next() throws -> ArchiveMember? {
+    private init(
+        name: String, format: Format, policy: ArchivePolicy, limit: ExpansionLimit, magic: [UInt8],
+        open: (OpaquePointer) -> Int32
+    ) throws {
+        guard let archive = archive_read_new() else { throw LayerError.archive(path: name, reason: "out of memory") }
+        self.archive = archive
+        self.name = name
+        self.policy = policy
+        self.limit = limit
+        switch format {
+        case .any where magic.starts(with: [0x50, 0x4b]):
+            // The seekable reader trusts the central directory (modes, sizes, CRCs); the streaming one would
+            // take a zip whose directory was cut off.
+            archive_read_support_format_zip_seekable(archive)
+        case .any:
+            archive_read_support_filter_all(archive)
+            archive_read_support_format_tar(archive)
+            archive_read_support_format_cpio(archive)
+            archive_read_support_format_ar(archive)
+        case .tar:
+            archive_read_support_filter_all(archive)
+            archive_read_support_format_tar(archive)
+        case .ar:
+            archive_read_support_format_ar(archive)
+        case .raw:
+            archive_read_support_filter_all(archive)
+            archive_read_support_format_raw(archive)
+        }
+        guard open(archive) == ARCHIVE_OK else {
+            throw LayerError.archive(path: name, reason: "not a readable archive (\(Self.message(archive)))")
+        }
+    }
+
+    deinit {
+        archive_read_free(archive)
+        memory?.deallocate()
+    }
+
+    /// The next entry (checked), or nil at the end. The previous entry's unread content is drained first.
+    public func next() throws -> ArchiveEntry? {
+        if !drained { try readContent { _ in } }
         var entry: OpaquePointer?
-        let status = archive_read_next_header(archive, &entry)
+        let status = withUTF8Locale { archive_read_next_header(archive, &entry) }
         if status == ARCHIVE_EOF { return nil }
         guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
-            throw LayerError.archive(path: path, reason: Self.message(archive))
+            throw LayerError.archive(path: name, reason: Self.message(archive))
         }
-        self.entry = entry
-        guard let raw = archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry) else {
-            throw LayerError.archive(path: path, reason: "a member has no readable name")
+        try checkExpansion()
+        let raw = try withUTF8Locale { try Self.name(archive_entry_pathname(entry), archive: name) }
+        let symlink = try withUTF8Locale { try archive_entry_symlink(entry).map { try Self.name($0, archive: name) } }
+        let hardlink = try withUTF8Locale {
+            try archive_entry_hardlink(entry).map { try Self.name($0, archive: name) }
         }
-        let name = String(cString: raw)
-        let member = try Self.member(
-            name: name, type: archive_entry_filetype(entry), mode: UInt32(archive_entry_perm(entry)),
-            size: archive_entry_size(entry),
-            symlink: archive_entry_symlink_utf8(entry).map { String(cString: $0) },
-            hardlink: archive_entry_hardlink_utf8(entry).map { String(cString: $0) })
+        var member = try ArchiveEntryCheck(policy: policy, archive: name).entry(
+            name: raw, type: UInt32(archive_entry_filetype(entry)), mode: UInt32(archive_entry_perm(entry)),
+            size: archive_entry_size(entry), symlink: symlink, hardlink: hardlink)
+        member.uid = archive_entry_uid(entry)
+        member.gid = archive_entry_gid(entry)
+        member.mtime = Int64(archive_entry_mtime(entry))
+        try checkParents(member, raw: raw)
+        current = member
+        drained = member.kind != .file
         return member
     }
 
-    /// Streams the current member's content to `body`, in chunks.
+    /// Streams the current entry's content to `body`, in chunks, counting it against the expansion limit.
     public func readContent(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        defer { drained = true }
         var buffer: UnsafeRawPointer?
         var size = 0
         var offset: la_int64_t = 0
@@ -84,64 +135,108 @@ public final class ArchiveReader {
             let status = archive_read_data_block(archive, &buffer, &size, &offset)
             if status == ARCHIVE_EOF { return }
             guard status == ARCHIVE_OK || status == ARCHIVE_WARN else {
-                throw LayerError.archive(path: path, reason: Self.message(archive))
+                throw LayerError.archive(
+                    path: name, reason: "member '\(current?.path ?? "")': \(Self.message(archive))")
             }
+            try checkExpansion()
             if size > 0 { try body(UnsafeRawBufferPointer(start: buffer, count: size)) }
         }
     }
 
-    /// Checks a member's name and link target; see the type's documentation.
-    static func member(
-        name: String, type: mode_t, mode: UInt32, size: Int64, symlink: String?, hardlink: String?
-    ) throws -> ArchiveMember {
-        if name.hasPrefix("/") { throw LayerError.pathEscapesRoot(name) }
-        let path = try LayerPath.normalise(name)
-        guard !path.isEmpty else {
-            return ArchiveMember(path: "", kind: .directory, mode: mode & 0o7777, size: 0, target: nil)
+    /// The current entry's whole content, refusing more than `limit` bytes (control files, small members).
+    public func readAll(limit: Int = 64 << 20) throws -> Data {
+        var data = Data()
+        try readContent { chunk in
+            guard data.count + chunk.count <= limit else {
+                throw LayerError.archive(
+                    path: name, reason: "member '\(current?.path ?? "")' is larger than \(limit) bytes")
+            }
+            data.append(contentsOf: chunk)
         }
-        switch type & S_IFMT {
-        case S_IFDIR:
-            return ArchiveMember(path: path, kind: .directory, mode: mode & 0o7777, size: 0, target: nil)
-        case S_IFLNK:
-            let target = symlink ?? ""
-            guard symlinkStaysInside(path: path, target: target) else {
-                throw LayerError.archive(
-                    path: name, reason: "symlink to '\(target)' points outside the archive; refusing the archive")
-            }
-            return ArchiveMember(path: path, kind: .symlink, mode: 0o777, size: 0, target: target)
-        default:
-            if let hardlink, !hardlink.isEmpty {
-                if hardlink.hasPrefix("/") { throw LayerError.pathEscapesRoot(hardlink) }
-                return ArchiveMember(
-                    path: path, kind: .hardlink, mode: mode & 0o7777, size: 0,
-                    target: try LayerPath.normalise(hardlink))
-            }
-            guard type & S_IFMT == S_IFREG || type == 0 else {
-                throw LayerError.archive(
-                    path: name, reason: "device, FIFO and socket members are not allowed in an input archive")
-            }
-            return ArchiveMember(path: path, kind: .file, mode: mode & 0o7777, size: size, target: nil)
+        return data
+    }
+
+    /// Bytes of expanded content read so far (after decompression, before the archive format).
+    public var expandedBytes: Int64 { archive_filter_bytes(archive, 0) }
+
+    private func checkExpansion() throws {
+        let expanded = archive_filter_bytes(archive, 0)
+        let compressed = max(archive_filter_bytes(archive, -1), 1)
+        if expanded > limit.maxBytes {
+            throw LayerError.archive(
+                path: name,
+                reason:
+                    "expands to more than \(limit.maxBytes) bytes, the limit for an archive: refusing it as a likely decompression bomb"
+            )
+        }
+        if expanded > limit.ratioFloor, expanded / compressed > limit.maxRatio {
+            throw LayerError.archive(
+                path: name,
+                reason:
+                    "expands more than \(limit.maxRatio) times (\(expanded) bytes from \(compressed)): refusing it as a likely decompression bomb"
+            )
         }
     }
 
-    /// A relative target resolved against the link's directory must stay at or below the root; an absolute
-    /// target always points outside what the archive provides.
-    static func symlinkStaysInside(path: String, target: String) -> Bool {
-        if target.isEmpty || target.hasPrefix("/") { return false }
-        var depth = path.split(separator: "/").count - 1
-        for part in target.split(separator: "/", omittingEmptySubsequences: true) {
-            switch part {
-            case ".": continue
-            case "..":
-                depth -= 1
-                if depth < 0 { return false }
-            default: depth += 1
+    /// A file, link or device used as a parent directory of a later entry is an error naming both.
+    private func checkParents(_ member: ArchiveEntry, raw: String) throws {
+        var parent = Substring(member.path)
+        while let slash = parent.lastIndex(of: "/") {
+            parent = parent[..<slash]
+            if let kind = kinds[String(parent)] {
+                guard kind == .directory else {
+                    throw LayerError.archive(
+                        path: name,
+                        reason:
+                            "member '\(raw)' is inside '\(parent)', which the archive has as a \(kind.rawValue), not a directory"
+                    )
+                }
+                break
             }
         }
-        return true
+        if let seen = kinds[member.path], policy != .layer, seen != .directory || member.kind != .directory {
+            // A repeated directory only restates attributes; any other repeat would make the result depend on
+            // which copy wins (`tar x` keeps the last, Kiln used to keep the first): refused, naming both.
+            throw LayerError.archive(
+                path: name,
+                reason:
+                    "member '\(raw)' appears twice (as a \(seen.rawValue), then as a \(member.kind.rawValue)): keep one of them"
+            )
+        }
+        kinds[member.path] = member.kind
     }
 
-    private static func message(_ archive: OpaquePointer) -> String {
+    /// A name as UTF-8, or an error showing the raw bytes escaped (never replaced with U+FFFD: two names
+    /// would collide).
+    static func name(_ raw: UnsafePointer<CChar>?, archive: String) throws -> String {
+        guard let raw else { throw LayerError.archive(path: archive, reason: "a member has no readable name") }
+        let bytes = UnsafeBufferPointer(
+            start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw))
+        if let string = String(validating: bytes, as: UTF8.self) { return string }
+        let escaped = bytes.map { $0 >= 0x20 && $0 < 0x7f ? String(UnicodeScalar($0)) : String(format: "\\x%02x", $0) }
+        throw LayerError.archive(
+            path: archive, reason: "member name '\(escaped.joined())' is not UTF-8: rename it in the archive")
+    }
+
+    static func magic(_ path: String) -> [UInt8] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? handle.close() }
+        return Array((try? handle.read(upToCount: 4)) ?? Data())
+    }
+
+    static func message(_ archive: OpaquePointer) -> String {
         archive_error_string(archive).map { String(cString: $0) } ?? "unknown libarchive error"
     }
+}
+
+/// libarchive converts names through the thread's locale; in the C locale a UTF-8 name cannot be converted.
+/// Each call runs under a thread-local C.UTF-8 locale, so names arrive as the bytes the archive holds.
+func withUTF8Locale<T>(_ body: () throws -> T) rethrows -> T {
+    let utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", nil)
+    let previous = utf8.map { uselocale($0) }
+    defer {
+        if let previous { uselocale(previous) }
+        if let utf8 { freelocale(utf8) }
+    }
+    return try body()
 }

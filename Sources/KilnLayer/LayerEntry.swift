@@ -73,16 +73,34 @@ public enum LayerError: Error, CustomStringConvertible, Equatable {
 
 /// Path hygiene shared by the writer and the archive reader.
 public enum LayerPath {
-    /// `/usr//bin/./x/` → `usr/bin/x`. Refuses `..` and whiteout names; returns "" for the root.
-    public static func normalise(_ path: String) throws -> String {
+    /// `/usr//bin/./x/` → `usr/bin/x`. Refuses `..` and (unless `whiteouts`, for layers read back) whiteout
+    /// names; returns "" for the root.
+    public static func normalise(_ path: String, whiteouts: Bool = false) throws -> String {
         var parts: [Substring] = []
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
             if part == ".." { throw LayerError.pathEscapesRoot(path) }
-            if part.hasPrefix(".wh.") { throw LayerError.reservedName(path) }
+            if !whiteouts && part.hasPrefix(".wh.") { throw LayerError.reservedName(path) }
             parts.append(part)
         }
         return parts.joined(separator: "/")
+    }
+
+    /// Whether a relative symlink `target` at `path` resolves at or below the root (false for "" and for
+    /// absolute targets).
+    public static func staysInside(path: String, target: String) -> Bool {
+        if target.isEmpty || target.hasPrefix("/") { return false }
+        var depth = path.split(separator: "/").count - 1
+        for part in target.split(separator: "/", omittingEmptySubsequences: true) {
+            switch part {
+            case ".": continue
+            case "..":
+                depth -= 1
+                if depth < 0 { return false }
+            default: depth += 1
+            }
+        }
+        return true
     }
 
     /// Bytewise order, so the result does not depend on locale or Unicode normalisation.

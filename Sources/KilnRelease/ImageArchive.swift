@@ -90,29 +90,17 @@ public enum ImageArchive {
         return (entries, descriptor.digest)
     }
 
-    /// Writes the archive to `path` atomically (a sibling temporary file, fsynced, renamed into place).
+    /// Writes the archive to `path` atomically (KilnStore's `AtomicFile.replace`).
     @discardableResult
     public static func write(
         layout: OCILayout, reference: String, format: Format, to path: String, platform: Platform = .host
     ) async throws -> Result {
         let (entries, image) = try await Self.entries(
             layout: layout, reference: reference, format: format, platform: platform)
-        let directory = (path as NSString).deletingLastPathComponent
-        let temp = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
-        let written: LayerResult
-        do {
-            written = try LayerWriter.write(
+        let written = try AtomicFile.replace(path) { temp in
+            try LayerWriter.write(
                 entries: entries, to: temp, options: LayerOptions(mtime: 0, compression: .none, threads: 1))
-        } catch {
-            unlink(temp)
-            throw error
         }
-        guard rename(temp, path) == 0 else {
-            let detail = String(cString: strerror(errno))
-            unlink(temp)
-            throw StoreError.io(path: path, operation: "move the archive into place", detail: detail)
-        }
-        AtomicFile.syncDirectory(directory.isEmpty ? "." : directory)
         return Result(digest: written.diffID, size: written.uncompressedSize, image: image)
     }
 }

@@ -91,7 +91,8 @@ public struct Verifier: Sendable {
             downloads: inputOptions.cache, remoteInputs: inputs)
         options.locked = FileManager.default.fileExists(atPath: lockPath)
         options.packages = try await DebianPackages.prepare(
-            closure, lockPath: lockPath, use: options.locked ? .required : .preferred, httpOptions: httpOptions)
+            closure, lockPath: lockPath, use: options.locked ? .required : .preferred, httpOptions: httpOptions,
+            cache: inputOptions.cache)
         let builder = Builder(
             layout: layout,
             options: options,

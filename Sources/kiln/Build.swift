@@ -137,7 +137,8 @@ struct Build: AsyncParsableCommand {
         // Debian package sets: resolved (or taken from the lock) and downloaded before the build.
         options.packages = try await DebianPackages.prepare(
             recipes, lockPath: lockPath, use: locked ? .required : .preferred,
-            httpOptions: HTTPOptions(caFile: registryFlags.caFile), progress: { if !json { Output.status($0) } })
+            httpOptions: HTTPOptions(caFile: registryFlags.caFile), cache: inputs.cache,
+            progress: { if !json { Output.status($0) } })
         let reporter = ProgressReporter()
         let builder = Builder(
             layout: layout, options: options, events: { event in if !json { reporter.handle(event) } })

@@ -4,6 +4,7 @@ import KilnBuild
 import KilnDebian
 import KilnHTTP
 import KilnOCI
+import KilnStore
 
 /// Where remote inputs come from and where the lock file is.
 struct InputFlags: ParsableArguments {

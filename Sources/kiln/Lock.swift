@@ -39,7 +39,7 @@ struct Lock: AsyncParsableCommand {
             // Package sets first: they write their part of the lock, which is then read back.
             let packages = try await DebianPackages.prepare(
                 set.recipes, lockPath: lockPath, use: .refreshed,
-                httpOptions: HTTPOptions(caFile: registryFlags.caFile),
+                httpOptions: HTTPOptions(caFile: registryFlags.caFile), cache: inputs.cache,
                 progress: { Output.status($0) })
             try packages.saveLock()
             var lock = try LockFile.load(lockPath)

@@ -2,6 +2,7 @@ import Foundation
 import KilnHTTP
 import KilnLayer
 import KilnOCI
+import KilnStore
 import KilnTestSupport
 import Testing
 
@@ -79,7 +80,7 @@ import Testing
                 return
             }
             #expect(try String(contentsOfFile: staged, encoding: .utf8) == "#!/bin/sh\necho app\n")
-            #expect(staged.hasPrefix(fixture.cacheDirectory.path + "/unpacked/"))
+            #expect(staged.hasPrefix(fixture.cacheDirectory.path + "/unpacked-v2/"))
             #expect(byPath["/usr/share/doc/app/README"]?.mode == 0o644)
             #expect(byPath["/usr/bin/app-link"]?.kind == .symlink(target: "app"))
             // dpkg-deb stores the second name of a hard-linked file as a hard link to the first in tar order.

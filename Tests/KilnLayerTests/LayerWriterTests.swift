@@ -205,9 +205,9 @@ import Testing
         return (tmp, path)
     }
 
-    func members(_ path: String) throws -> [ArchiveMember] {
+    func members(_ path: String) throws -> [ArchiveEntry] {
         let reader = try ArchiveReader(path: path)
-        var result: [ArchiveMember] = []
+        var result: [ArchiveEntry] = []
         while let member = try reader.next() { result.append(member) }
         return result
     }
@@ -231,7 +231,7 @@ import Testing
         #expect(String(decoding: content, as: UTF8.self) == "hello")
         #expect(
             try reader.next()
-                == ArchiveMember(path: "dir/link", kind: .symlink, mode: 0o777, size: 0, target: "bin/komodod"))
+                == ArchiveEntry(path: "dir/link", kind: .symlink, mode: 0o777, linkTarget: "bin/komodod"))
         #expect(try reader.next() == nil)
     }
 

@@ -1,0 +1,90 @@
+import Foundation
+import KilnOCI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Reads a content-addressed file and checks, as it goes, that it is what its name says: at the end of the
+/// stream the sha256 (and size) must match, else `StoreError.corruptBlob`. Readers that stream a stored blob
+/// anyway (export, push, verify, diff) read through this, so a tampered or bit-rotted store is refused at the
+/// first use instead of being copied on.
+public final class VerifyingReader {
+    public let path: String
+    public let expected: Digest?
+    public let expectedSize: Int64?
+    public private(set) var count: Int64 = 0
+    private var hasher = SHA256()
+    private let fd: Int32
+    private var finished = false
+
+    /// `expected` nil only hashes (see `digest`).
+    public init(path: String, expected: Digest?, expectedSize: Int64? = nil) throws {
+        self.path = path
+        self.expected = expected
+        self.expectedSize = expectedSize
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw StoreError.io(path: path, operation: "open", detail: String(cString: strerror(errno)))
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Fills `buffer` from the file; returns 0 at the end, after the digest was checked.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StoreError.io(path: path, operation: "read", detail: String(cString: strerror(errno)))
+            }
+            if n == 0 {
+                try finish()
+                return 0
+            }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            count += Int64(n)
+            if let expectedSize, count > expectedSize, let expected {
+                throw StoreError.corruptBlob(path: path, expected: expected, actual: hasher.finalize())
+            }
+            return n
+        }
+    }
+
+    /// Streams the whole file to `body` in chunks; the digest is checked before the last call returns.
+    public func forEachChunk(size: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try read(into: buffer)
+            if n == 0 { return }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+
+    /// The digest of everything read (valid once `read` returned 0).
+    public private(set) var digest: Digest?
+
+    private func finish() throws {
+        guard !finished else { return }
+        finished = true
+        let actual = hasher.finalize()
+        digest = actual
+        if let expected, actual != expected || (expectedSize.map { $0 != count } ?? false) {
+            throw StoreError.corruptBlob(path: path, expected: expected, actual: actual)
+        }
+    }
+
+    /// sha256 and size of the file at `path`.
+    public static func digest(of path: String) throws -> (digest: Digest, size: Int64) {
+        let reader = try VerifyingReader(path: path, expected: nil)
+        try reader.forEachChunk { _ in }
+        return (reader.digest!, reader.count)
+    }
+
+    /// Reads the whole file at `path`, refusing it unless it hashes to `expected`.
+    public static func verify(_ path: String, expected: Digest, expectedSize: Int64? = nil) throws {
+        try VerifyingReader(path: path, expected: expected, expectedSize: expectedSize).forEachChunk { _ in }
+    }
+}
