@@ -27,7 +27,10 @@ enum ArchiveInputs {
         func file(_ member: ArchiveEntry) -> String { root + "/tree/" + member.path }
     }
 
-    static func unpack(_ digest: Digest, patterns: [String], cache: DownloadCache) throws -> Unpacked {
+    /// `limit`: the recipe's `unpack-limit`, which replaces the default expansion limits.
+    static func unpack(_ digest: Digest, patterns: [String], limit: Int64? = nil, cache: DownloadCache) throws
+        -> Unpacked
+    {
         let parent = cache.root + "/extracted-v2"
         let key = Digest.sha256(patterns.sorted().joined(separator: "\n")).encoded.prefix(16)
         let root = "\(parent)/\(digest.encoded)-\(key)"
@@ -41,9 +44,17 @@ enum ArchiveInputs {
         let tree = staged.path + "/tree"
         try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
         let archive = cache.path(for: digest)
-        let open = { try ArchiveReader(path: archive, format: .any, policy: .input, limit: .inputs) }
+        let expansion = limit.map { ExpansionLimit(maxBytes: $0, maxRatio: .max, ratioFloor: .max) } ?? .inputs
+        let open = { try ArchiveReader(path: archive, format: .any, policy: .input, limit: expansion) }
         let wanted = { (member: ArchiveEntry) in patterns.contains { matches($0, member) } }
-        let members = try ArchiveExtractor.extract(open(), into: tree, wanted: wanted)
+        let members: [ArchiveEntry]
+        do {
+            members = try ArchiveExtractor.extract(open(), into: tree, wanted: wanted)
+        } catch LayerError.archive(let path, let reason) where reason.contains("decompression bomb") {
+            throw LayerError.archive(
+                path: path,
+                reason: reason + " (for an archive that really is this big, set `unpack-limit:` on its add entry, e.g. `unpack-limit: 20G`)")
+        }
         // A picked hard link needs its target's content, which the first pass may have left unread.
         let files = Set(members.filter { $0.kind == .file }.map(\.path))
         var targets = Set<String>()
@@ -59,7 +70,7 @@ enum ArchiveInputs {
         }
         try AtomicFile.write(JSONEncoder().encode(Listing(members: members)), to: staged.path + "/members.json")
         try staged.publish(as: root)
-        return try unpack(digest, patterns: patterns, cache: cache)
+        return try unpack(digest, patterns: patterns, limit: limit, cache: cache)
     }
 
     /// A pattern with a `/` matches whole member paths, one without matches file names; globs allowed.
@@ -111,7 +122,9 @@ enum ArchiveInputs {
                 let source = member.kind == .file ? member : ArchiveEntry(path: member.linkTarget!, kind: .file)
                 entries.append(
                     LayerEntry(
-                        path: path, kind: .file(.path(unpacked.file(source))), mode: ownership.mode ?? member.mode,
+                        path: path, kind: .file(.path(unpacked.file(source))),
+                        // setuid and setgid bits from an archive are dropped unless the recipe's `mode` asks.
+                        mode: ownership.mode ?? member.mode & ~0o6000,
                         uid: ownership.uid, gid: ownership.gid))
             case .directory, .other:
                 break

@@ -41,7 +41,11 @@ public final class ArchiveReader {
         path: String, name: String? = nil, format: Format = .any, policy: ArchivePolicy = .input,
         limit: ExpansionLimit = .none
     ) throws {
-        try self.init(name: name ?? path, format: format, policy: policy, limit: limit, magic: Self.magic(path)) {
+        let magic = Self.magic(path)
+        if format == .any && magic.starts(with: [0x1f, 0x8b]) {
+            try GzipCheck.verify(path: path, name: name ?? path, limit: limit)
+        }
+        try self.init(name: name ?? path, format: format, policy: policy, limit: limit, magic: magic) {
             archive in
             archive_read_open_filename(archive, path, 1 << 16)
         }
@@ -163,18 +167,10 @@ public final class ArchiveReader {
         let expanded = archive_filter_bytes(archive, 0)
         let compressed = max(archive_filter_bytes(archive, -1), 1)
         if expanded > limit.maxBytes {
-            throw LayerError.archive(
-                path: name,
-                reason:
-                    "expands to more than \(limit.maxBytes) bytes, the limit for an archive: refusing it as a likely decompression bomb"
-            )
+            throw LayerError.archive(path: name, reason: ExpansionLimit.tooLarge(limit.maxBytes))
         }
         if expanded > limit.ratioFloor, expanded / compressed > limit.maxRatio {
-            throw LayerError.archive(
-                path: name,
-                reason:
-                    "expands more than \(limit.maxRatio) times (\(expanded) bytes from \(compressed)): refusing it as a likely decompression bomb"
-            )
+            throw LayerError.archive(path: name, reason: ExpansionLimit.tooCompressed(limit.maxRatio, expanded: expanded))
         }
     }
 

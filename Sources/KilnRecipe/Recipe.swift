@@ -70,6 +70,9 @@ public struct AddSpec: Sendable {
     public var to: String
     public var ownership: Ownership
     public var location: SourceLocation
+    /// `unpack-limit`: how many bytes an `extract` archive may expand to, replacing the default limits (total
+    /// and ratio) for one archive that really is that big.
+    public var unpackLimit: Int64? = nil
 
     public enum Source: Sendable, Hashable {
         case local(pattern: String)

@@ -186,7 +186,7 @@ struct RecipeParser {
     mutating func add(_ node: Node) -> AddSpec? {
         guard
             let fields = mapping(
-                node, "an add entry", allowed: ["src", "url", "sha256", "extract", "to"] + Self.ownershipKeys)
+                node, "an add entry", allowed: ["src", "url", "sha256", "extract", "unpack-limit", "to"] + Self.ownershipKeys)
         else { return nil }
         let value = { (key: String) in fields.first { $0.key == key }?.value }
         guard let toNode = value("to"), let to = absolutePath(toNode, "to") else {
@@ -198,7 +198,7 @@ struct RecipeParser {
         let source: AddSpec.Source
         switch (value("src"), value("url")) {
         case (let src?, nil):
-            for key in ["sha256", "extract"] where value(key) != nil {
+            for key in ["sha256", "extract", "unpack-limit"] where value(key) != nil {
                 report(
                     value(key)!, "`\(key)` applies to `url` inputs only",
                     hint: "remove it, or fetch the file with `url:`")
@@ -238,7 +238,26 @@ struct RecipeParser {
             report(node, "an add entry takes `src` or `url`, not both", hint: "split it into two entries")
             return nil
         }
-        return AddSpec(source: source, to: to, ownership: ownership(fields), location: loc(node))
+        var spec = AddSpec(source: source, to: to, ownership: ownership(fields), location: loc(node))
+        if let limit = value("unpack-limit") { spec.unpackLimit = byteSize(limit, "unpack-limit") }
+        return spec
+    }
+
+    /// `12345`, or a number with a binary suffix: `512M`, `20G`, `1T` (also `MiB`, `GiB`, `TiB`).
+    mutating func byteSize(_ node: Node, _ what: String) -> Int64? {
+        guard let text = string(node, what) else { return nil }
+        let units: [(String, Int64)] = [
+            ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("T", 1 << 40), ("G", 1 << 30),
+            ("M", 1 << 20), ("K", 1 << 10), ("", 1),
+        ]
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
+            if let value = Int64(number), value > 0, value <= Int64.max / factor { return value * factor }
+            break
+        }
+        report(node, "\(what) '\(text)' is not a size", hint: "write bytes, or a number with K, M, G or T, e.g. `20G`")
+        return nil
     }
 
     mutating func dir(_ node: Node) -> DirectorySpec? {
