@@ -5,9 +5,13 @@ import Yams
 /// substituting `{{field}}` (or `{{field | lower}}`) in every string. A list item that is exactly `{{args}}`
 /// becomes the entry's komodod arguments: `-ac_name=…` first, the other fields in name order, and a list value
 /// repeating its flag (`-addnode=a -addnode=b`), as komodo's own `listassetchainparams` prints them.
+/// `{{chain}}` names the chain as dPoW does: the last component of its `datadir` when it has one (dPoW's file
+/// runs GLEEC twice, the old chain in `GLEEC_OLD`), else its `ac_name`. `${NAME}` in a value is replaced from
+/// the matrix's `env` (komodod would get it literally: no shell runs between the image and komodod).
 struct Matrix {
     let file: String
     var diagnostics: [Diagnostic] = []
+    var environment: [String: String] = [:]
 
     init(file: String) { self.file = file }
 
@@ -54,7 +58,58 @@ struct Matrix {
                     hint: "use komodo's assetchains.json format"))
             return nil
         }
-        return array
+        for (key, value) in map where key.string != "file" {
+            guard key.string == "env", case .mapping(let env) = value else {
+                diagnostics.append(
+                    Diagnostic(
+                        location, "unknown matrix key '\(key.string ?? "?")'",
+                        hint: "a matrix has `file` and optionally `env: {HOME: /home/komodo}`"))
+                return nil
+            }
+            for (name, text) in env { environment[name.string ?? ""] = text.string ?? "" }
+        }
+        var entries: [Entry] = []
+        for (index, entry) in array.enumerated() {
+            var expanded: Entry = [:]
+            for (key, value) in entry {
+                expanded[key] = expand(value, field: key, entry: entry, index: index, location: location, path: path)
+            }
+            entries.append(expanded)
+        }
+        return diagnostics.isEmpty ? entries : nil
+    }
+
+    /// `${NAME}` replaced from `env`; a name it lacks is an error, never passed on literally.
+    private mutating func expand(
+        _ value: Any, field: String, entry: Entry, index: Int, location: SourceLocation, path: String
+    ) -> Any {
+        if let list = value as? [Any] {
+            return list.map { expand($0, field: field, entry: entry, index: index, location: location, path: path) }
+        }
+        guard var text = value as? String, text.contains("${") else { return value }
+        while let open = text.range(of: "${"), let close = text[open.upperBound...].firstIndex(of: "}") {
+            let name = String(text[open.upperBound..<close])
+            guard let replacement = environment[name] else {
+                let chain = Self.text(entry["ac_name"] ?? "#\(index + 1)")
+                diagnostics.append(
+                    Diagnostic(
+                        location, "\(path): \(chain)'s \(field) uses ${\(name)}, which komodod would get literally",
+                        hint: "give its value under the matrix: `matrix: {file: \(path), env: {\(name): …}}`"))
+                return value
+            }
+            text.replaceSubrange(open.lowerBound...close, with: replacement)
+        }
+        return text
+    }
+
+    /// dPoW's name for a chain: its datadir's last component when it has one, else its ac_name.
+    static func chainName(_ entry: Entry) -> String {
+        if let datadir = entry["datadir"] as? String,
+            let last = datadir.split(separator: "/").last(where: { !$0.isEmpty })
+        {
+            return String(last)
+        }
+        return text(entry["ac_name"] ?? "")
     }
 
     private func substitute(_ node: Node, entry: Entry, index: Int, problems: inout [Diagnostic]) -> Node {
@@ -107,7 +162,7 @@ struct Matrix {
             let location = SourceLocation(file: file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
             if field == "args" {
                 result += Self.arguments(entry).joined(separator: " ")
-            } else if let value = entry[field] {
+            } else if let value = field == "chain" ? Self.chainName(entry) : entry[field] {
                 var rendered = Self.text(value)
                 for filter in expression.dropFirst() {
                     switch filter {

@@ -12,6 +12,8 @@ enum Plan {
         var platforms: [String]
         var layers: [Layer]
         var lockedDigest: String?
+        /// The ports the recipe itself exposes (an assetchain's derived p2p and RPC ports), when any.
+        var ports: [String]?
     }
 
     struct Layer: Encodable {
@@ -36,7 +38,8 @@ enum Plan {
                 name: recipe.name, version: recipe.version, base: describe(recipe.base),
                 platforms: recipe.platforms.map(\.description),
                 layers: recipe.layers.map { Layer(name: $0.name, items: $0.items.map(describe)) },
-                lockedDigest: lock.images["\(recipe.name):\(recipe.version)"]?.description)
+                lockedDigest: lock.images["\(recipe.name):\(recipe.version)"]?.description,
+                ports: recipe.settings.exposedPorts.map { $0.keys.sorted() })
         }
         let document = Document(
             images: images,
