@@ -46,6 +46,8 @@ let package = Package(
             ]),
         // Distribution-spec client: auth, push, pull.
         .target(name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnHTTP"]),
+        // Hermetic build steps: a bubblewrap sandbox, environment roots, git-pinned source trees.
+        .target(name: "KilnSandbox", dependencies: ["KilnOCI", "KilnLayer", "CCrypto"]),
         // Debian package sets: resolve, verify, unpack.
         .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP"]),
         // Planning, fetching, layer cache, assembling images, tagging.
@@ -75,6 +77,9 @@ let package = Package(
             name: "KilnRegistryTests",
             dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnOCI", "KilnLayer", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnSandboxTests",
+            dependencies: ["KilnSandbox", "KilnDebian", "KilnLayer", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
         .testTarget(
             name: "KilnReleaseTests",

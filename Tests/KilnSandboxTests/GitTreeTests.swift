@@ -1,0 +1,110 @@
+import Foundation
+import KilnTestSupport
+import Testing
+
+@testable import KilnSandbox
+
+/// Git tree ids computed here against git itself, and the real dPoW archive against its published tree.
+@Suite struct GitTreeTests {
+    static let sources = Self.sharedSources()
+    static let dPoWCommit = "2f846c0aa790516c49299914488623ecb31b1d2b"
+    static let dPoWTree = "e8aa547cd2a9c0b418d1082bbabbe4f75aad79a2"
+
+    /// `../shared/sources` beside the repository (CI) or `/work/shared/sources` (the team's machines).
+    static func sharedSources() -> String {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let beside = repository.deletingLastPathComponent().appendingPathComponent("shared/sources").path
+        return FileManager.default.fileExists(atPath: beside) ? beside : "/work/shared/sources"
+    }
+
+    static var dPoWArchive: String { sources + "/dPoW-\(dPoWCommit).tar.gz" }
+
+    /// A small repository with what makes tree ids tricky: executables, symlinks, nested and empty
+    /// directories, and names that sort differently as files and as directories (`a`, `a-b`, `a.c`, `a0`).
+    func makeRepository(_ tmp: TemporaryDirectory) throws -> (path: String, tree: String) {
+        let repo = tmp.path + "/repo"
+        try tmp.write("repo/README", "hello\n")
+        try tmp.write("repo/run.sh", "#!/bin/sh\necho run\n", mode: 0o755)
+        try tmp.write("repo/a/inner.c", "int x;\n")
+        try tmp.write("repo/a-b", "dash\n")
+        try tmp.write("repo/a.c", "dot\n")
+        try tmp.write("repo/a0/deep/er/file", "")
+        try FileManager.default.createDirectory(atPath: repo + "/empty/dir", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: repo + "/link", withDestinationPath: "a/inner.c")
+        let git = { (args: [String]) in
+            try Shell.run(
+                ["git", "-C", repo] + args,
+                environment: [
+                    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+                    "GIT_COMMITTER_EMAIL": "t@example.invalid",
+                ]
+            ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        _ = try git(["init", "-q"])
+        _ = try git(["add", "-A"])
+        let tree = try git(["write-tree"])
+        _ = try git(["commit", "-q", "-m", "x"])
+        return (repo, tree)
+    }
+
+    @Test func matchesGitForEveryKindOfEntryAndEveryFormOfTheSource() throws {
+        let tmp = try TemporaryDirectory("kiln-gittree")
+        defer { tmp.remove() }
+        let (repo, tree) = try makeRepository(tmp)
+        // The clone itself (`.git` is not part of the tree; the empty directory is not either).
+        #expect(try GitTree.id(of: repo) == tree)
+        // `git archive` with a prefix (what ../shared/sources holds) and without one, as tar and as zip.
+        try Shell.run(["git", "-C", repo, "archive", "--prefix=repo-abc/", "-o", tmp.path + "/p.tar.gz", "HEAD"])
+        try Shell.run(["git", "-C", repo, "archive", "-o", tmp.path + "/n.tar", "HEAD"])
+        try Shell.run(["git", "-C", repo, "archive", "-o", tmp.path + "/z.zip", "HEAD"])
+        for name in ["p.tar.gz", "n.tar", "z.zip"] {
+            let out = tmp.path + "/x-" + name
+            try SourceTree.extract(archive: tmp.path + "/" + name, into: out)
+            #expect(try SourceTree.verifiedRoot(of: out, tree: tree, source: name).hasPrefix(out), "\(name)")
+        }
+    }
+
+    @Test func theRealDPoWArchiveHasItsCommitsTree() throws {
+        let tmp = try TemporaryDirectory("kiln-dpow")
+        defer { tmp.remove() }
+        try SourceTree.extract(archive: Self.dPoWArchive, into: tmp.path + "/x")
+        let root = try SourceTree.verifiedRoot(of: tmp.path + "/x", tree: Self.dPoWTree, source: "dPoW")
+        #expect(root == tmp.path + "/x/dPoW-\(Self.dPoWCommit)")
+        #expect(FileManager.default.fileExists(atPath: root + "/iguana/Makefile"))
+        #expect(FileManager.default.fileExists(atPath: root + "/iguana/elected"))
+    }
+
+    @Test func aTamperedArchiveIsRefusedNamingBothTrees() throws {
+        let tmp = try TemporaryDirectory("kiln-dpow-tampered")
+        defer { tmp.remove() }
+        try SourceTree.extract(archive: Self.dPoWArchive, into: tmp.path + "/x")
+        let root = SourceTree.contentRoot(of: tmp.path + "/x")
+        // One byte appended to one file, repacked the way GitHub would (a different compressor, too).
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/iguana/elected"))
+        handle.seekToEndOfFile()
+        handle.write(Data(" ".utf8))
+        try handle.close()
+        try Shell.run(["tar", "-C", tmp.path + "/x", "-cJf", tmp.path + "/t.tar.xz", "."])
+        try SourceTree.extract(archive: tmp.path + "/t.tar.xz", into: tmp.path + "/y")
+        do {
+            _ = try SourceTree.verifiedRoot(of: tmp.path + "/y", tree: Self.dPoWTree, source: "dPoW (tampered)")
+            Issue.record("a tampered archive was accepted")
+        } catch let error as SandboxError {
+            guard case .treeMismatch(_, let expected, let actual) = error else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(expected == Self.dPoWTree)
+            #expect(GitTree.isObjectID(actual) && actual != expected)
+            #expect(error.description.contains(Self.dPoWTree) && error.description.contains(actual))
+        }
+        // Only the executable bit changed: a different tree too (the mode is part of git's identity).
+        try SourceTree.extract(archive: Self.dPoWArchive, into: tmp.path + "/z")
+        let z = SourceTree.contentRoot(of: tmp.path + "/z")
+        let before = try GitTree.id(of: z)
+        #expect(before == Self.dPoWTree)
+        chmod(z + "/iguana/Makefile", 0o755)
+        #expect(try GitTree.id(of: z) != before)
+    }
+}
