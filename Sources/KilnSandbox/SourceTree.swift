@@ -30,11 +30,14 @@ public enum SourceTree {
                 case .directory:
                     if mkdir(path, 0o755) != 0 && errno != EEXIST { throw posixError(path) }
                 case .symlink:
-                    if symlink(member.target ?? "", path) != 0 { throw posixError(path) }
+                    if symlink(member.linkTarget ?? "", path) != 0 { throw posixError(path) }
                 case .hardlink:
-                    if link(destination + "/" + (member.target ?? ""), path) != 0 { throw posixError(path) }
+                    if link(destination + "/" + (member.linkTarget ?? ""), path) != 0 { throw posixError(path) }
                 case .file:
                     try write(reader, to: path, mode: member.mode & 0o777)
+                case .other:
+                    throw SandboxError.source(
+                        path: archive, detail: "'\(member.path)' is a device, FIFO or socket: a source tree holds none")
                 }
             }
         } catch let error as SandboxError {
