@@ -118,6 +118,7 @@ final class Builder: Sendable {
                         + "; nothing was tagged. Review the change, then build without --locked to update the lock.")
             }
         }
+        target.annotations = tagAnnotations(image)
         for reference in image.references { try layout.tag(target, as: reference) }
         events(.imageTagged(image: recipe.name, references: image.references, digest: target.digest))
         let result = BuiltImage(
@@ -126,12 +127,20 @@ final class Builder: Sendable {
         return (result, images)
     }
 
+    /// What `index.json` says of a tag beside its name: the version built and the source revision. They live
+    /// there, outside every digest.
+    func tagAnnotations(_ image: PlannedImage) -> [String: String] {
+        var result = [AnnotationKey.version: image.version]
+        if let revision = options.revision { result[AnnotationKey.revision] = revision }
+        return result
+    }
+
     func annotations(_ recipe: Recipe, created: String) -> [String: String] {
         var result = recipe.annotations
-        result[AnnotationKey.version] = options.version ?? recipe.version
+        // The version and revision are not content: they label the tag (`tagAnnotations`), so an unchanged
+        // recipe built as a new version keeps its digest.
         result[AnnotationKey.created] = created
         result[AnnotationKey.title] = recipe.name
-        if let revision = options.revision { result[AnnotationKey.revision] = revision }
         if let source = recipe.settings.labels?[AnnotationKey.source] { result[AnnotationKey.source] = source }
         if case .image(let reference, let digest) = recipe.base {
             result[AnnotationKey.baseName] = reference

@@ -3,6 +3,7 @@ import KilnDebian
 import KilnHTTP
 import KilnOCI
 import KilnRecipe
+import KilnStore
 
 /// Glue between recipes and KilnDebian: lock keys and requests for planning, downloads for `prepare`.
 /// A set is keyed like the lock: `recipe/layer`, plus `/ARCH` when a recipe has several platforms.

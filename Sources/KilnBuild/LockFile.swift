@@ -9,7 +9,9 @@ public struct LockFile: Codable, Sendable, Equatable {
     public var lockVersion = 1
     /// url → sha256 of its content.
     public var inputs: [String: Digest] = [:]
-    /// `NAME:TAG` → digest of the manifest or index tagged so.
+    /// Image name → digest of its manifest or index: one per image, whatever version it is tagged with
+    /// (the version is no input to any digest). Locks of earlier Kiln versions keyed `NAME:TAG`; those entries
+    /// are read as the image's and replaced when the lock is next written.
     public var images: [String: Digest] = [:]
     /// `recipe/layer` → the Debian package set it resolved to, as canonical JSON values.
     public var packages: [String: [LockedPackage]] = [:]
@@ -83,5 +85,21 @@ public struct LockFile: Codable, Sendable, Equatable {
         compare("image", images, other.images) { $0.description }
         compare("packages", packages, other.packages) { "\($0.count) packages" }
         return lines
+    }
+}
+
+extension LockFile {
+    /// The digest the lock records for image `name` (an entry of an earlier lock keyed `name:TAG` counts when it
+    /// is the only one).
+    public func image(_ name: String) -> Digest? {
+        if let digest = images[name] { return digest }
+        let legacy = images.filter { $0.key.hasPrefix(name + ":") }
+        return legacy.count == 1 ? legacy.first?.value : nil
+    }
+
+    /// Records image `name`'s digest, dropping its `name:TAG` entries from earlier locks.
+    public mutating func record(image name: String, digest: Digest) {
+        for key in images.keys where key.hasPrefix(name + ":") { images[key] = nil }
+        images[name] = digest
     }
 }

@@ -73,7 +73,7 @@ extension Pipeline {
         }
         return PlannedImage(
             name: recipe.name, version: plan.options.version ?? recipe.version, references: references, base: base,
-            platforms: platforms, lockedDigest: plan.lock.images[references[0]])
+            platforms: platforms, lockedDigest: plan.lock.image(recipe.name))
     }
 
     /// The version first, then the recipe's tags and `--tag`s, each once.

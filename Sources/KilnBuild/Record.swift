@@ -35,7 +35,7 @@ extension Pipeline {
             let named = Set(plan.inputs.map(\.url))
             for url in lock.inputs.keys where !named.contains(url) { lock.inputs[url] = nil }
         }
-        for result in results { lock.images[result.references[0]] = result.digest }
+        for result in results { lock.record(image: result.name, digest: result.digest) }
         guard lock != before else { return LockRecord(path: plan.lockPath, changed: false, lock: lock) }
         try lock.save(plan.lockPath)
         return LockRecord(path: plan.lockPath, changed: true, lock: lock)

@@ -23,13 +23,13 @@ import Testing
         let tmp = try TemporaryDirectory("kiln-golden")
         defer { tmp.remove() }
         try KilnBinary.run(["build", Self.golden, "--store", tmp.path + "/images"], environment: Self.environment)
-        // Frozen by the determinism contract (encoding version 3). If this changes, the bytes Kiln writes
+        // Frozen by the determinism contract (encoding version 4). If this changes, the bytes Kiln writes
         // changed: bump Encoding.version and update these in the same commit.
         #expect(
             try images(tmp.path + "/images") == [
-                "golden-base:1.0.0": "sha256:bbaa8b34353efa7eef421867a2599d8cf7275506f71399ed96d87393108a2e3a",
-                "golden-app:2.0.0": "sha256:38ea3aebd3f24cdfb2fbcb2cd03b93897f02fba6a1fcc7a5e1e12b84e4286f0e",
-                "golden-app:stable": "sha256:38ea3aebd3f24cdfb2fbcb2cd03b93897f02fba6a1fcc7a5e1e12b84e4286f0e",
+                "golden-base:1.0.0": "sha256:53cae6233bbfceebad7e501066f92b25db93c594863f45b3d17d35f16784bdae",
+                "golden-app:2.0.0": "sha256:b91d674afb367d4e534ffb1ae5b59a10b63aee94569b8f79b4dd1e48f95177b8",
+                "golden-app:stable": "sha256:b91d674afb367d4e534ffb1ae5b59a10b63aee94569b8f79b4dd1e48f95177b8",
             ])
     }
 
@@ -70,7 +70,7 @@ import Testing
         let inspect = try KilnBinary.run(["inspect", "golden-app:2.0.0", "--store", tmp.path + "/images"]).stdout
         #expect(inspect.contains("created     2023-11-14T22:13:20Z"))
         let rows = try images(tmp.path + "/images")
-        #expect(rows["golden-app:2.0.0"] != "sha256:38ea3aebd3f24cdfb2fbcb2cd03b93897f02fba6a1fcc7a5e1e12b84e4286f0e")
+        #expect(rows["golden-app:2.0.0"] != "sha256:b91d674afb367d4e534ffb1ae5b59a10b63aee94569b8f79b4dd1e48f95177b8")
     }
 
     @Test func umociUnpacksWhatTheRecipeSays() throws {
