@@ -45,6 +45,9 @@ public struct BuildOptions: Codable, Sendable {
     public var registry: RegistryOptions = RegistryOptions()
     /// The environment Debian mirrors are chosen from (`KILN_DEBIAN_MIRROR`).
     public var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// Accept files added to a layer that are ELF binaries for another machine than the platform being built
+    /// (`--allow-foreign-binaries`; say, a cross toolchain shipped on purpose).
+    public var allowForeignBinaries = false
 
     /// Only the decisions that shape the output are part of a serialised plan.
     enum CodingKeys: String, CodingKey {

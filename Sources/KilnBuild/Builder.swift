@@ -84,7 +84,7 @@ final class Builder: Sendable {
             var layers: [(layer: CachedLayer, createdBy: String)] = []
             var unpacked: Unpacked = [:]
             for spec in planned.layers {
-                let entries = try entries(spec, recipe: recipe, unpacked: &unpacked)
+                let entries = try entries(spec, recipe: recipe, platform: platform, unpacked: &unpacked)
                 let (layer, reused) = try layer(entries, image: recipe.name, name: spec.name, compression: compression)
                 layers.append((layer, "kiln: layer \(spec.name) of \(recipe.name)"))
                 if platform == recipe.platforms[0] {

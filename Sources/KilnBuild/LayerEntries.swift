@@ -10,7 +10,9 @@ extension Builder {
     /// Unpacked package sets of one image × platform, so a set split into many layers is unpacked once.
     typealias Unpacked = [String: [(pin: PinnedPackage, unpacked: UnpackedPackage)]]
 
-    func entries(_ layer: PlannedLayer, recipe: Recipe, unpacked: inout Unpacked) throws -> [LayerEntry] {
+    func entries(_ layer: PlannedLayer, recipe: Recipe, platform: Platform, unpacked: inout Unpacked) throws
+        -> [LayerEntry]
+    {
         if layer.kind == .accounts {
             return Accounts.entries(for: recipe, chain: prepared.plan.chain(of: recipe)) ?? []
         }
@@ -32,7 +34,7 @@ extension Builder {
             result +=
                 try packages.flatMap(\.entries) + StatusDatabase.entries(packages) + PostInstall.entries(packages)
         }
-        return result + (try itemEntries(spec, recipe: recipe))
+        return result + (try itemEntries(spec, recipe: recipe, platform: platform))
     }
 
     private func packages(_ key: String, spec: LayerSpec, unpacked: inout Unpacked) throws -> [(
@@ -52,21 +54,26 @@ extension Builder {
     }
 
     /// Entries of a recipe layer's items other than package sets.
-    func itemEntries(_ spec: LayerSpec, recipe: Recipe) throws -> [LayerEntry] {
+    func itemEntries(_ spec: LayerSpec, recipe: Recipe, platform: Platform) throws -> [LayerEntry] {
         var entries: [LayerEntry] = []
         for item in spec.items {
             switch item {
             case .add(let add):
+                let added: [LayerEntry]
                 switch add.source {
                 case .local(let pattern):
                     let paths = LocalSources.matches(pattern, in: recipe.directory)
-                    entries += try LocalSources.entries(
+                    added = try LocalSources.entries(
                         matching: paths, isGlob: pattern.contains(where: { "*?[".contains($0) }), destination: add.to,
                         mode: add.ownership.mode, uid: add.ownership.uid, gid: add.ownership.gid)
                 case .remote(let url, let pinned, let extract):
-                    entries += try remoteEntries(
+                    added = try remoteEntries(
                         add, url: url, digest: pinned ?? prepared.inputs[url], extract: extract)
                 }
+                if !options.allowForeignBinaries {
+                    try ForeignBinaries.check(added, platform: platform, location: add.location)
+                }
+                entries += added
             case .directory(let dir):
                 entries.append(
                     LayerEntry(

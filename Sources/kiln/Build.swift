@@ -55,6 +55,11 @@ struct Build: AsyncParsableCommand {
     @Flag(name: .long, help: "Hash every input file again instead of trusting unchanged file metadata.")
     var rehash = false
 
+    @Flag(
+        name: .customLong("allow-foreign-binaries"),
+        help: "Accept ELF files built for another machine than the image's platform (refused by default).")
+    var allowForeignBinaries = false
+
     @OptionGroup var inputs: InputFlags
 
     @Flag(
@@ -89,11 +94,12 @@ struct Build: AsyncParsableCommand {
                 "no recipe named '\(name)' (known: \(set.recipes.map(\.name).joined(separator: ", "))), and no such file"
             )
         }
-        let options = BuildOptions(
+        var options = BuildOptions(
             compression: compression, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
             rehash: rehash, version: version, extraTags: tags, revision: revision,
             lockMode: locked ? .locked : .update, jobs: parallel, inputs: inputs.options(caFile: registryFlags.caFile),
             registry: registryFlags.options)
+        options.allowForeignBinaries = allowForeignBinaries
         let json = output.json
         let results: [BuiltImage]? = try await BuildFailure.exitCodes {
             let plan = try Pipeline.plan(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnBuild
 import KilnOCI
 import KilnRecipe
 
@@ -44,6 +45,13 @@ extension Kiln {
             fail(error.message, status: ExitStatus.usage, usage: true)
         } catch let error as RecipeError {
             fail(error.description, status: ExitStatus.badRecipe)
+        } catch let error as BuildError {
+            switch error {
+            case .recipe: fail(error.description, status: ExitStatus.badRecipe)
+            case .lockMismatch: fail(error.description, status: ExitStatus.differs)
+            case .inputsMissing: fail(error.description, status: ExitStatus.missingInput)
+            default: fail(error.description, status: ExitStatus.failure)
+            }
         } catch {
             fail(String(describing: error), status: ExitStatus.failure)
         }
