@@ -71,6 +71,19 @@ public struct Releaser: Sendable {
                     "release \(inputs.version) already exists in \(directory.file(for: inputs.version)) with other images "
                         + "(\(recorded.joined(separator: ", "))): release a new version, or pass --force to replace it")
             }
+            // Other options would rewrite what operators pinned just as silently.
+            var changed: [String] = []
+            if existing.registry != target.registry || existing.namespace != target.namespace {
+                changed.append("registry \(existing.registry)/\(existing.namespace) → \(target.registry)/\(target.namespace)")
+            }
+            if existing.movingTags != inputs.movingTags {
+                changed.append("moving tags \(existing.movingTags) → \(inputs.movingTags)")
+            }
+            if !changed.isEmpty {
+                throw ReleaseError.invalidArgument(
+                    "release \(inputs.version) already exists in \(directory.file(for: inputs.version)) with other options "
+                        + "(\(changed.joined(separator: "; "))): release a new version, or pass --force to replace it")
+            }
         }
         let items = tagged.map { image -> Pusher.Item in
             var descriptor = image.descriptor

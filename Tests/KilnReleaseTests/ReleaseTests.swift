@@ -104,8 +104,8 @@ import Yams
         let d2 = digests(v2)
         #expect(Set(d1.keys) == ["hello", "side"])
         #expect(d1["hello"] != d2["hello"], "the message changed")
-        // side's files and config did not change; its manifest did (the version annotation).
-        #expect(d1["side"] != d2["side"])
+        // side's files and config did not change, so neither did its digest: the version is no input to it.
+        #expect(d1["side"] == d2["side"])
 
         // The documents record what they should.
         #expect(v1.version == "1.0.0" && v1.created == "2023-11-14T22:13:20Z")
@@ -156,10 +156,10 @@ import Yams
         #expect(hello.layers.map(\.index) == [1])
         #expect(hello.layers.first?.createdBy == "kiln: layer message of hello")
         let side = try #require(diff.images.first { $0.name == "side" })
-        #expect(side.status == .changed && side.layers.isEmpty && !side.configChanged)
+        #expect(side.status == .unchanged && side.layers.isEmpty && !side.configChanged)
         let diffText = try kiln(tmp, ["diff", "1.0.0", "2.0.0"]).stdout
         #expect(diffText.contains("layer 1 [linux/amd64] kiln: layer message of hello: "))
-        #expect(diffText.contains("only the manifest (annotations such as the version) changed"))
+        #expect(diffText.contains("side: unchanged \(d2["side"]!)"))
 
         // A dry run shows the moves and changes nothing.
         let dry = try kiln(tmp, ["rollback", "1.0.0", "--dry-run"]).stdout
@@ -169,7 +169,7 @@ import Yams
         // Roll back: every moving tag now serves 1.0.0's digests.
         let moved = try kiln(tmp, ["rollback", "1.0.0"]).stdout
         #expect(moved.contains("hello: stable \(d2["hello"]!) → \(d1["hello"]!)"))
-        #expect(moved.contains("side: stable \(d2["side"]!) → \(d1["side"]!)"))
+        #expect(moved.contains("side: stable already at \(d1["side"]!)"))
         // Again: nothing left to move.
         #expect(try kiln(tmp, ["rollback", "1.0.0"]).stdout.contains("hello: stable already at \(d1["hello"]!)"))
         for (name, digest) in d1 { #expect(try Oracles.remoteDigest("\(to)/\(name):stable") == digest) }
@@ -178,25 +178,6 @@ import Yams
         try FileManager.default.moveItem(atPath: tmp.path + "/releases/2.0.0.json", toPath: tmp.path + "/v2.json")
         try kiln(tmp, ["rollback", "2.0.0", "--to", to, "--tag", "stable"])
         try FileManager.default.moveItem(atPath: tmp.path + "/v2.json", toPath: tmp.path + "/releases/2.0.0.json")
-        for (name, digest) in d2 { #expect(try Oracles.remoteDigest("\(to)/\(name):stable") == digest) }
-
-        // Remove something only 1.0.0 has: rollback refuses, names it, and moves no tag at all. First side's arm64
-        // manifest (side comes after hello, so a rollback that moved tags as it went would have moved hello's).
-        let sideArm = try #require(side1.platforms?.last?.digest)
-        #expect(try delete(registry, "ns/side/manifests/\(sideArm)") == "202")
-        var refused = try kiln(tmp, ["rollback", "1.0.0"], check: false)
-        #expect(!refused.succeeded)
-        #expect(refused.stderr.contains("refusing to roll back to 1.0.0"))
-        #expect(refused.stderr.contains("missing manifest \(to)/side@\(sideArm) (side linux/arm64)"))
-        for (name, digest) in d2 { #expect(try Oracles.remoteDigest("\(to)/\(name):stable") == digest) }
-        // Then a layer blob of hello 1.0.0: both are reported, still nothing moves.
-        let layout = try OCILayout(root: tmp.path + "/images")
-        let messageLayer = try layout.images(for: try layout.resolve("hello:1.0.0"))[0].manifest.layers[1].digest
-        #expect(try delete(registry, "ns/hello/blobs/\(messageLayer)") == "202")
-        refused = try kiln(tmp, ["rollback", "1.0.0"], check: false)
-        #expect(!refused.succeeded)
-        #expect(refused.stderr.contains("missing blob \(to)/hello@\(messageLayer) (hello layer 1)"))
-        #expect(refused.stderr.contains("lacks 2 items"))
         for (name, digest) in d2 { #expect(try Oracles.remoteDigest("\(to)/\(name):stable") == digest) }
 
         // deploy-refs: digests only, deterministic, and valid compose / Kubernetes documents.
@@ -260,6 +241,25 @@ import Yams
         }
         #expect(images.sorted() == ["\(to)/hello@\(d2["hello"]!)", "\(to)/side@\(d2["side"]!)"])
 
+        // Remove something 1.0.0 needs: rollback refuses, names it, and moves no tag at all. First side's arm64
+        // manifest (side comes after hello, so a rollback that moved tags as it went would have moved hello's).
+        let sideArm = try #require(side1.platforms?.last?.digest)
+        #expect(try delete(registry, "ns/side/manifests/\(sideArm)") == "202")
+        var refused = try kiln(tmp, ["rollback", "1.0.0"], check: false)
+        #expect(!refused.succeeded)
+        #expect(refused.stderr.contains("refusing to roll back to 1.0.0"))
+        #expect(refused.stderr.contains("missing manifest \(to)/side@\(sideArm) (side linux/arm64)"))
+        for (name, digest) in d2 { #expect(try Oracles.remoteDigest("\(to)/\(name):stable") == digest) }
+        // Then a layer blob of hello 1.0.0: both are reported, still nothing moves.
+        let layout = try OCILayout(root: tmp.path + "/images")
+        let messageLayer = try layout.images(for: try layout.resolve("hello:1.0.0"))[0].manifest.layers[1].digest
+        #expect(try delete(registry, "ns/hello/blobs/\(messageLayer)") == "202")
+        refused = try kiln(tmp, ["rollback", "1.0.0"], check: false)
+        #expect(!refused.succeeded)
+        #expect(refused.stderr.contains("missing blob \(to)/hello@\(messageLayer) (hello layer 1)"))
+        #expect(refused.stderr.contains("lacks 2 items"))
+        for (name, digest) in d2 { #expect(try Oracles.remoteDigest("\(to)/\(name):stable") == digest) }
+
         // gc keeps what a local release file pins even when no tag does.
         #expect(try layout.untag("hello:1.0.0"))
         struct GCReport: Decodable { var removed: [String] }
@@ -280,6 +280,13 @@ import Yams
         #expect(!again.succeeded && again.stderr.contains("release 1.0.0 already exists"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/releases/1.0.0.json")) == file1)
         try kiln(tmp, ["release", "2.0.0", "--to", to, "--moving-tag", "stable", "--revision", "abc123"], epoch: "1")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/releases/2.0.0.json")) == file2)
+        // The same images with other options (moving tags) would rewrite the record just as silently: refused.
+        let retagged = try kiln(
+            tmp, ["release", "2.0.0", "--to", to, "--moving-tag", "latest", "--revision", "abc123"], epoch: "1",
+            check: false)
+        #expect(!retagged.succeeded && retagged.stderr.contains("already exists in"))
+        #expect(retagged.stderr.contains("with other options (moving tags [\"stable\"] → [\"latest\"])"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/releases/2.0.0.json")) == file2)
     }
 
