@@ -16,7 +16,8 @@ public enum BaseImages {
         var pulled: [String] = []
         var seen = Set<Digest>()
         for recipe in recipes {
-            guard case .image(let text, let digest) = recipe.base, seen.insert(digest).inserted, !layout.hasBlob(digest)
+            guard case .image(let text, let digest) = recipe.base, seen.insert(digest).inserted,
+                try layout.pinnedImage(digest) == nil
             else { continue }
             let reference: Reference
             do {
