@@ -15,3 +15,28 @@ extension OCILayout {
         }.sorted { $0.digest < $1.digest }
     }
 }
+
+extension OCILayout {
+    /// Drops the untagged artifact entries of index.json (SBOMs) whose subject no tag reaches any more, so an
+    /// untagged image does not stay alive through its own SBOM (garbage collection keeps subjects). Returns
+    /// the entries dropped.
+    @discardableResult
+    public func removeOrphanReferrers() throws -> [Descriptor] {
+        var dropped: [Descriptor] = []
+        try updateIndex { index in
+            let tagged = index.manifests.filter { $0.annotations?[AnnotationKey.refName] != nil }
+            var live = Set<Digest>()
+            for entry in tagged { live.formUnion(try reachableBlobs(from: entry)) }
+            index.manifests.removeAll { entry in
+                guard entry.annotations?[AnnotationKey.refName] == nil, entry.artifactType != nil,
+                    let data = try? readBlob(entry.digest),
+                    let subject = (try? CanonicalJSON.decode(Manifest.self, from: data))?.subject,
+                    !live.contains(subject.digest)
+                else { return false }
+                dropped.append(entry)
+                return true
+            }
+        }
+        return dropped
+    }
+}

@@ -19,14 +19,23 @@ extension Inspect {
             }
         }
         guard !documents.isEmpty else {
-            throw ValidationError(
-                "\(reference) has no SBOM in \(layout.root): SBOMs list Debian packages, and this image has none")
+            throw NoSBOM(reference: reference, store: layout.root)
         }
         if documents.count == 1 {
             FileHandle.standardOutput.write(documents[0])
         } else {
-            FileHandle.standardOutput.write(Data("[".utf8) + documents.joined(separator: Data(",".utf8)) + Data("]".utf8))
+            FileHandle.standardOutput.write(
+                Data("[".utf8) + documents.joined(separator: Data(",".utf8)) + Data("]".utf8))
         }
         if documents.last?.last != UInt8(ascii: "\n") { FileHandle.standardOutput.write(Data("\n".utf8)) }
+    }
+}
+
+/// A runtime answer, not a usage error: the image exists but carries no SBOM.
+struct NoSBOM: Error, CustomStringConvertible {
+    var reference: String
+    var store: String
+    var description: String {
+        "\(reference) has no SBOM in \(store): SBOMs list Debian packages, and this image has none"
     }
 }

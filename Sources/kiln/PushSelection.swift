@@ -31,7 +31,9 @@ enum PushSelection {
                 continue
             }
             let group = own.filter { $0.name == name }
-            guard !group.isEmpty else { throw ValidationError("no image '\(name)' in \(layout.root): see `kiln images`") }
+            guard !group.isEmpty else {
+                throw ValidationError("no image '\(name)' in \(layout.root): see `kiln images`")
+            }
             chosen += allTags ? group : try current(of: group, name: name)
         }
         if names.isEmpty {

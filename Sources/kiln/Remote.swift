@@ -46,7 +46,8 @@ struct Ls: AsyncParsableCommand {
 
     func run() async throws {
         let report = try await registryFlags.with(repository) { ref, client in
-            Report(repository: "\(ref.registry)/\(ref.repository)", tags: try await client.tags(ref.repository).sorted())
+            Report(
+                repository: "\(ref.registry)/\(ref.repository)", tags: try await client.tags(ref.repository).sorted())
         }
         if output.json { return try Output.json(report) }
         for tag in report.tags { Output.line(tag) }

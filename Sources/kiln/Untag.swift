@@ -6,8 +6,8 @@ struct Untag: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove tags from the local store (like `podman untag`), so `kiln gc` can free their blobs.",
         discussion: """
-            Only the names go: blobs stay until `kiln gc`, which keeps whatever another tag, a release or an \
-            SBOM of a kept image still needs. Each REF is NAME:TAG as `kiln images` lists it; an unknown one is \
+            Only the names go (and the SBOM entries of images no tag names any more): blobs stay until \
+            `kiln gc`, which keeps whatever another tag or a release still needs. Each REF is NAME:TAG as `kiln images` lists it; an unknown one is \
             an error and nothing is removed.
 
               kiln untag komodod:0.8.0 && kiln gc
@@ -33,6 +33,7 @@ struct Untag: ParsableCommand {
             throw ValidationError("no image '\(reference)' in \(layout.root): see `kiln images`")
         }
         for reference in references { try layout.untag(reference) }
+        try layout.removeOrphanReferrers()
         if output.json { return try Output.json(Report(untagged: references)) }
         for reference in references { Output.line("untagged \(reference)") }
     }
