@@ -44,6 +44,9 @@ struct Push: AsyncParsableCommand {
         do { target = try RegistryTarget(parsing: to) } catch { throw ValidationError("\(error)") }
         let layout = try OCILayout(root: storeOptions.path)
         let tags = try PushSelection.select(images, allTags: allTags, from: layout)
+        guard !tags.isEmpty else {
+            throw ValidationError("\(layout.root) holds no image of its own to push: build one first (`kiln build`)")
+        }
         var items: [Pusher.Item] = []
         for (name, group) in Dictionary(grouping: tags, by: \.name).sorted(by: { $0.key < $1.key }) {
             let repository = target.repository(name)

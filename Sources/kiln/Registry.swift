@@ -64,7 +64,9 @@ struct Pull: AsyncParsableCommand {
         discussion: """
             REF is REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:… (a name without registry means docker.io). Every \
             digest and size is verified before anything is stored. From a multi-platform image only --platform \
-            (default: this machine's) is fetched. The image is tagged in the store as given, or with --tag.
+            (default: this machine's) is fetched. The image is tagged in the store as given, or with --tag. \
+            Docker manifests and manifest lists are stored with OCI media types (as skopeo and crane write a \
+            layout), so every OCI tool reads the store; the registry's digest stays recorded on the tag.
             """)
 
     @Argument(help: "The image reference.") var reference: String
@@ -80,6 +82,8 @@ struct Pull: AsyncParsableCommand {
         var digest: String
         var mediaType: String
         var storedAs: String
+        /// The digest the registry served; `digest` differs when a docker document was stored as OCI.
+        var publishedDigest: String
     }
 
     func run() async throws {
@@ -112,7 +116,9 @@ struct Pull: AsyncParsableCommand {
             return try Output.json(
                 Report(
                     reference: ref.description, digest: descriptor.digest.description, mediaType: descriptor.mediaType,
-                    storedAs: name))
+                    storedAs: name,
+                    publishedDigest: descriptor.annotations?[OCIConversion.sourceDigestKey]
+                        ?? descriptor.digest.description))
         }
         Output.line("\(name)  \(descriptor.digest)")
     }

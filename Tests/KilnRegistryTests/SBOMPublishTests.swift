@@ -36,7 +36,7 @@ import Testing
         }
         try repository.serve()
         try tmp.write(
-            "deb.yaml",
+            "recipes/deb.yaml",
             """
             name: debimg
             version: "1"
@@ -51,7 +51,7 @@ import Testing
             """)
         let store = tmp.path + "/images"
         let environment = ["KILN_CACHE_DIR": tmp.path + "/cache"]
-        try KilnBinary.run(["build", tmp.path + "/deb.yaml", "--store", store], environment: environment)
+        try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
 
         // inspect --sbom prints the SPDX document.
         let local = try KilnBinary.run(["inspect", "--sbom", "debimg:1", "--store", store]).stdout
@@ -94,6 +94,11 @@ import Testing
         try KilnBinary.run(["copy", "\(registry.address)/ns/debimg:1", "\(registry.address)/prod/debimg"])
         #expect(try Oracles.remoteDigest("\(registry.address)/prod/debimg:\(tag)") == tagDigest)
         #expect(try Oracles.remoteDigest("\(registry.address)/prod/debimg@\(artifactDigest)") == artifactDigest)
+
+        // kiln release publishes it the same way.
+        try KilnBinary.run(
+            ["release", "1", "--to", "\(registry.address)/rel", "--store", store], directory: tmp.path)
+        #expect(try Oracles.remoteDigest("\(registry.address)/rel/debimg:\(tag)") == tagDigest)
 
         // Untagging the image drops its SBOM entry too, so gc can free both.
         try KilnBinary.run(["untag", "debimg:1", "--store", store])
