@@ -104,10 +104,12 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
             host = host[..<colon]
         }
         let label = #"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"#
-        guard registry.hasPrefix("[") || (!host.isEmpty && host.count <= 253
-            && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy({
-                $0.range(of: label, options: .regularExpression) != nil
-            }))
+        guard
+            registry.hasPrefix("[")
+                || (!host.isEmpty && host.count <= 253
+                    && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy({
+                        $0.range(of: label, options: .regularExpression) != nil
+                    }))
         else {
             throw ParseError.invalid(
                 registry, reason: "registry '\(registry)' is not a host name (letters, digits, - and .)")
