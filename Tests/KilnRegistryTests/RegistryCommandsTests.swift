@@ -33,21 +33,23 @@ import Testing
             tmp.remove()
         }
         let store = try twoVersions(tmp)
+        // A third build, as 1.9.0 (which takes `stable`): as text 1.9.0 sorts after 1.10.0, as a version before.
+        try KilnBinary.run(["build", PushPullTests.golden, "--store", store, "--version", "1.9.0"])
         let layout = try OCILayout(root: store)
         let r = registry.address
         // NAME:TAG: that tag only.
         try KilnBinary.run(["push", "golden-app:1.10.0", "--to", "\(r)/a", "--store", store])
         #expect(try remoteTags("\(r)/a/golden-app") == ["1.10.0"])
-        // NAME: the highest version (2.0.0; 1.10.0 is the newer build) with the tags naming that image.
+        // NAME: the highest version (2.0.0; 1.9.0 is the newest build) with the tags naming that image.
         try KilnBinary.run(["push", "golden-app", "--to", "\(r)/b", "--store", store])
         #expect(try remoteTags("\(r)/b/golden-app") == ["2.0.0"])
-        // Nothing named: every image's current version; `stable` follows 1.10.0, so it is not sent.
+        // Nothing named: every image's current version; `stable` names the 1.9.0 build, so it is not sent.
         try KilnBinary.run(["push", "--to", "\(r)/c", "--store", store])
         #expect(try remoteTags("\(r)/c/golden-app") == ["2.0.0"])
         #expect(try remoteTags("\(r)/c/golden-base") == ["1.10.0"])
         // --all-tags: the rest.
         try KilnBinary.run(["push", "golden-app", "--all-tags", "--to", "\(r)/c", "--store", store])
-        #expect(try remoteTags("\(r)/c/golden-app") == ["1.10.0", "2.0.0", "stable"])
+        #expect(try remoteTags("\(r)/c/golden-app") == ["1.10.0", "1.9.0", "2.0.0", "stable"])
 
         // A pulled image is never pushed: not with everything, and naming it is refused.
         try KilnBinary.run(["pull", "\(r)/c/golden-app:stable", "--store", store])
