@@ -4,10 +4,10 @@ import KilnOCI
 
 extension RegistryClient {
     /// Every tag of a repository, following the registry's `Link` pagination (`/v2/NAME/tags/list?n=…`).
-    public func tags(_ repository: String) async throws -> [String] {
+    public func tags(_ repository: String, pageSize: Int = 1000) async throws -> [String] {
         struct Page: Decodable { var tags: [String]? }
         var result: [String] = []
-        var path = "\(repository)/tags/list?n=1000"
+        var path = "\(repository)/tags/list?n=\(pageSize)"
         // Bounded: a registry that links back to itself forever is an error, not a hang.
         for _ in 0..<1000 {
             let step = "listing tags"

@@ -1,8 +1,11 @@
 import Foundation
+import KilnHTTP
 import KilnOCI
 import KilnStore
 import KilnTestSupport
 import Testing
+
+@testable import KilnRegistry
 
 /// `kiln push`'s selection rule and the registry commands (ls, digest, manifest, copy, tag, untag) against real
 /// docker-registry processes, checked with skopeo and the registries' own logs.
@@ -137,5 +140,30 @@ import Testing
         try KilnBinary.run(["gc", "--grace", "0", "--store", store])
         #expect(!layout.hasBlob(only))
         #expect(layout.hasBlob(try layout.resolve("golden-app:stable").digest))
+    }
+
+    @Test func tagListsAreCompleteAndTagAddsNames() async throws {
+        let registry = try RegistryServer()
+        let tmp = try TemporaryDirectory("kiln-tagpages")
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        let store = tmp.path + "/images"
+        try KilnBinary.run(["build", PushPullTests.golden, "--store", store])
+        try KilnBinary.run(["push", "golden-base", "--to", "\(registry.address)/p", "--store", store])
+        let names = ["a", "b", "c", "d"]
+        for name in names { try KilnBinary.run(["tag", "\(registry.address)/p/golden-base:1.0.0", name]) }
+        let transport = try HTTPTransport()
+        let client = RegistryClient(registry: registry.address, transport: transport, options: RegistryOptions())
+        let tags = try await client.tags("p/golden-base", pageSize: 2)
+        await transport.shutdown()
+        #expect(tags.sorted() == ["1.0.0"] + names)
+        // docker-registry 2.8 ignores `n` and answers in one page; the Link header other registries send
+        // (distribution 3, Harbor) is read like this:
+        #expect(
+            RegistryClient.nextPage("</v2/p/golden-base/tags/list?last=b&n=2>; rel=\"next\"")
+                == "/v2/p/golden-base/tags/list?last=b&n=2")
+        #expect(RegistryClient.nextPage(nil) == nil)
     }
 }
