@@ -16,14 +16,18 @@ public enum BaseImages {
         var pulled: [String] = []
         var seen = Set<Digest>()
         for recipe in recipes {
-            guard case .image(let text, let digest) = recipe.base, seen.insert(digest).inserted,
-                try layout.pinnedImage(digest) == nil
-            else { continue }
+            guard case .image(let text, let digest) = recipe.base, seen.insert(digest).inserted else { continue }
             let reference: Reference
             do {
                 reference = try Reference(parsing: "\(text)@\(digest)")
             } catch {
                 throw BuildError.recipe("\(recipe.baseLocation ?? recipe.location): error: \(error)")
+            }
+            let tag = "\(reference.registry)/\(reference.repository):sha256-\(digest.encoded)"
+            guard try layout.pinnedImage(digest) == nil else {
+                // A docker base stored as served by an older Kiln is stored again as OCI.
+                try layout.convertPinnedBase(digest, tag: tag)
+                continue
             }
             let transport = try HTTPTransport(options: httpOptions)
             let client = RegistryClient(registry: reference.registry, transport: transport, options: options)
@@ -32,7 +36,7 @@ public enum BaseImages {
                 let descriptor = try await Puller(layout: layout, client: client, events: events)
                     .pull(reference, platforms: nil)
                 // Tagged so `kiln gc` keeps it.
-                try layout.tag(descriptor, as: "\(reference.registry)/\(reference.repository):sha256-\(digest.encoded)")
+                try layout.tag(descriptor, as: tag)
             } catch {
                 await transport.shutdown()
                 throw BuildError.recipe(

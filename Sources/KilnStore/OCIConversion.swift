@@ -102,3 +102,22 @@ extension OCILayout {
         return Descriptor(mediaType: type, digest: digest, size: Int64(data.count))
     }
 }
+
+extension OCILayout {
+    /// A pinned base that an older Kiln stored as the registry served it (docker media types, no
+    /// `dev.kiln.source.digest` entry): stored again converted and tagged `tag` with the published digest
+    /// recorded, so images built on it carry OCI media types only. Nothing happens when an entry already
+    /// records the digest. Returns whether it converted.
+    @discardableResult
+    public func convertPinnedBase(_ digest: Digest, tag: String) throws -> Bool {
+        guard
+            !(try index().manifests.contains { $0.annotations?[OCIConversion.sourceDigestKey] == digest.description }),
+            let stored = try pinnedImage(digest)
+        else { return false }
+        var converted = try OCIConversion.toOCI(stored, in: self)
+        // Recorded even when nothing changed, so later builds skip the walk.
+        converted.annotations = [OCIConversion.sourceDigestKey: digest.description]
+        try self.tag(converted, as: tag)
+        return converted.digest != digest
+    }
+}

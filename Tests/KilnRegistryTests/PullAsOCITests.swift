@@ -1,8 +1,11 @@
 import Foundation
+import KilnHTTP
 import KilnOCI
 import KilnStore
 import KilnTestSupport
 import Testing
+
+@testable import KilnRegistry
 
 /// Docker v2s2 images and manifest lists pulled from a real docker-registry are stored with OCI media types:
 /// skopeo (`oci:`), umoci and podman read the store, and a base pinned by its published digest still builds.
@@ -78,7 +81,7 @@ import Testing
         }
     }
 
-    @Test func dockerImagesAndManifestListsAreStoredAsOCI() throws {
+    @Test func dockerImagesAndManifestListsAreStoredAsOCI() async throws {
         let registry = try RegistryServer()
         let tmp = try TemporaryDirectory("kiln-pulloci")
         let podman = try Podman()
@@ -119,6 +122,15 @@ import Testing
         #expect(entry.annotations?["dev.kiln.source.reference"] == single)
         #expect(entry.digest.description != published)
 
+        // A store written before conversion holds the base as served (docker), tagged as a build tagged it.
+        let old = try OCILayout(root: tmp.path + "/old")
+        let transport = try HTTPTransport()
+        let client = RegistryClient(registry: registry.address, transport: transport, options: RegistryOptions())
+        let raw = try await Puller(layout: old, client: client).fetch(try Reference(parsing: single), platforms: nil)
+        await transport.shutdown()
+        #expect(raw.mediaType == MediaType.dockerManifest)
+        try old.tag(raw, as: "\(registry.address)/ext/run:sha256-\(raw.digest.encoded)")
+
         // A recipe pinning the published digest builds from the store, without the registry, OCI throughout.
         registry.stop()
         try tmp.write(
@@ -140,5 +152,9 @@ import Testing
         #expect(built.manifest.annotations?[AnnotationKey.baseDigest] == published)
         let out = try podman.run("oci:\(store):onbase:1").stdout
         #expect(out == "docker image stored as OCI\n")
+        // The old store's docker base is converted by the build: the same image, byte for byte.
+        try KilnBinary.run(["build", tmp.path + "/app.yaml", "--store", old.root])
+        try expectOCIOnly(old.root, "onbase:1")
+        #expect(try old.resolve("onbase:1").digest == layout.resolve("onbase:1").digest)
     }
 }
