@@ -31,12 +31,16 @@ public struct Pusher: Sendable {
     public let layout: OCILayout
     public let client: RegistryClient
     public let events: @Sendable (TransferEvent) -> Void
+    /// Where blobs are known to be in the registry (mount sources); `BlobLocationCache` primes it.
+    public let known: BlobLocations
 
     public init(
-        layout: OCILayout, client: RegistryClient, events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
+        layout: OCILayout, client: RegistryClient, known: BlobLocations = BlobLocations(),
+        events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
     ) {
         self.layout = layout
         self.client = client
+        self.known = known
         self.events = events
     }
 
@@ -56,7 +60,6 @@ public struct Pusher: Sendable {
     /// registry are mounted), tags last.
     public func push(_ items: [Item]) async throws -> [PushedImage] {
         var pushed: [PushedImage] = []
-        let known = BlobLocations()
         for item in items {
             let sink = RegistryRepository(client: client, repository: item.repository, known: known, events: events)
             let copied = try await copyImage(

@@ -10,13 +10,16 @@ public struct RemoteCopy: Sendable {
     public let source: RegistryClient
     public let destination: RegistryClient
     public let events: @Sendable (TransferEvent) -> Void
+    /// Where blobs are known to be in the destination registry (mount sources).
+    public let known: BlobLocations
 
     public init(
-        source: RegistryClient, destination: RegistryClient,
+        source: RegistryClient, destination: RegistryClient, known: BlobLocations = BlobLocations(),
         events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
     ) {
         self.source = source
         self.destination = destination
+        self.known = known
         self.events = events
     }
 
@@ -33,7 +36,6 @@ public struct RemoteCopy: Sendable {
     public func copy(_ from: Reference, to: Reference) async throws -> Result {
         let reader = RegistryRepository(client: source, repository: from.repository, events: events)
         let (_, root) = try await reader.resolve(from.identifier)
-        let known = BlobLocations()
         let sink = RegistryRepository(client: destination, repository: to.repository, known: known, events: events)
         let sameRegistry = source.registry == destination.registry && from.repository != to.repository
         var tags: [String] = []

@@ -9,7 +9,9 @@ struct Copy: AsyncParsableCommand {
         discussion: """
             Promotion from test to production: SRC's manifest or index and everything it names are copied \
             byte for byte, so DST serves the same digest (every platform of an index). Within one registry \
-            blobs are mounted from SRC's repository, not sent again; blobs DST has are skipped. The image's \
+            blobs are mounted from SRC's repository, not sent again; across registries from any repository of \
+            DST's registry an earlier push or copy saw them in ($KILN_CACHE_DIR/blob-locations.json); blobs DST \
+            has are skipped. The image's \
             SBOMs go along. DST without a tag takes SRC's tag; DST@sha256:… must be SRC's digest.
 
               kiln copy test.example.com/komodo/komodod:0.9.0 prod.example.com/komodo/komodod
@@ -37,14 +39,22 @@ struct Copy: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         let reporter = TransferReporter(quiet: output.json)
+        let cache = BlobLocationCache()
+        let seen = SeenBlobs()
+        defer { cache.remember(seen.all, in: dst.registry) }
         let (dstClient, dstTransport) = try registryFlags.client(for: dst.registry)
         let result: RemoteCopy.Result
         do {
             result = try await registryFlags.with(source) { src, srcClient in
                 var to = dst
                 if !Self.hasTag(destination) { to.tag = nil }
-                return try await RemoteCopy(source: srcClient, destination: dstClient, events: reporter.handle)
-                    .copy(src, to: to)
+                // Within one registry the source repository is the mount source; across registries, the
+                // repositories of the destination that earlier runs saw a blob in.
+                let known =
+                    src.registry == dst.registry ? BlobLocations() : cache.locations(for: dst.registry)
+                return try await RemoteCopy(
+                    source: srcClient, destination: dstClient, known: known, events: seen.tap(reporter.handle)
+                ).copy(src, to: to)
             }
         } catch {
             await dstTransport.shutdown()

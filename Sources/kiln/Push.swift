@@ -18,7 +18,8 @@ struct Push: AsyncParsableCommand {
 
             Each image goes to REGISTRY/NAMESPACE/NAME (names are checked against the distribution grammar \
             before any request). Blobs the registry has are skipped, shared layers are mounted across \
-            repositories, large layers go up in resumable chunks; manifests follow by digest and tags come last, \
+            repositories (also from repositories earlier runs saw them in: $KILN_CACHE_DIR/blob-locations.json, \
+            else ~/.cache/kiln), large layers go up in resumable chunks; manifests follow by digest and tags come last, \
             so a tag never points at something incomplete. Each image's SPDX SBOM follows, found by the referrers \
             API or, where the registry has none, under the tag sha256-<image digest> (as oras and cosign look). \
             Each image is printed as REGISTRY/REPOSITORY@sha256:…: pin that.
@@ -63,8 +64,14 @@ struct Push: AsyncParsableCommand {
         let reporter = TransferReporter(quiet: output.json)
         let started = Date()
         let pushed: [PushedImage]
+        let cache = BlobLocationCache()
+        let seen = SeenBlobs()
+        defer { cache.remember(seen.all, in: target.registry) }
         do {
-            pushed = try await Pusher(layout: layout, client: client, events: reporter.handle).push(items)
+            pushed = try await Pusher(
+                layout: layout, client: client, known: cache.locations(for: target.registry),
+                events: seen.tap(reporter.handle)
+            ).push(items)
         } catch {
             await transport.shutdown()
             throw error
