@@ -27,7 +27,7 @@ struct Push: AsyncParsableCommand {
             Credentials come from KILN_REGISTRY_USERNAME/KILN_REGISTRY_PASSWORD (optionally limited to \
             KILN_REGISTRY_HOST), else docker's config.json (`kiln login`, credHelpers, credsStore).
 
-              kiln push --to registry.example.com/komodo              every image's current version
+              kiln push --to registry.example.com/komodo
               kiln push komodod --all-tags --to registry.example.com/komodo
               kiln push komodod:0.9.0 --to 127.0.0.1:5000/test --json
             """)
