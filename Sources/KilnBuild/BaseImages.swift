@@ -18,14 +18,19 @@ public enum BaseImages {
         var pulled: [String] = []
         var seen = Set<Digest>()
         for recipe in recipes {
-            guard case .image(let text, let digest) = recipe.base, seen.insert(digest).inserted, !layout.hasBlob(digest)
-            else { continue }
+            guard case .image(let text, let digest) = recipe.base, seen.insert(digest).inserted else { continue }
             let location = recipe.baseLocation ?? recipe.location
             let reference: Reference
             do {
                 reference = try Reference(parsing: "\(text)@\(digest)")
             } catch {
                 throw BuildError.recipe("\(location): error: \(error)")
+            }
+            let tag = "\(reference.registry)/\(reference.repository):sha256-\(digest.encoded)"
+            guard try layout.pinnedImage(digest) == nil else {
+                // A docker base stored as served by an older Kiln is stored again as OCI.
+                try layout.convertPinnedBase(digest, tag: tag)
+                continue
             }
             guard let transport else {
                 throw BuildError.recipe(
@@ -38,7 +43,7 @@ public enum BaseImages {
                 let descriptor = try await Puller(layout: layout, client: client, events: events)
                     .pull(reference, platforms: nil)
                 // Tagged so `kiln gc` keeps it.
-                try layout.tag(descriptor, as: "\(reference.registry)/\(reference.repository):sha256-\(digest.encoded)")
+                try layout.tag(descriptor, as: tag)
             } catch {
                 throw BuildError.recipe("\(location): error: cannot fetch base \(reference): \(error)")
             }

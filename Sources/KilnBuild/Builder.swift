@@ -163,14 +163,11 @@ final class Builder: Sendable {
             }
             return image
         case .image(let reference, let digest):
-            guard layout.hasBlob(digest) else {
+            guard let descriptor = try layout.pinnedImage(digest) else {
                 throw BuildError.recipe(
                     "\(recipe.baseLocation ?? recipe.location): error: base image \(reference)@\(digest) is not in the store: run `kiln build` with network, or `kiln pull \(reference)@\(digest)`"
                 )
             }
-            let descriptor = Descriptor(
-                mediaType: try Self.mediaType(ofBlob: layout.readBlob(digest)), digest: digest,
-                size: layout.blobSize(digest) ?? 0)
             guard
                 let image = try layout.images(for: descriptor).first(where: { $0.config.platform == platform })
                     ?? layout.images(for: descriptor).first(where: {

@@ -25,6 +25,15 @@ extension HTTPTransport {
             default: break
             }
         }
+        // The disk, not the network: a download that cannot be written.
+        let ns = error as NSError
+        let chain = [ns] + [ns.userInfo[NSUnderlyingErrorKey] as? NSError].compactMap { $0 }
+        if ns.domain == NSCocoaErrorDomain && ns.code == NSFileWriteOutOfSpaceError
+            || chain.contains(where: { $0.domain == NSPOSIXErrorDomain && [ENOSPC, EDQUOT].contains(Int32($0.code)) })
+        {
+            return .file(
+                path: url.absoluteString, detail: "the disk is full while downloading (\(ns.localizedDescription))")
+        }
         if let ssl = error as? NIOSSLError {
             return .tls(host: host, detail: clean(String(describing: ssl)))
         }
@@ -74,9 +83,11 @@ extension HTTPTransport {
     static func clean(_ text: String) -> String {
         var result = text.replacingOccurrences(
             of: #"\s*(at )?/[^\s,\])]*\.(cc|c|h|swift):\d+"#, with: "", options: .regularExpression)
-        result = result.replacingOccurrences(of: #"error:[0-9A-Fa-f]+:[A-Za-z ]+ routines:"#, with: "",
+        result = result.replacingOccurrences(
+            of: #"error:[0-9A-Fa-f]+:[A-Za-z ]+ routines:"#, with: "",
             options: .regularExpression)
-        result = result.replacingOccurrences(of: #"handshakeFailed\(NIOSSL\.BoringSSLError\.sslError\(\[Error: "#,
+        result = result.replacingOccurrences(
+            of: #"handshakeFailed\(NIOSSL\.BoringSSLError\.sslError\(\[Error: "#,
             with: "handshake failed: ", options: .regularExpression)
         result = result.replacingOccurrences(of: #"[\]\)]+$"#, with: "", options: .regularExpression)
         return result.trimmingCharacters(in: .whitespaces)

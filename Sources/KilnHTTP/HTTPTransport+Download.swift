@@ -5,7 +5,7 @@ import KilnStore
 /// Where a download's body goes. The transport hashes and counts the bytes and checks them against what was
 /// expected; the sink only stores them, and is `reset` when a retry starts the body over. The caller decides
 /// what happens to a finished sink (an `AtomicFileWriter` is committed under its digest, or discarded).
-public protocol DownloadSink: AnyObject {
+public protocol DownloadSink: AnyObject, Sendable {
     func reset() throws
     func write(_ bytes: UnsafeRawBufferPointer) throws
 }
@@ -30,7 +30,12 @@ extension HTTPTransport {
                 }
                 return (HTTPResponse(status: status, headers: headers, body: body, url: request.url), nil, 0)
             }
-            let total = expectedSize ?? response.headers.first(name: "content-length").flatMap { Int64($0) }
+            let declared = response.headers.first(name: "content-length").flatMap { Int64($0) }
+            // A server announcing another size than the descriptor's is refused before a byte is read.
+            if let expectedSize, let declared, declared != expectedSize {
+                throw HTTPError.sizeMismatch(url: request.url.absoluteString, expected: expectedSize, actual: declared)
+            }
+            let total = expectedSize ?? declared
             try sink.reset()
             var hasher = SHA256()
             var size: Int64 = 0

@@ -60,13 +60,16 @@ public final class HTTPTransport: Sendable {
 
     /// Runs `attempt` under the retry policy when the request is retryable (once otherwise): connection
     /// errors and 408/429/5xx answers are tried again, honouring Retry-After. The last answer is returned as is.
-    func withRetries<T>(_ request: HTTPRequest, _ attempt: (HTTPRequest) async throws -> T) async throws -> T {
+    func withRetries<T: Sendable>(
+        _ request: HTTPRequest, _ attempt: @escaping @Sendable (HTTPRequest) async throws -> T
+    ) async throws -> T {
         let policy = request.retryable ? options.retry : RetryPolicy(attempts: 1)
+        let deadline = min(request.timeout ?? options.overallTimeout, options.overallTimeout)
         do {
             return try await policy.run { number in
                 let result: T
                 do {
-                    result = try await attempt(request)
+                    result = try await Self.within(deadline, url: request.url) { try await attempt(request) }
                 } catch let error as HTTPError {
                     throw error
                 } catch {
@@ -75,12 +78,32 @@ public final class HTTPTransport: Sendable {
                 if number < policy.attempts, let response = Self.response(of: result),
                     RetryPolicy.transientStatuses.contains(response.status)
                 {
-                    throw TransientAnswer(result: result, retryAfter: RetryPolicy.parseRetryAfter(response.header("Retry-After")))
+                    throw TransientAnswer(
+                        result: result, retryAfter: RetryPolicy.parseRetryAfter(response.header("Retry-After")))
                 }
                 return result
             }
         } catch let answer as TransientAnswer<T> {
             return answer.result
+        }
+    }
+
+    /// Runs one exchange (connect, headers and the whole body) within `seconds`: the client's own deadline
+    /// covers the answer's head only, and a server trickling a byte at a time never trips the idle timeout.
+    static func within<T: Sendable>(_ seconds: Double, url: URL, _ body: @escaping @Sendable () async throws -> T)
+        async throws -> T
+    {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let result = first else {
+                throw HTTPError.timeout(url: url.absoluteString, what: "the whole exchange", seconds: seconds)
+            }
+            return result
         }
     }
 

@@ -18,8 +18,21 @@ public struct Puller: Sendable {
 
     /// Pulls `reference`. From an index, only `platforms` are fetched (all when nil); with one platform the
     /// layout gets that platform's manifest, with several the original index (all its children are fetched).
-    /// Returns the descriptor stored (not tagged: the caller decides the tag).
+    /// Docker documents are stored converted to OCI media types (`OCIConversion`). Returns the descriptor
+    /// stored (not tagged: the caller decides the tag), annotated with the reference and the digest the
+    /// registry published, for the index.json entry.
     public func pull(_ reference: Reference, platforms: [Platform]?) async throws -> Descriptor {
+        let published = try await fetch(reference, platforms: platforms)
+        var stored = try OCIConversion.toOCI(published, in: layout)
+        stored.annotations = [
+            OCIConversion.sourceDigestKey: published.digest.description,
+            OCIConversion.sourceReferenceKey: reference.description,
+        ]
+        return stored
+    }
+
+    /// Copies the published documents into the layout as served.
+    func fetch(_ reference: Reference, platforms: [Platform]?) async throws -> Descriptor {
         let source = RegistryRepository(client: client, repository: reference.repository, events: events)
         let (data, descriptor) = try await source.resolve(reference.identifier)
         let jobs = client.options.jobs

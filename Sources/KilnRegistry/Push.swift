@@ -20,20 +20,27 @@ public struct PushedImage: Codable, Sendable {
     public var digest: Digest
     public var mediaType: String
     public var tags: [String]
+    /// Artifacts pushed beside it whose subject is one of its manifests (its SPDX SBOMs), by digest.
+    public var referrers: [Digest]?
 }
 
 /// Publishes images from a layout: `copyImage` from the store to each image's repository (blobs: HEAD, mount,
-/// upload; then manifests by digest, indexes, and tags last). Idempotent: what the registry has is skipped.
+/// upload; then manifests by digest, indexes, and tags last), then each manifest's stored referrers (SBOMs,
+/// see `Referrers`). Idempotent: what the registry has is skipped.
 public struct Pusher: Sendable {
     public let layout: OCILayout
     public let client: RegistryClient
     public let events: @Sendable (TransferEvent) -> Void
+    /// Where blobs are known to be in the registry (mount sources); `BlobLocationCache` primes it.
+    public let known: BlobLocations
 
     public init(
-        layout: OCILayout, client: RegistryClient, events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
+        layout: OCILayout, client: RegistryClient, known: BlobLocations = BlobLocations(),
+        events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
     ) {
         self.layout = layout
         self.client = client
+        self.known = known
         self.events = events
     }
 
@@ -53,15 +60,22 @@ public struct Pusher: Sendable {
     /// registry are mounted), tags last.
     public func push(_ items: [Item]) async throws -> [PushedImage] {
         var pushed: [PushedImage] = []
-        let known = BlobLocations()
         for item in items {
             let sink = RegistryRepository(client: client, repository: item.repository, known: known, events: events)
-            try await copyImage(item.descriptor, from: layout, to: sink, tags: item.tags, jobs: client.options.jobs)
+            let copied = try await copyImage(
+                item.descriptor, from: layout, to: sink, tags: item.tags, jobs: client.options.jobs)
+            var referrers: [Digest] = []
+            for node in copied.graph.nodes {
+                referrers += try await Referrers.push(
+                    of: node.descriptor.digest, from: layout, to: sink, jobs: client.options.jobs
+                ).map(\.digest)
+            }
             pushed.append(
                 PushedImage(
                     reference: "\(client.registry)/\(item.repository)@\(item.descriptor.digest)",
                     repository: item.repository,
-                    digest: item.descriptor.digest, mediaType: item.descriptor.mediaType, tags: item.tags))
+                    digest: item.descriptor.digest, mediaType: item.descriptor.mediaType, tags: item.tags,
+                    referrers: referrers.isEmpty ? nil : referrers))
         }
         return pushed
     }

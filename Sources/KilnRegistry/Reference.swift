@@ -13,8 +13,12 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
 
     public enum ParseError: Error, CustomStringConvertible, Equatable {
         case invalid(String, reason: String)
+        case invalidRegistry(String, reason: String)
         public var description: String {
             switch self {
+            case .invalidRegistry(let text, let reason):
+                return
+                    "'\(text)' is not a registry address: \(reason). Write HOST[:PORT], e.g. registry.example.com or 127.0.0.1:5000"
             case .invalid(let text, let reason):
                 return
                     "'\(text)' is not a valid image reference: \(reason). Write REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:…"
@@ -62,7 +66,7 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
         if registry == "index.docker.io" || registry == "registry-1.docker.io" { registry = Self.dockerHub }
         do {
             try Self.validateRegistry(registry)
-        } catch ParseError.invalid(_, let reason) {
+        } catch ParseError.invalidRegistry(_, let reason) {
             throw ParseError.invalid(text, reason: reason)
         }
         if registry == Self.dockerHub && parts.count == 1 { parts.insert("library", at: 0) }
@@ -86,35 +90,38 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
         var port: Substring?
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else {
-                throw ParseError.invalid(registry, reason: "registry '\(registry)' has an unclosed [")
+                throw ParseError.invalidRegistry(registry, reason: "registry '\(registry)' has an unclosed [")
             }
             let rest = host[host.index(after: close)...]
             host = host[...close]
             if !rest.isEmpty {
                 guard rest.hasPrefix(":") else {
-                    throw ParseError.invalid(registry, reason: "registry '\(registry)' has text after ]")
+                    throw ParseError.invalidRegistry(registry, reason: "registry '\(registry)' has text after ]")
                 }
                 port = rest.dropFirst()
             }
             guard host.dropFirst().dropLast().allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
-                throw ParseError.invalid(registry, reason: "registry '\(registry)' is not an IPv6 address")
+                throw ParseError.invalidRegistry(registry, reason: "registry '\(registry)' is not an IPv6 address")
             }
         } else if let colon = host.firstIndex(of: ":") {
             port = host[host.index(after: colon)...]
             host = host[..<colon]
         }
         let label = #"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"#
-        guard registry.hasPrefix("[") || (!host.isEmpty && host.count <= 253
-            && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy({
-                $0.range(of: label, options: .regularExpression) != nil
-            }))
+        guard
+            registry.hasPrefix("[")
+                || (!host.isEmpty && host.count <= 253
+                    && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy({
+                        $0.range(of: label, options: .regularExpression) != nil
+                    }))
         else {
-            throw ParseError.invalid(
+            throw ParseError.invalidRegistry(
                 registry, reason: "registry '\(registry)' is not a host name (letters, digits, - and .)")
         }
         if let port {
             guard let number = Int(port), (1...65535).contains(number), port.allSatisfy(\.isNumber) else {
-                throw ParseError.invalid(registry, reason: "registry port '\(port)' is not a number from 1 to 65535")
+                throw ParseError.invalidRegistry(
+                    registry, reason: "registry port '\(port)' is not a number from 1 to 65535")
             }
         }
     }

@@ -8,7 +8,8 @@ extension RegistryClient {
     /// The blob's size when the repository already has it.
     public func blobSize(_ repository: String, _ digest: Digest) async throws -> Int64? {
         let response = try await send(
-            HTTPRequest(.HEAD, try await url("\(repository)/blobs/\(digest)", repository: repository)), scopes: [scope(repository, "pull")],
+            HTTPRequest(.HEAD, try await url("\(repository)/blobs/\(digest)", repository: repository)),
+            scopes: [scope(repository, "pull")],
             step: "checking blob \(digest.encoded.prefix(12))", repository: repository)
         switch response.status {
         case 200: return response.header("Content-Length").flatMap { Int64($0) } ?? -1
@@ -190,7 +191,8 @@ extension RegistryClient {
         progress: (@Sendable (Int64, Int64?) -> Void)? = nil
     ) async throws {
         let step = "downloading blob \(descriptor.digest.encoded.prefix(12))"
-        let request = HTTPRequest(.GET, try await url("\(repository)/blobs/\(descriptor.digest)", repository: repository))
+        let request = HTTPRequest(
+            .GET, try await url("\(repository)/blobs/\(descriptor.digest)", repository: repository))
         for attempt in 0..<2 {
             var authorized = request
             if let auth = try await authorization(scopes: [scope(repository, "pull")], repository: repository) {

@@ -14,7 +14,8 @@ extension RegistryClient {
         let step = "fetching manifest \(reference)"
         let response = try await send(
             HTTPRequest(
-                .GET, try await url("\(repository)/manifests/\(reference)", repository: repository), headers: [("Accept", Self.manifestAccept)]),
+                .GET, try await url("\(repository)/manifests/\(reference)", repository: repository),
+                headers: [("Accept", Self.manifestAccept)]),
             scopes: [scope(repository, "pull")], step: step, repository: repository, limit: 4 << 20)
         guard response.status == 200 else { throw failure(response, step: step, repository: repository) }
         let digest = Digest.sha256(response.body)
@@ -44,7 +45,8 @@ extension RegistryClient {
         let step = "checking manifest \(reference)"
         let response = try await send(
             HTTPRequest(
-                .HEAD, try await url("\(repository)/manifests/\(reference)", repository: repository), headers: [("Accept", Self.manifestAccept)]
+                .HEAD, try await url("\(repository)/manifests/\(reference)", repository: repository),
+                headers: [("Accept", Self.manifestAccept)]
             ),
             scopes: [scope(repository, "pull")], step: step, repository: repository)
         switch response.status {
@@ -66,7 +68,8 @@ extension RegistryClient {
         let step = "pushing manifest \(reference)"
         let response = try await send(
             HTTPRequest(
-                .PUT, try await url("\(repository)/manifests/\(reference)", repository: repository), headers: [("Content-Type", mediaType)],
+                .PUT, try await url("\(repository)/manifests/\(reference)", repository: repository),
+                headers: [("Content-Type", mediaType)],
                 body: .bytes(data), retryable: true),
             scopes: [scope(repository, "pull,push")], step: step, repository: repository)
         guard response.status == 201 else { throw failure(response, step: step, repository: repository) }
@@ -82,7 +85,8 @@ extension RegistryClient {
     public func deleteManifest(_ repository: String, _ digest: Digest) async throws {
         let step = "deleting manifest \(digest)"
         let response = try await send(
-            HTTPRequest(.DELETE, try await url("\(repository)/manifests/\(digest)", repository: repository)), scopes: [scope(repository, "*")],
+            HTTPRequest(.DELETE, try await url("\(repository)/manifests/\(digest)", repository: repository)),
+            scopes: [scope(repository, "*")],
             step: step, repository: repository)
         guard response.status == 202 || response.status == 200 else {
             throw failure(response, step: step, repository: repository)

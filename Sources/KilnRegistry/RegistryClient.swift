@@ -113,7 +113,7 @@ public final class RegistryClient: @unchecked Sendable {
     private func discover() async throws -> URL {
         try Reference.validateRegistry(registry)
         guard let http = URL(string: "http://\(host)/v2/"), let https = URL(string: "https://\(host)/v2/") else {
-            throw Reference.ParseError.invalid(registry, reason: "not a registry address")
+            throw Reference.ParseError.invalidRegistry(registry, reason: "it cannot be part of a URL")
         }
         if mayUseHTTP {
             do {

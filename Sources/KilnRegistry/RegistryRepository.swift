@@ -83,7 +83,8 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
             switch try await client.mountBlob(repository, descriptor.digest, from: from) {
             case .mounted:
                 known.record(descriptor.digest, in: repository)
-                events(.blobMounted(repository: repository, digest: descriptor.digest, from: from, size: descriptor.size))
+                events(
+                    .blobMounted(repository: repository, digest: descriptor.digest, from: from, size: descriptor.size))
                 return
             case .session(let url): session = url
             case .refused: break
@@ -106,7 +107,8 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
     }
 
     public func putManifest(_ descriptor: Descriptor, data: Data) async throws {
-        try await client.putManifest(repository, descriptor.digest.description, data: data, mediaType: descriptor.mediaType)
+        try await client.putManifest(
+            repository, descriptor.digest.description, data: data, mediaType: descriptor.mediaType)
         events(.manifestPushed(repository: repository, reference: descriptor.digest.description))
     }
 

@@ -89,7 +89,7 @@ public struct RegistryTarget: Sendable, Equatable {
         do {
             try Reference.validateRegistry(registry)
         } catch {
-            throw ReleaseError.invalidArgument("'\(text)' is not REGISTRY[/NAMESPACE]: \(error)")
+            throw ReleaseError.invalidArgument("--to '\(text)': \(error)")
         }
         let component = #"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$"#
         guard

@@ -87,7 +87,9 @@ public enum AtomicFile {
 /// A file written as a stream and published atomically (see `AtomicFile`): `write` as often as needed, then
 /// `commit` (optionally under a name decided only at the end, such as the digest of what was written) or
 /// `discard`. A writer dropped without either removes its temporary file.
-public final class AtomicFileWriter {
+// @unchecked: a writer is used by one task at a time (a download's retries run one after another); it is
+// Sendable only so that a transport's deadline can run the body's task beside a timer.
+public final class AtomicFileWriter: @unchecked Sendable {
     /// The final path, unless `commit(as:)` names another.
     public let path: String
     public let temporaryPath: String

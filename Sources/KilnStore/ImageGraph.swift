@@ -156,7 +156,8 @@ public struct ImageGraph: Sendable {
             do {
                 return try JSONDecoder().decode(type, from: data)
             } catch {
-                throw GraphError.malformed(digest: descriptor.digest, mediaType: descriptor.mediaType, detail: "\(error)")
+                throw GraphError.malformed(
+                    digest: descriptor.digest, mediaType: descriptor.mediaType, detail: "\(error)")
             }
         }
     }

@@ -9,11 +9,12 @@ struct Inspect: ParsableCommand {
         abstract: "Show an image's manifest, config and layers.",
         discussion: """
             REF is NAME:TAG as listed by `kiln images`. Text output summarises; --json gives the manifest and \
-            config documents as stored, plus each layer's digest, diff_id, size and the recipe step that made it.
+            config documents as stored, plus each layer's digest, diff_id, size and the recipe step that made it.             --sbom prints the image's SPDX document instead (one per platform, as a JSON array for an index).
             """)
 
     @Argument(help: "The image, as NAME:TAG.") var reference: String
     @OptionGroup var storeOptions: StoreOptions
+    @Flag(name: .long, help: "Print the image's SPDX SBOM (the document push publishes beside it).") var sbom = false
     @OptionGroup var output: OutputOptions
 
     struct Layer: Encodable {
@@ -44,6 +45,7 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let layout = try OCILayout(root: storeOptions.path, create: false)
         let descriptor = try layout.resolve(reference)
+        if sbom { return try printSBOM(layout: layout, descriptor: descriptor) }
         let images = try layout.images(for: descriptor).map { image in
             let history = (image.config.history ?? []).filter { $0.emptyLayer != true }
             let layers = image.manifest.layers.enumerated().map { i, layer in

@@ -58,74 +58,15 @@ final class TransferReporter: @unchecked Sendable {
     }
 }
 
-struct Push: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Publish images from the local store to a registry.",
-        discussion: """
-            Pushes every tag of the named images (all images when none is named) to REGISTRY/NAMESPACE/NAME. \
-            Blobs the registry has are skipped, shared layers are mounted across repositories, large layers go \
-            up in resumable chunks; manifests follow by digest and tags come last, so a tag never points at \
-            something incomplete. Each image is printed as REGISTRY/REPOSITORY@sha256:…: pin that.
-
-            Credentials come from KILN_REGISTRY_USERNAME/KILN_REGISTRY_PASSWORD (optionally limited to \
-            KILN_REGISTRY_HOST), else docker's config.json (`kiln login`, credHelpers, credsStore).
-
-              kiln push --to registry.example.com/komodo
-              kiln push komodod:0.9.0 --to 127.0.0.1:5000/test --json
-            """)
-
-    @Argument(help: "Images as NAME or NAME:TAG (default: all).") var images: [String] = []
-    @Option(name: .long, help: "REGISTRY[/NAMESPACE] to push to.") var to: String
-    @OptionGroup var storeOptions: StoreOptions
-    @OptionGroup var registryFlags: RegistryFlags
-    @OptionGroup var output: OutputOptions
-
-    func run() async throws {
-        let target: RegistryTarget
-        do { target = try RegistryTarget(parsing: to) } catch { throw ValidationError("\(error)") }
-        let layout = try OCILayout(root: storeOptions.path, create: false)
-        var items: [Pusher.Item] = []
-        let tags = try layout.tags().filter { tagged in
-            images.isEmpty || images.contains(tagged.reference) || images.contains(tagged.name)
-        }
-        for image in images where !tags.contains(where: { $0.reference == image || $0.name == image }) {
-            throw ValidationError("no image '\(image)' in \(layout.root): see `kiln images`")
-        }
-        for (name, group) in Dictionary(grouping: tags, by: \.name).sorted(by: { $0.key < $1.key }) {
-            for (digest, same) in Dictionary(grouping: group, by: \.descriptor.digest).sorted(by: { $0.key < $1.key }) {
-                var descriptor = same[0].descriptor
-                descriptor.annotations = nil
-                _ = digest
-                items.append(
-                    .init(repository: target.repository(name), descriptor: descriptor, tags: same.map(\.tag).sorted()))
-            }
-        }
-        let (client, transport) = try registryFlags.client(for: target.registry)
-        let reporter = TransferReporter(quiet: output.json)
-        let started = Date()
-        let pushed: [PushedImage]
-        do {
-            pushed = try await Pusher(layout: layout, client: client, events: reporter.handle).push(items)
-        } catch {
-            await transport.shutdown()
-            throw error
-        }
-        await transport.shutdown()
-        if output.json { return try Output.json(pushed) }
-        for image in pushed { Output.line("\(image.reference)  tags: \(image.tags.joined(separator: ", "))") }
-        Output.status(
-            "pushed \(pushed.count) image\(pushed.count == 1 ? "" : "s"), uploaded \(Output.bytes(client.uploadedBytes)) in "
-                + String(format: "%.1fs", Date().timeIntervalSince(started)))
-    }
-}
-
 struct Pull: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fetch an image from a registry into the local store.",
         discussion: """
             REF is REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:… (a name without registry means docker.io). Every \
             digest and size is verified before anything is stored. From a multi-platform image only --platform \
-            (default: this machine's) is fetched. The image is tagged in the store as given, or with --tag.
+            (default: this machine's) is fetched. The image is tagged in the store as given, or with --tag. \
+            Docker manifests and manifest lists are stored with OCI media types (as skopeo and crane write a \
+            layout), so every OCI tool reads the store; the registry's digest stays recorded on the tag.
             """)
 
     @Argument(help: "The image reference.") var reference: String
@@ -141,6 +82,8 @@ struct Pull: AsyncParsableCommand {
         var digest: String
         var mediaType: String
         var storedAs: String
+        /// The digest the registry served; `digest` differs when a docker document was stored as OCI.
+        var publishedDigest: String
     }
 
     func run() async throws {
@@ -173,7 +116,9 @@ struct Pull: AsyncParsableCommand {
             return try Output.json(
                 Report(
                     reference: ref.description, digest: descriptor.digest.description, mediaType: descriptor.mediaType,
-                    storedAs: name))
+                    storedAs: name,
+                    publishedDigest: descriptor.annotations?[OCIConversion.sourceDigestKey]
+                        ?? descriptor.digest.description))
         }
         Output.line("\(name)  \(descriptor.digest)")
     }

@@ -36,8 +36,9 @@ import Testing
     }
 
     @Test func challengeParsing() {
-        let c = Challenge(parsing: 
-            #"Bearer realm="https://auth.example.com/token",service="registry",scope="repository:a:pull""#)
+        let c = Challenge(
+            parsing:
+                #"Bearer realm="https://auth.example.com/token",service="registry",scope="repository:a:pull""#)
         #expect(c.scheme == "Bearer")
         #expect(
             c.parameters == [

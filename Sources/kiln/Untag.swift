@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import KilnStore
+
+struct Untag: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove tags from the local store (like `podman untag`), so `kiln gc` can free their blobs.",
+        discussion: """
+            Only the names go (and the SBOM entries of images no tag names any more): blobs stay until \
+            `kiln gc`, which keeps whatever another tag or a release still needs. Each REF is NAME:TAG as `kiln images` lists it; an unknown one is \
+            an error and nothing is removed.
+
+              kiln untag komodod:0.8.0 && kiln gc
+            """)
+
+    @Argument(help: "Images as NAME:TAG.") var references: [String]
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Report: Encodable {
+        var schemaVersion = jsonSchemaVersion
+        var untagged: [String]
+    }
+
+    func run() throws {
+        guard !references.isEmpty else { throw ValidationError("name at least one image as NAME:TAG") }
+        guard FileManager.default.fileExists(atPath: storeOptions.path + "/index.json") else {
+            throw ValidationError("no image store at \(storeOptions.path): give --store or set KILN_STORE")
+        }
+        let layout = try OCILayout(root: storeOptions.path)
+        let known = Set(try layout.tags().map(\.reference))
+        for reference in references where !known.contains(reference) {
+            throw ValidationError("no image '\(reference)' in \(layout.root): see `kiln images`")
+        }
+        for reference in references { try layout.untag(reference) }
+        try layout.removeOrphanReferrers()
+        if output.json { return try Output.json(Report(untagged: references)) }
+        for reference in references { Output.line("untagged \(reference)") }
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import KilnHTTP
+import KilnOCI
+import KilnStore
+import KilnTestSupport
+import Testing
+
+@testable import KilnRegistry
+
+/// The registry client against a hostile server (in front of a real docker-registry where a registry is
+/// needed): one retry policy, Retry-After on uploads, the scheme probe, secrets, foreign token realms.
+@Suite(.serialized) struct HostileRegistryTests {
+    /// A store with one small image (two blobs and a manifest), made without the CLI.
+    func smallImage(_ root: String) throws -> (OCILayout, Descriptor) {
+        let layout = try OCILayout(root: root)
+        let config = Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8)
+        let layer = Data((0..<4096).map { UInt8($0 % 251) })
+        try layout.writeBlob(config)
+        try layout.writeBlob(layer)
+        let manifest = try CanonicalJSON.encode(
+            Manifest(
+                config: Descriptor(mediaType: MediaType.imageConfig, bytes: config),
+                layers: [Descriptor(mediaType: MediaType.layerTar, bytes: layer)]))
+        try layout.writeBlob(manifest)
+        return (layout, Descriptor(mediaType: MediaType.imageManifest, bytes: manifest))
+    }
+
+    func client(
+        _ address: String, attempts: Int = 3, jobs: Int = 4, insecure: Set<String> = [],
+        environment: [String: String] = [:]
+    ) throws -> (RegistryClient, HTTPTransport) {
+        let transport = try HTTPTransport(options: HTTPOptions(attempts: attempts, baseDelay: 0.01))
+        let credentials = CredentialStore(environment: environment.merging(["HOME": "/nonexistent"]) { a, _ in a })
+        let options = RegistryOptions(insecure: insecure, credentials: credentials, jobs: jobs)
+        return (RegistryClient(registry: address, transport: transport, options: options), transport)
+    }
+
+    static let uploadStart = #"^/v2/.*/blobs/uploads/$"#
+
+    @Test func aFailingUploadStartIsSentOncePerAttemptNotNested() async throws {
+        let registry = try RegistryServer()
+        let hostile = try HostileServer(
+            rules: [.init("POST", Self.uploadStart, .reply, status: 500, body: #"{"errors":[{"code":"UNKNOWN"}]}"#)],
+            upstream: registry.port)
+        let tmp = try TemporaryDirectory("kiln-hostile")
+        defer {
+            hostile.stop()
+            registry.stop()
+            tmp.remove()
+        }
+        let (layout, image) = try smallImage(tmp.path + "/s")
+        let (client, transport) = try client(hostile.address, attempts: 3, jobs: 1)
+        await #expect(throws: RegistryError.self) {
+            _ = try await Pusher(layout: layout, client: client).push([
+                .init(repository: "ns/small", descriptor: image, tags: ["1"])
+            ])
+        }
+        await transport.shutdown()
+        let posts = hostile.requests.filter { $0.method == "POST" }
+        // Three attempts for the first blob, then the push stops; before, one upload sent up to 5 × 5 POSTs.
+        #expect(posts.count == 3, "\(posts.count) upload starts")
+        #expect(!hostile.requests.contains { $0.method == "PUT" && $0.path.contains("/manifests/") }, "no tag")
+    }
+
+    @Test func retryAfterOnAnUploadIsHonoured() async throws {
+        let registry = try RegistryServer()
+        let hostile = try HostileServer(
+            rules: [.init("POST", Self.uploadStart, .reply, status: 429, headers: ["Retry-After": "1"], times: 1)],
+            upstream: registry.port)
+        let tmp = try TemporaryDirectory("kiln-hostile")
+        defer {
+            hostile.stop()
+            registry.stop()
+            tmp.remove()
+        }
+        let (layout, image) = try smallImage(tmp.path + "/s")
+        let (client, transport) = try client(hostile.address, jobs: 1)
+        let pushed = try await Pusher(layout: layout, client: client).push([
+            .init(repository: "ns/small", descriptor: image, tags: ["1"])
+        ])
+        await transport.shutdown()
+        #expect(pushed.first?.digest == image.digest)
+        let posts = hostile.requests.filter { $0.method == "POST" }.map(\.time)
+        #expect(posts.count == 3, "one refused, then one per blob")
+        if posts.count >= 2 { #expect(posts[1] - posts[0] >= 0.95, "waited for Retry-After: 1") }
+    }
+
+    @Test func theSchemeProbeIsRetriedAndDecidedOnce() async throws {
+        let registry = try RegistryServer()
+        let hostile = try HostileServer(
+            rules: [.init("GET", #"^/v2/$"#, .reply, status: 503, times: 2)], upstream: registry.port)
+        let tmp = try TemporaryDirectory("kiln-hostile")
+        defer {
+            hostile.stop()
+            registry.stop()
+            tmp.remove()
+        }
+        let (layout, image) = try smallImage(tmp.path + "/s")
+        let (client, transport) = try client(hostile.address, attempts: 4, insecure: [hostile.address])
+        let pushed = try await Pusher(layout: layout, client: client).push([
+            .init(repository: "ns/small", descriptor: image, tags: ["1"])
+        ])
+        await transport.shutdown()
+        #expect(pushed.count == 1)
+        // Two failures, then one success, shared by every parallel job: three probes in all.
+        #expect(hostile.requests.filter { $0.path == "/v2/" }.count == 3)
+    }
+
+    @Test func insecureMeansPlainHTTPAndAFailingRegistryIsNotTakenForTLS() async throws {
+        let hostile = try HostileServer(rules: [.init("GET", #"^/v2/"#, .reply, status: 500, body: "down")])
+        defer { hostile.stop() }
+        for insecure in [Set([hostile.address]), []] {
+            let (client, transport) = try client(hostile.address, attempts: 2, insecure: insecure)
+            do {
+                _ = try await client.blobSize("x/y", .sha256(Data()))
+                Issue.record("a failing registry answered")
+            } catch let error as RegistryError {
+                #expect(error.status == 500, "\(error)")
+                #expect(!error.description.contains("TLS"), "\(error)")
+            }
+            await transport.shutdown()
+        }
+        #expect(hostile.requests.allSatisfy { $0.path == "/v2/" })
+    }
+
+    @Test func errorBodiesEchoingCredentialsAreRedacted() async throws {
+        let hostile = try HostileServer(rules: [
+            .init("GET", #"^/v2/$"#, .reply, status: 401, headers: ["WWW-Authenticate": #"Basic realm="kiln""#]),
+            .init(
+                nil, #"^/v2/.+"#, .reply, status: 403,
+                body: #"{"errors":[{"code":"DENIED","message":"denied: you sent {auth}"}]}"#),
+        ])
+        let tmp = try TemporaryDirectory("kiln-hostile")
+        defer {
+            hostile.stop()
+            tmp.remove()
+        }
+        let password = "hunter2-secret"
+        let encoded = Data("ci:\(password)".utf8).base64EncodedString()
+        let environment = ["KILN_REGISTRY_USERNAME": "ci", "KILN_REGISTRY_PASSWORD": password]
+        let (client, transport) = try client(hostile.address, environment: environment)
+        do {
+            _ = try await client.manifest("ns/app", "1")
+            Issue.record("a 403 was accepted")
+        } catch let error as RegistryError {
+            #expect(error.description.contains("denied: you sent Basic <redacted>"), "\(error)")
+            #expect(!error.description.contains(encoded) && !error.description.contains(password))
+        }
+        await transport.shutdown()
+        #expect(hostile.requests.contains { $0.auth == "Basic \(encoded)" }, "the credential was sent")
+        // The CLI, with and without --json.
+        for json in [false, true] {
+            let result = try KilnBinary.run(
+                ["pull", "\(hostile.address)/ns/app:1", "--store", tmp.path + "/s"] + (json ? ["--json"] : []),
+                environment: environment.merging(["DOCKER_CONFIG": tmp.path + "/docker"]) { a, _ in a }, check: false)
+            #expect(!result.succeeded && result.status < 128)
+            let all = result.stdout + result.stderr
+            #expect(all.contains("<redacted>"), "\(all)")
+            #expect(!all.contains(encoded) && !all.contains(password), "secret printed with json=\(json)")
+        }
+    }
+
+    @Test func basicCredentialsNeverGoToAForeignRealmOverPlainHTTP() async throws {
+        let tokens = try HostileServer(rules: [.init("GET", "^/token", .reply, status: 401, body: "no")])
+        // The same address under another name (localhost), over plain HTTP: another host.
+        let foreign = try HostileServer(rules: [
+            .init(
+                "GET", #"^/v2/"#, .reply, status: 401,
+                headers: ["WWW-Authenticate": #"Bearer realm="http://localhost:\#(tokens.port)/token",service="r""#])
+        ])
+        // A realm on the registry's own host and port may have them.
+        let own = try HostileServer(rules: [
+            .init("GET", "^/token", .reply, body: #"{"token":"t0k"}"#),
+            .init(
+                "GET", #"^/v2/$"#, .reply, status: 401,
+                headers: ["WWW-Authenticate": #"Bearer realm="http://127.0.0.1:{port}/token",service="r""#]),
+            .init("HEAD", #"^/v2/.+"#, .reply, status: 404),
+        ])
+        defer {
+            tokens.stop()
+            foreign.stop()
+            own.stop()
+        }
+        let environment = ["KILN_REGISTRY_USERNAME": "ci", "KILN_REGISTRY_PASSWORD": "pw-for-registry"]
+        let (refusing, transport) = try client(foreign.address, environment: environment)
+        do {
+            _ = try await refusing.blobSize("x/y", .sha256(Data()))
+            Issue.record("no token, yet it worked")
+        } catch let error as RegistryError {
+            #expect(error.description.contains("does not send credentials there"), "\(error)")
+        }
+        await transport.shutdown()
+        #expect(tokens.requests.count == 1)
+        #expect(tokens.requests.allSatisfy { $0.auth == nil }, "no credentials to a foreign plain-HTTP realm")
+
+        let (trusted, ownTransport) = try client(own.address, environment: environment)
+        #expect(try await trusted.blobSize("x/y", .sha256(Data())) == nil)
+        await ownTransport.shutdown()
+        #expect(own.requests.first { $0.path.hasPrefix("/token") }?.auth?.hasPrefix("Basic ") == true)
+        #expect(own.requests.contains { $0.method == "HEAD" && $0.auth == "Bearer t0k" })
+    }
+}
