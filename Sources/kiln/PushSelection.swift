@@ -6,8 +6,8 @@ import KilnStore
 /// Which stored tags `kiln push` sends. One rule, stated in `kiln push --help` and the README:
 /// - `NAME:TAG`: that tag.
 /// - `NAME`: the image's current version, the highest tag that is a version (compared number by number, so
-///   1.10.0 > 1.9.2 > 1.9.2-rc1; tags like `stable` are not versions), with every tag naming the same image
-///   (the recipe's extra tags of that build); an image with no version tag needs NAME:TAG.
+///   1.10.0 > 1.9.2 > 1.9.2-rc1; tags like `stable` are not versions), with the other non-version tags naming
+///   the same image (the recipe's extra tags of that build); an image with no version tag needs NAME:TAG.
 /// - nothing named: each image's current version, as for `NAME`.
 /// - `--all-tags`: every tag of the named images (of all images when none is named).
 /// Pulled images (bases fetched by a build, `kiln pull`) are never pushed: they are other people's images;
@@ -52,7 +52,11 @@ enum PushSelection {
                 "\(name) has no version tag (tags: \(group.map(\.tag).sorted().joined(separator: ", "))): "
                     + "name one as \(name):TAG, or give --all-tags")
         }
-        return group.filter { $0.descriptor.digest == newest.descriptor.digest }
+        // Other version tags of the same content (an unchanged image built as several versions) are not the
+        // current version: only the non-version tags of that build go with it.
+        return group.filter {
+            $0.descriptor.digest == newest.descriptor.digest && ($0.tag == newest.tag || !isVersion($0.tag))
+        }
     }
 
     /// Tags a build never writes: entries pulled from a registry (annotated by pull) and the

@@ -21,10 +21,14 @@ import Testing
     }
 
     /// The golden images built twice: as 2.0.0 (the recipe's version) and as 1.10.0 (which moves `stable`).
+    /// Each build gets its own SOURCE_DATE_EPOCH so the versions differ in content: the version alone is no
+    /// input to a digest.
     func twoVersions(_ tmp: TemporaryDirectory) throws -> String {
         let store = tmp.path + "/images"
-        try KilnBinary.run(["build", PushPullTests.golden, "--store", store])
-        try KilnBinary.run(["build", PushPullTests.golden, "--store", store, "--version", "1.10.0"])
+        try KilnBinary.run(["build", PushPullTests.golden, "--store", store], environment: ["SOURCE_DATE_EPOCH": "0"])
+        try KilnBinary.run(
+            ["build", PushPullTests.golden, "--store", store, "--version", "1.10.0"],
+            environment: ["SOURCE_DATE_EPOCH": "1"])
         return store
     }
 
@@ -37,7 +41,9 @@ import Testing
         }
         let store = try twoVersions(tmp)
         // A third build, as 1.9.0 (which takes `stable`): as text 1.9.0 sorts after 1.10.0, as a version before.
-        try KilnBinary.run(["build", PushPullTests.golden, "--store", store, "--version", "1.9.0"])
+        try KilnBinary.run(
+            ["build", PushPullTests.golden, "--store", store, "--version", "1.9.0"],
+            environment: ["SOURCE_DATE_EPOCH": "2"])
         let layout = try OCILayout(root: store)
         let r = registry.address
         // NAME:TAG: that tag only.
