@@ -20,9 +20,12 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
     /// What to write instead.
     public var hint: String?
 
+    /// Longer messages are cut: a hostile recipe's megabyte value must not become a megabyte of output.
+    public static let maxMessageLength = 400
+
     public init(_ location: SourceLocation, _ message: String, hint: String? = nil) {
         self.location = location
-        self.message = message
+        self.message = message.count > Self.maxMessageLength ? message.prefix(Self.maxMessageLength) + "…" : message
         self.hint = hint
     }
 

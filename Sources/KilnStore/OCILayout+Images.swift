@@ -52,10 +52,13 @@ extension OCILayout {
 
     private func decode<T: Decodable>(_ type: T.Type, _ data: Data, _ descriptor: Descriptor) throws -> T {
         do {
-            return try CanonicalJSON.decode(type, from: data)
+            return try CanonicalJSON.decode(type, from: data, path: blobPath(descriptor.digest))
         } catch {
             throw StoreError.notALayout(
-                path: blobPath(descriptor.digest), reason: "blob is not a valid \(descriptor.mediaType): \(error)")
+                path: blobPath(descriptor.digest),
+                reason:
+                    "blob is not a valid \(descriptor.mediaType), \((error as? JSONDocumentError)?.reason ?? "\(error)")"
+            )
         }
     }
 }
