@@ -78,14 +78,30 @@ extension JSONDocumentError {
         if bytes.isEmpty {
             return JSONDocumentError(path: path, line: 1, column: 1, keyPath: "", message: "the file is empty")
         }
+        let root: JSONNode
         do {
-            _ = try JSONReader.parse(bytes)
+            root = try JSONReader.parse(bytes)
         } catch {
             let (line, column) = JSONReader.position(of: error.offset, in: bytes)
             return JSONDocumentError(
                 path: path, line: line, column: column, keyPath: "", message: "not JSON: \(error.message)")
         }
+        // Valid JSON that Foundation still refuses: a number no Swift number type holds.
+        if let number = unrepresentable(root) {
+            let (line, column) = JSONReader.position(of: number.offset, in: bytes)
+            return JSONDocumentError(
+                path: path, line: line, column: column, keyPath: "", message: "a number too large to read")
+        }
         return JSONDocumentError(path: path, line: 1, column: 1, keyPath: "", message: "not JSON: \(fallback)")
+    }
+
+    static func unrepresentable(_ node: JSONNode) -> JSONNode? {
+        switch node.value {
+        case .number(let text): return (Double(text)?.isFinite ?? false) ? nil : node
+        case .array(let items): return items.lazy.compactMap(unrepresentable).first
+        case .object(let members): return members.lazy.compactMap { unrepresentable($0.value) }.first
+        default: return nil
+        }
     }
 
     /// The value at `codingPath`, or the deepest part of that path the document has.

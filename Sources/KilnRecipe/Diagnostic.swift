@@ -25,8 +25,12 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
 
     public init(_ location: SourceLocation, _ message: String, hint: String? = nil) {
         self.location = location
-        self.message = message.count > Self.maxMessageLength ? message.prefix(Self.maxMessageLength) + "…" : message
-        self.hint = hint
+        self.message = Self.shortened(message)
+        self.hint = hint.map(Self.shortened)
+    }
+
+    static func shortened(_ text: String) -> String {
+        text.count > maxMessageLength ? text.prefix(maxMessageLength) + "…" : text
     }
 
     /// `file:line:col: error: message` and, indented below, the hint (the format editors and CI logs link).

@@ -8,8 +8,9 @@ import Yams
 /// proportional to the cap, not to the expansion. Real recipes are far below every limit (komodod's has
 /// ~150 values); raise one here if a legitimate recipe ever needs it.
 public enum RecipeLimits {
-    /// A recipe file's size.
-    public static let maxFileBytes = 1 << 20
+    /// A recipe file's size (Yams builds a few hundred bytes of nodes per value, so this also bounds the
+    /// memory composing it takes; large content belongs in files added with `src:`).
+    public static let maxFileBytes = 256 << 10
     /// Values (keys, scalars, lists, maps) in one recipe, with aliases expanded.
     public static let maxNodes = 20_000
     /// Text in one recipe, with aliases expanded.
@@ -19,9 +20,11 @@ public enum RecipeLimits {
     /// A matrix file's size and entries.
     public static let maxMatrixFileBytes = 4 << 20
     public static let maxMatrixEntries = 4_096
-    /// Every matrix image together: values, and text once each entry's fields are substituted.
-    public static let maxMatrixNodes = 2_000_000
-    public static let maxMatrixTextBytes = 64 << 20
+    /// Every matrix image together: values, and text once each entry's fields are substituted (each value is
+    /// copied per entry, ~1 KB and ~10 µs apiece: 100,000 is about a second and 100 MB; the assetchain
+    /// recipe of 46 chains makes ~1,200).
+    public static let maxMatrixNodes = 100_000
+    public static let maxMatrixTextBytes = 16 << 20
 
     /// What a node expands to; stops counting once a limit is passed.
     struct Size {

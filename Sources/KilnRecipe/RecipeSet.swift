@@ -169,8 +169,15 @@ public struct RecipeSet: Sendable {
                 hint: "keep one")
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
             .composer(_, let problem, let mark, _):
+            // libyaml puts an error at the end of a file without a final line break on the line after it, and
+            // counts U+2028 and lone CRs as line breaks where editors do not: keep the location inside the file.
+            let lines = text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false)
+            let (line, column) =
+                mark.line > lines.count
+                ? (lines.count, (lines.last.map { String(Substring($0)).unicodeScalars.count } ?? 0) + 1)
+                : (mark.line, mark.column)
             return Diagnostic(
-                SourceLocation(file: file, line: mark.line, column: mark.column), "YAML syntax: \(problem)",
+                SourceLocation(file: file, line: line, column: column), "YAML syntax: \(problem)",
                 hint: "check indentation and quoting on this line")
         case .reader(let problem, let offset, _, _):
             let (line, column) = JSONReader.position(of: offset ?? 0, in: Array(text.utf8))

@@ -80,7 +80,7 @@ import Testing
         """
 
     /// Every reader, by the name a failure is reported under; each throws or returns.
-    static let readers: [(String, (Data) throws -> Void)] = [
+    static let readers: [(String, @Sendable (Data) throws -> Void)] = [
         ("kiln.lock", { _ = try CanonicalJSON.decode(LockFile.self, from: $0, path: "recipes/kiln.lock") }),
         ("release", { _ = try ReleaseDocument.decode($0, source: "releases/0.9.0.json") }),
         ("manifest", { _ = try CanonicalJSON.decode(Manifest.self, from: $0, path: "blobs/sha256/m") }),
@@ -123,7 +123,7 @@ import Testing
         (#""lockVersion" : 1,"#, "", #"kiln.lock:1:1: missing key "lockVersion""#),
         (
             #""name" : "libc6","#, #""name" : ["libc6"],"#,
-            #"kiln.lock:18:18: expected a string, found a list (at packages["debian-runtime/libs"][0].name)"#
+            #"kiln.lock:17:18: expected a string, found a list (at packages["debian-runtime/libs"][0].name)"#
         ),
         (#""lockVersion" : 1,"#, #""lockVersion" : 1"#, "kiln.lock:9:3: not JSON: expected ',' or '}' in an object"),
     ]
@@ -132,8 +132,9 @@ import Testing
         let (find, replace, expected) = Self.brokenLocks[index]
         #expect(Self.lock.contains(find))
         let text = Self.lock.replacingOccurrences(of: find, with: replace)
+        let actual = try lockError(text)
         #expect(
-            try lockError(text)
+            actual
                 == expected + ": not a valid kiln lock file. Restore it from git, or delete it and run `kiln lock`.")
     }
 
@@ -151,7 +152,7 @@ import Testing
     }
 
     /// Generated hostile documents: each ends in a located error, quickly.
-    static let hostile: [(String, () -> [UInt8], String)] = [
+    static let hostile: [(String, @Sendable () -> [UInt8], String)] = [
         (
             "deep nesting", { Array(String(repeating: "[", count: 100_000).utf8) },
             "1:513: not JSON: nested deeper than 512 levels"
@@ -174,7 +175,10 @@ import Testing
             "huge string", { Array(("{\"lockVersion\": \"" + String(repeating: "x", count: 20 << 20) + "\"}").utf8) },
             "1:17: expected a whole number, found a string"
         ),
-        ("huge number", { Array(("{\"lockVersion\": 1" + String(repeating: "0", count: 10_000) + "}").utf8) }, "1:17:"),
+        (
+            "huge number", { Array(("{\"lockVersion\": 1" + String(repeating: "0", count: 10_000) + "}").utf8) },
+            "1:17: a number too large to read"
+        ),
         (
             "a million keys", { Array(("{" + (0..<200_000).map { "\"k\($0)\":0" }.joined(separator: ",") + "}").utf8) },
             "1:1: missing key \"lockVersion\""
@@ -202,8 +206,9 @@ import Testing
             "\"mediaType\":", "\"schemaVersion\":3,", " ", "\n",
         ]
         var fuzzer = Fuzzer(seed: Fuzzer.seed, seeds: seeds, tokens: tokens)
-        let cases = Fuzzer.cases(default: 3000)
+        let cases = Fuzzer.cases(default: 1000)
         var (accepted, refused, slowest) = (0, 0, 0.0)
+        var failures = 0
         for index in 0..<cases {
             let bytes = fuzzer.next()
             let (name, read) = Self.readers[index % Self.readers.count]
@@ -229,11 +234,12 @@ import Testing
             }
             let seconds = Date().timeIntervalSince(start)
             slowest = max(slowest, seconds)
-            if seconds > 3 { failure = "took \(seconds) s" }
+            if seconds > 5 { failure = "took \(seconds) s" }
             if let failure {
                 let saved = Fuzzer.save(bytes, name: "json-\(Fuzzer.seed)-\(index).json")
                 Issue.record("case \(index) (\(name), seed \(Fuzzer.seed), input \(saved)): \(failure)")
-                return
+                failures += 1
+                if failures == 5 { return }
             }
         }
         print(

@@ -81,7 +81,7 @@ public struct Fuzzer {
             let byte = [UInt8(ascii: "A"), UInt8(ascii: "{"), UInt8(ascii: "9"), UInt8(ascii: " "), 0xE9][
                 Int.random(in: 0..<5, using: &random)]
             bytes.insert(
-                contentsOf: [UInt8](repeating: byte, count: Int.random(in: 1000...300_000, using: &random)),
+                contentsOf: [UInt8](repeating: byte, count: 1 << Int.random(in: 10...18, using: &random)),
                 at: position(bytes))
         case 7:  // an alias bomb
             let width = Int.random(in: 2...9, using: &random)
