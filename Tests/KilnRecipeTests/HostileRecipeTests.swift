@@ -52,7 +52,8 @@ import Testing
         // The first level whose total passes the cap: 9^5 > 20,000 at x4 (line 9).
         #expect(problem.location.line == 9 && problem.location.column == 1)
         #expect(seconds < 1, "took \(seconds) s")
-        #expect(Fuzzer.peakMemory - before < 200 << 20)
+        // Process-wide peak (tests run in parallel), so a generous bound: the bomb took 2.7-6.1 GB.
+        #expect(Fuzzer.peakMemory - before < 1 << 30)
     }
 
     @Test func aliasBombOutsideAMatrixIsRefusedToo() throws {
@@ -121,7 +122,7 @@ import Testing
         #expect(recipes.isEmpty)
         #expect(problems.map { "\($0.location.line):\($0.location.column)" } == ["4:1"])
         #expect(seconds < 3, "took \(seconds) s")
-        #expect(Fuzzer.peakMemory - before < 300 << 20, "peak memory grew by \((Fuzzer.peakMemory - before) >> 20) MB")
+        #expect(Fuzzer.peakMemory - before < 1 << 30, "peak memory grew by \((Fuzzer.peakMemory - before) >> 20) MB")
     }
 
     /// A matrix just under the per-recipe cap, times 46 chains: refused before any entry is templated.
