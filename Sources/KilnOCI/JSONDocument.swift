@@ -34,6 +34,10 @@ extension CanonicalJSON {
     /// Decodes a document read from `path`; a failure throws `JSONDocumentError` with its position instead of
     /// Foundation's `DecodingError` text. Pure: the caller reads the bytes.
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data, path: String) throws -> T {
+        // Foundation takes seconds over a long string of invalid UTF-8; the reader names the byte at once.
+        if !String(decoding: data, as: UTF8.self).utf8.elementsEqual(data) {
+            throw JSONDocumentError.syntax([UInt8](data), path: path, fallback: "the file is not UTF-8")
+        }
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch let error as DecodingError {

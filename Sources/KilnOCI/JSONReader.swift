@@ -34,6 +34,11 @@ public struct JSONNode: Sendable {
 public struct JSONSyntaxError: Error, Sendable, Equatable {
     public var offset: Int
     public var message: String
+
+    public init(offset: Int, message: String) {
+        self.offset = offset
+        self.message = message
+    }
 }
 
 /// A strict RFC 8259 reader (UTF-8, no comments, no trailing commas) with a nesting limit, so a hostile

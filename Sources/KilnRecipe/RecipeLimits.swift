@@ -73,10 +73,39 @@ public enum RecipeLimits {
                 hint: "save the recipe as UTF-8; write other characters as \"\\u00e9\" in a double-quoted string"))
     }
 
-    /// A diagnostic if the text is over the size limit (for text handed to `RecipeSet.parse` directly).
-    static func checkSize(_ text: String, file: String) -> Diagnostic? {
-        guard text.utf8.count > maxFileBytes else { return nil }
-        if case .failure(let problem) = self.text(Data(text.utf8), file: file) { return problem }
+    /// A diagnostic if the text is over the size limit (for text handed to `RecipeSet.parse` directly), or
+    /// holds a line break only some tools count (YAML ends lines at U+2028, U+2029, U+0085 and a lone CR,
+    /// most editors do not, so every later line and column would be wrong); CRLF is fine.
+    static func checkText(_ text: String, file: String) -> Diagnostic? {
+        if text.utf8.count > maxFileBytes {
+            if case .failure(let problem) = self.text(Data(text.utf8), file: file) { return problem }
+        }
+        var (line, column) = (1, 1)
+        var previous: Unicode.Scalar = " "
+        for scalar in text.unicodeScalars {
+            let loneCR = previous == "\r" && scalar != "\n"
+            if loneCR || ["\u{2028}", "\u{2029}", "\u{85}"].contains(scalar) {
+                let name =
+                    loneCR
+                    ? "a carriage return without a line feed" : "U+\(String(scalar.value, radix: 16, uppercase: true))"
+                return Diagnostic(
+                    SourceLocation(file: file, line: line, column: loneCR ? column - 1 : column),
+                    "\(name) is a line break to YAML but not to most editors",
+                    hint: "remove it, or end lines with \\n (or \\r\\n)")
+            }
+            if scalar == "\n" {
+                (line, column) = (line + 1, 1)
+            } else {
+                column += 1
+            }
+            previous = scalar
+        }
+        if previous == "\r" {
+            return Diagnostic(
+                SourceLocation(file: file, line: line, column: column - 1),
+                "a carriage return without a line feed is a line break to YAML but not to most editors",
+                hint: "remove it, or end lines with \\n (or \\r\\n)")
+        }
         return nil
     }
 

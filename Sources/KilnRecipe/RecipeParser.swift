@@ -367,7 +367,7 @@ struct RecipeParser {
         var result: [String: EmptyObject] = [:]
         for item in list {
             let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
-            guard let number = Int(parts[0]), (1...65535).contains(number),
+            guard let first = parts.first, let number = Int(first), (1...65535).contains(number),
                 parts.count == 1 || ["tcp", "udp", "sctp"].contains(parts[1])
             else {
                 report(

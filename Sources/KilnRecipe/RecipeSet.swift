@@ -57,7 +57,7 @@ public struct RecipeSet: Sendable {
 
     /// Parses one recipe file's text (a matrix recipe gives several recipes).
     public static func parse(_ text: String, file: String) -> ([Recipe], [Diagnostic]) {
-        if let problem = RecipeLimits.checkSize(text, file: file) { return ([], [problem]) }
+        if let problem = RecipeLimits.checkText(text, file: file) { return ([], [problem]) }
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {

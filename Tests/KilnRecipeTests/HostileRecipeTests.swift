@@ -175,6 +175,28 @@ import Testing
         #expect(problems.map { "\($0.location.line):\($0.location.column)" } == ["4:14"])
     }
 
+    /// Line breaks YAML counts and editors do not would shift every later location: refused where they are.
+    @Test(arguments: [
+        (
+            "name: a\nversion: '1' # x\u{2028}y\nbase: b\n",
+            "2:17: U+2028 is a line break to YAML but not to most editors"
+        ),
+        (
+            "name: a\r\nversion: '1'\rbase: b\n",
+            "2:13: a carriage return without a line feed is a line break to YAML but not to most editors"
+        ),
+        ("name: a\nbase: b\u{85}\n", "2:8: U+85 is a line break to YAML but not to most editors"),
+    ])
+    func lineBreaksEditorsDoNotCount(_ yaml: String, _ expected: String) throws {
+        let (_, problems, _) = try load(yaml)
+        #expect(problems.map { "\($0.location.line):\($0.location.column): \($0.message)" } == [expected])
+    }
+
+    @Test func emptyPortsDoNotCrash() throws {
+        let (_, problems, _) = try load("name: a\nversion: '1'\nbase: b\nports: [\"\", \"/tcp\"]\n")
+        #expect(problems.map(\.message) == ["'' is not a port", "'/tcp' is not a port"])
+    }
+
     /// Values that parsed and then built an image that fails only when it runs.
     static let wrongValues: [(String, String)] = [
         ("user: \"root:root:root\"", "4:7: user 'root:root:root' is not USER or USER:GROUP"),
