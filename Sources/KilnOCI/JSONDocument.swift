@@ -35,8 +35,12 @@ extension CanonicalJSON {
     /// Foundation's `DecodingError` text. Pure: the caller reads the bytes.
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data, path: String) throws -> T {
         // Foundation takes seconds over a long string of invalid UTF-8; the reader names the byte at once.
-        if !String(decoding: data, as: UTF8.self).utf8.elementsEqual(data) {
-            throw JSONDocumentError.syntax([UInt8](data), path: path, fallback: "the file is not UTF-8")
+        let bytes = [UInt8](data)
+        if let bad = JSONReader.firstInvalidUTF8(in: bytes[...]) {
+            let (line, column) = JSONReader.position(of: bad, in: bytes)
+            throw JSONDocumentError(
+                path: path, line: line, column: column, keyPath: "",
+                message: "not JSON: byte 0x\(String(bytes[bad], radix: 16)) is not UTF-8")
         }
         do {
             return try JSONDecoder().decode(type, from: data)

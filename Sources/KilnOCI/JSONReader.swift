@@ -60,6 +60,36 @@ public struct JSONReader {
         return root
     }
 
+    /// The offset of the first byte that does not begin a well-formed UTF-8 character (no overlong forms, no
+    /// surrogates), or nil. A plain loop: decoding with repair costs microseconds per bad byte.
+    public static func firstInvalidUTF8(in bytes: ArraySlice<UInt8>) -> Int? {
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let lead = bytes[i]
+            if lead < 0x80 {
+                i += 1
+                continue
+            }
+            let (count, smallest): (Int, UInt32)
+            switch lead {
+            case 0xC0...0xDF: (count, smallest) = (1, 0x80)
+            case 0xE0...0xEF: (count, smallest) = (2, 0x800)
+            case 0xF0...0xF7: (count, smallest) = (3, 0x10000)
+            default: return i
+            }
+            guard i + count < bytes.endIndex else { return i }
+            var value = UInt32(lead & (0x3F >> UInt8(count)))
+            for k in 1...count {
+                let next = bytes[i + k]
+                guard next & 0xC0 == 0x80 else { return i }
+                value = value << 6 | UInt32(next & 0x3F)
+            }
+            guard value >= smallest, value <= 0x10FFFF, !(0xD800...0xDFFF).contains(value) else { return i }
+            i += count + 1
+        }
+        return nil
+    }
+
     /// 1-based line and column (in characters, as editors count them) of a byte offset.
     public static func position(of offset: Int, in bytes: [UInt8]) -> (line: Int, column: Int) {
         var line = 1
@@ -144,11 +174,10 @@ public struct JSONReader {
         var runStart = index
         func flush(_ end: Int) throws(JSONSyntaxError) {
             let run = bytes[runStart..<end]
-            let text = String(decoding: run, as: UTF8.self)
-            guard text.utf8.elementsEqual(run) else {
-                throw JSONSyntaxError(offset: runStart, message: "a string is not valid UTF-8")
+            if let bad = JSONReader.firstInvalidUTF8(in: run) {
+                throw JSONSyntaxError(offset: bad, message: "a string is not valid UTF-8")
             }
-            scalars.append(contentsOf: text.unicodeScalars)
+            scalars.append(contentsOf: String(decoding: run, as: UTF8.self).unicodeScalars)
         }
         while index < bytes.count {
             let byte = bytes[index]

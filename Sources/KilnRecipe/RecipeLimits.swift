@@ -48,20 +48,8 @@ public enum RecipeLimits {
                     hint: "split it into several recipes, or keep large content in files added with `src:`"))
         }
         let bytes = [UInt8](data)
-        let text = String(decoding: bytes, as: UTF8.self)
-        if text.utf8.elementsEqual(bytes) { return .success(text) }
-        var offset = 0
-        var decoder = UTF8()
-        var iterator = bytes.makeIterator()
-        var consumed = 0
-        loop: while true {
-            switch decoder.decode(&iterator) {
-            case .scalarValue(let scalar):
-                consumed += UTF8.width(scalar)
-                offset = consumed
-            case .emptyInput: break loop
-            case .error: break loop
-            }
+        guard let offset = JSONReader.firstInvalidUTF8(in: bytes[...]) else {
+            return .success(String(decoding: bytes, as: UTF8.self))
         }
         let (line, column) = JSONReader.position(of: offset, in: bytes)
         let byte = offset < bytes.count ? String(format: "0x%02x", bytes[offset]) : "the end"

@@ -42,6 +42,7 @@ import Testing
         let cases = Fuzzer.cases(default: 1000)
         var outcomes = (recipes: 0, refused: 0, slowest: 0.0)
         var failures = 0
+        var slowestCase = 0
         for index in 0..<cases {
             let bytes = fuzzer.next()
             // One case in four also mutates the matrix file the assetchain recipe reads.
@@ -50,7 +51,7 @@ import Testing
             let start = Date()
             let (parsed, problems) = load(bytes, file: file)
             let seconds = Date().timeIntervalSince(start)
-            outcomes.slowest = max(outcomes.slowest, seconds)
+            if seconds > outcomes.slowest { (outcomes.slowest, slowestCase) = (seconds, index) }
             if parsed.isEmpty { outcomes.refused += 1 } else { outcomes.recipes += 1 }
             let failure = check(problems, parsed: parsed, bytes: bytes, json: json, file: file, seconds: seconds)
             if let failure {
@@ -63,7 +64,7 @@ import Testing
         }
         print(
             "recipe fuzz: \(cases) cases, seed \(Fuzzer.seed): \(outcomes.recipes) gave recipes, \(outcomes.refused) "
-                + "refused with located errors, slowest \(String(format: "%.3f", outcomes.slowest)) s, peak memory "
+                + "refused with located errors, slowest \(String(format: "%.3f", outcomes.slowest)) s (case \(slowestCase)), peak memory "
                 + "\(Fuzzer.peakMemory >> 20) MB")
         #expect(outcomes.refused > 0 && outcomes.recipes > 0, "the mutations should reach both outcomes")
     }
