@@ -9,7 +9,7 @@ APT_PACKAGES := libarchive-dev libssl-dev zlib1g-dev libdeflate-dev libzstd-dev 
                 dpkg-dev apt-utils gpg gpgv sqv debian-archive-keyring ca-certificates python3 curl \
                 libarchive-tools zstd g++ xz-utils
 
-.PHONY: all deps build release images test format lint bench demo clean
+.PHONY: all deps build release images test fuzz format lint bench demo clean
 
 all: build
 
@@ -34,6 +34,16 @@ images: release
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The recipe and JSON fuzz targets for longer than `make test` runs them (1,000 cases each there).
+# FUZZ_CASES cases from FUZZ_SEED; a failing case is saved under $$TMPDIR/kiln-fuzz-failures/ and named
+# with its seed and index, so `make fuzz FUZZ_SEED=… FUZZ_CASES=…` reproduces it.
+FUZZ_CASES ?= 100000
+FUZZ_SEED  ?= 1263094862
+fuzz: deps
+	$(SWIFT) build --build-tests
+	KILN_FUZZ_CASES=$(FUZZ_CASES) KILN_FUZZ_SEED=$(FUZZ_SEED) $(SWIFT) test --skip-build \
+	  --filter 'RecipeFuzzTests|JSONReadersTests/mutatedDocuments'
 
 format:
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests

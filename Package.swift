@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
         .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnTestSupport"]),
         .testTarget(name: "KilnLayerTests", dependencies: ["KilnLayer", "KilnTestSupport"]),
-        .testTarget(name: "KilnRecipeTests", dependencies: ["KilnRecipe"]),
+        .testTarget(name: "KilnRecipeTests", dependencies: ["KilnRecipe", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnHTTPTests", dependencies: ["KilnHTTP", "KilnTestSupport"]),
         .testTarget(
             name: "KilnRegistryTests",

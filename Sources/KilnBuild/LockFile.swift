@@ -52,10 +52,10 @@ public struct LockFile: Codable, Sendable, Equatable {
     public static func load(_ path: String) throws -> LockFile {
         guard let data = FileManager.default.contents(atPath: path) else { return LockFile() }
         do {
-            return try JSONDecoder().decode(LockFile.self, from: data)
+            return try CanonicalJSON.decode(LockFile.self, from: data, path: path)
         } catch {
             throw BuildError.recipe(
-                "\(path): not a valid kiln lock file (\(error)). Restore it from git, or delete it and run `kiln lock`."
+                "\(error): not a valid kiln lock file. Restore it from git, or delete it and run `kiln lock`."
             )
         }
     }

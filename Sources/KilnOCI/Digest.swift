@@ -52,7 +52,12 @@ public struct Digest: Hashable, Comparable, Sendable, CustomStringConvertible, C
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
-        try self.init(parsing: c.decode(String.self))
+        do {
+            try self.init(parsing: c.decode(String.self))
+        } catch let error as ParseError {
+            // A DecodingError carries the coding path, so a reader can say where in the document it is.
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: error.description)
+        }
     }
 
     public func encode(to encoder: Encoder) throws {

@@ -20,10 +20,17 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
     /// What to write instead.
     public var hint: String?
 
+    /// Longer messages are cut: a hostile recipe's megabyte value must not become a megabyte of output.
+    public static let maxMessageLength = 400
+
     public init(_ location: SourceLocation, _ message: String, hint: String? = nil) {
         self.location = location
-        self.message = message
-        self.hint = hint
+        self.message = Self.shortened(message)
+        self.hint = hint.map(Self.shortened)
+    }
+
+    static func shortened(_ text: String) -> String {
+        text.count > maxMessageLength ? text.prefix(maxMessageLength) + "…" : text
     }
 
     /// `file:line:col: error: message` and, indented below, the hint (the format editors and CI logs link).

@@ -21,6 +21,10 @@ struct Matrix {
     mutating func expand(_ root: Node) -> [(Node, [String: String]?)]? {
         guard case .mapping(let map) = root, let matrixNode = map["matrix"] else { return [(root, nil)] }
         guard let entries = load(matrixNode) else { return nil }
+        if let problem = RecipeLimits.checkExpansion(root, entries: entries, file: file, at: matrixNode) {
+            diagnostics.append(problem)
+            return nil
+        }
         var documents: [(Node, [String: String]?)] = []
         var templateProblems: Set<Diagnostic> = []
         for (index, entry) in entries.enumerated() {
@@ -49,6 +53,11 @@ struct Matrix {
                 Diagnostic(
                     location, "matrix file '\(path)' not found",
                     hint: "put it next to the recipe, or give its path relative to the recipe"))
+            return nil
+        }
+        let problems = MatrixFile.problems(data, path: full)
+        guard problems.isEmpty else {
+            diagnostics += problems
             return nil
         }
         guard let array = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]], !array.isEmpty else {
@@ -148,9 +157,10 @@ struct Matrix {
         guard text.contains("{{") else { return text }
         var result = ""
         var rest = Substring(text)
-        while let open = rest.range(of: "{{") {
+        // firstRange, not Foundation's range(of:), which copies the rest of the string on every call.
+        while let open = rest.firstRange(of: "{{") {
             result += rest[..<open.lowerBound]
-            guard let close = rest[open.upperBound...].range(of: "}}") else {
+            guard let close = rest[open.upperBound...].firstRange(of: "}}") else {
                 result += rest[open.lowerBound...]
                 rest = ""
                 break

@@ -28,13 +28,8 @@ struct RecipeParser {
             case "version": version = tag(value, "version")
             case "tags": recipe.tags = (stringList(value, "tags") ?? []).compactMap { t in tag(value, "tag", t) }
             case "platforms":
-                recipe.platforms = (stringList(value, "platforms") ?? []).compactMap { p in
-                    guard let platform = Platform(parsing: p) else {
-                        report(value, "'\(p)' is not a platform", hint: "write os/architecture, e.g. linux/amd64")
-                        return nil
-                    }
-                    return platform
-                }
+                recipe.platforms = (stringList(value, "platforms") ?? []).compactMap { p in platform(value, p) }
+                platformsCheck(value, recipe.platforms)
             case "base":
                 recipe.baseLocation = loc(value)
                 if let b = base(value) { recipe.base = b }
@@ -45,7 +40,7 @@ struct RecipeParser {
             case "entrypoint": recipe.settings.entrypoint = stringList(value, "entrypoint", allowScalar: false)
             case "cmd": recipe.settings.cmd = stringList(value, "cmd", allowScalar: false)
             case "workdir": recipe.settings.workingDir = absolutePath(value, "workdir")
-            case "user": recipe.settings.user = string(value, "user")
+            case "user": recipe.settings.user = user(value)
             case "ports": recipe.settings.exposedPorts = ports(value)
             case "volumes":
                 if let list = stringList(value, "volumes") {
@@ -329,16 +324,19 @@ struct RecipeParser {
                 return nil
             }
             let value = { (key: String) in fields.first { $0.key == key }?.value }
-            guard let name = value("name").flatMap({ string($0, "name") }),
+            guard let name = value("name").flatMap({ accountName($0, "user name") }),
                 let uid = value("uid").flatMap({ id($0, "uid") })
             else {
-                report(item, "a user needs `name` and `uid`", hint: "write `name: komodo` and `uid: 3003`")
+                // A present but invalid value has been reported where it is.
+                if value("name") == nil || value("uid") == nil {
+                    report(item, "a user needs `name` and `uid`", hint: "write `name: komodo` and `uid: 3003`")
+                }
                 return nil
             }
             return UserSpec(
                 name: name, uid: uid, gid: value("gid").flatMap { id($0, "gid") } ?? uid,
-                home: value("home").flatMap { absolutePath($0, "home") } ?? "/home/\(name)",
-                shell: value("shell").flatMap { string($0, "shell") } ?? "/sbin/nologin", location: loc(item))
+                home: value("home").flatMap { accountPath($0, "home") } ?? "/home/\(name)",
+                shell: value("shell").flatMap { accountPath($0, "shell") } ?? "/sbin/nologin", location: loc(item))
         }
     }
 
@@ -346,14 +344,20 @@ struct RecipeParser {
         (sequence(node, "groups") ?? []).compactMap { item in
             guard let fields = mapping(item, "a group", allowed: ["name", "gid", "members"]) else { return nil }
             let value = { (key: String) in fields.first { $0.key == key }?.value }
-            guard let name = value("name").flatMap({ string($0, "name") }),
+            guard let name = value("name").flatMap({ accountName($0, "group name") }),
                 let gid = value("gid").flatMap({ id($0, "gid") })
             else {
-                report(item, "a group needs `name` and `gid`", hint: "write `name: komodo` and `gid: 3003`")
+                // A present but invalid value has been reported where it is.
+                if value("name") == nil || value("gid") == nil {
+                    report(item, "a group needs `name` and `gid`", hint: "write `name: komodo` and `gid: 3003`")
+                }
                 return nil
             }
             return GroupSpec(
-                name: name, gid: gid, members: value("members").flatMap { stringList($0, "members") } ?? [],
+                name: name, gid: gid,
+                members: value("members").flatMap { node in
+                    stringList(node, "members")?.compactMap { accountName(node, "member", $0) }
+                } ?? [],
                 location: loc(item))
         }
     }
@@ -382,7 +386,7 @@ struct RecipeParser {
         var result: [String: EmptyObject] = [:]
         for item in list {
             let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
-            guard let number = Int(parts[0]), (1...65535).contains(number),
+            guard let first = parts.first, let number = Int(first), (1...65535).contains(number),
                 parts.count == 1 || ["tcp", "udp", "sctp"].contains(parts[1])
             else {
                 report(
@@ -393,16 +397,6 @@ struct RecipeParser {
             result["\(number)/\(parts.count == 2 ? parts[1] : "tcp")"] = EmptyObject()
         }
         return result
-    }
-
-    mutating func signal(_ node: Node) -> String? {
-        guard let text = string(node, "stop-signal") else { return nil }
-        let known = [
-            "SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGSTOP", "SIGWINCH", "SIGPWR",
-        ]
-        if known.contains(text) || text.hasPrefix("SIGRTMIN") || Int(text) != nil { return text }
-        report(node, "unknown stop signal '\(text)'", hint: "write a signal name such as SIGINT or SIGTERM")
-        return nil
     }
 
     // MARK: Scalars
@@ -430,19 +424,6 @@ struct RecipeParser {
         return text
     }
 
-    mutating func mode(_ node: Node) -> UInt32? {
-        guard case .scalar(let scalar) = node else {
-            report(node, "mode must be an octal number", hint: "write it quoted, e.g. mode: \"0755\"")
-            return nil
-        }
-        let text = scalar.string
-        guard (3...4).contains(text.count), let value = UInt32(text, radix: 8), value <= 0o7777 else {
-            report(node, "'\(text)' is not a file mode", hint: "write 3 or 4 octal digits, quoted: mode: \"0755\"")
-            return nil
-        }
-        return value
-    }
-
     mutating func id(_ node: Node, _ what: String) -> Int? {
         guard case .scalar(let scalar) = node, let value = Int(scalar.string), (0...0x7FFF_FFFF).contains(value) else {
             report(node, "\(what) must be a number from 0 to 2147483647", hint: "write e.g. \(what): 3003")
@@ -457,6 +438,12 @@ struct RecipeParser {
             report(
                 node, "\(what) '\(text)' must be an absolute path in the image",
                 hint: "write it from the root: /\(text)")
+            return nil
+        }
+        if text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            report(
+                node, "\(what) contains a control character (a line break, tab or NUL)",
+                hint: "write the path on one line, without control characters")
             return nil
         }
         if text.split(separator: "/").contains("..") {

@@ -1,4 +1,5 @@
 import Foundation
+import KilnOCI
 import Yams
 
 /// All the recipes of a build, matrices expanded, bases resolved, ordered so every base precedes the
@@ -33,16 +34,19 @@ public struct RecipeSet: Sendable {
         }
         var recipes: [Recipe] = []
         for file in files {
-            do {
-                let text = try String(contentsOfFile: file, encoding: .utf8)
+            guard let data = FileManager.default.contents(atPath: file) else {
+                diagnostics.append(
+                    Diagnostic(
+                        SourceLocation(file: file, line: 1, column: 1), "cannot read the recipe",
+                        hint: "check that the file is readable"))
+                continue
+            }
+            switch RecipeLimits.text(data, file: file) {
+            case .success(let text):
                 let (parsed, problems) = parse(text, file: file)
                 recipes += parsed
                 diagnostics += problems
-            } catch {
-                diagnostics.append(
-                    Diagnostic(
-                        SourceLocation(file: file, line: 1, column: 1),
-                        "cannot read recipe: \(error.localizedDescription)"))
+            case .failure(let problem): diagnostics.append(problem)
             }
         }
         let (ordered, graphProblems) = order(recipes)
@@ -53,6 +57,7 @@ public struct RecipeSet: Sendable {
 
     /// Parses one recipe file's text (a matrix recipe gives several recipes).
     public static func parse(_ text: String, file: String) -> ([Recipe], [Diagnostic]) {
+        if let problem = RecipeLimits.checkText(text, file: file) { return ([], [problem]) }
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -71,6 +76,7 @@ public struct RecipeSet: Sendable {
         } catch {
             return ([], [Diagnostic(SourceLocation(file: file, line: 1, column: 1), "\(error)")])
         }
+        if let problem = RecipeLimits.check(root, file: file) { return ([], [problem]) }
         var matrix = Matrix(file: file)
         guard let documents = matrix.expand(root) else { return ([], matrix.diagnostics) }
         var recipes: [Recipe] = []
@@ -163,9 +169,21 @@ public struct RecipeSet: Sendable {
                 hint: "keep one")
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
             .composer(_, let problem, let mark, _):
+            // libyaml puts an error at the end of a file without a final line break on the line after it, and
+            // counts U+2028 and lone CRs as line breaks where editors do not: keep the location inside the file.
+            let lines = text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false)
+            let (line, column) =
+                mark.line > lines.count
+                ? (lines.count, (lines.last.map { String(Substring($0)).unicodeScalars.count } ?? 0) + 1)
+                : (mark.line, mark.column)
             return Diagnostic(
-                SourceLocation(file: file, line: mark.line, column: mark.column), "YAML syntax: \(problem)",
+                SourceLocation(file: file, line: line, column: column), "YAML syntax: \(problem)",
                 hint: "check indentation and quoting on this line")
+        case .reader(let problem, let offset, _, _):
+            let (line, column) = JSONReader.position(of: offset ?? 0, in: Array(text.utf8))
+            return Diagnostic(
+                SourceLocation(file: file, line: line, column: column), "YAML: \(problem)",
+                hint: "remove the character, or write it as an escape in a double-quoted string (\"\\t\")")
         default:
             return Diagnostic(SourceLocation(file: file, line: 1, column: 1), "YAML: \(error)")
         }

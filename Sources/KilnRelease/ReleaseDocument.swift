@@ -83,9 +83,10 @@ public struct ReleaseDocument: Codable, Sendable, Equatable {
 
     public static func decode(_ data: Data, source: String) throws -> ReleaseDocument {
         do {
-            return try JSONDecoder().decode(ReleaseDocument.self, from: data)
+            return try CanonicalJSON.decode(ReleaseDocument.self, from: data, path: source)
         } catch {
-            throw ReleaseError.invalidDocument(source: source, reason: "\(error)")
+            throw ReleaseError.invalidDocument(
+                source: source, reason: (error as? JSONDocumentError)?.reason ?? "\(error)")
         }
     }
 }

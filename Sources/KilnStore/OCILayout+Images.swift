@@ -28,15 +28,19 @@ extension OCILayout {
     /// The images a descriptor reaches: itself when it is a manifest, each platform's when it is an index.
     public func images(for descriptor: Descriptor) throws -> [StoredImage] {
         try graph(from: descriptor).manifests.map { node in
-            let manifest = try CanonicalJSON.decode(Manifest.self, from: node.data)
+            let manifest = try CanonicalJSON.decode(
+                Manifest.self, from: node.data, path: blobPath(node.descriptor.digest))
             let data = try readBlob(manifest.config.digest)
             do {
-                let config = try CanonicalJSON.decode(ImageConfig.self, from: data)
+                let config = try CanonicalJSON.decode(
+                    ImageConfig.self, from: data, path: blobPath(manifest.config.digest))
                 return StoredImage(manifestDescriptor: node.descriptor, manifest: manifest, config: config)
             } catch {
                 throw StoreError.notALayout(
                     path: blobPath(manifest.config.digest),
-                    reason: "blob is not a valid \(manifest.config.mediaType): \(error)")
+                    reason:
+                        "blob is not a valid \(manifest.config.mediaType), \((error as? JSONDocumentError)?.reason ?? "\(error)")"
+                )
             }
         }
     }

@@ -177,11 +177,13 @@ public final class OCILayout: Sendable {
         }
         if let known = lastIndex.index(for: data) { return known }
         do {
-            let index = try CanonicalJSON.decode(ImageIndex.self, from: data)
+            let index = try CanonicalJSON.decode(ImageIndex.self, from: data, path: indexPath)
             lastIndex.remember(index, for: data)
             return index
         } catch {
-            throw StoreError.notALayout(path: root, reason: "index.json is not an image index: \(error)")
+            throw StoreError.notALayout(
+                path: root,
+                reason: "index.json is not an image index, \((error as? JSONDocumentError)?.reason ?? "\(error)")")
         }
     }
 
