@@ -20,7 +20,10 @@ extension Builder {
         }
         guard files.contains(where: { !digests.knows($0) }) else {
             let key = try cacheKey(entries, compression: compression)
-            if let hit = cache.lookup(key) {
+            // Protected before it is trusted: a sweep that ran first has removed it, and the check below sees so.
+            if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
+                layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
+            {
                 events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
                 return (hit, true)
             }
@@ -66,6 +69,12 @@ extension Builder {
         }
         for (path, digest) in result.fileDigests {
             if let stamp = stamps[path] { digests.record(path, digest: digest, hashedAt: stamp) }
+        }
+        do {
+            try roots.protect([result.descriptor.digest])
+        } catch {
+            staged.discard()
+            throw error
         }
         try layout.adopt(fileAt: staged.path, as: result.descriptor.digest)
         let cached = CachedLayer(
