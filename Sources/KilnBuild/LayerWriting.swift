@@ -24,11 +24,14 @@ extension Builder {
             if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
                 layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
             {
+                Log.build.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
                 events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
                 return (hit, true)
             }
+            Log.build.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
             return (try write(entries, image: image, name: name, compression: compression, key: key), false)
         }
+        Log.build.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
         return (try write(entries, image: image, name: name, compression: compression, key: nil), false)
     }
 

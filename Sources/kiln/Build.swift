@@ -36,6 +36,7 @@ struct Build: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var registryFlags: RegistryFlags
+    @OptionGroup var log: LogOptions
 
     @Option(name: .long, help: "Use this version (tag) for every image instead of the recipes' own.")
     var version: String?
@@ -79,6 +80,7 @@ struct Build: AsyncParsableCommand {
     }
 
     func run() async throws {
+        log.bootstrap()
         let started = Date()
         // Arguments that exist on disk are recipe paths; the rest name images.
         let paths = targets.filter { FileManager.default.fileExists(atPath: $0) }
