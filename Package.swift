@@ -77,7 +77,9 @@ let package = Package(
             name: "KilnRegistryTests",
             dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnOCI", "KilnLayer", "KilnTestSupport"]),
-        .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnBuildTests",
+            dependencies: ["KilnBuild", "KilnOCI", "KilnRecipe", "KilnStore", "KilnLayer", "KilnTestSupport"]),
         .testTarget(
             name: "KilnReleaseTests",
             dependencies: [
