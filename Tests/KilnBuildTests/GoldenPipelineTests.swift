@@ -18,9 +18,10 @@ import Testing
             let store = dir.path + "/images"
             let prepared = try await Pipeline.prepare(plan, store: store)
             let built = try await Pipeline.build(prepared, into: OCILayout(root: store))
-            let digests = Dictionary(uniqueKeysWithValues: built.flatMap { image in
-                image.references.map { ($0, image.digest.description) }
-            })
+            let digests = Dictionary(
+                uniqueKeysWithValues: built.flatMap { image in
+                    image.references.map { ($0, image.digest.description) }
+                })
             // The same values as BuildIntegrationTests.goldenDigests (encoding version 3).
             #expect(
                 digests == [
