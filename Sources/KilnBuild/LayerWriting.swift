@@ -20,12 +20,18 @@ extension Builder {
         }
         guard files.contains(where: { !digests.knows($0) }) else {
             let key = try cacheKey(entries, compression: compression)
-            if let hit = cache.lookup(key) {
+            // Protected before it is trusted: a sweep that ran first has removed it, and the check below sees so.
+            if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
+                layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
+            {
+                Log.build.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
                 events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
                 return (hit, true)
             }
+            Log.build.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
             return (try write(entries, image: image, name: name, compression: compression, key: key), false)
         }
+        Log.build.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
         return (try write(entries, image: image, name: name, compression: compression, key: nil), false)
     }
 
@@ -67,6 +73,12 @@ extension Builder {
         for (path, digest) in result.fileDigests {
             if let stamp = stamps[path] { digests.record(path, digest: digest, hashedAt: stamp) }
         }
+        do {
+            try roots.protect([result.descriptor.digest])
+        } catch {
+            staged.discard()
+            throw error
+        }
         try layout.adopt(fileAt: staged.path, as: result.descriptor.digest)
         let cached = CachedLayer(
             diffID: result.diffID, descriptor: result.descriptor, uncompressedSize: result.uncompressedSize)
@@ -102,11 +114,8 @@ extension Builder {
         }
         if paths.count > 1 {
             let digests = self.digests
-            let lanes = max(1, min(options.threads, paths.count))
-            DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-                for index in stride(from: lane, to: paths.count, by: lanes) {
-                    _ = try? digests.digest(ofFileAt: paths[index])
-                }
+            Bounded.forEach(count: paths.count, limit: options.threads) { index in
+                _ = try? digests.digest(ofFileAt: paths[index])
             }
         }
         let keyed = try entries.map { entry -> KeyEntry in

@@ -24,13 +24,29 @@ public struct LockFile: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey { case lockVersion, inputs, images, packages, packageRequests }
 
     /// Locks written before `packageRequests` existed still load (their sets are resolved once more).
+    /// Every digest is checked here, so a hand-edited or corrupted lock is refused on load, naming the entry,
+    /// instead of failing later as a download or cache mismatch.
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         lockVersion = try container.decode(Int.self, forKey: .lockVersion)
+        // Digest's own decoding refuses a malformed entry, located by line, column and key.
         inputs = try container.decodeIfPresent([String: Digest].self, forKey: .inputs) ?? [:]
         images = try container.decodeIfPresent([String: Digest].self, forKey: .images) ?? [:]
         packages = try container.decodeIfPresent([String: [LockedPackage]].self, forKey: .packages) ?? [:]
         packageRequests = try container.decodeIfPresent([String: String].self, forKey: .packageRequests) ?? [:]
+        for (key, pins) in packages.sorted(by: { $0.key < $1.key }) {
+            for pin in pins where !Self.isSHA256Hex(pin.sha256) {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .packages, in: container,
+                    debugDescription:
+                        "packages \"\(key)\" \(pin.name) \(pin.version): '\(pin.sha256)' is not a sha256 (64 lower-case hex digits)"
+                )
+            }
+        }
+    }
+
+    static func isSHA256Hex(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
     /// A resolved Debian package as the lock records it (name, version, architecture, sha256, filename).
