@@ -124,6 +124,9 @@ extension DeployRefs {
                 for mount in member.mounts { out += "      - \(q("\(mount.volume):\(mount.path)"))\n" }
             }
             if member.secrets { out += "    secrets: \(list(secretFiles))\n" }
+            // iguana reads the daemons' confs, which komodod writes group 0 (the images' data directories are
+            // group 0 and setgid); Kubernetes gets the same from fsGroup.
+            if member.service.name == "iguana" && node.usesSecrets { out += "    group_add: [\"0\"]\n" }
             if let probe = member.probe {
                 out += "    healthcheck:\n      test: \(list(["CMD"] + probe))\n"
                 out +=

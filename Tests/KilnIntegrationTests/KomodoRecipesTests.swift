@@ -402,4 +402,85 @@ import Testing
     }
 
     static let sources = KilnBinary.packageRoot + "/../shared/sources"
+
+    /// The node as an operator runs it: the images released to a registry, `kiln deploy-refs --format compose`,
+    /// and podman-compose bringing that file up (STAND-IN komodod, two chains, iguana). The services reach each
+    /// other on 127.0.0.1, the health checks pass, and only P2P ports are published.
+    @Test func nodeComesUpFromTheGeneratedComposeFile() throws {
+        let f = try Fixture()
+        try f.kiln(["lock", f.recipes])
+        try f.kiln(["build", f.recipes, "komodod", "doc", "marty", "iguana", "--tag", "node1"])
+        let registry = try RegistryServer()
+        defer { registry.stop() }
+        let releases = f.tmp.path + "/releases"
+        let to = registry.address + "/komodo"
+        try KilnBinary.run(["release", "node1", "--to", to, "--releases", releases, "--store", f.store])
+        let node = f.tmp.path + "/node"
+        try FileManager.default.createDirectory(atPath: node + "/secrets", withIntermediateDirectories: true)
+        try KilnBinary.run([
+            "deploy-refs", "node1", "--format", "compose", "--releases", releases, "--store", f.store, "--node",
+            "node1", "-o", node + "/compose.yaml",
+        ])
+        let compose = try String(contentsOfFile: node + "/compose.yaml", encoding: .utf8)
+        #expect(try Validators.compose(node + "/compose.yaml").succeeded)
+        // The bases (tagged node1 too, so released) are not services; RPC ports are nowhere.
+        #expect(!compose.contains("debian-runtime") && !compose.contains("iguana-runtime"))
+        for rpc in ["7771", "62416", "52593", "7776"] { #expect(!compose.contains("\(rpc):\(rpc)"), "\(rpc)") }
+        try "operator".write(toFile: node + "/secrets/komodo-rpcuser", atomically: true, encoding: .utf8)
+        try "s3cret".write(toFile: node + "/secrets/komodo-rpcpassword", atomically: true, encoding: .utf8)
+
+        let podman = try Podman()
+        defer { podman.cleanUp() }
+        // podman-compose names its own network (this conf has no `netns = "none"`) and pulls from the test
+        // registry over plain HTTP.
+        try podman.directory.write(
+            "compose-containers.conf",
+            """
+            [containers]
+            default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+            [engine]
+            cgroup_manager = "cgroupfs"
+            events_logger = "file"
+            runtime = "runc"
+            tmp_dir = "\(podman.directory.path)/libpod-tmp"
+            """)
+        try podman.directory.write(
+            "registries.conf", "[[registry]]\nlocation = \"\(registry.address)\"\ninsecure = true\n")
+        var environment = podman.environment
+        environment["CONTAINERS_CONF"] = podman.directory.path + "/compose-containers.conf"
+        environment["CONTAINERS_REGISTRIES_CONF"] = podman.directory.path + "/registries.conf"
+        let composeTool = try Validators.bin() + "/podman-compose"
+        let up = try Shell.run(
+            [composeTool, "-f", node + "/compose.yaml", "up", "-d"], environment: environment, directory: node,
+            check: false)
+        defer {
+            _ = try? Shell.run(
+                [composeTool, "-f", node + "/compose.yaml", "down", "-t", "10"], environment: environment,
+                directory: node, check: false)
+        }
+        #expect(up.succeeded, Comment(rawValue: up.stdout + up.stderr))
+        func podmanRun(_ arguments: [String]) throws -> CommandResult {
+            try Shell.run(["podman"] + arguments, environment: environment, check: false)
+        }
+        // Each Komodo service's compose health check (komodo-cli … getconnectioncount), run on demand.
+        var healthy: [String: Bool] = [:]
+        for _ in 0..<60 {
+            for service in ["komodod", "doc", "marty"] where healthy[service] != true {
+                healthy[service] = try podmanRun(["healthcheck", "run", "node1_\(service)_1"]).succeeded
+            }
+            if healthy.values.allSatisfy({ $0 }) && healthy.count == 3 { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        #expect(healthy == ["komodod": true, "doc": true, "marty": true])
+        var logs: [String: String] = [:]
+        for _ in 0..<60 {
+            for service in ["doc", "marty", "iguana"] { logs[service] = try podmanRun(["logs", "node1_\(service)_1"]).stdout }
+            if logs.values.allSatisfy({ $0.contains("reached KMD's RPC at 127.0.0.1:7771") }) { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        for (service, log) in logs { #expect(log.contains("reached KMD's RPC at 127.0.0.1:7771"), "\(service): \(log)") }
+        let published = try podmanRun(["port", "node1_komodod_1"]).stdout
+        #expect(published.contains("7770/tcp") && published.contains("62415/tcp") && published.contains("52592/tcp"))
+        #expect(!published.contains("7771/tcp") && !published.contains("62416/tcp"))
+    }
 }
