@@ -30,7 +30,7 @@ extension DeployRefs {
         set += "      terminationGracePeriodSeconds: \(node.grace)\n"
         // Volumes group-owned by fsGroup (setgid) so every container's uid can use them; the images also
         // make their data directories group-0-writable for platforms that pick the uid (OpenShift).
-        set += "      securityContext:\n        runAsNonRoot: true\n        fsGroup: 3003\n"
+        set += "      securityContext:\n        fsGroup: 3003\n"
         set += "        fsGroupChangePolicy: \"OnRootMismatch\"\n"
         set += "      containers:\n"
         for member in node.members { set += container(member) }
@@ -68,6 +68,8 @@ extension DeployRefs {
             }
         }
         out += "          securityContext:\n            allowPrivilegeEscalation: false\n"
+        // A named user cannot be checked by the kubelet; the Komodo images use numeric ones.
+        if let uid = service.uid, uid != 0 { out += "            runAsNonRoot: true\n            runAsUser: \(uid)\n" }
         out += "            capabilities:\n              drop: [\"ALL\"]\n"
         if member.secrets || !member.mounts.isEmpty {
             out += "          volumeMounts:\n"

@@ -30,6 +30,8 @@ public enum DeployRefs {
         public var runnable: Bool
         /// The image's HOME (its env, else its workdir).
         public var home: String
+        /// The image's user when it is a uid (`3003`, `3003:0`), which Kubernetes can check is not root.
+        public var uid: Int?
 
         public init(name: String, reference: String, config: ImageConfig?) {
             self.name = name
@@ -42,6 +44,7 @@ public enum DeployRefs {
             runnable = !(exec?.entrypoint ?? []).isEmpty || !(exec?.cmd ?? []).isEmpty
             let homeVariable = (exec?.env ?? []).first { $0.hasPrefix("HOME=") }.map { String($0.dropFirst(5)) }
             home = homeVariable ?? exec?.workingDir ?? "/"
+            uid = (exec?.user?.split(separator: ":").first).flatMap { Int($0) }
         }
 
         /// The assetchain's symbol (`-ac_name`), when the image is one.

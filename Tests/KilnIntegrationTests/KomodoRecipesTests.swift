@@ -138,7 +138,7 @@ import Testing
             ])
         #expect(cmd.filter { $0.hasPrefix("-addnode=") }.count == 8)
         #expect((pirate["ExposedPorts"] as? [String: Any])?.keys.sorted() == ["45452/tcp", "45453/tcp"])
-        #expect(pirate["User"] as? String == "komodo")
+        #expect(pirate["User"] as? String == "3003")
         #expect((pirate["Env"] as? [String])?.contains("KOMODO_RPC_PORT=45453") == true)
         #expect((pirate["Env"] as? [String])?.contains("HOME=/home/komodo") == true)
         #expect((pirate["Volumes"] as? [String: Any])?.keys.sorted() == ["/home/komodo/.komodo"])

@@ -22,6 +22,7 @@ import Yams
         exec.env = home.map { ["HOME=" + $0] }
         exec.workingDir = home
         exec.stopSignal = signal
+        exec.user = home == "/home/komodo" ? "3003" : nil
         return ImageConfig(platform: .linuxAMD64, config: exec)
     }
 
@@ -145,7 +146,7 @@ import Yams
         let pod = try #require((set["template"] as? [String: Any])?["spec"] as? [String: Any])
         #expect(pod["terminationGracePeriodSeconds"] as? Int == 300)
         let security = try #require(pod["securityContext"] as? [String: Any])
-        #expect(security["fsGroup"] as? Int == 3003 && security["runAsNonRoot"] as? Bool == true)
+        #expect(security["fsGroup"] as? Int == 3003)
         let containers = try #require(pod["containers"] as? [[String: Any]])
         #expect(
             containers.compactMap { $0["name"] as? String } == ["komodod", "doc", "gleec-old", "iguana", "litecoind"])
@@ -154,6 +155,9 @@ import Yams
             #expect(Set(ports).isDisjoint(with: [7771, 62416, 23226, 7776, 9332]), "no RPC port declared")
         }
         let komodod = containers[0]
+        let context = try #require(komodod["securityContext"] as? [String: Any])
+        #expect(context["runAsUser"] as? Int == 3003 && context["runAsNonRoot"] as? Bool == true)
+        #expect((containers[3]["securityContext"] as? [String: Any])?["runAsUser"] == nil, "iguana: no uid known")
         let probe = try #require((komodod["livenessProbe"] as? [String: Any])?["exec"] as? [String: Any])
         #expect(probe["command"] as? [String] == ["komodo-cli", "getconnectioncount"])
         let mounts = try #require(komodod["volumeMounts"] as? [[String: Any]])
