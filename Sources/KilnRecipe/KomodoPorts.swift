@@ -63,6 +63,14 @@ public enum KomodoPorts {
         return (p2p, rpc)
     }
 
+    /// komodod v0.9.2-2 refuses to start the old GLEEC chain (supply 210000000, ac_staked 100: the GLEEC of
+    /// komodo-daemon's assetchains.json) without `-datadir`, so it cannot clash with the current GLEEC.
+    public static func needsDatadir(_ entry: [String: String]) -> Bool {
+        let p = Parameters(entry)
+        return entry["ac_name"] == "GLEEC" && (try? p.int("ac_supply", 10)) == 210_000_000
+            && (try? p.int("ac_staked", 0)) == 100
+    }
+
     /// The supply and the extra buffer `komodo_args` builds (empty when the chain has no consensus parameters).
     static func parameters(_ p: Parameters) throws -> (supply: UInt64, extra: [UInt8]) {
         let end = try p.eras("ac_end"), reward = try p.eras("ac_reward"), halving = try p.eras("ac_halving")

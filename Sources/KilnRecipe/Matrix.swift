@@ -83,6 +83,17 @@ struct Matrix {
             for (key, value) in entry {
                 expanded[key] = expand(value, field: key, entry: entry, index: index, location: location, path: path)
             }
+            if KomodoPorts.needsDatadir(expanded.mapValues(Self.text)), expanded["datadir"] == nil {
+                // komodod refuses to start this chain without -datadir: give it dPoW's.
+                guard let home = environment["HOME"] else {
+                    diagnostics.append(
+                        Diagnostic(
+                            location, "\(path): komodod v0.9.2-2 starts the old GLEEC chain only with -datadir",
+                            hint: "give the image's home under the matrix: `env: {HOME: /home/komodo}`"))
+                    return nil
+                }
+                expanded["datadir"] = home + "/.komodo/GLEEC_OLD"
+            }
             entries.append(expanded)
         }
         return diagnostics.isEmpty ? entries : nil
@@ -109,6 +120,12 @@ struct Matrix {
             text.replaceSubrange(open.lowerBound...close, with: replacement)
         }
         return text
+    }
+
+    /// `{{datadir}}`: where komodod keeps the chain, `$HOME/.komodo/SYMBOL` unless the entry says.
+    private func computed(_ field: String, _ entry: Entry) -> Any? {
+        guard field == "datadir", let home = environment["HOME"] else { return nil }
+        return home + "/.komodo/" + Self.text(entry["ac_name"] ?? "")
     }
 
     /// dPoW's name for a chain: its datadir's last component when it has one, else its ac_name.
@@ -172,7 +189,7 @@ struct Matrix {
             let location = SourceLocation(file: file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
             if field == "args" {
                 result += Self.arguments(entry).joined(separator: " ")
-            } else if let value = field == "chain" ? Self.chainName(entry) : entry[field] {
+            } else if let value = field == "chain" ? Self.chainName(entry) : (entry[field] ?? computed(field, entry)) {
                 var rendered = Self.text(value)
                 for filter in expression.dropFirst() {
                     switch filter {

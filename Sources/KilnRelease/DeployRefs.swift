@@ -1,9 +1,16 @@
 import Foundation
 import KilnOCI
 
-/// `kiln deploy-refs`: a release's images as digest references, plain or as deployment files. Every image is
-/// addressed `REGISTRY/REPOSITORY@sha256:…`, never by tag, so a deployment runs exactly what was released.
-/// The output depends only on the release and the image configs (sorted, no timestamps of its own).
+/// `kiln deploy-refs`: a release's images as digest references, plain or as the deployment of one node. Every
+/// image is addressed `REGISTRY/REPOSITORY@sha256:…`, never by tag, so a deployment runs exactly what was
+/// released. The output depends only on the release, the image configs and the options (sorted, no
+/// timestamps of its own).
+///
+/// A node is what the original proposal deploys: komodod, the chosen assetchains, iguana and, when asked, a
+/// third-party daemon, in one compose project or one Kubernetes Pod, sharing one network namespace, because
+/// they expect each other on 127.0.0.1 (assetchains call KMD's RPC there, iguana reads the daemons' confs).
+/// Only P2P ports (the `io.komodo.p2p-port` label) are published; RPC stays on the loopback. Images without
+/// an entrypoint or cmd (the runtime bases) are never deployed.
 public enum DeployRefs {
     public enum Format: String, Sendable, CaseIterable, Codable {
         case refs, compose, kubernetes
@@ -18,6 +25,13 @@ public enum DeployRefs {
         /// Absolute paths, sorted.
         public var volumes: [String]
         public var stopSignal: String?
+        public var labels: [String: String]
+        /// False for a base image: nothing to run.
+        public var runnable: Bool
+        /// The image's HOME (its env, else its workdir).
+        public var home: String
+        /// The image's user when it is a uid (`3003`, `3003:0`), which Kubernetes can check is not root.
+        public var uid: Int?
 
         public init(name: String, reference: String, config: ImageConfig?) {
             self.name = name
@@ -26,6 +40,21 @@ public enum DeployRefs {
             ports = (exec?.exposedPorts ?? [:]).keys.compactMap(Port.init(parsing:)).sorted()
             volumes = (exec?.volumes ?? [:]).keys.sorted()
             stopSignal = exec?.stopSignal
+            labels = exec?.labels ?? [:]
+            runnable = !(exec?.entrypoint ?? []).isEmpty || !(exec?.cmd ?? []).isEmpty
+            let homeVariable = (exec?.env ?? []).first { $0.hasPrefix("HOME=") }.map { String($0.dropFirst(5)) }
+            home = homeVariable ?? exec?.workingDir ?? "/"
+            uid = (exec?.user?.split(separator: ":").first).flatMap { Int($0) }
+        }
+
+        /// The assetchain's symbol (`-ac_name`), when the image is one.
+        public var chain: String? { labels["io.komodo.assetchain.name"] }
+        public var isKomodod: Bool { name == "komodod" }
+        public var isKomodo: Bool { isKomodod || chain != nil }
+        /// Ports published off the host: the labelled P2P ports the image exposes.
+        public var p2pPorts: [Port] {
+            let labelled = Set((labels["io.komodo.p2p-port"] ?? "").split(separator: ",").compactMap { Int($0) })
+            return ports.filter { labelled.contains($0.number) }
         }
     }
 
@@ -43,11 +72,48 @@ public enum DeployRefs {
         public static func < (a: Port, b: Port) -> Bool { (a.number, a.proto) < (b.number, b.proto) }
     }
 
-    public static func render(_ document: ReleaseDocument, services: [Service], format: Format) -> String {
+    /// What goes into the node.
+    public struct Options: Sendable {
+        /// The compose project / Pod name.
+        public var node = "komodo-node"
+        /// Only these images (by name); nil: every runnable image but the third-party daemons.
+        public var services: [String]?
+        /// Third-party daemons to add (e.g. `litecoind`).
+        public var thirdParty: [String] = []
+        /// Volume sizes (Kubernetes) by volume name, over `defaultSizes`.
+        public var sizes: [String: String] = [:]
+        public init() {}
+    }
+
+    /// Daemons deployed only when asked: notaries ran one of them beside KMD.
+    public static let thirdPartyDaemons: Set<String> = ["bitcoind", "litecoind"]
+
+    /// Volume sizes that fit each chain's data in 2026 with room to grow; `--volume-size` changes them.
+    public static let defaultSizes: [String: String] = [
+        "komodo-data": "150Gi", "pirate-data": "100Gi", "bitcoind-data": "1Ti", "litecoind-data": "300Gi",
+        "iguana-data": "10Gi",
+    ]
+    static let chainSize = "25Gi"
+
+    /// The node's services in start order: komodod, the chains, then the rest, by name.
+    public static func select(_ all: [Service], _ options: Options) -> [Service] {
+        let wanted = all.filter { service in
+            guard service.runnable else { return false }
+            if options.thirdParty.contains(service.name) { return true }
+            if let names = options.services { return names.contains(service.name) }
+            return !thirdPartyDaemons.contains(service.name)
+        }
+        func rank(_ s: Service) -> Int { s.isKomodod ? 0 : s.chain != nil ? 1 : 2 }
+        return wanted.sorted { (rank($0), $0.name) < (rank($1), $1.name) }
+    }
+
+    public static func render(
+        _ document: ReleaseDocument, services: [Service], format: Format, options: Options = Options()
+    ) -> String {
         switch format {
         case .refs: return services.map { $0.reference + "\n" }.joined()
-        case .compose: return compose(document, services)
-        case .kubernetes: return kubernetes(document, services)
+        case .compose: return compose(document, Node(select(services, options), options))
+        case .kubernetes: return kubernetes(document, Node(select(services, options), options))
         }
     }
 
@@ -56,6 +122,9 @@ public enum DeployRefs {
         let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
         return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
     }
+
+    /// `[a, b]` as a flow sequence of quoted scalars.
+    static func list(_ items: [String]) -> String { "[" + items.map(q).joined(separator: ", ") + "]" }
 
     /// `/home/komodo/.komodo` → `home-komodo-komodo`: a DNS-1123 label fragment.
     static func slug(_ text: String) -> String {
@@ -78,88 +147,6 @@ public enum DeployRefs {
     }
 
     static func header(_ document: ReleaseDocument, _ format: Format) -> String {
-        "# kiln deploy-refs \(document.version) --format \(format.rawValue): every image pinned by digest\n"
-    }
-
-    static func compose(_ document: ReleaseDocument, _ services: [Service]) -> String {
-        var out = header(document, .compose)
-        var volumes: [String] = []
-        out += "services:\n"
-        for service in services {
-            out += "  \(q(service.name)):\n"
-            out += "    image: \(q(service.reference))\n"
-            out += "    restart: \"unless-stopped\"\n"
-            if let signal = service.stopSignal { out += "    stop_signal: \(q(signal))\n" }
-            if !service.ports.isEmpty {
-                out += "    ports:\n"
-                for port in service.ports { out += "      - \(q("\(port.number):\(port.number)/\(port.proto)"))\n" }
-            }
-            if !service.volumes.isEmpty {
-                out += "    volumes:\n"
-                for path in service.volumes {
-                    let volume = "\(slug(service.name))-\(slug(path))"
-                    volumes.append(volume)
-                    out += "      - \(q("\(volume):\(path)"))\n"
-                }
-            }
-        }
-        if !volumes.isEmpty {
-            out += "volumes:\n"
-            for volume in volumes.sorted() { out += "  \(q(volume)): {}\n" }
-        }
-        return out
-    }
-
-    static func kubernetes(_ document: ReleaseDocument, _ services: [Service]) -> String {
-        var docs: [String] = []
-        for service in services {
-            let name = label(service.name)
-            let labels = "      app.kubernetes.io/name: \(q(name))\n"
-            var svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: \(q(name))\n  labels:\n"
-            svc += labels.replacingOccurrences(of: "      ", with: "    ")
-            svc += "spec:\n  clusterIP: None\n  selector:\n"
-            svc += labels.replacingOccurrences(of: "      ", with: "    ")
-            if !service.ports.isEmpty {
-                svc += "  ports:\n"
-                for port in service.ports {
-                    svc += "    - name: \(q("\(port.proto)-\(port.number)"))\n"
-                    svc += "      port: \(port.number)\n      targetPort: \(port.number)\n"
-                    svc += "      protocol: \(q(port.proto.uppercased()))\n"
-                }
-            }
-            docs.append(svc)
-
-            var set = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: \(q(name))\n  labels:\n"
-            set += labels.replacingOccurrences(of: "      ", with: "    ")
-            set += "spec:\n  serviceName: \(q(name))\n  replicas: 1\n  selector:\n    matchLabels:\n"
-            set += labels
-            set += "  template:\n    metadata:\n      labels:\n"
-            set += labels.replacingOccurrences(of: "      ", with: "        ")
-            set += "    spec:\n      containers:\n"
-            set += "        - name: \(q(name))\n          image: \(q(service.reference))\n"
-            if !service.ports.isEmpty {
-                set += "          ports:\n"
-                for port in service.ports {
-                    set += "            - name: \(q("\(port.proto)-\(port.number)"))\n"
-                    set += "              containerPort: \(port.number)\n"
-                    set += "              protocol: \(q(port.proto.uppercased()))\n"
-                }
-            }
-            let claims = service.volumes.map { (path: $0, claim: label($0)) }
-            if !claims.isEmpty {
-                set += "          volumeMounts:\n"
-                for claim in claims {
-                    set += "            - name: \(q(claim.claim))\n              mountPath: \(q(claim.path))\n"
-                }
-                set += "  volumeClaimTemplates:\n"
-                for claim in claims {
-                    set += "    - metadata:\n        name: \(q(claim.claim))\n"
-                    set += "      spec:\n        accessModes: [\"ReadWriteOnce\"]\n"
-                    set += "        resources:\n          requests:\n            storage: \"10Gi\"\n"
-                }
-            }
-            docs.append(set)
-        }
-        return header(document, .kubernetes) + docs.map { "---\n" + $0 }.joined()
+        "# kiln deploy-refs \(document.version) --format \(format.rawValue): one node, every image pinned by digest\n"
     }
 }

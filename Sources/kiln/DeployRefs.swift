@@ -7,16 +7,21 @@ import KilnStore
 struct DeployRefsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deploy-refs",
-        abstract: "Print a release's images by digest, or as a compose file or Kubernetes manifests.",
+        abstract: "Print a release's images by digest, or one node of them as a compose project or a Kubernetes Pod.",
         discussion: """
-            --format refs (default): one REGISTRY/REPOSITORY@sha256:… per line. --format compose: a docker \
-            compose file with one service per image (ports from the image's ExposedPorts, its Volumes as named \
-            volumes). --format kubernetes: a headless Service and a StatefulSet per image (containerPorts, a \
-            volumeClaimTemplate per volume, 10Gi each: edit to fit). Every image is a digest reference, so a \
-            deployment runs exactly the release. Image configs come from the local store when it has them, \
-            else from the registry. Output is deterministic.
+            --format refs (default): one REGISTRY/REPOSITORY@sha256:… per line. --format compose / kubernetes: \
+            one node: komodod, the assetchains, iguana (and a third-party daemon with --third-party) as \
+            containers sharing one network namespace, so they reach each other on 127.0.0.1. Only P2P ports \
+            (the images' io.komodo.p2p-port label) are published, RPC never; base images are not deployed; \
+            Komodo daemons get 300 s to stop, exec health checks (komodo-cli … getconnectioncount) and their \
+            RPC credentials from a secret (compose: ./secrets/komodo-rpcuser and komodo-rpcpassword; \
+            Kubernetes: the Secret komodo-rpc). Kubernetes: one StatefulSet with fsGroup, a volume claim per \
+            data volume (sizes: --volume-size NAME=SIZE), a headless Service and a LoadBalancer for P2P. \
+            Every image is a digest reference, so a deployment runs exactly the release. Image configs come \
+            from the local store when it has them, else from the registry. Output is deterministic.
 
-              kiln deploy-refs 1.2.0 --format compose -o notary/compose.yaml
+              kiln deploy-refs 1.2.0 --format compose --services komodod,doc,marty,iguana -o node/compose.yaml
+              kiln deploy-refs 1.2.0 --format kubernetes --third-party litecoind --volume-size komodo-data=200Gi
             """)
 
     @Argument(help: "The release.") var version: String
@@ -25,6 +30,15 @@ struct DeployRefsCommand: AsyncParsableCommand {
         String?
     @Option(name: .long, help: "REGISTRY[/NAMESPACE] the images are served from (default: where they were released).")
     var to: String?
+    @Option(
+        name: .customLong("services"),
+        help: "Only these images in the node (comma-separated; default: all but third-party daemons).")
+    var only: String?
+    @Option(name: .long, help: "Add a third-party daemon to the node (bitcoind, litecoind).") var thirdParty: [String] =
+        []
+    @Option(name: .long, help: "A Kubernetes volume size, NAME=SIZE (e.g. komodo-data=200Gi).") var volumeSize:
+        [String] = []
+    @Option(name: .long, help: "The node's name (compose project, StatefulSet).") var node = "komodo-node"
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
@@ -61,7 +75,18 @@ struct DeployRefsCommand: AsyncParsableCommand {
                 return result
             }
         }
-        let text = DeployRefs.render(document, services: services, format: format)
+        var options = DeployRefs.Options()
+        options.node = node
+        options.services = only.map { $0.split(separator: ",").map(String.init) }
+        options.thirdParty = thirdParty
+        for pair in volumeSize {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty,
+                parts[1].range(of: "^[0-9]+(Mi|Gi|Ti)$", options: .regularExpression) != nil
+            else { throw ValidationError("--volume-size takes NAME=SIZE, e.g. komodo-data=200Gi (got '\(pair)')") }
+            options.sizes[parts[0]] = parts[1]
+        }
+        let text = DeployRefs.render(document, services: services, format: format, options: options)
         if let output {
             try AtomicFile.write(Data(text.utf8), to: output)
         } else {

@@ -26,50 +26,36 @@ import Testing
             try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
             try Shell.run(["cp", "-r", KomodoRecipesTests.recipes, recipes])
             try? FileManager.default.removeItem(atPath: recipes + "/kiln.lock")
-            // A dynamically linked program that needs libstdc++ and libgomp, as komodod does.
-            let source = try tmp.write(
-                "standin.cpp",
-                """
-                #include <cstdio>
-                #include <string>
-                #include <omp.h>
-                int main(int argc, char **argv) {
-                    std::string name = "STAND-IN komodod";
-                    int threads = 0;
-                    #pragma omp parallel reduction(+:threads)
-                    threads += 1;
-                    std::printf("%s (openmp %s)", name.c_str(), threads > 0 ? "ok" : "broken");
-                    for (int i = 1; i < argc; i++) std::printf(" %s", argv[i]);
-                    std::printf("\\n");
-                    return 0;
-                }
-                """)
-            try FileManager.default.createDirectory(atPath: tmp.path + "/zip", withIntermediateDirectories: true)
-            try Shell.run(["g++", "-fopenmp", "-O1", "-o", tmp.path + "/zip/komodod", source])
-            try Shell.run(["cp", tmp.path + "/zip/komodod", tmp.path + "/zip/komodo-cli"])
+            // STAND-INS (demo/komodod-standin.cpp): a program that links what komodod links (libstdc++, libgomp)
+            // and serves and calls authenticated RPC on 127.0.0.1 the way komodod, komodo-cli and iguana do.
+            let zip = tmp.path + "/zip"
+            try FileManager.default.createDirectory(atPath: zip, withIntermediateDirectories: true)
+            let standIn = zip + "/komodod"
             try Shell.run([
-                "sh", "-c", "cd '\(tmp.path)/zip' && bsdtar -a -cf '\(files)/komodo_linux.zip' komodod komodo-cli",
+                "g++", "-fopenmp", "-O1", "-o", standIn, KilnBinary.packageRoot + "/demo/komodod-standin.cpp",
             ])
-            try FileManager.default.createDirectory(
-                atPath: tmp.path + "/btc/bitcoin-0.19.0.1/bin", withIntermediateDirectories: true)
-            for name in ["bitcoind", "bitcoin-cli"] {
-                try Shell.run(["cp", tmp.path + "/zip/komodod", tmp.path + "/btc/bitcoin-0.19.0.1/bin/" + name])
+            try Shell.run(["cp", standIn, zip + "/komodo-cli"])
+            try Shell.run(["tar", "-C", zip, "-czf", files + "/komodo-0.9.2-2-linux.tar.gz", "komodod", "komodo-cli"])
+            for (archive, top, programs) in [
+                ("bitcoin-31.1-x86_64-linux-gnu.tar.gz", "bitcoin-31.1", ["bitcoind", "bitcoin-cli"]),
+                ("litecoin-0.21.4-x86_64-linux-gnu.tar.gz", "litecoin-0.21.4", ["litecoind", "litecoin-cli"]),
+            ] {
+                let bin = tmp.path + "/third/" + top + "/bin"
+                try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+                for program in programs { try Shell.run(["cp", standIn, bin + "/" + program]) }
+                try Shell.run(["tar", "-C", tmp.path + "/third", "-czf", files + "/" + archive, top])
             }
-            try Shell.run([
-                "tar", "-C", tmp.path + "/btc", "-czf", files + "/bitcoin-0.19.0.1-x86_64-linux-gnu.tar.gz",
-                "bitcoin-0.19.0.1",
-            ])
             for name in ["sprout-groth16.params", "sapling-spend.params", "sapling-output.params"] {
                 try Shell.run(["sh", "-c", "head -c 300000 /dev/urandom > '\(files)/\(name)'"])
             }
             try FileManager.default.createDirectory(atPath: recipes + "/artifacts", withIntermediateDirectories: true)
-            try Shell.run(["cp", tmp.path + "/zip/komodod", recipes + "/artifacts/iguana"])
+            try Shell.run(["cp", standIn, recipes + "/artifacts/iguana"])
             server = try StaticFileServer(root: files, log: tmp.path + "/http.log")
             // Point every url at the stand-ins and every pinned sha256 at theirs.
             for file in try FileManager.default.contentsOfDirectory(atPath: files) {
                 standIns[file] = try Shell.run(["sha256sum", files + "/" + file]).stdout.prefix(64).description
             }
-            for recipe in ["komodod.yaml", "bitcoind.yaml"] {
+            for recipe in ["komodod.yaml", "bitcoind.yaml", "litecoind.yaml"] {
                 var text = try String(contentsOfFile: recipes + "/" + recipe, encoding: .utf8)
                 let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 var out: [String] = []
@@ -123,50 +109,71 @@ import Testing
         }
     }
 
+    static let komodo = "komodo-0.9.2-2-linux.tar.gz"
+    static let version = "0.9.2-2"
+
     @Test func buildsEveryImageWithSharedKomododLayers() throws {
         let f = try Fixture()
-        // komodod's archive has no published checksum: `kiln lock` pins it, loudly.
+        // komodod's archive is pinned by the first `kiln lock`, loudly (its checksum is in release notes only).
         let lock = try f.kiln(["lock", f.recipes])
         #expect(lock.stderr.contains("TRUSTED WITHOUT A PUBLISHED CHECKSUM"))
         let locked = try f.json(f.recipes + "/kiln.lock")["inputs"] as! [String: String]
-        #expect(locked["\(f.server.url)/komodo_linux.zip"] == "sha256:" + f.standIns["komodo_linux.zip"]!)
+        #expect(locked["\(f.server.url)/\(Self.komodo)"] == "sha256:" + f.standIns[Self.komodo]!)
 
         try f.kiln(["build", f.recipes])
-        let komodod = try f.layers("komodod:0.9.0")
-        let chains =
-            try JSONSerialization.jsonObject(
-                with: Data(contentsOf: URL(fileURLWithPath: f.recipes + "/assetchains.json"))) as! [[String: Any]]
-        #expect(chains.count > 40)
-        for chain in chains {
-            let name = (chain["ac_name"] as! String).lowercased()
-            // No layer of its own: exactly komodod's layers, shared by digest.
-            #expect(try f.layers("\(name):0.9.0") == komodod, "\(name)")
+        let komodod = try f.layers("komodod:\(Self.version)")
+        // komodo-daemon's 10 chains; its GLEEC is the old chain, which komodod starts only with a datadir.
+        let names = ["ccl", "clc", "doc", "gleec_old", "iln", "koin", "marty", "ninja", "pirate", "supernet"]
+        for name in names {
+            // No layer of its own: exactly komodod's layers, shared by digest; versioned as komodod.
+            #expect(try f.layers("\(name):\(Self.version)") == komodod, "\(name)")
         }
         // The chain's arguments, a list repeating its flag, and komodod's derived ports.
-        let pirate = try f.image("pirate:0.9.0").config["config"] as! [String: Any]
+        let pirate = try f.image("pirate:\(Self.version)").config["config"] as! [String: Any]
+        let cmd = pirate["Cmd"] as! [String]
         #expect(
-            pirate["Cmd"] as? [String] == [
-                "-printtoconsole", "-ac_name=PIRATE", "-ac_halving=77777", "-ac_private=1",
-                "-ac_reward=25600000000", "-ac_supply=0", "-addnode=136.243.102.225",
+            Array(cmd.prefix(6)) == [
+                "-printtoconsole", "-ac_name=PIRATE", "-ac_halving=77777", "-ac_private=1", "-ac_reward=25600000000",
+                "-ac_supply=0",
             ])
+        #expect(cmd.filter { $0.hasPrefix("-addnode=") }.count == 8)
         #expect((pirate["ExposedPorts"] as? [String: Any])?.keys.sorted() == ["45452/tcp", "45453/tcp"])
-        #expect(pirate["User"] as? String == "komodo")
+        #expect(pirate["User"] as? String == "3003")
+        #expect((pirate["Env"] as? [String])?.contains("KOMODO_RPC_PORT=45453") == true)
+        #expect((pirate["Env"] as? [String])?.contains("HOME=/home/komodo") == true)
         #expect((pirate["Volumes"] as? [String: Any])?.keys.sorted() == ["/home/komodo/.komodo"])
-        #expect((pirate["Labels"] as? [String: String])?["io.komodo.assetchain.name"] == "PIRATE")
-        let our = try f.image("our:0.9.0").config["config"] as! [String: Any]
-        #expect((our["Cmd"] as! [String]).filter { $0.hasPrefix("-addnode=") }.count == 3)
-        let komododConfig = try f.image("komodod:0.9.0").config["config"] as! [String: Any]
+        let labels = pirate["Labels"] as? [String: String]
+        #expect(labels?["io.komodo.assetchain.name"] == "PIRATE")
+        #expect(labels?["io.komodo.p2p-port"] == "45452" && labels?["io.komodo.rpc-port"] == "45453")
+        let gleec = try f.image("gleec_old:\(Self.version)").config["config"] as! [String: Any]
+        #expect((gleec["Cmd"] as! [String]).contains("-datadir=/home/komodo/.komodo/GLEEC_OLD"))
+        #expect((gleec["Labels"] as? [String: String])?["io.komodo.datadir"] == "/home/komodo/.komodo/GLEEC_OLD")
+        let komododConfig = try f.image("komodod:\(Self.version)").config["config"] as! [String: Any]
         #expect((komododConfig["ExposedPorts"] as? [String: Any])?.keys.sorted() == ["7770/tcp", "7771/tcp"])
         #expect(komododConfig["StopSignal"] as? String == "SIGINT")
-        #expect(try f.layers("bitcoind:0.19.0.1").first == komodod.first, "bitcoind shares the runtime base")
+        #expect(komododConfig["Entrypoint"] as? [String] == ["/usr/local/bin/komodo-start"])
+        for image in ["bitcoind:31.1", "litecoind:0.21.4"] {
+            #expect(try f.layers(image).first == komodod.first, "\(image) shares the runtime base")
+        }
 
-        // The stand-in komodod runs in its image: the base carries glibc, libstdc++ and libgomp.
         let podman = try Podman()
         defer { podman.cleanUp() }
-        let out = try podman.run("oci:\(f.store):komodod:0.9.0", ["-printtoconsole"]).stdout
+        // The start script runs (busybox-static) and execs the stand-in komodod: the base carries glibc,
+        // libstdc++ and libgomp.
+        let out = try podman.run("oci:\(f.store):komodod:\(Self.version)", ["-printtoconsole"]).stdout
         #expect(out.contains("STAND-IN komodod (openmp ok) -printtoconsole"))
-        let chain = try podman.run("oci:\(f.store):revs:0.9.0").stdout
-        #expect(chain.contains("-ac_name=REVS -ac_supply=1300000"))
+        // Upstream builds komodod on Ubuntu 22.04 (glibc 2.35; g++ 11: GLIBCXX up to 3.4.29): the runtime base
+        // must provide those symbol versions.
+        for (library, version) in [
+            ("/lib/x86_64-linux-gnu/libc.so.6", "GLIBC_2.35"),
+            ("/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "GLIBCXX_3.4.29"),
+        ] {
+            let found = try podman.run(
+                "oci:\(f.store):komodod:\(Self.version)", ["grep", "-c", version, library],
+                extra: ["--entrypoint", "/bin/busybox"], check: false)
+            #expect(found.succeeded, "\(library) lacks \(version)")
+        }
+        try checkRuntime(f, podman)
 
         // The lock now records every image; --locked rebuilds to the same digests and downloads nothing.
         let requests = f.server.requests.count
@@ -174,7 +181,46 @@ import Testing
         #expect(again.succeeded)
         #expect(f.server.requests.count == requests)
         let images = try f.json(f.recipes + "/kiln.lock")["images"] as! [String: String]
-        #expect(images["komodod:0.9.0"] != nil && images["revs:0.9.0"] != nil)
+        #expect(images["komodod:\(Self.version)"] != nil && images["doc:\(Self.version)"] != nil)
+    }
+
+    /// komodod and a chain with their confs written from the RPC secret, sharing one network namespace (as the
+    /// node deployment runs them): komodo-cli answers on 127.0.0.1 and the chain reaches KMD's RPC; a fresh
+    /// volume works for the image's uid and for an arbitrary uid in group 0.
+    func checkRuntime(_ f: Fixture, _ podman: Podman) throws {
+        let secrets = f.tmp.path + "/secrets"
+        try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true)
+        try "operator\n".write(toFile: secrets + "/komodo-rpcuser", atomically: true, encoding: .utf8)
+        try "s3cret".write(toFile: secrets + "/komodo-rpcpassword", atomically: true, encoding: .utf8)
+        let mount = ["-v", secrets + ":/run/secrets:ro"]
+        defer { _ = try? podman.podman(["rm", "-f", "-t", "0", "kmd", "doc"], check: false) }
+        _ = try podman.podman(
+            ["run", "-d", "--name", "kmd", "--network=none", "-v", "kmd-data:/home/komodo/.komodo"] + mount
+                + ["oci:\(f.store):komodod:\(Self.version)"])
+        _ = try podman.podman(
+            [
+                "run", "-d", "--name", "doc", "--network=container:kmd", "--user", "123456:0",
+                "-v", "kmd-data:/home/komodo/.komodo", "-v", "doc-data:/home/komodo/.komodo/DOC",
+            ] + mount
+                + ["oci:\(f.store):doc:\(Self.version)"])
+        var kmd = try podman.podman(["exec", "kmd", "komodo-cli", "getconnectioncount"], check: false)
+        var doc = kmd
+        for _ in 0..<40 {
+            kmd = try podman.podman(["exec", "kmd", "komodo-cli", "getconnectioncount"], check: false)
+            doc = try podman.podman(["exec", "doc", "komodo-cli", "-ac_name=DOC", "getconnectioncount"], check: false)
+            if kmd.succeeded && doc.stdout.contains("\"result\":1") { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        #expect(kmd.stdout.contains("\"result\":0"), Comment(rawValue: kmd.stderr))
+        // The chain (arbitrary uid 123456, group 0) wrote its conf into a fresh volume and reached KMD.
+        #expect(doc.stdout.contains("\"result\":1"), Comment(rawValue: doc.stderr))
+        let conf = try podman.podman(["exec", "doc", "/bin/busybox", "cat", "/home/komodo/.komodo/DOC/DOC.conf"]).stdout
+        #expect(conf.contains("rpcuser=operator\nrpcpassword=s3cret\nrpcport=62416\nrpcbind=127.0.0.1\n"))
+        let logs = try podman.podman(["logs", "doc"]).stdout
+        #expect(logs.contains("reached KMD's RPC at 127.0.0.1:7771"))
+        // komodod receives the stop signal itself (the script execs it) and stops cleanly.
+        _ = try podman.podman(["stop", "-t", "20", "kmd"])
+        #expect(try podman.podman(["logs", "kmd"]).stdout.contains("STAND-IN komodod KMD: flushed, stopped"))
     }
 
     @Test func badInputsAreReportedAtTheRecipeLine() throws {
@@ -228,7 +274,7 @@ import Testing
         let seeded = try f.kiln(["lock", f.recipes, "--sources", sources, "--offline"], check: false)
         // komodod's archive is unpinned: offline, there is nothing to trust it from.
         #expect(seeded.status != 0)
-        #expect(seeded.stderr.contains("komodo_linux.zip"))
+        #expect(seeded.stderr.contains(Self.komodo))
         #expect(f.server.requests.isEmpty)
         let params = f.standIns["sprout-groth16.params"]!
         #expect(FileManager.default.fileExists(atPath: f.cache + "/sha256/" + params), "adopted from sources")
@@ -244,18 +290,201 @@ import Testing
         ).stdout
         let plan = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any]
         let images = (plan["images"] as! [[String: Any]]).map { $0["name"] as! String }
-        for name in ["debian-runtime", "iguana-runtime", "komodod", "bitcoind", "iguana", "revs", "pirate", "kmdice"] {
+        for name in ["debian-runtime", "iguana-runtime", "komodod", "bitcoind", "litecoind", "iguana", "doc", "marty"] {
             #expect(images.contains(name), "\(name)")
         }
         let inputs = plan["inputs"] as! [[String: Any]]
-        #expect(inputs.count == 5)
+        #expect(inputs.count == 6)
         for input in inputs {
             if let sha = input["sha256"] as? String {
                 #expect(sha.range(of: "^sha256:[0-9a-f]{64}$", options: .regularExpression) != nil)
             } else {
-                #expect((input["url"] as! String).hasSuffix("komodo_linux.zip"), "only komodod's archive is unpinned")
+                #expect((input["url"] as! String).hasSuffix(Self.komodo), "only komodod's archive is unpinned")
             }
         }
         #expect(!FileManager.default.fileExists(atPath: tmp.path + "/images/index.json"))
+    }
+
+    /// dPoW's own assetchains.json (what notaries ran last: GLEEC twice, a `${HOME}` datadir, THC with eras,
+    /// ac_script and ac_ccenable) through the real assetchain recipe: every chain gets the p2p and RPC ports
+    /// dPoW publishes in its `iguana/coins/*_7776` files, read from the dPoW source archive.
+    @Test func dPoWChainsGetThePortsDPoWPublishes() throws {
+        let tmp = try TemporaryDirectory("kiln-dpow")
+        defer { tmp.remove() }
+        let archive = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: Self.sources).first { $0.hasPrefix("dPoW-") },
+            "the dPoW source archive is in \(Self.sources)")
+        try Shell.run([
+            "tar", "-C", tmp.path, "-xzf", Self.sources + "/" + archive, "--wildcards", "*/iguana/coins/*_7776",
+            "*/iguana/assetchains.json",
+        ])
+        let iguana = tmp.path + "/" + archive.replacingOccurrences(of: ".tar.gz", with: "") + "/iguana"
+        try Shell.run(["cp", "-r", Self.recipes, tmp.path + "/recipes"])
+        try Shell.run(["cp", iguana + "/assetchains.json", tmp.path + "/recipes/assetchains.json"])
+        let out = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--dry-run", "--json", "--store", tmp.path + "/images"]
+        ).stdout
+        let plan = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any]
+        var ports: [String: [String]] = [:]
+        for image in plan["images"] as! [[String: Any]] {
+            ports[image["name"] as! String] = image["ports"] as? [String]
+        }
+        var checked: [String] = []
+        for file in try FileManager.default.contentsOfDirectory(atPath: iguana + "/coins") where file.hasSuffix("_7776")
+        {
+            let text = try String(contentsOfFile: iguana + "/coins/" + file, encoding: .utf8)
+                .replacingOccurrences(of: "\\\"", with: "\"")
+            func field(_ name: String) -> String? {
+                guard let range = text.range(of: "\"\(name)\":\"?([A-Za-z0-9_]+)", options: .regularExpression) else {
+                    return nil
+                }
+                return String(text[range]).split(separator: ":").last.map {
+                    $0.replacingOccurrences(of: "\"", with: "")
+                }
+            }
+            guard let coin = field("newcoin"), let p2p = field("p2p"), let rpc = field("rpc") else { continue }
+            if coin == "KMD" || coin == "LTC" { continue }
+            #expect(ports[coin.lowercased()] == ["\(p2p)/tcp", "\(rpc)/tcp"], "\(file): \(coin)")
+            checked.append(coin)
+        }
+        #expect(
+            checked.sorted() == [
+                "BCZERO", "CCL", "CLC", "GLEEC", "GLEEC_OLD", "ILN", "KOIN", "MDX", "PIRATE", "RAPH", "THC",
+            ])
+        // The current komodo-daemon file's chains that dPoW also runs get the same ports.
+        let current =
+            try JSONSerialization.jsonObject(
+                with: Data(
+                    KilnBinary.run(["build", Self.recipes, "--dry-run", "--json", "--store", tmp.path + "/images"])
+                        .stdout
+                        .utf8)) as! [String: Any]
+        for image in current["images"] as! [[String: Any]] {
+            let name = image["name"] as! String
+            if ["ccl", "clc", "gleec_old", "iln", "koin", "pirate"].contains(name) {
+                #expect(image["ports"] as? [String] == ports[name], "\(name)")
+            }
+        }
+    }
+
+    /// A `${…}` the matrix cannot resolve is an error, not a literal argument; duplicate chains without a
+    /// datadir are refused by name.
+    @Test func matrixValuesAreNeverPassedLiterally() throws {
+        let tmp = try TemporaryDirectory("kiln-matrix")
+        defer { tmp.remove() }
+        try tmp.write(
+            "recipes/chains.json",
+            #"[{"ac_name": "AAA", "ac_supply": "5", "datadir": "${DATA}/AAA"}, {"ac_name": "BBB"}, {"ac_name": "BBB"}]"#
+        )
+        try tmp.write(
+            "recipes/chain.yaml",
+            """
+            name: "{{chain | lower}}"
+            version: "1"
+            base: scratch
+            matrix: {file: chains.json}
+            layers: [{name: a, files: [{path: /a, content: a}]}]
+            cmd: ["{{args}}"]
+            """)
+        let result = try KilnBinary.run(["build", tmp.path + "/recipes", "--dry-run"], check: false)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("AAA's datadir uses ${DATA}, which komodod would get literally"))
+        try tmp.write(
+            "recipes/chains.json", #"[{"ac_name": "BBB"}, {"ac_name": "BBB", "datadir": "${HOME}/.komodo/BBB_OLD"}]"#)
+        var text = try String(contentsOfFile: tmp.path + "/recipes/chain.yaml", encoding: .utf8)
+        text = text.replacingOccurrences(
+            of: "matrix: {file: chains.json}", with: "matrix: {file: chains.json, env: {HOME: /h}}")
+        try tmp.write("recipes/chain.yaml", text)
+        let plan = try KilnBinary.run(["build", tmp.path + "/recipes", "--dry-run"]).stdout
+        #expect(plan.contains("bbb:1") && plan.contains("bbb_old:1"))
+        try tmp.write("recipes/chains.json", #"[{"ac_name": "BBB"}, {"ac_name": "BBB"}]"#)
+        let duplicate = try KilnBinary.run(["build", tmp.path + "/recipes", "--dry-run"], check: false)
+        #expect(duplicate.stderr.contains("image name 'bbb' is already used"))
+    }
+
+    static let sources = KilnBinary.packageRoot + "/../shared/sources"
+
+    /// The node as an operator runs it: the images released to a registry, `kiln deploy-refs --format compose`,
+    /// and podman-compose bringing that file up (STAND-IN komodod, two chains, iguana). The services reach each
+    /// other on 127.0.0.1, the health checks pass, and only P2P ports are published.
+    @Test func nodeComesUpFromTheGeneratedComposeFile() throws {
+        let f = try Fixture()
+        try f.kiln(["lock", f.recipes])
+        try f.kiln(["build", f.recipes, "komodod", "doc", "marty", "iguana", "--tag", "node1"])
+        let registry = try RegistryServer()
+        defer { registry.stop() }
+        let releases = f.tmp.path + "/releases"
+        let to = registry.address + "/komodo"
+        try KilnBinary.run(["release", "node1", "--to", to, "--releases", releases, "--store", f.store])
+        let node = f.tmp.path + "/node"
+        try FileManager.default.createDirectory(atPath: node + "/secrets", withIntermediateDirectories: true)
+        try KilnBinary.run([
+            "deploy-refs", "node1", "--format", "compose", "--releases", releases, "--store", f.store, "--node",
+            "node1", "-o", node + "/compose.yaml",
+        ])
+        let compose = try String(contentsOfFile: node + "/compose.yaml", encoding: .utf8)
+        #expect(try Validators.compose(node + "/compose.yaml").succeeded)
+        // The bases (tagged node1 too, so released) are not services; RPC ports are nowhere.
+        #expect(!compose.contains("debian-runtime") && !compose.contains("iguana-runtime"))
+        for rpc in ["7771", "62416", "52593", "7776"] { #expect(!compose.contains("\(rpc):\(rpc)"), "\(rpc)") }
+        try "operator".write(toFile: node + "/secrets/komodo-rpcuser", atomically: true, encoding: .utf8)
+        try "s3cret".write(toFile: node + "/secrets/komodo-rpcpassword", atomically: true, encoding: .utf8)
+
+        let podman = try Podman()
+        defer { podman.cleanUp() }
+        // podman-compose names its own network (this conf has no `netns = "none"`) and pulls from the test
+        // registry over plain HTTP.
+        try podman.directory.write(
+            "compose-containers.conf",
+            """
+            [containers]
+            default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+            [engine]
+            cgroup_manager = "cgroupfs"
+            events_logger = "file"
+            runtime = "runc"
+            tmp_dir = "\(podman.directory.path)/libpod-tmp"
+            """)
+        try podman.directory.write(
+            "registries.conf", "[[registry]]\nlocation = \"\(registry.address)\"\ninsecure = true\n")
+        var environment = podman.environment
+        environment["CONTAINERS_CONF"] = podman.directory.path + "/compose-containers.conf"
+        environment["CONTAINERS_REGISTRIES_CONF"] = podman.directory.path + "/registries.conf"
+        let composeTool = try Validators.bin() + "/podman-compose"
+        let up = try Shell.run(
+            [composeTool, "-f", node + "/compose.yaml", "up", "-d"], environment: environment, directory: node,
+            check: false)
+        defer {
+            _ = try? Shell.run(
+                [composeTool, "-f", node + "/compose.yaml", "down", "-t", "10"], environment: environment,
+                directory: node, check: false)
+        }
+        #expect(up.succeeded, Comment(rawValue: up.stdout + up.stderr))
+        func podmanRun(_ arguments: [String]) throws -> CommandResult {
+            try Shell.run(["podman"] + arguments, environment: environment, check: false)
+        }
+        // Each Komodo service's compose health check (komodo-cli … getconnectioncount), run on demand.
+        var healthy: [String: Bool] = [:]
+        for _ in 0..<60 {
+            for service in ["komodod", "doc", "marty"] where healthy[service] != true {
+                healthy[service] = try podmanRun(["healthcheck", "run", "node1_\(service)_1"]).succeeded
+            }
+            if healthy.values.allSatisfy({ $0 }) && healthy.count == 3 { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        #expect(healthy == ["komodod": true, "doc": true, "marty": true])
+        var logs: [String: String] = [:]
+        for _ in 0..<60 {
+            for service in ["doc", "marty", "iguana"] {
+                logs[service] = try podmanRun(["logs", "node1_\(service)_1"]).stdout
+            }
+            if logs.values.allSatisfy({ $0.contains("reached KMD's RPC at 127.0.0.1:7771") }) { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        for (service, log) in logs {
+            #expect(log.contains("reached KMD's RPC at 127.0.0.1:7771"), "\(service): \(log)")
+        }
+        let published = try podmanRun(["port", "node1_komodod_1"]).stdout
+        #expect(published.contains("7770/tcp") && published.contains("62415/tcp") && published.contains("52592/tcp"))
+        #expect(!published.contains("7771/tcp") && !published.contains("62416/tcp"))
     }
 }

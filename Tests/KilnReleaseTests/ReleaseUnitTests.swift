@@ -65,6 +65,7 @@ struct ReleaseUnitTests {
         var exec = ImageConfig.ExecutionConfig()
         exec.exposedPorts = ["7771/tcp": EmptyObject(), "7770": EmptyObject(), "bogus": EmptyObject()]
         exec.volumes = ["/home/komodo/.komodo": EmptyObject()]
+        exec.entrypoint = ["/bin/x"]
         let config = ImageConfig(platform: .linuxAMD64, config: exec)
         let service = DeployRefs.Service(name: "Komodo_D.x", reference: "r/ns/k@sha256:00", config: config)
         #expect(service.ports.map(\.number) == [7770, 7771], "sorted; unparsable ports dropped")
@@ -72,12 +73,12 @@ struct ReleaseUnitTests {
             version: "1", created: "", revision: nil, recipesDigest: nil, lockDigest: nil, registry: "r",
             namespace: "ns", movingTags: [], images: [])
         let compose = DeployRefs.render(document, services: [service], format: .compose)
-        #expect(compose.contains("      - \"komodo-d-x-home-komodo-komodo:/home/komodo/.komodo\"\n"))
+        #expect(compose.contains("      - \"komodo-d-x-data:/home/komodo/.komodo\"\n"))
         let kube = DeployRefs.render(document, services: [service], format: .kubernetes)
-        #expect(kube.contains("  name: \"komodo-d-x\"\n"))
+        #expect(kube.contains("        - name: \"komodo-d-x\"\n"))
         #expect(
             kube.contains(
-                "            - name: \"home-komodo-komodo\"\n              mountPath: \"/home/komodo/.komodo\""))
+                "            - name: \"komodo-d-x-data\"\n              mountPath: \"/home/komodo/.komodo\""))
         #expect(DeployRefs.render(document, services: [service], format: .refs) == "r/ns/k@sha256:00\n")
     }
 
