@@ -33,11 +33,13 @@ public struct BuildPlan: Codable, Sendable {
 public struct PlannedImage: Codable, Sendable {
     public var name: String
     public var version: String
-    /// `NAME:TAG` for every tag, the version's first; the first is what the lock records.
+    /// `NAME:TAG` for every tag, the version's first.
     public var references: [String]
     public var base: PlannedBase
     public var platforms: [PlannedPlatform]
-    /// What the lock records for `references[0]`.
+    /// The ports the recipe itself exposes (an assetchain's derived p2p and RPC ports), when any.
+    public var ports: [String]?
+    /// What the lock records for this image.
     public var lockedDigest: Digest?
 }
 

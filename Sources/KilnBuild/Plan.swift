@@ -74,7 +74,8 @@ extension Pipeline {
         }
         return PlannedImage(
             name: recipe.name, version: plan.options.version ?? recipe.version, references: references, base: base,
-            platforms: platforms, lockedDigest: plan.lock.image(recipe.name))
+            platforms: platforms, ports: recipe.settings.exposedPorts.map { $0.keys.sorted() },
+            lockedDigest: plan.lock.image(recipe.name))
     }
 
     /// The version first, then the recipe's tags and `--tag`s, each once.

@@ -22,12 +22,12 @@ import Testing
                 uniqueKeysWithValues: built.flatMap { image in
                     image.references.map { ($0, image.digest.description) }
                 })
-            // The same values as BuildIntegrationTests.goldenDigests (encoding version 3).
+            // The same values as BuildIntegrationTests.goldenDigests (encoding version 4).
             #expect(
                 digests == [
-                    "golden-base:1.0.0": "sha256:bbaa8b34353efa7eef421867a2599d8cf7275506f71399ed96d87393108a2e3a",
-                    "golden-app:2.0.0": "sha256:38ea3aebd3f24cdfb2fbcb2cd03b93897f02fba6a1fcc7a5e1e12b84e4286f0e",
-                    "golden-app:stable": "sha256:38ea3aebd3f24cdfb2fbcb2cd03b93897f02fba6a1fcc7a5e1e12b84e4286f0e",
+                    "golden-base:1.0.0": "sha256:53cae6233bbfceebad7e501066f92b25db93c594863f45b3d17d35f16784bdae",
+                    "golden-app:2.0.0": "sha256:b91d674afb367d4e534ffb1ae5b59a10b63aee94569b8f79b4dd1e48f95177b8",
+                    "golden-app:stable": "sha256:b91d674afb367d4e534ffb1ae5b59a10b63aee94569b8f79b4dd1e48f95177b8",
                 ])
             // Every image is built from exactly the layers its plan lists, in plan order.
             #expect(built.map(\.name) == plan.images.map(\.name))

@@ -181,7 +181,8 @@ import Testing
         #expect(again.succeeded)
         #expect(f.server.requests.count == requests)
         let images = try f.json(f.recipes + "/kiln.lock")["images"] as! [String: String]
-        #expect(images["komodod:\(Self.version)"] != nil && images["doc:\(Self.version)"] != nil)
+        // One digest per image, keyed by name: the version is no input to a digest.
+        #expect(images["komodod"] != nil && images["doc"] != nil)
     }
 
     /// komodod and a chain with their confs written from the RPC secret, sharing one network namespace (as the
