@@ -53,7 +53,9 @@ enum ArchiveInputs {
         } catch LayerError.archive(let path, let reason) where reason.contains("decompression bomb") {
             throw LayerError.archive(
                 path: path,
-                reason: reason + " (for an archive that really is this big, set `unpack-limit:` on its add entry, e.g. `unpack-limit: 20G`)")
+                reason: reason
+                    + " (for an archive that really is this big, set `unpack-limit:` on its add entry, e.g. `unpack-limit: 20G`)"
+            )
         }
         // A picked hard link needs its target's content, which the first pass may have left unread.
         let files = Set(members.filter { $0.kind == .file }.map(\.path))

@@ -368,7 +368,8 @@ public final class Builder: Sendable {
         }
         let unpacked: ArchiveInputs.Unpacked
         do {
-            unpacked = try ArchiveInputs.unpack(digest, patterns: extract, limit: add.unpackLimit, cache: options.downloads)
+            unpacked = try ArchiveInputs.unpack(
+                digest, patterns: extract, limit: add.unpackLimit, cache: options.downloads)
         } catch let error as LayerError {
             throw BuildError.recipe("\(add.location): error: archive \(url): \(error)")
         }

@@ -138,7 +138,9 @@ public final class ArchiveReader {
         while true {
             let status = archive_read_data_block(archive, &buffer, &size, &offset)
             if status == ARCHIVE_EOF { return }
-            guard status == ARCHIVE_OK || status == ARCHIVE_WARN else {
+            // A warning while reading content is about the content (libarchive reports a zip member's bad CRC
+            // as ARCHIVE_WARN): refused like an error.
+            guard status == ARCHIVE_OK else {
                 throw LayerError.archive(
                     path: name, reason: "member '\(current?.path ?? "")': \(Self.message(archive))")
             }
@@ -170,7 +172,8 @@ public final class ArchiveReader {
             throw LayerError.archive(path: name, reason: ExpansionLimit.tooLarge(limit.maxBytes))
         }
         if expanded > limit.ratioFloor, expanded / compressed > limit.maxRatio {
-            throw LayerError.archive(path: name, reason: ExpansionLimit.tooCompressed(limit.maxRatio, expanded: expanded))
+            throw LayerError.archive(
+                path: name, reason: ExpansionLimit.tooCompressed(limit.maxRatio, expanded: expanded))
         }
     }
 
