@@ -72,7 +72,7 @@ enum ArchiveInputs {
         }
         try AtomicFile.write(JSONEncoder().encode(Listing(members: members)), to: staged.path + "/members.json")
         try staged.publish(as: root)
-        return try unpack(digest, patterns: patterns, limit: limit, cache: cache)
+        return Unpacked(root: root, members: members)
     }
 
     /// A pattern with a `/` matches whole member paths, one without matches file names; globs allowed.

@@ -31,6 +31,7 @@ public final class ArchiveReader {
     public let limit: ExpansionLimit
     private let archive: OpaquePointer
     private var memory: UnsafeMutableRawBufferPointer?
+    private let locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", nil)
     private var current: ArchiveEntry?
     private var drained = true
     /// Kinds of the paths seen so far, to name a file that is later used as a directory.
@@ -100,23 +101,26 @@ public final class ArchiveReader {
     deinit {
         archive_read_free(archive)
         memory?.deallocate()
+        if let locale { freelocale(locale) }
     }
 
     /// The next entry (checked), or nil at the end. The previous entry's unread content is drained first.
     public func next() throws -> ArchiveEntry? {
         if !drained { try readContent { _ in } }
         var entry: OpaquePointer?
-        let status = withUTF8Locale { archive_read_next_header(archive, &entry) }
+        // libarchive converts names through the thread's locale; in the C locale a UTF-8 name cannot be
+        // converted. Under C.UTF-8 names arrive as the bytes the archive holds, and are checked here.
+        let previous = locale.map { uselocale($0) }
+        defer { if let previous { uselocale(previous) } }
+        let status = archive_read_next_header(archive, &entry)
         if status == ARCHIVE_EOF { return nil }
         guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
             throw LayerError.archive(path: name, reason: Self.message(archive))
         }
         try checkExpansion()
-        let raw = try withUTF8Locale { try Self.name(archive_entry_pathname(entry), archive: name) }
-        let symlink = try withUTF8Locale { try archive_entry_symlink(entry).map { try Self.name($0, archive: name) } }
-        let hardlink = try withUTF8Locale {
-            try archive_entry_hardlink(entry).map { try Self.name($0, archive: name) }
-        }
+        let raw = try Self.name(archive_entry_pathname(entry), archive: name)
+        let symlink = try archive_entry_symlink(entry).map { try Self.name($0, archive: name) }
+        let hardlink = try archive_entry_hardlink(entry).map { try Self.name($0, archive: name) }
         var member = try ArchiveEntryCheck(policy: policy, archive: name).entry(
             name: raw, type: UInt32(archive_entry_filetype(entry)), mode: UInt32(archive_entry_perm(entry)),
             size: archive_entry_size(entry), symlink: symlink, hardlink: hardlink)
@@ -226,16 +230,4 @@ public final class ArchiveReader {
     static func message(_ archive: OpaquePointer) -> String {
         archive_error_string(archive).map { String(cString: $0) } ?? "unknown libarchive error"
     }
-}
-
-/// libarchive converts names through the thread's locale; in the C locale a UTF-8 name cannot be converted.
-/// Each call runs under a thread-local C.UTF-8 locale, so names arrive as the bytes the archive holds.
-func withUTF8Locale<T>(_ body: () throws -> T) rethrows -> T {
-    let utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", nil)
-    let previous = utf8.map { uselocale($0) }
-    defer {
-        if let previous { uselocale(previous) }
-        if let utf8 { freelocale(utf8) }
-    }
-    return try body()
 }
