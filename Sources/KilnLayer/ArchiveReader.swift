@@ -1,5 +1,7 @@
 import CArchive
 import Foundation
+import KilnOCI
+import KilnStore
 
 #if canImport(Glibc)
     import Glibc
@@ -65,6 +67,22 @@ public final class ArchiveReader {
         memory = copy
     }
 
+    /// Reads a stored blob through KilnStore's `VerifyingReader`: its digest is checked as the bytes stream
+    /// past, and the end of the file is read (and the digest checked) when the archive ends.
+    public convenience init(
+        blob path: String, expected: Digest, name: String? = nil, format: Format = .tar, policy: ArchivePolicy = .layer
+    ) throws {
+        let source = BlobSource(try VerifyingReader(path: path, expected: expected))
+        try self.init(name: name ?? path, format: format, policy: policy, limit: .none, magic: []) { archive in
+            archive_read_open(
+                archive, Unmanaged.passUnretained(source).toOpaque(), nil,
+                { _, client, buffer in
+                    Unmanaged<BlobSource>.fromOpaque(client!).takeUnretainedValue().next(buffer!)
+                }, nil)
+        }
+        self.source = source
+    }
+
     private init(
         name: String, format: Format, policy: ArchivePolicy, limit: ExpansionLimit, magic: [UInt8],
         open: (OpaquePointer) -> Int32
@@ -98,6 +116,13 @@ public final class ArchiveReader {
         }
     }
 
+    private var source: BlobSource?
+
+    /// The error to report for a failed libarchive call: the blob's own (a digest mismatch) when there is one.
+    private func failure(_ reason: @autoclosure () -> String) -> Error {
+        source?.error ?? LayerError.archive(path: name, reason: reason())
+    }
+
     deinit {
         archive_read_free(archive)
         memory?.deallocate()
@@ -113,9 +138,14 @@ public final class ArchiveReader {
         let previous = locale.map { uselocale($0) }
         defer { if let previous { uselocale(previous) } }
         let status = archive_read_next_header(archive, &entry)
-        if status == ARCHIVE_EOF { return nil }
+        if status == ARCHIVE_EOF {
+            // The archive can end before its file does (tar's end blocks, a gzip trailer): read the rest so a
+            // blob's digest is checked over every byte.
+            try source?.reader.forEachChunk { _ in }
+            return nil
+        }
         guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
-            throw LayerError.archive(path: name, reason: Self.message(archive))
+            throw failure(Self.message(archive))
         }
         try checkExpansion()
         let raw = try Self.name(archive_entry_pathname(entry), archive: name)
@@ -145,8 +175,7 @@ public final class ArchiveReader {
             // A warning while reading content is about the content (libarchive reports a zip member's bad CRC
             // as ARCHIVE_WARN): refused like an error.
             guard status == ARCHIVE_OK else {
-                throw LayerError.archive(
-                    path: name, reason: "member '\(current?.path ?? "")': \(Self.message(archive))")
+                throw failure("member '\(current?.path ?? "")': \(Self.message(archive))")
             }
             try checkExpansion()
             if size > 0 { try body(UnsafeRawBufferPointer(start: buffer, count: size)) }
@@ -229,5 +258,27 @@ public final class ArchiveReader {
 
     static func message(_ archive: OpaquePointer) -> String {
         archive_error_string(archive).map { String(cString: $0) } ?? "unknown libarchive error"
+    }
+}
+
+/// libarchive's read callback over a `VerifyingReader`; a failure (a digest mismatch) is kept for the caller.
+final class BlobSource {
+    let reader: VerifyingReader
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    var error: Error?
+
+    init(_ reader: VerifyingReader) { self.reader = reader }
+
+    deinit { buffer.deallocate() }
+
+    func next(_ out: UnsafeMutablePointer<UnsafeRawPointer?>) -> Int {
+        do {
+            let n = try reader.read(into: buffer)
+            out.pointee = UnsafeRawPointer(buffer.baseAddress)
+            return n
+        } catch {
+            self.error = error
+            return -1
+        }
     }
 }

@@ -17,6 +17,7 @@ struct Kiln: AsyncParsableCommand {
         subcommands: [
             Build.self, Lock.self, Images.self, Inspect.self, Push.self, Pull.self, Login.self, Logout.self, GC.self,
             Release.self, Rollback.self, Releases.self, Diff.self, DeployRefsCommand.self, Verify.self, Export.self,
+            Fsck.self,
         ]
     )
 }
