@@ -45,7 +45,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         // Distribution-spec client: auth, push, pull.
-        .target(name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnHTTP"]),
+        .target(name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP"]),
         // Debian package sets: resolve, verify, unpack.
         .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP"]),
         // Planning, fetching, layer cache, assembling images, tagging.

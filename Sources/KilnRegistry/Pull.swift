@@ -1,4 +1,5 @@
 import Foundation
+import KilnLayer
 import KilnOCI
 import KilnStore
 
@@ -99,6 +100,10 @@ public struct Puller: Sendable {
                 progress: { done, _ in
                     events(.blobProgress(repository: repository, digest: blob.digest, done: done, total: blob.size))
                 })
+            // Layers are checked like archive inputs (escapes, links out, devices) before the store keeps them.
+            if blob.mediaType.contains(".layer.") || blob.mediaType.contains(".rootfs.") {
+                try LayerReader.validate(at: staged.path, name: "\(client.registry)/\(repository)@\(blob.digest)")
+            }
         } catch {
             staged.discard()
             throw error
