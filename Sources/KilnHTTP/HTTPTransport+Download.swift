@@ -31,7 +31,14 @@ extension HTTPTransport {
                 return (HTTPResponse(status: status, headers: headers, body: body, url: request.url), nil, 0)
             }
             let total = expectedSize ?? response.headers.first(name: "content-length").flatMap { Int64($0) }
-            try sink.reset()
+            // A failure to store (a full disk) is the sink's, not the network's: reported as such, never retried.
+            func storing(_ body: () throws -> Void) throws {
+                do { try body() } catch {
+                    throw HTTPError.file(
+                        path: request.url.absoluteString, detail: "cannot store the download: \(error)")
+                }
+            }
+            try storing { try sink.reset() }
             var hasher = SHA256()
             var size: Int64 = 0
             for try await buffer in response.body {
@@ -41,7 +48,7 @@ extension HTTPTransport {
                 }
                 try buffer.withUnsafeReadableBytes { bytes in
                     hasher.update(bytes)
-                    try sink.write(bytes)
+                    try storing { try sink.write(bytes) }
                 }
                 progress?(size, total)
             }
