@@ -112,6 +112,11 @@ public final class ArchiveReader {
             archive_read_support_format_raw(archive)
         }
         guard open(archive) == ARCHIVE_OK else {
+            if format == .any && magic.starts(with: [0x50, 0x4b]) {
+                throw LayerError.archive(
+                    path: name,
+                    reason: "a zip whose central directory is missing or damaged (a truncated download?): refusing it")
+            }
             throw LayerError.archive(path: name, reason: "not a readable archive (\(Self.message(archive)))")
         }
     }
