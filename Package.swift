@@ -46,7 +46,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         // Distribution-spec client: auth, push, pull.
-        .target(name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnHTTP"]),
+        .target(name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP"]),
         // Hermetic build steps: a bubblewrap sandbox, environment roots, git-pinned source trees.
         .target(name: "KilnSandbox", dependencies: ["KilnOCI", "KilnLayer", "CCrypto"]),
         // Debian package sets: resolve, verify, unpack.

@@ -53,7 +53,9 @@ enum ArchiveInputs {
         } catch LayerError.archive(let path, let reason) where reason.contains("decompression bomb") {
             throw LayerError.archive(
                 path: path,
-                reason: reason + " (for an archive that really is this big, set `unpack-limit:` on its add entry, e.g. `unpack-limit: 20G`)")
+                reason: reason
+                    + " (for an archive that really is this big, set `unpack-limit:` on its add entry, e.g. `unpack-limit: 20G`)"
+            )
         }
         // A picked hard link needs its target's content, which the first pass may have left unread.
         let files = Set(members.filter { $0.kind == .file }.map(\.path))
@@ -70,7 +72,7 @@ enum ArchiveInputs {
         }
         try AtomicFile.write(JSONEncoder().encode(Listing(members: members)), to: staged.path + "/members.json")
         try staged.publish(as: root)
-        return try unpack(digest, patterns: patterns, limit: limit, cache: cache)
+        return Unpacked(root: root, members: members)
     }
 
     /// A pattern with a `/` matches whole member paths, one without matches file names; globs allowed.

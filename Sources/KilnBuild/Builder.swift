@@ -188,6 +188,14 @@ final class Builder: Sendable {
             else {
                 throw BuildError.recipe("base image \(reference) has no \(platform) image")
             }
+            // Reused as they are: a layer truncated or replaced in the store since the pull is not built upon.
+            for layer in image.manifest.layers where layout.blobSize(layer.digest) != layer.size {
+                throw StoreError.io(
+                    path: layout.blobPath(layer.digest), operation: "reuse a layer of base image \(reference) from",
+                    detail:
+                        "it is \(layout.blobSize(layer.digest).map(String.init) ?? "missing"), the manifest says \(layer.size) bytes: delete it and run `kiln pull \(reference)@\(digest)`"
+                )
+            }
             return image
         }
     }

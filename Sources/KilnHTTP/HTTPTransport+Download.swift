@@ -36,7 +36,14 @@ extension HTTPTransport {
                 throw HTTPError.sizeMismatch(url: request.url.absoluteString, expected: expectedSize, actual: declared)
             }
             let total = expectedSize ?? declared
-            try sink.reset()
+            // A failure to store (a full disk) is the sink's, not the network's: reported as such, never retried.
+            func storing(_ body: () throws -> Void) throws {
+                do { try body() } catch {
+                    throw HTTPError.file(
+                        path: request.url.absoluteString, detail: "cannot store the download: \(error)")
+                }
+            }
+            try storing { try sink.reset() }
             var hasher = SHA256()
             var size: Int64 = 0
             for try await buffer in response.body {
@@ -46,7 +53,7 @@ extension HTTPTransport {
                 }
                 try buffer.withUnsafeReadableBytes { bytes in
                     hasher.update(bytes)
-                    try sink.write(bytes)
+                    try storing { try sink.write(bytes) }
                 }
                 progress?(size, total)
             }

@@ -26,8 +26,7 @@ public enum ArchiveExtractor {
             if entry.path.isEmpty { continue }
             entries.append(entry)
             guard entry.kind == .file, wanted(entry) else { continue }
-            let parent = (entry.path as NSString).deletingLastPathComponent
-            try makeDirectories(parent, under: root, known: &directories, archive: reader.name)
+            try makeDirectories(parent(of: entry.path), under: root, known: &directories, archive: reader.name)
             let file = root + "/" + entry.path
             let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
@@ -40,12 +39,17 @@ public enum ArchiveExtractor {
         return entries
     }
 
+    /// `a/b/c` → `a/b`, `a` → "" (normalised paths only).
+    static func parent(of path: String) -> String {
+        path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+    }
+
     /// `mkdir` of each missing component (never following a link: only directories are made here).
     static func makeDirectories(_ path: String, under root: String, known: inout Set<String>, archive: String)
         throws
     {
         guard !known.contains(path) else { return }
-        try makeDirectories((path as NSString).deletingLastPathComponent, under: root, known: &known, archive: archive)
+        try makeDirectories(parent(of: path), under: root, known: &known, archive: archive)
         if mkdir(root + "/" + path, 0o755) != 0 && errno != EEXIST {
             throw LayerError.archive(
                 path: archive, reason: "cannot create '\(path)': \(String(cString: strerror(errno)))")

@@ -1,5 +1,7 @@
 import CArchive
 import Foundation
+import KilnOCI
+import KilnStore
 
 #if canImport(Glibc)
     import Glibc
@@ -31,6 +33,7 @@ public final class ArchiveReader {
     public let limit: ExpansionLimit
     private let archive: OpaquePointer
     private var memory: UnsafeMutableRawBufferPointer?
+    private let locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", nil)
     private var current: ArchiveEntry?
     private var drained = true
     /// Kinds of the paths seen so far, to name a file that is later used as a directory.
@@ -64,6 +67,22 @@ public final class ArchiveReader {
         memory = copy
     }
 
+    /// Reads a stored blob through KilnStore's `VerifyingReader`: its digest is checked as the bytes stream
+    /// past, and the end of the file is read (and the digest checked) when the archive ends.
+    public convenience init(
+        blob path: String, expected: Digest, name: String? = nil, format: Format = .tar, policy: ArchivePolicy = .layer
+    ) throws {
+        let source = BlobSource(try VerifyingReader(path: path, expected: expected))
+        try self.init(name: name ?? path, format: format, policy: policy, limit: .none, magic: []) { archive in
+            archive_read_open(
+                archive, Unmanaged.passUnretained(source).toOpaque(), nil,
+                { _, client, buffer in
+                    Unmanaged<BlobSource>.fromOpaque(client!).takeUnretainedValue().next(buffer!)
+                }, nil)
+        }
+        self.source = source
+    }
+
     private init(
         name: String, format: Format, policy: ArchivePolicy, limit: ExpansionLimit, magic: [UInt8],
         open: (OpaquePointer) -> Int32
@@ -93,30 +112,50 @@ public final class ArchiveReader {
             archive_read_support_format_raw(archive)
         }
         guard open(archive) == ARCHIVE_OK else {
+            if format == .any && magic.starts(with: [0x50, 0x4b]) {
+                throw LayerError.archive(
+                    path: name,
+                    reason: "a zip whose central directory is missing or damaged (a truncated download?): refusing it")
+            }
             throw LayerError.archive(path: name, reason: "not a readable archive (\(Self.message(archive)))")
         }
+    }
+
+    private var source: BlobSource?
+
+    /// The error to report for a failed libarchive call: the blob's own (a digest mismatch) when there is one.
+    private func failure(_ reason: @autoclosure () -> String) -> Error {
+        source?.error ?? LayerError.archive(path: name, reason: reason())
     }
 
     deinit {
         archive_read_free(archive)
         memory?.deallocate()
+        if let locale { freelocale(locale) }
     }
 
     /// The next entry (checked), or nil at the end. The previous entry's unread content is drained first.
     public func next() throws -> ArchiveEntry? {
         if !drained { try readContent { _ in } }
         var entry: OpaquePointer?
-        let status = withUTF8Locale { archive_read_next_header(archive, &entry) }
-        if status == ARCHIVE_EOF { return nil }
+        // libarchive converts names through the thread's locale; in the C locale a UTF-8 name cannot be
+        // converted. Under C.UTF-8 names arrive as the bytes the archive holds, and are checked here.
+        let previous = locale.map { uselocale($0) }
+        defer { if let previous { uselocale(previous) } }
+        let status = archive_read_next_header(archive, &entry)
+        if status == ARCHIVE_EOF {
+            // The archive can end before its file does (tar's end blocks, a gzip trailer): read the rest so a
+            // blob's digest is checked over every byte.
+            try source?.reader.forEachChunk { _ in }
+            return nil
+        }
         guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
-            throw LayerError.archive(path: name, reason: Self.message(archive))
+            throw failure(Self.message(archive))
         }
         try checkExpansion()
-        let raw = try withUTF8Locale { try Self.name(archive_entry_pathname(entry), archive: name) }
-        let symlink = try withUTF8Locale { try archive_entry_symlink(entry).map { try Self.name($0, archive: name) } }
-        let hardlink = try withUTF8Locale {
-            try archive_entry_hardlink(entry).map { try Self.name($0, archive: name) }
-        }
+        let raw = try Self.name(archive_entry_pathname(entry), archive: name)
+        let symlink = try archive_entry_symlink(entry).map { try Self.name($0, archive: name) }
+        let hardlink = try archive_entry_hardlink(entry).map { try Self.name($0, archive: name) }
         var member = try ArchiveEntryCheck(policy: policy, archive: name).entry(
             name: raw, type: UInt32(archive_entry_filetype(entry)), mode: UInt32(archive_entry_perm(entry)),
             size: archive_entry_size(entry), symlink: symlink, hardlink: hardlink)
@@ -138,9 +177,10 @@ public final class ArchiveReader {
         while true {
             let status = archive_read_data_block(archive, &buffer, &size, &offset)
             if status == ARCHIVE_EOF { return }
-            guard status == ARCHIVE_OK || status == ARCHIVE_WARN else {
-                throw LayerError.archive(
-                    path: name, reason: "member '\(current?.path ?? "")': \(Self.message(archive))")
+            // A warning while reading content is about the content (libarchive reports a zip member's bad CRC
+            // as ARCHIVE_WARN): refused like an error.
+            guard status == ARCHIVE_OK else {
+                throw failure("member '\(current?.path ?? "")': \(Self.message(archive))")
             }
             try checkExpansion()
             if size > 0 { try body(UnsafeRawBufferPointer(start: buffer, count: size)) }
@@ -170,7 +210,8 @@ public final class ArchiveReader {
             throw LayerError.archive(path: name, reason: ExpansionLimit.tooLarge(limit.maxBytes))
         }
         if expanded > limit.ratioFloor, expanded / compressed > limit.maxRatio {
-            throw LayerError.archive(path: name, reason: ExpansionLimit.tooCompressed(limit.maxRatio, expanded: expanded))
+            throw LayerError.archive(
+                path: name, reason: ExpansionLimit.tooCompressed(limit.maxRatio, expanded: expanded))
         }
     }
 
@@ -225,14 +266,24 @@ public final class ArchiveReader {
     }
 }
 
-/// libarchive converts names through the thread's locale; in the C locale a UTF-8 name cannot be converted.
-/// Each call runs under a thread-local C.UTF-8 locale, so names arrive as the bytes the archive holds.
-func withUTF8Locale<T>(_ body: () throws -> T) rethrows -> T {
-    let utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", nil)
-    let previous = utf8.map { uselocale($0) }
-    defer {
-        if let previous { uselocale(previous) }
-        if let utf8 { freelocale(utf8) }
+/// libarchive's read callback over a `VerifyingReader`; a failure (a digest mismatch) is kept for the caller.
+final class BlobSource {
+    let reader: VerifyingReader
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    var error: Error?
+
+    init(_ reader: VerifyingReader) { self.reader = reader }
+
+    deinit { buffer.deallocate() }
+
+    func next(_ out: UnsafeMutablePointer<UnsafeRawPointer?>) -> Int {
+        do {
+            let n = try reader.read(into: buffer)
+            out.pointee = UnsafeRawPointer(buffer.baseAddress)
+            return n
+        } catch {
+            self.error = error
+            return -1
+        }
     }
-    return try body()
 }

@@ -8,6 +8,11 @@ public enum LayerReader {
         try files(ArchiveReader(path: path, format: .tar, policy: .layer))
     }
 
+    /// The same for a stored blob, whose digest is checked as it is read (a tampered store is refused).
+    public static func files(at path: String, expected: Digest) throws -> [LayerFile] {
+        try files(ArchiveReader(blob: path, expected: expected, format: .tar, policy: .layer))
+    }
+
     static func files(_ reader: ArchiveReader) throws -> [LayerFile] {
         var result: [LayerFile] = []
         while var file = try reader.next() {

@@ -181,7 +181,8 @@ struct RecipeParser {
     mutating func add(_ node: Node) -> AddSpec? {
         guard
             let fields = mapping(
-                node, "an add entry", allowed: ["src", "url", "sha256", "extract", "unpack-limit", "to"] + Self.ownershipKeys)
+                node, "an add entry",
+                allowed: ["src", "url", "sha256", "extract", "unpack-limit", "to"] + Self.ownershipKeys)
         else { return nil }
         let value = { (key: String) in fields.first { $0.key == key }?.value }
         guard let toNode = value("to"), let to = absolutePath(toNode, "to") else {

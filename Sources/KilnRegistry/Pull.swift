@@ -1,4 +1,5 @@
 import Foundation
+import KilnLayer
 import KilnOCI
 import KilnStore
 
@@ -36,6 +37,7 @@ public struct Puller: Sendable {
         let source = RegistryRepository(client: client, repository: reference.repository, events: events)
         let (data, descriptor) = try await source.resolve(reference.identifier)
         let jobs = client.options.jobs
+        let layout = CheckedLayout(layout: self.layout, origin: "\(client.registry)/\(reference.repository)")
         guard ImageGraph.kind(of: descriptor, data: data) == .index else {
             try await copyImage(descriptor, from: source, to: layout, jobs: jobs)
             return descriptor
@@ -68,7 +70,7 @@ public struct Puller: Sendable {
         // A partial index would point at manifests the layout lacks: store one of our own.
         for child in wanted { try await copyImage(child, from: source, to: layout, jobs: jobs) }
         let own = try CanonicalJSON.encode(ImageIndex(manifests: wanted))
-        try layout.writeBlob(own)
+        try self.layout.writeBlob(own)
         return Descriptor(mediaType: MediaType.imageIndex, bytes: own)
     }
 }

@@ -97,9 +97,23 @@ public enum ImageArchive {
     ) async throws -> Result {
         let (entries, image) = try await Self.entries(
             layout: layout, reference: reference, format: format, platform: platform)
+        // Blobs are hashed as they are streamed into the archive; one that does not match its name (a tampered
+        // or decayed store) fails the export before the archive gets its name.
+        var expected: [String: Digest] = [:]
+        for entry in entries where entry.path.hasPrefix("blobs/sha256/") {
+            if case .file(.path(let source)) = entry.kind {
+                expected[source] = try Digest(sha256Hex: String(entry.path.dropFirst("blobs/sha256/".count)))
+            }
+        }
         let written = try AtomicFile.replace(path) { temp in
-            try LayerWriter.write(
-                entries: entries, to: temp, options: LayerOptions(mtime: 0, compression: .none, threads: 1))
+            let result = try LayerWriter.write(
+                entries: entries, to: temp, options: LayerOptions(mtime: 0, compression: .none, threads: 1),
+                hashing: Set(expected.keys))
+            for (source, digest) in expected where result.fileDigests[source] != digest {
+                throw StoreError.corruptBlob(
+                    path: source, expected: digest, actual: result.fileDigests[source] ?? digest)
+            }
+            return result
         }
         return Result(digest: written.diffID, size: written.uncompressedSize, image: image)
     }

@@ -128,7 +128,9 @@ public struct Verifier: Sendable {
             report.rebuiltLayer = i < a.count ? a[i].digest : nil
             report.publishedLayer = i < b.count ? b[i].digest : nil
             var mineFiles: [LayerFile] = []
-            if i < a.count { mineFiles = try LayerReader.files(at: layout.blobPath(a[i].digest)) }
+            if i < a.count {
+                mineFiles = try LayerReader.files(at: layout.blobPath(a[i].digest), expected: a[i].digest)
+            }
             var theirFiles: [LayerFile] = []
             if i < b.count {
                 let path = scratch + "/.kiln/published-layer"

@@ -50,7 +50,27 @@ public struct DownloadCache: Sendable, Hashable {
         } catch {
             throw StoreError.io(path: root + "/sha256", operation: "create the directory", detail: "\(error)")
         }
+        Self.removeStaleDownloads(in: root + "/sha256")
         return try AtomicFileWriter(path: root + "/sha256/.incoming")
+    }
+
+    /// Once per directory and process: downloads a killed process left half-written (`.incoming.<pid>-…`).
+    static func removeStaleDownloads(in directory: String) {
+        guard cleaned.insert(directory) else { return }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where name.hasPrefix(".incoming.") && name.hasSuffix(".tmp") {
+            let pid = name.dropFirst(".incoming.".count).split(separator: "-").first.flatMap { pid_t($0) }
+            if let pid, !StagedDirectory.alive(pid) { unlink(directory + "/" + name) }
+        }
+    }
+
+    private static let cleaned = Once()
+
+    private final class Once: @unchecked Sendable {
+        private let lock = NSLock()
+        private var seen: Set<String> = []
+
+        func insert(_ key: String) -> Bool { lock.withLock { seen.insert(key).inserted } }
     }
 
     /// Files a pre-seeded copy of `digest` (hard link when possible, else a copy) after checking the bytes

@@ -81,11 +81,19 @@ extension OCILayout: BlobSource, BlobSink {
 
     /// Downloads into a staging file of the store (the source verifies digest and size), then moves it in.
     public func putBlob(_ descriptor: Descriptor, from source: any BlobSource) async throws {
+        try await putBlob(descriptor, from: source, check: { _ in })
+    }
+
+    /// As `putBlob`, with `check` run on the staged file first: a blob it refuses never enters the store.
+    public func putBlob(
+        _ descriptor: Descriptor, from source: any BlobSource, check: @Sendable (String) throws -> Void
+    ) async throws {
         let staged = try makeStagingFile()
         try? staged.handle.close()
         unlink(staged.path)
         do {
             try await source.download(descriptor, to: staged.path)
+            try check(staged.path)
         } catch {
             staged.discard()
             throw error

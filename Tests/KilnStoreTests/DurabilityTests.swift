@@ -1,0 +1,103 @@
+import Foundation
+import KilnOCI
+import KilnTestSupport
+import Testing
+
+@testable import KilnStore
+
+/// The durability seam (atomic files, staged directories) and the store's integrity readers (verifying
+/// reads, fsck).
+@Suite struct DurabilityTests {
+    @Test func anAtomicWriterPublishesAllOrNothing() throws {
+        let tmp = try TemporaryDirectory("kiln-durable")
+        defer { tmp.remove() }
+        let path = tmp.path + "/file"
+        let writer = try AtomicFileWriter(path: path)
+        try Data("partial".utf8).withUnsafeBytes { try writer.write($0) }
+        #expect(!FileManager.default.fileExists(atPath: path), "nothing under the final name before commit")
+        try writer.reset()
+        try Data("whole".utf8).withUnsafeBytes { try writer.write($0) }
+        try writer.commit()
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
+        let dropped = try AtomicFileWriter(path: path)
+        try Data("other".utf8).withUnsafeBytes { try dropped.write($0) }
+        dropped.discard()
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["file"], "no temporary left")
+        #expect(throws: StoreError.self) {
+            try AtomicFile.replace(path) { temp -> Void in
+                try Data("new".utf8).write(to: URL(fileURLWithPath: temp))
+                throw StoreError.io(path: temp, operation: "test", detail: "a writer that fails")
+            }
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["file"])
+    }
+
+    @Test func aStagedDirectoryIsPublishedWholeOnce() throws {
+        let tmp = try TemporaryDirectory("kiln-durable")
+        defer { tmp.remove() }
+        let first = try StagedDirectory(in: tmp.path + "/slots")
+        try "one".write(toFile: first.path + "/f", atomically: false, encoding: .utf8)
+        try first.publish(as: tmp.path + "/slots/abc")
+        let second = try StagedDirectory(in: tmp.path + "/slots")
+        try "two".write(toFile: second.path + "/f", atomically: false, encoding: .utf8)
+        try second.publish(as: tmp.path + "/slots/abc")
+        #expect(try String(contentsOfFile: tmp.path + "/slots/abc/f", encoding: .utf8) == "one", "first one wins")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path + "/slots") == ["abc"])
+        try FileManager.default.createDirectory(
+            atPath: tmp.path + "/slots/.staging-999999999-7/x", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: tmp.path + "/slots/.tmp-999999999-8", withIntermediateDirectories: true)
+        #expect(StagedDirectory.removeStale(in: tmp.path + "/slots").count == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path + "/slots") == ["abc"])
+    }
+
+    /// A one-layer image whose layer blob is then flipped: reads that stream it refuse it, fsck names it and
+    /// the tag.
+    static func tamperedStore(_ root: String) throws -> (OCILayout, Digest) {
+        let layout = try OCILayout(root: root)
+        let layer = try layout.writeBlob(Data(repeating: 7, count: 100_000))
+        let config = try layout.writeBlob(try CanonicalJSON.encode(ImageConfig(platform: .linuxAMD64)))
+        let manifest = Manifest(
+            config: Descriptor(mediaType: MediaType.imageConfig, digest: config, size: 10),
+            layers: [Descriptor(mediaType: MediaType.layerTar, digest: layer, size: 100_000)])
+        let bytes = try CanonicalJSON.encode(manifest)
+        try layout.writeBlob(bytes)
+        try layout.tag(Descriptor(mediaType: MediaType.imageManifest, bytes: bytes), as: "app:1")
+        let handle = try #require(FileHandle(forUpdatingAtPath: layout.blobPath(layer)))
+        try handle.seek(toOffset: 50_000)
+        try handle.write(contentsOf: Data([8]))
+        try handle.close()
+        return (layout, layer)
+    }
+
+    @Test func verifyingReadsAndFsckFindATamperedBlob() throws {
+        let tmp = try TemporaryDirectory("kiln-durable")
+        defer { tmp.remove() }
+        let (layout, layer) = try Self.tamperedStore(tmp.path + "/store")
+        #expect(throws: StoreError.self) { try VerifyingReader.verify(layout.blobPath(layer), expected: layer) }
+        let report = try layout.fsck()
+        #expect(report.blobsChecked == 3)
+        #expect(report.problems.count == 1)
+        #expect(report.problems.first?.digest == layer)
+        #expect(report.problems.first?.tags == ["app:1"])
+        #expect(report.problems.first?.problem.hasPrefix("corrupt: its content hashes to sha256:") == true)
+
+        let result = try KilnBinary.run(["fsck", "--store", layout.root], check: false)
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("\(layer)") && result.stdout.contains("reached by app:1"), "\(result.stdout)")
+        try FileManager.default.removeItem(atPath: layout.blobPath(layer))
+        let missing = try KilnBinary.run(["fsck", "--store", layout.root, "--json"], check: false)
+        #expect(missing.status == 1 && missing.stdout.contains("\"missing\""), "\(missing.stdout)")
+    }
+
+    @Test func fsckOfASoundStoreExitsZero() throws {
+        let tmp = try TemporaryDirectory("kiln-durable")
+        defer { tmp.remove() }
+        let layout = try OCILayout(root: tmp.path + "/store")
+        try layout.writeBlob(Data("x".utf8))
+        let result = try KilnBinary.run(["fsck", "--store", layout.root])
+        #expect(result.status == 0 && result.stdout.contains("1 blobs checked, all match"))
+    }
+}
