@@ -163,4 +163,19 @@ import Testing
         #expect(!clean.contains("/work/main") && !clean.contains("tls_record.cc"), "\(clean)")
         #expect(clean.contains("WRONG_VERSION_NUMBER"))
     }
+
+    @Test func aFullDiskIsADiskErrorNotANetworkOne() throws {
+        let url = try #require(URL(string: "http://mirror.test/pool/a.deb"))
+        let full = NSError(
+            domain: NSCocoaErrorDomain, code: NSFileWriteOutOfSpaceError,
+            userInfo: [NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(ENOSPC))])
+        let mapped = HTTPTransport.map(full, url: url, options: HTTPOptions())
+        guard case .file = mapped else {
+            Issue.record("a full disk was reported as \(mapped)")
+            return
+        }
+        #expect(mapped.description.contains("disk is full"))
+        #expect(!mapped.description.contains("cannot reach"))
+        #expect(!mapped.isTransient)
+    }
 }
