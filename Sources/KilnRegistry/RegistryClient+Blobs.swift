@@ -147,6 +147,9 @@ extension RegistryClient {
                     }
                     offset = Self.resumeOffset(status.header("Range"))
                     resume = false
+                    // Knowing where to continue is a step forward: the PATCH gets its own attempts in a row
+                    // (the budget's total still bounds the upload).
+                    budget.progressed()
                 }
                 let length = min(options.chunkSize, size - offset)
                 let response = try await send(
