@@ -115,19 +115,29 @@ import Testing
             #expect(what.contains("connecting to 127.0.0.1:\(silent.port)"))
             #expect(error.description.contains("KILN_TIMEOUT"))
         }
-        #expect(Date().timeIntervalSince(started) < 3)
+        // The default connect timeout is 10 s: ending well before it shows the 0.5 s limit worked.
+        #expect(Date().timeIntervalSince(started) < 8)
     }
 
+    /// The server would stall for 30 s and trickle for 2,000 s: ending well before either shows the limit
+    /// worked (the bound is loose because the whole suite shares two cores and starves async tests).
     @Test func idleTimeoutEndsAStalledBodyAndOverallEndsATrickle() async throws {
         let server = try HostileServer(rules: [
             .init("GET", "^/stall", .stall, declared: 1000, seconds: 30),
             .init("GET", "^/trickle", .trickle, declared: 10_000, seconds: 0.2),
         ])
         defer { server.stop() }
-        let transport = try HTTPTransport(
-            options: HTTPOptions(attempts: 1, idleTimeout: 1, overallTimeout: 2))
-        defer { Task { await transport.shutdown() } }
-        for (path, expected) in [("/stall", "waiting for data"), ("/trickle", "whole exchange")] {
+        let idle = try HTTPTransport(options: HTTPOptions(attempts: 1, idleTimeout: 1, overallTimeout: 600))
+        let overall = try HTTPTransport(options: HTTPOptions(attempts: 1, idleTimeout: 25, overallTimeout: 2))
+        defer {
+            Task {
+                await idle.shutdown()
+                await overall.shutdown()
+            }
+        }
+        for (path, transport, expected) in [
+            ("/stall", idle, "waiting for data"), ("/trickle", overall, "whole exchange"),
+        ] {
             let started = Date()
             let target = FileManager.default.temporaryDirectory.path + "/kiln-idle-\(UUID().uuidString)"
             do {
@@ -136,7 +146,7 @@ import Testing
             } catch let error as HTTPError {
                 #expect(error.description.contains(expected), "\(path): \(error)")
             }
-            #expect(Date().timeIntervalSince(started) < 4, "\(path) ended in bounded time")
+            #expect(Date().timeIntervalSince(started) < 20, "\(path) ended in bounded time")
             #expect(!FileManager.default.fileExists(atPath: target), "nothing left behind")
         }
     }
@@ -151,9 +161,10 @@ import Testing
             Issue.record("a closed port answered")
         } catch let error as HTTPError {
             #expect(error.description.contains("127.0.0.1:\(port) refused the connection"), "\(error)")
-            #expect(!error.isTransient)
+            #expect(!error.isTransient, "a refusal is not retried")
         }
-        #expect(Date().timeIntervalSince(started) < 2)
+        // Time is measured where the test process cannot starve it: BadAddressTests runs the CLI (under 2 s).
+        #expect(Date().timeIntervalSince(started) < 8)
     }
 
     @Test func errorsDropDependencySourcePaths() {
