@@ -68,3 +68,32 @@ public struct RetryPolicy: Sendable {
         return max(date.timeIntervalSince(now), 0)
     }
 }
+
+/// The policy applied to an operation of several requests that makes progress (a blob upload): it gives up
+/// after `attempts` failures in a row, where each step forward (a session opened, a chunk the server
+/// confirmed) starts the count again, and after `attempts` failures per request the operation needs in all,
+/// so a long upload through a flaky network finishes while one that never completes stops.
+public struct RetryBudget: Sendable {
+    public let policy: RetryPolicy
+    public let limit: Int
+    public private(set) var failures = 0
+    public private(set) var total = 0
+
+    /// `requests`: how many requests the operation needs when nothing fails.
+    public init(_ policy: RetryPolicy, requests: Int) {
+        self.policy = policy
+        self.limit = policy.attempts * max(1, requests)
+    }
+
+    /// Records a failure: rethrows it when it is not transient or the attempts are spent, else waits.
+    public mutating func failed(_ error: Error) async throws {
+        guard let transient = error as? TransientFailure, transient.isTransient else { throw error }
+        failures += 1
+        total += 1
+        guard failures < policy.attempts, total < limit else { throw error }
+        try await RetryPolicy.sleep(policy.delay(after: failures, retryAfter: transient.retryAfter))
+    }
+
+    /// The operation moved forward: the failures in a row before no longer count (the total still does).
+    public mutating func progressed() { failures = 0 }
+}

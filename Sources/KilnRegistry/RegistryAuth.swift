@@ -117,8 +117,9 @@ extension RegistryClient {
     /// otherwise point the client anywhere).
     func mayReceiveCredentials(_ realm: URL) -> Bool {
         guard realm.scheme?.lowercased() == "http" else { return true }
-        let realmHost = realm.port.map { "\(realm.host ?? ""):\($0)" } ?? (realm.host ?? "")
-        return realmHost == host || realm.host == host
+        // The same host name on another port is the same machine; another name may be anywhere.
+        let registryName = URL(string: "http://\(host)/")?.host?.lowercased()
+        return realm.host?.lowercased() == registryName
     }
 
     /// The token flow: GET realm?service=…&scope=… with Basic credentials when we have them (and may send

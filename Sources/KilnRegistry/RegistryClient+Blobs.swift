@@ -49,28 +49,39 @@ extension RegistryClient {
         }
     }
 
-    /// Uploads a blob from a file: one PUT for small blobs, PATCH chunks for large ones. Each attempt of the
-    /// retry policy is a whole upload (a new session, then the PUT), its requests sent once each; a broken
-    /// chunk resumes from the offset the registry reports, inside the attempt.
+    /// Uploads a blob from a file: one PUT for small blobs, PATCH chunks for large ones. Its requests are sent
+    /// once each by the transport; the upload as a whole retries under one `RetryBudget`: a failed start or
+    /// PUT starts a new session, a broken chunk resumes from the offset the registry reports, and each
+    /// confirmed chunk renews the budget.
     public func uploadBlob(
         _ repository: String, digest: Digest, size: Int64, path: String, session: URL? = nil,
         progress: (@Sendable (Int64) -> Void)? = nil
     ) async throws {
         let step = "uploading blob \(digest.encoded.prefix(12))"
         var session = session
-        try await policy.run { attempt in
-            if attempt > 1, try await blobSize(repository, digest) != nil { return }
-            let location = try await startUpload(repository, existing: session)
-            session = nil
-            if size <= options.monolithicLimit {
-                try await finishUpload(
-                    repository, location, digest: digest, body: .file(path: path, offset: 0, length: size), step: step)
-                addUploaded(size)
-                progress?(size)
-            } else {
-                let last = try await uploadChunks(
-                    repository, location, size: size, path: path, step: step, progress: progress)
-                try await finishUpload(repository, last, digest: digest, body: .none, step: step)
+        let chunks = size <= options.monolithicLimit ? 0 : Int((size + options.chunkSize - 1) / options.chunkSize)
+        var budget = RetryBudget(policy, requests: 2 + chunks)
+        while true {
+            do {
+                // After a failure the last PUT may have landed before the connection broke.
+                if budget.total > 0, try await blobSize(repository, digest) != nil { return }
+                let location = try await startUpload(repository, existing: session)
+                session = nil
+                budget.progressed()
+                if size <= options.monolithicLimit {
+                    try await finishUpload(
+                        repository, location, digest: digest, body: .file(path: path, offset: 0, length: size),
+                        step: step)
+                    addUploaded(size)
+                    progress?(size)
+                } else {
+                    let last = try await uploadChunks(
+                        repository, location, size: size, path: path, step: step, budget: &budget, progress: progress)
+                    try await finishUpload(repository, last, digest: digest, body: .none, step: step)
+                }
+                return
+            } catch {
+                try await budget.failed(error)
             }
         }
     }
@@ -113,16 +124,14 @@ extension RegistryClient {
         }
     }
 
-    /// PATCHes `chunkSize` pieces, always to the latest Location. After a failure it waits per the policy,
-    /// asks the registry how much it has (GET on the session: `Range: 0-N`) and continues from there; the
-    /// policy's attempts bound the failures of one upload.
+    /// PATCHes `chunkSize` pieces, always to the latest Location. After a failure it waits per the budget,
+    /// asks the registry how much it has (GET on the session: `Range: 0-N`) and continues from there.
     func uploadChunks(
-        _ repository: String, _ start: URL, size: Int64, path: String, step: String,
+        _ repository: String, _ start: URL, size: Int64, path: String, step: String, budget: inout RetryBudget,
         progress: (@Sendable (Int64) -> Void)?
     ) async throws -> URL {
         var location = start
         var offset: Int64 = 0
-        var failures = 0
         var resume = false
         while offset < size {
             do {
@@ -138,6 +147,9 @@ extension RegistryClient {
                     }
                     offset = Self.resumeOffset(status.header("Range"))
                     resume = false
+                    // Knowing where to continue is a step forward: the PATCH gets its own attempts in a row
+                    // (the budget's total still bounds the upload).
+                    budget.progressed()
                 }
                 let length = min(options.chunkSize, size - offset)
                 let response = try await send(
@@ -155,17 +167,11 @@ extension RegistryClient {
                 }
                 let confirmed = Self.rangeEnd(response.header("Range")).map { $0 + 1 } ?? offset + length
                 addUploaded(confirmed - offset)
+                if confirmed > offset { budget.progressed() }
                 offset = confirmed
                 progress?(offset)
-            } catch let error as TransientFailure where error.isTransient {
-                failures += 1
-                // Out of attempts: final, so the whole-upload retry around this does not start again.
-                guard failures < policy.attempts else {
-                    guard var registryError = error as? RegistryError else { throw error }
-                    registryError.isTransient = false
-                    throw registryError
-                }
-                try await RetryPolicy.sleep(policy.delay(after: failures, retryAfter: error.retryAfter))
+            } catch {
+                try await budget.failed(error)
                 resume = true
             }
         }

@@ -115,6 +115,7 @@ public final class RegistryClient: @unchecked Sendable {
         guard let http = URL(string: "http://\(host)/v2/"), let https = URL(string: "https://\(host)/v2/") else {
             throw Reference.ParseError.invalidRegistry(registry, reason: "it cannot be part of a URL")
         }
+        var plainFailure: HTTPError?
         if mayUseHTTP {
             do {
                 let answer = try await transport.send(HTTPRequest(.GET, http))
@@ -135,6 +136,7 @@ public final class RegistryClient: @unchecked Sendable {
                         registry: registry, step: "connecting", message: error.description,
                         isTransient: error.isTransient)
                 }
+                plainFailure = error
             }
         }
         do {
@@ -142,6 +144,12 @@ public final class RegistryClient: @unchecked Sendable {
             remember(first: answer)
             return https
         } catch let error as HTTPError {
+            // Not a TLS port either: the plain-HTTP failure (a dropped connection) is the one to report.
+            if let plainFailure, case .tls(_, let detail) = error, detail.contains("WRONG_VERSION_NUMBER") {
+                throw RegistryError(
+                    registry: registry, step: "connecting", message: plainFailure.description,
+                    isTransient: plainFailure.isTransient)
+            }
             throw RegistryError(
                 registry: registry, step: "connecting", message: error.description,
                 hint: mayUseHTTP || !Self.mayBeTLSPort(error)

@@ -18,8 +18,15 @@ struct RegistryFlags: ParsableArguments {
     @Option(name: .long, help: "Parallel blob transfers.")
     var jobs: Int = 4
 
+    @Option(
+        name: .long,
+        help: "Seconds a registry may send nothing before the transfer is abandoned (default 60, or KILN_TIMEOUT).")
+    var timeout: Double?
+
+    var httpOptions: HTTPOptions { HTTPOptions(caFile: caFile, idleTimeout: timeout.flatMap { $0 > 0 ? $0 : nil }) }
+
     func client(for registry: String) throws -> (RegistryClient, HTTPTransport) {
-        let transport = try HTTPTransport(options: HTTPOptions(caFile: caFile))
+        let transport = try HTTPTransport(options: httpOptions)
         let options = RegistryOptions(insecure: Set(insecure), caFile: caFile, jobs: jobs)
         return (RegistryClient(registry: registry, transport: transport, options: options), transport)
     }

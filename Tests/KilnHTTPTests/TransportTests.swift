@@ -103,7 +103,6 @@ import Testing
         defer { silent.stop() }
         let transport = try HTTPTransport(options: HTTPOptions(attempts: 1, connectTimeout: 0.5))
         defer { Task { await transport.shutdown() } }
-        let started = Date()
         do {
             _ = try await transport.send(try get("http://127.0.0.1:\(silent.port)/v2/"))
             Issue.record("a connect to a silent port succeeded")
@@ -115,28 +114,47 @@ import Testing
             #expect(what.contains("connecting to 127.0.0.1:\(silent.port)"))
             #expect(error.description.contains("KILN_TIMEOUT"))
         }
-        #expect(Date().timeIntervalSince(started) < 3)
+        // Timed in its own process: five attempts of 0.5 s with back-off end well before one default 10 s.
+        let tmp = try TemporaryDirectory("kiln-connect")
+        defer { tmp.remove() }
+        let started = Date()
+        let result = try KilnBinary.run(
+            ["pull", "127.0.0.1:\(silent.port)/x/y:1", "--store", tmp.path + "/s"],
+            environment: ["KILN_CONNECT_TIMEOUT": "0.5", "DOCKER_CONFIG": tmp.path + "/docker"], check: false)
+        #expect(!result.succeeded && result.status < 128)
+        #expect(result.stderr.contains("connecting to 127.0.0.1:\(silent.port) timed out"), "\(result.stderr)")
+        #expect(Date().timeIntervalSince(started) < 10)
     }
 
+    /// The server stalls and trickles for far longer than any test runs, so only the limit under test can end
+    /// each exchange, and its message says which. (No wall-clock bound here: the whole suite shares two cores
+    /// and starves async tests for a minute at a time; the CLI tests measure time in their own process.)
     @Test func idleTimeoutEndsAStalledBodyAndOverallEndsATrickle() async throws {
         let server = try HostileServer(rules: [
-            .init("GET", "^/stall", .stall, declared: 1000, seconds: 30),
-            .init("GET", "^/trickle", .trickle, declared: 10_000, seconds: 0.2),
+            .init("GET", "^/stall", .stall, declared: 1000, seconds: 3600),
+            .init("GET", "^/trickle", .trickle, declared: 100_000, seconds: 0.2),
         ])
         defer { server.stop() }
-        let transport = try HTTPTransport(
-            options: HTTPOptions(attempts: 1, idleTimeout: 1, overallTimeout: 2))
-        defer { Task { await transport.shutdown() } }
-        for (path, expected) in [("/stall", "waiting for data"), ("/trickle", "whole exchange")] {
-            let started = Date()
+        let idle = try HTTPTransport(options: HTTPOptions(attempts: 1, idleTimeout: 1, overallTimeout: 3600))
+        let overall = try HTTPTransport(options: HTTPOptions(attempts: 1, idleTimeout: 3600, overallTimeout: 2))
+        defer {
+            Task {
+                await idle.shutdown()
+                await overall.shutdown()
+            }
+        }
+        for (path, transport, expected) in [
+            ("/stall", idle, "waiting for data from \(server.address) timed out (1 s)"),
+            ("/trickle", overall, "the whole exchange timed out (2 s)"),
+        ] {
             let target = FileManager.default.temporaryDirectory.path + "/kiln-idle-\(UUID().uuidString)"
             do {
                 _ = try await transport.download(try get(server.url + path), to: target)
                 Issue.record("\(path) finished")
             } catch let error as HTTPError {
                 #expect(error.description.contains(expected), "\(path): \(error)")
+                #expect(error.isTransient, "a timeout may be tried again")
             }
-            #expect(Date().timeIntervalSince(started) < 4, "\(path) ended in bounded time")
             #expect(!FileManager.default.fileExists(atPath: target), "nothing left behind")
         }
     }
@@ -145,15 +163,14 @@ import Testing
         let port = try freePort()
         let transport = try HTTPTransport()
         defer { Task { await transport.shutdown() } }
-        let started = Date()
         do {
             _ = try await transport.send(try get("http://127.0.0.1:\(port)/v2/"))
             Issue.record("a closed port answered")
         } catch let error as HTTPError {
             #expect(error.description.contains("127.0.0.1:\(port) refused the connection"), "\(error)")
-            #expect(!error.isTransient)
+            #expect(!error.isTransient, "a refusal is not retried")
         }
-        #expect(Date().timeIntervalSince(started) < 2)
+        // The time (under 2 s) is measured where this process cannot starve it: BadAddressTests runs the CLI.
     }
 
     @Test func errorsDropDependencySourcePaths() {
@@ -162,5 +179,20 @@ import Testing
         let clean = HTTPTransport.clean(raw)
         #expect(!clean.contains("/work/main") && !clean.contains("tls_record.cc"), "\(clean)")
         #expect(clean.contains("WRONG_VERSION_NUMBER"))
+    }
+
+    @Test func aFullDiskIsADiskErrorNotANetworkOne() throws {
+        let url = try #require(URL(string: "http://mirror.test/pool/a.deb"))
+        let full = NSError(
+            domain: NSCocoaErrorDomain, code: NSFileWriteOutOfSpaceError,
+            userInfo: [NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(ENOSPC))])
+        let mapped = HTTPTransport.map(full, url: url, options: HTTPOptions())
+        guard case .file = mapped else {
+            Issue.record("a full disk was reported as \(mapped)")
+            return
+        }
+        #expect(mapped.description.contains("disk is full"))
+        #expect(!mapped.description.contains("cannot reach"))
+        #expect(!mapped.isTransient)
     }
 }

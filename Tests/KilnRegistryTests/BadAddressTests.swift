@@ -87,4 +87,15 @@ import Testing
         await #expect(throws: Reference.ParseError.self) { _ = try await client.blobSize("x/y", .sha256(Data())) }
         await transport.shutdown()
     }
+
+    @Test func aClosedPortFailsWithinTwoSecondsNamingTheHost() throws {
+        let tmp = try TemporaryDirectory("kiln-bad")
+        defer { tmp.remove() }
+        let port = try freePort()
+        let started = Date()
+        let result = try kiln(["pull", "127.0.0.1:\(port)/x/y:1", "--store", tmp.path + "/s"], in: tmp)
+        #expect(Date().timeIntervalSince(started) < 2)
+        expectClearFailure(result, mentions: "127.0.0.1:\(port) refused the connection", "pull from a closed port")
+        #expect(!result.stderr.contains("--insecure"), "no misleading hint")
+    }
 }

@@ -199,4 +199,63 @@ import Testing
         #expect(own.requests.first { $0.path.hasPrefix("/token") }?.auth?.hasPrefix("Basic ") == true)
         #expect(own.requests.contains { $0.method == "HEAD" && $0.auth == "Bearer t0k" })
     }
+
+    @Test func stallsTricklesAndLiesEndInBoundedTimeWithNothingStored() async throws {
+        let registry = try RegistryServer()
+        let tmp = try TemporaryDirectory("kiln-hostile")
+        let hostile = try HostileServer(upstream: registry.port)
+        defer {
+            hostile.stop()
+            registry.stop()
+            tmp.remove()
+        }
+        let (layout, image) = try smallImage(tmp.path + "/s")
+        let (uploader, uploadTransport) = try client(registry.address)
+        _ = try await Pusher(layout: layout, client: uploader).push([
+            .init(repository: "ns/small", descriptor: image, tags: ["1"])
+        ])
+        await uploadTransport.shutdown()
+        let layer = try layout.images(for: image)[0].manifest.layers[0]
+        let blob = "^/v2/ns/small/blobs/\(layer.digest)"
+        let cases: [(String, HostileServer.Rule, String)] = [
+            ("stall", .init("GET", blob, .stall, declared: layer.size, seconds: 30), "waiting for data"),
+            ("trickle", .init("GET", blob, .trickle, declared: layer.size, seconds: 0.5), "whole exchange"),
+            (
+                "size lie", .init("GET", blob, .reply, body: "x", declared: 10_000_000_000),
+                "is 10000000000 bytes, expected 4096"
+            ),
+            ("digest lie", .init("GET", blob, .corrupt), "has digest"),
+        ]
+        for (name, rule, message) in cases {
+            try hostile.setRules([rule])
+            let transport = try HTTPTransport(options: HTTPOptions(attempts: 1, idleTimeout: 1, overallTimeout: 3))
+            let client = RegistryClient(registry: hostile.address, transport: transport, options: RegistryOptions())
+            let target = try OCILayout(root: tmp.path + "/pulled-\(name.replacingOccurrences(of: " ", with: "-"))")
+            let started = Date()
+            do {
+                _ = try await Puller(layout: target, client: client).pull(
+                    try Reference(parsing: "\(hostile.address)/ns/small:1"), platforms: nil)
+                Issue.record("\(name): the pull succeeded")
+            } catch {
+                #expect("\(error)".contains(message), "\(name): \(error)")
+            }
+            await transport.shutdown()
+            #expect(Date().timeIntervalSince(started) < 6, "\(name) ended in bounded time")
+            #expect(!target.hasBlob(layer.digest), "\(name): nothing stored")
+            #expect(try target.tags().isEmpty)
+        }
+        // The CLI: KILN_TIMEOUT and --timeout set the idle limit, and the message says how to change it.
+        try hostile.setRules([.init("GET", blob, .stall, declared: layer.size, seconds: 30)])
+        for (extra, environment) in [([String](), ["KILN_TIMEOUT": "1"]), (["--timeout", "1"], [:])] {
+            let started = Date()
+            let result = try KilnBinary.run(
+                ["pull", "\(hostile.address)/ns/small:1", "--store", tmp.path + "/cli"] + extra,
+                environment: environment.merging(["DOCKER_CONFIG": tmp.path + "/docker"]) { a, _ in a }, check: false)
+            #expect(!result.succeeded && result.status < 128)
+            #expect(
+                result.stderr.contains("timed out (1 s)") && result.stderr.contains("KILN_TIMEOUT"), "\(result.stderr)")
+            // Five attempts of one second each, with back-off between them.
+            #expect(Date().timeIntervalSince(started) < 20)
+        }
+    }
 }

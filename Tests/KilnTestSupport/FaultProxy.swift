@@ -11,14 +11,40 @@ public final class FaultProxy: @unchecked Sendable {
     public var address: String { "127.0.0.1:\(port)" }
     public var log: String { process.log }
 
-    public init(upstream: Int, delay: Double = 0.02) throws {
+    /// Random faults instead of the scripted ones: each request (the first connection check included) is
+    /// reset with probability `reset`, answered 500 with `error500`, 429 with `error429`, drawn from a
+    /// generator seeded with `seed` (with one job at a time the run is the same every time).
+    public struct Rates: Sendable {
+        public var reset: Double
+        public var error500: Double
+        public var error429: Double
+        public var seed: Int
+        public init(reset: Double, error500: Double, error429: Double, seed: Int) {
+            self.reset = reset
+            self.error500 = error500
+            self.error429 = error429
+            self.seed = seed
+        }
+    }
+
+    public init(upstream: Int, delay: Double = 0.02, rates: Rates? = nil) throws {
         directory = try TemporaryDirectory("kiln-proxy")
         port = try freePort()
         try directory.write("proxy.py", Self.script)
+        let random = rates.map { ["\($0.reset)", "\($0.error500)", "\($0.error429)", "\($0.seed)"] } ?? []
         process = try BackgroundProcess(
-            ["python3", directory.path + "/proxy.py", String(port), String(upstream), String(delay)],
+            ["python3", directory.path + "/proxy.py", String(port), String(upstream), String(delay)] + random,
             log: directory.path + "/proxy.log")
         try waitForPort(port)
+    }
+
+    /// How many faults of each kind were injected (random mode).
+    public var injected: (resets: Int, errors500: Int, errors429: Int) {
+        let lines = log.split(separator: "\n")
+        return (
+            lines.filter { $0.hasPrefix("fault: reset") }.count, lines.filter { $0.hasPrefix("fault: 500") }.count,
+            lines.filter { $0.hasPrefix("fault: 429") }.count
+        )
     }
 
     public func stop() {
@@ -27,12 +53,18 @@ public final class FaultProxy: @unchecked Sendable {
     }
 
     static let script = #"""
-        import http.client, socket, struct, sys, time, threading
+        import http.client, random, socket, struct, sys, time, threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         port, upstream, delay = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+        rates = [float(x) for x in sys.argv[4:7]] if len(sys.argv) > 7 else None
+        rng = random.Random(int(sys.argv[7])) if rates else None
         done = set()
         lock = threading.Lock()
+
+        def draw():
+            with lock:
+                return rng.random()
 
         def once(name):
             with lock:
@@ -48,6 +80,22 @@ public final class FaultProxy: @unchecked Sendable {
                 length = int(self.headers.get("Content-Length") or 0)
                 path = self.path
                 time.sleep(delay)
+                if rates:
+                    r = draw()
+                    if r < rates[0]:
+                        half = self.rfile.read(length // 2) if length else b""
+                        print("fault: reset during", self.command, path, flush=True)
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        self.connection.close()
+                        self.close_connection = True
+                        return
+                    if r < rates[0] + rates[1] + rates[2]:
+                        self.rfile.read(length)
+                        status = 500 if r < rates[0] + rates[1] else 429
+                        print("fault:", status, "on", self.command, path, flush=True)
+                        return self.reply(status, b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}', {},
+                                          head=self.command == "HEAD")
+                    return self.forward(length, path)
                 if self.command == "HEAD" and "/blobs/" in path and once("429"):
                     print("fault: 429 on", path, flush=True)
                     return self.reply(429, b"", {"Retry-After": "1"})
@@ -65,6 +113,9 @@ public final class FaultProxy: @unchecked Sendable {
                     self.connection.close()
                     self.close_connection = True
                     return
+                self.forward(length, path)
+
+            def forward(self, length, path):
                 body = self.rfile.read(length) if length else None
                 conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
