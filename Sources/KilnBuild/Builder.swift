@@ -326,6 +326,8 @@ public final class Builder: Sendable {
                 case .remote(let url, let pinned, let extract):
                     entries += try remoteEntries(
                         add, url: url, digest: pinned ?? options.remoteInputs[url], extract: extract)
+                case .build(let name, _):
+                    throw BuildError.recipe("\(add.location): `from: \(name)` needs the compile stage (not built yet)")
                 }
             case .directory(let dir):
                 entries.append(

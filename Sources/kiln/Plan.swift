@@ -76,6 +76,7 @@ enum Plan {
             case .remote(let url, let sha256, let extract):
                 let members = extract.map { " [\($0.joined(separator: ", "))]" } ?? ""
                 return "add \(url)\(members) → \(add.to)" + (sha256.map { " \($0)" } ?? "")
+            case .build(let name, let path): return "add \(path) from build \(name) → \(add.to)"
             }
         case .directory(let dir): return "dir \(dir.path)"
         case .symlink(let link): return "symlink \(link.path) → \(link.target)"
