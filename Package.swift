@@ -51,7 +51,10 @@ let package = Package(
         // Planning, fetching, layer cache, assembling images, tagging.
         .target(
             name: "KilnBuild",
-            dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnDebian", "KilnHTTP"]
+            dependencies: [
+                "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnDebian", "KilnHTTP",
+                "KilnSandbox",
+            ]
         ),
         // Releases: export archives, release documents, rollback, diff, deployment refs, verify.
         .target(

@@ -1,3 +1,7 @@
+import Foundation
+import KilnLayer
+import KilnRecipe
+
 /// /etc/passwd and /etc/group for an image: root, nobody, and the recipe's users and groups.
 /// Generated rather than copied so the files are the same bytes on every machine.
 public enum Accounts {
@@ -43,5 +47,38 @@ public enum Accounts {
         (systemGroups + groups.filter { g in !systemGroups.contains { $0.name == g.name } }).map {
             "\($0.name):x:\($0.gid):\($0.members.joined(separator: ","))\n"
         }.joined()
+    }
+}
+
+extension Accounts {
+    /// The accounts layer of `recipe`: /etc/passwd, /etc/group and home directories for its users, including
+    /// those its base recipes declared (the files are written whole, so they must list them too). `chain` is
+    /// the recipe and its bases, nearest first. Nil when the recipe declares no users or groups.
+    static func entries(for recipe: Recipe, chain: [Recipe]) -> [LayerEntry]? {
+        guard !recipe.users.isEmpty || !recipe.groups.isEmpty else { return nil }
+        var users: [User] = []
+        var groups: [Group] = []
+        for r in chain.reversed() {
+            for u in r.users {
+                users.removeAll { $0.name == u.name }
+                users.append(.init(name: u.name, uid: u.uid, gid: u.gid, home: u.home, shell: u.shell))
+            }
+            for g in r.groups {
+                groups.removeAll { $0.name == g.name }
+                groups.append(.init(name: g.name, gid: g.gid, members: g.members))
+            }
+        }
+        // Every user's primary group exists, named after the user unless declared.
+        for u in users where !groups.contains(where: { $0.gid == u.gid }) && u.gid != 0 && u.gid != 65534 {
+            groups.append(.init(name: u.name, gid: u.gid))
+        }
+        var entries = [
+            LayerEntry(path: "/etc/passwd", kind: .file(.bytes(Data(passwd(users).utf8))), mode: 0o644),
+            LayerEntry(path: "/etc/group", kind: .file(.bytes(Data(group(groups).utf8))), mode: 0o644),
+        ]
+        for u in recipe.users {
+            entries.append(LayerEntry(path: u.home, kind: .directory, mode: 0o755, uid: u.uid, gid: u.gid))
+        }
+        return entries
     }
 }

@@ -8,9 +8,11 @@ import KilnStore
 /// Registry base images (`base: REGISTRY/NAME:TAG@sha256:…`): fetched once into the store before a build,
 /// verified against the pinned digest; later builds find them there and never touch the network.
 public enum BaseImages {
-    /// Pulls every pinned registry base the recipes name that the store lacks. Returns what was pulled.
+    /// Pulls every pinned registry base the recipes name that the store lacks, through `transport` (nil:
+    /// offline, where a missing base is an error). Returns what was pulled.
+    @discardableResult
     public static func fetchMissing(
-        _ recipes: [Recipe], into layout: OCILayout, options: RegistryOptions, httpOptions: HTTPOptions = HTTPOptions(),
+        _ recipes: [Recipe], into layout: OCILayout, options: RegistryOptions, transport: HTTPTransport?,
         events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
     ) async throws -> [String] {
         var pulled: [String] = []
@@ -18,13 +20,18 @@ public enum BaseImages {
         for recipe in recipes {
             guard case .image(let text, let digest) = recipe.base, seen.insert(digest).inserted, !layout.hasBlob(digest)
             else { continue }
+            let location = recipe.baseLocation ?? recipe.location
             let reference: Reference
             do {
                 reference = try Reference(parsing: "\(text)@\(digest)")
             } catch {
-                throw BuildError.recipe("\(recipe.baseLocation ?? recipe.location): error: \(error)")
+                throw BuildError.recipe("\(location): error: \(error)")
             }
-            let transport = try HTTPTransport(options: httpOptions)
+            guard let transport else {
+                throw BuildError.recipe(
+                    "\(location): error: base image \(reference) is not in the store and --offline forbids fetching it: "
+                        + "run `kiln pull \(reference)` on a machine with network, or build without --offline")
+            }
             let client = RegistryClient(registry: reference.registry, transport: transport, options: options)
             do {
                 // All platforms of an index, so the layout holds exactly the pinned document.
@@ -33,11 +40,8 @@ public enum BaseImages {
                 // Tagged so `kiln gc` keeps it.
                 try layout.tag(descriptor, as: "\(reference.registry)/\(reference.repository):sha256-\(digest.encoded)")
             } catch {
-                await transport.shutdown()
-                throw BuildError.recipe(
-                    "\(recipe.baseLocation ?? recipe.location): error: cannot fetch base \(reference): \(error)")
+                throw BuildError.recipe("\(location): error: cannot fetch base \(reference): \(error)")
             }
-            await transport.shutdown()
             pulled.append(reference.description)
         }
         return pulled

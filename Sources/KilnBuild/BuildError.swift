@@ -1,10 +1,15 @@
 import KilnOCI
+import KilnRecipe
 
 /// What can stop a build, with what a person needs to fix it.
 public enum BuildError: Error, CustomStringConvertible {
     case unreadableInput(path: String, reason: String)
     case recipe(String)
     case failedImage(name: String, underlying: String)
+    /// Remote inputs that could not be made available (each with its recipe line and how to provide it).
+    case inputsMissing(RecipeError)
+    /// `--locked`: the recipes pin inputs the lock does not record.
+    case lockMismatch([String], lockPath: String)
 
     public var description: String {
         switch self {
@@ -14,6 +19,11 @@ public enum BuildError: Error, CustomStringConvertible {
             return text
         case .failedImage(let name, let underlying):
             return "building \(name) failed: \(underlying)"
+        case .inputsMissing(let error):
+            return error.description + "\nnothing was built: provide the inputs above first"
+        case .lockMismatch(let problems, let lockPath):
+            return problems.joined(separator: "\n")
+                + "\n--locked: \(lockPath) does not match the recipes; nothing was built. Review, then run `kiln lock` or build without --locked."
         }
     }
 }

@@ -1,39 +1,11 @@
 import Foundation
 import KilnDebian
 import KilnHTTP
-import KilnLayer
 import KilnOCI
 import KilnRecipe
-import KilnStore
 
-/// The package sets a build uses, resolved and downloaded before the (synchronous) build starts.
-/// Keyed like the lock: `recipe/layer`, plus `/ARCH` when a recipe has several platforms.
-public struct PreparedPackages: Sendable {
-    public var sets: [String: ResolvedPackageSet] = [:]
-    /// The lock with fresh resolutions, when they changed it; written by `saveLock()` once the build succeeded,
-    /// so a failed build leaves the lock as it was.
-    var updatedLock: (lock: LockFile, path: String)?
-
-    public init() {}
-
-    public func saveLock() throws {
-        if let updatedLock { try updatedLock.lock.save(updatedLock.path) }
-    }
-}
-
-/// How a build uses the package sets the lock records.
-public enum LockedPackages: Sendable {
-    /// `--locked` and `kiln verify`: exactly the lock's packages; a set the lock does not cover is an error.
-    case required
-    /// A plain `kiln build`: the lock's packages while the set's request (suite, components, architecture,
-    /// packages) is the one they were resolved for, so a rebuild asks no mirror and moves no version; a set
-    /// that changed, is new, or whose locked versions the mirror no longer serves is resolved again.
-    case preferred
-    /// `kiln lock`: every set resolved again against the mirror (how a base picks up security updates).
-    case refreshed
-}
-
-/// Glue between recipes and KilnDebian: lock handling before the build, layers and SBOMs during it.
+/// Glue between recipes and KilnDebian: lock keys and requests for planning, downloads for `prepare`.
+/// A set is keyed like the lock: `recipe/layer`, plus `/ARCH` when a recipe has several platforms.
 public enum DebianPackages {
     static func key(_ recipe: Recipe, layer: String, platform: Platform) -> String {
         let base = "\(recipe.name)/\(layer)"
@@ -58,207 +30,110 @@ public enum DebianPackages {
             + request.packages.joined(separator: " ")
     }
 
-    /// Takes from the lock or resolves (see `LockedPackages`) and downloads every package set of `recipes`.
-    /// Fresh resolutions are meant for the lock at `lockPath` (`saveLock()` after the build), so a review of the
-    /// lock's diff shows exactly which packages moved.
-    public static func prepare(
-        _ recipes: [Recipe], lockPath: String, use: LockedPackages, httpOptions: HTTPOptions = HTTPOptions(),
-        environment: [String: String] = ProcessInfo.processInfo.environment,
-        progress: @Sendable (String) -> Void = { _ in }
-    ) async throws -> PreparedPackages {
-        var prepared = PreparedPackages()
-        let work = recipes.flatMap { recipe in
-            recipe.layers.flatMap { layer in
-                layer.items.compactMap { item -> (Recipe, LayerSpec, PackageSetSpec)? in
-                    guard case .packages(let spec) = item else { return nil }
-                    return (recipe, layer, spec)
-                }
-            }
-        }
-        guard !work.isEmpty else { return prepared }
-        var lock = try LockFile.load(lockPath)
-        let original = lock
+    typealias Resolutions = [String: (packages: [PinnedPackage], request: String)]
+
+    /// Downloads every package set of `plan`: the lock's packages where the plan takes them from the lock
+    /// (falling back to resolving when a plain build finds a locked version gone from the mirror), else
+    /// resolved against the mirror. Returns the sets by key and the fresh resolutions `record` writes.
+    static func prepare(
+        _ plan: BuildPlan, transport: HTTPTransport?, progress: @Sendable (String) -> Void = { _ in }
+    ) async throws -> (sets: [String: ResolvedPackageSet], resolved: Resolutions) {
+        var sets: [String: ResolvedPackageSet] = [:]
+        var resolved: Resolutions = [:]
+        guard !plan.packageSets.isEmpty else { return (sets, resolved) }
+        let environment = plan.options.environment
         let cache = DownloadCache(root: DownloadCache.defaultRoot(environment: environment))
         let sources = AptSources.load()
-        let transport = try HTTPTransport(options: httpOptions)
-        do {
-            for (recipe, layer, spec) in work {
-                for platform in recipe.platforms {
-                    let key = key(recipe, layer: layer.name, platform: platform)
-                    let request = request(spec, recipe: recipe, platform: platform)
-                    do {
-                        let mirror = try PackageSets.mirror(for: request, environment: environment, sources: sources)
-                        let keyring = PackageSets.keyring(for: request, mirror: mirror, sources: sources)
-                        let pins = lock.packages[key] ?? []
-                        let requested = summary(request)
-                        func fetchLocked() async throws -> ResolvedPackageSet {
-                            try await PackageSets.fetchLocked(
-                                pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
-                                transport: transport)
-                        }
-                        func resolve() async throws -> ResolvedPackageSet {
-                            progress("\(key): resolving \(spec.packages.joined(separator: " ")) in \(request.suite)")
-                            let set = try await PackageSets.resolve(
-                                request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
-                            lock.packages[key] = set.packages
-                            lock.packageRequests[key] = requested
-                            return set
-                        }
-                        switch use {
-                        case .required:
-                            let missing = spec.packages.filter { name in !pins.contains { $0.name == name } }
-                            if pins.isEmpty || !missing.isEmpty {
-                                throw DebianError.lockIncomplete(
-                                    key: key, missing: missing.isEmpty ? spec.packages : missing)
+        let required = plan.options.lockMode == .locked || plan.options.lockMode == .verify
+        for recipe in plan.recipes {
+            for (layerName, spec) in recipe.packageSetSpecs {
+                do {
+                    for platform in recipe.platforms {
+                        let key = key(recipe, layer: layerName, platform: platform)
+                        guard let planned = plan.packageSets.first(where: { $0.key == key }) else { continue }
+                        let request = request(spec, recipe: recipe, platform: platform)
+                        do {
+                            let mirror = try PackageSets.mirror(
+                                for: request, environment: environment, sources: sources)
+                            let keyring = PackageSets.keyring(for: request, mirror: mirror, sources: sources)
+                            func resolve() async throws -> ResolvedPackageSet {
+                                guard let transport else { throw PackageSetError.offlineResolve(key: key) }
+                                progress(
+                                    "\(key): resolving \(spec.packages.joined(separator: " ")) in \(request.suite)")
+                                let set = try await PackageSets.resolve(
+                                    request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
+                                resolved[key] = (set.packages, planned.request)
+                                return set
                             }
-                            // Locks written before requests were recorded have none to compare.
-                            if let locked = lock.packageRequests[key], locked != requested {
-                                throw DebianError.lockStale(key: key, locked: locked, requested: requested)
+                            guard planned.source == .lock else {
+                                sets[key] = try await resolve()
+                                continue
                             }
-                            progress("\(key): \(pins.count) locked packages")
-                            prepared.sets[key] = try await fetchLocked()
-                        case .preferred where !pins.isEmpty && lock.packageRequests[key] == requested:
+                            let pins = plan.lock.packages[key] ?? []
+                            if required {
+                                let missing = spec.packages.filter { name in !pins.contains { $0.name == name } }
+                                if pins.isEmpty || !missing.isEmpty {
+                                    throw DebianError.lockIncomplete(
+                                        key: key, missing: missing.isEmpty ? spec.packages : missing)
+                                }
+                                // Locks written before requests were recorded have none to compare.
+                                if let locked = plan.lock.packageRequests[key], locked != planned.request {
+                                    throw DebianError.lockStale(key: key, locked: locked, requested: planned.request)
+                                }
+                            }
                             do {
-                                prepared.sets[key] = try await fetchLocked()
+                                sets[key] = try await fetchLocked(
+                                    pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
+                                    transport: transport)
                                 progress("\(key): \(pins.count) locked packages")
-                            } catch DebianError.lockedUnavailable(let name, let version, let mirror) {
+                            } catch DebianError.lockedUnavailable(let name, let version, let mirror) where !required {
                                 progress(
                                     "\(key): locked \(name) \(version) is gone from \(mirror); resolving the set again")
-                                prepared.sets[key] = try await resolve()
+                                sets[key] = try await resolve()
                             }
-                        case .preferred, .refreshed:
-                            prepared.sets[key] = try await resolve()
+                        } catch let error as DebianError {
+                            throw BuildError.recipe("\(spec.location): error: \(error)")
+                        } catch let error as PackageSetError {
+                            throw BuildError.recipe("\(spec.location): error: \(error)")
                         }
-                    } catch let error as DebianError {
-                        throw BuildError.recipe("\(spec.location): error: \(error)")
                     }
                 }
             }
-        } catch {
-            await transport.shutdown()
-            throw error
         }
-        await transport.shutdown()
-        if lock != original { prepared.updatedLock = (lock, lockPath) }
-        return prepared
-    }
-}
-
-extension Builder {
-    /// The layers one layer spec becomes: itself, or with `split: per-package` one layer per package (sorted,
-    /// named `LAYER/PACKAGE`, so recipes listing the same packages share those layers) and then the spec's
-    /// other items, if any, in a layer of their own.
-    func layerSpecs(_ spec: LayerSpec, recipe: Recipe, platform: Platform) throws -> [(
-        name: String, entries: [LayerEntry]
-    )] {
-        var others = spec
-        others.items.removeAll { if case .packages = $0 { return true } else { return false } }
-        var result: [(name: String, entries: [LayerEntry])] = []
-        var combined: [LayerEntry] = []
-        for case .packages(let set) in spec.items {
-            let key = DebianPackages.key(recipe, layer: spec.name, platform: platform)
-            guard let resolved = options.packages.sets[key] else {
-                throw BuildError.recipe(
-                    "\(set.location): error: package set \(key) was not resolved before the build (internal: run the pre-fetch)"
-                )
-            }
-            let unpacked: [(pin: PinnedPackage, unpacked: UnpackedPackage)]
-            do {
-                unpacked = try resolved.unpack()
-            } catch {
-                throw BuildError.recipe("\(set.location): error: \(error)")
-            }
-            if set.split == "per-package" {
-                for item in unpacked {
-                    result.append(
-                        (
-                            "\(spec.name)/\(item.pin.name)",
-                            try item.unpacked.entries + StatusDatabase.entries([item.unpacked])
-                                + PostInstall.entries([item.unpacked])
-                        ))
-                }
-            } else {
-                let packages = unpacked.map(\.unpacked)
-                combined +=
-                    try packages.flatMap(\.entries) + StatusDatabase.entries(packages) + PostInstall.entries(packages)
-            }
-        }
-        let rest = try entries(for: others, recipe: recipe)
-        if !combined.isEmpty || !rest.isEmpty || result.isEmpty { result.append((spec.name, combined + rest)) }
-        return result
+        return (sets, resolved)
     }
 
-    /// An SPDX document of every Debian package in the image (its own sets and its base recipes'), stored as
-    /// an OCI artifact manifest whose `subject` is the image manifest. It sits in index.json untagged, so
-    /// `kiln images` lists only images while `kiln gc` keeps it and `kiln inspect` finds it by subject.
-    func writeSBOM(_ recipe: Recipe, set: RecipeSet?, platform: Platform, subject: Descriptor, created: String) throws {
-        var chain = [recipe]
-        while case .recipe(let name) = chain.last!.base, let base = set?.recipe(named: name) { chain.append(base) }
-        var packages: [SBOM.Package] = []
-        for r in chain {
-            for layer in r.layers where layer.items.contains(where: { if case .packages = $0 { true } else { false } })
-            {
-                guard let resolved = options.packages.sets[DebianPackages.key(r, layer: layer.name, platform: platform)]
-                else { continue }
-                for item in try resolved.unpack() {
-                    let source =
-                        item.unpacked.control["Source"].map { String($0.prefix { $0 != " " }) } ?? item.pin.name
-                    packages.append(
-                        SBOM.Package(
-                            name: item.pin.name, version: item.pin.version, architecture: item.pin.architecture,
-                            sha256: item.pin.sha256, source: source,
-                            downloadLocation: resolved.mirror + "/" + item.pin.filename))
-                }
+    /// The locked packages; offline, only when every .deb is already in the download cache.
+    static func fetchLocked(
+        _ pins: [PinnedPackage], request: PackageSetRequest, mirror: String, keyring: String, cache: DownloadCache,
+        transport: HTTPTransport?
+    ) async throws -> ResolvedPackageSet {
+        guard let transport else {
+            let missing = pins.filter { cache.cached(sha256: $0.sha256, size: nil) == nil }.map(\.name)
+            guard missing.isEmpty else {
+                throw PackageSetError.offlineMissing(packages: missing, cache: cache.root)
             }
+            let trimmed = mirror.hasSuffix("/") ? String(mirror.dropLast()) : mirror
+            return ResolvedPackageSet(mirror: trimmed, packages: pins.sorted { $0.name < $1.name }, cache: cache)
         }
-        guard !packages.isEmpty else { return }
-        let document = try SBOM.document(
-            image: "\(recipe.name):\(options.version ?? recipe.version)", packages: packages, created: created)
-        let empty = Data("{}".utf8)
-        _ = try layout.writeBlob(empty)
-        _ = try layout.writeBlob(document)
-        var manifestSubject = subject
-        manifestSubject.annotations = nil
-        manifestSubject.platform = nil
-        let manifest = Manifest(
-            config: Descriptor(mediaType: MediaType.empty, bytes: empty),
-            layers: [Descriptor(mediaType: SBOM.mediaType, bytes: document)],
-            annotations: [AnnotationKey.created: created], artifactType: SBOM.mediaType, subject: manifestSubject)
-        let bytes = try CanonicalJSON.encode(manifest)
-        _ = try layout.writeBlob(bytes)
-        var entry = Descriptor(mediaType: MediaType.imageManifest, bytes: bytes)
-        entry.artifactType = SBOM.mediaType
-        entry.annotations = [DebianPackages.sbomSubjectKey: subject.digest.description]
-        try layout.updateIndex { index in
-            index.manifests.removeAll { $0.annotations?[DebianPackages.sbomSubjectKey] == subject.digest.description }
-            index.manifests.append(entry)
-        }
+        return try await PackageSets.fetchLocked(
+            pins, request: request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
     }
-}
 
-extension DebianPackages {
-    /// Annotation on the SBOM's index.json entry naming the image manifest it describes.
-    public static let sbomSubjectKey = "dev.kiln.sbom.subject"
+    /// What `--offline` refuses about a package set.
+    enum PackageSetError: Error, CustomStringConvertible {
+        case offlineResolve(key: String)
+        case offlineMissing(packages: [String], cache: String)
 
-    /// The SPDX packages (name, version) recorded for the image manifest `digest`, if any.
-    public static func sbomPackages(layout: OCILayout, manifest digest: Digest) throws -> [(
-        name: String, version: String
-    )]? {
-        guard
-            let entry = try layout.index().manifests.first(where: {
-                $0.annotations?[sbomSubjectKey] == digest.description
-            })
-        else { return nil }
-        let manifest = try CanonicalJSON.decode(Manifest.self, from: layout.readBlob(entry.digest))
-        guard let layer = manifest.layers.first, manifest.subject?.digest == digest else { return nil }
-        struct Document: Decodable {
-            struct Package: Decodable {
-                var name: String
-                var versionInfo: String
+        var description: String {
+            switch self {
+            case .offlineResolve(let key):
+                return
+                    "package set \(key) must be resolved against its mirror (the lock has no matching set) and --offline forbids it: run `kiln lock` with network and commit the lock"
+            case .offlineMissing(let packages, let cache):
+                return
+                    "--offline: locked packages not in the download cache \(cache): \(packages.joined(separator: ", ")); build once with network (or copy the cache)"
             }
-            var packages: [Package]
         }
-        let document = try JSONDecoder().decode(Document.self, from: layout.readBlob(layer.digest))
-        return document.packages.map { ($0.name, $0.versionInfo) }
     }
 }

@@ -135,12 +135,15 @@ public enum RemoteInputs {
 
     /// Makes every input available in the cache. Inputs found nowhere are reported together, each with its URL,
     /// its recipe line and how to provide it, before anything is built. Returns url → digest.
+    /// Downloads go through `shared` when given (the caller shuts it down), else through a transport of their
+    /// own; offline, none is ever made.
     public static func fetch(
-        _ inputs: [RemoteInput], options: InputOptions, events: @escaping @Sendable (InputEvent) -> Void = { _ in }
+        _ inputs: [RemoteInput], options: InputOptions, transport shared: HTTPTransport? = nil,
+        events: @escaping @Sendable (InputEvent) -> Void = { _ in }
     ) async throws -> [String: Digest] {
         var resolved: [String: Digest] = [:]
         var problems: [Diagnostic] = []
-        var transport: HTTPTransport?
+        var transport = shared
         for input in inputs {
             if let digest = input.sha256 {
                 if options.cache.contains(digest) {
@@ -166,8 +169,9 @@ public enum RemoteInputs {
                 continue
             }
             do {
-                if transport == nil { transport = try HTTPTransport(options: options.http) }
-                let digest = try await download(input, transport: transport!, options: options, events: events)
+                let open = try transport ?? HTTPTransport(options: options.http)
+                transport = open
+                let digest = try await download(input, transport: open, options: options, events: events)
                 resolved[input.url] = digest
             } catch let error as BuildError {
                 problems.append(Diagnostic(input.location, error.description))
@@ -184,10 +188,9 @@ public enum RemoteInputs {
                 problems.append(missing(input, reason: "download failed: \(error)"))
             }
         }
-        if let transport {
+        if let transport, shared == nil {
             await transport.shutdown()
         }
-        transport = nil
         if !problems.isEmpty { throw RecipeError(problems) }
         return resolved
     }

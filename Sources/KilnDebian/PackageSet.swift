@@ -49,6 +49,12 @@ public struct ResolvedPackageSet: Sendable {
     public var packages: [PinnedPackage]
     public var cache: DownloadCache
 
+    public init(mirror: String, packages: [PinnedPackage], cache: DownloadCache) {
+        self.mirror = mirror
+        self.packages = packages
+        self.cache = cache
+    }
+
     /// Each package unpacked (once per .deb, then read from the cache), sorted by name.
     public func unpack() throws -> [(pin: PinnedPackage, unpacked: UnpackedPackage)] {
         try packages.map { pin in

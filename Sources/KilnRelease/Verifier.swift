@@ -78,26 +78,20 @@ public struct Verifier: Sendable {
         let version = annotations[AnnotationKey.version] ?? reference.tag
         let epoch = annotations[AnnotationKey.created].flatMap(Self.epoch(rfc3339:)) ?? 0
         let layout = try OCILayout(root: scratch)
-        let closure = set.closure(of: [name])
-        _ = try await BaseImages.fetchMissing(closure, into: layout, options: registryOptions, httpOptions: httpOptions)
         // Remote inputs and Debian package sets exactly as the lock beside the recipes pins them.
         let lockPath = LockFile.path(besideRecipes: recipes)
-        let lock = try LockFile.load(lockPath)
-        let inputOptions = InputOptions(http: httpOptions)
-        let inputs = try await RemoteInputs.fetch(
-            RemoteInputs.collect(closure, lock: lock), options: inputOptions)
-        var options = BuildOptions(
+        let options = BuildOptions(
             sourceDateEpoch: epoch, version: version, revision: annotations[AnnotationKey.revision],
-            downloads: inputOptions.cache, remoteInputs: inputs)
-        options.locked = FileManager.default.fileExists(atPath: lockPath)
-        options.packages = try await DebianPackages.prepare(
-            closure, lockPath: lockPath, use: options.locked ? .required : .preferred, httpOptions: httpOptions)
-        let builder = Builder(
-            layout: layout,
-            options: options,
-            events: events)
-        guard let built = try builder.build(closure, all: set).first(where: { $0.name == name }) else {
-            throw ReleaseError.unknownImage(name: name, known: closure.map(\.name))
+            lockMode: FileManager.default.fileExists(atPath: lockPath) ? .verify : .update,
+            inputs: InputOptions(http: httpOptions), registry: registryOptions)
+        let plan = try Pipeline.plan(set, only: [name], lockPath: lockPath, options: options)
+        let prepared = try await Pipeline.prepare(plan, store: scratch)
+        guard
+            let built = try await Pipeline.build(prepared, into: layout, events: events).first(where: {
+                $0.name == name
+            })
+        else {
+            throw ReleaseError.unknownImage(name: name, known: plan.images.map(\.name))
         }
         var report = VerifyReport(
             reference: reference.description, published: descriptor.digest, rebuilt: built.digest,

@@ -1,11 +1,8 @@
 import ArgumentParser
 import Foundation
 import KilnBuild
-import KilnHTTP
 import KilnLayer
 import KilnOCI
-import KilnRecipe
-import KilnRegistry
 import KilnStore
 
 struct Build: AsyncParsableCommand {
@@ -86,123 +83,45 @@ struct Build: AsyncParsableCommand {
         // Arguments that exist on disk are recipe paths; the rest name images.
         let paths = targets.filter { FileManager.default.fileExists(atPath: $0) }
         let names = targets.filter { !FileManager.default.fileExists(atPath: $0) }
-        let set: RecipeSet
-        do {
-            set = try RecipeSet.load(paths: paths.isEmpty ? ["recipes"] : paths)
-        } catch let error as RecipeError {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            throw ExitCode(65)
-        }
+        let set = try BuildFailure.loadRecipes(paths)
         for name in names where set.recipe(named: name) == nil {
             throw ValidationError(
                 "no recipe named '\(name)' (known: \(set.recipes.map(\.name).joined(separator: ", "))), and no such file"
             )
         }
-        let recipes = names.isEmpty ? set.recipes : set.closure(of: names)
-        let lockPath = inputs.lockPath(recipePaths: paths)
-        let lock = try LockFile.load(lockPath)
-        let remote: [RemoteInput]
-        do {
-            remote = try RemoteInputs.collect(recipes, lock: lock)
-            if !dryRun { try await checkLocalInputs(recipes, remote: remote) }
-        } catch let error as RecipeError {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            throw ExitCode(65)
-        }
-        if dryRun { return try Plan.print(recipes, inputs: remote, lock: lock, json: output.json) }
-        if locked { try checkLockedInputs(remote, lock: lock, lockPath: lockPath) }
-        let json = output.json
-        let resolved: [String: Digest]
-        do {
-            resolved = try await RemoteInputs.fetch(
-                remote, options: inputs.options(caFile: registryFlags.caFile),
-                events: InputReporter(quiet: json).handle)
-        } catch let error as RecipeError {
-            FileHandle.standardError.write(
-                Data((error.description + "\nnothing was built: provide the inputs above first\n").utf8))
-            throw ExitCode(66)
-        }
-        let layout = try OCILayout(root: storeOptions.path)
-        // Digest-pinned registry bases are fetched once; later builds find them in the store.
-        _ = try await BaseImages.fetchMissing(
-            recipes, into: layout,
-            options: RegistryOptions(
-                insecure: Set(registryFlags.insecure), caFile: registryFlags.caFile, jobs: registryFlags.jobs),
-            httpOptions: HTTPOptions(caFile: registryFlags.caFile), events: TransferReporter(quiet: json).handle)
-        var options = BuildOptions(
+        let options = BuildOptions(
             compression: compression, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-            rehash: rehash, version: version, extraTags: tags, revision: revision, downloads: inputs.cache,
-            remoteInputs: resolved, lockedImages: locked ? lock.images : nil)
-        options.locked = locked
-        // Debian package sets: resolved (or taken from the lock) and downloaded before the build.
-        options.packages = try await DebianPackages.prepare(
-            recipes, lockPath: lockPath, use: locked ? .required : .preferred,
-            httpOptions: HTTPOptions(caFile: registryFlags.caFile), progress: { if !json { Output.status($0) } })
-        let reporter = ProgressReporter()
-        let builder = Builder(
-            layout: layout, options: options, events: { event in if !json { reporter.handle(event) } })
-        let results: [BuiltImage]
-        do {
-            results = try builder.build(recipes, all: set, jobs: parallel)
-            try options.packages.saveLock()
-        } catch let error as RecipeError {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            throw ExitCode(65)
-        }
-        // A lock file that exists (made by `kiln lock`, checked in) is kept up to date; none is created here.
-        if !locked && FileManager.default.fileExists(atPath: lockPath) {
-            // Read again: the package sets may just have been recorded.
-            var lock = try LockFile.load(lockPath)
-            let before = lock
-            for (url, digest) in resolved { lock.inputs[url] = digest }
-            for result in results { lock.images[result.references[0]] = result.digest }
-            if lock != before {
-                try lock.save(lockPath)
-                if !json { Output.status("updated \(lockPath)") }
+            rehash: rehash, version: version, extraTags: tags, revision: revision,
+            lockMode: locked ? .locked : .update, jobs: parallel, inputs: inputs.options(caFile: registryFlags.caFile),
+            registry: registryFlags.options)
+        let json = output.json
+        let results: [BuiltImage]? = try await BuildFailure.exitCodes {
+            let plan = try Pipeline.plan(
+                set, only: names, lockPath: inputs.lockPath(recipePaths: paths), options: options)
+            if dryRun {
+                try PlanOutput.print(plan, json: json)
+                return nil
             }
+            var prepared = try await Pipeline.prepare(
+                plan, store: storeOptions.path, events: PrepareReporter(quiet: json).handle)
+            try Pipeline.compile(
+                &prepared, store: storeOptions.path, events: { line in if !json { Output.status(line) } })
+            let layout = try OCILayout(root: storeOptions.path)
+            let reporter = ProgressReporter()
+            let results = try await Pipeline.build(
+                prepared, into: layout, events: { event in if !json { reporter.handle(event) } })
+            if let record = try Pipeline.record(prepared, results: results), record.changed, !json {
+                Output.status("updated \(record.path)")
+            }
+            return results
         }
+        guard let results else { return }
         if json { return try Output.json(results) }
         let built = results.flatMap(\.layers).filter { !$0.reused }.count
         let reused = results.flatMap(\.layers).filter(\.reused).count
         Output.line(
             "built \(results.count) image\(results.count == 1 ? "" : "s") (\(built) layers written, \(reused) reused) in "
                 + String(format: "%.1fs", Date().timeIntervalSince(started)))
-    }
-
-    /// Missing local files stop the build before any download; the report also lists the remote inputs that
-    /// are not at hand yet (looked up offline), so one run shows everything to provide.
-    func checkLocalInputs(_ recipes: [Recipe], remote: [RemoteInput]) async throws {
-        do {
-            try Builder.checkLocalInputs(recipes)
-        } catch let local as RecipeError {
-            var options = inputs.options(caFile: registryFlags.caFile)
-            options.offline = true
-            var diagnostics = local.diagnostics
-            do {
-                _ = try await RemoteInputs.fetch(remote, options: options)
-            } catch let missing as RecipeError {
-                diagnostics += missing.diagnostics
-            }
-            throw RecipeError(diagnostics)
-        }
-    }
-
-    /// `--locked`: every input must be pinned by the lock to the digest the recipes give.
-    func checkLockedInputs(_ remote: [RemoteInput], lock: LockFile, lockPath: String) throws {
-        var problems: [String] = []
-        for input in remote where lock.inputs[input.url] == nil || lock.inputs[input.url] != input.sha256 {
-            problems.append(
-                "\(input.location): input \(input.url): lock has \(lock.inputs[input.url].map(\.description) ?? "nothing"), recipe gives \(input.sha256.map(\.description) ?? "no sha256")"
-            )
-        }
-        guard problems.isEmpty else {
-            FileHandle.standardError.write(
-                Data(
-                    (problems.joined(separator: "\n")
-                        + "\n--locked: \(lockPath) does not match the recipes; nothing was built. Review, then run `kiln lock` or build without --locked.\n")
-                        .utf8))
-            throw ExitCode(65)
-        }
     }
 }
 

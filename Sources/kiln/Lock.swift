@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
 import KilnBuild
-import KilnHTTP
-import KilnOCI
-import KilnRecipe
 
 struct Lock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,39 +24,18 @@ struct Lock: AsyncParsableCommand {
     @OptionGroup var registryFlags: RegistryFlags
 
     func run() async throws {
-        let set: RecipeSet
-        do {
-            set = try RecipeSet.load(paths: paths.isEmpty ? ["recipes"] : paths)
-        } catch let error as RecipeError {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            throw ExitCode(65)
-        }
-        let lockPath = inputs.lockPath(recipePaths: paths)
-        do {
-            // Package sets first: they write their part of the lock, which is then read back.
-            let packages = try await DebianPackages.prepare(
-                set.recipes, lockPath: lockPath, use: .refreshed,
-                httpOptions: HTTPOptions(caFile: registryFlags.caFile),
-                progress: { Output.status($0) })
-            try packages.saveLock()
-            var lock = try LockFile.load(lockPath)
-            let remote = try RemoteInputs.collect(set.recipes, lock: lock, recipesWin: true)
-            let resolved = try await RemoteInputs.fetch(
-                remote, options: inputs.options(caFile: registryFlags.caFile, trustUnpinned: true),
-                events: InputReporter(quiet: false).handle)
-            let before = lock
-            for (url, digest) in resolved { lock.inputs[url] = digest }
-            // URLs no recipe names any more leave the lock.
-            for url in lock.inputs.keys where !remote.contains(where: { $0.url == url }) { lock.inputs[url] = nil }
-            if lock != before {
-                try lock.save(lockPath)
-                Output.line("updated \(lockPath): \(resolved.count) inputs pinned; review the diff before committing")
+        let set = try BuildFailure.loadRecipes(paths)
+        let options = BuildOptions(
+            lockMode: .refresh, inputs: inputs.options(caFile: registryFlags.caFile), registry: registryFlags.options)
+        try await BuildFailure.exitCodes {
+            let plan = try Pipeline.plan(set, lockPath: inputs.lockPath(recipePaths: paths), options: options)
+            let prepared = try await Pipeline.prepare(plan, store: nil, events: PrepareReporter(quiet: false).handle)
+            let pinned = prepared.inputs.count
+            if let record = try Pipeline.record(prepared), record.changed {
+                Output.line("updated \(record.path): \(pinned) inputs pinned; review the diff before committing")
             } else {
-                Output.line("\(lockPath) already pins all \(resolved.count) inputs")
+                Output.line("\(plan.lockPath) already pins all \(pinned) inputs")
             }
-        } catch let error as RecipeError {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            throw ExitCode(65)
         }
     }
 }

@@ -44,22 +44,25 @@ import Testing
         /// One build as one `kiln build` process would run it: a new builder over the store.
         func build(
             rehash: Bool = false, events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
-        ) throws -> (layer: BuiltImage.Layer, bytesHashed: Int64) {
+        ) async throws -> (layer: BuiltImage.Layer, bytesHashed: Int64) {
+            let layout = try OCILayout(root: store)
+            let plan = try Pipeline.plan(
+                recipes, lock: LockFile(), lockPath: dir.path + "/kiln.lock",
+                options: BuildOptions(sourceDateEpoch: 0, rehash: rehash))
             let builder = Builder(
-                layout: try OCILayout(root: store), options: BuildOptions(sourceDateEpoch: 0, rehash: rehash),
-                events: events)
-            let built = try builder.build(recipes)
+                layout: layout, prepared: try await Pipeline.prepare(plan, store: store), events: events)
+            let built = try await builder.build()
             let layer = try #require(built.first?.layers.first)
             return (layer, builder.digests.bytesHashed)
         }
     }
 
-    @Test func firstBuildKeysTheLayerAsEveryLaterBuildDoes() throws {
+    @Test func firstBuildKeysTheLayerAsEveryLaterBuildDoes() async throws {
         let f = try Fixture()
         defer { f.dir.remove() }
         let inputBytes = Int64(6 + (3 << 20))
 
-        let cold = try f.build()
+        let cold = try await f.build()
         #expect(!cold.layer.reused)
         #expect(cold.bytesHashed == inputBytes)
         // The digests recorded while writing are the files' digests.
@@ -69,27 +72,27 @@ import Testing
 
         // Nothing changed: reused without reading anything, so the key taken after writing matches the key
         // taken from the table before writing.
-        let noop = try f.build()
+        let noop = try await f.build()
         #expect(noop.layer.reused && noop.layer.digest == cold.layer.digest)
         #expect(noop.bytesHashed == 0)
 
         // Touched but unchanged: hashed again before keying, and reused.
         var times = [timespec(tv_sec: 1_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000, tv_nsec: 0)]
         #expect(utimensat(AT_FDCWD, f.big, &times, 0) == 0)
-        let touched = try f.build()
+        let touched = try await f.build()
         #expect(touched.layer.reused && touched.bytesHashed == Int64(3 << 20))
 
         // --rehash reads every input once, and still reuses.
-        let rehashed = try f.build(rehash: true)
+        let rehashed = try await f.build(rehash: true)
         #expect(rehashed.layer.reused && rehashed.bytesHashed == inputBytes)
 
         // Changed: written again.
         try f.dir.write("input/small.txt", "changed\n")
-        let changed = try f.build()
+        let changed = try await f.build()
         #expect(!changed.layer.reused && changed.layer.digest != cold.layer.digest)
     }
 
-    @Test func inputRewrittenWhileBeingWrittenFailsTheBuild() throws {
+    @Test func inputRewrittenWhileBeingWrittenFailsTheBuild() async throws {
         let f = try Fixture()
         defer { f.dir.remove() }
         let big = f.big
@@ -104,8 +107,8 @@ import Testing
                 done = true
             }
         }
-        #expect {
-            _ = try f.build(events: events)
+        await #expect {
+            _ = try await f.build(events: events)
         } throws: { error in
             "\(error)".contains("changed while it was being added")
         }

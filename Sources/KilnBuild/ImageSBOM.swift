@@ -1,0 +1,79 @@
+import Foundation
+import KilnDebian
+import KilnOCI
+import KilnRecipe
+import KilnStore
+
+extension Builder {
+    /// An SPDX document of every Debian package in the image (its own sets and its base recipes'), stored as
+    /// an OCI artifact manifest whose `subject` is the image manifest. It sits in index.json untagged, so
+    /// `kiln images` lists only images while `kiln gc` keeps it and `kiln inspect` finds it by subject.
+    func writeSBOM(_ recipe: Recipe, platform: Platform, subject: Descriptor, created: String) throws {
+        var packages: [SBOM.Package] = []
+        for r in prepared.plan.chain(of: recipe) {
+            for layer in r.layers where layer.items.contains(where: { if case .packages = $0 { true } else { false } })
+            {
+                guard let resolved = prepared.packages[DebianPackages.key(r, layer: layer.name, platform: platform)]
+                else { continue }
+                for item in try resolved.unpack() {
+                    let source =
+                        item.unpacked.control["Source"].map { String($0.prefix { $0 != " " }) } ?? item.pin.name
+                    packages.append(
+                        SBOM.Package(
+                            name: item.pin.name, version: item.pin.version, architecture: item.pin.architecture,
+                            sha256: item.pin.sha256, source: source,
+                            downloadLocation: resolved.mirror + "/" + item.pin.filename))
+                }
+            }
+        }
+        guard !packages.isEmpty else { return }
+        let document = try SBOM.document(
+            image: "\(recipe.name):\(options.version ?? recipe.version)", packages: packages, created: created)
+        let empty = Data("{}".utf8)
+        _ = try layout.writeBlob(empty)
+        _ = try layout.writeBlob(document)
+        var manifestSubject = subject
+        manifestSubject.annotations = nil
+        manifestSubject.platform = nil
+        let manifest = Manifest(
+            config: Descriptor(mediaType: MediaType.empty, bytes: empty),
+            layers: [Descriptor(mediaType: SBOM.mediaType, bytes: document)],
+            annotations: [AnnotationKey.created: created], artifactType: SBOM.mediaType, subject: manifestSubject)
+        let bytes = try CanonicalJSON.encode(manifest)
+        _ = try layout.writeBlob(bytes)
+        var entry = Descriptor(mediaType: MediaType.imageManifest, bytes: bytes)
+        entry.artifactType = SBOM.mediaType
+        entry.annotations = [DebianPackages.sbomSubjectKey: subject.digest.description]
+        try layout.updateIndex { index in
+            index.manifests.removeAll { $0.annotations?[DebianPackages.sbomSubjectKey] == subject.digest.description }
+            index.manifests.append(entry)
+        }
+    }
+}
+
+extension DebianPackages {
+    /// Annotation on the SBOM's index.json entry naming the image manifest it describes.
+    public static let sbomSubjectKey = "dev.kiln.sbom.subject"
+
+    /// The SPDX packages (name, version) recorded for the image manifest `digest`, if any.
+    public static func sbomPackages(layout: OCILayout, manifest digest: Digest) throws -> [(
+        name: String, version: String
+    )]? {
+        guard
+            let entry = try layout.index().manifests.first(where: {
+                $0.annotations?[sbomSubjectKey] == digest.description
+            })
+        else { return nil }
+        let manifest = try CanonicalJSON.decode(Manifest.self, from: layout.readBlob(entry.digest))
+        guard let layer = manifest.layers.first, manifest.subject?.digest == digest else { return nil }
+        struct Document: Decodable {
+            struct Package: Decodable {
+                var name: String
+                var versionInfo: String
+            }
+            var packages: [Package]
+        }
+        let document = try JSONDecoder().decode(Document.self, from: layout.readBlob(layer.digest))
+        return document.packages.map { ($0.name, $0.versionInfo) }
+    }
+}

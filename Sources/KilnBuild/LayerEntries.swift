@@ -1,0 +1,122 @@
+import Foundation
+import KilnDebian
+import KilnLayer
+import KilnOCI
+import KilnRecipe
+
+/// The concrete entries of a planned layer: recipe items, downloaded files and archive members, unpacked
+/// Debian packages with their dpkg status, or the accounts files.
+extension Builder {
+    /// Unpacked package sets of one image × platform, so a set split into many layers is unpacked once.
+    typealias Unpacked = [String: [(pin: PinnedPackage, unpacked: UnpackedPackage)]]
+
+    func entries(_ layer: PlannedLayer, recipe: Recipe, unpacked: inout Unpacked) throws -> [LayerEntry] {
+        if layer.kind == .accounts {
+            return Accounts.entries(for: recipe, chain: prepared.plan.chain(of: recipe)) ?? []
+        }
+        guard let index = layer.spec, recipe.layers.indices.contains(index), layer.pending != true else {
+            throw BuildError.recipe("internal error: layer \(layer.name) of \(recipe.name) was not prepared")
+        }
+        let spec = recipe.layers[index]
+        if layer.kind == .package {
+            guard let item = layer.items.first, let key = item.key, let name = item.name,
+                let package = try packages(key, spec: spec, unpacked: &unpacked).first(where: { $0.pin.name == name })
+            else { throw BuildError.recipe("\(spec.location): error: package layer \(layer.name) was not prepared") }
+            let one = [package.unpacked]
+            return try package.unpacked.entries + StatusDatabase.entries(one) + PostInstall.entries(one)
+        }
+        var result: [LayerEntry] = []
+        for case .packages(let set) in spec.items where set.split != "per-package" {
+            guard let key = layer.items.first(where: { $0.kind == .packages })?.key else { continue }
+            let packages = try packages(key, spec: spec, unpacked: &unpacked).map(\.unpacked)
+            result +=
+                try packages.flatMap(\.entries) + StatusDatabase.entries(packages) + PostInstall.entries(packages)
+        }
+        return result + (try itemEntries(spec, recipe: recipe))
+    }
+
+    private func packages(_ key: String, spec: LayerSpec, unpacked: inout Unpacked) throws -> [(
+        pin: PinnedPackage, unpacked: UnpackedPackage
+    )] {
+        if let done = unpacked[key] { return done }
+        guard let resolved = prepared.packages[key] else {
+            throw BuildError.recipe(
+                "\(spec.location): error: package set \(key) was not resolved before the build (internal: run prepare)")
+        }
+        do {
+            unpacked[key] = try resolved.unpack()
+        } catch {
+            throw BuildError.recipe("\(spec.location): error: \(error)")
+        }
+        return unpacked[key] ?? []
+    }
+
+    /// Entries of a recipe layer's items other than package sets.
+    func itemEntries(_ spec: LayerSpec, recipe: Recipe) throws -> [LayerEntry] {
+        var entries: [LayerEntry] = []
+        for item in spec.items {
+            switch item {
+            case .add(let add):
+                switch add.source {
+                case .local(let pattern):
+                    let paths = LocalSources.matches(pattern, in: recipe.directory)
+                    entries += try LocalSources.entries(
+                        matching: paths, isGlob: pattern.contains(where: { "*?[".contains($0) }), destination: add.to,
+                        mode: add.ownership.mode, uid: add.ownership.uid, gid: add.ownership.gid)
+                case .remote(let url, let pinned, let extract):
+                    entries += try remoteEntries(
+                        add, url: url, digest: pinned ?? prepared.inputs[url], extract: extract)
+                case .build(let name, let path):
+                    entries += try buildOutputEntries(add, recipe: recipe, build: name, path: path)
+                }
+            case .directory(let dir):
+                entries.append(
+                    LayerEntry(
+                        path: dir.path, kind: .directory, mode: dir.ownership.mode ?? 0o755, uid: dir.ownership.uid,
+                        gid: dir.ownership.gid))
+            case .symlink(let link):
+                entries.append(LayerEntry(path: link.path, kind: .symlink(target: link.target), mode: 0o777))
+            case .file(let file):
+                entries.append(
+                    LayerEntry(
+                        path: file.path, kind: .file(.bytes(Data(file.content.utf8))),
+                        mode: file.ownership.mode ?? 0o644,
+                        uid: file.ownership.uid, gid: file.ownership.gid))
+            case .packages:
+                break  // unpacked above
+            }
+        }
+        return entries
+    }
+
+    /// A downloaded file (placed at `to`, or `to/<file name>` when `to` ends with `/`), or members of a
+    /// downloaded archive.
+    func remoteEntries(_ add: AddSpec, url: String, digest: Digest?, extract: [String]?) throws -> [LayerEntry] {
+        let downloads = options.inputs.cache
+        guard let digest, downloads.contains(digest) else {
+            throw BuildError.recipe(
+                "\(add.location): error: input \(url) has not been fetched: run `kiln build` with network or --sources")
+        }
+        let file = downloads.path(for: digest)
+        // The cache names files by their verified content: no need to read them again to key the layer.
+        digests.record(file, digest: digest)
+        guard let extract else {
+            let name = URL(string: url)?.lastPathComponent ?? "download"
+            let path = add.to.hasSuffix("/") ? LocalSources.join(add.to, name) : add.to
+            return [
+                LayerEntry(
+                    path: path, kind: .file(.path(file)), mode: add.ownership.mode ?? 0o644, uid: add.ownership.uid,
+                    gid: add.ownership.gid)
+            ]
+        }
+        let unpacked: ArchiveInputs.Unpacked
+        do {
+            unpacked = try ArchiveInputs.unpack(digest, cache: downloads)
+        } catch let error as LayerError {
+            throw BuildError.recipe("\(add.location): error: archive \(url): \(error)")
+        }
+        return try ArchiveInputs.entries(
+            unpacked, patterns: extract, destination: add.to, ownership: add.ownership, archiveURL: url,
+            location: add.location)
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import KilnLayer
+import KilnOCI
+import KilnStore
+
+/// Layers by content: reuse a layer whose cache key is known, else write it into the store and remember it.
+extension Builder {
+    /// Reuses the layer if its key is cached, else writes it into the store.
+    ///
+    /// A layer with input files this store has never hashed is written straight away, hashing those files as
+    /// they are read, and keyed afterwards: a first build reads each input once instead of twice. Known files
+    /// whose stamp changed are hashed before keying instead, because they are usually unchanged (touched, or
+    /// checked out again) and the layer is then reused without being written.
+    func layer(_ entries: [LayerEntry], image: String, name: String, compression: LayerCompression) throws
+        -> (CachedLayer, reused: Bool)
+    {
+        let files = entries.compactMap { entry -> String? in
+            if case .file(.path(let path)) = entry.kind { return path }
+            return nil
+        }
+        guard files.contains(where: { !digests.knows($0) }) else {
+            let key = try cacheKey(entries, compression: compression)
+            if let hit = cache.lookup(key) {
+                events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
+                return (hit, true)
+            }
+            return (try write(entries, image: image, name: name, compression: compression, key: key), false)
+        }
+        return (try write(entries, image: image, name: name, compression: compression, key: nil), false)
+    }
+
+    /// Writes the layer into the store and remembers it under `key`, or (key nil) hashes every input file
+    /// without a usable digest while writing and keys the layer from those digests.
+    private func write(
+        _ entries: [LayerEntry], image: String, name: String, compression: LayerCompression, key: Digest?
+    ) throws -> CachedLayer {
+        var stamps: [String: FileDigests.Stamp] = [:]
+        var hashing: Set<String> = []
+        for entry in entries {
+            guard case .file(.path(let path)) = entry.kind else { continue }
+            stamps[path] = try FileDigests.stamp(path)
+            if key == nil, try digests.current(path) == nil { hashing.insert(path) }
+        }
+        let total = stamps.values.reduce(0) { $0 + $1.size }
+        events(.layerStarted(image: image, layer: name, inputBytes: total))
+        let started = Date()
+        let staged = try layout.makeStagingFile()
+        try? staged.handle.close()
+        let events = self.events
+        let result: LayerResult
+        do {
+            result = try LayerWriter.write(
+                entries: entries, to: staged.path,
+                options: LayerOptions(
+                    mtime: options.sourceDateEpoch, compression: compression, threads: options.threads),
+                hashing: hashing,
+                progress: { done in events(.layerProgress(image: image, layer: name, done: done, total: total)) })
+            // An input rewritten while it was read would leave a layer that matches neither its old digest
+            // nor its new one.
+            for (path, stamp) in stamps where try FileDigests.stamp(path) != stamp {
+                throw LayerError.fileChanged(path: path)
+            }
+        } catch {
+            staged.discard()
+            throw error
+        }
+        for (path, digest) in result.fileDigests {
+            if let stamp = stamps[path] { digests.record(path, digest: digest, hashedAt: stamp) }
+        }
+        try layout.adopt(fileAt: staged.path, as: result.descriptor.digest)
+        let cached = CachedLayer(
+            diffID: result.diffID, descriptor: result.descriptor, uncompressedSize: result.uncompressedSize)
+        try cache.remember(cached, for: key ?? cacheKey(entries, compression: compression))
+        events(
+            .layerBuilt(
+                image: image, layer: name, digest: result.descriptor.digest, size: result.descriptor.size,
+                seconds: Date().timeIntervalSince(started)))
+        return cached
+    }
+
+    /// sha256 over everything that determines the layer's bytes: each entry with its content's digest,
+    /// the compression, the mtime and the encoding version.
+    func cacheKey(_ entries: [LayerEntry], compression: LayerCompression) throws -> Digest {
+        struct KeyEntry: Encodable {
+            var path: String
+            var kind: String
+            var value: String
+            var mode: UInt32
+            var uid: Int
+            var gid: Int
+        }
+        struct Key: Encodable {
+            var encoding = Encoding.version
+            var compression: String
+            var mtime: Int64
+            var entries: [KeyEntry]
+        }
+        // Hash changed input files on every core first (the stat cache answers for unchanged ones).
+        let paths = entries.compactMap { entry -> String? in
+            if case .file(.path(let path)) = entry.kind { return path }
+            return nil
+        }
+        if paths.count > 1 {
+            let digests = self.digests
+            let lanes = max(1, min(options.threads, paths.count))
+            DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+                for index in stride(from: lane, to: paths.count, by: lanes) {
+                    _ = try? digests.digest(ofFileAt: paths[index])
+                }
+            }
+        }
+        let keyed = try entries.map { entry -> KeyEntry in
+            let (kind, value): (String, String)
+            switch entry.kind {
+            case .directory: (kind, value) = ("dir", "")
+            case .symlink(let target): (kind, value) = ("symlink", target)
+            case .hardlink(let target): (kind, value) = ("hardlink", target)
+            case .file(.bytes(let data)): (kind, value) = ("file", Digest.sha256(data).description)
+            case .file(.path(let path)): (kind, value) = ("file", try digests.digest(ofFileAt: path).description)
+            }
+            return KeyEntry(
+                path: entry.path, kind: kind, value: value, mode: entry.mode, uid: entry.uid, gid: entry.gid)
+        }
+        return Digest.sha256(
+            try CanonicalJSON.encode(
+                Key(compression: compression.rawValue, mtime: options.sourceDateEpoch, entries: keyed)))
+    }
+}

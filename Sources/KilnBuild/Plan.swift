@@ -1,0 +1,128 @@
+import Foundation
+import KilnDebian
+import KilnLayer
+import KilnOCI
+import KilnRecipe
+
+/// The build as named stages over values (README "Architecture"):
+///
+///     plan(recipes, lock, options) → BuildPlan        what will be built, from what, every known digest
+///     prepare(plan) → PreparedInputs                   url inputs, base images, Debian sets, fetched and verified
+///     build(prepared) → [BuiltImage]                   layers (reused or written), configs, manifests, SBOMs, tags
+///     record(prepared, results)                        the lock, written only after a successful build
+///
+/// Each stage is a function of the previous stage's value; `kiln build`, `kiln lock`, `kiln build --dry-run`
+/// and `kiln verify` are short compositions of them.
+public enum Pipeline {}
+
+extension Pipeline {
+    /// Plans `names` (and the recipes they build on), or every recipe of `set`, against the lock at `lockPath`
+    /// (a missing lock is an empty one). Reads nothing but the lock: no input is fetched or hashed.
+    public static func plan(_ set: RecipeSet, only names: [String] = [], lockPath: String, options: BuildOptions)
+        throws -> BuildPlan
+    {
+        try plan(
+            names.isEmpty ? set.recipes : set.closure(of: names), all: set.recipes, lock: LockFile.load(lockPath),
+            lockPath: lockPath, options: options)
+    }
+
+    /// `recipes` in dependency order (as `RecipeSet` gives them); `all` is every recipe base chains may reach.
+    public static func plan(
+        _ recipes: [Recipe], all: [Recipe]? = nil, lock: LockFile, lockPath: String, options: BuildOptions
+    ) throws -> BuildPlan {
+        let remote = try RemoteInputs.collect(recipes, lock: lock, recipesWin: options.lockMode == .refresh)
+        let inputs = remote.map { input in
+            PlannedInput(
+                url: input.url, sha256: input.sha256,
+                pinnedBy: input.pinnedInRecipe ? .recipe : (input.sha256 == nil ? .nothing : .lock),
+                location: input.location.description)
+        }
+        var plan = BuildPlan(
+            images: [], inputs: inputs, packageSets: packageSets(recipes, lock: lock, mode: options.lockMode),
+            lockPath: lockPath, options: options)
+        plan.recipes = recipes
+        plan.allRecipes = all ?? recipes
+        plan.lock = lock
+        var pins: [String: [PinnedPackage]] = [:]
+        for set in plan.packageSets where set.source == .lock { pins[set.key] = set.packages }
+        plan.images = recipes.map { image($0, plan: plan, pins: pins) }
+        return plan
+    }
+
+    /// One image: its references, base, and per platform the layers it adds. `pins` gives each package set
+    /// known so far by its lock key; split sets without pins are planned as one pending layer.
+    static func image(_ recipe: Recipe, plan: BuildPlan, pins: [String: [PinnedPackage]]) -> PlannedImage {
+        let references = tags(recipe, options: plan.options).map { "\(recipe.name):\($0)" }
+        let base: PlannedBase
+        switch recipe.base {
+        case .scratch: base = PlannedBase(kind: .scratch)
+        case .recipe(let name): base = PlannedBase(kind: .recipe, name: name)
+        case .image(let reference, let digest): base = PlannedBase(kind: .image, name: reference, digest: digest)
+        }
+        var inputs: [String: Digest] = [:]
+        for input in plan.inputs { inputs[input.url] = input.sha256 }
+        let platforms = recipe.platforms.map { platform in
+            var layers = recipe.layers.enumerated().flatMap { index, spec in
+                LayerPlan.layers(spec, index: index, recipe: recipe, platform: platform, pins: pins, inputs: inputs)
+            }
+            if let accounts = Accounts.entries(for: recipe, chain: plan.chain(of: recipe)) {
+                layers.append(
+                    PlannedLayer(name: "accounts", kind: .accounts, items: accounts.map(PlannedItem.init(entry:))))
+            }
+            return PlannedPlatform(platform: platform.description, layers: layers)
+        }
+        return PlannedImage(
+            name: recipe.name, version: plan.options.version ?? recipe.version, references: references, base: base,
+            platforms: platforms, lockedDigest: plan.lock.images[references[0]])
+    }
+
+    /// The version first, then the recipe's tags and `--tag`s, each once.
+    static func tags(_ recipe: Recipe, options: BuildOptions) -> [String] {
+        var tags = [options.version ?? recipe.version]
+        for tag in recipe.tags + options.extraTags where !tags.contains(tag) { tags.append(tag) }
+        return tags
+    }
+
+    /// Every Debian package set of every platform, and whether the lock's packages are used or it is resolved.
+    static func packageSets(_ recipes: [Recipe], lock: LockFile, mode: LockMode) -> [PlannedPackageSet] {
+        var result: [PlannedPackageSet] = []
+        for recipe in recipes {
+            for (layerName, spec) in recipe.packageSetSpecs {
+                do {
+                    for platform in recipe.platforms {
+                        let key = DebianPackages.key(recipe, layer: layerName, platform: platform)
+                        let request = DebianPackages.summary(
+                            DebianPackages.request(spec, recipe: recipe, platform: platform))
+                        let pins = (lock.packages[key] ?? []).sorted { $0.name < $1.name }
+                        let useLock: Bool
+                        switch mode {
+                        case .locked, .verify: useLock = true
+                        case .update: useLock = !pins.isEmpty && lock.packageRequests[key] == request
+                        case .refresh: useLock = false
+                        }
+                        result.append(
+                            PlannedPackageSet(
+                                key: key, image: recipe.name, layer: layerName, platform: platform.description,
+                                request: request, split: spec.split == "per-package",
+                                source: useLock ? .lock : .resolve, packages: useLock ? pins : nil,
+                                location: spec.location.description))
+                    }
+                }
+            }
+        }
+        return result
+    }
+}
+
+extension BuildPlan {
+    /// The recipe and its base recipes, nearest first.
+    func chain(of recipe: Recipe) -> [Recipe] {
+        var chain = [recipe]
+        while case .recipe(let name) = chain.last!.base, let base = self.recipe(named: name),
+            !chain.contains(where: { $0.name == base.name })
+        {
+            chain.append(base)
+        }
+        return chain
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import KilnDebian
+import KilnHTTP
+import KilnOCI
+import KilnRecipe
+import KilnRegistry
+import KilnStore
+
+/// Everything a build reads besides the recipe directory, on this machine and verified: url inputs in the
+/// download cache, digest-pinned base images in the store, Debian package sets downloaded.
+///
+/// Issue 15 (build steps that compile sources) adds a `compile(prepared) → BuildOutputs` stage between this
+/// and `build`: its outputs are added here, beside the inputs, so `build` finds them the same way.
+public struct PreparedInputs: Sendable {
+    /// The plan, with every split package set planned into the layers of the packages it resolved to.
+    public var plan: BuildPlan
+    /// url → sha256 of every remote input; each is in `plan.options.inputs.cache` under that digest.
+    public var inputs: [String: Digest]
+    /// Debian package sets by their lock key (`recipe/layer[/arch]`), every .deb in the download cache.
+    public var packages: [String: ResolvedPackageSet]
+    /// The sets resolved afresh (not taken from the lock), with the request they answer: `record` writes them.
+    public var resolved: [String: (packages: [PinnedPackage], request: String)]
+    /// Build steps done by `Pipeline.compile` (Compile.swift), by `recipe/build`.
+    public var compiled: [String: CompiledBuild] = [:]
+}
+
+/// What preparing reports: downloads of url inputs, base image transfers, package set decisions.
+public enum PrepareEvent: Sendable {
+    case input(InputEvent)
+    case transfer(TransferEvent)
+    case status(String)
+}
+
+extension Pipeline {
+    /// Fetches what `plan` needs (base images only when given the store they go into: `kiln lock` has none),
+    /// through one HTTP transport (none at all with `--offline`, where anything not
+    /// on this machine is an error). Local files are checked first: a missing file stops before any download.
+    public static func prepare(
+        _ plan: BuildPlan, store: String?, events: @escaping @Sendable (PrepareEvent) -> Void = { _ in }
+    ) async throws -> PreparedInputs {
+        let options = plan.options
+        let remote = try RemoteInputs.collect(plan.recipes, lock: plan.lock, recipesWin: options.lockMode == .refresh)
+        if options.lockMode != .refresh { try await checkLocalInputs(plan.recipes, remote: remote, options: options) }
+        if options.lockMode == .locked { try checkLockedInputs(remote, plan: plan) }
+        let transport = options.offline ? nil : try HTTPTransport(options: options.http)
+        do {
+            var inputOptions = options.inputs
+            inputOptions.trustUnpinned = options.lockMode == .refresh
+            let inputs: [String: Digest]
+            do {
+                inputs = try await RemoteInputs.fetch(
+                    remote, options: inputOptions, transport: transport, events: { events(.input($0)) })
+            } catch let error as RecipeError {
+                throw BuildError.inputsMissing(error)
+            }
+            // The store is opened (created) only once the inputs are at hand: a build that cannot start
+            // leaves no store behind.
+            if let store {
+                try await BaseImages.fetchMissing(
+                    plan.recipes, into: OCILayout(root: store), options: options.registry, transport: transport,
+                    events: { events(.transfer($0)) })
+            }
+            let (packages, resolved) = try await DebianPackages.prepare(
+                plan, transport: transport, progress: { events(.status($0)) })
+            await transport?.shutdown()
+            var prepared = PreparedInputs(plan: plan, inputs: inputs, packages: packages, resolved: resolved)
+            prepared.replan()
+            return prepared
+        } catch {
+            await transport?.shutdown()
+            throw error
+        }
+    }
+
+    /// Every local input must exist: reported together, at their recipe lines, before anything is fetched or
+    /// built. The report also lists the remote inputs that are not at hand yet (looked up offline), so one run
+    /// shows everything to provide.
+    static func checkLocalInputs(_ recipes: [Recipe], remote: [RemoteInput], options: BuildOptions) async throws {
+        var problems: [Diagnostic] = []
+        for recipe in recipes {
+            for layer in recipe.layers {
+                for case .add(let add) in layer.items {
+                    guard case .local(let pattern) = add.source else { continue }
+                    if LocalSources.matches(pattern, in: recipe.directory).isEmpty {
+                        problems.append(
+                            Diagnostic(
+                                add.location, "'\(pattern)' matches no file in \(recipe.directory)",
+                                hint:
+                                    "paths in a recipe are relative to the recipe file; check the name or add the file")
+                        )
+                    }
+                }
+            }
+        }
+        guard !problems.isEmpty else { return }
+        var offline = options.inputs
+        offline.offline = true
+        do {
+            _ = try await RemoteInputs.fetch(remote, options: offline, transport: nil)
+        } catch let missing as RecipeError {
+            problems += missing.diagnostics
+        }
+        throw RecipeError(problems)
+    }
+
+    /// `--locked`: every input must be pinned by the lock to the digest the recipes give.
+    static func checkLockedInputs(_ remote: [RemoteInput], plan: BuildPlan) throws {
+        var problems: [String] = []
+        for input in remote where plan.lock.inputs[input.url] == nil || plan.lock.inputs[input.url] != input.sha256 {
+            problems.append(
+                "\(input.location): input \(input.url): lock has \(plan.lock.inputs[input.url].map(\.description) ?? "nothing"), recipe gives \(input.sha256.map(\.description) ?? "no sha256")"
+            )
+        }
+        if !problems.isEmpty { throw BuildError.lockMismatch(problems, lockPath: plan.lockPath) }
+    }
+}
+
+extension PreparedInputs {
+    /// Plans every image again with the package sets as prepared, so split sets that were resolved (or
+    /// resolved again) list one layer per package they resolved to.
+    mutating func replan() {
+        var pins: [String: [PinnedPackage]] = [:]
+        for (key, set) in packages { pins[key] = set.packages }
+        for index in plan.packageSets.indices {
+            plan.packageSets[index].packages = pins[plan.packageSets[index].key]
+        }
+        plan.images = plan.recipes.map { Pipeline.image($0, plan: plan, pins: pins) }
+    }
+}
