@@ -17,7 +17,7 @@ struct ResolvedSource: Sendable {
 /// Finds and verifies build sources. Git sources come as any archive of the pinned commit in a `--sources`
 /// directory (a file whose name contains the commit id, e.g. GitHub's `dPoW-<commit>.tar.gz`); url sources
 /// from the download cache or a `--sources` directory by file name, checked against their sha256. Extracted
-/// trees are kept under `<cache>/../sources/<id>` so an unchanged source is extracted once.
+/// trees are kept under `<cache>/sources/<id>` so an unchanged source is extracted once.
 enum BuildSources {
     static func resolve(_ source: BuildSource, recipe: Recipe, options: InputOptions) throws -> ResolvedSource {
         let where_ = "\(source.location): error: source \(source.name)"
@@ -69,7 +69,7 @@ enum BuildSources {
     }
 
     static func root(_ options: InputOptions) -> String {
-        (options.cache.root as NSString).deletingLastPathComponent + "/sources"
+        options.cache.root + "/sources"
     }
 
     static func find(_ directories: [String], where matches: (String) -> Bool) -> String? {

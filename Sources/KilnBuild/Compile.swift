@@ -75,7 +75,7 @@ extension Pipeline {
         }
         try FileManager.default.createDirectory(atPath: builds + "/logs", withIntermediateDirectories: true)
         let started = Date()
-        let environments = (options.inputs.cache.root as NSString).deletingLastPathComponent + "/environments"
+        let environments = options.inputs.cache.root + "/environments"
         let pins = set.packages.map { "\($0.name) \($0.version) \($0.architecture) \($0.sha256)" }
         let root: EnvironmentRoot
         do {
