@@ -25,8 +25,11 @@ extension Pipeline {
     /// Runs every build step of the planned recipes whose outputs are not in the store yet, between `prepare`
     /// (which resolved their environments as package sets `recipe/build:NAME`) and `build` (whose layers take
     /// the outputs). A step that fails leaves only its log: nothing is tagged, the store stays valid.
+    /// With `checkReproducible`, every step runs twice (even when its outputs are stored) and the first output
+    /// file that differs between the runs fails the build, named.
     public static func compile(
-        _ prepared: inout PreparedInputs, store: String, events: @escaping @Sendable (String) -> Void = { _ in }
+        _ prepared: inout PreparedInputs, store: String, checkReproducible: Bool = false,
+        events: @escaping @Sendable (String) -> Void = { _ in }
     ) throws {
         let options = prepared.plan.options
         for recipe in prepared.plan.recipes {
@@ -41,7 +44,8 @@ extension Pipeline {
                 }
                 let key = compileKey(build, environment: set.packages, sources: sources, options: options)
                 prepared.compiled["\(recipe.name)/\(build.name)"] = try compileOne(
-                    build, key: key, set: set, sources: sources, store: store, options: options, events: events)
+                    build, key: key, set: set, sources: sources, store: store, options: options,
+                    checkReproducible: checkReproducible, events: events)
             }
         }
     }
@@ -64,12 +68,12 @@ extension Pipeline {
 
     static func compileOne(
         _ build: BuildSpec, key: String, set: ResolvedPackageSet, sources: [ResolvedSource], store: String,
-        options: BuildOptions, events: @escaping @Sendable (String) -> Void
+        options: BuildOptions, checkReproducible: Bool, events: @escaping @Sendable (String) -> Void
     ) throws -> CompiledBuild {
         let builds = store + "/builds"
         let directory = builds + "/" + key
         let log = builds + "/logs/" + key + ".log"
-        if FileManager.default.fileExists(atPath: directory + "/outputs.json") {
+        if !checkReproducible, FileManager.default.fileExists(atPath: directory + "/outputs.json") {
             events("\(build.name): unchanged (\(key.prefix(12)))")
             return CompiledBuild(directory: directory, key: key, ran: false, log: log)
         }
@@ -88,23 +92,42 @@ extension Pipeline {
         events(
             "\(build.name): environment of \(set.packages.count) packages ready in "
                 + String(format: "%.1fs", Date().timeIntervalSince(started)))
-        let staging = builds + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        defer { try? FileManager.default.removeItem(atPath: staging) }
-        for part in ["work", "out", "result"] {
-            try FileManager.default.createDirectory(atPath: staging + "/" + part, withIntermediateDirectories: true)
+        var stagings: [String] = []
+        defer { for staging in stagings { try? FileManager.default.removeItem(atPath: staging) } }
+        for run in 1...(checkReproducible ? 2 : 1) {
+            let staging = builds + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            stagings.append(staging)
+            for part in ["work", "out", "result"] {
+                try FileManager.default.createDirectory(atPath: staging + "/" + part, withIntermediateDirectories: true)
+            }
+            let spec = SandboxSpec(
+                name: build.name, root: root.path,
+                sources: Dictionary(sources.map { ($0.name, $0.directory) }, uniquingKeysWith: { a, _ in a }),
+                work: staging + "/work", out: staging + "/out", command: build.run.command, environment: build.env,
+                sourceDateEpoch: Int(options.sourceDateEpoch), timeLimit: build.timeout,
+                log: run == 1 ? log : builds + "/logs/" + key + ".run2.log")
+            do {
+                try SandboxRunner.run(spec, output: events)
+            } catch let error as SandboxError {
+                throw BuildError.recipe("\(build.location): error: \(error)")
+            }
+            try collect(build, from: staging, into: staging + "/result")
         }
-        let spec = SandboxSpec(
-            name: build.name, root: root.path,
-            sources: Dictionary(sources.map { ($0.name, $0.directory) }, uniquingKeysWith: { a, _ in a }),
-            work: staging + "/work", out: staging + "/out", command: build.run.command, environment: build.env,
-            sourceDateEpoch: Int(options.sourceDateEpoch), timeLimit: build.timeout, log: log)
-        do {
-            try SandboxRunner.run(spec, output: events)
-        } catch let error as SandboxError {
-            throw BuildError.recipe("\(build.location): error: \(error)")
+        if checkReproducible {
+            let listings = try stagings.map { try outputListing($0 + "/result") }
+            if let path = (Set(listings[0].keys).union(listings[1].keys)).sorted().first(where: {
+                listings[0][$0] != listings[1][$0]
+            }) {
+                throw BuildError.recipe(
+                    "\(build.location): error: build \(build.name) is not reproducible: \(path) differs between two "
+                        + "runs (\(listings[0][path] ?? "absent") vs \(listings[1][path] ?? "absent"))")
+            }
+            events("\(build.name): reproducible (two runs, identical outputs)")
+            if FileManager.default.fileExists(atPath: directory + "/outputs.json") {
+                return CompiledBuild(directory: directory, key: key, ran: true, log: log)
+            }
         }
-        try collect(build, from: staging, into: staging + "/result")
-        if rename(staging + "/result", directory) != 0 && errno != EEXIST && errno != ENOTEMPTY {
+        if rename(stagings[0] + "/result", directory) != 0 && errno != EEXIST && errno != ENOTEMPTY {
             throw BuildError.recipe("error: cannot store build \(build.name): \(String(cString: strerror(errno)))")
         }
         events("\(build.name): built in " + String(format: "%.1fs", Date().timeIntervalSince(started)))
@@ -126,15 +149,21 @@ extension Pipeline {
                 atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try FileManager.default.moveItem(atPath: source, toPath: target)
         }
+        try AtomicFile.write(try CanonicalJSON.pretty(try outputListing(result)), to: result + "/outputs.json")
+    }
+
+    /// Every regular file under `result` (as `/out/…`, `/work/…`) → `MODE sha256:…`.
+    static func outputListing(_ result: String) throws -> [String: String] {
         var listing: [String: String] = [:]
         let enumerator = FileManager.default.enumerator(atPath: result)
         while let relative = enumerator?.nextObject() as? String {
+            guard relative != "outputs.json" else { continue }
             let path = result + "/" + relative
             var info = stat()
             guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
             listing["/" + relative] = "\(String(info.st_mode & 0o7777, radix: 8)) \(try FileDigests.hash(path))"
         }
-        try AtomicFile.write(try CanonicalJSON.pretty(listing), to: result + "/outputs.json")
+        return listing
     }
 }
 

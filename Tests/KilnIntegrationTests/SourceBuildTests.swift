@@ -80,6 +80,23 @@ import Testing
             ["build", tmp.path + "/elsewhere", "--store", tmp.path + "/images2"], environment: environment)
         #expect(try images(tmp.path + "/images2")["hello:1"] == digest)
 
+        // --check-reproducible runs the step twice even though it is stored, and passes for this one...
+        let checked = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--store", store, "--check-reproducible"], environment: environment)
+        #expect(checked.stderr.contains("hello-build: reproducible (two runs, identical outputs)"))
+        #expect(checked.stderr.components(separatedBy: "▸ Nov 14").count == 3)
+        // ...and names the first differing file of one that is not.
+        try tmp.write("random/hello/hello.c", "int main(void) { return 0; }\n")
+        try tmp.write(
+            "random/hello.yaml",
+            Self.hello(run: "cc -o /out/hello /src/hello/hello.c\ncat /proc/sys/kernel/random/uuid > /out/stamp"))
+        let random = try KilnBinary.run(
+            ["build", tmp.path + "/random", "--store", tmp.path + "/random-images", "--check-reproducible"],
+            environment: environment, check: false)
+        #expect(random.status != 0)
+        #expect(random.stderr.contains("build hello-build is not reproducible: /out/stamp differs"), "\(random.stderr)")
+        #expect(try images(tmp.path + "/random-images").isEmpty)
+
         // A failing build: new store, nothing tagged, the store still lists (and gc runs on it).
         try tmp.write(
             "broken/hello.yaml", Self.hello(run: "echo compiling\necho 'hello.c:1: error: no' >&2\nexit 4"))
