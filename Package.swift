@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // System libraries: module maps only, no code.
@@ -53,9 +54,8 @@ let package = Package(
             name: "KilnBuild",
             dependencies: [
                 "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnDebian", "KilnHTTP",
-                "KilnSandbox",
-            ]
-        ),
+                "KilnSandbox", .product(name: "Logging", package: "swift-log"),
+            ]),
         // Releases: export archives, release documents, rollback, diff, deployment refs, verify.
         .target(
             name: "KilnRelease",
@@ -65,6 +65,7 @@ let package = Package(
             dependencies: [
                 "KilnRelease", "KilnBuild", "KilnRegistry", "KilnStore", "KilnOCI", "KilnRecipe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
 
         // Real servers and tools for tests: docker-registry, a file server, podman, umoci, skopeo.
@@ -81,7 +82,9 @@ let package = Package(
         .testTarget(
             name: "KilnSandboxTests",
             dependencies: ["KilnSandbox", "KilnDebian", "KilnLayer", "KilnOCI", "KilnTestSupport"]),
-        .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnBuildTests",
+            dependencies: ["KilnBuild", "KilnOCI", "KilnRecipe", "KilnStore", "KilnLayer", "KilnTestSupport"]),
         .testTarget(
             name: "KilnReleaseTests",
             dependencies: [

@@ -86,28 +86,34 @@ public struct ImageAssembly: Sendable {
             platform: platform, created: created, config: merged, rootfs: .init(diffIDs: diffIDs), history: history)
     }
 
-    /// Writes config and manifest blobs; returns the manifest's descriptor (with platform).
-    public func write(to layout: OCILayout) throws -> Descriptor {
+    /// Writes config and manifest blobs; returns the manifest's descriptor (with platform). `protect` is given
+    /// each digest before its blob is written (a build's roots, see `BuildRoots`).
+    public func write(to layout: OCILayout, protect: ([Digest]) throws -> Void = { _ in }) throws -> Descriptor {
         let configBytes = try CanonicalJSON.encode(config())
         let configDescriptor = Descriptor(mediaType: MediaType.imageConfig, bytes: configBytes)
+        try protect([configDescriptor.digest])
         try layout.writeBlob(configBytes)
         let manifest = Manifest(
             config: configDescriptor, layers: (base?.manifest.layers ?? []) + layers.map(\.layer.descriptor),
             annotations: annotations.isEmpty ? nil : annotations)
         let manifestBytes = try CanonicalJSON.encode(manifest)
-        try layout.writeBlob(manifestBytes)
         var descriptor = Descriptor(mediaType: MediaType.imageManifest, bytes: manifestBytes)
+        try protect([descriptor.digest])
+        try layout.writeBlob(manifestBytes)
         descriptor.platform = platform
         return descriptor
     }
 
     /// For several platforms: an image index over their manifests, in the order given.
-    public static func writeIndex(_ manifests: [Descriptor], annotations: [String: String], to layout: OCILayout)
-        throws -> Descriptor
-    {
+    public static func writeIndex(
+        _ manifests: [Descriptor], annotations: [String: String], to layout: OCILayout,
+        protect: ([Digest]) throws -> Void = { _ in }
+    ) throws -> Descriptor {
         let bytes = try CanonicalJSON.encode(
             ImageIndex(manifests: manifests, annotations: annotations.isEmpty ? nil : annotations))
+        let descriptor = Descriptor(mediaType: MediaType.imageIndex, bytes: bytes)
+        try protect([descriptor.digest])
         try layout.writeBlob(bytes)
-        return Descriptor(mediaType: MediaType.imageIndex, bytes: bytes)
+        return descriptor
     }
 }

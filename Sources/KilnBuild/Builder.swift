@@ -22,20 +22,28 @@ final class Builder: Sendable {
     let events: @Sendable (BuildEvent) -> Void
     let cache: LayerCache
     let digests: FileDigests
+    /// What this build relies on before it tags, kept from `kiln gc` until it finishes.
+    let roots: BuildRoots
     var options: BuildOptions { prepared.plan.options }
 
-    init(layout: OCILayout, prepared: PreparedInputs, events: @escaping @Sendable (BuildEvent) -> Void = { _ in }) {
+    init(layout: OCILayout, prepared: PreparedInputs, events: @escaping @Sendable (BuildEvent) -> Void = { _ in })
+        throws
+    {
         self.layout = layout
         self.prepared = prepared
         self.events = events
         cache = LayerCache(layout: layout)
         digests = FileDigests(layout: layout, trustStat: !prepared.plan.options.rehash)
+        roots = try BuildRoots(layout: layout)
     }
 
     /// The recipe graph in a task group: an image starts once the bases it builds on are built, at most
     /// `jobs` at a time (each also compresses on several threads). The first failure cancels the rest.
     func build() async throws -> [BuiltImage] {
-        defer { digests.save() }
+        defer {
+            digests.save()
+            roots.finish()
+        }
         let plan = prepared.plan
         let building = Set(plan.images.map(\.name))
         var pending = plan.recipes
@@ -81,6 +89,10 @@ final class Builder: Sendable {
         var reports: [BuiltImage.Layer] = []
         for (platform, planned) in zip(recipe.platforms, image.platforms) {
             let base = try baseImage(recipe, platform: platform, built: bases)
+            if let base {
+                try roots.protect(
+                    [base.manifestDescriptor.digest, base.manifest.config.digest] + base.manifest.layers.map(\.digest))
+            }
             var layers: [(layer: CachedLayer, createdBy: String)] = []
             var unpacked: Unpacked = [:]
             for spec in planned.layers {
@@ -97,7 +109,7 @@ final class Builder: Sendable {
             let assembly = ImageAssembly(
                 platform: platform, created: created, base: base, layers: layers, settings: recipe.settings,
                 annotations: annotations(recipe, created: created), reset: recipe.reset)
-            let descriptor = try assembly.write(to: layout)
+            let descriptor = try assembly.write(to: layout, protect: roots.protect)
             try writeSBOM(recipe, platform: platform, subject: descriptor, created: created)
             manifests.append(descriptor)
             images[platform] = try layout.images(for: descriptor)[0]
@@ -105,7 +117,7 @@ final class Builder: Sendable {
         var target = manifests[0]
         if manifests.count > 1 {
             target = try ImageAssembly.writeIndex(
-                manifests, annotations: annotations(recipe, created: created), to: layout)
+                manifests, annotations: annotations(recipe, created: created), to: layout, protect: roots.protect)
         } else {
             target.platform = nil
         }

@@ -30,6 +30,7 @@ extension Builder {
         let document = try SBOM.document(
             image: "\(recipe.name):\(options.version ?? recipe.version)", packages: packages, created: created)
         let empty = Data("{}".utf8)
+        try roots.protect([Digest.sha256(empty), Digest.sha256(document)])
         _ = try layout.writeBlob(empty)
         _ = try layout.writeBlob(document)
         var manifestSubject = subject
@@ -40,6 +41,7 @@ extension Builder {
             layers: [Descriptor(mediaType: SBOM.mediaType, bytes: document)],
             annotations: [AnnotationKey.created: created], artifactType: SBOM.mediaType, subject: manifestSubject)
         let bytes = try CanonicalJSON.encode(manifest)
+        try roots.protect([Digest.sha256(bytes)])
         _ = try layout.writeBlob(bytes)
         var entry = Descriptor(mediaType: MediaType.imageManifest, bytes: bytes)
         entry.artifactType = SBOM.mediaType

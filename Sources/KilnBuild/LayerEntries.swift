@@ -60,6 +60,10 @@ extension Builder {
                 switch add.source {
                 case .local(let pattern):
                     let paths = LocalSources.matches(pattern, in: recipe.directory)
+                    for path in paths {
+                        guard let link = LocalSources.escape(path, in: recipe.directory) else { continue }
+                        throw RecipeError([LocalSources.escapeDiagnostic(add.location, path: path, link: link)])
+                    }
                     entries += try LocalSources.entries(
                         matching: paths, isGlob: pattern.contains(where: { "*?[".contains($0) }), destination: add.to,
                         mode: add.ownership.mode, uid: add.ownership.uid, gid: add.ownership.gid)

@@ -20,12 +20,18 @@ extension Builder {
         }
         guard files.contains(where: { !digests.knows($0) }) else {
             let key = try cacheKey(entries, compression: compression)
-            if let hit = cache.lookup(key) {
+            // Protected before it is trusted: a sweep that ran first has removed it, and the check below sees so.
+            if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
+                layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
+            {
+                Log.build.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
                 events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
                 return (hit, true)
             }
+            Log.build.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
             return (try write(entries, image: image, name: name, compression: compression, key: key), false)
         }
+        Log.build.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
         return (try write(entries, image: image, name: name, compression: compression, key: nil), false)
     }
 
@@ -66,6 +72,12 @@ extension Builder {
         }
         for (path, digest) in result.fileDigests {
             if let stamp = stamps[path] { digests.record(path, digest: digest, hashedAt: stamp) }
+        }
+        do {
+            try roots.protect([result.descriptor.digest])
+        } catch {
+            staged.discard()
+            throw error
         }
         try layout.adopt(fileAt: staged.path, as: result.descriptor.digest)
         let cached = CachedLayer(

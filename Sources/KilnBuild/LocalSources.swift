@@ -1,5 +1,6 @@
 import Foundation
 import KilnLayer
+import KilnRecipe
 
 #if canImport(Glibc)
     import Glibc
@@ -25,6 +26,36 @@ enum LocalSources {
         defer { globfree(&result) }
         guard glob(full, 0, nil, &result) == 0 else { return [] }
         return (0..<Int(result.gl_pathc)).compactMap { result.gl_pathv[$0].map { String(cString: $0) } }.sorted()
+    }
+
+    /// The symlink a match reaches outside the recipe directory through, if any. A path written inside the
+    /// recipe directory must really be inside it: `lnk/etc/shadow` with `lnk/etc -> /etc` would otherwise copy
+    /// the host's file into the image. The match itself may be a symlink (it is added as one, not followed),
+    /// unless it is named with a trailing `/`, which follows it. Paths written outside (absolute, `..`) are
+    /// the recipe's explicit choice and are not checked.
+    static func escape(_ path: String, in directory: String) -> (through: String, to: String)? {
+        let lexical = normalised(path)
+        let root = normalised(directory)
+        guard lexical.hasPrefix(root + "/"), let realRoot = realPath(root) else { return nil }
+        let followed = path.hasSuffix("/") ? lexical : String(lexical[..<lexical.lastIndex(of: "/")!])
+        guard let real = realPath(followed) else { return nil }
+        return real == realRoot || real.hasPrefix(realRoot + "/") ? nil : (followed, real)
+    }
+
+    /// `.` and empty components dropped, `..` applied, without looking at the filesystem (Foundation's
+    /// `standardizingPath` resolves symlinks on Linux, which is exactly what must not happen here).
+    static func normalised(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") where part != "." {
+            if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    private static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// Entries for `src` placed at `destination`. A trailing `/` on the destination, a directory source, or a
@@ -89,5 +120,15 @@ enum LocalSources {
 
     static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+}
+
+extension LocalSources {
+    static func escapeDiagnostic(_ location: SourceLocation, path: String, link: (through: String, to: String))
+        -> Diagnostic
+    {
+        Diagnostic(
+            location, "\(path) leads outside the recipe directory: \(link.through) is a symlink to \(link.to)",
+            hint: "copy the file into the recipe directory; a recipe reads only its own files through symlinks")
     }
 }

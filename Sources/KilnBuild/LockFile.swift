@@ -22,13 +22,45 @@ public struct LockFile: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey { case lockVersion, inputs, images, packages, packageRequests }
 
     /// Locks written before `packageRequests` existed still load (their sets are resolved once more).
+    /// Every digest is checked here, so a hand-edited or corrupted lock is refused on load, naming the entry,
+    /// instead of failing later as a download or cache mismatch.
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         lockVersion = try container.decode(Int.self, forKey: .lockVersion)
-        inputs = try container.decodeIfPresent([String: Digest].self, forKey: .inputs) ?? [:]
-        images = try container.decodeIfPresent([String: Digest].self, forKey: .images) ?? [:]
+        inputs = try Self.digests(container.decodeIfPresent([String: String].self, forKey: .inputs), "inputs")
+        images = try Self.digests(container.decodeIfPresent([String: String].self, forKey: .images), "images")
         packages = try container.decodeIfPresent([String: [LockedPackage]].self, forKey: .packages) ?? [:]
         packageRequests = try container.decodeIfPresent([String: String].self, forKey: .packageRequests) ?? [:]
+        for (key, pins) in packages.sorted(by: { $0.key < $1.key }) {
+            for pin in pins where !Self.isSHA256Hex(pin.sha256) {
+                throw BadEntry(
+                    entry: "packages \"\(key)\" \(pin.name) \(pin.version)", value: pin.sha256,
+                    expected: "64 lower-case hex digits")
+            }
+        }
+    }
+
+    /// A lock entry whose value is not what the lock format allows.
+    struct BadEntry: Error {
+        var entry: String
+        var value: String
+        var expected: String
+    }
+
+    static func digests(_ raw: [String: String]?, _ section: String) throws -> [String: Digest] {
+        var result: [String: Digest] = [:]
+        for (key, text) in (raw ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let digest = try? Digest(parsing: text), digest.algorithm == "sha256" else {
+                throw BadEntry(
+                    entry: "\(section) \"\(key)\"", value: text, expected: "sha256: and 64 lower-case hex digits")
+            }
+            result[key] = digest
+        }
+        return result
+    }
+
+    static func isSHA256Hex(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
     /// A resolved Debian package as the lock records it (name, version, architecture, sha256, filename).
@@ -51,6 +83,10 @@ public struct LockFile: Codable, Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else { return LockFile() }
         do {
             return try JSONDecoder().decode(LockFile.self, from: data)
+        } catch let bad as BadEntry {
+            throw BuildError.recipe(
+                "\(path): \(bad.entry): '\(bad.value)' is not a sha256 (expected \(bad.expected)). "
+                    + "Restore the lock from git, or remove the entry and run `kiln lock` to record it again.")
         } catch {
             throw BuildError.recipe(
                 "\(path): not a valid kiln lock file (\(error)). Restore it from git, or delete it and run `kiln lock`."

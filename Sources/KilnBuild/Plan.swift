@@ -3,6 +3,7 @@ import KilnDebian
 import KilnLayer
 import KilnOCI
 import KilnRecipe
+import Logging
 
 /// The build as named stages over values (README "Architecture"):
 ///
@@ -100,6 +101,9 @@ extension Pipeline {
                         case .update: useLock = !pins.isEmpty && lock.packageRequests[key] == request
                         case .refresh: useLock = false
                         }
+                        Log.build.debug(
+                            "package set \(key): \(useLock ? "the lock's \(pins.count) packages" : "resolve") (\(mode.rawValue); lock request: \(lock.packageRequests[key] ?? "none"), recipe: \(request))"
+                        )
                         result.append(
                             PlannedPackageSet(
                                 key: key, image: recipe.name, layer: layerName, platform: platform.description,

@@ -81,13 +81,18 @@ extension Pipeline {
             for layer in recipe.layers {
                 for case .add(let add) in layer.items {
                     guard case .local(let pattern) = add.source else { continue }
-                    if LocalSources.matches(pattern, in: recipe.directory).isEmpty {
+                    let matches = LocalSources.matches(pattern, in: recipe.directory)
+                    if matches.isEmpty {
                         problems.append(
                             Diagnostic(
                                 add.location, "'\(pattern)' matches no file in \(recipe.directory)",
                                 hint:
                                     "paths in a recipe are relative to the recipe file; check the name or add the file")
                         )
+                    }
+                    for path in matches {
+                        guard let link = LocalSources.escape(path, in: recipe.directory) else { continue }
+                        problems.append(LocalSources.escapeDiagnostic(add.location, path: path, link: link))
                     }
                 }
             }

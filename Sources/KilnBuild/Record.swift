@@ -36,7 +36,13 @@ extension Pipeline {
             for url in lock.inputs.keys where !named.contains(url) { lock.inputs[url] = nil }
         }
         for result in results { lock.images[result.references[0]] = result.digest }
-        guard lock != before else { return LockRecord(path: plan.lockPath, changed: false, lock: lock) }
+        guard lock != before else {
+            Log.build.debug("lock \(plan.lockPath): unchanged")
+            return LockRecord(path: plan.lockPath, changed: false, lock: lock)
+        }
+        Log.build.info(
+            "lock \(plan.lockPath): written (\(prepared.resolved.count) package sets resolved, \(results.count) images)"
+        )
         try lock.save(plan.lockPath)
         return LockRecord(path: plan.lockPath, changed: true, lock: lock)
     }

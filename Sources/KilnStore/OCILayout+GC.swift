@@ -10,12 +10,13 @@ extension OCILayout {
 
     /// Removes every blob that no tag in index.json reaches (nor any of `extraRoots`, e.g. the manifests
     /// a release file pins), under the store lock so a concurrent build cannot tag something mid-sweep.
-    /// Blobs a build wrote but has not tagged yet are protected by being younger than `graceSeconds`.
+    /// Blobs a running build relies on but has not tagged yet are kept (`BuildRoots`), and so are blobs younger
+    /// than `graceSeconds` (written by tools that register no roots).
     public func collectGarbage(extraRoots: [Descriptor] = [], dryRun: Bool, graceSeconds: TimeInterval = 3600) throws
         -> [Garbage]
     {
         try withLock {
-            var live = Set<Digest>()
+            var live = runningBuildRoots()
             for root in try index().manifests + extraRoots {
                 live.formUnion(try reachableBlobs(from: root))
             }

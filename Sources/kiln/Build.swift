@@ -36,6 +36,7 @@ struct Build: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var registryFlags: RegistryFlags
+    @OptionGroup var log: LogOptions
 
     @Option(name: .long, help: "Use this version (tag) for every image instead of the recipes' own.")
     var version: String?
@@ -82,6 +83,7 @@ struct Build: AsyncParsableCommand {
     }
 
     func run() async throws {
+        log.bootstrap()
         let started = Date()
         // Arguments that exist on disk are recipe paths; the rest name images.
         let paths = targets.filter { FileManager.default.fileExists(atPath: $0) }
@@ -126,37 +128,6 @@ struct Build: AsyncParsableCommand {
         Output.line(
             "built \(results.count) image\(results.count == 1 ? "" : "s") (\(built) layers written, \(reused) reused) in "
                 + String(format: "%.1fs", Date().timeIntervalSince(started)))
-    }
-}
-
-/// Turns build events into human output: a line per layer and per image, a live progress line on a terminal.
-final class ProgressReporter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lastDraw = Date.distantPast
-
-    func handle(_ event: BuildEvent) {
-        lock.lock()
-        defer { lock.unlock() }
-        switch event {
-        case .layerReused(let image, let layer, let digest):
-            Output.status("  \(image) ▸ \(layer): reused \(Output.short(digest))")
-        case .layerStarted(let image, let layer, let bytes):
-            if !Output.isTerminal && bytes > 64 << 20 {
-                Output.status("  \(image) ▸ \(layer): writing \(Output.bytes(bytes)) …")
-            }
-        case .layerProgress(let image, let layer, let done, let total):
-            guard Date().timeIntervalSince(lastDraw) > 0.2, total > 0 else { return }
-            lastDraw = Date()
-            Output.progress(
-                "  \(image) ▸ \(layer): \(Output.bytes(done)) / \(Output.bytes(total)) (\(done * 100 / total)%)")
-        case .layerBuilt(let image, let layer, let digest, let size, let seconds):
-            Output.endProgress()
-            Output.status(
-                "  \(image) ▸ \(layer): built \(Output.short(digest)) \(Output.bytes(size)) in \(String(format: "%.1fs", seconds))"
-            )
-        case .imageTagged(_, let references, let digest):
-            Output.status("\(references.joined(separator: ", ")) → \(digest)")
-        }
     }
 }
 

@@ -22,8 +22,10 @@ struct Lock: AsyncParsableCommand {
 
     @OptionGroup var inputs: InputFlags
     @OptionGroup var registryFlags: RegistryFlags
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
+        log.bootstrap()
         let set = try BuildFailure.loadRecipes(paths)
         let options = BuildOptions(
             lockMode: .refresh, inputs: inputs.options(caFile: registryFlags.caFile), registry: registryFlags.options)

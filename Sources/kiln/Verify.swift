@@ -23,8 +23,10 @@ struct Verify: AsyncParsableCommand {
     var recipes: [String] = []
     @OptionGroup var registryFlags: RegistryFlags
     @OptionGroup var output: OutputOptions
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
+        log.bootstrap()
         let ref: Reference
         do { ref = try Reference(parsing: reference) } catch { throw ValidationError("\(error)") }
         let scratch = FileManager.default.temporaryDirectory.path + "/kiln-verify-\(UUID().uuidString.lowercased())"

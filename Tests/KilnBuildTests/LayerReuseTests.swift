@@ -49,7 +49,7 @@ import Testing
             let plan = try Pipeline.plan(
                 recipes, lock: LockFile(), lockPath: dir.path + "/kiln.lock",
                 options: BuildOptions(sourceDateEpoch: 0, rehash: rehash))
-            let builder = Builder(
+            let builder = try Builder(
                 layout: layout, prepared: try await Pipeline.prepare(plan, store: store), events: events)
             let built = try await builder.build()
             let layer = try #require(built.first?.layers.first)

@@ -33,6 +33,22 @@ import Testing
             ])
     }
 
+    /// What happens behind the user's back is logged only when asked: `--verbose` or `KILN_LOG_LEVEL`.
+    @Test func verboseAndLogLevelShowCacheDecisions() throws {
+        let tmp = try TemporaryDirectory("kiln-verbose")
+        defer { tmp.remove() }
+        let build = ["build", Self.golden, "--store", tmp.path + "/images"]
+        let quiet = try KilnBinary.run(build, environment: Self.environment)
+        #expect(!quiet.stderr.contains("layer cache"))
+        let verbose = try KilnBinary.run(build + ["--verbose"], environment: Self.environment)
+        #expect(verbose.stderr.contains("layer cache hit: golden-app"), "\(verbose.stderr)")
+        var environment = Self.environment
+        environment["KILN_LOG_LEVEL"] = "debug"
+        #expect(try KilnBinary.run(build, environment: environment).stderr.contains("layer cache hit: golden-base"))
+        environment["KILN_LOG_LEVEL"] = "error"
+        #expect(!(try KilnBinary.run(build, environment: environment).stderr.contains("layer cache")))
+    }
+
     @Test func reproducibleAcrossDirectoriesUmaskMtimesTimezoneAndOrder() throws {
         let a = try TemporaryDirectory("kiln-repro-a")
         let b = try TemporaryDirectory("kiln-repro-b")

@@ -1,0 +1,34 @@
+import Foundation
+
+// Scoped fixtures for real servers and scratch space: each starts what the test needs, hands it to the body and
+// stops or removes it however the body ends (as HummingbirdTesting's `app.test { client in … }` does), so a
+// failing expectation or a thrown error never leaks a registry process or a temporary tree.
+
+/// A real `docker-registry` for the duration of `body`.
+public func withRegistry<T>(
+    auth: RegistryServer.Auth = .none, tls: Bool = false, _ body: (RegistryServer) async throws -> T
+) async throws -> T {
+    let registry = try RegistryServer(auth: auth, tls: tls)
+    defer { registry.stop() }
+    return try await body(registry)
+}
+
+/// A temporary directory, removed afterwards.
+public func withTemporaryDirectory<T>(_ label: String = "kiln", _ body: (TemporaryDirectory) async throws -> T)
+    async throws -> T
+{
+    let directory = try TemporaryDirectory(label)
+    defer { directory.remove() }
+    return try await body(directory)
+}
+
+/// A static file server over `root` (every request logged), for the duration of `body`.
+public func withFileServer<T>(root: String, _ body: (StaticFileServer) async throws -> T) async throws -> T {
+    let log = FileManager.default.temporaryDirectory.path + "/kiln-file-server-\(UUID().uuidString).log"
+    let server = try StaticFileServer(root: root, log: log)
+    defer {
+        server.stop()
+        try? FileManager.default.removeItem(atPath: log)
+    }
+    return try await body(server)
+}
