@@ -15,7 +15,8 @@ struct ResolvedSource: Sendable {
 }
 
 /// Finds and verifies build sources. Git sources come as any archive of the pinned commit in a `--sources`
-/// directory (a file whose name contains the commit id, e.g. GitHub's `dPoW-<commit>.tar.gz`); url sources
+/// directory (a file whose name contains the commit id, e.g. GitHub's `dPoW-<commit>.tar.gz`), else (not
+/// offline) that one commit fetched with git; url sources
 /// from the download cache or a `--sources` directory by file name, checked against their sha256. Extracted
 /// trees are kept under `<cache>/sources/<id>` so an unchanged source is extracted once.
 enum BuildSources {
@@ -29,21 +30,46 @@ enum BuildSources {
             else { throw BuildError.recipe("\(where_): \(directory) is not a directory") }
             return ResolvedSource(
                 name: source.name, directory: directory, id: "git-tree:" + (try GitTree.id(of: directory)))
-        case .git(let url, let commit, let tree):
-            guard let tree else {
+        case .git(let url, let commit, let pinnedTree):
+            if let tree = pinnedTree, FileManager.default.fileExists(atPath: root(options) + "/" + tree) {
+                return ResolvedSource(name: source.name, directory: root(options) + "/" + tree, id: "git-tree:" + tree)
+            }
+            let archive = find(options.sources, where: { $0.contains(commit) })
+            let scratch = root(options) + "/.fetch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            if archive == nil {
+                guard !options.offline else {
+                    throw BuildError.recipe(
+                        "\(where_): no archive of \(url) at commit \(commit) here (offline); put one (GitHub's "
+                            + "tarball NAME-\(commit).tar.gz, or `git archive` output) in a --sources directory")
+                }
+                // Where there is network: the commit itself, with git; its tree as git reports it must be the
+                // pinned one, and the archive is checked against it like any other.
+                do {
+                    try FileManager.default.createDirectory(atPath: root(options), withIntermediateDirectories: true)
+                    let fetched = scratch + ".tar"
+                    let gitTree = try GitFetch.archive(url: url, commit: commit, to: fetched, scratch: scratch)
+                    defer { unlink(fetched) }
+                    if let pinnedTree, pinnedTree != gitTree {
+                        throw SandboxError.treeMismatch(
+                            source: "\(url) at \(commit)", expected: pinnedTree, actual: gitTree)
+                    }
+                    try extract(fetched, to: root(options) + "/" + gitTree) { staging in
+                        try SourceTree.verifiedRoot(of: staging, tree: gitTree, source: "\(url) at \(commit)")
+                    }
+                    return ResolvedSource(
+                        name: source.name, directory: root(options) + "/" + gitTree, id: "git-tree:" + gitTree)
+                } catch let error as SandboxError {
+                    throw BuildError.recipe(
+                        "\(where_): \(error) (or put an archive of the commit in a --sources directory)")
+                }
+            }
+            guard let tree = pinnedTree, let archive else {
                 throw BuildError.recipe(
                     "\(where_): \(url) at \(commit) has no `tree:`; add the commit's tree id "
                         + "(`git rev-parse \(commit)^{tree}`) so any archive of the commit can be verified")
             }
             let extracted = root(options) + "/" + tree
-            if FileManager.default.fileExists(atPath: extracted) {
-                return ResolvedSource(name: source.name, directory: extracted, id: "git-tree:" + tree)
-            }
-            guard let archive = find(options.sources, where: { $0.contains(commit) }) else {
-                throw BuildError.recipe(
-                    "\(where_): no archive of \(url) at commit \(commit) here; put one (GitHub's tarball "
-                        + "NAME-\(commit).tar.gz, or `git archive` output) in a --sources directory")
-            }
             try extract(archive, to: extracted) { staging in
                 try SourceTree.verifiedRoot(of: staging, tree: tree, source: "\(archive) (\(url) at \(commit))")
             }
