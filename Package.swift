@@ -91,6 +91,8 @@ let package = Package(
                 "KilnRelease", "KilnLayer", "KilnStore", "KilnOCI", "KilnTestSupport",
                 .product(name: "Yams", package: "Yams"),
             ]),
-        .testTarget(name: "KilnIntegrationTests", dependencies: ["KilnBuild", "KilnDebian", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnIntegrationTests",
+            dependencies: ["KilnBuild", "KilnDebian", "KilnRecipe", "KilnStore", "KilnOCI", "KilnTestSupport"]),
     ]
 )

@@ -114,11 +114,8 @@ extension Builder {
         }
         if paths.count > 1 {
             let digests = self.digests
-            let lanes = max(1, min(options.threads, paths.count))
-            DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-                for index in stride(from: lane, to: paths.count, by: lanes) {
-                    _ = try? digests.digest(ofFileAt: paths[index])
-                }
+            Bounded.forEach(count: paths.count, limit: options.threads) { index in
+                _ = try? digests.digest(ofFileAt: paths[index])
             }
         }
         let keyed = try entries.map { entry -> KeyEntry in

@@ -1,6 +1,7 @@
 import Foundation
 import KilnHTTP
 import KilnLayer
+import KilnOCI
 
 /// What a recipe asks for: `packages: {suite, components, packages, mirror, keyring}` for one architecture.
 public struct PackageSetRequest: Sendable, Hashable {
@@ -144,18 +145,9 @@ public enum PackageSets {
     static func download(_ packages: [BinaryPackage], mirror: String, cache: DownloadCache, transport: HTTPTransport)
         async throws
     {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var pending = packages[...]
-            func start() {
-                guard let package = pending.popFirst() else { return }
-                group.addTask {
-                    _ = try await cache.fetch(
-                        url: mirror + "/" + package.filename, sha256: package.sha256, size: package.size,
-                        transport: transport)
-                }
-            }
-            for _ in 0..<4 { start() }
-            while try await group.next() != nil { start() }
+        try await Bounded.forEach(packages, limit: 4) { package in
+            _ = try await cache.fetch(
+                url: mirror + "/" + package.filename, sha256: package.sha256, size: package.size, transport: transport)
         }
     }
 

@@ -1,4 +1,7 @@
 import Foundation
+import KilnBuild
+import KilnRecipe
+import KilnStore
 import KilnTestSupport
 import Testing
 
@@ -78,22 +81,34 @@ import Testing
         #expect(blobsA == blobsB)
     }
 
-    @Test func sourceDateEpochStampsEverything() throws {
-        let tmp = try TemporaryDirectory("kiln-sde")
-        defer { tmp.remove() }
-        try KilnBinary.run(
-            ["build", Self.golden, "--store", tmp.path + "/images"], environment: ["SOURCE_DATE_EPOCH": "1700000000"])
-        let inspect = try KilnBinary.run(["inspect", "golden-app:2.0.0", "--store", tmp.path + "/images"]).stdout
-        #expect(inspect.contains("created     2023-11-14T22:13:20Z"))
-        let rows = try images(tmp.path + "/images")
-        #expect(rows["golden-app:2.0.0"] != "sha256:38ea3aebd3f24cdfb2fbcb2cd03b93897f02fba6a1fcc7a5e1e12b84e4286f0e")
+    /// The golden recipes built through the library pipeline (no binary), as `kiln build` would.
+    static func buildGolden(store: String, epoch: Int64 = 0) async throws -> [BuiltImage] {
+        let set = try RecipeSet.load(paths: [golden])
+        let plan = try Pipeline.plan(
+            set, lockPath: store + "-kiln.lock", options: BuildOptions(sourceDateEpoch: epoch))
+        let prepared = try await Pipeline.prepare(plan, store: store)
+        return try await Pipeline.build(prepared, into: OCILayout(root: store))
     }
 
-    @Test func umociUnpacksWhatTheRecipeSays() throws {
+    @Test func sourceDateEpochStampsEverything() async throws {
+        try await withTemporaryDirectory("kiln-sde") { tmp in
+            let store = tmp.path + "/images"
+            let built = try await Self.buildGolden(store: store, epoch: 1_700_000_000)
+            let layout = try OCILayout(root: store)
+            let image = try #require(try layout.images(for: layout.resolve("golden-app:2.0.0")).first)
+            #expect(image.config.created == "2023-11-14T22:13:20Z")
+            #expect(image.config.history?.allSatisfy { $0.created == "2023-11-14T22:13:20Z" } == true)
+            #expect(image.manifest.annotations?["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z")
+            let app = try #require(built.first { $0.name == "golden-app" })
+            #expect(app.digest.description != "sha256:38ea3aebd3f24cdfb2fbcb2cd03b93897f02fba6a1fcc7a5e1e12b84e4286f0e")
+        }
+    }
+
+    @Test func umociUnpacksWhatTheRecipeSays() async throws {
         let tmp = try TemporaryDirectory("kiln-umoci")
         defer { tmp.remove() }
         let store = tmp.path + "/images"
-        try KilnBinary.run(["build", Self.golden, "--store", store], environment: Self.environment)
+        _ = try await Self.buildGolden(store: store)
         try Shell.run(["umoci", "unpack", "--image", "\(store):golden-app:2.0.0", tmp.path + "/bundle"])
         let root = tmp.path + "/bundle/rootfs"
         func attributes(_ path: String) throws -> (mode: Int, uid: Int, gid: Int) {

@@ -172,6 +172,28 @@ import Testing
         #expect(try images(store) == built)
         #expect(try Data(contentsOf: URL(fileURLWithPath: lockPath)) == lockBytes)
 
+        // The dry run prints the plan itself: the split set's layers, each with its .deb's sha256 from the lock.
+        let planText = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--dry-run", "--json", "--store", store], environment: environment
+        ).stdout
+        let plan = try JSONSerialization.jsonObject(with: Data(planText.utf8)) as! [String: Any]
+        let planned = try #require((plan["images"] as! [[String: Any]]).first { $0["name"] as? String == "debsplit" })
+        let layers = (planned["platforms"] as! [[String: Any]])[0]["layers"] as! [[String: Any]]
+        #expect(layers.map { $0["name"] as? String } == ["runtime/app", "runtime/libbase", "runtime/libfoo"])
+        let libfoo = try #require(lock.packages["debsplit/runtime"]?.first { $0.name == "libfoo" })
+        #expect((layers[2]["items"] as! [[String: Any]])[0]["sha256"] as? String == "sha256:" + libfoo.sha256)
+
+        // --locked --offline with none of the .debs on this machine stops at once, without asking the mirror.
+        var offline = environment
+        offline["KILN_CACHE_DIR"] = tmp.path + "/empty-cache"
+        let started = Date()
+        let refused = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--store", tmp.path + "/offline", "--locked", "--offline"],
+            environment: offline, check: false)
+        #expect(!refused.succeeded && refused.stderr.contains("--offline: locked packages not in the download cache"))
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(repository.requests.count == asked)
+
         // A set whose request changed is resolved again (and only that one).
         try tmp.write(
             "recipes/debshared.yaml",
