@@ -4,7 +4,7 @@
 SWIFT        ?= swift
 KILN         := .build/release/kiln
 STORE        ?= images
-APT_PACKAGES := libarchive-dev libssl-dev zlib1g-dev libdeflate-dev libzstd-dev pkg-config \
+APT_PACKAGES := libarchive-dev libssl-dev zlib1g-dev libdeflate-dev libzstd-dev pkg-config bubblewrap \
                 docker-registry skopeo umoci podman runc uidmap busybox-static apache2-utils openssl \
                 dpkg-dev apt-utils gpg gpgv sqv debian-archive-keyring ca-certificates python3 curl \
                 libarchive-tools zstd g++ xz-utils

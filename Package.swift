@@ -56,7 +56,7 @@ let package = Package(
             name: "KilnBuild",
             dependencies: [
                 "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnDebian", "KilnHTTP",
-                .product(name: "Logging", package: "swift-log"),
+                "KilnSandbox", .product(name: "Logging", package: "swift-log"),
             ]),
         // Releases: export archives, release documents, rollback, diff, deployment refs, verify.
         .target(

@@ -48,56 +48,54 @@ public enum DebianPackages {
         let sources = AptSources.load()
         let required = plan.options.lockMode == .locked || plan.options.lockMode == .verify
         for recipe in plan.recipes {
-            for layer in recipe.layers {
-                for case .packages(let spec) in layer.items {
-                    for platform in recipe.platforms {
-                        let key = key(recipe, layer: layer.name, platform: platform)
-                        guard let planned = plan.packageSets.first(where: { $0.key == key }) else { continue }
-                        let request = request(spec, recipe: recipe, platform: platform)
-                        do {
-                            let mirror = try PackageSets.mirror(
-                                for: request, environment: environment, sources: sources)
-                            let keyring = PackageSets.keyring(for: request, mirror: mirror, sources: sources)
-                            func resolve() async throws -> ResolvedPackageSet {
-                                guard let transport else { throw PackageSetError.offlineResolve(key: key) }
-                                progress(
-                                    "\(key): resolving \(spec.packages.joined(separator: " ")) in \(request.suite)")
-                                let set = try await PackageSets.resolve(
-                                    request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
-                                resolved[key] = (set.packages, planned.request)
-                                return set
-                            }
-                            guard planned.source == .lock else {
-                                sets[key] = try await resolve()
-                                continue
-                            }
-                            let pins = plan.lock.packages[key] ?? []
-                            if required {
-                                let missing = spec.packages.filter { name in !pins.contains { $0.name == name } }
-                                if pins.isEmpty || !missing.isEmpty {
-                                    throw DebianError.lockIncomplete(
-                                        key: key, missing: missing.isEmpty ? spec.packages : missing)
-                                }
-                                // Locks written before requests were recorded have none to compare.
-                                if let locked = plan.lock.packageRequests[key], locked != planned.request {
-                                    throw DebianError.lockStale(key: key, locked: locked, requested: planned.request)
-                                }
-                            }
-                            do {
-                                sets[key] = try await fetchLocked(
-                                    pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
-                                    transport: transport)
-                                progress("\(key): \(pins.count) locked packages")
-                            } catch DebianError.lockedUnavailable(let name, let version, let mirror) where !required {
-                                progress(
-                                    "\(key): locked \(name) \(version) is gone from \(mirror); resolving the set again")
-                                sets[key] = try await resolve()
-                            }
-                        } catch let error as DebianError {
-                            throw BuildError.recipe("\(spec.location): error: \(error)")
-                        } catch let error as PackageSetError {
-                            throw BuildError.recipe("\(spec.location): error: \(error)")
+            for (layerName, spec) in recipe.packageSetSpecs {
+                for platform in recipe.platforms {
+                    let key = key(recipe, layer: layerName, platform: platform)
+                    guard let planned = plan.packageSets.first(where: { $0.key == key }) else { continue }
+                    let request = request(spec, recipe: recipe, platform: platform)
+                    do {
+                        let mirror = try PackageSets.mirror(
+                            for: request, environment: environment, sources: sources)
+                        let keyring = PackageSets.keyring(for: request, mirror: mirror, sources: sources)
+                        func resolve() async throws -> ResolvedPackageSet {
+                            guard let transport else { throw PackageSetError.offlineResolve(key: key) }
+                            progress(
+                                "\(key): resolving \(spec.packages.joined(separator: " ")) in \(request.suite)")
+                            let set = try await PackageSets.resolve(
+                                request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
+                            resolved[key] = (set.packages, planned.request)
+                            return set
                         }
+                        guard planned.source == .lock else {
+                            sets[key] = try await resolve()
+                            continue
+                        }
+                        let pins = plan.lock.packages[key] ?? []
+                        if required {
+                            let missing = spec.packages.filter { name in !pins.contains { $0.name == name } }
+                            if pins.isEmpty || !missing.isEmpty {
+                                throw DebianError.lockIncomplete(
+                                    key: key, missing: missing.isEmpty ? spec.packages : missing)
+                            }
+                            // Locks written before requests were recorded have none to compare.
+                            if let locked = plan.lock.packageRequests[key], locked != planned.request {
+                                throw DebianError.lockStale(key: key, locked: locked, requested: planned.request)
+                            }
+                        }
+                        do {
+                            sets[key] = try await fetchLocked(
+                                pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
+                                transport: transport)
+                            progress("\(key): \(pins.count) locked packages")
+                        } catch DebianError.lockedUnavailable(let name, let version, let mirror) where !required {
+                            progress(
+                                "\(key): locked \(name) \(version) is gone from \(mirror); resolving the set again")
+                            sets[key] = try await resolve()
+                        }
+                    } catch let error as DebianError {
+                        throw BuildError.recipe("\(spec.location): error: \(error)")
+                    } catch let error as PackageSetError {
+                        throw BuildError.recipe("\(spec.location): error: \(error)")
                     }
                 }
             }

@@ -60,6 +60,7 @@ extension PlannedItem {
             case .local(let pattern): self.init(kind: .add, path: add.to, source: pattern)
             case .remote(let url, let sha256, let extract):
                 self.init(kind: .add, path: add.to, source: url, extract: extract, sha256: sha256 ?? inputs[url])
+            case .build(let name, let path): self.init(kind: .add, path: add.to, source: "build \(name):\(path)")
             }
         case .directory(let dir): self.init(kind: .directory, path: dir.path)
         case .symlink(let link): self.init(kind: .symlink, path: link.path, target: link.target)

@@ -89,29 +89,27 @@ extension Pipeline {
     static func packageSets(_ recipes: [Recipe], lock: LockFile, mode: LockMode) -> [PlannedPackageSet] {
         var result: [PlannedPackageSet] = []
         for recipe in recipes {
-            for layer in recipe.layers {
-                for case .packages(let spec) in layer.items {
-                    for platform in recipe.platforms {
-                        let key = DebianPackages.key(recipe, layer: layer.name, platform: platform)
-                        let request = DebianPackages.summary(
-                            DebianPackages.request(spec, recipe: recipe, platform: platform))
-                        let pins = (lock.packages[key] ?? []).sorted { $0.name < $1.name }
-                        let useLock: Bool
-                        switch mode {
-                        case .locked, .verify: useLock = true
-                        case .update: useLock = !pins.isEmpty && lock.packageRequests[key] == request
-                        case .refresh: useLock = false
-                        }
-                        Log.build.debug(
-                            "package set \(key): \(useLock ? "the lock's \(pins.count) packages" : "resolve") (\(mode.rawValue); lock request: \(lock.packageRequests[key] ?? "none"), recipe: \(request))"
-                        )
-                        result.append(
-                            PlannedPackageSet(
-                                key: key, image: recipe.name, layer: layer.name, platform: platform.description,
-                                request: request, split: spec.split == "per-package",
-                                source: useLock ? .lock : .resolve, packages: useLock ? pins : nil,
-                                location: spec.location.description))
+            for (layerName, spec) in recipe.packageSetSpecs {
+                for platform in recipe.platforms {
+                    let key = DebianPackages.key(recipe, layer: layerName, platform: platform)
+                    let request = DebianPackages.summary(
+                        DebianPackages.request(spec, recipe: recipe, platform: platform))
+                    let pins = (lock.packages[key] ?? []).sorted { $0.name < $1.name }
+                    let useLock: Bool
+                    switch mode {
+                    case .locked, .verify: useLock = true
+                    case .update: useLock = !pins.isEmpty && lock.packageRequests[key] == request
+                    case .refresh: useLock = false
                     }
+                    Log.build.debug(
+                        "package set \(key): \(useLock ? "the lock's \(pins.count) packages" : "resolve") (\(mode.rawValue); lock request: \(lock.packageRequests[key] ?? "none"), recipe: \(request))"
+                    )
+                    result.append(
+                        PlannedPackageSet(
+                            key: key, image: recipe.name, layer: layerName, platform: platform.description,
+                            request: request, split: spec.split == "per-package",
+                            source: useLock ? .lock : .resolve, packages: useLock ? pins : nil,
+                            location: spec.location.description))
                 }
             }
         }

@@ -20,6 +20,8 @@ public struct PreparedInputs: Sendable {
     public var packages: [String: ResolvedPackageSet]
     /// The sets resolved afresh (not taken from the lock), with the request they answer: `record` writes them.
     public var resolved: [String: (packages: [PinnedPackage], request: String)]
+    /// Build steps done by `Pipeline.compile` (Compile.swift), by `recipe/build`.
+    public var compiled: [String: CompiledBuild] = [:]
 }
 
 /// What preparing reports: downloads of url inputs, base image transfers, package set decisions.

@@ -22,6 +22,8 @@ public struct Recipe: Sendable {
     public var file: String
     public var location: SourceLocation
     public var baseLocation: SourceLocation?
+    /// Build steps whose outputs layers take with `add: {from: NAME}`.
+    public var builds: [BuildSpec] = []
     /// For matrix images: the entry's fields, for labels and diagnostics.
     public var matrixEntry: [String: String]?
 
@@ -77,6 +79,8 @@ public struct AddSpec: Sendable {
     public enum Source: Sendable, Hashable {
         case local(pattern: String)
         case remote(url: String, sha256: Digest?, extract: [String]?)
+        /// An output of a build step of the same recipe (`from:`), by its path in the sandbox.
+        case build(name: String, path: String)
     }
 }
 

@@ -6,10 +6,13 @@ import Yams
 struct RecipeParser {
     let file: String
     var diagnostics: [Diagnostic] = []
+    /// Every build name written, valid or not, so a broken build is not reported again by each `from:`.
+    var buildNames: Set<String> = []
 
     static let topLevelKeys = [
         "name", "version", "tags", "platforms", "base", "layers", "users", "groups", "env", "entrypoint", "cmd",
         "workdir", "user", "ports", "volumes", "labels", "stop-signal", "annotations", "compression", "matrix", "reset",
+        "builds",
     ]
 
     init(file: String) { self.file = file }
@@ -71,6 +74,7 @@ struct RecipeParser {
                             hint: "list inherited settings to drop: ports, volumes, labels or env")
                     }
                 }
+            case "builds": recipe.builds = builds(value)
             case "matrix": break  // expanded before parsing (Matrix.swift)
             default: _ = keyNode
             }
@@ -91,6 +95,7 @@ struct RecipeParser {
             report(
                 root, "an image from scratch needs at least one layer", hint: "add a `layers:` list, or name a `base:`")
         }
+        checkBuildInputs(recipe)
         var seenLayers: [String: SourceLocation] = [:]
         for layer in recipe.layers {
             if let first = seenLayers[layer.name] {
@@ -182,7 +187,7 @@ struct RecipeParser {
         guard
             let fields = mapping(
                 node, "an add entry",
-                allowed: ["src", "url", "sha256", "extract", "unpack-limit", "to"] + Self.ownershipKeys)
+                allowed: ["src", "url", "sha256", "extract", "unpack-limit", "to", "from"] + Self.ownershipKeys)
         else { return nil }
         let value = { (key: String) in fields.first { $0.key == key }?.value }
         guard let toNode = value("to"), let to = absolutePath(toNode, "to") else {
@@ -193,6 +198,9 @@ struct RecipeParser {
         }
         let source: AddSpec.Source
         switch (value("src"), value("url")) {
+        case _ where value("from") != nil:
+            guard let build = buildInput(fields, node: node) else { return nil }
+            source = build
         case (let src?, nil):
             for key in ["sha256", "extract", "unpack-limit"] where value(key) != nil {
                 report(

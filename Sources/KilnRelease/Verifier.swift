@@ -85,7 +85,9 @@ public struct Verifier: Sendable {
             lockMode: FileManager.default.fileExists(atPath: lockPath) ? .verify : .update,
             inputs: InputOptions(http: httpOptions), registry: registryOptions)
         let plan = try Pipeline.plan(set, only: [name], lockPath: lockPath, options: options)
-        let prepared = try await Pipeline.prepare(plan, store: scratch)
+        var prepared = try await Pipeline.prepare(plan, store: scratch)
+        // Build steps run again in the scratch store: verify rebuilds what was compiled, too.
+        try Pipeline.compile(&prepared, store: scratch)
         guard
             let built = try await Pipeline.build(prepared, into: layout, events: events).first(where: {
                 $0.name == name

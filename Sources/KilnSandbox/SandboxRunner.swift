@@ -103,7 +103,9 @@ public enum SandboxRunner {
 
     /// posix_spawn (Foundation's Process can miss a child's exit on Linux) in a process group of its own, with
     /// default signal handling, stdin from /dev/null and stdout+stderr into `outputFD`.
-    static func spawn(_ arguments: [String], outputFD: Int32) throws -> pid_t {
+    static func spawn(_ arguments: [String], outputFD: Int32, environment: [String] = ["PATH=/usr/bin:/bin"]) throws
+        -> pid_t
+    {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -125,7 +127,7 @@ public enum SandboxRunner {
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         // bubblewrap starts from a cleared environment (--clearenv); it needs nothing of Kiln's.
-        let envp: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/bin:/bin"), nil]
+        let envp = environment.map { strdup($0) } + [nil]
         defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)

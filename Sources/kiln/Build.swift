@@ -75,6 +75,9 @@ struct Build: AsyncParsableCommand {
     @Option(name: .long, help: "Recipes built at once (each also compresses on several threads).")
     var parallel: Int = 2
 
+    @Flag(help: "Run every build step twice and fail naming the first output file that differs.")
+    var checkReproducible = false
+
     func validate() throws {
         for tag in tags + (version.map { [$0] } ?? []) {
             guard tag.range(of: #"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
@@ -110,8 +113,11 @@ struct Build: AsyncParsableCommand {
                 try PlanOutput.print(plan, json: json)
                 return nil
             }
-            let prepared = try await Pipeline.prepare(
+            var prepared = try await Pipeline.prepare(
                 plan, store: storeOptions.path, events: PrepareReporter(quiet: json).handle)
+            try Pipeline.compile(
+                &prepared, store: storeOptions.path, checkReproducible: checkReproducible,
+                events: { line in if !json { Output.status(line) } })
             let layout = try OCILayout(root: storeOptions.path)
             let reporter = ProgressReporter()
             let results = try await Pipeline.build(

@@ -100,7 +100,7 @@ import Testing
             #expect(image.config.history?.allSatisfy { $0.created == "2023-11-14T22:13:20Z" } == true)
             #expect(image.manifest.annotations?["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z")
             let app = try #require(built.first { $0.name == "golden-app" })
-            #expect(app.digest.description != "sha256:38ea3aebd3f24cdfb2fbcb2cd03b93897f02fba6a1fcc7a5e1e12b84e4286f0e")
+            #expect(app.digest.description != "sha256:b91d674afb367d4e534ffb1ae5b59a10b63aee94569b8f79b4dd1e48f95177b8")
         }
     }
 

@@ -48,8 +48,6 @@ import Testing
             for name in ["sprout-groth16.params", "sapling-spend.params", "sapling-output.params"] {
                 try Shell.run(["sh", "-c", "head -c 300000 /dev/urandom > '\(files)/\(name)'"])
             }
-            try FileManager.default.createDirectory(atPath: recipes + "/artifacts", withIntermediateDirectories: true)
-            try Shell.run(["cp", standIn, recipes + "/artifacts/iguana"])
             server = try StaticFileServer(root: files, log: tmp.path + "/http.log")
             // Point every url at the stand-ins and every pinned sha256 at theirs.
             for file in try FileManager.default.contentsOfDirectory(atPath: files) {
@@ -79,8 +77,11 @@ import Testing
         @discardableResult func kiln(_ arguments: [String], check: Bool = true) throws -> CommandResult {
             // `kiln lock` has no store.
             let store = arguments.first == "lock" ? [] : ["--store", self.store]
+            // iguana is compiled from the real dPoW archive (issue 15).
+            let sources = arguments.first == "build" ? ["--sources", SourceBuildTests.sources] : []
             return try KilnBinary.run(
-                arguments + store + ["--cache-dir", cache], environment: KomodoRecipesTests.environment, check: check)
+                arguments + store + sources + ["--cache-dir", cache], environment: KomodoRecipesTests.environment,
+                check: check)
         }
 
         func json(_ path: String) throws -> [String: Any] {

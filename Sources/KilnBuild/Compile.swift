@@ -1,0 +1,181 @@
+import Foundation
+import KilnDebian
+import KilnLayer
+import KilnOCI
+import KilnRecipe
+import KilnSandbox
+import KilnStore
+
+/// A build step's outputs in the store, ready for layers to take.
+public struct CompiledBuild: Sendable {
+    /// `<store>/builds/<key>`: `out/…` and `work/…` hold the declared outputs at their sandbox paths.
+    public var directory: String
+    /// The cache key: sha256 of everything the step's outputs depend on (see `Pipeline.compileKey`).
+    public var key: String
+    /// False when the outputs were already in the store and nothing ran.
+    public var ran: Bool
+    /// The step's full output.
+    public var log: String
+}
+
+extension Pipeline {
+    /// Raised when what `compileKey` hashes changes meaning.
+    public static let compileEncodingVersion = 1
+
+    /// Runs every build step of the planned recipes whose outputs are not in the store yet, between `prepare`
+    /// (which resolved their environments as package sets `recipe/build:NAME`) and `build` (whose layers take
+    /// the outputs). A step that fails leaves only its log: nothing is tagged, the store stays valid.
+    /// With `checkReproducible`, every step runs twice (even when its outputs are stored) and the first output
+    /// file that differs between the runs fails the build, named.
+    public static func compile(
+        _ prepared: inout PreparedInputs, store: String, checkReproducible: Bool = false,
+        events: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws {
+        let options = prepared.plan.options
+        for recipe in prepared.plan.recipes {
+            for build in recipe.builds {
+                guard let platform = recipe.platforms.first else { continue }
+                let setKey = DebianPackages.key(recipe, layer: "build:" + build.name, platform: platform)
+                guard let set = prepared.packages[setKey] else {
+                    throw BuildError.recipe("\(build.location): error: environment \(setKey) was not prepared")
+                }
+                let sources = try build.sources.map {
+                    try BuildSources.resolve($0, recipe: recipe, options: options.inputs)
+                }
+                let key = compileKey(build, environment: set.packages, sources: sources, options: options)
+                prepared.compiled["\(recipe.name)/\(build.name)"] = try compileOne(
+                    build, key: key, set: set, sources: sources, store: store, options: options,
+                    checkReproducible: checkReproducible, events: events)
+            }
+        }
+    }
+
+    /// Everything a step's outputs depend on: the environment as locked, each source's content id, the
+    /// command, the step's variables, its outputs, SOURCE_DATE_EPOCH and the encoding version. The wall-clock
+    /// limit is left out: it decides whether a step finishes, not what it makes.
+    static func compileKey(
+        _ build: BuildSpec, environment: [PinnedPackage], sources: [ResolvedSource], options: BuildOptions
+    ) -> String {
+        var lines = ["kiln-compile-v\(compileEncodingVersion)", "sandbox-v\(EnvironmentRoot.encodingVersion)"]
+        lines += environment.map { "package \($0.name) \($0.version) \($0.architecture) \($0.sha256)" }.sorted()
+        lines += sources.map { "source \($0.name) \($0.id)" }
+        lines += build.run.command.map { "argv \($0.debugDescription)" }
+        lines += build.env.sorted { $0.key < $1.key }.map { "env \($0.key)=\($0.value.debugDescription)" }
+        lines += build.outputs.map { "output \($0)" }
+        lines.append("source-date-epoch \(options.sourceDateEpoch)")
+        return Digest.sha256(lines.joined(separator: "\n")).encoded
+    }
+
+    static func compileOne(
+        _ build: BuildSpec, key: String, set: ResolvedPackageSet, sources: [ResolvedSource], store: String,
+        options: BuildOptions, checkReproducible: Bool, events: @escaping @Sendable (String) -> Void
+    ) throws -> CompiledBuild {
+        let builds = store + "/builds"
+        let directory = builds + "/" + key
+        let log = builds + "/logs/" + key + ".log"
+        if !checkReproducible, FileManager.default.fileExists(atPath: directory + "/outputs.json") {
+            events("\(build.name): unchanged (\(key.prefix(12)))")
+            return CompiledBuild(directory: directory, key: key, ran: false, log: log)
+        }
+        try FileManager.default.createDirectory(atPath: builds + "/logs", withIntermediateDirectories: true)
+        let started = Date()
+        let environments = options.inputs.cache.root + "/environments"
+        let pins = set.packages.map { "\($0.name) \($0.version) \($0.architecture) \($0.sha256)" }
+        let root: EnvironmentRoot
+        do {
+            root = try EnvironmentRoot.prepare(
+                key: EnvironmentRoot.key(packages: pins),
+                entries: try set.unpack().flatMap(\.unpacked.entries), cache: environments)
+        } catch let error as SandboxError {
+            throw BuildError.recipe("\(build.location): error: \(error)")
+        }
+        events(
+            "\(build.name): environment of \(set.packages.count) packages ready in "
+                + String(format: "%.1fs", Date().timeIntervalSince(started)))
+        var stagings: [String] = []
+        defer { for staging in stagings { try? FileManager.default.removeItem(atPath: staging) } }
+        for run in 1...(checkReproducible ? 2 : 1) {
+            let staging = builds + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            stagings.append(staging)
+            for part in ["work", "out", "result"] {
+                try FileManager.default.createDirectory(atPath: staging + "/" + part, withIntermediateDirectories: true)
+            }
+            let spec = SandboxSpec(
+                name: build.name, root: root.path,
+                sources: Dictionary(sources.map { ($0.name, $0.directory) }, uniquingKeysWith: { a, _ in a }),
+                work: staging + "/work", out: staging + "/out", command: build.run.command, environment: build.env,
+                sourceDateEpoch: Int(options.sourceDateEpoch), timeLimit: build.timeout,
+                log: run == 1 ? log : builds + "/logs/" + key + ".run2.log")
+            do {
+                try SandboxRunner.run(spec, output: events)
+            } catch let error as SandboxError {
+                throw BuildError.recipe("\(build.location): error: \(error)")
+            }
+            try collect(build, from: staging, into: staging + "/result")
+        }
+        if checkReproducible {
+            let listings = try stagings.map { try outputListing($0 + "/result") }
+            if let path = (Set(listings[0].keys).union(listings[1].keys)).sorted().first(where: {
+                listings[0][$0] != listings[1][$0]
+            }) {
+                throw BuildError.recipe(
+                    "\(build.location): error: build \(build.name) is not reproducible: \(path) differs between two "
+                        + "runs (\(listings[0][path] ?? "absent") vs \(listings[1][path] ?? "absent"))")
+            }
+            events("\(build.name): reproducible (two runs, identical outputs)")
+            if FileManager.default.fileExists(atPath: directory + "/outputs.json") {
+                return CompiledBuild(directory: directory, key: key, ran: true, log: log)
+            }
+        }
+        if rename(stagings[0] + "/result", directory) != 0 && errno != EEXIST && errno != ENOTEMPTY {
+            throw BuildError.recipe("error: cannot store build \(build.name): \(String(cString: strerror(errno)))")
+        }
+        events("\(build.name): built in " + String(format: "%.1fs", Date().timeIntervalSince(started)))
+        return CompiledBuild(directory: directory, key: key, ran: true, log: log)
+    }
+
+    /// Moves the declared outputs to `result` at their sandbox paths and lists every file with its sha256 and
+    /// mode in `outputs.json`, written last: a result with that file is complete.
+    static func collect(_ build: BuildSpec, from staging: String, into result: String) throws {
+        for output in build.outputs {
+            let source = staging + output
+            var info = stat()
+            guard lstat(source, &info) == 0 else {
+                throw BuildError.recipe(
+                    "\(build.location): error: \(SandboxError.missingOutput(build: build.name, path: output))")
+            }
+            let target = result + output
+            try FileManager.default.createDirectory(
+                atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.moveItem(atPath: source, toPath: target)
+        }
+        try AtomicFile.write(try CanonicalJSON.pretty(try outputListing(result)), to: result + "/outputs.json")
+    }
+
+    /// Every regular file under `result` (as `/out/…`, `/work/…`) → `MODE sha256:…`.
+    static func outputListing(_ result: String) throws -> [String: String] {
+        var listing: [String: String] = [:]
+        let enumerator = FileManager.default.enumerator(atPath: result)
+        while let relative = enumerator?.nextObject() as? String {
+            guard relative != "outputs.json" else { continue }
+            let path = result + "/" + relative
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            listing["/" + relative] = "\(String(info.st_mode & 0o7777, radix: 8)) \(try FileDigests.hash(path))"
+        }
+        return listing
+    }
+}
+
+extension Builder {
+    /// `add: {from: BUILD, src: PATH, to: DEST}`: the output as stored by `Pipeline.compile`, placed like a
+    /// local file or directory.
+    func buildOutputEntries(_ add: AddSpec, recipe: Recipe, build: String, path: String) throws -> [LayerEntry] {
+        guard let compiled = prepared.compiled["\(recipe.name)/\(build)"] else {
+            throw BuildError.recipe("\(add.location): error: build \(build) has not run (internal: run compile)")
+        }
+        return try LocalSources.entries(
+            matching: [compiled.directory + path], isGlob: false, destination: add.to, mode: add.ownership.mode,
+            uid: add.ownership.uid, gid: add.ownership.gid)
+    }
+}

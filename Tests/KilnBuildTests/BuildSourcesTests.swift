@@ -1,0 +1,106 @@
+import Foundation
+import KilnDebian
+import KilnRecipe
+import KilnTestSupport
+import Testing
+
+@testable import KilnBuild
+
+/// Git sources of build steps: fetched with git by commit where there is network (a local `file://`
+/// repository stands in for GitHub), or taken from a `--sources` archive; always checked against the tree.
+@Suite struct BuildSourcesTests {
+    struct Repository {
+        var url: String
+        var old: (commit: String, tree: String)
+        var head: (commit: String, tree: String)
+    }
+
+    /// Two commits; the source is pinned to the older one, so fetching "whatever the branch is" would be caught.
+    func repository(_ tmp: TemporaryDirectory) throws -> Repository {
+        let path = tmp.path + "/upstream"
+        let git = { (args: [String]) in
+            try Shell.run(
+                ["git", "-C", path] + args,
+                environment: [
+                    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+                    "GIT_COMMITTER_EMAIL": "t@example.invalid",
+                ]
+            ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        try tmp.write("upstream/Makefile", "all:\n\techo old\n")
+        _ = try git(["init", "-q"])
+        _ = try git(["add", "-A"])
+        _ = try git(["commit", "-q", "-m", "old"])
+        let old = (try git(["rev-parse", "HEAD"]), try git(["rev-parse", "HEAD^{tree}"]))
+        try tmp.write("upstream/Makefile", "all:\n\techo new\n")
+        _ = try git(["commit", "-q", "-am", "new"])
+        let head = (try git(["rev-parse", "HEAD"]), try git(["rev-parse", "HEAD^{tree}"]))
+        return Repository(url: "file://" + path, old: old, head: head)
+    }
+
+    func source(_ url: String, commit: String, tree: String?) throws -> (BuildSource, Recipe) {
+        let yaml = """
+            name: a
+            version: '1'
+            builds:
+              - name: b
+                environment: {suite: bookworm, packages: [make]}
+                sources:
+                  up: {git: "\(url)", commit: \(commit)\(tree.map { ", tree: \($0)" } ?? "")}
+                run: make
+                outputs: [/out/x]
+            layers:
+              - name: l
+                add: [{from: b, src: x, to: /x}]
+            """
+        let (recipes, problems) = RecipeSet.parse(yaml, file: "/r/a.yaml")
+        #expect(problems.isEmpty, "\(problems)")
+        let recipe = try #require(recipes.first)
+        return (recipe.builds[0].sources[0], recipe)
+    }
+
+    @Test func fetchesExactlyThePinnedCommitWithGitAndChecksItsTree() throws {
+        let tmp = try TemporaryDirectory("kiln-gitsrc")
+        defer { tmp.remove() }
+        let repo = try repository(tmp)
+        let options = InputOptions(cache: DownloadCache(root: tmp.path + "/cache"))
+        // Without `tree:` the tree git reports is used (and the extracted content checked against it).
+        let (unpinned, recipe) = try source(repo.url, commit: repo.old.commit, tree: nil)
+        let resolved = try BuildSources.resolve(unpinned, recipe: recipe, options: options)
+        #expect(resolved.id == "git-tree:" + repo.old.tree)
+        #expect(try String(contentsOfFile: resolved.directory + "/Makefile", encoding: .utf8) == "all:\n\techo old\n")
+        // A pinned tree that is not the commit's: refused, naming both.
+        let (wrong, _) = try source(repo.url, commit: repo.old.commit, tree: repo.head.tree)
+        let fresh = InputOptions(cache: DownloadCache(root: tmp.path + "/cache2"))
+        #expect {
+            try BuildSources.resolve(wrong, recipe: recipe, options: fresh)
+        } throws: { error in
+            "\(error)".contains(repo.head.tree) && "\(error)".contains(repo.old.tree)
+        }
+        // Offline and no archive: says where to put one.
+        let offline = InputOptions(cache: DownloadCache(root: tmp.path + "/cache3"), offline: true)
+        #expect {
+            try BuildSources.resolve(unpinned, recipe: recipe, options: offline)
+        } throws: { error in
+            "\(error)".contains("--sources")
+        }
+    }
+
+    @Test func takesAnArchiveOfTheCommitFromSourcesWithoutGit() throws {
+        let tmp = try TemporaryDirectory("kiln-gitsrc-archive")
+        defer { tmp.remove() }
+        let repo = try repository(tmp)
+        try FileManager.default.createDirectory(atPath: tmp.path + "/sources", withIntermediateDirectories: true)
+        try Shell.run([
+            "git", "-C", tmp.path + "/upstream", "archive", "--prefix=up-\(repo.old.commit)/",
+            "-o", tmp.path + "/sources/up-\(repo.old.commit).tar.gz", repo.old.commit,
+        ])
+        // An unreachable URL: only the archive can satisfy it.
+        let (pinned, recipe) = try source("file:///nonexistent", commit: repo.old.commit, tree: repo.old.tree)
+        let options = InputOptions(
+            cache: DownloadCache(root: tmp.path + "/cache"), sources: [tmp.path + "/sources"], offline: true)
+        let resolved = try BuildSources.resolve(pinned, recipe: recipe, options: options)
+        #expect(resolved.id == "git-tree:" + repo.old.tree)
+        #expect(FileManager.default.fileExists(atPath: resolved.directory + "/Makefile"))
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import KilnTestSupport
+import Testing
+
+/// Build steps (issue 15) end to end through `kiln build`: environments from the host's configured Debian
+/// mirror, the real dPoW archive from the shared sources directory, podman running the result.
+@Suite(.serialized) struct SourceBuildTests {
+    static let sources: String = {
+        let beside = (KilnBinary.packageRoot as NSString).deletingLastPathComponent + "/shared/sources"
+        return FileManager.default.fileExists(atPath: beside) ? beside : "/work/shared/sources"
+    }()
+
+    struct ImageRow: Decodable {
+        var reference: String
+        var digest: String
+    }
+
+    func images(_ store: String) throws -> [String: String] {
+        let out = try KilnBinary.run(["images", "--json", "--store", store]).stdout
+        let rows = try JSONDecoder().decode([ImageRow].self, from: Data(out.utf8))
+        return Dictionary(uniqueKeysWithValues: rows.map { ($0.reference, $0.digest) })
+    }
+
+    static func hello(run: String) -> String {
+        """
+        name: hello
+        version: "1"
+        builds:
+          - name: hello-build
+            environment:
+              suite: bookworm
+              packages: [gcc, libc6-dev, dash, coreutils]
+            sources:
+              hello: {dir: hello}
+            run: |
+        \(run.split(separator: "\n").map { "      " + $0 }.joined(separator: "\n"))
+            outputs: [/out/hello, /out/stamp]
+        layers:
+          - name: app
+            add:
+              - {from: hello-build, src: hello, to: /usr/local/bin/hello}
+              - {from: hello-build, src: stamp, to: /etc/hello-stamp}
+        entrypoint: [/usr/local/bin/hello]
+        """
+    }
+
+    static let compile = """
+        cc -O2 -o /out/hello /src/hello/hello.c
+        /out/hello > /out/stamp
+        cat /out/stamp
+        """
+
+    /// A C program built in the sandbox shows SOURCE_DATE_EPOCH and the fixed source path; a rebuild does not
+    /// start the compiler; a failing build prints its last lines, log and status, tags nothing and leaves the
+    /// store usable.
+    @Test func smallCProgramFixedDatesAndPathsNoOpRebuildAndFailure() throws {
+        let tmp = try TemporaryDirectory("kiln-srcbuild")
+        defer { tmp.remove() }
+        try tmp.write(
+            "recipes/hello/hello.c",
+            "#include <stdio.h>\nint main(void) { printf(\"%s %s %s\\n\", __DATE__, __TIME__, __FILE__); return 0; }\n")
+        try tmp.write("recipes/hello.yaml", Self.hello(run: Self.compile))
+        let store = tmp.path + "/images"
+        let environment = ["SOURCE_DATE_EPOCH": "1700000000", "KILN_DEBIAN_MIRROR": ""]
+        let first = try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
+        // 1700000000 is 2023-11-14 22:13:20 UTC; the source is at /src/NAME whatever the checkout's path.
+        #expect(first.stderr.contains("hello-build ▸ Nov 14 2023 22:13:20 /src/hello/hello.c"), "\(first.stderr)")
+        let digest = try #require(try images(store)["hello:1"])
+        let lock = try String(contentsOfFile: tmp.path + "/recipes/kiln.lock", encoding: .utf8)
+        #expect(lock.contains("\"hello/build:hello-build\"") && lock.contains("\"gcc\""))
+
+        let again = try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
+        #expect(again.stderr.contains("hello-build: unchanged"))
+        #expect(!again.stderr.contains("▸ Nov 14"), "the compiler ran again: \(again.stderr)")
+        #expect(try images(store)["hello:1"] == digest)
+
+        // The same recipe from another directory gives the same image.
+        try FileManager.default.copyItem(atPath: tmp.path + "/recipes", toPath: tmp.path + "/elsewhere")
+        try KilnBinary.run(
+            ["build", tmp.path + "/elsewhere", "--store", tmp.path + "/images2"], environment: environment)
+        #expect(try images(tmp.path + "/images2")["hello:1"] == digest)
+
+        // --check-reproducible runs the step twice even though it is stored, and passes for this one...
+        let checked = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--store", store, "--check-reproducible"], environment: environment)
+        #expect(checked.stderr.contains("hello-build: reproducible (two runs, identical outputs)"))
+        #expect(checked.stderr.components(separatedBy: "▸ Nov 14").count == 3)
+        // ...and names the first differing file of one that is not.
+        try tmp.write("random/hello/hello.c", "int main(void) { return 0; }\n")
+        try tmp.write(
+            "random/hello.yaml",
+            Self.hello(run: "cc -o /out/hello /src/hello/hello.c\ncat /proc/sys/kernel/random/uuid > /out/stamp"))
+        let random = try KilnBinary.run(
+            ["build", tmp.path + "/random", "--store", tmp.path + "/random-images", "--check-reproducible"],
+            environment: environment, check: false)
+        #expect(random.status != 0)
+        #expect(random.stderr.contains("build hello-build is not reproducible: /out/stamp differs"), "\(random.stderr)")
+        #expect(try images(tmp.path + "/random-images").isEmpty)
+
+        // A failing build: new store, nothing tagged, the store still lists (and gc runs on it).
+        try tmp.write(
+            "broken/hello.yaml", Self.hello(run: "echo compiling\necho 'hello.c:1: error: no' >&2\nexit 4"))
+        try tmp.write("broken/hello/hello.c", "int main(void) { return 0; }\n")
+        let brokenStore = tmp.path + "/broken-images"
+        try KilnBinary.run(["build", tmp.path + "/recipes", "--store", brokenStore], environment: environment)
+        let failed = try KilnBinary.run(
+            ["build", tmp.path + "/broken", "--store", brokenStore], environment: environment, check: false)
+        #expect(failed.status != 0)
+        #expect(failed.stderr.contains("build hello-build failed with exit status 4"), "\(failed.stderr)")
+        #expect(failed.stderr.contains("  hello-build ▸ hello.c:1: error: no"))
+        let logPath = try #require(
+            failed.stderr.split(separator: "\n").first { $0.hasPrefix("full log: ") }.map { String($0.dropFirst(10)) })
+        #expect(try String(contentsOfFile: logPath, encoding: .utf8) == "compiling\nhello.c:1: error: no\n")
+        #expect(try images(brokenStore) == ["hello:1": digest])
+        try KilnBinary.run(["gc", "--store", brokenStore])
+    }
+
+    /// iguana from the real dPoW archive, built from two checkouts: identical images; podman runs it, and it
+    /// starts from its working directory with `elected` (and fails with its own error without it).
+    @Test func iguanaFromTheDPoWSourceIsReproducibleAndStarts() throws {
+        let tmp = try TemporaryDirectory("kiln-iguana")
+        let podman = try Podman()
+        defer {
+            podman.cleanUp()
+            tmp.remove()
+        }
+        var digests: [String] = []
+        for checkout in ["a", "b/deeper"] {
+            let recipes = tmp.path + "/\(checkout)/recipes"
+            try FileManager.default.createDirectory(atPath: recipes, withIntermediateDirectories: true)
+            for name in ["debian-runtime", "iguana-runtime", "iguana"] {
+                try FileManager.default.copyItem(
+                    atPath: KilnBinary.packageRoot + "/recipes/\(name).yaml", toPath: recipes + "/\(name).yaml")
+            }
+            let store = tmp.path + "/\(checkout)/images"
+            let built = try KilnBinary.run(
+                ["build", recipes, "--store", store, "--sources", Self.sources], environment: ["KILN_DEBIAN_MIRROR": ""]
+            )
+            #expect(built.stderr.contains("iguana-build: built"))
+            digests.append(try #require(try images(store)["iguana:0.1.0"]))
+        }
+        #expect(digests[0] == digests[1])
+
+        let image = "oci:\(tmp.path)/a/images:iguana:0.1.0"
+        let started = try podman.run(image, extra: ["--timeout", "8"], check: false)
+        let output = started.stdout + started.stderr
+        #expect(output.contains("numnotaries 64"), "\(output.suffix(2000))")
+        #expect(output.contains("iguana_rpcloop 127.0.0.1:7778"), "\(output.suffix(2000))")
+        let without = try podman.run(image, extra: ["--timeout", "8", "--workdir", "/usr"], check: false)
+        #expect((without.stdout + without.stderr).contains("didnt find any elected notaries JSON"))
+    }
+}
