@@ -74,7 +74,7 @@ extension Builder {
                     added = try remoteEntries(
                         add, url: url, digest: pinned ?? prepared.inputs[url], extract: extract)
                 case .build(let name, let path):
-                    entries += try buildOutputEntries(add, recipe: recipe, build: name, path: path)
+                    added = try buildOutputEntries(add, recipe: recipe, build: name, path: path)
                 }
                 if !options.allowForeignBinaries {
                     try ForeignBinaries.check(added, platform: platform, location: add.location)

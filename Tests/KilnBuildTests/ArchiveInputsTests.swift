@@ -55,9 +55,11 @@ import Testing
                 return []
             }
             let layout = try OCILayout(root: tmp.path + "/store")
-            let builder = Builder(
-                layout: layout, options: BuildOptions(downloads: cache, remoteInputs: [url: digest]),
-                events: { _ in })
+            var options = BuildOptions(sourceDateEpoch: 0)
+            options.inputs = InputOptions(cache: cache)
+            let plan = try Pipeline.plan(recipes, lock: LockFile(), lockPath: tmp.path + "/kiln.lock", options: options)
+            let prepared = PreparedInputs(plan: plan, inputs: [url: digest], packages: [:], resolved: [:])
+            let builder = try Builder(layout: layout, prepared: prepared, events: { _ in })
             return try builder.remoteEntries(add, url: url, digest: digest, extract: extract)
         }
     }

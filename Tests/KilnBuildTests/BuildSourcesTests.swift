@@ -1,6 +1,7 @@
 import Foundation
 import KilnDebian
 import KilnRecipe
+import KilnStore
 import KilnTestSupport
 import Testing
 

@@ -10,7 +10,7 @@ import Testing
 /// A store whose layer blob was flipped after it was written: export and the layer reader behind verify and
 /// diff refuse it instead of passing it on.
 @Suite struct TamperedStoreTests {
-    @Test func exportAndLayerReadsRefuseATamperedBlob() throws {
+    @Test func exportAndLayerReadsRefuseATamperedBlob() async throws {
         let tmp = try TemporaryDirectory("kiln-tamper")
         defer { tmp.remove() }
         let layout = try OCILayout(root: tmp.path + "/store")
@@ -32,7 +32,7 @@ import Testing
         try layout.writeBlob(manifest)
         try layout.tag(Descriptor(mediaType: MediaType.imageManifest, bytes: manifest), as: "app:1")
         // Sound: both readers go through.
-        _ = try ImageArchive.write(layout: layout, reference: "app:1", format: .oci, to: tmp.path + "/ok.tar")
+        _ = try await ImageArchive.write(layout: layout, reference: "app:1", format: .oci, to: tmp.path + "/ok.tar")
         #expect(
             try LayerReader.files(at: layout.blobPath(written.descriptor.digest), expected: written.descriptor.digest)
                 .count == 1)
@@ -43,8 +43,8 @@ import Testing
         bytes[at] = UInt8(ascii: "W")
         try bytes.write(to: URL(fileURLWithPath: layout.blobPath(written.descriptor.digest)))
 
-        #expect(throws: StoreError.self) {
-            try ImageArchive.write(layout: layout, reference: "app:1", format: .oci, to: tmp.path + "/bad.tar")
+        await #expect(throws: StoreError.self) {
+            try await ImageArchive.write(layout: layout, reference: "app:1", format: .oci, to: tmp.path + "/bad.tar")
         }
         #expect(!FileManager.default.fileExists(atPath: tmp.path + "/bad.tar"), "no archive under the name")
         #expect {
