@@ -104,7 +104,9 @@ extension DownloadCache {
         guard let digest = try? Digest(sha256Hex: hex) else {
             throw HTTPError.status(url: url, status: 0, body: "'\(hex)' is not a sha256 digest")
         }
-        guard let target = URL(string: url) else { throw HTTPError.connection(url: url, detail: "not a URL", transient: false) }
+        guard let target = URL(string: url) else {
+            throw HTTPError.connection(url: url, detail: "not a URL", transient: false)
+        }
         let writer: AtomicFileWriter
         do {
             writer = try self.writer()

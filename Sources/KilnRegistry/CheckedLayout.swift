@@ -17,7 +17,8 @@ struct CheckedLayout: BlobSink {
             return try await layout.putBlob(descriptor, from: source)
         }
         let name = "\(origin)@\(descriptor.digest)"
-        try await layout.putBlob(descriptor, from: source) { path in _ = try LayerReader.validate(at: path, name: name) }
+        try await layout.putBlob(descriptor, from: source) { path in _ = try LayerReader.validate(at: path, name: name)
+        }
     }
 
     func putManifest(_ descriptor: Descriptor, data: Data) async throws {

@@ -74,7 +74,8 @@ public struct Releaser: Sendable {
             // Other options would rewrite what operators pinned just as silently.
             var changed: [String] = []
             if existing.registry != target.registry || existing.namespace != target.namespace {
-                changed.append("registry \(existing.registry)/\(existing.namespace) → \(target.registry)/\(target.namespace)")
+                changed.append(
+                    "registry \(existing.registry)/\(existing.namespace) → \(target.registry)/\(target.namespace)")
             }
             if existing.movingTags != inputs.movingTags {
                 changed.append("moving tags \(existing.movingTags) → \(inputs.movingTags)")

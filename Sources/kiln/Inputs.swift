@@ -4,8 +4,8 @@ import KilnBuild
 import KilnDebian
 import KilnHTTP
 import KilnOCI
-import KilnStore
 import KilnRegistry
+import KilnStore
 
 /// Where remote inputs come from and where the lock file is.
 struct InputFlags: ParsableArguments {

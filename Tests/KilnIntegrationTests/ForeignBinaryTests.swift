@@ -39,7 +39,8 @@ import Testing
         let refused = try KilnBinary.run(["build", tmp.path + "/r", "--store", store], check: false)
         #expect(refused.status == 65)
         #expect(refused.stderr.contains("app.yaml:7:"))
-        #expect(refused.stderr.contains("/usr/local/bin/tool is an ELF binary for arm64, but this image is linux/amd64"))
+        #expect(
+            refused.stderr.contains("/usr/local/bin/tool is an ELF binary for arm64, but this image is linux/amd64"))
         #expect(!(try KilnBinary.run(["images", "--store", store]).stdout.contains("app:1")))
 
         // Intended (say, a cross toolchain): the flag lets it through.

@@ -240,7 +240,9 @@ import Testing
                 #expect("\(error)".contains(message), "\(name): \(error)")
             }
             await transport.shutdown()
-            #expect(Date().timeIntervalSince(started) < 6, "\(name) ended in bounded time")
+            // The limits are 1 s idle and 3 s overall; the bound is loose because the full suite starves
+            // in-process async tests for seconds (the servers stall far longer than this).
+            #expect(Date().timeIntervalSince(started) < 30, "\(name) ended in bounded time")
             #expect(!target.hasBlob(layer.digest), "\(name): nothing stored")
             #expect(try target.tags().isEmpty)
         }

@@ -20,11 +20,12 @@ import Testing
             entries: [LayerEntry(path: "/hello.txt", kind: .file(.path(file)), mode: 0o644)], to: staged,
             options: LayerOptions(compression: .none))
         try layout.adopt(fileAt: staged, as: written.descriptor.digest)
-        let config = try layout.writeBlob(
-            try CanonicalJSON.encode(ImageConfig(platform: .host, rootfs: .init(diffIDs: [written.diffID]))))
+        let configData = try CanonicalJSON.encode(
+            ImageConfig(platform: .host, rootfs: .init(diffIDs: [written.diffID])))
+        let config = try layout.writeBlob(configData)
         let manifest = try CanonicalJSON.encode(
             Manifest(
-                config: Descriptor(mediaType: MediaType.imageConfig, digest: config, size: 1),
+                config: Descriptor(mediaType: MediaType.imageConfig, digest: config, size: Int64(configData.count)),
                 layers: [
                     Descriptor(
                         mediaType: MediaType.layerTar, digest: written.descriptor.digest, size: written.descriptor.size)
