@@ -28,6 +28,8 @@ extension DeployRefs {
         set += "    spec:\n"
         // komodod flushes its block index on SIGINT/SIGTERM, which can take minutes.
         set += "      terminationGracePeriodSeconds: \(node.grace)\n"
+        // The node never talks to the Kubernetes API.
+        set += "      automountServiceAccountToken: false\n"
         // Volumes group-owned by fsGroup (setgid) so every container's uid can use them; the images also
         // make their data directories group-0-writable for platforms that pick the uid (OpenShift).
         set += "      securityContext:\n        fsGroup: 3003\n"
@@ -67,6 +69,10 @@ extension DeployRefs {
                 out += "              protocol: \(q(port.proto.uppercased()))\n"
             }
         }
+        if member.secrets {
+            out +=
+                "          env:\n            - name: \"KOMODO_RPC_SECRETS\"\n              value: \"/run/komodo-rpc\"\n"
+        }
         out += "          securityContext:\n            allowPrivilegeEscalation: false\n"
         // A named user cannot be checked by the kubelet; the Komodo images use numeric ones.
         if let uid = service.uid, uid != 0 { out += "            runAsNonRoot: true\n            runAsUser: \(uid)\n" }
@@ -77,7 +83,8 @@ extension DeployRefs {
                 out += "            - name: \(q(mount.volume))\n              mountPath: \(q(mount.path))\n"
             }
             if member.secrets {
-                out += "            - name: \"komodo-rpc\"\n              mountPath: \"/run/secrets\"\n"
+                // Not /run/secrets: the service account token is mounted under /var/run/secrets.
+                out += "            - name: \"komodo-rpc\"\n              mountPath: \"/run/komodo-rpc\"\n"
                 out += "              readOnly: true\n"
             }
         }

@@ -161,7 +161,9 @@ import Yams
         let probe = try #require((komodod["livenessProbe"] as? [String: Any])?["exec"] as? [String: Any])
         #expect(probe["command"] as? [String] == ["komodo-cli", "getconnectioncount"])
         let mounts = try #require(komodod["volumeMounts"] as? [[String: Any]])
-        #expect(mounts.last?["mountPath"] as? String == "/run/secrets" && mounts.last?["readOnly"] as? Bool == true)
+        #expect(mounts.last?["mountPath"] as? String == "/run/komodo-rpc" && mounts.last?["readOnly"] as? Bool == true)
+        let env = try #require(komodod["env"] as? [[String: String]])
+        #expect(env == [["name": "KOMODO_RPC_SECRETS", "value": "/run/komodo-rpc"]], "komodo-start reads it there")
         let secret = try #require((pod["volumes"] as? [[String: Any]])?.first?["secret"] as? [String: Any])
         #expect(secret["secretName"] as? String == "komodo-rpc")
         var sizes: [String: String] = [:]
