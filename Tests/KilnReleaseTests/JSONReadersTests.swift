@@ -235,7 +235,7 @@ import Testing
             let seconds = Date().timeIntervalSince(start)
             if seconds > slowest { (slowest, slowestCase) = (seconds, index) }
             if seconds > 1 { _ = Fuzzer.save(bytes, name: "slow-json-\(Fuzzer.seed)-\(index)-\(name)") }
-            if seconds > 5 { failure = "took \(seconds) s" }
+            if seconds > 8 { failure = "took \(seconds) s" }
             if let failure {
                 let saved = Fuzzer.save(bytes, name: "json-\(Fuzzer.seed)-\(index).json")
                 Issue.record("case \(index) (\(name), seed \(Fuzzer.seed), input \(saved)): \(failure)")
