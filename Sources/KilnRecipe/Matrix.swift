@@ -46,6 +46,14 @@ struct Matrix {
                 Diagnostic(location, "matrix needs a `file`", hint: "write `matrix: {file: assetchains.json}`"))
             return nil
         }
+        // Like `src`: a recipe must not template a host file (its values end up in the image's config).
+        if path.hasPrefix("/") || path.split(separator: "/").contains("..") {
+            diagnostics.append(
+                Diagnostic(
+                    location, "matrix file '\(path)' must stay inside the recipe's directory",
+                    hint: "put it next to the recipe and give its path relative to the recipe"))
+            return nil
+        }
         let directory = (file as NSString).deletingLastPathComponent
         let full = path.hasPrefix("/") ? path : directory + "/" + path
         guard let data = FileManager.default.contents(atPath: full) else {

@@ -299,6 +299,19 @@ import Testing
         #expect(problems.allSatisfy { $0.location.file.hasSuffix("/assetchains.json") })
     }
 
+    /// A matrix file is templated into the image's config: one outside the recipe's directory would copy a
+    /// host file's values into the image.
+    @Test(arguments: ["/etc/kiln-secrets.json", "../assetchains.json", "a/../../x.json"])
+    func matrixFileOutsideTheRecipeDirectoryIsRefused(_ path: String) throws {
+        let yaml = Self.matrixHead.replacingOccurrences(of: "assetchains.json", with: path)
+        let (recipes, problems, _) = try load(yaml)
+        #expect(recipes.isEmpty)
+        #expect(
+            problems.map { "\($0.location.line):\($0.location.column): \($0.message)" } == [
+                "1:9: matrix file '\(path)' must stay inside the recipe's directory"
+            ])
+    }
+
     @Test func matrixWithTooManyEntriesIsRefused() throws {
         let json = "[" + (0..<5000).map { #"{"ac_name": "C\#($0)"}"# }.joined(separator: ",") + "]"
         let (_, problems, seconds) = try load(Self.matrixHead, matrix: json)
