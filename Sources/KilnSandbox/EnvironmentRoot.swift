@@ -103,18 +103,16 @@ public struct EnvironmentRoot: Sendable {
             try data.write(to: URL(fileURLWithPath: path))
         case .file(.path(let source)):
             unlink(path)
-            // Unpacked files in the download cache are never changed and are 0644: those are linked, not copied
-            // (a compiler set is hundreds of megabytes); any other mode needs a copy of its own.
-            if entry.mode & 0o777 != 0o644 || link(source, path) != 0 {
-                do {
-                    try FileManager.default.copyItem(atPath: source, toPath: path)
-                } catch {
-                    throw SandboxError.environment(path: path, detail: "cannot copy \(source): \(error)")
-                }
+            // Copied, never hard-linked: a link changes the cached file's ctime and link count, which layer
+            // writing checks to detect a file changing under it (and the input-digest cache keys on).
+            do {
+                try FileManager.default.copyItem(atPath: source, toPath: path)
+            } catch {
+                throw SandboxError.environment(path: path, detail: "cannot copy \(source): \(error)")
             }
         }
         // setuid and setgid bits mean nothing in a user namespace; builds get the permission bits only.
-        if entry.mode & 0o777 != 0o644, chmod(path, mode_t(entry.mode & 0o777)) != 0 { throw error(path) }
+        if chmod(path, mode_t(entry.mode & 0o777)) != 0 { throw error(path) }
     }
 
     /// The alternatives and account files the set lacks; see the type's documentation.
