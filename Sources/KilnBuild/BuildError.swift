@@ -10,6 +10,8 @@ public enum BuildError: Error, CustomStringConvertible {
     case inputsMissing(RecipeError)
     /// `--locked`: the recipes pin inputs the lock does not record.
     case lockMismatch([String], lockPath: String)
+    /// `--locked`: an image built to another digest than the lock records (nothing was tagged).
+    case lockedImageDiffers(String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum BuildError: Error, CustomStringConvertible {
             return "building \(name) failed: \(underlying)"
         case .inputsMissing(let error):
             return error.description + "\nnothing was built: provide the inputs above first"
+        case .lockedImageDiffers(let message):
+            return message
         case .lockMismatch(let problems, let lockPath):
             return problems.joined(separator: "\n")
                 + "\n--locked: \(lockPath) does not match the recipes; nothing was built. Review, then run `kiln lock` or build without --locked."

@@ -124,7 +124,7 @@ final class Builder: Sendable {
         if options.lockMode == .locked {
             let reference = image.references[0]
             guard let expected = image.lockedDigest, expected == target.digest else {
-                throw BuildError.recipe(
+                throw BuildError.lockedImageDiffers(
                     "--locked: \(reference) builds to \(target.digest) but the lock records "
                         + (image.lockedDigest.map(\.description) ?? "nothing for it")
                         + "; nothing was tagged. Review the change, then build without --locked to update the lock.")

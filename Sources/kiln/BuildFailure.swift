@@ -3,8 +3,9 @@ import Foundation
 import KilnBuild
 import KilnRecipe
 
-/// How the commands that run the pipeline fail: recipe and lock problems exit 65 (data error) with every
-/// location, inputs that could not be provided exit 66 (no input); both print only the diagnostics.
+/// How the commands that run the pipeline fail (README "Exit codes"): recipe problems exit 65 with every
+/// location, a difference from the lock under `--locked` exits 1, inputs that could not be provided exit 66;
+/// each prints only the diagnostics.
 enum BuildFailure {
     static func loadRecipes(_ paths: [String]) throws -> RecipeSet {
         try exitCodesSync { try RecipeSet.load(paths: paths.isEmpty ? ["recipes"] : paths) }
@@ -31,9 +32,10 @@ enum BuildFailure {
         case let error as RecipeError:
             report(error.description)
             return ExitCode(65)
-        case BuildError.lockMismatch:
+        case BuildError.lockMismatch, BuildError.lockedImageDiffers:
+            // A difference from the lock is a finding, as for `kiln verify`: exit 1.
             report("\(error)")
-            return ExitCode(65)
+            return ExitCode(ExitStatus.differs)
         case BuildError.inputsMissing:
             report("\(error)")
             return ExitCode(66)

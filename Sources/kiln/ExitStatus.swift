@@ -48,7 +48,7 @@ extension Kiln {
         } catch let error as BuildError {
             switch error {
             case .recipe: fail(error.description, status: ExitStatus.badRecipe)
-            case .lockMismatch: fail(error.description, status: ExitStatus.differs)
+            case .lockMismatch, .lockedImageDiffers: fail(error.description, status: ExitStatus.differs)
             case .inputsMissing: fail(error.description, status: ExitStatus.missingInput)
             default: fail(error.description, status: ExitStatus.failure)
             }

@@ -46,5 +46,14 @@ import Testing
         // The version lives on the tag's index.json entry.
         let index = try String(contentsOfFile: store + "/index.json", encoding: .utf8)
         #expect(index.contains("\"org.opencontainers.image.version\":\"1.3.0\""))
+
+        // Changed content is a difference from the lock: exit 1 (as `kiln verify`), nothing tagged.
+        try "changed\n".write(toFile: tmp.path + "/recipes/files/hello.sh", atomically: true, encoding: .utf8)
+        let differs = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--locked", "--version", "1.4.0", "--store", store],
+            environment: Self.environment, check: false)
+        #expect(differs.status == 1)
+        #expect(differs.stderr.contains("--locked: golden-base:1.4.0 builds to"))
+        #expect(try digests(store)["golden-base:1.4.0"] == nil)
     }
 }

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import KilnHTTP
+import KilnOCI
+import KilnRegistry
+import KilnRelease
+import KilnStore
+
+struct Login: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Save credentials for a registry.",
+        discussion: """
+            Stores the credential in docker's config.json ($DOCKER_CONFIG, else ~/.docker), through its credsStore \
+            helper when one is configured, else base64 in `auths` with file mode 0600. The password is read from \
+            --password-stdin (recommended) so it never appears in the process list or shell history.
+            """)
+
+    @Argument(help: "Registry host[:port].") var registry: String
+    @Option(name: [.short, .long], help: "User name.") var username: String
+    @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.") var passwordStdin = false
+    @Option(name: [.short, .long], help: "Password (prefer --password-stdin).") var password: String?
+
+    func run() throws {
+        var secret = password
+        if passwordStdin {
+            secret = readLine(strippingNewline: true)
+        }
+        guard let secret, !secret.isEmpty else {
+            throw ValidationError("give the password with --password-stdin (or --password)")
+        }
+        try CredentialStore().save(Credential(username: username, secret: secret), for: registry)
+        Output.line("saved credentials for \(username) at \(registry)")
+    }
+}
+
+struct Logout: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove saved credentials for a registry.")
+
+    @Argument(help: "Registry host[:port].") var registry: String
+
+    func run() throws {
+        let removed = try CredentialStore().remove(for: registry)
+        Output.line(removed ? "removed credentials for \(registry)" : "no saved credentials for \(registry)")
+    }
+}
