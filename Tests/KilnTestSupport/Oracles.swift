@@ -69,8 +69,11 @@ public struct Podman: Sendable {
     }
 
     /// Removes podman's storage (vfs layers are owned by root and large).
+    /// Removes this instance's containers and images, then its directory. Not `podman system reset`: that also
+    /// deletes every podman network on the host, including those of a concurrent test's compose project.
     public func cleanUp() {
-        _ = try? podman(["system", "reset", "--force"], check: false)
+        _ = try? podman(["rm", "--all", "--force", "--time", "0"], check: false)
+        _ = try? podman(["rmi", "--all", "--force"], check: false)
         directory.remove()
     }
 }
