@@ -16,7 +16,7 @@ struct Fsck: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let layout = try OCILayout(root: storeOptions.path)
+        let layout = try OCILayout(root: storeOptions.path, create: false)
         let report = try layout.fsck()
         if output.json {
             try Output.json(report)

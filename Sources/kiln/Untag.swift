@@ -27,7 +27,7 @@ struct Untag: ParsableCommand {
         guard FileManager.default.fileExists(atPath: storeOptions.path + "/index.json") else {
             throw ValidationError("no image store at \(storeOptions.path): give --store or set KILN_STORE")
         }
-        let layout = try OCILayout(root: storeOptions.path)
+        let layout = try OCILayout(root: storeOptions.path, create: false)
         let known = Set(try layout.tags().map(\.reference))
         for reference in references where !known.contains(reference) {
             throw ValidationError("no image '\(reference)' in \(layout.root): see `kiln images`")

@@ -19,6 +19,7 @@ import Testing
         #expect(try JSONDecoder().decode([[String: String]].self, from: Data(json.utf8)).isEmpty)
         for arguments in [
             ["inspect", "komodod:1"], ["export", "komodod:1", "-o", tmp.path + "/out.tar"], ["gc", "--dry-run"],
+            ["fsck"], ["untag", "komodod:1"],
         ] {
             let result = try KilnBinary.run(arguments + ["--store", store], check: false)
             #expect(result.status != 0, "\(arguments)")
