@@ -39,25 +39,6 @@ extension BlobSource {
     }
 }
 
-/// Runs `body` for each item with at most `limit` running at once: the one bounded-concurrency helper of
-/// blob transfers. The first error cancels the rest and is thrown.
-public func forEachConcurrently<T: Sendable>(
-    _ items: [T], limit: Int, _ body: @escaping @Sendable (T) async throws -> Void
-) async throws {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        var running = 0
-        for item in items {
-            if running >= max(1, limit) {
-                try await group.next()
-                running -= 1
-            }
-            group.addTask { try await body(item) }
-            running += 1
-        }
-        try await group.waitForAll()
-    }
-}
-
 /// What one copy did.
 public struct CopyResult: Sendable {
     public var graph: ImageGraph
@@ -82,7 +63,7 @@ public func copyImage(
         return data
     }
     let written = Counter()
-    try await forEachConcurrently(graph.blobs.map(\.descriptor), limit: jobs) { blob in
+    try await Bounded.forEach(graph.blobs.map(\.descriptor), limit: jobs) { blob in
         guard try await !sink.has(blob) else { return }
         try await sink.putBlob(blob, from: source)
         written.add()
