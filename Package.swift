@@ -4,6 +4,7 @@ import PackageDescription
 // Module dependencies run one way, top to bottom (see README "Architecture"):
 //   kiln → KilnRelease → KilnBuild → {KilnRecipe, KilnLayer, KilnRegistry, KilnDebian} → KilnStore → KilnOCI
 // KilnHTTP and KilnLayer sit above KilnStore too: downloads and unpacking write through its durability seam.
+// KilnProcess (starting programs) sits at the bottom beside KilnOCI and depends on nothing.
 let package = Package(
     name: "Kiln",
     platforms: [.macOS(.v14)],
@@ -28,6 +29,8 @@ let package = Package(
 
         // The vocabulary: digests, descriptors, manifests, configs, references, deterministic JSON.
         .target(name: "KilnOCI", dependencies: ["CCrypto"]),
+        // Starting programs (gpgv, git, bubblewrap): posix_spawn and waitpid, one place.
+        .target(name: "KilnProcess"),
         // The OCI image layout on disk.
         .target(name: "KilnStore", dependencies: ["KilnOCI"]),
         // Deterministic tar writing and archive reading; compression; hashing streams.
@@ -48,9 +51,9 @@ let package = Package(
         // Distribution-spec client: auth, push, pull.
         .target(name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP"]),
         // Hermetic build steps: a bubblewrap sandbox, environment roots, git-pinned source trees.
-        .target(name: "KilnSandbox", dependencies: ["KilnOCI", "KilnLayer", "CCrypto"]),
+        .target(name: "KilnSandbox", dependencies: ["KilnOCI", "KilnLayer", "KilnProcess", "CCrypto"]),
         // Debian package sets: resolve, verify, unpack.
-        .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP"]),
+        .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP", "KilnProcess"]),
         // Planning, fetching, layer cache, assembling images, tagging.
         .target(
             name: "KilnBuild",
@@ -61,7 +64,10 @@ let package = Package(
         // Releases: export archives, release documents, rollback, diff, deployment refs, verify.
         .target(
             name: "KilnRelease",
-            dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnBuild", "KilnHTTP"]),
+            dependencies: [
+                "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnBuild", "KilnHTTP",
+                "KilnProcess",
+            ]),
         .executableTarget(
             name: "kiln",
             dependencies: [
@@ -71,9 +77,10 @@ let package = Package(
             ]),
 
         // Real servers and tools for tests: docker-registry, a file server, podman, umoci, skopeo.
-        .target(name: "KilnTestSupport", dependencies: ["KilnOCI"], path: "Tests/KilnTestSupport"),
+        .target(name: "KilnTestSupport", dependencies: ["KilnOCI", "KilnProcess"], path: "Tests/KilnTestSupport"),
 
         .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
+        .testTarget(name: "KilnProcessTests", dependencies: ["KilnProcess"]),
         .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnTestSupport"]),
         .testTarget(name: "KilnLayerTests", dependencies: ["KilnLayer", "KilnTestSupport"]),
         .testTarget(name: "KilnRecipeTests", dependencies: ["KilnRecipe", "KilnOCI", "KilnTestSupport"]),

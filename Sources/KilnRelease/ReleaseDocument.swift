@@ -1,5 +1,6 @@
 import Foundation
 import KilnOCI
+import KilnProcess
 import KilnStore
 
 /// `releases/VERSION.json`: what one release published, pinned by digest, and what it was built from.
@@ -205,18 +206,10 @@ public enum RecipeDigest {
 
     /// `git rev-parse HEAD` in `directory`, or nil when it is not a git checkout (or git is missing).
     public static func gitRevision(in directory: String = ".") -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "-C", directory, "rev-parse", "HEAD"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let run = try? ChildProcess.capture(["git", "-C", directory, "rev-parse", "HEAD"], timeLimit: 30),
+            run.status == 0
+        else { return nil }
+        let text = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         return text.range(of: "^[0-9a-f]{40,64}$", options: .regularExpression) != nil ? text : nil
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KilnProcess
 
 #if canImport(Glibc)
     import Glibc
@@ -52,27 +53,17 @@ public enum GitFetch {
             pid = try SandboxRunner.spawn(
                 [program, "-C", directory] + arguments, outputFD: fd,
                 environment: [
-                    "PATH=" + path, "HOME=" + scratch, "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1",
-                    "GIT_CONFIG_GLOBAL=/dev/null", "LC_ALL=C",
+                    "PATH": path, "HOME": scratch, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
+                    "GIT_CONFIG_GLOBAL": "/dev/null", "LC_ALL": "C",
                 ])
         } catch {
             close(fd)
             throw error
         }
         close(fd)
-        let deadline = Date().addingTimeInterval(TimeInterval(timeLimit))
-        var status: Int32 = 0
-        while true {
-            let done = waitpid(pid, &status, WNOHANG)
-            if done == pid || (done < 0 && errno != EINTR) { break }
-            if Date() > deadline {
-                kill(-pid, SIGKILL)
-                kill(pid, SIGKILL)
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                throw SandboxError.source(
-                    path: arguments.joined(separator: " "), detail: "git did not finish within \(timeLimit) s")
-            }
-            usleep(20_000)
+        guard let status = ChildProcess.wait(pid, until: Date().addingTimeInterval(TimeInterval(timeLimit))) else {
+            throw SandboxError.source(
+                path: arguments.joined(separator: " "), detail: "git did not finish within \(timeLimit) s")
         }
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         guard status == 0 else {

@@ -1,4 +1,5 @@
 import Foundation
+import KilnProcess
 
 #if canImport(Glibc)
     import Glibc
@@ -84,13 +85,11 @@ public enum SandboxRunner {
             kill(pid, SIGKILL)
         }
         if let rest = lines.finish() { emit(rest) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exit = ChildProcess.wait(pid)
         fsync(log)
         if timedOut {
             throw SandboxError.timedOut(build: spec.name, seconds: spec.timeLimit, log: spec.log, tail: tail)
         }
-        let exit = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         guard exit == 0 else {
             // bubblewrap reports its own setup failures (no user namespaces, a missing mount source) as
             // `bwrap: …` before the step ever starts.
@@ -101,40 +100,17 @@ public enum SandboxRunner {
         }
     }
 
-    /// posix_spawn (Foundation's Process can miss a child's exit on Linux) in a process group of its own, with
-    /// default signal handling, stdin from /dev/null and stdout+stderr into `outputFD`.
-    static func spawn(_ arguments: [String], outputFD: Int32, environment: [String] = ["PATH=/usr/bin:/bin"]) throws
-        -> pid_t
+    /// The step's bubblewrap in a process group of its own, stdin from /dev/null and stdout+stderr into `outputFD`.
+    /// bubblewrap starts from a cleared environment (--clearenv); it needs nothing of Kiln's.
+    static func spawn(_ arguments: [String], outputFD: Int32, environment: [String: String] = ["PATH": "/usr/bin:/bin"])
+        throws -> pid_t
     {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outputFD, 1)
-        posix_spawn_file_actions_adddup2(&actions, outputFD, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        // bubblewrap starts from a cleared environment (--clearenv); it needs nothing of Kiln's.
-        let envp = environment.map { strdup($0) } + [nil]
-        defer { envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
-        guard rc == 0 else {
-            throw SandboxError.unavailable(detail: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))")
+        do {
+            return try ChildProcess.spawn(
+                arguments, environment: environment, stdout: outputFD, stderr: outputFD, processGroup: true)
+        } catch let failure as SpawnFailure {
+            throw SandboxError.unavailable(detail: failure.description)
         }
-        return pid
     }
 }
 

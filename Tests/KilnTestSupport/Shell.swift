@@ -1,4 +1,5 @@
 import Foundation
+import KilnProcess
 
 #if canImport(Glibc)
     import Glibc
@@ -20,8 +21,8 @@ public struct CommandFailed: Error, CustomStringConvertible {
     }
 }
 
-/// Runs real tools for tests. Uses posix_spawn and waitpid directly: Foundation's Process can miss a child's
-/// exit on Linux and hang a test forever. Output goes through temp files so large outputs never block a pipe.
+/// Runs real tools for tests through Kiln's own spawning (Foundation's Process can miss a child's exit on Linux
+/// and hang a test forever). Output goes through temp files so large outputs never block a pipe.
 public enum Shell {
     @discardableResult
     public static func run(
@@ -50,57 +51,32 @@ public enum Shell {
     }
 }
 
-/// posix_spawn with files for the standard streams, resolved through PATH.
+/// Kiln's own spawning (KilnProcess) as tests use it: files for the standard streams, the test's variables
+/// merged over this process's environment, and an optional working directory.
 public enum ChildProcess {
     public static func spawn(
         _ arguments: [String], environment: [String: String] = [:], directory: String? = nil,
         stdin: String = "/dev/null",
         stdout: String, stderr: String
     ) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        // env(1) resolves the program through PATH and, with -C, sets the working directory.
-        let argv0 = directory == nil ? ["/usr/bin/env"] + arguments : ["/usr/bin/env", "-C", directory!] + arguments
-        let cArgs = argv0.map { strdup($0) } + [nil]
-        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let out = open(stdout, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let err = stderr == stdout ? out : open(stderr, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
+            if out >= 0 { close(out) }
+            if err >= 0 && err != out { close(err) }
         }
-        // The test runner blocks and ignores signals on its threads; children must start with the defaults, or
-        // a server would ignore the SIGTERM that stops it.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/usr/bin/env", &actions, &attributes, cArgs, cEnv)
-        guard rc == 0 else {
-            throw CommandFailed(
-                command: arguments, result: CommandResult(status: -1, stdout: "", stderr: String(cString: strerror(rc)))
-            )
+        guard out >= 0, err >= 0 else {
+            throw SpawnFailure(program: arguments.first ?? "", detail: "cannot open \(stdout) or \(stderr)")
         }
-        return pid
+        // env(1) with -C sets the working directory (posix_spawn has no portable chdir action).
+        let command = (directory.map { ["/usr/bin/env", "-C", $0] } ?? []) + arguments
+        return try KilnProcess.ChildProcess.spawn(
+            command, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, stdin: stdin,
+            stdout: out, stderr: err)
     }
 
     /// Waits for the child and returns its exit status (128 + signal when killed).
-    public static func wait(_ pid: pid_t) -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        if status & 0x7f == 0 { return (status >> 8) & 0xff }
-        return 128 + (status & 0x7f)
-    }
+    public static func wait(_ pid: pid_t) -> Int32 { KilnProcess.ChildProcess.wait(pid) }
 }
 
 /// A fresh temporary directory with a lower-case name (podman derives image names from `oci:` paths and
