@@ -115,8 +115,9 @@ import Testing
         try KilnBinary.run(["gc", "--store", brokenStore])
     }
 
-    /// iguana from the real dPoW archive, built from two checkouts: identical images; podman runs it, and it
-    /// starts from its working directory with `elected` (and fails with its own error without it).
+    /// iguana from the real dPoW archive, built from two checkouts: identical images. podman runs it in its
+    /// volume: iguana-start copies the image's `elected` into the volume and iguana keeps its state there, for
+    /// the image's uid and for an arbitrary uid in group 0; a read-only mounted list is used as it is.
     @Test func iguanaFromTheDPoWSourceIsReproducibleAndStarts() throws {
         let tmp = try TemporaryDirectory("kiln-iguana")
         let podman = try Podman()
@@ -132,6 +133,8 @@ import Testing
                 try FileManager.default.copyItem(
                     atPath: KilnBinary.packageRoot + "/recipes/\(name).yaml", toPath: recipes + "/\(name).yaml")
             }
+            try FileManager.default.copyItem(
+                atPath: KilnBinary.packageRoot + "/recipes/iguana", toPath: recipes + "/iguana")
             let store = tmp.path + "/\(checkout)/images"
             let built = try KilnBinary.run(
                 ["build", recipes, "--store", store, "--sources", Self.sources], environment: ["KILN_DEBIAN_MIRROR": ""]
@@ -142,11 +145,30 @@ import Testing
         #expect(digests[0] == digests[1])
 
         let image = "oci:\(tmp.path)/a/images:iguana:0.1.0"
-        let started = try podman.run(image, extra: ["--timeout", "8"], check: false)
-        let output = started.stdout + started.stderr
-        #expect(output.contains("numnotaries 64"), "\(output.suffix(2000))")
-        #expect(output.contains("iguana_rpcloop 127.0.0.1:7778"), "\(output.suffix(2000))")
-        let without = try podman.run(image, extra: ["--timeout", "8", "--workdir", "/usr"], check: false)
-        #expect((without.stdout + without.stderr).contains("didnt find any elected notaries JSON"))
+        for (volume, user) in [("iguana-own", [String]()), ("iguana-arbitrary", ["--user", "123456:0"])] {
+            let started = try podman.run(
+                image, extra: ["--timeout", "8", "-v", "\(volume):/home/iguana/.iguana"] + user, check: false)
+            let output = started.stdout + started.stderr
+            #expect(output.contains("iguana-start: running in /home/iguana/.iguana"), "\(output.suffix(2000))")
+            #expect(output.contains("numnotaries 64"), "\(output.suffix(2000))")
+            #expect(output.contains("iguana_rpcloop 127.0.0.1:7778"), "\(output.suffix(2000))")
+            // What iguana wrote is in the volume, not in the container's discarded layer.
+            let mountpoint = try podman.podman(["volume", "inspect", "--format", "{{.Mountpoint}}", volume])
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let kept = try FileManager.default.contentsOfDirectory(atPath: mountpoint)
+            #expect(kept.contains("elected") && kept.contains("3rd_party"), "\(kept)")
+            #expect(kept.contains("DB"), "iguana's state is not in its volume: \(kept)")
+        }
+        // An operator's own list, mounted read-only, is used instead of the image's.
+        try tmp.write("elected", "not a notary list")
+        let mounted = try podman.run(
+            image,
+            extra: [
+                "--timeout", "8", "-v", "iguana-mounted:/home/iguana/.iguana",
+                "-v", "\(tmp.path)/elected:/home/iguana/.iguana/elected:ro",
+            ], check: false)
+        let output = mounted.stdout + mounted.stderr
+        #expect(output.contains("iguana-start: using the mounted /home/iguana/.iguana/elected"), "\(output)")
+        #expect(!output.contains("numnotaries 64"), "\(output.suffix(2000))")
     }
 }

@@ -68,12 +68,13 @@ public struct Podman: Sendable {
         try Shell.run(["podman"] + arguments, environment: environment, check: check)
     }
 
-    /// Removes podman's storage (vfs layers are owned by root and large).
-    /// Removes this instance's containers and images, then its directory. Not `podman system reset`: that also
-    /// deletes every podman network on the host, including those of a concurrent test's compose project.
+    /// Removes this instance's containers, images and volumes (vfs layers are owned by root and large), then
+    /// its directory. Not `podman system reset`: that also deletes every podman network on the host, including
+    /// those of a concurrent test's compose project.
     public func cleanUp() {
         _ = try? podman(["rm", "--all", "--force", "--time", "0"], check: false)
         _ = try? podman(["rmi", "--all", "--force"], check: false)
+        _ = try? podman(["volume", "rm", "--all", "--force"], check: false)
         directory.remove()
     }
 }
