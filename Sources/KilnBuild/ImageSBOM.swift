@@ -5,12 +5,21 @@ import KilnRecipe
 import KilnStore
 
 extension Builder {
-    /// An SPDX document of every Debian package in the image (its own sets and its base recipes'), stored as
+    /// An SPDX document of every Debian package and every `url` input in the image (its own and its base
+    /// recipes'), stored as
     /// an OCI artifact manifest whose `subject` is the image manifest. It sits in index.json untagged, so
     /// `kiln images` lists only images while `kiln gc` keeps it and `kiln inspect` finds it by subject.
     func writeSBOM(_ recipe: Recipe, platform: Platform, subject: Descriptor, created: String) throws {
         var packages: [SBOM.Package] = []
+        var downloads: [SBOM.Download] = []
         for r in prepared.plan.chain(of: recipe) {
+            for layer in r.layers {
+                for case .add(let add) in layer.items {
+                    guard case .remote(let url, _, let extract) = add.source, let digest = prepared.inputs[url]
+                    else { continue }
+                    downloads.append(SBOM.Download(url: url, sha256: digest.encoded, members: extract))
+                }
+            }
             for layer in r.layers where layer.items.contains(where: { if case .packages = $0 { true } else { false } })
             {
                 guard let resolved = prepared.packages[DebianPackages.key(r, layer: layer.name, platform: platform)]
@@ -26,9 +35,10 @@ extension Builder {
                 }
             }
         }
-        guard !packages.isEmpty else { return }
+        guard !packages.isEmpty || !downloads.isEmpty else { return }
         let document = try SBOM.document(
-            image: "\(recipe.name):\(options.version ?? recipe.version)", packages: packages, created: created)
+            image: "\(recipe.name):\(options.version ?? recipe.version)", packages: packages, downloads: downloads,
+            created: created)
         let empty = Data("{}".utf8)
         try roots.protect([Digest.sha256(empty), Digest.sha256(document)])
         _ = try layout.writeBlob(empty)
@@ -57,7 +67,8 @@ extension DebianPackages {
     /// Annotation on the SBOM's index.json entry naming the image manifest it describes.
     public static let sbomSubjectKey = "dev.kiln.sbom.subject"
 
-    /// The SPDX packages (name, version) recorded for the image manifest `digest`, if any.
+    /// The Debian packages (name, version) the SBOM of the image manifest `digest` records; nil when it has no
+    /// SBOM or its SBOM lists only downloads.
     public static func sbomPackages(layout: OCILayout, manifest digest: Digest) throws -> [(
         name: String, version: String
     )]? {
@@ -70,12 +81,14 @@ extension DebianPackages {
         guard let layer = manifest.layers.first, manifest.subject?.digest == digest else { return nil }
         struct Document: Decodable {
             struct Package: Decodable {
+                var SPDXID: String
                 var name: String
-                var versionInfo: String
+                var versionInfo: String?
             }
             var packages: [Package]
         }
         let document = try JSONDecoder().decode(Document.self, from: layout.readBlob(layer.digest))
-        return document.packages.map { ($0.name, $0.versionInfo) }
+        let debian = document.packages.filter { $0.SPDXID.hasPrefix(SBOM.debianIDPrefix) }
+        return debian.isEmpty ? nil : debian.map { ($0.name, $0.versionInfo ?? "") }
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
 import KilnOCI
 
-/// An SPDX 2.3 JSON document listing an image's Debian packages, written deterministically (sorted packages,
-/// canonical JSON, the build's fixed timestamp) so the same image always gets the same SBOM digest.
+/// An SPDX 2.3 JSON document listing an image's Debian packages and the files it was built from by URL (each
+/// with the sha256 Kiln verified), written deterministically (sorted entries, canonical JSON, the build's fixed
+/// timestamp) so the same image always gets the same SBOM digest.
 public enum SBOM {
     public static let mediaType = "application/spdx+json"
 
@@ -38,9 +39,29 @@ public enum SBOM {
 
         var spdxID: String {
             let safe = "\(name)-\(architecture)".map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "-" }
-            return "SPDXRef-Package-deb-" + String(safe)
+            return SBOM.debianIDPrefix + String(safe)
         }
     }
+
+    /// One `url` input of the image: a downloaded file, verified against its sha256 before use.
+    public struct Download: Sendable, Hashable {
+        public var url: String
+        public var sha256: String
+        /// The members taken out of it (`extract:`), nil when the file itself was added.
+        public var members: [String]?
+
+        public init(url: String, sha256: String, members: [String]?) {
+            self.url = url
+            self.sha256 = sha256
+            self.members = members
+        }
+
+        var name: String { (url as NSString).lastPathComponent }
+        var spdxID: String { "SPDXRef-Download-" + Digest.sha256(Data(url.utf8)).encoded.prefix(16) }
+    }
+
+    /// Debian packages' SPDX ids start so; `kiln inspect` lists only these as packages.
+    public static let debianIDPrefix = "SPDXRef-Package-deb-"
 
     struct Document: Encodable {
         var spdxVersion = "SPDX-2.3"
@@ -55,13 +76,13 @@ public enum SBOM {
 
     struct CreationInfo: Encodable {
         var created: String
-        var creators = ["Tool: kiln"]
+        var creators = ["Tool: kiln-\(KilnVersion.current)"]
     }
 
     struct Entry: Encodable {
         var SPDXID: String
         var name: String
-        var versionInfo: String
+        var versionInfo: String?
         var downloadLocation: String
         var filesAnalyzed = false
         var supplier = "NOASSERTION"
@@ -70,7 +91,7 @@ public enum SBOM {
         var copyrightText = "NOASSERTION"
         var sourceInfo: String
         var checksums: [Checksum]
-        var externalRefs: [ExternalRef]
+        var externalRefs: [ExternalRef]?
     }
 
     struct Checksum: Encodable {
@@ -91,18 +112,33 @@ public enum SBOM {
     }
 
     /// The document for `image` (e.g. `NAME:TAG`), dated `created` (RFC 3339).
-    public static func document(image: String, packages: [Package], created: String) throws -> Data {
+    public static func document(image: String, packages: [Package], downloads: [Download] = [], created: String)
+        throws -> Data
+    {
         let sorted = Array(Set(packages)).sorted { ($0.name, $0.architecture) < ($1.name, $1.architecture) }
+        let files = Array(Set(downloads)).sorted { ($0.url, $0.sha256) < ($1.url, $1.sha256) }
         // The namespace must be unique per document: derive it from the content, which also keeps it stable.
-        let content = sorted.map { "\($0.name) \($0.version) \($0.architecture) \($0.sha256)" }.joined(separator: "\n")
-        let digest = Digest.sha256(Data((image + "\n" + content).utf8)).encoded
-        let entries = sorted.map { package in
-            Entry(
-                SPDXID: package.spdxID, name: package.name, versionInfo: package.version,
-                downloadLocation: package.downloadLocation, sourceInfo: "built package from: \(package.source)",
-                checksums: [Checksum(checksumValue: package.sha256)],
-                externalRefs: [ExternalRef(referenceLocator: package.purl)])
-        }
+        let content =
+            sorted.map { "\($0.name) \($0.version) \($0.architecture) \($0.sha256)" }
+            + files.map { "\($0.url) \($0.sha256) \(($0.members ?? []).joined(separator: ","))" }
+        let digest = Digest.sha256(Data(([image] + content).joined(separator: "\n").utf8)).encoded
+        let entries =
+            sorted.map { package in
+                Entry(
+                    SPDXID: package.spdxID, name: package.name, versionInfo: package.version,
+                    downloadLocation: package.downloadLocation, sourceInfo: "built package from: \(package.source)",
+                    checksums: [Checksum(checksumValue: package.sha256)],
+                    externalRefs: [ExternalRef(referenceLocator: package.purl)])
+            }
+            + files.map { file in
+                Entry(
+                    SPDXID: file.spdxID, name: file.name, versionInfo: nil, downloadLocation: file.url,
+                    sourceInfo: file.members.map {
+                        "downloaded, sha256 verified; extracted: \($0.joined(separator: ", "))"
+                    }
+                        ?? "downloaded, sha256 verified",
+                    checksums: [Checksum(checksumValue: file.sha256)], externalRefs: nil)
+            }
         return try CanonicalJSON.encode(
             Document(
                 name: image, documentNamespace: "https://spdx.org/spdxdocs/kiln-\(digest)",
