@@ -274,6 +274,40 @@ import Testing
         #expect(again.succeeded, "\(again.stderr)")
     }
 
+    /// HTTP_PROXY / HTTPS_PROXY / NO_PROXY with a real proxy (tinyproxy): plain HTTP forwarded, HTTPS through
+    /// CONNECT, NO_PROXY straight to the registry.
+    @Test func pushAndPullThroughAProxy() throws {
+        let registry = try RegistryServer()
+        let secure = try RegistryServer(tls: true)
+        let proxy = try ProxyServer(user: "ops", password: "pr0xy-pw", connectPorts: [secure.port])
+        let (tmp, store) = try goldenStore()
+        defer {
+            registry.stop()
+            secure.stop()
+            proxy.stop()
+            tmp.remove()
+        }
+        let viaProxy = ["HTTP_PROXY": proxy.url, "HTTPS_PROXY": proxy.url]
+        let (ok, pushed) = try push(store, to: registry.address, environment: viaProxy)
+        #expect(ok.succeeded && pushed.count == 2, "\(ok.stderr)")
+        #expect(proxy.requests.contains { $0.hasPrefix("PUT http://\(registry.address)/v2/golden-base/manifests/") })
+        #expect(!ok.stderr.contains("pr0xy-pw") && !ok.stdout.contains("pr0xy-pw"), "secrets never printed")
+        try KilnBinary.run(
+            ["pull", "\(registry.address)/golden-base:1.0.0", "--store", tmp.path + "/pulled"], environment: viaProxy)
+        #expect(proxy.requests.contains { $0.hasPrefix("GET http://\(registry.address)/v2/golden-base/blobs/") })
+        // NO_PROXY=127.0.0.1: the proxy sees none of it.
+        let before = proxy.requests.count
+        var bypass = viaProxy
+        bypass["NO_PROXY"] = "127.0.0.1"
+        try KilnBinary.run(
+            ["pull", "\(registry.address)/golden-app:stable", "--store", tmp.path + "/direct"], environment: bypass)
+        #expect(proxy.requests.count == before, "\(proxy.requests.suffix(3))")
+        // HTTPS tunnels through CONNECT; TLS is still checked end to end against the registry's CA.
+        let (tls, _) = try push(store, to: secure.address, ["--ca-file", secure.caFile!], environment: viaProxy)
+        #expect(tls.succeeded, "\(tls.stderr)")
+        #expect(proxy.requests.contains { $0.hasPrefix("CONNECT \(secure.address)") }, "\(proxy.requests)")
+    }
+
     /// podman's auth files: `REGISTRY_AUTH_FILE`, then `$XDG_RUNTIME_DIR/containers/auth.json`, then docker's.
     @Test func credentialsFromPodmanAuthFiles() throws {
         let registry = try RegistryServer(auth: .basic(user: "ci", password: "pod-pw"))
