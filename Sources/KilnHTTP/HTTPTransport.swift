@@ -7,8 +7,9 @@ import NIOSSL
 
 /// HTTP over AsyncHTTPClient: certificate verification on, retries with back-off and jitter, redirects
 /// followed by hand so credentials never go to another host, bodies streamed from and to disk. Requests go
-/// through `http_proxy` / `https_proxy` unless `no_proxy` names their host: AsyncHTTPClient's proxy is a
-/// setting of the whole client, so there is one client per proxy beside the direct one, chosen per request.
+/// through `http_proxy` / `https_proxy` (tunnelled with CONNECT, plain HTTP too) unless `no_proxy` names their
+/// host. AsyncHTTPClient's proxy is a setting of the whole client, so there is one client per proxy beside
+/// the direct one, chosen per request.
 public final class HTTPTransport: Sendable {
     let direct: HTTPClient
     let proxied: [Proxy: HTTPClient]

@@ -20,7 +20,8 @@ public struct Proxy: Sendable, Equatable, Hashable, CustomStringConvertible {
         }
         guard components.scheme?.lowercased() == "http" else {
             throw ProxyError(
-                variable: variable, problem: "names a \(components.scheme ?? "") proxy; Kiln speaks to http:// proxies only")
+                variable: variable,
+                problem: "names a \(components.scheme ?? "") proxy; Kiln speaks to http:// proxies only")
         }
         self.host = host
         port = components.port ?? 1080

@@ -21,7 +21,8 @@ public enum CredentialError: Error, CustomStringConvertible {
         case .helperFailed(let helper, let registry, let detail):
             return "credential helper docker-credential-\(helper) failed for \(registry): \(detail)"
         case .unreadableConfig(let path, let detail):
-            return "\(path) is not a valid auth file (docker config.json or containers auth.json): \(detail). Fix or move it, then `kiln login` again."
+            return
+                "\(path) is not a valid auth file (docker config.json or containers auth.json): \(detail). Fix or move it, then `kiln login` again."
         }
     }
 }

@@ -73,13 +73,17 @@ import Testing
         let answer = try await proxied.send(HTTPRequest(.GET, try url("\(target.url)/hello")))
         await proxied.shutdown()
         #expect(answer.status == 200 && answer.body == Data("hi".utf8))
-        #expect(proxy.requests.contains { $0.hasPrefix("GET \(target.url)/hello") }, "\(proxy.requests)")
-        // Wrong proxy credentials: tinyproxy answers 407, so the right ones above were sent.
+        // AsyncHTTPClient tunnels plain HTTP through CONNECT too.
+        #expect(proxy.requests.contains { $0.hasPrefix("CONNECT 127.0.0.1:\(target.port) ") }, "\(proxy.requests)")
+        // Wrong proxy credentials: tinyproxy refuses the tunnel, so the right ones above were sent.
         let wrong = try HTTPTransport(
             proxies: settings(["http_proxy": "http://kiln:nope@127.0.0.1:\(proxy.port)"]))
-        let refused = try await wrong.send(HTTPRequest(.GET, try url("\(target.url)/hello")))
+        let refused = await #expect(throws: HTTPError.self) {
+            try await wrong.send(HTTPRequest(.GET, try url("\(target.url)/hello")))
+        }
         await wrong.shutdown()
-        #expect(refused.status == 407)
+        #expect("\(refused.map { "\($0)" } ?? "")".contains("the proxy refused"))
+        #expect(!"\(refused.map { "\($0)" } ?? "")".contains("nope"))
         // no_proxy: straight to the server, the proxy sees nothing new.
         let before = proxy.requests.count
         let direct = try HTTPTransport(

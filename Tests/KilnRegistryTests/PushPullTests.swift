@@ -274,12 +274,13 @@ import Testing
         #expect(again.succeeded, "\(again.stderr)")
     }
 
-    /// HTTP_PROXY / HTTPS_PROXY / NO_PROXY with a real proxy (tinyproxy): plain HTTP forwarded, HTTPS through
-    /// CONNECT, NO_PROXY straight to the registry.
+    /// HTTP_PROXY / HTTPS_PROXY / NO_PROXY with a real proxy (tinyproxy): tunnelled through CONNECT, NO_PROXY
+    /// straight to the registry.
     @Test func pushAndPullThroughAProxy() throws {
         let registry = try RegistryServer()
         let secure = try RegistryServer(tls: true)
-        let proxy = try ProxyServer(user: "ops", password: "pr0xy-pw", connectPorts: [secure.port])
+        let proxy = try ProxyServer(
+            user: "ops", password: "pr0xy-pw", connectPorts: [registry.port, secure.port])
         let (tmp, store) = try goldenStore()
         defer {
             registry.stop()
@@ -290,11 +291,14 @@ import Testing
         let viaProxy = ["HTTP_PROXY": proxy.url, "HTTPS_PROXY": proxy.url]
         let (ok, pushed) = try push(store, to: registry.address, environment: viaProxy)
         #expect(ok.succeeded && pushed.count == 2, "\(ok.stderr)")
-        #expect(proxy.requests.contains { $0.hasPrefix("PUT http://\(registry.address)/v2/golden-base/manifests/") })
+        // AsyncHTTPClient tunnels plain HTTP with CONNECT too.
+        let tunnel = "CONNECT \(registry.address) "
+        let pushedThrough = proxy.requests.filter { $0.hasPrefix(tunnel) }.count
+        #expect(pushedThrough > 0, "\(proxy.requests)")
         #expect(!ok.stderr.contains("pr0xy-pw") && !ok.stdout.contains("pr0xy-pw"), "secrets never printed")
         try KilnBinary.run(
             ["pull", "\(registry.address)/golden-base:1.0.0", "--store", tmp.path + "/pulled"], environment: viaProxy)
-        #expect(proxy.requests.contains { $0.hasPrefix("GET http://\(registry.address)/v2/golden-base/blobs/") })
+        #expect(proxy.requests.filter { $0.hasPrefix(tunnel) }.count > pushedThrough)
         // NO_PROXY=127.0.0.1: the proxy sees none of it.
         let before = proxy.requests.count
         var bypass = viaProxy
@@ -344,8 +348,10 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: written))
         #expect(!FileManager.default.fileExists(atPath: docker + "/config.json"))
         #expect(
-            try push(store, to: registry.address, environment: ["DOCKER_CONFIG": docker, "REGISTRY_AUTH_FILE": written])
-                .0.succeeded)
+            try push(
+                store, to: registry.address, environment: ["DOCKER_CONFIG": docker, "REGISTRY_AUTH_FILE": written]
+            )
+            .0.succeeded)
     }
 
     @Test func faultsAreSurvivedOrReportedWithoutDanglingTags() async throws {
