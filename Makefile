@@ -7,7 +7,7 @@ STORE        ?= images
 APT_PACKAGES := libarchive-dev libssl-dev zlib1g-dev libdeflate-dev libzstd-dev pkg-config bubblewrap \
                 docker-registry skopeo umoci podman runc uidmap busybox-static apache2-utils openssl \
                 dpkg-dev apt-utils gpg gpgv sqv debian-archive-keyring ca-certificates python3 python3-venv curl git \
-                libarchive-tools zstd g++ xz-utils
+                libarchive-tools zstd g++ xz-utils tinyproxy
 
 .PHONY: all deps build release images test fuzz format lint bench demo clean
 

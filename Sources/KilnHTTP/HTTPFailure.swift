@@ -20,6 +20,20 @@ extension HTTPTransport {
                 return .timeout(url: url.absoluteString, what: "the whole exchange", seconds: nil)
             case .tlsHandshakeTimeout:
                 return .timeout(url: url.absoluteString, what: "the TLS handshake", seconds: options.connectTimeout)
+            case .proxyAuthenticationRequired:
+                return .connection(
+                    url: url.absoluteString,
+                    detail:
+                        "the proxy refused Kiln's credentials (407): fix the user:password in $https_proxy/$http_proxy",
+                    transient: false)
+            case .invalidProxyResponse:
+                return .connection(
+                    url: url.absoluteString,
+                    detail:
+                        "the proxy refused to open a tunnel (CONNECT) to \(host): check the user:password in $https_proxy/$http_proxy, allow that port on the proxy, or name the host in $no_proxy",
+                    transient: false)
+            case .httpProxyHandshakeTimeout:
+                return .timeout(url: url.absoluteString, what: "the proxy's CONNECT to \(host)", seconds: nil)
             case .remoteConnectionClosed:
                 return .connection(url: url.absoluteString, detail: "the server closed the connection", transient: true)
             default: break

@@ -6,16 +6,24 @@ import NIOHTTP1
 import NIOSSL
 
 /// HTTP over AsyncHTTPClient: certificate verification on, retries with back-off and jitter, redirects
-/// followed by hand so credentials never go to another host, bodies streamed from and to disk.
+/// followed by hand so credentials never go to another host, bodies streamed from and to disk. Requests go
+/// through `http_proxy` / `https_proxy` (tunnelled with CONNECT, plain HTTP too) unless `no_proxy` names their
+/// host. AsyncHTTPClient's proxy is a setting of the whole client, so there is one client per proxy beside
+/// the direct one, chosen per request.
 public final class HTTPTransport: Sendable {
-    let client: HTTPClient
+    let direct: HTTPClient
+    let proxied: [Proxy: HTTPClient]
     public let options: HTTPOptions
+    public let proxies: ProxySettings
 
-    public init(options: HTTPOptions = HTTPOptions()) throws {
+    /// `proxies` nil: from the process's environment.
+    public init(options: HTTPOptions = HTTPOptions(), proxies: ProxySettings? = nil) throws {
         // A peer that resets a connection mid-write must give an error, not kill the process with SIGPIPE
         // (seen in the fault-injection tests). Nothing in Kiln relies on SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
         self.options = options
+        let proxies = try proxies ?? ProxySettings(environment: ProcessInfo.processInfo.environment)
+        self.proxies = proxies
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile = options.caFile {
             guard FileManager.default.isReadableFile(atPath: caFile) else {
@@ -31,16 +39,33 @@ public final class HTTPTransport: Sendable {
         // Kiln's retry policy is the only one: the client must not also retry connecting until the timeout
         // (a closed port would take the whole connect timeout to report).
         configuration.connectionPool.retryConnectionEstablishment = false
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        direct = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        var proxied: [Proxy: HTTPClient] = [:]
+        for proxy in Set([proxies.http, proxies.https].compactMap { $0 }) {
+            var through = configuration
+            // Plain-HTTP requests are forwarded to the proxy; HTTPS ones tunnel through it with CONNECT.
+            through.proxy = .server(
+                host: proxy.host, port: proxy.port,
+                authorization: proxy.username.map { .basic(username: $0, password: proxy.password ?? "") })
+            proxied[proxy] = HTTPClient(eventLoopGroupProvider: .singleton, configuration: through)
+        }
+        self.proxied = proxied
+    }
+
+    /// The client for this URL: through its proxy, or direct.
+    func client(for url: URL) -> HTTPClient {
+        proxies.proxy(for: url).flatMap { proxied[$0] } ?? direct
     }
 
     public func shutdown() async {
-        try? await client.shutdown()
+        try? await direct.shutdown()
+        for client in proxied.values { try? await client.shutdown() }
     }
 
     /// A transport dropped without `shutdown()` (an error path) must not take the process down.
     deinit {
-        try? client.syncShutdown()
+        try? direct.syncShutdown()
+        for client in proxied.values { try? client.syncShutdown() }
     }
 
     /// Sends a request and collects the answer's body (up to `limit` bytes: manifests, errors, tokens).
@@ -136,7 +161,7 @@ public final class HTTPTransport: Sendable {
                 r.body = .stream(FileChunks(path: path, offset: offset, length: length), length: .known(length))
             }
             let deadline = min(current.timeout ?? options.overallTimeout, options.overallTimeout)
-            let response = try await client.execute(r, timeout: .milliseconds(Int64(deadline * 1000)))
+            let response = try await client(for: current.url).execute(r, timeout: .milliseconds(Int64(deadline * 1000)))
             let code = Int(response.status.code)
             guard [301, 302, 303, 307, 308].contains(code), [.GET, .HEAD].contains(current.method),
                 let location = response.headers.first(name: "location"),

@@ -21,21 +21,34 @@ public enum CredentialError: Error, CustomStringConvertible {
         case .helperFailed(let helper, let registry, let detail):
             return "credential helper docker-credential-\(helper) failed for \(registry): \(detail)"
         case .unreadableConfig(let path, let detail):
-            return "\(path) is not a valid docker config: \(detail). Fix or move it, then `kiln login` again."
+            return
+                "\(path) is not a valid auth file (docker config.json or containers auth.json): \(detail). Fix or move it, then `kiln login` again."
         }
     }
 }
 
-/// Where credentials come from, in order: the environment (CI), docker's config.json `credHelpers`, its
-/// `auths`, its `credsStore`. The same file `docker login` and `podman login --authfile` use.
+/// Where credentials come from, in order: the environment (CI), then the auth files in podman and skopeo's
+/// order (containers-auth.json(5)): `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`, docker's
+/// config.json (`$DOCKER_CONFIG`, else `~/.docker`). The first file that knows the registry answers, through
+/// its `credHelpers`, its `auths` or its `credsStore`. `kiln login` writes `$REGISTRY_AUTH_FILE` when set
+/// (as podman does), else docker's config.json.
 public struct CredentialStore: Sendable {
+    /// The file `save` and `remove` change.
     public var configPath: String
+    /// The files read, first match wins.
+    public var searchPaths: [String]
     public var environment: [String: String]
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.environment = environment
         let directory = environment["DOCKER_CONFIG"] ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.docker")
-        configPath = directory + "/config.json"
+        let docker = directory + "/config.json"
+        let authFile = environment["REGISTRY_AUTH_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 + "/containers/auth.json" }
+        configPath = authFile ?? docker
+        var paths: [String] = []
+        for path in [authFile, runtime, docker].compactMap({ $0 }) where !paths.contains(path) { paths.append(path) }
+        searchPaths = paths
     }
 
     /// Docker Hub's key in config.json is its v1 URL.
@@ -55,7 +68,13 @@ public struct CredentialStore: Sendable {
         {
             return Credential(username: user, secret: password)
         }
-        let config = try load()
+        for path in searchPaths {
+            if let found = try credential(for: registry, in: try load(path)) { return found }
+        }
+        return nil
+    }
+
+    func credential(for registry: String, in config: [String: Any]) throws -> Credential? {
         let keys = Self.keys(for: registry)
         if let helpers = config["credHelpers"] as? [String: String],
             let helper = keys.lazy.compactMap({ helpers[$0] }).first
@@ -117,12 +136,13 @@ public struct CredentialStore: Sendable {
         return removed
     }
 
-    func load() throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: configPath) else { return [:] }
+    func load(_ path: String? = nil) throws -> [String: Any] {
+        let path = path ?? configPath
+        guard let data = FileManager.default.contents(atPath: path) else { return [:] }
         do {
             return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
         } catch {
-            throw CredentialError.unreadableConfig(path: configPath, detail: "\(error)")
+            throw CredentialError.unreadableConfig(path: path, detail: "\(error)")
         }
     }
 

@@ -175,3 +175,29 @@ extension RegistryClient {
         return token
     }
 }
+
+extension RegistryClient {
+    /// What `kiln login` checks before saving, as `docker login` does: `GET /v2/` with these credentials,
+    /// sent as Basic or exchanged for a bearer token per the registry's challenge. A registry that asks for
+    /// no credentials accepts any.
+    public func verify(_ credential: Credential) async throws {
+        lock.withLock {
+            self.credential = credential
+            credentialLoaded = true
+        }
+        let step = "logging in"
+        let refused = "the registry refused user \(credential.username) with this password; nothing was saved"
+        let response: HTTPResponse
+        do {
+            response = try await send(HTTPRequest(.GET, try await baseURL()), scopes: [], step: step, repository: nil)
+        } catch var error as RegistryError where error.status == 401 || error.status == 403 {
+            error.hint = refused  // the token endpoint refused them
+            throw error
+        }
+        guard response.status == 200 else {
+            var failed = failure(response, step: step, repository: nil)
+            if response.status == 401 { failed.hint = refused }
+            throw failed
+        }
+    }
+}

@@ -6,21 +6,24 @@ import KilnRegistry
 import KilnRelease
 import KilnStore
 
-struct Login: ParsableCommand {
+struct Login: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Save credentials for a registry.",
         discussion: """
-            Stores the credential in docker's config.json ($DOCKER_CONFIG, else ~/.docker), through its credsStore \
-            helper when one is configured, else base64 in `auths` with file mode 0600. The password is read from \
-            --password-stdin (recommended) so it never appears in the process list or shell history.
+            Checks the credential against the registry first (Basic or bearer token, per its challenge) and saves \
+            nothing when it is refused. Stores it in $REGISTRY_AUTH_FILE when that is set (podman's auth.json), \
+            else in docker's config.json ($DOCKER_CONFIG, else ~/.docker), through its credsStore helper when one \
+            is configured, else base64 in `auths` with file mode 0600. The password is read from --password-stdin \
+            (recommended) so it never appears in the process list or shell history.
             """)
 
     @Argument(help: "Registry host[:port].") var registry: String
     @Option(name: [.short, .long], help: "User name.") var username: String
     @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.") var passwordStdin = false
     @Option(name: [.short, .long], help: "Password (prefer --password-stdin).") var password: String?
+    @OptionGroup var registryFlags: RegistryFlags
 
-    func run() throws {
+    func run() async throws {
         var secret = password
         if passwordStdin {
             secret = readLine(strippingNewline: true)
@@ -28,7 +31,16 @@ struct Login: ParsableCommand {
         guard let secret, !secret.isEmpty else {
             throw ValidationError("give the password with --password-stdin (or --password)")
         }
-        try CredentialStore().save(Credential(username: username, secret: secret), for: registry)
+        let credential = Credential(username: username, secret: secret)
+        let (client, transport) = try registryFlags.client(for: registry)
+        do {
+            try await client.verify(credential)
+        } catch {
+            await transport.shutdown()
+            throw error
+        }
+        await transport.shutdown()
+        try CredentialStore().save(credential, for: registry)
         Output.line("saved credentials for \(username) at \(registry)")
     }
 }
