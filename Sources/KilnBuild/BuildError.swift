@@ -12,6 +12,8 @@ public enum BuildError: Error, CustomStringConvertible {
     case lockMismatch([String], lockPath: String)
     /// `--locked`: an image built to another digest than the lock records (nothing was tagged).
     case lockedImageDiffers(String)
+    /// `--platform` names platforms a recipe does not build, or is combined with `--locked`.
+    case platformNotBuilt(String)
 
     public var description: String {
         switch self {
@@ -23,7 +25,7 @@ public enum BuildError: Error, CustomStringConvertible {
             return "building \(name) failed: \(underlying)"
         case .inputsMissing(let error):
             return error.description + "\nnothing was built: provide the inputs above first"
-        case .lockedImageDiffers(let message):
+        case .lockedImageDiffers(let message), .platformNotBuilt(let message):
             return message
         case .lockMismatch(let problems, let lockPath):
             return problems.joined(separator: "\n")

@@ -48,10 +48,12 @@ public struct BuildOptions: Codable, Sendable {
     /// Accept files added to a layer that are ELF binaries for another machine than the platform being built
     /// (`--allow-foreign-binaries`; say, a cross toolchain shipped on purpose).
     public var allowForeignBinaries = false
+    /// `--platform`: build only these of each recipe's platforms (nil: all of them).
+    public var platforms: [Platform]? = nil
 
     /// Only the decisions that shape the output are part of a serialised plan.
     enum CodingKeys: String, CodingKey {
-        case sourceDateEpoch, compression, threads, rehash, version, extraTags, revision, lockMode, jobs
+        case sourceDateEpoch, compression, threads, rehash, version, extraTags, revision, lockMode, jobs, platforms
     }
 
     public init(

@@ -48,8 +48,8 @@ public enum DebianPackages {
         let sources = AptSources.load()
         let required = plan.options.lockMode == .locked || plan.options.lockMode == .verify
         for recipe in plan.recipes {
-            for (layerName, spec) in recipe.packageSetSpecs {
-                for platform in recipe.platforms {
+            for (layerName, spec, platforms) in recipe.packageSetSpecs {
+                for platform in platforms {
                     let key = key(recipe, layer: layerName, platform: platform)
                     guard let planned = plan.packageSets.first(where: { $0.key == key }) else { continue }
                     let request = request(spec, recipe: recipe, platform: platform)

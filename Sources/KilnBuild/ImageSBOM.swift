@@ -13,15 +13,15 @@ extension Builder {
         var packages: [SBOM.Package] = []
         var downloads: [SBOM.Download] = []
         for r in prepared.plan.chain(of: recipe) {
-            for layer in r.layers {
+            let layers = r.layers.compactMap { $0.selected(for: platform) }
+            for layer in layers {
                 for case .add(let add) in layer.items {
                     guard case .remote(let url, _, let extract) = add.source, let digest = prepared.inputs[url]
                     else { continue }
                     downloads.append(SBOM.Download(url: url, sha256: digest.encoded, members: extract))
                 }
             }
-            for layer in r.layers where layer.items.contains(where: { if case .packages = $0 { true } else { false } })
-            {
+            for layer in layers where layer.items.contains(where: { if case .packages = $0 { true } else { false } }) {
                 guard let resolved = prepared.packages[DebianPackages.key(r, layer: layer.name, platform: platform)]
                 else { continue }
                 for item in try resolved.unpack() {

@@ -16,10 +16,11 @@ extension Builder {
         if layer.kind == .accounts {
             return Accounts.entries(for: recipe, chain: prepared.plan.chain(of: recipe)) ?? []
         }
-        guard let index = layer.spec, recipe.layers.indices.contains(index), layer.pending != true else {
+        guard let index = layer.spec, recipe.layers.indices.contains(index), layer.pending != true,
+            let spec = recipe.layers[index].selected(for: platform)
+        else {
             throw BuildError.recipe("internal error: layer \(layer.name) of \(recipe.name) was not prepared")
         }
-        let spec = recipe.layers[index]
         if layer.kind == .package {
             guard let item = layer.items.first, let key = item.key, let name = item.name,
                 let package = try packages(key, spec: spec, unpacked: &unpacked).first(where: { $0.pin.name == name })

@@ -22,9 +22,36 @@ extension Pipeline {
     public static func plan(_ set: RecipeSet, only names: [String] = [], lockPath: String, options: BuildOptions)
         throws -> BuildPlan
     {
-        try plan(
-            names.isEmpty ? set.recipes : set.closure(of: names), all: set.recipes, lock: LockFile.load(lockPath),
-            lockPath: lockPath, options: options)
+        var recipes = names.isEmpty ? set.recipes : set.closure(of: names)
+        var all = set.recipes
+        if let wanted = options.platforms {
+            recipes = try narrow(recipes, to: wanted, lockMode: options.lockMode)
+            all = all.map { $0.narrowed(to: wanted) ?? $0 }
+        }
+        return try plan(recipes, all: all, lock: LockFile.load(lockPath), lockPath: lockPath, options: options)
+    }
+
+    /// `--platform`: every recipe built for just the wanted platforms it has; one that has none of them is an
+    /// error naming its own. `--locked` compares whole images (all platforms) with the lock, so it cannot
+    /// check a narrowed build.
+    static func narrow(_ recipes: [Recipe], to wanted: [Platform], lockMode: LockMode) throws -> [Recipe] {
+        let names = wanted.map(\.description).joined(separator: ", ")
+        return try recipes.map { recipe in
+            guard let narrowed = recipe.narrowed(to: wanted) else {
+                throw BuildError.platformNotBuilt(
+                    "\(recipe.location): error: \(recipe.name) is built for "
+                        + recipe.platforms.map(\.description).joined(separator: ", ")
+                        + ", not for --platform \(names)\n  hint: name only images that list the platform in `platforms:`, or add it there"
+                )
+            }
+            if lockMode == .locked, narrowed.platforms != recipe.platforms {
+                throw BuildError.platformNotBuilt(
+                    "--locked checks \(recipe.name) as the lock records it, for all its platforms "
+                        + "(\(recipe.platforms.map(\.description).joined(separator: ", "))); "
+                        + "run it without --platform")
+            }
+            return narrowed
+        }
     }
 
     /// `recipes` in dependency order (as `RecipeSet` gives them); `all` is every recipe base chains may reach.
@@ -64,7 +91,9 @@ extension Pipeline {
         for input in plan.inputs { inputs[input.url] = input.sha256 }
         let platforms = recipe.platforms.map { platform in
             var layers = recipe.layers.enumerated().flatMap { index, spec in
-                LayerPlan.layers(spec, index: index, recipe: recipe, platform: platform, pins: pins, inputs: inputs)
+                spec.selected(for: platform).map {
+                    LayerPlan.layers($0, index: index, recipe: recipe, platform: platform, pins: pins, inputs: inputs)
+                } ?? []
             }
             if let accounts = Accounts.entries(for: recipe, chain: plan.chain(of: recipe)) {
                 layers.append(
@@ -89,8 +118,8 @@ extension Pipeline {
     static func packageSets(_ recipes: [Recipe], lock: LockFile, mode: LockMode) -> [PlannedPackageSet] {
         var result: [PlannedPackageSet] = []
         for recipe in recipes {
-            for (layerName, spec) in recipe.packageSetSpecs {
-                for platform in recipe.platforms {
+            for (layerName, spec, platforms) in recipe.packageSetSpecs {
+                for platform in platforms {
                     let key = DebianPackages.key(recipe, layer: layerName, platform: platform)
                     let request = DebianPackages.summary(
                         DebianPackages.request(spec, recipe: recipe, platform: platform))

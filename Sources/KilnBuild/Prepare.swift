@@ -78,7 +78,7 @@ extension Pipeline {
     static func checkLocalInputs(_ recipes: [Recipe], remote: [RemoteInput], options: BuildOptions) async throws {
         var problems: [Diagnostic] = []
         for recipe in recipes {
-            for layer in recipe.layers {
+            for layer in recipe.selectedLayers {
                 for case .add(let add) in layer.items {
                     guard case .local(let pattern) = add.source else { continue }
                     let matches = LocalSources.matches(pattern, in: recipe.directory)

@@ -35,7 +35,11 @@ extension Pipeline {
             let named = Set(plan.inputs.map(\.url))
             for url in lock.inputs.keys where !named.contains(url) { lock.inputs[url] = nil }
         }
-        for result in results { lock.record(image: result.name, digest: result.digest) }
+        // An image narrowed by `--platform` is not the image the lock records (all its platforms).
+        for result in results
+        where plan.recipe(named: result.name).map({ $0.platforms == $0.declaredPlatforms }) ?? true {
+            lock.record(image: result.name, digest: result.digest)
+        }
         guard lock != before else {
             Log.build.debug("lock \(plan.lockPath): unchanged")
             return LockRecord(path: plan.lockPath, changed: false, lock: lock)

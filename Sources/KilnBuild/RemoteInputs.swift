@@ -63,7 +63,7 @@ public enum RemoteInputs {
         var byURL: [String: RemoteInput] = [:]
         var problems: [Diagnostic] = []
         for recipe in recipes {
-            for layer in recipe.layers {
+            for layer in recipe.selectedLayers {
                 for case .add(let add) in layer.items {
                     guard case .remote(let url, let sha256, _) = add.source else { continue }
                     let input = RemoteInput(

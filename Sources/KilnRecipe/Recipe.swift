@@ -26,6 +26,10 @@ public struct Recipe: Sendable {
     public var builds: [BuildSpec] = []
     /// For matrix images: the entry's fields, for labels and diagnostics.
     public var matrixEntry: [String: String]?
+    /// The recipe's own `platforms:` when a build narrowed `platforms` (`kiln build --platform`): names that
+    /// depend on how many platforms the recipe has, such as lock keys, stay the same in a narrowed build.
+    public var declaredPlatforms: [Platform] { narrowedFrom ?? platforms }
+    var narrowedFrom: [Platform]? = nil
 
     public var directory: String {
         guard let slash = file.lastIndex(of: "/") else { return "." }
@@ -49,6 +53,8 @@ public struct LayerSpec: Sendable {
     public var name: String
     public var items: [LayerItem]
     public var location: SourceLocation
+    /// `platforms:` the layer is built for only these of the recipe's platforms (nil: all of them).
+    public var platforms: [Platform]? = nil
 }
 
 public enum LayerItem: Sendable {
@@ -75,6 +81,9 @@ public struct AddSpec: Sendable {
     /// `unpack-limit`: how many bytes an `extract` archive may expand to, replacing the default limits (total
     /// and ratio) for one archive that really is that big.
     public var unpackLimit: Int64? = nil
+    /// `platforms:` the entry goes into the images of only these of the recipe's platforms (nil: all of them),
+    /// so each platform can take its own binary.
+    public var platforms: [Platform]? = nil
 
     public enum Source: Sendable, Hashable {
         case local(pattern: String)

@@ -96,6 +96,45 @@ extension RecipeParser {
         }
     }
 
+    /// A layer's or an `add` entry's `platforms:`: one platform or a list, each written as in the recipe's own
+    /// `platforms:`.
+    mutating func platformSelector(_ node: Node) -> [Platform]? {
+        guard let list = stringList(node, "platforms") else { return nil }
+        if list.isEmpty {
+            report(node, "platforms is empty", hint: "name the platforms this is for, or leave the key out")
+            return nil
+        }
+        let platforms = list.compactMap { platform(node, $0) }
+        return platforms.count == list.count ? platforms : nil
+    }
+
+    /// Every `platforms:` of a layer or an `add` entry names platforms the recipe builds, and every layer adds
+    /// something on at least one of them.
+    mutating func checkPlatformSelectors(_ recipe: Recipe) {
+        let built = recipe.platforms.map(\.description).joined(separator: ", ")
+        /// Reports the platforms the recipe does not build; true when there is none.
+        func check(_ selector: [Platform]?, at location: SourceLocation) -> Bool {
+            let unknown = (selector ?? []).filter { !recipe.platforms.contains($0) }
+            for platform in unknown {
+                diagnostics.append(
+                    Diagnostic(
+                        location, "'\(platform)' is not one of the recipe's platforms (\(built))",
+                        hint: "add it to the recipe's `platforms:`, or name one of those"))
+            }
+            return unknown.isEmpty
+        }
+        for layer in recipe.layers {
+            var known = check(layer.platforms, at: layer.location)
+            for case .add(let add) in layer.items where !check(add.platforms, at: add.location) { known = false }
+            if known, !layer.items.isEmpty, !recipe.platforms.contains(where: { layer.selected(for: $0) != nil }) {
+                diagnostics.append(
+                    Diagnostic(
+                        layer.location, "layer '\(layer.name)' adds nothing on any platform it is built for",
+                        hint: "make the layer's `platforms:` and its entries' `platforms:` overlap"))
+            }
+        }
+    }
+
     /// Linux's signal names (without the `SIG` aliases runtimes also accept, so a recipe has one spelling).
     static let signals: Set<String> = [
         "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",

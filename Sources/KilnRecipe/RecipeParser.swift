@@ -96,6 +96,7 @@ struct RecipeParser {
                 root, "an image from scratch needs at least one layer", hint: "add a `layers:` list, or name a `base:`")
         }
         checkBuildInputs(recipe)
+        checkPlatformSelectors(recipe)
         var seenLayers: [String: SourceLocation] = [:]
         for layer in recipe.layers {
             if let first = seenLayers[layer.name] {
@@ -138,13 +139,15 @@ struct RecipeParser {
         return items.compactMap { item in
             guard
                 let fields = mapping(
-                    item, "a layer", allowed: ["name", "add", "dirs", "symlinks", "files", "packages"])
+                    item, "a layer", allowed: ["name", "platforms", "add", "dirs", "symlinks", "files", "packages"])
             else { return nil }
             var name: String?
             var entries: [LayerItem] = []
+            var selector: [Platform]?
             for (key, _, value) in fields {
                 switch key {
                 case "name": name = string(value, "layer name")
+                case "platforms": selector = platformSelector(value)
                 case "add": entries += (sequence(value, "add") ?? []).compactMap { add($0).map(LayerItem.add) }
                 case "dirs": entries += (sequence(value, "dirs") ?? []).compactMap { dir($0).map(LayerItem.directory) }
                 case "symlinks":
@@ -164,7 +167,7 @@ struct RecipeParser {
                     item, "layer '\(name)' adds nothing",
                     hint: "give it `add`, `dirs`, `symlinks`, `files` or `packages`")
             }
-            return LayerSpec(name: name, items: entries, location: loc(item))
+            return LayerSpec(name: name, items: entries, location: loc(item), platforms: selector)
         }
     }
 
@@ -187,7 +190,8 @@ struct RecipeParser {
         guard
             let fields = mapping(
                 node, "an add entry",
-                allowed: ["src", "url", "sha256", "extract", "unpack-limit", "to", "from"] + Self.ownershipKeys)
+                allowed: ["src", "url", "sha256", "extract", "unpack-limit", "to", "from", "platforms"]
+                    + Self.ownershipKeys)
         else { return nil }
         let value = { (key: String) in fields.first { $0.key == key }?.value }
         guard let toNode = value("to"), let to = absolutePath(toNode, "to") else {
@@ -244,6 +248,7 @@ struct RecipeParser {
         }
         var spec = AddSpec(source: source, to: to, ownership: ownership(fields), location: loc(node))
         if let limit = value("unpack-limit") { spec.unpackLimit = byteSize(limit, "unpack-limit") }
+        if let selector = value("platforms") { spec.platforms = platformSelector(selector) }
         return spec
     }
 

@@ -28,6 +28,8 @@ struct Build: AsyncParsableCommand {
             `kiln lock` resolves them again to pick up updates:
               kiln build --locked           prove this checkout builds exactly what the lock records
               kiln build --dry-run          list every image, layer and input without building
+              kiln build --platform linux/arm64
+                                            build only the arm64 images of multi-platform recipes
             """)
 
     @Argument(help: "Recipe files or directories, then optionally image names to build.")
@@ -78,7 +80,25 @@ struct Build: AsyncParsableCommand {
     @Flag(help: "Run every build step twice and fail naming the first output file that differs.")
     var checkReproducible = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Build only these of each recipe's platforms (repeatable or comma-separated, e.g. linux/arm64).",
+            valueName: "os/arch"))
+    var platform: [String] = []
+
+    /// `--platform` values, each parsed; nil when none is given.
+    var platforms: [Platform]? {
+        let names = platform.flatMap { $0.split(separator: ",").map(String.init) }
+        return names.isEmpty ? nil : names.compactMap(Platform.init(parsing:))
+    }
+
     func validate() throws {
+        for name in platform.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) }) {
+            guard let parsed = Platform(parsing: String(name)), parsed.os == "linux" else {
+                throw ValidationError("--platform '\(name)' is not a Linux platform: write os/arch, e.g. linux/arm64")
+            }
+        }
         for tag in tags + (version.map { [$0] } ?? []) {
             guard tag.range(of: #"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
                 throw ValidationError(
@@ -105,6 +125,7 @@ struct Build: AsyncParsableCommand {
             lockMode: locked ? .locked : .update, jobs: parallel, inputs: inputs.options(caFile: registryFlags.caFile),
             registry: registryFlags.options)
         options.allowForeignBinaries = allowForeignBinaries
+        options.platforms = platforms
         let json = output.json
         let results: [BuiltImage]? = try await BuildFailure.exitCodes {
             let plan = try Pipeline.plan(

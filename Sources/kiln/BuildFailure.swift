@@ -39,6 +39,9 @@ enum BuildFailure {
         case BuildError.inputsMissing:
             report("\(error)")
             return ExitCode(66)
+        case BuildError.platformNotBuilt:
+            report("\(error)")
+            return ExitCode(ExitStatus.usage)
         default:
             return error
         }

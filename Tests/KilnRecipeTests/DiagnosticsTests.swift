@@ -1,4 +1,5 @@
 import Foundation
+import KilnOCI
 import Testing
 
 @testable import KilnRecipe
@@ -10,6 +11,18 @@ import Testing
     }
 
     static let cases: [(String, [String])] = [
+        (
+            "name: a\nversion: '1'\nlayers:\n  - name: l\n    add:\n      - src: f\n        to: /x\n        platforms: linux/arm64\n",
+            ["6:9: 'linux/arm64' is not one of the recipe's platforms (linux/amd64)"]
+        ),
+        (
+            "name: a\nversion: '1'\nplatforms: [linux/amd64, linux/arm64]\nlayers:\n  - name: l\n    platforms: [linux/arm64]\n    add:\n      - {src: f, to: /x, platforms: [linux/amd64]}\n",
+            ["5:5: layer 'l' adds nothing on any platform it is built for"]
+        ),
+        (
+            "name: a\nversion: '1'\nlayers:\n  - name: l\n    platforms: []\n    dirs: [/a]\n",
+            ["5:16: platforms is empty"]
+        ),
         (
             "name: a\nversion: '1'\nlayrs: []\n",
             ["3:1: unknown key 'layrs' in a recipe", "1:1: an image from scratch needs at least one layer"]
@@ -57,6 +70,47 @@ import Testing
     @Test(arguments: 0..<cases.count) func brokenRecipe(_ index: Int) {
         let (yaml, expected) = Self.cases[index]
         #expect(problems(yaml).sorted() == expected.sorted())
+    }
+
+    /// A layer's and an entry's `platforms:` decide which platform's image takes them; the rest go everywhere.
+    @Test func platformSelectorsPickItemsPerPlatform() throws {
+        let yaml = """
+            name: a
+            version: '1'
+            platforms: [linux/amd64, linux/arm64]
+            layers:
+              - name: bin
+                add:
+                  - {url: "https://x/amd64/tool", to: /tool, platforms: linux/amd64}
+                  - {url: "https://x/arm64/tool", to: /tool, platforms: [linux/arm64]}
+                  - {src: README, to: /README}
+              - name: arm
+                platforms: [linux/arm64]
+                dirs: [/arm]
+            """
+        let (recipes, problems) = RecipeSet.parse(yaml, file: "r.yaml")
+        #expect(problems.isEmpty, "\(problems)")
+        let recipe = try #require(recipes.first)
+        func urls(_ platform: String) throws -> [String] {
+            let p = try #require(Platform(parsing: platform))
+            return recipe.layers.compactMap { $0.selected(for: p) }.flatMap(\.items).map { item in
+                switch item {
+                case .add(let add):
+                    if case .remote(let url, _, _) = add.source { return url }
+                    return "src"
+                case .directory(let dir): return dir.path
+                default: return "?"
+                }
+            }
+        }
+        #expect(try urls("linux/amd64") == ["https://x/amd64/tool", "src"])
+        #expect(try urls("linux/arm64") == ["https://x/arm64/tool", "src", "/arm"])
+        #expect(recipe.selectedLayers.flatMap(\.items).count == 4)
+        let narrowed = try #require(recipe.narrowed(to: [Platform(architecture: "arm64")]))
+        #expect(narrowed.platforms.map(\.description) == ["linux/arm64"])
+        #expect(narrowed.declaredPlatforms.count == 2)
+        #expect(narrowed.selectedLayers.flatMap(\.items).count == 3)
+        #expect(recipe.narrowed(to: [Platform(architecture: "s390x")]) == nil)
     }
 
     @Test func everyProblemIsReportedAtOnce() {
