@@ -1,5 +1,7 @@
 import Foundation
 import KilnOCI
+import KilnRegistry
+import KilnStore
 import KilnTestSupport
 import Testing
 
@@ -111,5 +113,55 @@ import Testing
         let none = try KilnBinary.run(["inspect", "--sbom", "golden-base:1.0.0", "--store", store], check: false)
         #expect(none.status != 0)
         #expect(none.stderr.contains("has no SBOM"))
+    }
+
+    /// Where the registry answers the referrers API (OCI 1.1) with the SBOM listed, push relies on it and
+    /// writes no fallback tag. docker-registry 2.8 has no such API, so a proxy in front of it answers the
+    /// referrers request as an OCI 1.1 registry would once it has indexed the pushed artifact.
+    @Test func pushUsesTheReferrersAPIWhereTheRegistryAnswersIt() throws {
+        let repository = try DebianRepository(packages: Self.packages)
+        let registry = try RegistryServer()
+        let tmp = try TemporaryDirectory("kiln-sbomapi")
+        defer {
+            repository.stop()
+            registry.stop()
+            tmp.remove()
+        }
+        try repository.serve()
+        try tmp.write(
+            "recipes/deb.yaml",
+            """
+            name: debimg
+            version: "1"
+            layers:
+              - name: runtime
+                packages: {suite: \(repository.suite), mirror: "\(repository.url)", keyring: "\(repository.keyring)", packages: [app]}
+            """)
+        let store = tmp.path + "/images"
+        try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--store", store], environment: ["KILN_CACHE_DIR": tmp.path + "/cache"])
+        let layout = try OCILayout(root: store)
+        let image = try layout.resolve("debimg:1")
+        let sbom = try #require(try layout.referrers(of: image.digest).first)
+        var listed = sbom
+        listed.annotations = nil
+        var index = ImageIndex(manifests: [listed])
+        index.mediaType = MediaType.imageIndex
+        let answer = String(decoding: try CanonicalJSON.encode(index), as: UTF8.self)
+        let api = try HostileServer(
+            rules: [
+                .init(
+                    "GET", "^/v2/ns/debimg/referrers/\(image.digest)$", .reply, status: 200,
+                    headers: ["Content-Type": MediaType.imageIndex], body: answer)
+            ], upstream: registry.port)
+        defer { api.stop() }
+
+        try KilnBinary.run(["push", "debimg", "--to", "\(api.address)/ns", "--store", store])
+        #expect(api.requests.contains { $0.path.hasSuffix("/referrers/\(image.digest)") })
+        #expect(try Oracles.remoteDigest("\(registry.address)/ns/debimg@\(sbom.digest)") == sbom.digest.description)
+        let fallback = try get(
+            "http://\(registry.address)/v2/ns/debimg/manifests/\(Referrers.fallbackTag(image.digest))",
+            accept: MediaType.imageIndex)
+        #expect(fallback.status == 404, "a fallback tag was written although the referrers API lists the SBOM")
     }
 }
