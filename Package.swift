@@ -49,7 +49,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         // Distribution-spec client: auth, push, pull.
-        .target(name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP"]),
+        .target(
+            name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP", "KilnProcess"]),
         // Hermetic build steps: a bubblewrap sandbox, environment roots, git-pinned source trees.
         .target(name: "KilnSandbox", dependencies: ["KilnOCI", "KilnLayer", "KilnProcess", "CCrypto"]),
         // Debian package sets: resolve, verify, unpack.

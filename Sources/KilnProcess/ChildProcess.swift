@@ -96,9 +96,10 @@ public enum ChildProcess {
     }
 
     /// Runs a program to completion with its output in temporary files in `directory` (never a pipe, which a
-    /// chatty child could fill and block on), killed after `timeLimit` seconds.
+    /// chatty child could fill and block on), killed after `timeLimit` seconds. `input`, when given, is the
+    /// child's standard input, through a file only this user can read (it may be a secret).
     public static func capture(
-        _ arguments: [String], environment: [String: String]? = nil,
+        _ arguments: [String], environment: [String: String]? = nil, input: Data? = nil,
         in directory: String = FileManager.default.temporaryDirectory.path, timeLimit: TimeInterval = 600
     ) throws -> Captured {
         let base = directory + "/.kiln-child-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -108,12 +109,21 @@ public enum ChildProcess {
             unlink(base + ".out")
             unlink(base + ".err")
         }
-        for path in [base + ".out", base + ".err"] {
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        defer { unlink(base + ".in") }
+        for path in [base + ".out", base + ".err"] + (input == nil ? [] : [base + ".in"]) {
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw SpawnFailure(program: arguments[0], detail: "cannot write \(path)") }
             fds.append(fd)
         }
-        let pid = try spawn(arguments, environment: environment, stdout: fds[0], stderr: fds[1], processGroup: true)
+        if let input {
+            let written = input.withUnsafeBytes { write(fds[2], $0.baseAddress, $0.count) }
+            guard written == input.count else {
+                throw SpawnFailure(program: arguments[0], detail: "cannot write its input to \(base).in")
+            }
+        }
+        let pid = try spawn(
+            arguments, environment: environment, stdin: input == nil ? "/dev/null" : base + ".in", stdout: fds[0],
+            stderr: fds[1], processGroup: true)
         let status = wait(pid, until: Date().addingTimeInterval(timeLimit))
         let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
         return Captured(status: status, stdout: read(base + ".out"), stderr: read(base + ".err"))

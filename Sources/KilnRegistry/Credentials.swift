@@ -1,4 +1,5 @@
 import Foundation
+import KilnProcess
 import KilnStore
 
 /// A username and secret for one registry. Its description never shows the secret.
@@ -38,6 +39,8 @@ public struct CredentialStore: Sendable {
     /// The files read, first match wins.
     public var searchPaths: [String]
     public var environment: [String: String]
+    /// How long a credential helper may take to answer.
+    public var helperTimeLimit: TimeInterval = 30
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.environment = environment
@@ -161,33 +164,28 @@ public struct CredentialStore: Sendable {
         return Credential(username: user, secret: secret)
     }
 
-    /// The docker-credential-* protocol: the action as argument, the payload on stdin, JSON on stdout.
+    /// The docker-credential-* protocol: the action as argument, the payload on stdin, JSON on stdout. A helper
+    /// that does not answer within `helperTimeLimit` (a keychain waiting for a password nobody types) is killed.
     func runHelper(_ helper: String, _ action: String, input: Data, registry: String) throws -> Data {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["docker-credential-\(helper)", action]
-        let stdin = Pipe()
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
+        let result: ChildProcess.Captured
         do {
-            try process.run()
+            result = try ChildProcess.capture(
+                ["docker-credential-\(helper)", action], environment: environment, input: input,
+                timeLimit: helperTimeLimit)
         } catch {
             throw CredentialError.helperFailed(helper: helper, registry: registry, detail: "cannot run it: \(error)")
         }
-        stdin.fileHandleForWriting.write(input)
-        try? stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        guard let status = result.status else {
+            throw CredentialError.helperFailed(
+                helper: helper, registry: registry,
+                detail: "it did not answer within \(Int(helperTimeLimit)) s and was stopped")
+        }
+        guard status == 0 else {
             // Helpers print "credentials not found in native keychain" on stdout for a missing entry.
-            let text = String(decoding: output + errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = (result.stdout + result.stderr).trimmingCharacters(in: .whitespacesAndNewlines)
             if text.lowercased().contains("not found") { return Data() }
             throw CredentialError.helperFailed(helper: helper, registry: registry, detail: String(text.prefix(200)))
         }
-        return output
+        return Data(result.stdout.utf8)
     }
 }

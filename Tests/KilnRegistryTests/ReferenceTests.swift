@@ -93,12 +93,26 @@ import Testing
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: helper)
         try #"{"credHelpers": {"reg.example.com": "kilntest"}}"#.write(
             toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        // The helper is found on the PATH of the store's environment, not only of this process.
         let path = dir + "/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        setenv("PATH", path, 1)
-        let store = CredentialStore(environment: ["DOCKER_CONFIG": dir, "PATH": path])
+        var store = CredentialStore(environment: ["DOCKER_CONFIG": dir, "PATH": path])
         #expect(
             try store.credential(for: "reg.example.com") == Credential(username: "helper-user", secret: "helper-secret")
         )
         #expect(try store.credential(for: "other.example.com") == nil)
+
+        // A helper that never answers is stopped at the time limit with an error naming it.
+        try "#!/bin/sh\nsleep 600\n".write(toFile: helper, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: helper)
+        store.helperTimeLimit = 1
+        let started = Date()
+        #expect(throws: CredentialError.self) { try store.credential(for: "reg.example.com") }
+        #expect(Date().timeIntervalSince(started) < 20)
+        do {
+            _ = try store.credential(for: "reg.example.com")
+        } catch {
+            #expect("\(error)".contains("docker-credential-kilntest"))
+            #expect("\(error)".contains("did not answer within 1 s"))
+        }
     }
 }
