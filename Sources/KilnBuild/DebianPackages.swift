@@ -6,11 +6,12 @@ import KilnRecipe
 import KilnStore
 
 /// Glue between recipes and KilnDebian: lock keys and requests for planning, downloads for `prepare`.
-/// A set is keyed like the lock: `recipe/layer`, plus `/ARCH` when a recipe has several platforms.
+/// A set is keyed like the lock: `recipe/layer`, plus `/ARCH` when a recipe has several platforms (also in a
+/// build that `--platform` narrows to one of them).
 public enum DebianPackages {
     static func key(_ recipe: Recipe, layer: String, platform: Platform) -> String {
         let base = "\(recipe.name)/\(layer)"
-        return recipe.platforms.count > 1 ? base + "/" + architecture(platform) : base
+        return recipe.declaredPlatforms.count > 1 ? base + "/" + architecture(platform) : base
     }
 
     static func architecture(_ platform: Platform) -> String {

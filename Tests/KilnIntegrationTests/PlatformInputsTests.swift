@@ -75,6 +75,15 @@ import Testing
             try FileManager.default.copyItem(atPath: binary, toPath: tmp.path + "/files/\(arch)/busybox")
             served[arch] = try Shell.run(["sha256sum", binary]).stdout.prefix(64).description
         }
+        // Narrowed to one platform, a multi-platform recipe keeps its lock keys (`…/arm64`): offline, it builds
+        // from the locked set and the cached .deb without resolving anything.
+        let narrowedDebs = try KilnBinary.run(
+            ["build", tmp.path + "/debs", "--store", tmp.path + "/debs-arm", "--platform", "linux/arm64", "--offline"],
+            environment: environment, check: false)
+        #expect(narrowedDebs.status == 0, "\(narrowedDebs.stderr)")
+        #expect(
+            try Oracles.skopeoInspect(layout: tmp.path + "/debs-arm", reference: "debian-busybox:1")["Architecture"]
+                as? String == "arm64")
         #expect(try Self.elfMachine(tmp.path + "/files/amd64/busybox") == 62)
         #expect(try Self.elfMachine(tmp.path + "/files/arm64/busybox") == 183)
         let server = try StaticFileServer(root: tmp.path + "/files", log: tmp.path + "/http.log")
