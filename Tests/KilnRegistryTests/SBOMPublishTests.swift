@@ -27,15 +27,8 @@ import Testing
         try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
     }
 
-    @Test func pushPublishesTheSBOMUnderTheFallbackTag() throws {
-        let repository = try DebianRepository(packages: Self.packages)
-        let registry = try RegistryServer()
-        let tmp = try TemporaryDirectory("kiln-sbompush")
-        defer {
-            repository.stop()
-            registry.stop()
-            tmp.remove()
-        }
+    /// Serves `repository` and builds `debimg:1` (one package set, so it has an SBOM) into `tmp/images`.
+    func buildImage(_ tmp: TemporaryDirectory, _ repository: DebianRepository) throws -> String {
         try repository.serve()
         try tmp.write(
             "recipes/deb.yaml",
@@ -52,8 +45,21 @@ import Testing
             entrypoint: [/usr/bin/app]
             """)
         let store = tmp.path + "/images"
-        let environment = ["KILN_CACHE_DIR": tmp.path + "/cache"]
-        try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
+        try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--store", store], environment: ["KILN_CACHE_DIR": tmp.path + "/cache"])
+        return store
+    }
+
+    @Test func pushPublishesTheSBOMUnderTheFallbackTag() throws {
+        let repository = try DebianRepository(packages: Self.packages)
+        let registry = try RegistryServer()
+        let tmp = try TemporaryDirectory("kiln-sbompush")
+        defer {
+            repository.stop()
+            registry.stop()
+            tmp.remove()
+        }
+        let store = try buildImage(tmp, repository)
 
         // inspect --sbom prints the SPDX document.
         let local = try KilnBinary.run(["inspect", "--sbom", "debimg:1", "--store", store]).stdout
@@ -127,19 +133,7 @@ import Testing
             registry.stop()
             tmp.remove()
         }
-        try repository.serve()
-        try tmp.write(
-            "recipes/deb.yaml",
-            """
-            name: debimg
-            version: "1"
-            layers:
-              - name: runtime
-                packages: {suite: \(repository.suite), mirror: "\(repository.url)", keyring: "\(repository.keyring)", packages: [app]}
-            """)
-        let store = tmp.path + "/images"
-        try KilnBinary.run(
-            ["build", tmp.path + "/recipes", "--store", store], environment: ["KILN_CACHE_DIR": tmp.path + "/cache"])
+        let store = try buildImage(tmp, repository)
         let layout = try OCILayout(root: store)
         let image = try layout.resolve("debimg:1")
         let sbom = try #require(try layout.referrers(of: image.digest).first)
