@@ -78,6 +78,10 @@ struct Build: AsyncParsableCommand {
     @Flag(help: "Run every build step twice and fail naming the first output file that differs.")
     var checkReproducible = false
 
+    struct Report: Encodable {
+        var images: [BuiltImage]
+    }
+
     func validate() throws {
         for tag in tags + (version.map { [$0] } ?? []) {
             guard tag.range(of: #"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
@@ -128,7 +132,7 @@ struct Build: AsyncParsableCommand {
             return results
         }
         guard let results else { return }
-        if json { return try Output.json(results) }
+        if json { return try Output.json(Report(images: results)) }
         let built = results.flatMap(\.layers).filter { !$0.reused }.count
         let reused = results.flatMap(\.layers).filter(\.reused).count
         Output.line(
