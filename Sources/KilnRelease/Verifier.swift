@@ -11,8 +11,9 @@ import KilnStore
 /// the first difference is.
 public struct VerifyReport: Codable, Sendable {
     public var reference: String
-    public var published: Digest
-    public var rebuilt: Digest
+    /// The digest the registry serves for the reference, and the rebuilt image's.
+    public var publishedDigest: Digest
+    public var rebuiltDigest: Digest
     public var matches: Bool
     /// The first platform whose manifest differs.
     public var platform: String?
@@ -26,8 +27,8 @@ public struct VerifyReport: Codable, Sendable {
     public var note: String?
 
     public var text: String {
-        if matches { return "OK \(reference): rebuilt \(rebuilt), identical to the published image" }
-        var lines = ["MISMATCH \(reference): published \(published), rebuilt \(rebuilt)"]
+        if matches { return "OK \(reference): rebuilt \(rebuiltDigest), identical to the published image" }
+        var lines = ["MISMATCH \(reference): published \(publishedDigest), rebuilt \(rebuiltDigest)"]
         if let layerIndex {
             lines.append(
                 "first differing layer: \(layerIndex) (\(layerName ?? "unnamed"))"
@@ -96,7 +97,7 @@ public struct Verifier: Sendable {
             throw ReleaseError.unknownImage(name: name, known: plan.images.map(\.name))
         }
         var report = VerifyReport(
-            reference: reference.description, published: descriptor.digest, rebuilt: built.digest,
+            reference: reference.description, publishedDigest: descriptor.digest, rebuiltDigest: built.digest,
             matches: built.digest == descriptor.digest, files: [])
         guard !report.matches else { return report }
 

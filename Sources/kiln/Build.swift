@@ -93,6 +93,10 @@ struct Build: AsyncParsableCommand {
         return names.isEmpty ? nil : names.compactMap(Platform.init(parsing:))
     }
 
+    struct Report: Encodable {
+        var images: [BuiltImage]
+    }
+
     func validate() throws {
         for name in platform.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) }) {
             guard let parsed = Platform(parsing: String(name)), parsed.os == "linux" else {
@@ -149,7 +153,7 @@ struct Build: AsyncParsableCommand {
             return results
         }
         guard let results else { return }
-        if json { return try Output.json(results) }
+        if json { return try Output.json(Report(images: results)) }
         let built = results.flatMap(\.layers).filter { !$0.reused }.count
         let reused = results.flatMap(\.layers).filter(\.reused).count
         Output.line(

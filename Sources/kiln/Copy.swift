@@ -24,7 +24,6 @@ struct Copy: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     struct Report: Encodable {
-        var schemaVersion = jsonSchemaVersion
         var source: String
         var destination: String
         var digest: String
@@ -93,7 +92,6 @@ struct TagCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     struct Report: Encodable {
-        var schemaVersion = jsonSchemaVersion
         var reference: String
         var digest: String
     }

@@ -62,7 +62,6 @@ extension Kiln {
         FileHandle.standardError.write(Data((text + (usage ? "\nSee 'kiln --help'." : "") + "\n").utf8))
         if CommandLine.arguments.contains("--json") {
             struct Failure: Encodable {
-                var schemaVersion = 1
                 var error: String
                 var exitCode: Int32
             }

@@ -24,7 +24,8 @@ struct GC: ParsableCommand {
     struct Report: Encodable {
         var dryRun: Bool
         var removed: [String]
-        var bytes: Int64
+        /// Bytes freed (or, with --dry-run, that would be).
+        var size: Int64
     }
 
     func run() throws {
@@ -33,7 +34,7 @@ struct GC: ParsableCommand {
             extraRoots: try releaseOptions.directory.roots(in: layout), dryRun: dryRun, graceSeconds: grace)
         let bytes = garbage.reduce(0) { $0 + $1.size }
         if output.json {
-            return try Output.json(Report(dryRun: dryRun, removed: garbage.map(\.digest.description), bytes: bytes))
+            return try Output.json(Report(dryRun: dryRun, removed: garbage.map(\.digest.description), size: bytes))
         }
         for item in garbage {
             Output.line("\(dryRun ? "would remove" : "removed") \(item.digest)  \(Output.bytes(item.size))")

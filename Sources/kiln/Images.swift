@@ -24,13 +24,17 @@ struct Images: ParsableCommand {
         var platforms: [String]
     }
 
+    struct Report: Encodable {
+        var images: [Row]
+    }
+
     func run() throws {
         // Listing never creates a store: where none exists yet there is simply nothing to list.
         let layout: OCILayout
         do {
             layout = try OCILayout(root: storeOptions.path, create: false)
         } catch StoreError.noLayout {
-            if output.json { return try Output.json([Row]()) }
+            if output.json { return try Output.json(Report(images: [])) }
             Output.line("no images in \(storeOptions.path) yet: run `kiln build` first")
             return
         }
@@ -41,7 +45,7 @@ struct Images: ParsableCommand {
                 digest: tagged.descriptor.digest.description, mediaType: tagged.descriptor.mediaType,
                 size: images.reduce(0) { $0 + $1.totalSize }, platforms: images.map { $0.config.platform.description })
         }
-        if output.json { return try Output.json(rows) }
+        if output.json { return try Output.json(Report(images: rows)) }
         if rows.isEmpty {
             Output.line("no images in \(layout.root) yet: run `kiln build` first")
             return

@@ -9,8 +9,16 @@ enum Output {
         print(text)
     }
 
+    /// The first member of every `--json` document. Bumped only on an incompatible change (a member removed,
+    /// renamed or changing meaning), never for a member added.
+    static let schemaVersion = 1
+
+    /// Every `--json` document, results and errors: `value`'s members (it must be an object, never a bare
+    /// array) after `"schemaVersion": 1`. This is the one place that writes the version, so no command can
+    /// leave it out.
     static func json<T: Encodable>(_ value: T) throws {
-        print(String(decoding: try CanonicalJSON.pretty(value), as: UTF8.self))
+        let document = try CanonicalJSON.pretty(value, firstKey: "schemaVersion", value: schemaVersion)
+        print(String(decoding: document, as: UTF8.self))
     }
 
     /// Progress and status go to stderr so stdout stays parseable.

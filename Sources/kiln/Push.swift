@@ -40,6 +40,10 @@ struct Push: AsyncParsableCommand {
     @OptionGroup var registryFlags: RegistryFlags
     @OptionGroup var output: OutputOptions
 
+    struct Report: Encodable {
+        var images: [PushedImage]
+    }
+
     func run() async throws {
         let target: RegistryTarget
         do { target = try RegistryTarget(parsing: to) } catch { throw ValidationError("\(error)") }
@@ -77,7 +81,7 @@ struct Push: AsyncParsableCommand {
             throw error
         }
         await transport.shutdown()
-        if output.json { return try Output.json(pushed) }
+        if output.json { return try Output.json(Report(images: pushed)) }
         for image in pushed {
             let sboms = image.referrers.map { "  referrers: \($0.count)" } ?? ""
             Output.line("\(image.reference)  tags: \(image.tags.joined(separator: ", "))\(sboms)")

@@ -13,20 +13,24 @@ struct Releases: ParsableCommand {
     struct Row: Encodable {
         var version: String
         var created: String
-        var images: Int
+        var imageCount: Int
         var revision: String?
         var registry: String
         var namespace: String
         var movingTags: [String]
     }
 
+    struct Report: Encodable {
+        var releases: [Row]
+    }
+
     func run() throws {
         let rows = try releaseOptions.directory.all().map {
             Row(
-                version: $0.version, created: $0.created, images: $0.images.count, revision: $0.revision,
+                version: $0.version, created: $0.created, imageCount: $0.images.count, revision: $0.revision,
                 registry: $0.registry, namespace: $0.namespace, movingTags: $0.movingTags)
         }
-        if output.json { return try Output.json(rows) }
+        if output.json { return try Output.json(Report(releases: rows)) }
         if rows.isEmpty {
             Output.line("no releases in \(releaseOptions.releases)/ yet: see `kiln release --help`")
             return
@@ -39,7 +43,7 @@ struct Releases: ParsableCommand {
             Output.line(
                 row.version.padding(toLength: width + 2, withPad: " ", startingAt: 0)
                     + row.created.padding(toLength: 22, withPad: " ", startingAt: 0)
-                    + String(row.images).padding(toLength: 8, withPad: " ", startingAt: 0)
+                    + String(row.imageCount).padding(toLength: 8, withPad: " ", startingAt: 0)
                     + (row.revision.map { String($0.prefix(12)) } ?? "-"))
         }
     }

@@ -3,9 +3,6 @@ import Foundation
 import KilnOCI
 import KilnRegistry
 
-/// The version of every `--json` document the registry commands print (bumped when a field changes meaning).
-let jsonSchemaVersion = 1
-
 extension RegistryFlags {
     /// A parsed reference (a usage error when malformed) and a client for its registry, shut down after `body`.
     func with<T>(_ text: String, _ body: (Reference, RegistryClient) async throws -> T) async throws -> T {
@@ -39,7 +36,7 @@ struct Ls: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     struct Report: Encodable {
-        var schemaVersion = jsonSchemaVersion
+        var registry: String
         var repository: String
         var tags: [String]
     }
@@ -47,7 +44,8 @@ struct Ls: AsyncParsableCommand {
     func run() async throws {
         let report = try await registryFlags.with(repository) { ref, client in
             Report(
-                repository: "\(ref.registry)/\(ref.repository)", tags: try await client.tags(ref.repository).sorted())
+                registry: ref.registry, repository: ref.repository,
+                tags: try await client.tags(ref.repository).sorted())
         }
         if output.json { return try Output.json(report) }
         for tag in report.tags { Output.line(tag) }
@@ -70,7 +68,6 @@ struct DigestCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     struct Report: Encodable {
-        var schemaVersion = jsonSchemaVersion
         var reference: String
         var digest: String
         var mediaType: String
@@ -106,7 +103,6 @@ struct ManifestCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     struct Report: Encodable {
-        var schemaVersion = jsonSchemaVersion
         var reference: String
         var digest: String
         var mediaType: String

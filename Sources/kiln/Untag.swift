@@ -18,7 +18,6 @@ struct Untag: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     struct Report: Encodable {
-        var schemaVersion = jsonSchemaVersion
         var untagged: [String]
     }
 

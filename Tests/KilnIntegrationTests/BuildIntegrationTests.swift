@@ -11,17 +11,6 @@ import Testing
     /// No SOURCE_DATE_EPOCH from the environment: the golden digests assume the epoch.
     static let environment = ["SOURCE_DATE_EPOCH": "", "TZ": "UTC"]
 
-    struct ImageRow: Decodable {
-        var reference: String
-        var digest: String
-    }
-
-    func images(_ store: String) throws -> [String: String] {
-        let out = try KilnBinary.run(["images", "--json", "--store", store]).stdout
-        let rows = try JSONDecoder().decode([ImageRow].self, from: Data(out.utf8))
-        return Dictionary(uniqueKeysWithValues: rows.map { ($0.reference, $0.digest) })
-    }
-
     @Test func goldenDigests() throws {
         let tmp = try TemporaryDirectory("kiln-golden")
         defer { tmp.remove() }
@@ -29,7 +18,7 @@ import Testing
         // Frozen by the determinism contract (encoding version 4). If this changes, the bytes Kiln writes
         // changed: bump Encoding.version and update these in the same commit.
         #expect(
-            try images(tmp.path + "/images") == [
+            try KilnBinary.imageDigests(tmp.path + "/images") == [
                 "golden-base:1.0.0": "sha256:53cae6233bbfceebad7e501066f92b25db93c594863f45b3d17d35f16784bdae",
                 "golden-app:2.0.0": "sha256:b91d674afb367d4e534ffb1ae5b59a10b63aee94569b8f79b4dd1e48f95177b8",
                 "golden-app:stable": "sha256:b91d674afb367d4e534ffb1ae5b59a10b63aee94569b8f79b4dd1e48f95177b8",
@@ -72,7 +61,7 @@ import Testing
                 "sh", "-c",
                 "umask 077; '\(KilnBinary.path)' build '\(b.path)/somewhere-else/app.yaml' '\(b.path)/somewhere-else/base.yaml' --store '\(b.path)/images' --threads 1",
             ], environment: ["SOURCE_DATE_EPOCH": "", "TZ": "Asia/Tokyo"])
-        #expect(try images(a.path + "/images") == images(b.path + "/images"))
+        #expect(try KilnBinary.imageDigests(a.path + "/images") == KilnBinary.imageDigests(b.path + "/images"))
         let indexA = try Data(contentsOf: URL(fileURLWithPath: a.path + "/images/index.json"))
         let indexB = try Data(contentsOf: URL(fileURLWithPath: b.path + "/images/index.json"))
         #expect(indexA == indexB)
@@ -216,7 +205,7 @@ import Testing
         defer { tmp.remove() }
         let store = tmp.path + "/images"
         try KilnBinary.run(["build", Self.golden, "--store", store], environment: Self.environment)
-        let before = try images(store)
+        let before = try KilnBinary.imageDigests(store)
         // A layer big enough to kill mid-write.
         try Shell.run(["sh", "-c", "head -c 400000000 /dev/urandom > '\(tmp.path)/big.bin'"])
         try tmp.write(
@@ -252,11 +241,11 @@ import Testing
         #expect(ChildProcess.wait(pid) == 128 + SIGKILL)
         #expect(staged, "the build was killed while writing its layer")
         // The store is still a valid layout with the earlier images intact.
-        #expect(try images(store) == before)
+        #expect(try KilnBinary.imageDigests(store) == before)
         try Shell.run(["umoci", "unpack", "--image", "\(store):golden-app:2.0.0", tmp.path + "/bundle"])
         // A rebuild completes, and the killed build's debris is gone.
         try KilnBinary.run(["build", tmp.path + "/big.yaml", "--store", store, "--compression", "zstd"])
-        #expect(try images(store)["big:1"] != nil)
+        #expect(try KilnBinary.imageDigests(store)["big:1"] != nil)
         #expect(try FileManager.default.contentsOfDirectory(atPath: staging).isEmpty)
     }
 
@@ -282,6 +271,6 @@ import Testing
         #expect(result.stderr.contains("\(tmp.path)/bad.yaml:6:9: error: 'missing.txt' matches no file in \(tmp.path)"))
         #expect(result.stderr.contains("\(tmp.path)/bad.yaml:8:9: error: 'nothing-*.bin' matches no file"))
         #expect(result.stderr.contains("2 errors in recipes"))
-        #expect(try images(tmp.path + "/images").isEmpty)
+        #expect(try KilnBinary.imageDigests(tmp.path + "/images").isEmpty)
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import KilnTestSupport
 import Testing
 
-/// What operators expect of any CLI: a version, and read-only commands that never write.
+/// What operators expect of any CLI: a version, read-only commands that never write, one JSON envelope.
 @Suite struct CLIConventionsTests {
     @Test func versionNamesKilnAndTheEncoding() throws {
         let out = try KilnBinary.run(["--version"]).stdout
@@ -15,8 +15,7 @@ import Testing
         let store = tmp.path + "/images"
         let list = try KilnBinary.run(["images", "--store", store])
         #expect(list.stdout.contains("no images in \(store) yet"))
-        let json = try KilnBinary.run(["images", "--json", "--store", store]).stdout
-        #expect(try JSONDecoder().decode([[String: String]].self, from: Data(json.utf8)).isEmpty)
+        #expect(try KilnBinary.imageDigests(store).isEmpty)
         for arguments in [
             ["inspect", "komodod:1"], ["export", "komodod:1", "-o", tmp.path + "/out.tar"], ["gc", "--dry-run"],
             ["fsck"], ["untag", "komodod:1"],
@@ -51,6 +50,76 @@ import Testing
             var exitCode: Int32
         }
         let failure = try JSONDecoder().decode(Failure.self, from: Data(missing.stdout.utf8))
+        #expect(missing.stdout.range(of: #"^\{\s*"schemaVersion"\s*:\s*1\s*,"#, options: .regularExpression) != nil)
         #expect(failure.schemaVersion == 1 && failure.exitCode == 2 && failure.error.contains("no image store"))
+    }
+
+    /// The subcommands whose options include `--json`, from ArgumentParser's own description of the command
+    /// line: a command added later is found without anyone listing it here.
+    func commandsTakingJSON() throws -> Set<String> {
+        let dump = try KilnBinary.run(["--experimental-dump-help"]).stdout
+        let tool = try #require(try JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any])
+        let root = try #require(tool["command"] as? [String: Any])
+        let subcommands = try #require(root["subcommands"] as? [[String: Any]])
+        return Set(
+            subcommands.filter { command in
+                (command["arguments"] as? [[String: Any]] ?? []).contains { argument in
+                    (argument["names"] as? [[String: Any]] ?? []).contains {
+                        $0["kind"] as? String == "long" && $0["name"] as? String == "json"
+                    }
+                }
+            }.compactMap { $0["commandName"] as? String })
+    }
+
+    /// Every command that takes `--json`, run for real (a store, a registry, a release): each prints one object
+    /// whose first member is `"schemaVersion": 1`, with the member that carries its result.
+    @Test func everyJSONDocumentStartsWithTheSchemaVersion() throws {
+        let taking = try commandsTakingJSON()
+        #expect(taking.isSuperset(of: ["build", "images", "push", "verify"]), "the dump was read: \(taking)")
+
+        let registry = try RegistryServer()
+        let tmp = try TemporaryDirectory("kiln-json")
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        try Shell.run(["cp", "-R", KilnBinary.packageRoot + "/Tests/Fixtures/golden", tmp.path + "/recipes"])
+        let store = tmp.path + "/images"
+        let app = "\(registry.address)/ns/golden-app"
+        // In order, as each needs what the ones before made; the member shows the document is the command's own
+        // (and keeps the names of one vocabulary: `images` lists, `size`, `imageCount`, `publishedDigest`).
+        let runs: [(arguments: [String], member: String)] = [
+            (["build", "recipes", "--version", "1.0.0", "--store", store], "images"),
+            (["build", "recipes", "--dry-run", "--store", store], "inputs"),
+            (["images", "--store", store], "images"),
+            (["inspect", "golden-app:1.0.0", "--store", store], "images"),
+            (["fsck", "--store", store], "blobsChecked"),
+            (["push", "--to", "\(registry.address)/ns", "--store", store], "images"),
+            (["ls", app], "registry"),
+            (["digest", app + ":1.0.0"], "size"),
+            (["manifest", app + ":1.0.0"], "manifest"),
+            (["copy", app + ":1.0.0", "\(registry.address)/prod/golden-app"], "blobsWritten"),
+            (["tag", app + ":1.0.0", "candidate"], "reference"),
+            (["release", "1.0.0", "--to", "\(registry.address)/ns", "--store", store], "release"),
+            (["releases"], "releases"),
+            (["diff", "1.0.0", "1.0.0", "--store", store], "images"),
+            (["rollback", "1.0.0", "--dry-run"], "moves"),
+            (["verify", app + ":1.0.0", "--recipes", "recipes"], "publishedDigest"),
+            (["pull", app + ":1.0.0", "--store", tmp.path + "/pulled"], "publishedDigest"),
+            (["untag", "golden-app:stable", "--store", store], "untagged"),
+            (["gc", "--dry-run", "--store", store], "size"),
+        ]
+        for (arguments, member) in runs {
+            let out = try KilnBinary.run(
+                arguments + ["--json"], environment: ["SOURCE_DATE_EPOCH": ""], directory: tmp.path
+            ).stdout
+            #expect(
+                out.range(of: #"^\{\s*"schemaVersion"\s*:\s*1\s*,"#, options: .regularExpression) != nil,
+                "\(arguments[0]): \(out.prefix(120))")
+            let document = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+            #expect(document?["schemaVersion"] as? Int == 1, "\(arguments[0])")
+            #expect(document?[member] != nil, "\(arguments[0]) prints no '\(member)': \(out.prefix(300))")
+        }
+        #expect(Set(runs.map { $0.arguments[0] }) == taking, "run every command that takes --json above")
     }
 }

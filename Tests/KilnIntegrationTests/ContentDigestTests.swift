@@ -7,19 +7,6 @@ import Testing
     static let golden = KilnBinary.packageRoot + "/Tests/Fixtures/golden"
     static let environment = ["SOURCE_DATE_EPOCH": "", "TZ": "UTC"]
 
-    struct Row: Decodable {
-        var reference: String
-        var digest: String
-    }
-
-    func digests(_ store: String) throws -> [String: String] {
-        let out = try KilnBinary.run(["images", "--json", "--store", store]).stdout
-        return Dictionary(
-            uniqueKeysWithValues: try JSONDecoder().decode([Row].self, from: Data(out.utf8)).map {
-                ($0.reference, $0.digest)
-            })
-    }
-
     @Test func twoVersionsOfAnUnchangedRecipeHaveOneDigestAndLockedAcceptsANewVersion() throws {
         let tmp = try TemporaryDirectory("kiln-content")
         defer { tmp.remove() }
@@ -40,7 +27,7 @@ import Testing
             ["build", tmp.path + "/recipes", "--locked", "--version", "1.3.0", "--store", store],
             environment: Self.environment)
         #expect(try String(contentsOfFile: lockPath, encoding: .utf8) == lock)
-        let stored = try digests(store)
+        let stored = try KilnBinary.imageDigests(store)
         #expect(stored["golden-app:1.1.0"] != nil)
         #expect(Set(["1.1.0", "1.2.0", "1.3.0"].map { stored["golden-app:\($0)"] }).count == 1)
         // The version lives on the tag's index.json entry.
@@ -54,6 +41,6 @@ import Testing
             environment: Self.environment, check: false)
         #expect(differs.status == 1)
         #expect(differs.stderr.contains("--locked: golden-base:1.4.0 builds to"))
-        #expect(try digests(store)["golden-base:1.4.0"] == nil)
+        #expect(try KilnBinary.imageDigests(store)["golden-base:1.4.0"] == nil)
     }
 }

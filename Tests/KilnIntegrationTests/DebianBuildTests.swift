@@ -6,17 +6,6 @@ import Testing
 /// `kiln build` of recipes with `packages:` layers, end to end: a signed repository made here, and the
 /// host's configured Debian mirror for a real runtime base run with podman.
 @Suite(.serialized) struct DebianBuildTests {
-    struct ImageRow: Decodable {
-        var reference: String
-        var digest: String
-    }
-
-    func images(_ store: String) throws -> [String: String] {
-        let out = try KilnBinary.run(["images", "--json", "--store", store]).stdout
-        let rows = try JSONDecoder().decode([ImageRow].self, from: Data(out.utf8))
-        return Dictionary(uniqueKeysWithValues: rows.map { ($0.reference, $0.digest) })
-    }
-
     struct Lock: Decodable {
         struct Package: Decodable, Equatable {
             var name: String
@@ -148,7 +137,7 @@ import Testing
         let store = tmp.path + "/images"
         let environment = ["KILN_CACHE_DIR": tmp.path + "/cache", "SOURCE_DATE_EPOCH": ""]
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
-        let built = try images(store)
+        let built = try KilnBinary.imageDigests(store)
         #expect(Set(built.keys) == ["debapp:1", "debbase:1", "debshared:1", "debsplit:1"])
 
         // The lock records the resolved set, each sha256 that of the .deb in the pool.
@@ -228,7 +217,7 @@ import Testing
         try FileManager.default.removeItem(atPath: store)
         try FileManager.default.removeItem(atPath: tmp.path + "/cache")
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store, "--locked"], environment: environment)
-        #expect(try images(store) == built)
+        #expect(try KilnBinary.imageDigests(store) == built)
         let lockBytes = try Data(contentsOf: URL(fileURLWithPath: lockPath))
 
         // A plain rebuild keeps what the lock records although the mirror now serves libfoo 1.4, and asks no
@@ -236,7 +225,7 @@ import Testing
         let asked = repository.requests.count
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
         #expect(repository.requests.count == asked)
-        #expect(try images(store) == built)
+        #expect(try KilnBinary.imageDigests(store) == built)
         #expect(try Data(contentsOf: URL(fileURLWithPath: lockPath)) == lockBytes)
 
         // The dry run prints the plan itself: the split set's layers, each with its .deb's sha256 from the lock.
@@ -279,7 +268,7 @@ import Testing
         #expect(
             changed.packages["debshared/runtime"]?.map { "\($0.name)=\($0.version)" } == ["libbase=2.0", "libfoo=1.4"])
         #expect(changed.packages["debbase/runtime"]?.first { $0.name == "libfoo" }?.version == "1.3")
-        #expect(try images(store)["debbase:1"] == built["debbase:1"])
+        #expect(try KilnBinary.imageDigests(store)["debbase:1"] == built["debbase:1"])
         let relockedBytes = try Data(contentsOf: URL(fileURLWithPath: lockPath))
 
         // When the mirror no longer serves a locked version, --locked fails naming it.
@@ -300,7 +289,7 @@ import Testing
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
         let updated = try JSONDecoder().decode(Lock.self, from: Data(contentsOf: URL(fileURLWithPath: lockPath)))
         #expect(updated.packages["debbase/runtime"]?.first { $0.name == "libfoo" }?.version == "1.4")
-        #expect(try images(store)["debbase:1"] != built["debbase:1"])
+        #expect(try KilnBinary.imageDigests(store)["debbase:1"] != built["debbase:1"])
 
         // `kiln lock` resolves every set again: how a base picks up an update.
         try repository.add(.init("libfoo", "1.5", fields: ["Depends": "libbase"]))
@@ -352,7 +341,7 @@ import Testing
         #expect(!result.succeeded)
         #expect(result.stderr.contains("debbase.yaml:"))
         #expect(result.stderr.contains("app_1.0_amd64.deb") && result.stderr.contains("refusing it"))
-        #expect(try images(store).isEmpty)
+        #expect(try KilnBinary.imageDigests(store).isEmpty)
 
         // A repository signed by a key the keyring does not hold is refused before anything is fetched.
         try FileManager.default.removeItem(atPath: path)
@@ -363,7 +352,7 @@ import Testing
             ["build", tmp.path + "/recipes", "--store", store], environment: environment, check: false)
         #expect(!unsigned.succeeded)
         #expect(unsigned.stderr.contains("signature check failed"))
-        #expect(try images(store).isEmpty)
+        #expect(try KilnBinary.imageDigests(store).isEmpty)
     }
 
     /// A runtime base from the host's configured Debian mirror (read from its apt sources, verified with

@@ -10,17 +10,6 @@ import Testing
         return FileManager.default.fileExists(atPath: beside) ? beside : "/work/shared/sources"
     }()
 
-    struct ImageRow: Decodable {
-        var reference: String
-        var digest: String
-    }
-
-    func images(_ store: String) throws -> [String: String] {
-        let out = try KilnBinary.run(["images", "--json", "--store", store]).stdout
-        let rows = try JSONDecoder().decode([ImageRow].self, from: Data(out.utf8))
-        return Dictionary(uniqueKeysWithValues: rows.map { ($0.reference, $0.digest) })
-    }
-
     static func hello(run: String) -> String {
         """
         name: hello
@@ -65,20 +54,20 @@ import Testing
         let first = try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
         // 1700000000 is 2023-11-14 22:13:20 UTC; the source is at /src/NAME whatever the checkout's path.
         #expect(first.stderr.contains("hello-build ▸ Nov 14 2023 22:13:20 /src/hello/hello.c"), "\(first.stderr)")
-        let digest = try #require(try images(store)["hello:1"])
+        let digest = try #require(try KilnBinary.imageDigests(store)["hello:1"])
         let lock = try String(contentsOfFile: tmp.path + "/recipes/kiln.lock", encoding: .utf8)
         #expect(lock.contains("\"hello/build:hello-build\"") && lock.contains("\"gcc\""))
 
         let again = try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
         #expect(again.stderr.contains("hello-build: unchanged"))
         #expect(!again.stderr.contains("▸ Nov 14"), "the compiler ran again: \(again.stderr)")
-        #expect(try images(store)["hello:1"] == digest)
+        #expect(try KilnBinary.imageDigests(store)["hello:1"] == digest)
 
         // The same recipe from another directory gives the same image.
         try FileManager.default.copyItem(atPath: tmp.path + "/recipes", toPath: tmp.path + "/elsewhere")
         try KilnBinary.run(
             ["build", tmp.path + "/elsewhere", "--store", tmp.path + "/images2"], environment: environment)
-        #expect(try images(tmp.path + "/images2")["hello:1"] == digest)
+        #expect(try KilnBinary.imageDigests(tmp.path + "/images2")["hello:1"] == digest)
 
         // --check-reproducible runs the step twice even though it is stored, and passes for this one...
         let checked = try KilnBinary.run(
@@ -95,7 +84,7 @@ import Testing
             environment: environment, check: false)
         #expect(random.status != 0)
         #expect(random.stderr.contains("build hello-build is not reproducible: /out/stamp differs"), "\(random.stderr)")
-        #expect(try images(tmp.path + "/random-images").isEmpty)
+        #expect(try KilnBinary.imageDigests(tmp.path + "/random-images").isEmpty)
 
         // A failing build: new store, nothing tagged, the store still lists (and gc runs on it).
         try tmp.write(
@@ -111,7 +100,7 @@ import Testing
         let logPath = try #require(
             failed.stderr.split(separator: "\n").first { $0.hasPrefix("full log: ") }.map { String($0.dropFirst(10)) })
         #expect(try String(contentsOfFile: logPath, encoding: .utf8) == "compiling\nhello.c:1: error: no\n")
-        #expect(try images(brokenStore) == ["hello:1": digest])
+        #expect(try KilnBinary.imageDigests(brokenStore) == ["hello:1": digest])
         try KilnBinary.run(["gc", "--store", brokenStore])
     }
 
@@ -140,7 +129,7 @@ import Testing
                 ["build", recipes, "--store", store, "--sources", Self.sources], environment: ["KILN_DEBIAN_MIRROR": ""]
             )
             #expect(built.stderr.contains("iguana-build: built"))
-            digests.append(try #require(try images(store)["iguana:0.1.0"]))
+            digests.append(try #require(try KilnBinary.imageDigests(store)["iguana:0.1.0"]))
         }
         #expect(digests[0] == digests[1])
 

@@ -26,6 +26,11 @@ import Testing
         var tags: [String]
     }
 
+    /// What `kiln push --json` prints: the images pushed.
+    struct PushReport: Decodable {
+        var images: [Pushed]
+    }
+
     func push(
         _ store: String, to: String, _ extra: [String] = [], images: [String] = [], environment: [String: String] = [:],
         check: Bool = true
@@ -35,7 +40,8 @@ import Testing
         let result = try KilnBinary.run(
             ["push"] + images + ["--to", to, "--store", store, "--json"] + extra, environment: environment, check: check
         )
-        let pushed = result.succeeded ? try JSONDecoder().decode([Pushed].self, from: Data(result.stdout.utf8)) : []
+        let pushed =
+            result.succeeded ? try JSONDecoder().decode(PushReport.self, from: Data(result.stdout.utf8)).images : []
         return (result, pushed)
     }
 

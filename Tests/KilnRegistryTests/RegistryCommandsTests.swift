@@ -64,7 +64,7 @@ import Testing
         try KilnBinary.run(["pull", "\(r)/c/golden-app:stable", "--store", store])
         #expect(try layout.tags().contains { $0.reference == "\(r)/c/golden-app:stable" })
         let all = try KilnBinary.run(["push", "--all-tags", "--to", "\(r)/d", "--store", store, "--json"])
-        let pushed = try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [[String: Any]] ?? []
+        let pushed = try json(all)["images"] as? [[String: Any]] ?? []
         #expect(Set(pushed.compactMap { $0["repository"] as? String }) == ["d/golden-app", "d/golden-base"])
         let named = try KilnBinary.run(
             ["push", "\(r)/c/golden-app:stable", "--to", "\(r)/d", "--store", store], check: false)
@@ -99,6 +99,7 @@ import Testing
         #expect(ls == "1.10.0\n2.0.0\nstable\n")
         let lsJSON = try json(try KilnBinary.run(["ls", "\(r)/test/golden-app", "--json"]))
         #expect(lsJSON["schemaVersion"] as? Int == 1)
+        #expect(lsJSON["registry"] as? String == r && lsJSON["repository"] as? String == "test/golden-app")
         #expect(lsJSON["tags"] as? [String] == ["1.10.0", "2.0.0", "stable"])
 
         // digest: the sha256 of the bytes skopeo reads; manifest: those bytes.

@@ -71,7 +71,7 @@ import Testing
         let pushed = try KilnBinary.run([
             "push", "debimg", "--to", "\(registry.address)/ns", "--store", store, "--json",
         ])
-        let items = try JSONSerialization.jsonObject(with: Data(pushed.stdout.utf8)) as? [[String: Any]] ?? []
+        let items = try object(Data(pushed.stdout.utf8))["images"] as? [[String: Any]] ?? []
         let image = try #require(items.first?["digest"] as? String)
         #expect((items.first?["referrers"] as? [String])?.count == 1)
 

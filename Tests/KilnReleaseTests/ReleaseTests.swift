@@ -140,13 +140,15 @@ import Yams
         // `kiln releases` lists both, oldest first.
         struct Row: Decodable {
             var version: String
-            var images: Int
+            var imageCount: Int
             var created: String
         }
+        struct Listing: Decodable { var releases: [Row] }
         let rows = try JSONDecoder().decode(
-            [Row].self, from: Data(try kiln(tmp, ["releases", "--json"]).stdout.utf8))
+            Listing.self, from: Data(try kiln(tmp, ["releases", "--json"]).stdout.utf8)
+        ).releases
         #expect(rows.map(\.version) == ["1.0.0", "2.0.0"])
-        #expect(rows.map(\.images) == [2, 2])
+        #expect(rows.map(\.imageCount) == [2, 2])
 
         // `kiln diff` names the changed image and exactly the changed layer.
         let diff = try JSONDecoder().decode(
@@ -288,7 +290,7 @@ import Yams
             ["verify", "\(registry.address)/ns/hello@\(pinned)", "--recipes", tmp.path + "/recipes", "--json"],
             environment: ["SOURCE_DATE_EPOCH": ""], directory: "/")
         let pinnedReport = try JSONDecoder().decode(VerifyReport.self, from: Data(byDigest.stdout.utf8))
-        #expect(pinnedReport.matches && pinnedReport.rebuilt == pinned)
+        #expect(pinnedReport.matches && pinnedReport.rebuiltDigest == pinned)
 
         try tmp.write("recipes/msg.txt", "tampered\n")
         let bad = try KilnBinary.run(

@@ -22,6 +22,20 @@ public enum KilnBinary {
         try Shell.run([path] + arguments, environment: environment, directory: directory, check: check)
     }
 
+    /// `kiln images --json --store STORE`: every stored `NAME:TAG` with its digest.
+    public static func imageDigests(_ store: String) throws -> [String: String] {
+        struct Listing: Decodable {
+            struct Image: Decodable {
+                var reference: String
+                var digest: String
+            }
+            var images: [Image]
+        }
+        let out = try run(["images", "--json", "--store", store]).stdout
+        let listing = try JSONDecoder().decode(Listing.self, from: Data(out.utf8))
+        return Dictionary(uniqueKeysWithValues: listing.images.map { ($0.reference, $0.digest) })
+    }
+
     /// The package's root directory (for fixtures checked into Tests/).
     public static let packageRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
