@@ -20,8 +20,9 @@ public struct PushedImage: Codable, Sendable {
     public var digest: Digest
     public var mediaType: String
     public var tags: [String]
-    /// Artifacts pushed beside it whose subject is one of its manifests (its SPDX SBOMs), by digest.
-    public var referrers: [Digest]?
+    /// Artifacts pushed beside it whose subject is one of its manifests (its SPDX SBOMs), as the referrers API
+    /// lists them (digest, media type, artifact type, size).
+    public var referrers: [Descriptor]?
 }
 
 /// Publishes images from a layout: `copyImage` from the store to each image's repository (blobs: HEAD, mount,
@@ -64,11 +65,10 @@ public struct Pusher: Sendable {
             let sink = RegistryRepository(client: client, repository: item.repository, known: known, events: events)
             let copied = try await copyImage(
                 item.descriptor, from: layout, to: sink, tags: item.tags, jobs: client.options.jobs)
-            var referrers: [Digest] = []
+            var referrers: [Descriptor] = []
             for node in copied.graph.nodes {
                 referrers += try await Referrers.push(
-                    of: node.descriptor.digest, from: layout, to: sink, jobs: client.options.jobs
-                ).map(\.digest)
+                    of: node.descriptor.digest, from: layout, to: sink, jobs: client.options.jobs)
             }
             pushed.append(
                 PushedImage(

@@ -29,7 +29,7 @@ public struct RemoteCopy: Sendable {
         public var digest: Digest
         public var mediaType: String
         public var blobsWritten: Int
-        public var referrers: [Digest]
+        public var referrers: [Descriptor]
     }
 
     /// Copies `from` to `to` (`to` without a tag or digest takes `from`'s tag).
@@ -51,7 +51,7 @@ public struct RemoteCopy: Sendable {
             for blob in graph.blobs { known.record(blob.descriptor.digest, in: from.repository) }
         }
         let copied = try await copyImage(root, from: reader, to: sink, tags: tags, jobs: destination.options.jobs)
-        var referrers: [Digest] = []
+        var referrers: [Descriptor] = []
         for node in copied.graph.nodes {
             let found = try await Referrers.list(node.descriptor.digest, in: from.repository, client: source)
             for artifact in found {
@@ -59,7 +59,7 @@ public struct RemoteCopy: Sendable {
                 plain.annotations = nil
                 plain.artifactType = nil
                 try await copyImage(plain, from: reader, to: sink, jobs: destination.options.jobs)
-                referrers.append(artifact.digest)
+                referrers.append(artifact)
             }
             // Without a referrers API at the destination, the source's fallback index goes along as it is.
             guard !found.isEmpty, try await destination.referrers(to.repository, node.descriptor.digest) == nil

@@ -117,7 +117,7 @@ struct Build: AsyncParsableCommand {
         // Arguments that exist on disk are recipe paths; the rest name images.
         let paths = targets.filter { FileManager.default.fileExists(atPath: $0) }
         let names = targets.filter { !FileManager.default.fileExists(atPath: $0) }
-        let set = try BuildFailure.loadRecipes(paths)
+        let set = try inputs.recipes(paths)
         for name in names where set.recipe(named: name) == nil {
             throw ValidationError(
                 "no recipe named '\(name)' (known: \(set.recipes.map(\.name).joined(separator: ", "))), and no such file"
@@ -131,28 +131,24 @@ struct Build: AsyncParsableCommand {
         options.allowForeignBinaries = allowForeignBinaries
         options.platforms = platforms
         let json = output.json
-        let results: [BuiltImage]? = try await BuildFailure.exitCodes {
-            let plan = try Pipeline.plan(
-                set, only: names, lockPath: inputs.lockPath(recipePaths: paths), options: options)
-            if dryRun {
-                try PlanOutput.print(plan, json: json)
-                return nil
-            }
-            var prepared = try await Pipeline.prepare(
-                plan, store: storeOptions.path, events: PrepareReporter(quiet: json).handle)
-            try Pipeline.compile(
-                &prepared, store: storeOptions.path, checkReproducible: checkReproducible,
-                events: { line in if !json { Output.status(line) } })
-            let layout = try OCILayout(root: storeOptions.path)
-            let reporter = ProgressReporter()
-            let results = try await Pipeline.build(
-                prepared, into: layout, events: { event in if !json { reporter.handle(event) } })
-            if let record = try Pipeline.record(prepared, results: results), record.changed, !json {
-                Output.status("updated \(record.path)")
-            }
-            return results
+        let plan = try Pipeline.plan(
+            set, only: names, lockPath: inputs.lockPath(recipePaths: paths), options: options)
+        if dryRun {
+            try PlanOutput.print(plan, json: json)
+            return
         }
-        guard let results else { return }
+        var prepared = try await Pipeline.prepare(
+            plan, store: storeOptions.path, events: PrepareReporter(quiet: json).handle)
+        try Pipeline.compile(
+            &prepared, store: storeOptions.path, checkReproducible: checkReproducible,
+            events: { line in if !json { Output.status(line) } })
+        let layout = try OCILayout(root: storeOptions.path)
+        let reporter = ProgressReporter()
+        let results = try await Pipeline.build(
+            prepared, into: layout, events: { event in if !json { reporter.handle(event) } })
+        if let record = try Pipeline.record(prepared, results: results), record.changed, !json {
+            Output.status("updated \(record.path)")
+        }
         if json { return try Output.json(Report(images: results)) }
         let built = results.flatMap(\.layers).filter { !$0.reused }.count
         let reused = results.flatMap(\.layers).filter(\.reused).count

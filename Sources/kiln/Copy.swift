@@ -29,7 +29,7 @@ struct Copy: AsyncParsableCommand {
         var digest: String
         var mediaType: String
         var blobsWritten: Int
-        var referrers: [String]
+        var referrers: [Descriptor]
     }
 
     func run() async throws {
@@ -63,7 +63,7 @@ struct Copy: AsyncParsableCommand {
         let report = Report(
             source: result.source, destination: result.destination, digest: result.digest.description,
             mediaType: result.mediaType, blobsWritten: result.blobsWritten,
-            referrers: result.referrers.map(\.description))
+            referrers: result.referrers)
         if output.json { return try Output.json(report) }
         Output.line(report.destination)
     }

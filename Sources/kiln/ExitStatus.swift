@@ -50,6 +50,7 @@ extension Kiln {
             case .recipe: fail(error.description, status: ExitStatus.badRecipe)
             case .lockMismatch, .lockedImageDiffers: fail(error.description, status: ExitStatus.differs)
             case .inputsMissing: fail(error.description, status: ExitStatus.missingInput)
+            case .platformNotBuilt: fail(error.description, status: ExitStatus.usage)
             default: fail(error.description, status: ExitStatus.failure)
             }
         } catch {
@@ -58,7 +59,11 @@ extension Kiln {
     }
 
     private static func fail(_ message: String, status: Int32, usage: Bool = false) -> Never {
-        let text = message.hasPrefix("Error:") ? message : "Error: " + message
+        // Diagnostics that locate themselves (`FILE:LINE:COL: error: …`, as compilers print them) stand as
+        // they are; anything else is marked as Kiln's error.
+        let located = message.prefix { $0 != "\n" }.contains(": error: ")
+        let bare = message.hasPrefix("error: ") ? String(message.dropFirst("error: ".count)) : message
+        let text = message.hasPrefix("Error:") || located ? message : "Error: " + bare
         FileHandle.standardError.write(Data((text + (usage ? "\nSee 'kiln --help'." : "") + "\n").utf8))
         if CommandLine.arguments.contains("--json") {
             struct Failure: Encodable {

@@ -4,6 +4,7 @@ import KilnBuild
 import KilnDebian
 import KilnHTTP
 import KilnOCI
+import KilnRecipe
 import KilnRegistry
 import KilnStore
 
@@ -41,6 +42,11 @@ struct InputFlags: ParsableArguments {
     }
 
     /// `--lock`, else `kiln.lock` beside the recipes.
+    /// The recipes named on the command line (default: recipes/).
+    func recipes(_ paths: [String]) throws -> RecipeSet {
+        try RecipeSet.load(paths: paths.isEmpty ? ["recipes"] : paths)
+    }
+
     func lockPath(recipePaths: [String]) -> String {
         lock ?? LockFile.path(besideRecipes: recipePaths)
     }

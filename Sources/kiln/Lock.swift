@@ -26,18 +26,16 @@ struct Lock: AsyncParsableCommand {
 
     func run() async throws {
         log.bootstrap()
-        let set = try BuildFailure.loadRecipes(paths)
+        let set = try inputs.recipes(paths)
         let options = BuildOptions(
             lockMode: .refresh, inputs: inputs.options(caFile: registryFlags.caFile), registry: registryFlags.options)
-        try await BuildFailure.exitCodes {
-            let plan = try Pipeline.plan(set, lockPath: inputs.lockPath(recipePaths: paths), options: options)
-            let prepared = try await Pipeline.prepare(plan, store: nil, events: PrepareReporter(quiet: false).handle)
-            let pinned = prepared.inputs.count
-            if let record = try Pipeline.record(prepared), record.changed {
-                Output.line("updated \(record.path): \(pinned) inputs pinned; review the diff before committing")
-            } else {
-                Output.line("\(plan.lockPath) already pins all \(pinned) inputs")
-            }
+        let plan = try Pipeline.plan(set, lockPath: inputs.lockPath(recipePaths: paths), options: options)
+        let prepared = try await Pipeline.prepare(plan, store: nil, events: PrepareReporter(quiet: false).handle)
+        let pinned = prepared.inputs.count
+        if let record = try Pipeline.record(prepared), record.changed {
+            Output.line("updated \(record.path): \(pinned) inputs pinned; review the diff before committing")
+        } else {
+            Output.line("\(plan.lockPath) already pins all \(pinned) inputs")
         }
     }
 }

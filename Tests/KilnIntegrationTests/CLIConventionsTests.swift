@@ -39,6 +39,13 @@ import Testing
         let recipe = try KilnBinary.run(["build", tmp.path + "/r", "--store", store], check: false)
         #expect(recipe.status == 65)
         #expect(recipe.stderr.contains("x.yaml:4:1"))
+        #expect(!recipe.stderr.contains("Error: "), "a located diagnostic is printed as it is")
+        // With --json, a bad recipe (as any error) is also a JSON document on stdout.
+        let recipeJSON = try KilnBinary.run(["build", tmp.path + "/r", "--store", store, "--json"], check: false)
+        #expect(recipeJSON.status == 65)
+        let located = try JSONSerialization.jsonObject(with: Data(recipeJSON.stdout.utf8)) as? [String: Any]
+        #expect(located?["exitCode"] as? Int == 65)
+        #expect((located?["error"] as? String)?.contains("x.yaml:4:1") == true)
         // 64: the command line is wrong.
         #expect(try KilnBinary.run(["images", "--no-such-flag"], check: false).status == 64)
         // 2: the command could not do its work (here: no store); with --json the error is JSON on stdout too.

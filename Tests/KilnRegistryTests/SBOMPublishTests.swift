@@ -73,7 +73,10 @@ import Testing
         ])
         let items = try object(Data(pushed.stdout.utf8))["images"] as? [[String: Any]] ?? []
         let image = try #require(items.first?["digest"] as? String)
-        #expect((items.first?["referrers"] as? [String])?.count == 1)
+        // Referrers are descriptors, as `kiln manifest --json` and the referrers API give them.
+        let listed = try #require(items.first?["referrers"] as? [[String: Any]])
+        #expect(listed.count == 1)
+        #expect(listed.first?["artifactType"] as? String == "application/spdx+json")
 
         // The registry has no referrers API; the fallback tag names an index of the SBOM artifact.
         let base = "http://\(registry.address)/v2/ns/debimg"
