@@ -141,7 +141,9 @@ public final class HTTPTransport: Sendable {
         var result: T
         var retryAfter: Double?
         var isTransient: Bool { true }
-        var description: String { HTTPTransport.response(of: result).map { "HTTP \($0.status)" } ?? "a transient answer" }
+        var description: String {
+            HTTPTransport.response(of: result).map { "HTTP \($0.status)" } ?? "a transient answer"
+        }
     }
 
     static func response(of result: Any) -> HTTPResponse? {

@@ -109,7 +109,8 @@ public struct RetryBudget: Sendable {
         }
         let wait = policy.delay(after: count, retryAfter: transient.retryAfter)
         HTTPLog.retries.debug(
-            "\(request): attempt \(count) of \(policy.attempts) failed (\(error)); again in \(RetryPolicy.format(wait))")
+            "\(request): attempt \(count) of \(policy.attempts) failed (\(error)); again in \(RetryPolicy.format(wait))"
+        )
         try await RetryPolicy.sleep(wait)
     }
 
