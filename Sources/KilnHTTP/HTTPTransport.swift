@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import KilnOCI
+import KilnStore
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -91,11 +92,14 @@ public final class HTTPTransport: Sendable {
         let policy = request.retryable ? options.retry : RetryPolicy(attempts: 1)
         let deadline = min(request.timeout ?? options.overallTimeout, options.overallTimeout)
         do {
-            return try await policy.run { number in
+            return try await policy.run("\(request.method) \(request.url.path)") { number in
                 let result: T
                 do {
                     result = try await Self.within(deadline, url: request.url) { try await attempt(request) }
                 } catch let error as HTTPError {
+                    throw error
+                } catch let error as StoreError {
+                    // The body's own file failed its check (a corrupt blob): not the network's fault.
                     throw error
                 } catch {
                     throw Self.map(error, url: request.url, options: options)
@@ -133,10 +137,13 @@ public final class HTTPTransport: Sendable {
     }
 
     /// A 408/429/5xx answer, thrown so the policy tries again.
-    struct TransientAnswer<T>: TransientFailure, @unchecked Sendable {
+    struct TransientAnswer<T>: TransientFailure, CustomStringConvertible, @unchecked Sendable {
         var result: T
         var retryAfter: Double?
         var isTransient: Bool { true }
+        var description: String {
+            HTTPTransport.response(of: result).map { "HTTP \($0.status)" } ?? "a transient answer"
+        }
     }
 
     static func response(of result: Any) -> HTTPResponse? {
@@ -157,8 +164,9 @@ public final class HTTPTransport: Sendable {
                 }
             case .bytes(let data):
                 r.body = .bytes(ByteBuffer(bytes: data))
-            case .file(let path, let offset, let length):
-                r.body = .stream(FileChunks(path: path, offset: offset, length: length), length: .known(length))
+            case .file(let path, let offset, let length, let check):
+                r.body = .stream(
+                    FileChunks(path: path, offset: offset, length: length, check: check), length: .known(length))
             }
             let deadline = min(current.timeout ?? options.overallTimeout, options.overallTimeout)
             let response = try await client(for: current.url).execute(r, timeout: .milliseconds(Int64(deadline * 1000)))
@@ -176,17 +184,21 @@ public final class HTTPTransport: Sendable {
     }
 }
 
-/// A file region as an async sequence of 1 MiB buffers (request bodies streamed from disk).
+/// A file region as an async sequence of 1 MiB buffers (request bodies streamed from disk), each shown to the
+/// body's `StreamedFileCheck` before it is handed out.
 struct FileChunks: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     let path: String
     let offset: Int64
     let length: Int64
+    let check: StreamedFileCheck?
 
     struct AsyncIterator: AsyncIteratorProtocol {
         let handle: FileHandle?
+        var position: Int64
         var remaining: Int64
         let path: String
+        let check: StreamedFileCheck?
 
         mutating func next() async throws -> ByteBuffer? {
             guard remaining > 0, let handle else { return nil }
@@ -194,6 +206,11 @@ struct FileChunks: AsyncSequence, Sendable {
             guard let data = try handle.read(upToCount: count), !data.isEmpty else {
                 throw HTTPError.file(path: path, detail: "file ended early while uploading")
             }
+            if let check {
+                let at = position
+                try data.withUnsafeBytes { try check.check($0, at: at) }
+            }
+            position += Int64(data.count)
             remaining -= Int64(data.count)
             if remaining == 0 { try? handle.close() }
             return ByteBuffer(bytes: data)
@@ -203,6 +220,6 @@ struct FileChunks: AsyncSequence, Sendable {
     func makeAsyncIterator() -> AsyncIterator {
         let handle = FileHandle(forReadingAtPath: path)
         try? handle?.seek(toOffset: UInt64(offset))
-        return AsyncIterator(handle: handle, remaining: length, path: path)
+        return AsyncIterator(handle: handle, position: offset, remaining: length, path: path, check: check)
     }
 }

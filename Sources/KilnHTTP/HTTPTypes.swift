@@ -1,5 +1,6 @@
 import Foundation
 import KilnOCI
+import KilnStore
 import NIOHTTP1
 
 /// One HTTP request. Bodies are replayable (bytes, or a region of a file streamed from disk), so a retry
@@ -8,8 +9,9 @@ public struct HTTPRequest: Sendable {
     public enum Body: Sendable {
         case none
         case bytes(Data)
-        /// `length` bytes of the file at `path` from `offset`, streamed in 1 MiB reads.
-        case file(path: String, offset: Int64, length: Int64)
+        /// `length` bytes of the file at `path` from `offset`, streamed in 1 MiB reads, each reported to
+        /// `check` (when given) before it is sent.
+        case file(path: String, offset: Int64, length: Int64, check: StreamedFileCheck? = nil)
     }
 
     public var method: HTTPMethod

@@ -1,4 +1,11 @@
 import Foundation
+import Logging
+
+/// Retries and what they were for, for `--verbose` (`KILN_LOG_LEVEL=debug`): the requests Kiln sent again
+/// behind the user's back, each with its attempt number and what went wrong.
+public enum HTTPLog {
+    public static let retries = Logger(label: "kiln.http")
+}
 
 /// A failure that may go away when the same operation is tried again (a reset connection, a 429 or 5xx).
 public protocol TransientFailure: Error {
@@ -38,18 +45,23 @@ public struct RetryPolicy: Sendable {
     }
 
     /// Runs `operation` until it succeeds, fails with an error that is not transient, or attempts run out
-    /// (then the last error is thrown).
-    public func run<T>(_ operation: (_ attempt: Int) async throws -> T) async throws -> T {
+    /// (then the last error is thrown). `what` names the operation in the log of retries.
+    public func run<T>(_ what: String, _ operation: (_ attempt: Int) async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
                 return try await operation(attempt)
             } catch let error as TransientFailure where error.isTransient && attempt < attempts {
-                try await Self.sleep(delay(after: attempt, retryAfter: error.retryAfter))
+                let wait = delay(after: attempt, retryAfter: error.retryAfter)
+                HTTPLog.retries.debug(
+                    "\(what): attempt \(attempt) of \(attempts) failed (\(error)); again in \(Self.format(wait))")
+                try await Self.sleep(wait)
             }
         }
     }
+
+    static func format(_ seconds: Double) -> String { String(format: "%.2f s", seconds) }
 
     public static func sleep(_ seconds: Double) async throws {
         guard seconds > 0 else { return }
@@ -69,31 +81,39 @@ public struct RetryPolicy: Sendable {
     }
 }
 
-/// The policy applied to an operation of several requests that makes progress (a blob upload): it gives up
-/// after `attempts` failures in a row, where each step forward (a session opened, a chunk the server
-/// confirmed) starts the count again, and after `attempts` failures per request the operation needs in all,
-/// so a long upload through a flaky network finishes while one that never completes stops.
+/// The policy applied to an operation of several requests (a blob upload: start a session, PATCH chunks, PUT),
+/// whose requests the transport sends once each: every request gets the policy's attempts in a row, counted
+/// per request (named by the caller, e.g. `PATCH at 4194304`), whatever the others do, and a request's count
+/// starts again when it succeeds. So a long upload through a flaky network finishes, while one whose request
+/// keeps failing (or keeps losing its session before the same request) stops after `attempts` tries of it.
 public struct RetryBudget: Sendable {
     public let policy: RetryPolicy
-    public let limit: Int
-    public private(set) var failures = 0
+    private var failures: [String: Int] = [:]
+    /// Failures of any request so far.
     public private(set) var total = 0
 
-    /// `requests`: how many requests the operation needs when nothing fails.
-    public init(_ policy: RetryPolicy, requests: Int) {
+    public init(_ policy: RetryPolicy) {
         self.policy = policy
-        self.limit = policy.attempts * max(1, requests)
     }
 
-    /// Records a failure: rethrows it when it is not transient or the attempts are spent, else waits.
-    public mutating func failed(_ error: Error) async throws {
+    /// Records a failure of `request`: rethrows it when it is not transient or that request's attempts are
+    /// spent, else waits.
+    public mutating func failed(_ error: Error, request: String) async throws {
         guard let transient = error as? TransientFailure, transient.isTransient else { throw error }
-        failures += 1
+        let count = failures[request, default: 0] + 1
+        failures[request] = count
         total += 1
-        guard failures < policy.attempts, total < limit else { throw error }
-        try await RetryPolicy.sleep(policy.delay(after: failures, retryAfter: transient.retryAfter))
+        guard count < policy.attempts else {
+            HTTPLog.retries.debug("\(request): giving up after \(count) attempts: \(error)")
+            throw error
+        }
+        let wait = policy.delay(after: count, retryAfter: transient.retryAfter)
+        HTTPLog.retries.debug(
+            "\(request): attempt \(count) of \(policy.attempts) failed (\(error)); again in \(RetryPolicy.format(wait))"
+        )
+        try await RetryPolicy.sleep(wait)
     }
 
-    /// The operation moved forward: the failures in a row before no longer count (the total still does).
-    public mutating func progressed() { failures = 0 }
+    /// `request` succeeded: its failures before no longer count.
+    public mutating func succeeded(_ request: String) { failures[request] = nil }
 }

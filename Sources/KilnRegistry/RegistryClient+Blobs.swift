@@ -1,14 +1,17 @@
 import Foundation
 import KilnHTTP
 import KilnOCI
+import KilnStore
 
 extension RegistryClient {
     func scope(_ repository: String, _ actions: String) -> String { "repository:\(repository):\(actions)" }
 
-    /// The blob's size when the repository already has it.
-    public func blobSize(_ repository: String, _ digest: Digest) async throws -> Int64? {
+    /// The blob's size when the repository already has it. `retryable` false: sent once (an upload's check
+    /// runs under the upload's budget).
+    public func blobSize(_ repository: String, _ digest: Digest, retryable: Bool = true) async throws -> Int64? {
         let response = try await send(
-            HTTPRequest(.HEAD, try await url("\(repository)/blobs/\(digest)", repository: repository)),
+            HTTPRequest(
+                .HEAD, try await url("\(repository)/blobs/\(digest)", repository: repository), retryable: retryable),
             scopes: [scope(repository, "pull")],
             step: "checking blob \(digest.encoded.prefix(12))", repository: repository)
         switch response.status {
@@ -49,45 +52,105 @@ extension RegistryClient {
         }
     }
 
-    /// Uploads a blob from a file: one PUT for small blobs, PATCH chunks for large ones. Its requests are sent
-    /// once each by the transport; the upload as a whole retries under one `RetryBudget`: a failed start or
-    /// PUT starts a new session, a broken chunk resumes from the offset the registry reports, and each
-    /// confirmed chunk renews the budget.
+    /// Uploads a blob from a file: one PUT for small blobs, PATCH chunks then a PUT for large ones. Every byte
+    /// is read through a `StreamedFileCheck`: a file that does not hash to `digest` (a tampered or decayed
+    /// store) fails before its last byte is sent, so the registry never stores it. The transport sends each
+    /// request once; the upload retries under one `RetryBudget`, each request with its own attempts:
+    /// - a failed start is sent again;
+    /// - a broken chunk resumes at the offset the registry reports (GET on the session);
+    /// - before a failed PUT is sent again, a HEAD asks whether the registry stored the blob anyway (the
+    ///   connection may break after the commit); a small blob's PUT then goes to a new session (the failed
+    ///   one may have left part of its body in the old one), the final PUT of a chunked upload to the same;
+    /// - a session the registry no longer knows (404) is replaced by a new one, from the first byte.
     public func uploadBlob(
         _ repository: String, digest: Digest, size: Int64, path: String, session: URL? = nil,
         progress: (@Sendable (Int64) -> Void)? = nil
     ) async throws {
         let step = "uploading blob \(digest.encoded.prefix(12))"
-        var session = session
-        let chunks = size <= options.monolithicLimit ? 0 : Int((size + options.chunkSize - 1) / options.chunkSize)
-        var budget = RetryBudget(policy, requests: 2 + chunks)
+        let chunked = size > options.monolithicLimit
+        let check = StreamedFileCheck(path: path, expected: digest, size: size)
+        var budget = RetryBudget(policy)
+        var location = session
+        var offset: Int64 = 0
+        // The last request failed: the registry may hold more of the blob (or all of it) than Kiln knows.
+        var unsure = false
         while true {
+            // What the next request is, for the budget's count.
+            var request = "POST (start)"
             do {
-                // After a failure the last PUT may have landed before the connection broke.
-                if budget.total > 0, try await blobSize(repository, digest) != nil { return }
-                let location = try await startUpload(repository, existing: session)
-                session = nil
-                budget.progressed()
-                if size <= options.monolithicLimit {
-                    try await finishUpload(
-                        repository, location, digest: digest, body: .file(path: path, offset: 0, length: size),
-                        step: step)
+                guard let current = location else {
+                    location = try await startUpload(repository)
+                    budget.succeeded(request)
+                    offset = 0
+                    unsure = false
+                    continue
+                }
+                if chunked && offset < size {
+                    if unsure {
+                        request = "GET (upload status)"
+                        (location, offset) = try await uploadStatus(repository, current, step: step)
+                        budget.succeeded(request)
+                        unsure = false
+                        continue
+                    }
+                    request = "PATCH at \(offset)"
+                    let (next, confirmed) = try await uploadChunk(
+                        repository, current, offset: offset, size: size, path: path, check: check, step: step)
+                    budget.succeeded(request)
+                    addUploaded(confirmed - offset)
+                    location = next
+                    offset = confirmed
+                    progress?(offset)
+                    continue
+                }
+                if unsure {
+                    request = "HEAD (stored?)"
+                    if try await blobSize(repository, digest, retryable: false) != nil { return }
+                    budget.succeeded(request)
+                    unsure = false
+                    if !chunked {
+                        location = nil
+                        continue
+                    }
+                }
+                request = "PUT (finish)"
+                try await finishUpload(
+                    repository, current, digest: digest,
+                    body: chunked ? .none : .file(path: path, offset: 0, length: size, check: check), step: step)
+                if !chunked {
                     addUploaded(size)
                     progress?(size)
-                } else {
-                    let last = try await uploadChunks(
-                        repository, location, size: size, path: path, step: step, budget: &budget, progress: progress)
-                    try await finishUpload(repository, last, digest: digest, body: .none, step: step)
                 }
                 return
+            } catch let gone as SessionGone {
+                location = nil
+                try await budget.failed(gone.error, request: request)
             } catch {
-                try await budget.failed(error)
+                try await budget.failed(error, request: request)
+                unsure = location != nil
             }
         }
     }
 
-    func startUpload(_ repository: String, existing: URL?) async throws -> URL {
-        if let existing { return existing }
+    /// The registry answered 404 for an upload session: it expired, or was cancelled after a request that
+    /// broke (distribution cancels a session whose recorded offset no longer matches). A new one is needed.
+    struct SessionGone: Error {
+        var error: RegistryError
+    }
+
+    /// `failure(response)`, as `SessionGone` when the session is unknown, else retryable when `retryable`
+    /// statuses include it.
+    func uploadFailure(_ response: HTTPResponse, step: String, repository: String, retryable: Set<Int> = [])
+        -> Error
+    {
+        var error = failure(response, step: step, repository: repository)
+        if retryable.contains(response.status) { error.isTransient = true }
+        guard response.status == 404 else { return error }
+        error.isTransient = true
+        return SessionGone(error: error)
+    }
+
+    func startUpload(_ repository: String) async throws -> URL {
         let response = try await send(
             HTTPRequest(.POST, try await url("\(repository)/blobs/uploads/", repository: repository), retryable: false),
             scopes: [scope(repository, "pull,push")], step: "starting an upload", repository: repository)
@@ -109,13 +172,13 @@ extension RegistryClient {
                 message: "the registry gave an unusable upload location \(location)")
         }
         var length: Int64 = 0
-        if case .file(_, _, let n) = body { length = n }
+        if case .file(_, _, let n, _) = body { length = n }
         let response = try await send(
             HTTPRequest(
                 .PUT, target, headers: [("Content-Type", "application/octet-stream"), ("Content-Length", "\(length)")],
                 body: body, retryable: false),
             scopes: [scope(repository, "pull,push")], step: step, repository: repository)
-        guard response.status == 201 else { throw failure(response, step: step, repository: repository) }
+        guard response.status == 201 else { throw uploadFailure(response, step: step, repository: repository) }
         if let answered = response.header("Docker-Content-Digest"), answered != digest.description {
             throw RegistryError(
                 registry: registry, repository: repository, step: step, status: 201, code: nil,
@@ -124,58 +187,48 @@ extension RegistryClient {
         }
     }
 
-    /// PATCHes `chunkSize` pieces, always to the latest Location. After a failure it waits per the budget,
-    /// asks the registry how much it has (GET on the session: `Range: 0-N`) and continues from there.
-    func uploadChunks(
-        _ repository: String, _ start: URL, size: Int64, path: String, step: String, budget: inout RetryBudget,
-        progress: (@Sendable (Int64) -> Void)?
-    ) async throws -> URL {
-        var location = start
-        var offset: Int64 = 0
-        var resume = false
-        while offset < size {
-            do {
-                if resume {
-                    let status = try await send(
-                        HTTPRequest(.GET, location, retryable: false), scopes: [scope(repository, "pull,push")],
-                        step: step, repository: repository)
-                    guard status.status == 204 else {
-                        throw failure(status, step: "resuming an upload", repository: repository)
-                    }
-                    if let next = status.header("Location").flatMap({ URL(string: $0, relativeTo: status.url) }) {
-                        location = next.absoluteURL
-                    }
-                    offset = Self.resumeOffset(status.header("Range"))
-                    resume = false
-                    // Knowing where to continue is a step forward: the PATCH gets its own attempts in a row
-                    // (the budget's total still bounds the upload).
-                    budget.progressed()
-                }
-                let length = min(options.chunkSize, size - offset)
-                let response = try await send(
-                    HTTPRequest(
-                        .PATCH, location,
-                        headers: [
-                            ("Content-Type", "application/octet-stream"),
-                            ("Content-Range", "\(offset)-\(offset + length - 1)"),
-                            ("Content-Length", "\(length)"),
-                        ], body: .file(path: path, offset: offset, length: length), retryable: false),
-                    scopes: [scope(repository, "pull,push")], step: step, repository: repository)
-                guard response.status == 202 else { throw failure(response, step: step, repository: repository) }
-                if let next = response.header("Location").flatMap({ URL(string: $0, relativeTo: response.url) }) {
-                    location = next.absoluteURL
-                }
-                let confirmed = Self.rangeEnd(response.header("Range")).map { $0 + 1 } ?? offset + length
-                addUploaded(confirmed - offset)
-                if confirmed > offset { budget.progressed() }
-                offset = confirmed
-                progress?(offset)
-            } catch {
-                try await budget.failed(error)
-                resume = true
-            }
+    /// Asks the registry how much of an upload it holds (GET on the session: `Range: 0-N`): the latest
+    /// Location and the offset to continue from.
+    func uploadStatus(_ repository: String, _ location: URL, step: String) async throws -> (URL, Int64) {
+        let response = try await send(
+            HTTPRequest(.GET, location, retryable: false), scopes: [scope(repository, "pull,push")], step: step,
+            repository: repository)
+        guard response.status == 204 else {
+            throw uploadFailure(response, step: "resuming an upload", repository: repository)
         }
-        return location
+        let next = response.header("Location").flatMap { URL(string: $0, relativeTo: response.url) }
+        return (next?.absoluteURL ?? location, Self.resumeOffset(response.header("Range")))
+    }
+
+    /// PATCHes the `chunkSize` piece at `offset`; returns the latest Location and how far the registry
+    /// confirms it has the blob. A 416 (the registry holds another offset) is retried after a status check.
+    func uploadChunk(
+        _ repository: String, _ location: URL, offset: Int64, size: Int64, path: String, check: StreamedFileCheck,
+        step: String
+    ) async throws -> (URL, Int64) {
+        let length = min(options.chunkSize, size - offset)
+        let response = try await send(
+            HTTPRequest(
+                .PATCH, location,
+                headers: [
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Range", "\(offset)-\(offset + length - 1)"),
+                    ("Content-Length", "\(length)"),
+                ], body: .file(path: path, offset: offset, length: length, check: check), retryable: false),
+            scopes: [scope(repository, "pull,push")], step: step, repository: repository)
+        guard response.status == 202 else {
+            throw uploadFailure(response, step: step, repository: repository, retryable: [416])
+        }
+        let next = response.header("Location").flatMap { URL(string: $0, relativeTo: response.url) }
+        let confirmed = Self.rangeEnd(response.header("Range")).map { $0 + 1 } ?? offset + length
+        guard confirmed > offset else {
+            // Accepted but not kept: counted as a failure of this PATCH, so a registry doing it forever ends the
+            // upload.
+            throw RegistryError(
+                registry: registry, repository: repository, step: step, status: 202,
+                message: "the registry confirmed no byte of the chunk at \(offset)", isTransient: true)
+        }
+        return (next?.absoluteURL ?? location, confirmed)
     }
 
     /// Where to continue an upload: distribution reports `0-0` both for 0 and 1 byte received; chunks are far

@@ -22,7 +22,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
             return "blob \(digest) is missing from \(layout). Rebuild or pull the image that needs it."
         case .corruptBlob(let path, let expected, let actual):
             return
-                "blob \(path) is corrupt: its content hashes to \(actual), not \(expected). Delete the file and rebuild or pull again."
+                "blob \(expected) is corrupt: \(path) hashes to \(actual). Run `kiln fsck` to list the damaged blobs and the tags that reach them, then rebuild or pull those images again."
         case .unknownTag(let reference, let layout, let known):
             let list = known.isEmpty ? "the store has no images yet" : "known: " + known.joined(separator: ", ")
             return "no image tagged '\(reference)' in \(layout) (\(list)). Run `kiln images` to see what is stored."

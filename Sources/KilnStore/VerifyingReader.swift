@@ -88,3 +88,57 @@ public final class VerifyingReader {
         try VerifyingReader(path: path, expected: expected, expectedSize: expectedSize).forEachChunk { _ in }
     }
 }
+
+/// The verifying read for a file that is sent in pieces (a blob pushed in one PUT or in PATCH chunks, a piece
+/// sent again after a resume or in a new session): each piece is reported as it is read for sending, the
+/// bytes are hashed in file order, each once, and the piece that would complete the file is refused unless
+/// the whole file hashes to `expected`. A blob whose content does not match its name therefore never
+/// completes an upload: the request carrying its last byte fails before that byte is sent.
+public final class StreamedFileCheck: @unchecked Sendable {
+    public let path: String
+    public let expected: Digest
+    public let size: Int64
+    private let lock = NSLock()
+    private var hasher = SHA256()
+    /// Bytes `0..<hashed` of the file went into `hasher`.
+    private var hashed: Int64 = 0
+    /// Set once the whole file was hashed and did not match.
+    private var mismatch: StoreError?
+
+    public init(path: String, expected: Digest, size: Int64) {
+        self.path = path
+        self.expected = expected
+        self.size = size
+    }
+
+    /// Reports `bytes`, read from the file at `offset` to be sent; throws `StoreError.corruptBlob` instead of
+    /// returning when they end the file and the file does not match.
+    public func check(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+        try lock.withLock {
+            let end = offset + Int64(bytes.count)
+            if offset > hashed {
+                // Bytes this check never saw (no upload sends them, but the digest must cover them): read the
+                // whole file once instead.
+                do {
+                    try VerifyingReader.verify(path, expected: expected, expectedSize: size)
+                } catch let error as StoreError {
+                    mismatch = error
+                }
+                hashed = size
+            }
+            if end > hashed, hashed < size {
+                let from = Int(hashed - offset)
+                let upTo = Int(min(end, size) - offset)
+                hasher.update(UnsafeRawBufferPointer(rebasing: bytes[from..<upTo]))
+                hashed = offset + Int64(upTo)
+                if hashed == size {
+                    let actual = hasher.finalize()
+                    if actual != expected {
+                        mismatch = .corruptBlob(path: path, expected: expected, actual: actual)
+                    }
+                }
+            }
+            if end >= size, let mismatch { throw mismatch }
+        }
+    }
+}
