@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnOCI", "KilnLayer", "KilnTestSupport"]),
         .testTarget(
             name: "KilnSandboxTests",
-            dependencies: ["KilnSandbox", "KilnDebian", "KilnLayer", "KilnOCI", "KilnTestSupport"]),
+            dependencies: ["KilnSandbox", "KilnDebian", "KilnLayer", "KilnOCI", "KilnStore", "KilnTestSupport"]),
         .testTarget(
             name: "KilnBuildTests",
             dependencies: ["KilnBuild", "KilnOCI", "KilnRecipe", "KilnStore", "KilnLayer", "KilnTestSupport"]),

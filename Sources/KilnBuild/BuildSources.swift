@@ -24,10 +24,19 @@ enum BuildSources {
         let where_ = "\(source.location): error: source \(source.name)"
         switch source.kind {
         case .directory(let path):
-            let directory = recipe.directory + "/" + path
+            let written = recipe.directory + "/" + path
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue
-            else { throw BuildError.recipe("\(where_): \(directory) is not a directory") }
+            guard FileManager.default.fileExists(atPath: written, isDirectory: &isDirectory), isDirectory.boolValue
+            else { throw BuildError.recipe("\(where_): \(written) is not a directory") }
+            // Bound into the sandbox by its real path, which must lie inside the recipe's directory: a symlink
+            // in the recipe directory (`lnk -> /etc`) must not hand the host's files to the step.
+            guard let directory = realPath(written), let home = realPath(recipe.directory),
+                directory == home || directory.hasPrefix(home + "/")
+            else {
+                throw BuildError.recipe(
+                    "\(where_): \(path) leads outside the recipe directory (its real path is "
+                        + "\(realPath(written) ?? "unknown")); copy the source into the recipe directory")
+            }
             return ResolvedSource(
                 name: source.name, directory: directory, id: "git-tree:" + (try GitTree.id(of: directory)))
         case .git(let url, let commit, let pinnedTree):
@@ -92,6 +101,12 @@ enum BuildSources {
             }
             return ResolvedSource(name: source.name, directory: extracted, id: sha256.description)
         }
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     static func root(_ options: InputOptions) -> String {

@@ -30,6 +30,8 @@ extension OCILayout {
             }
             if !dryRun {
                 for item in garbage { try removeBlob(item.digest) }
+                // Build-step staging left by a build that was killed (its process is gone).
+                StagedDirectory.removeStale(in: root + "/builds")
             }
             return garbage
         }

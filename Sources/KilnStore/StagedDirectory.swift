@@ -63,7 +63,9 @@ public final class StagedDirectory {
     /// Removes the staging directories in `parent` whose process is gone (and the `.tmp-<pid>-…` ones older
     /// Kiln versions left). Returns what it removed.
     @discardableResult
-    public static func removeStale(in parent: String) -> [String] {
+    public static func removeStale(
+        in parent: String, remove: (String) -> Void = { try? FileManager.default.removeItem(atPath: $0) }
+    ) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
         var removed: [String] = []
         for name in names {
@@ -76,9 +78,8 @@ public final class StagedDirectory {
                 continue
             }
             guard let pid = rest.split(separator: "-").first.flatMap({ pid_t($0) }), !alive(pid) else { continue }
-            if (try? FileManager.default.removeItem(atPath: parent + "/" + name)) != nil {
-                removed.append(parent + "/" + name)
-            }
+            remove(parent + "/" + name)
+            if access(parent + "/" + name, F_OK) != 0 { removed.append(parent + "/" + name) }
         }
         return removed
     }
