@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP", "KilnProcess"]),
         // Hermetic build steps: a bubblewrap sandbox, environment roots, git-pinned source trees.
-        .target(name: "KilnSandbox", dependencies: ["KilnOCI", "KilnLayer", "KilnProcess", "CCrypto"]),
+        .target(name: "KilnSandbox", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnProcess", "CCrypto"]),
         // Debian package sets: resolve, verify, unpack.
         .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP", "KilnProcess"]),
         // Planning, fetching, layer cache, assembling images, tagging.

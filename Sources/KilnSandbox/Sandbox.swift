@@ -70,9 +70,7 @@ public struct SandboxSpec: Sendable {
         ]
     }
 
-    /// A host directory bound into the sandbox. Kiln opens each (`O_PATH`, never following a symlink) and
-    /// passes the descriptor to bubblewrap (`--ro-bind-fd`/`--bind-fd`): the sandbox's uid need not be able to
-    /// walk the host path, and nothing can swap the path for a symlink between the check and the mount.
+    /// A host directory bound into the sandbox (see `SandboxRunner` for how it reaches bubblewrap).
     public struct Bind: Sendable, Hashable {
         public var host: String
         public var inside: String
@@ -110,9 +108,16 @@ public struct SandboxSpec: Sendable {
         return layout
     }
 
-    /// The bubblewrap arguments for this step (without `bwrap` itself), with `layout().binds[i]` passed as
-    /// descriptor `firstDescriptor + i`.
-    public func bubblewrapArguments(firstDescriptor: Int32) throws -> [String] {
+    /// How bubblewrap finds the host side of each bind: a descriptor Kiln opened (`--ro-bind-fd`), or a path
+    /// (`--ro-bind`).
+    public enum BindSource: Sendable, Hashable {
+        case descriptor(Int32)
+        case path(String)
+    }
+
+    /// The bubblewrap arguments for this step (without `bwrap` itself), `sources[i]` standing for
+    /// `layout().binds[i]`.
+    public func bubblewrapArguments(binding sources: [BindSource]) throws -> [String] {
         var args = [
             "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns", "--unshare-ipc", "--unshare-pid",
             "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", Self.hostname, "--cap-drop",
@@ -123,8 +128,14 @@ public struct SandboxSpec: Sendable {
             args += ["--symlink", target, link]
         }
         args += ["--proc", "/proc", "--dev", "/dev", "--size", String(limits.tmp), "--tmpfs", "/tmp", "--dir", "/src"]
-        for (index, bind) in layout.binds.enumerated() {
-            args += [bind.writable ? "--bind-fd" : "--ro-bind-fd", String(firstDescriptor + Int32(index)), bind.inside]
+        precondition(sources.count == layout.binds.count, "one source per bind")
+        for (bind, source) in zip(layout.binds, sources) {
+            switch source {
+            case .descriptor(let fd):
+                args += [bind.writable ? "--bind-fd" : "--ro-bind-fd", String(fd), bind.inside]
+            case .path(let path):
+                args += [bind.writable ? "--bind" : "--ro-bind", path, bind.inside]
+            }
         }
         args += ["--remount-ro", "/", "--chdir", "/work"]
         let variables = environment.merging(fixedEnvironment) { _, fixed in fixed }

@@ -40,14 +40,25 @@ public enum SandboxRunner {
             try adopt(spec.root, by: identity)
         }
         let layout = try spec.layout()
+        // Run as root, the binds reach the sandbox's uid through a portal (see `SandboxPortal`); run as an
+        // ordinary user, as descriptors Kiln opened, so no path is resolved twice.
         var descriptors: [Int32] = []
         defer { descriptors.forEach { close($0) } }
-        for bind in layout.binds { descriptors.append(try HostTree.openForBinding(bind.host)) }
-        let arguments = SandboxIdentity.wrap(
-            [bwrap]
-                + (try spec.bubblewrapArguments(
-                    firstDescriptor: ChildProcess.firstPassedDescriptor(descriptors))),
-            as: identity, limits: spec.limits)
+        let portal = try identity.map { _ in try SandboxPortal(count: layout.binds.count) }
+        defer { portal?.remove() }
+        let sources: [SandboxSpec.BindSource]
+        if let portal {
+            sources = layout.binds.indices.map { .path(portal.mountPoint($0)) }
+        } else {
+            for bind in layout.binds { descriptors.append(try HostTree.openForBinding(bind.host)) }
+            let first = ChildProcess.firstPassedDescriptor(descriptors)
+            sources = descriptors.indices.map { .descriptor(first + Int32($0)) }
+        }
+        var arguments = SandboxIdentity.wrap(
+            [bwrap] + (try spec.bubblewrapArguments(binding: sources)), as: identity, limits: spec.limits)
+        if let portal {
+            arguments = portal.wrap(arguments, binding: layout.binds.map(\.host))
+        }
         var log = try BoundedLog(path: spec.log, limit: spec.limits.log)
         var fds: [Int32] = [0, 0]
         // A socket pair rather than pipe(2): it is created close-on-exec atomically (Glibc's pipe2 is not visible
@@ -130,8 +141,9 @@ public enum SandboxRunner {
         }
         guard exit == 0 else {
             // bubblewrap reports its own setup failures (no user namespaces, a missing mount source) as
-            // `bwrap: …` before the step ever starts.
-            if let first = tail.first, first.hasPrefix("bwrap: "), tail.count == 1 {
+            // `bwrap: …` before the step ever starts, and so do the tools that start it.
+            let setup = ["bwrap: ", "mount: ", "unshare: ", "setpriv: ", "prlimit: "]
+            if let first = tail.first, setup.contains(where: first.hasPrefix), tail.count <= 2 {
                 throw SandboxError.unavailable(detail: first)
             }
             throw SandboxError.failed(build: spec.name, status: exit, log: spec.log, tail: tail)
