@@ -31,6 +31,8 @@ extension Kiln {
         } catch {
             exit(withError: error)  // help, --version, usage errors: ArgumentParser's own codes (0, 64)
         }
+        // One place sets the log level (--verbose, --debug, KILN_LOG_LEVEL) for every networked command.
+        (command as? NetworkedCommand)?.registryFlags.log.bootstrap()
         do {
             if var command = command as? AsyncParsableCommand {
                 try await command.run()
