@@ -145,7 +145,7 @@ public final class HTTPTransport: Sendable {
                     throw HTTPError.timeout(
                         url: url.absoluteString,
                         what:
-                            "the request (less than \(Self.rate(clock.minimumRate)) arrived or left, with its retries)",
+                            "the request, with less than \(Self.rate(clock.minimumRate)) moving across its attempts,",
                         seconds: clock.budget)
                 }
                 throw HTTPError.timeout(url: url.absoluteString, what: "the whole exchange", seconds: seconds)

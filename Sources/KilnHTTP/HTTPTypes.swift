@@ -90,8 +90,9 @@ public enum HTTPError: Error, CustomStringConvertible, TransientFailure {
     case connection(url: String, detail: String, transient: Bool)
     /// A connection that was open and then reset or closed by the other end (or something between).
     case dropped(url: String, detail: String)
-    /// The retries of a request are over: `last` is what the last attempt met.
-    indirect case gaveUp(attempts: Int, seconds: Double, last: HTTPError)
+    /// The retries of a request are over: `last` is what the last attempt met, `first` what the first did when
+    /// that was something else (a stall before the deadline cut the last attempt).
+    indirect case gaveUp(attempts: Int, seconds: Double, last: HTTPError, first: HTTPError?)
     case refused(host: String)
     case unknownHost(host: String)
     case timeout(url: String, what: String, seconds: Double?)
@@ -112,8 +113,9 @@ public enum HTTPError: Error, CustomStringConvertible, TransientFailure {
         case .dropped(let url, let detail):
             return
                 "\(url): \(detail) during the exchange: the server or something between (a proxy, a load balancer, an unstable network) is dropping connections"
-        case .gaveUp(let attempts, let seconds, let last):
-            return "\(last.text) (gave up after \(attempts) attempts in \(Self.seconds(seconds.rounded())))"
+        case .gaveUp(let attempts, let seconds, let last, let first):
+            let before = first.map { "; the first attempt: \($0.text)" } ?? ""
+            return "\(last.text) (gave up after \(attempts) attempts in \(Self.seconds(seconds.rounded()))\(before))"
         case .refused(let host):
             return "\(host) refused the connection: nothing listens there. Check the address and port."
         case .unknownHost(let host):
@@ -149,12 +151,16 @@ public enum HTTPError: Error, CustomStringConvertible, TransientFailure {
 
     /// What the last attempt met, when the retries are over.
     public var underlying: HTTPError {
-        if case .gaveUp(_, _, let last) = self { return last.underlying }
+        if case .gaveUp(_, _, let last, _) = self { return last.underlying }
         return self
     }
 
-    public func givingUp(attempts: Int, seconds: Double) -> Error {
-        attempts > 1 ? HTTPError.gaveUp(attempts: attempts, seconds: seconds, last: underlying) : self
+    public func givingUp(attempts: Int, seconds: Double, first: Error?) -> Error {
+        guard attempts > 1 else { return self }
+        let earlier = (first as? HTTPError)?.underlying
+        return HTTPError.gaveUp(
+            attempts: attempts, seconds: seconds, last: underlying,
+            first: earlier.flatMap { $0.text == underlying.text ? nil : $0 })
     }
 
     public var retryAfter: Double? { nil }

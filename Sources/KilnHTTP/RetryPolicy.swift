@@ -19,13 +19,14 @@ public protocol TransientFailure: Error {
     var isTransient: Bool { get }
     /// Seconds the server asked us to wait (Retry-After), if it said.
     var retryAfter: Double? { get }
-    /// The error to report when the retries are over: it says how many attempts were made and for how long, so
-    /// the message tells what happened rather than only the last failure. Default: itself.
-    func givingUp(attempts: Int, seconds: Double) -> Error
+    /// The error to report when the retries are over: it says how many attempts were made and for how long (and
+    /// what the first attempt met, when that was something else), so the message tells what happened rather than
+    /// only the last failure. Default: itself.
+    func givingUp(attempts: Int, seconds: Double, first: Error?) -> Error
 }
 
 extension TransientFailure {
-    public func givingUp(attempts: Int, seconds: Double) -> Error { self }
+    public func givingUp(attempts: Int, seconds: Double, first: Error?) -> Error { self }
 }
 
 /// Kiln's one retry policy: how many attempts, how long between them (exponential back-off with jitter,
@@ -96,18 +97,20 @@ public struct RetryPolicy: Sendable {
     {
         let clock = clock ?? self.clock()
         var attempt = 0
+        var first: Error?
         while true {
             attempt += 1
             do {
                 return try await operation(attempt)
             } catch let error as TransientFailure where error.isTransient {
                 let wait = delay(after: attempt, retryAfter: error.retryAfter)
+                if first == nil { first = error }
                 guard attempt < attempts, wait < clock.remaining else {
                     if attempts > 1 {
                         HTTPLog.debug(
                             "\(what): giving up after \(attempt) attempts in \(Self.format(clock.elapsed)): \(error)")
                     }
-                    throw error.givingUp(attempts: attempt, seconds: clock.elapsed)
+                    throw error.givingUp(attempts: attempt, seconds: clock.elapsed, first: first)
                 }
                 HTTPLog.debug(
                     "\(what): attempt \(attempt) of \(attempts) failed (\(error)); again in \(Self.format(wait))")
@@ -220,7 +223,7 @@ public struct RetryBudget: Sendable {
         guard entry.count < policy.attempts, elapsed + wait < policy.deadline else {
             HTTPLog.debug(
                 "\(request): giving up after \(entry.count) attempts in \(RetryPolicy.format(elapsed)): \(error)")
-            throw transient.givingUp(attempts: entry.count, seconds: elapsed)
+            throw transient.givingUp(attempts: entry.count, seconds: elapsed, first: nil)
         }
         HTTPLog.debug(
             "\(request): attempt \(entry.count) of \(policy.attempts) failed (\(error)); again in \(RetryPolicy.format(wait))"

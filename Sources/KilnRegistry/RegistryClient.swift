@@ -54,7 +54,7 @@ public struct RegistryError: Error, CustomStringConvertible, TransientFailure {
     }
 
     /// The error as the retries of an upload's request leave it: final, saying how long it was tried.
-    public func givingUp(attempts: Int, seconds: Double) -> Error {
+    public func givingUp(attempts: Int, seconds: Double, first: Error?) -> Error {
         guard attempts > 1 else { return self }
         var error = self
         error.isTransient = false
