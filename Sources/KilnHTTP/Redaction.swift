@@ -15,8 +15,11 @@ public enum Redaction {
     ]
 
     public static func redact(_ text: String, secrets: [String] = []) -> String {
-        var result = text.replacing(#/(?i)\b(basic|bearer)\s+[A-Za-z0-9+\/=._~-]{4,}/#) { match in
-            "\(match.output.1) <redacted>"
+        // A credential, not a word of a sentence ("a bearer token"): not only lower-case letters.
+        var result = text.replacing(#/(?i)\b(basic|bearer)(\s+)([A-Za-z0-9+\/=._~-]{4,})/#) { match in
+            let value = match.output.3
+            return value.allSatisfy({ $0.isLowercase && $0.isLetter })
+                ? String(match.output.0) : "\(match.output.1)\(match.output.2)<redacted>"
         }
         for secret in secrets where secret.count >= 3 {
             result = result.replacingOccurrences(of: secret, with: "<redacted>")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnBuild
+import KilnHTTP
 import KilnOCI
 import KilnRecipe
 
@@ -61,6 +62,9 @@ extension Kiln {
     }
 
     private static func fail(_ message: String, status: Int32, usage: Bool = false) -> Never {
+        // Every error of every module passes here: URLs lose their query tokens and passwords, echoed
+        // credentials their value (the library errors that carry URLs are redacted already).
+        let message = Redaction.redact(message)
         // Diagnostics that locate themselves (`FILE:LINE:COL: error: …`, as compilers print them) stand as
         // they are; anything else is marked as Kiln's error.
         let located = message.prefix { $0 != "\n" }.contains(": error: ")
