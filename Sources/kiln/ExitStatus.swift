@@ -57,6 +57,9 @@ extension Kiln {
             default: fail(error.description, status: ExitStatus.failure)
             }
         } catch {
+            // `kiln CMD --help` parses as ArgumentParser's help command, whose run throws its request: shown as
+            // ArgumentParser shows it (the help text, exit 0), not as a failure.
+            if exitCode(for: error) == .success { exit(withError: error) }
             fail(String(describing: error), status: ExitStatus.failure)
         }
     }

@@ -96,6 +96,11 @@ import Testing
         for (command, names) in options where names.contains("insecure") {
             #expect(names.isSuperset(of: ["verbose", "debug"]), "\(command)")
         }
+        for command in ["push", "pull"] {
+            let help = try KilnBinary.run([command, "--help"], check: false)
+            #expect(help.status == 0, "\(command) --help: \(help.stderr)")
+            #expect(help.stdout.contains("--verbose") && help.stdout.contains("--debug"), "\(help.stdout)")
+        }
         let tmp = try TemporaryDirectory("kiln-verbose")
         defer { tmp.remove() }
         let closed = try freePort()
