@@ -173,6 +173,13 @@ public final class HTTPTransport: Sendable {
         (result as? HTTPResponse) ?? (result as? (response: HTTPResponse, digest: Digest?, size: Int64))?.response
     }
 
+    /// Whether a redirect may carry the request's Authorization: to the same host and port only, and never from
+    /// TLS to plain HTTP (where anyone on the path could read it).
+    static func keepsAuthorization(from: URL, to next: URL) -> Bool {
+        next.host == from.host && next.port == from.port
+            && !(from.scheme?.lowercased() == "https" && next.scheme?.lowercased() != "https")
+    }
+
     /// One exchange, following redirects for GET/HEAD; Authorization is dropped when the host changes. Bytes of a
     /// streamed request body count as progress on `clock`.
     func execute(_ request: HTTPRequest, clock: RequestClock) async throws -> HTTPClientResponse {
@@ -203,10 +210,7 @@ public final class HTTPTransport: Sendable {
                 let location = response.headers.first(name: "location"),
                 let next = URL(string: location, relativeTo: current.url)?.absoluteURL
             else { return response }
-            // Another host, or from TLS to plain HTTP: the credentials stay behind.
-            if next.host != current.url.host || next.port != current.url.port
-                || (current.url.scheme?.lowercased() == "https" && next.scheme?.lowercased() != "https")
-            {
+            if !Self.keepsAuthorization(from: current.url, to: next) {
                 current.headers.removeAll { $0.0.lowercased() == "authorization" }
             }
             current.url = next
