@@ -102,12 +102,8 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
                 throw ValidationError("--platform '\(name)' is not a Linux platform: write os/arch, e.g. linux/arm64")
             }
         }
-        for tag in tags + (version.map { [$0] } ?? []) {
-            guard tag.range(of: #"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
-                throw ValidationError(
-                    "'\(tag)' is not a valid OCI tag: use letters, digits, _ . - (max 128 characters)")
-            }
-        }
+        for tag in tags { try OCITag.check(tag, as: "tag") }
+        if let version { try OCITag.check(version, as: "version") }
     }
 
     func run() async throws {

@@ -97,9 +97,7 @@ struct TagCommand: AsyncParsableCommand, NetworkedCommand {
     }
 
     func run() async throws {
-        guard newTag.range(of: #"^[\w][\w.-]{0,127}$"#, options: .regularExpression) != nil else {
-            throw ValidationError("'\(newTag)' is not a tag: 1-128 letters, digits, _ . - (not starting with . or -)")
-        }
+        try OCITag.check(newTag, as: "tag")
         let report = try await registryFlags.with(reference) { ref, client in
             let (data, descriptor) = try await client.manifest(ref.repository, ref.identifier)
             try await client.putManifest(ref.repository, newTag, data: data, mediaType: descriptor.mediaType)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnOCI
 import KilnRelease
 import KilnStore
 

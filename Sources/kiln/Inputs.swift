@@ -3,6 +3,7 @@ import Foundation
 import KilnBuild
 import KilnDebian
 import KilnHTTP
+import KilnKomodo
 import KilnOCI
 import KilnRecipe
 import KilnRegistry
@@ -44,7 +45,7 @@ struct InputFlags: ParsableArguments {
     /// `--lock`, else `kiln.lock` beside the recipes.
     /// The recipes named on the command line (default: recipes/).
     func recipes(_ paths: [String]) throws -> RecipeSet {
-        try RecipeSet.load(paths: paths.isEmpty ? ["recipes"] : paths)
+        try RecipeSet.load(paths: paths.isEmpty ? ["recipes"] : paths, derivations: [KomodoMatrix()])
     }
 
     func lockPath(recipePaths: [String]) -> String {

@@ -389,7 +389,7 @@ import Testing
             """)
         let result = try KilnBinary.run(["build", tmp.path + "/recipes", "--dry-run"], check: false)
         #expect(result.status != 0)
-        #expect(result.stderr.contains("AAA's datadir uses ${DATA}, which komodod would get literally"))
+        #expect(result.stderr.contains("AAA's datadir uses ${DATA}, which the program would get literally"))
         try tmp.write(
             "recipes/chains.json", #"[{"ac_name": "BBB"}, {"ac_name": "BBB", "datadir": "${HOME}/.komodo/BBB_OLD"}]"#)
         var text = try String(contentsOfFile: tmp.path + "/recipes/chain.yaml", encoding: .utf8)
