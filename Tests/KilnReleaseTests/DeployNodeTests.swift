@@ -200,7 +200,10 @@ import Yams
             try validKubernetes(kubernetes)
             let documents = try Yams.load_all(yaml: kubernetes).compactMap { $0 as? [String: Any] }
             let set = try #require(
-                documents.first { ($0["metadata"] as? [String: Any])?["name"] as? String == "komodo-node-iguana" })
+                documents.first {
+                    $0["kind"] as? String == "StatefulSet"
+                        && ($0["metadata"] as? [String: Any])?["name"] as? String == "komodo-node-iguana"
+                })
             let pod = try #require(
                 ((set["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
             let container = try #require((pod["containers"] as? [[String: Any]])?.first)
