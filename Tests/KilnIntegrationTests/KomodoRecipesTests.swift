@@ -480,7 +480,7 @@ import Testing
         func podmanRun(_ arguments: [String]) throws -> CommandResult {
             try Shell.run(["podman"] + arguments, environment: environment, check: false)
         }
-        // Each Komodo service's compose health check (komodo-cli … getconnectioncount), run on demand.
+        // Each Komodo service's compose health check (komodo-ready: komodo-cli … getblockcount), run on demand.
         var healthy: [String: Bool] = [:]
         for _ in 0..<60 {
             for service in ["komodod", "doc", "marty"] where healthy[service] != true {
@@ -489,7 +489,13 @@ import Testing
             if healthy.values.allSatisfy({ $0 }) && healthy.count == 3 { break }
             Thread.sleep(forTimeInterval: 0.5)
         }
-        #expect(healthy == ["komodod": true, "doc": true, "marty": true])
+        var why = ""
+        for (service, ok) in healthy where !ok {
+            let result = try podmanRun(["healthcheck", "run", "node1_\(service)_1"])
+            let state = try podmanRun(["inspect", "--format", "{{json .State.Health}}", "node1_\(service)_1"])
+            why += "\(service): \(result.stdout) \(result.stderr) \(state.stdout)\n"
+        }
+        #expect(healthy == ["komodod": true, "doc": true, "marty": true], Comment(rawValue: why))
         // The chains (stand-ins) reach KMD on localhost; iguana (the real one, built from the dPoW source)
         // starts from its working directory with its elected file.
         let expected = [
