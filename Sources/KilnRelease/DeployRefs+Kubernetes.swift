@@ -12,15 +12,15 @@ extension DeployRefs {
         let owner = node.members.first.map { objectName(node, $0) }
         for member in node.members {
             let name = objectName(node, member)
-            let labels = labels(node, name)
-            var service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: \(q(name))\n  labels:\n\(labels("    "))"
+            let tags = labels(node, name)
+            var service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: \(q(name))\n  labels:\n\(tags("    "))"
             service += "spec:\n  clusterIP: None\n  selector:\n    app.kubernetes.io/name: \(q(name))\n"
             docs.append(service)
 
-            var set = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: \(q(name))\n  labels:\n\(labels("    "))"
+            var set = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: \(q(name))\n  labels:\n\(tags("    "))"
             set += "spec:\n  serviceName: \(q(name))\n  replicas: 1\n"
             set += "  selector:\n    matchLabels:\n      app.kubernetes.io/name: \(q(name))\n"
-            set += "  template:\n    metadata:\n      labels:\n\(labels("        "))    spec:\n"
+            set += "  template:\n    metadata:\n      labels:\n\(tags("        "))    spec:\n"
             set += podSpec(node, member, owner: name == owner ? nil : owner, indent: "      ")
             set += "      containers:\n"
             set += container(member, indent: "        ")

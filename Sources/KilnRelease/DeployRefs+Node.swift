@@ -87,7 +87,9 @@ extension DeployRefs {
                         // backupwallet writes into komodod's -exportdir (komodo-backup, komodo-start).
                         member.mounts.append(Mount(volume: "komodo-backup", path: service.home + "/backup"))
                         member.environment.append(("KOMODO_EXPORTDIR", service.home + "/backup"))
-                        member.ready = ["komodo-ready"]
+                        // Never a one-word command: podman (4.3) runs a one-element healthcheck through /bin/sh,
+                        // which the image does not have. -datadir is komodod's default.
+                        member.ready = ["komodo-ready", "-datadir=" + service.home + "/.komodo"]
                         iguanaConfs.append("komodo:.komodo/komodo.conf:\(service.rpcPort ?? 7771)")
                     }
                 } else {
@@ -131,7 +133,11 @@ extension DeployRefs {
                 if !iguanaConfs.isEmpty {
                     members[index].environment.append(("IGUANA_RPC_CONFS", iguanaConfs.joined(separator: " ")))
                 }
-                let tops = Set(iguanaConfs.compactMap { $0.split(separator: ":").dropFirst().first?.split(separator: "/").first })
+                var tops: Set<String> = []
+                for entry in iguanaConfs {
+                    let path = entry.split(separator: ":").dropFirst().first ?? ""
+                    if let top = path.split(separator: "/").first { tops.insert(String(top)) }
+                }
                 members[index].scratch += tops.sorted().map { home + "/" + $0 }
             }
             var seen: Set<String> = []

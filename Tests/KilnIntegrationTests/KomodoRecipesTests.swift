@@ -221,6 +221,21 @@ import Testing
         #expect(conf.contains("rpcuser=operator\nrpcpassword=s3cret\nrpcport=62416\nrpcbind=127.0.0.1\n"))
         let logs = try podman.podman(["logs", "doc"]).stdout
         #expect(logs.contains("reached KMD's RPC at 127.0.0.1:7771"))
+        // litecoind (here the stand-in) is configured like komodod: coin-start writes its conf from its own
+        // secret, RPC on 127.0.0.1, then execs it.
+        try "lrpc".write(toFile: secrets + "/litecoind-rpcuser", atomically: true, encoding: .utf8)
+        try "lpass".write(toFile: secrets + "/litecoind-rpcpassword", atomically: true, encoding: .utf8)
+        let litecoind = try podman.run(
+            "oci:\(f.store):litecoind:0.21.4",
+            extra: mount + ["--user", "123456:0", "-v", "ltc-data:/home/litecoin/.litecoin"])
+        let ltcOutput = litecoind.stdout + litecoind.stderr
+        #expect(ltcOutput.contains("coin-start: wrote /home/litecoin/.litecoin/litecoin.conf (rpcuser lrpc"), "\(ltcOutput)")
+        #expect(ltcOutput.contains("-printtoconsole -rpcbind=127.0.0.1 -rpcallowip=127.0.0.1"), "\(ltcOutput)")
+        let ltcConf = try podman.run(
+            "oci:\(f.store):litecoind:0.21.4", ["cat", "/home/litecoin/.litecoin/litecoin.conf"],
+            extra: ["--entrypoint", "/bin/busybox", "-v", "ltc-data:/home/litecoin/.litecoin"]
+        ).stdout
+        #expect(ltcConf == "rpcuser=lrpc\nrpcpassword=lpass\nrpcport=9332\nrpcbind=127.0.0.1\nrpcallowip=127.0.0.1\nserver=1\n")
         // komodod receives the stop signal itself (the script execs it) and stops cleanly.
         _ = try podman.podman(["stop", "-t", "20", "kmd"])
         #expect(try podman.podman(["logs", "kmd"]).stdout.contains("STAND-IN komodod KMD: flushed, stopped"))

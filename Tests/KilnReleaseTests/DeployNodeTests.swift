@@ -117,6 +117,11 @@ import Yams
         #expect(
             komodod["ports"] as? [String] == ["7770:7770/tcp", "9333:9333/tcp", "23225:23225/tcp", "62415:62415/tcp"])
         #expect(komodod["stop_signal"] as? String == "SIGINT")
+        // Two words at least: podman runs a one-word healthcheck through a shell the image does not have.
+        #expect(
+            (komodod["healthcheck"] as? [String: Any])?["test"] as? [String] == [
+                "CMD", "komodo-ready", "-datadir=/home/komodo/.komodo",
+            ])
         #expect(komodod["secrets"] as? [String] == ["komodo-rpcuser", "komodo-rpcpassword"])
         #expect(
             komodod["volumes"] as? [String] == [
@@ -311,7 +316,7 @@ import Yams
         #expect(liveness["exec"] == nil)
         #expect(liveness["tcpSocket"] as? [String: AnyHashable] == ["host": "127.0.0.1", "port": 7771])
         let readiness = try #require((komodod["readinessProbe"] as? [String: Any])?["exec"] as? [String: Any])
-        #expect(readiness["command"] as? [String] == ["komodo-ready"])
+        #expect(readiness["command"] as? [String] == ["komodo-ready", "-datadir=/home/komodo/.komodo"])
         let doc = try #require(containers["doc"])
         #expect(
             ((doc["livenessProbe"] as? [String: Any])?["tcpSocket"] as? [String: Any])?["port"] as? Int == 62416)
