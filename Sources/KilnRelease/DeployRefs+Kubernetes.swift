@@ -17,7 +17,8 @@ extension DeployRefs {
             service += "spec:\n  clusterIP: None\n  selector:\n    app.kubernetes.io/name: \(q(name))\n"
             docs.append(service)
 
-            var set = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: \(q(name))\n  labels:\n\(tags("    "))"
+            var set =
+                "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: \(q(name))\n  labels:\n\(tags("    "))"
             set += "spec:\n  serviceName: \(q(name))\n  replicas: 1\n"
             set += "  selector:\n    matchLabels:\n      app.kubernetes.io/name: \(q(name))\n"
             set += "  template:\n    metadata:\n      labels:\n\(tags("        "))    spec:\n"
@@ -47,7 +48,8 @@ extension DeployRefs {
             }
         }
         if node.sharesHostNetwork {
-            text += "# hostNetwork: the Pods share the Kubernetes node's network namespace (RPC on its 127.0.0.1 only),\n"
+            text +=
+                "# hostNetwork: the Pods share the Kubernetes node's network namespace (RPC on its 127.0.0.1 only),\n"
             text += "# which the namespace's Pod Security level must allow (privileged).\n"
         }
         return text + docs.map { "---\n" + $0 }.joined()
@@ -124,10 +126,14 @@ extension DeployRefs {
             }
         }
         var environment = member.environment
-        if let variable = member.secretsVariable, !member.secrets.isEmpty { environment.append((variable, secretsPath)) }
+        if let variable = member.secretsVariable, !member.secrets.isEmpty {
+            environment.append((variable, secretsPath))
+        }
         if !environment.isEmpty {
             out += "\(indent)  env:\n"
-            for (key, value) in environment { out += "\(indent)    - name: \(q(key))\n\(indent)      value: \(q(value))\n" }
+            for (key, value) in environment {
+                out += "\(indent)    - name: \(q(key))\n\(indent)      value: \(q(value))\n"
+            }
         }
         if let resources = member.resources {
             out += "\(indent)  resources:\n\(indent)    requests:\n"
@@ -163,7 +169,8 @@ extension DeployRefs {
         if let port = member.live {
             let tcp = "tcpSocket:\n\(indent)      host: \"127.0.0.1\"\n\(indent)      port: \(port)\n"
             out += "\(indent)  startupProbe:\n\(indent)    \(tcp)"
-            out += "\(indent)    periodSeconds: 30\n\(indent)    timeoutSeconds: 10\n\(indent)    failureThreshold: 120\n"
+            out +=
+                "\(indent)    periodSeconds: 30\n\(indent)    timeoutSeconds: 10\n\(indent)    failureThreshold: 120\n"
             out += "\(indent)  livenessProbe:\n\(indent)    \(tcp)"
             out += "\(indent)    periodSeconds: 60\n\(indent)    timeoutSeconds: 10\n\(indent)    failureThreshold: 5\n"
             out += "\(indent)  readinessProbe:\n"

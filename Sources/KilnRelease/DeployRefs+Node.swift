@@ -15,7 +15,9 @@ extension DeployRefs {
         var files: [String]
         var optional = false
 
-        static func rpc(_ name: String) -> SecretSet { SecretSet(name: name, files: [name + "-rpcuser", name + "-rpcpassword"]) }
+        static func rpc(_ name: String) -> SecretSet {
+            SecretSet(name: name, files: [name + "-rpcuser", name + "-rpcpassword"])
+        }
         static let notary = SecretSet(name: "iguana", files: ["iguana-ip", "iguana-pubkey", "iguana-passphrase"])
         var kubernetesName: String { name == "iguana" ? "iguana-notary" : name + "-rpc" }
     }
@@ -80,7 +82,8 @@ extension DeployRefs {
                         member.ready =
                             ["komodo-ready", "-ac_name=" + chain] + (datadir == standard ? [] : ["-datadir=" + datadir])
                         if datadir.hasPrefix(komodoHome + "/"), let port = service.rpcPort {
-                            iguanaConfs.append("komodo:\(datadir.dropFirst(komodoHome.count + 1))/\(chain).conf:\(port)")
+                            iguanaConfs.append(
+                                "komodo:\(datadir.dropFirst(komodoHome.count + 1))/\(chain).conf:\(port)")
                         }
                     } else {
                         member.mounts.append(Mount(volume: "komodo-data", path: service.home + "/.komodo"))

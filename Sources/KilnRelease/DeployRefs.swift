@@ -80,10 +80,12 @@ public enum DeployRefs {
 
         /// The modes the image declares ports for, besides its default.
         public var modes: [String] {
-            Set(labels.keys.compactMap { key -> String? in
-                let parts = key.split(separator: ".")
-                return key.hasPrefix("io.komodo.mode.") && parts.count == 5 ? String(parts[3]) : nil
-            }).sorted()
+            Set(
+                labels.keys.compactMap { key -> String? in
+                    let parts = key.split(separator: ".")
+                    return key.hasPrefix("io.komodo.mode.") && parts.count == 5 ? String(parts[3]) : nil
+                }
+            ).sorted()
         }
 
         /// Ports published off the host: the labelled P2P ports the image exposes; an image without that label

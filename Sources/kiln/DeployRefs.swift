@@ -41,7 +41,8 @@ struct DeployRefsCommand: AsyncParsableCommand {
         []
     @Option(name: .long, help: "A Kubernetes volume size, NAME=SIZE (e.g. komodo-data=200Gi).") var volumeSize:
         [String] = []
-    @Option(name: .long, help: "The node's name (compose project, Kubernetes name prefix; default komodo-node, or node).")
+    @Option(
+        name: .long, help: "The node's name (compose project, Kubernetes name prefix; default komodo-node, or node).")
     var node: String?
     @Option(name: .long, help: "iguana's mode: none (default), notary or 3rd_party (its ports, IGUANA_MODE).")
     var iguanaMode = "none"

@@ -32,7 +32,8 @@ import Testing
     @Test func releaseNotesAddressOfAGitHubReleaseAsset() {
         #expect(
             InputEvent.releaseNotes(
-                forDownload: "https://github.com/GLEECBTC/komodo-daemon/releases/download/v0.9.2-2/komodo-0.9.2-2-linux.tar.gz")
+                forDownload:
+                    "https://github.com/GLEECBTC/komodo-daemon/releases/download/v0.9.2-2/komodo-0.9.2-2-linux.tar.gz")
                 == "https://github.com/GLEECBTC/komodo-daemon/releases/tag/v0.9.2-2")
         #expect(InputEvent.releaseNotes(forDownload: "https://bitcoincore.org/bin/bitcoin-core-31.1/x.tar.gz") == nil)
         #expect(InputEvent.releaseNotes(forDownload: "https://github.com/o/r/archive/v1.tar.gz") == nil)

@@ -229,13 +229,17 @@ import Testing
             "oci:\(f.store):litecoind:0.21.4",
             extra: mount + ["--user", "123456:0", "-v", "ltc-data:/home/litecoin/.litecoin"])
         let ltcOutput = litecoind.stdout + litecoind.stderr
-        #expect(ltcOutput.contains("coin-start: wrote /home/litecoin/.litecoin/litecoin.conf (rpcuser lrpc"), "\(ltcOutput)")
+        #expect(
+            ltcOutput.contains("coin-start: wrote /home/litecoin/.litecoin/litecoin.conf (rpcuser lrpc"), "\(ltcOutput)"
+        )
         #expect(ltcOutput.contains("-printtoconsole -rpcbind=127.0.0.1 -rpcallowip=127.0.0.1"), "\(ltcOutput)")
         let ltcConf = try podman.run(
             "oci:\(f.store):litecoind:0.21.4", ["cat", "/home/litecoin/.litecoin/litecoin.conf"],
             extra: ["--entrypoint", "/bin/busybox", "-v", "ltc-data:/home/litecoin/.litecoin"]
         ).stdout
-        #expect(ltcConf == "rpcuser=lrpc\nrpcpassword=lpass\nrpcport=9332\nrpcbind=127.0.0.1\nrpcallowip=127.0.0.1\nserver=1\n")
+        #expect(
+            ltcConf
+                == "rpcuser=lrpc\nrpcpassword=lpass\nrpcport=9332\nrpcbind=127.0.0.1\nrpcallowip=127.0.0.1\nserver=1\n")
         // komodod receives the stop signal itself (the script execs it) and stops cleanly.
         _ = try podman.podman(["stop", "-t", "20", "kmd"])
         #expect(try podman.podman(["logs", "kmd"]).stdout.contains("STAND-IN komodod KMD: flushed, stopped"))
@@ -557,7 +561,8 @@ import Testing
         #expect(confs.stdout.contains("rpcport=62416"))
         // An arbitrary uid in group 0 (OpenShift's case) can write every data volume, whoever created it.
         for (service, path) in [
-            ("komodod", "/home/komodo/.komodo"), ("komodod", "/home/komodo/backup"), ("doc", "/home/komodo/.komodo/DOC"),
+            ("komodod", "/home/komodo/.komodo"), ("komodod", "/home/komodo/backup"),
+            ("doc", "/home/komodo/.komodo/DOC"),
             ("marty", "/home/komodo/.komodo/MARTY"), ("iguana", "/home/iguana/.iguana"),
         ] {
             let write = try podmanRun([

@@ -321,12 +321,15 @@ import Yams
         #expect(
             ((doc["livenessProbe"] as? [String: Any])?["tcpSocket"] as? [String: Any])?["port"] as? Int == 62416)
         let mounts = try #require(komodod["volumeMounts"] as? [[String: Any]])
-        #expect(mounts.last?["mountPath"] as? String == "/run/kiln-secrets" && mounts.last?["readOnly"] as? Bool == true)
+        #expect(
+            mounts.last?["mountPath"] as? String == "/run/kiln-secrets" && mounts.last?["readOnly"] as? Bool == true)
         let env = try #require(komodod["env"] as? [[String: String]])
-        #expect(env.contains(["name": "KOMODO_RPC_SECRETS", "value": "/run/kiln-secrets"]), "komodo-start reads it there")
+        #expect(
+            env.contains(["name": "KOMODO_RPC_SECRETS", "value": "/run/kiln-secrets"]), "komodo-start reads it there")
         // iguana: no daemon's volume.
         let iguanaMounts = try #require(containers["iguana"]?["volumeMounts"] as? [[String: Any]])
-        #expect(!iguanaMounts.contains { ["komodo-data", "doc-data", "litecoind-data"].contains($0["name"] as? String) })
+        #expect(
+            !iguanaMounts.contains { ["komodo-data", "doc-data", "litecoind-data"].contains($0["name"] as? String) })
         // The wallet backup, daily, beside komodod.
         let cron = try #require(named("komodo-node-komodod-backup")?["spec"] as? [String: Any])
         #expect(cron["schedule"] as? String == "17 3 * * *")
