@@ -423,7 +423,8 @@ import Testing
         #expect(duplicate.stderr.contains("image name 'bbb' is already used"))
     }
 
-    static let sources = KilnBinary.packageRoot + "/../shared/sources"
+    // Beside the clone, else /work/shared/sources (a git worktree is one level deeper).
+    static let sources = SourceBuildTests.sources
 
     /// The node as an operator runs it: the images released to a registry, `kiln deploy-refs --format compose`,
     /// and podman-compose bringing that file up as the file says (STAND-IN komodod, two chains, the real
