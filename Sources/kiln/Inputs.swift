@@ -83,9 +83,17 @@ final class InputReporter: @unchecked Sendable {
             }
         case .trusted(let url, let digest):
             // Always printed, even with --json: this is the moment a digest was taken on trust.
-            Output.status(
-                "WARNING: TRUSTED WITHOUT A PUBLISHED CHECKSUM: \(url)\n         recorded \(digest) from what was downloaded; compare it with another source before you rely on it"
-            )
+            var message =
+                "WARNING: TRUSTED WITHOUT A PUBLISHED CHECKSUM: \(url)\n         recorded \(digest) from what was downloaded"
+            if let notes = InputEvent.releaseNotes(forDownload: url) {
+                // Release notes list the bare hex value.
+                message +=
+                    "\n         SHA256 \(digest.encoded)\n         compare it with the SHA256 in the release notes: \(notes)"
+                    + "\n         if they match, commit recipes/kiln.lock; if not, delete that entry and do not build"
+            } else {
+                message += "; compare it with another source before you rely on it"
+            }
+            Output.status(message)
         }
     }
 }
