@@ -6,6 +6,8 @@ import KilnStore
 public enum TransferEvent: Sendable {
     case blobSkipped(repository: String, digest: Digest, size: Int64)
     case blobMounted(repository: String, digest: Digest, from: String, size: Int64)
+    /// The registry refused to mount the blob from `from`: a stale location, dropped.
+    case mountRefused(repository: String, digest: Digest, from: String)
     case blobProgress(repository: String, digest: Digest, done: Int64, total: Int64)
     case blobUploaded(repository: String, digest: Digest, size: Int64)
     case blobDownloaded(repository: String, digest: Digest, size: Int64)

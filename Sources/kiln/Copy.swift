@@ -39,8 +39,8 @@ struct Copy: AsyncParsableCommand, NetworkedCommand {
         }
         let reporter = TransferReporter(quiet: output.json)
         let cache = BlobLocationCache()
-        let seen = SeenBlobs()
-        defer { cache.remember(seen.all, in: dst.registry) }
+        let seen = BlobSightings()
+        defer { seen.save(to: cache, registry: dst.registry) }
         let (dstClient, dstTransport) = try registryFlags.client(for: dst.registry)
         let result: RemoteCopy.Result
         do {

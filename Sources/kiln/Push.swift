@@ -69,8 +69,8 @@ struct Push: AsyncParsableCommand, NetworkedCommand {
         let started = Date()
         let pushed: [PushedImage]
         let cache = BlobLocationCache()
-        let seen = SeenBlobs()
-        defer { cache.remember(seen.all, in: target.registry) }
+        let seen = BlobSightings()
+        defer { seen.save(to: cache, registry: target.registry) }
         do {
             pushed = try await Pusher(
                 layout: layout, client: client, known: cache.locations(for: target.registry),

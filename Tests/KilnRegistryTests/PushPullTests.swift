@@ -487,6 +487,14 @@ final class EventLog: @unchecked Sendable {
         return events.filter { if case .manifestPushed = $0 { return true } else { return false } }.count
     }
 
+    func refusals(of digest: Digest) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return events.filter {
+            if case .mountRefused(_, let d, _) = $0 { return d == digest } else { return false }
+        }.count
+    }
+
     var mounts: Int {
         lock.lock()
         defer { lock.unlock() }
