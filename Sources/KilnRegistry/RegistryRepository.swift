@@ -99,20 +99,36 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
             if refused { break }
             refused = true
         }
-        let (path, owned) = try await source.materialize(
-            descriptor, in: FileManager.default.temporaryDirectory.path + "/kiln-copy")
-        defer { if owned { unlink(path) } }
         let events = self.events
         let repository = self.repository
-        try await client.uploadBlob(
-            repository, digest: descriptor.digest, size: descriptor.size, path: path, session: session,
-            progress: { done in
-                events(
-                    .blobProgress(repository: repository, digest: descriptor.digest, done: done, total: descriptor.size)
-                )
-            })
+        let progress: @Sendable (Int64) -> Void = { done in
+            events(.blobProgress(repository: repository, digest: descriptor.digest, done: done, total: descriptor.size))
+        }
+        if let content = await streamed(descriptor, from: source) {
+            // Another registry's blob goes straight through, piece by piece: nothing is written to disk.
+            try await client.uploadBlob(
+                repository, digest: descriptor.digest, size: descriptor.size, content: content, session: session,
+                progress: progress)
+        } else {
+            let (path, owned) = try await source.materialize(
+                descriptor, in: FileManager.default.temporaryDirectory.path + "/kiln-copy")
+            defer { if owned { unlink(path) } }
+            try await client.uploadBlob(
+                repository, digest: descriptor.digest, size: descriptor.size, path: path, session: session,
+                progress: progress)
+        }
         known.record(descriptor.digest, in: repository)
         events(.blobUploaded(repository: repository, digest: descriptor.digest, size: descriptor.size))
+    }
+
+    /// The blob as pieces read from `source` when it is a registry repository that serves ranges (nil: use a
+    /// local file, the source's own or a download).
+    func streamed(_ descriptor: Descriptor, from source: any BlobSource) async -> RegistryClient.UploadContent? {
+        guard let remote = source as? RegistryRepository, descriptor.size > 0 else { return nil }
+        let reader = BlobRangeReader(source: remote, descriptor: descriptor)
+        let first = descriptor.size > client.options.monolithicLimit ? client.options.chunkSize : descriptor.size
+        guard await reader.servesRanges(first: first) else { return nil }
+        return .pieces(origin: "\(remote.location)@\(descriptor.digest)") { try await reader.read($0, $1) }
     }
 
     public func putManifest(_ descriptor: Descriptor, data: Data) async throws {

@@ -552,6 +552,12 @@ final class EventLog: @unchecked Sendable {
         }.count
     }
 
+    var downloads: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return events.filter { if case .blobDownloaded = $0 { return true } else { return false } }.count
+    }
+
     var mounts: Int {
         lock.lock()
         defer { lock.unlock() }
