@@ -1,0 +1,87 @@
+import Foundation
+import KilnHTTP
+import KilnOCI
+import KilnStore
+import KilnTestSupport
+import Testing
+
+@testable import KilnRegistry
+
+/// The registry as a shared build cache: entries as OCI artifacts tagged `kiln-<kind>-<key>`, against a real
+/// docker-registry with Basic auth.
+@Suite(.serialized) struct RegistryCacheTests {
+    @Test func entriesRoundTripConcurrentWritersAgreeAndForeignTagsAreRefused() async throws {
+        let registry = try RegistryServer(auth: .basic(user: "ci", password: "cache-pw"))
+        let tmp = try TemporaryDirectory("kiln-regcache")
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        let transport = try HTTPTransport()
+        defer { Task { await transport.shutdown() } }
+        let credentials = CredentialStore(environment: [
+            "KILN_REGISTRY_USERNAME": "ci", "KILN_REGISTRY_PASSWORD": "cache-pw", "HOME": tmp.path,
+        ])
+        let client = RegistryClient(
+            registry: registry.address, transport: transport, options: RegistryOptions(credentials: credentials))
+        let cache = RegistryCache(repository: RegistryRepository(client: client, repository: "ci/cache"))
+
+        let blob = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let path = tmp.path + "/layer.bin"
+        try blob.write(to: URL(fileURLWithPath: path))
+        let descriptor = Descriptor(mediaType: MediaType.layerGzip, bytes: blob)
+        let record = Data(#"{"layer":"\#(descriptor.digest)"}"#.utf8)
+        let key = Digest.sha256(Data("a layer key".utf8)).encoded
+
+        #expect(try await cache.get(.layer, key: key).isMiss)
+        // Two writers of the same key at once: both succeed, and the tag names their (equal) content.
+        async let first = cache.put(.layer, key: key, record: record, blobs: [(descriptor, path)])
+        async let second = cache.put(.layer, key: key, record: record, blobs: [(descriptor, path)])
+        let (a, b) = try await (first, second)
+        #expect(a == b)
+        guard case .hit(let entry) = try await cache.get(.layer, key: key) else {
+            Issue.record("the entry is not found")
+            return
+        }
+        #expect(entry.record == record)
+        #expect(entry.blobs == [descriptor])
+        #expect(entry.digest == a.digest)
+        try await cache.download(entry.blobs[0], to: tmp.path + "/back.bin")
+        #expect(FileManager.default.contents(atPath: tmp.path + "/back.bin") == blob)
+        // Another kind with the same key is another entry.
+        #expect(try await cache.get(.build, key: key).isMiss)
+
+        // The entry's manifest put under another key's tag (a poisoned cache) is refused, not used.
+        let other = Digest.sha256(Data("another key".utf8)).encoded
+        let (data, served) = try await client.manifest("ci/cache", RegistryCache.tag(.layer, key: key))
+        try await client.putManifest(
+            "ci/cache", RegistryCache.tag(.layer, key: other), data: data, mediaType: served.mediaType)
+        guard case .refused(let why) = try await cache.get(.layer, key: other) else {
+            Issue.record("an entry recorded for another key was accepted")
+            return
+        }
+        #expect(why.contains("another key"))
+        // So is an artifact that is not Kiln's under a cache tag.
+        let foreign = try CanonicalJSON.encode(
+            Manifest(config: Descriptor(mediaType: MediaType.empty, bytes: Data("{}".utf8)), layers: []))
+        let third = Digest.sha256(Data("a third key".utf8)).encoded
+        try await client.putManifest(
+            "ci/cache", RegistryCache.tag(.build, key: third), data: foreign, mediaType: MediaType.imageManifest)
+        guard case .refused = try await cache.get(.build, key: third) else {
+            Issue.record("a foreign artifact was accepted")
+            return
+        }
+        // One tag per key.
+        let tags = try await client.tags("ci/cache")
+        #expect(
+            tags.filter { $0.hasPrefix("kiln-layer-") }.sorted()
+                == ["kiln-layer-\(key)", "kiln-layer-\(other)"].sorted())
+    }
+}
+
+extension RegistryCache.Lookup {
+    var isMiss: Bool {
+        if case .miss = self { return true }
+        return false
+    }
+}
