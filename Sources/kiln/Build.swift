@@ -86,6 +86,20 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
             valueName: "os/arch"))
     var platform: [String] = []
 
+    @Option(
+        name: .customLong("cache-from"),
+        help: ArgumentHelp(
+            "Take layers from this registry cache (repeatable, tried in order), as BuildKit's --cache-from.",
+            valueName: "REGISTRY/REPOSITORY"))
+    var cacheFrom: [String] = []
+
+    @Option(
+        name: .customLong("cache-to"),
+        help: ArgumentHelp(
+            "Publish every layer of the build to this registry cache (one tag per layer key).",
+            valueName: "REGISTRY/REPOSITORY"))
+    var cacheTo: String?
+
     /// `--platform` values, each parsed; nil when none is given.
     var platforms: [Platform]? {
         let names = platform.flatMap { $0.split(separator: ",").map(String.init) }
@@ -128,6 +142,8 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
             registry: registryFlags.options)
         options.allowForeignBinaries = allowForeignBinaries
         options.platforms = platforms
+        options.cacheFrom = cacheFrom
+        options.cacheTo = cacheTo
         let json = output.json
         let plan = try Pipeline.plan(
             set, only: names, lockPath: inputs.lockPath(recipePaths: paths), options: options)

@@ -85,3 +85,64 @@ extension RegistryCache.Lookup {
         return false
     }
 }
+
+/// `kiln build --cache-to/--cache-from`: a second store builds the golden images from the registry cache with
+/// no layer written and the same digests; a poisoned entry is refused with a warning and built locally.
+@Suite(.serialized) struct RegistryBuildCacheTests {
+    @Test func aSecondStoreBuildsFromTheRegistryCacheAndRefusesAPoisonedEntry() async throws {
+        let registry = try RegistryServer(auth: .basic(user: "ci", password: "cache-pw"))
+        let tmp = try TemporaryDirectory("kiln-buildcache")
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        let environment = [
+            "KILN_REGISTRY_USERNAME": "ci", "KILN_REGISTRY_PASSWORD": "cache-pw", "HOME": tmp.path,
+            "SOURCE_DATE_EPOCH": "",
+        ]
+        let repository = "\(registry.address)/ci/cache"
+        func build(_ name: String, _ extra: [String]) throws -> CommandResult {
+            try KilnBinary.run(
+                [
+                    "build", PushPullTests.golden, "--store", tmp.path + "/" + name, "--cache-dir",
+                    tmp.path + "/dl-" + name,
+                ]
+                    + extra, environment: environment)
+        }
+        _ = try build("first", ["--cache-to", repository])
+        let expected = try KilnBinary.imageDigests(tmp.path + "/first")
+
+        let transport = try HTTPTransport()
+        defer { Task { await transport.shutdown() } }
+        let client = RegistryClient(
+            registry: registry.address, transport: transport,
+            options: RegistryOptions(credentials: CredentialStore(environment: environment)))
+        let keys = try await client.tags("ci/cache").filter { $0.hasPrefix("kiln-layer-") }
+        #expect(keys.count >= 2, "every layer published under its key")
+
+        // Another machine: an empty store and download cache, the registry cache only.
+        let second = try build("second", ["--cache-from", repository])
+        #expect(try KilnBinary.imageDigests(tmp.path + "/second") == expected)
+        #expect(second.stdout.contains("(0 layers written"), "\(second.stdout)")
+        #expect(second.stderr.contains("from the cache"))
+
+        // Poison one entry: its record still names its layer, but it lists another layer's blob.
+        let cache = RegistryCache(repository: RegistryRepository(client: client, repository: "ci/cache"))
+        let victim = String(keys[0].dropFirst("kiln-layer-".count))
+        let donor = String(keys[1].dropFirst("kiln-layer-".count))
+        guard case .hit(let entry) = try await cache.get(.layer, key: victim),
+            case .hit(let other) = try await cache.get(.layer, key: donor)
+        else {
+            Issue.record("the published entries are not found")
+            return
+        }
+        let blob = other.blobs[0]
+        try await cache.put(
+            .layer, key: victim, record: entry.record,
+            blobs: [(blob, tmp.path + "/first/blobs/sha256/" + blob.digest.encoded)])
+        let third = try build("third", ["--cache-from", repository])
+        #expect(third.stderr.contains("refused"), "\(third.stderr)")
+        #expect(third.stdout.contains("(1 layers written"), "\(third.stdout)")
+        #expect(try KilnBinary.imageDigests(tmp.path + "/third") == expected)
+    }
+}
