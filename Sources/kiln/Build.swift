@@ -153,7 +153,7 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
         }
         var prepared = try await Pipeline.prepare(
             plan, store: storeOptions.path, events: PrepareReporter(quiet: json).handle)
-        try Pipeline.compile(
+        try await Pipeline.compile(
             &prepared, store: storeOptions.path, checkReproducible: checkReproducible,
             events: { line in if !json { Output.status(line) } })
         let layout = try OCILayout(root: storeOptions.path)
