@@ -16,17 +16,9 @@ struct RegistryBuildOutputs: Sendable {
     let to: RegistryCache?
 
     init?(options: BuildOptions, transport: HTTPTransport) throws {
-        guard !options.cacheFrom.isEmpty || options.cacheTo != nil else { return nil }
-        func cache(_ text: String) throws -> RegistryCache {
-            let reference: Reference
-            do { reference = try Reference(parsing: text) } catch {
-                throw BuildError.recipe("error: --cache-from/--cache-to \(text): \(error)")
-            }
-            let client = RegistryClient(registry: reference.registry, transport: transport, options: options.registry)
-            return RegistryCache(repository: RegistryRepository(client: client, repository: reference.repository))
-        }
-        from = try options.cacheFrom.map(cache)
-        to = try options.cacheTo.map(cache)
+        guard let (from, to) = try options.registryCaches(transport: transport) else { return nil }
+        self.from = from
+        self.to = to
     }
 
     /// Unpacks the outputs under `key` from the first `--cache-from` repository with a sound entry into

@@ -17,17 +17,9 @@ struct RegistryLayerCache: Sendable {
 
     /// Opens the repositories the options name (nil when none).
     init?(options: BuildOptions, layout: OCILayout, transport: HTTPTransport) throws {
-        guard !options.cacheFrom.isEmpty || options.cacheTo != nil else { return nil }
-        func cache(_ text: String) throws -> RegistryCache {
-            let reference: Reference
-            do { reference = try Reference(parsing: text) } catch {
-                throw BuildError.recipe("error: --cache-from/--cache-to \(text): \(error)")
-            }
-            let client = RegistryClient(registry: reference.registry, transport: transport, options: options.registry)
-            return RegistryCache(repository: RegistryRepository(client: client, repository: reference.repository))
-        }
-        from = try options.cacheFrom.map(cache)
-        to = try options.cacheTo.map(cache)
+        guard let (from, to) = try options.registryCaches(transport: transport) else { return nil }
+        self.from = from
+        self.to = to
         self.layout = layout
     }
 
@@ -91,5 +83,22 @@ struct RegistryLayerCache: Sendable {
             Log.build.warning(
                 "could not publish layer \(key.encoded.prefix(12)) to \(to.repository.location): \(error)")
         }
+    }
+}
+
+extension BuildOptions {
+    /// The `--cache-from` repositories (in order) and the `--cache-to` one, speaking through `transport`; nil
+    /// when neither is given.
+    func registryCaches(transport: HTTPTransport) throws -> (from: [RegistryCache], to: RegistryCache?)? {
+        guard !cacheFrom.isEmpty || cacheTo != nil else { return nil }
+        func cache(_ text: String) throws -> RegistryCache {
+            let reference: Reference
+            do { reference = try Reference(parsing: text) } catch {
+                throw BuildError.recipe("error: --cache-from/--cache-to \(text): \(error)")
+            }
+            let client = RegistryClient(registry: reference.registry, transport: transport, options: registry)
+            return RegistryCache(repository: RegistryRepository(client: client, repository: reference.repository))
+        }
+        return (try cacheFrom.map(cache), try cacheTo.map(cache))
     }
 }
