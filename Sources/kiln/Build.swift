@@ -111,6 +111,10 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
     }
 
     func validate() throws {
+        if inputs.offline && (!cacheFrom.isEmpty || cacheTo != nil) {
+            throw ValidationError(
+                "--offline never opens a connection, and --cache-from/--cache-to need the registry: drop one of them")
+        }
         for name in platform.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) }) {
             guard let parsed = Platform(parsing: String(name)), parsed.os == "linux" else {
                 throw ValidationError("--platform '\(name)' is not a Linux platform: write os/arch, e.g. linux/arm64")

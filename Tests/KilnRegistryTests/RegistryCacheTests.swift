@@ -144,5 +144,13 @@ extension RegistryCache.Lookup {
         #expect(third.stderr.contains("refused"), "\(third.stderr)")
         #expect(third.stdout.contains("(1 layers written"), "\(third.stdout)")
         #expect(try KilnBinary.imageDigests(tmp.path + "/third") == expected)
+
+        // --offline promises no connection: with a registry cache it is refused before anything happens.
+        let offline = try KilnBinary.run(
+            ["build", PushPullTests.golden, "--store", tmp.path + "/fourth", "--offline", "--cache-from", repository],
+            environment: environment, check: false)
+        #expect(offline.status == 64)
+        #expect(offline.stderr.contains("--offline"))
+        #expect(!FileManager.default.fileExists(atPath: tmp.path + "/fourth"))
     }
 }
