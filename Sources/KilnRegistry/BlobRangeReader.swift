@@ -17,6 +17,9 @@ public actor BlobRangeReader {
         self.descriptor = descriptor
     }
 
+    /// An upload that gave up leaves no piece downloading.
+    deinit { for piece in pieces.values { piece.task.cancel() } }
+
     /// `length` bytes from `offset`; the next piece of the same length is fetched meanwhile. Throws
     /// `RangeUnsupported` when the registry does not serve ranges.
     public func read(_ offset: Int64, _ length: Int64) async throws -> Data {
