@@ -109,6 +109,9 @@ let package = Package(
             ]),
         .testTarget(
             name: "KilnIntegrationTests",
-            dependencies: ["KilnBuild", "KilnDebian", "KilnRecipe", "KilnStore", "KilnOCI", "KilnTestSupport"]),
+            dependencies: [
+                "KilnBuild", "KilnDebian", "KilnRecipe", "KilnStore", "KilnOCI", "KilnRegistry", "KilnHTTP",
+                "KilnTestSupport",
+            ]),
     ]
 )

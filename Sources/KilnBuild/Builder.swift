@@ -1,5 +1,6 @@
 import Foundation
 import KilnDebian
+import KilnHTTP
 import KilnLayer
 import KilnOCI
 import KilnRecipe
@@ -24,6 +25,9 @@ final class Builder: Sendable {
     let digests: FileDigests
     /// What this build relies on before it tags, kept from `kiln gc` until it finishes.
     let roots: BuildRoots
+    /// `--cache-from`/`--cache-to` (nil without them), and the transport it speaks through.
+    let remote: RegistryLayerCache?
+    let transport: HTTPTransport?
     var options: BuildOptions { prepared.plan.options }
 
     init(layout: OCILayout, prepared: PreparedInputs, events: @escaping @Sendable (BuildEvent) -> Void = { _ in })
@@ -35,11 +39,31 @@ final class Builder: Sendable {
         cache = LayerCache(layout: layout)
         digests = FileDigests(layout: layout, trustStat: !prepared.plan.options.rehash)
         roots = try BuildRoots(layout: layout)
+        let options = prepared.plan.options
+        if !options.cacheFrom.isEmpty || options.cacheTo != nil {
+            let transport = try HTTPTransport(options: options.http)
+            self.transport = transport
+            remote = try RegistryLayerCache(options: options, layout: layout, transport: transport)
+        } else {
+            transport = nil
+            remote = nil
+        }
     }
 
     /// The recipe graph in a task group: an image starts once the bases it builds on are built, at most
     /// `jobs` at a time (each also compresses on several threads). The first failure cancels the rest.
     func build() async throws -> [BuiltImage] {
+        do {
+            let built = try await buildAll()
+            await transport?.shutdown()
+            return built
+        } catch {
+            await transport?.shutdown()
+            throw error
+        }
+    }
+
+    private func buildAll() async throws -> [BuiltImage] {
         defer {
             digests.save()
             roots.finish()
@@ -63,7 +87,7 @@ final class Builder: Sendable {
                     guard let image = plan.images.first(where: { $0.name == recipe.name }) else { continue }
                     let bases = stored
                     running += 1
-                    group.addTask { try self.build(recipe, image, bases: bases) }
+                    group.addTask { try await self.build(recipe, image, bases: bases) }
                 }
                 guard running > 0 else { throw BuildError.recipe("internal error: recipe graph is not ordered") }
                 guard let (result, images) = try await group.next() else { break }
@@ -77,7 +101,7 @@ final class Builder: Sendable {
 
     /// One image: per platform its planned layers, assembled over the base; an index for several platforms;
     /// then, unless `--locked` finds a different digest, its tags.
-    func build(_ recipe: Recipe, _ image: PlannedImage, bases: [String: [Platform: StoredImage]]) throws
+    func build(_ recipe: Recipe, _ image: PlannedImage, bases: [String: [Platform: StoredImage]]) async throws
         -> (BuiltImage, [Platform: StoredImage])
     {
         let started = Date()
@@ -97,7 +121,8 @@ final class Builder: Sendable {
             var unpacked: Unpacked = [:]
             for spec in planned.layers {
                 let entries = try entries(spec, recipe: recipe, platform: platform, unpacked: &unpacked)
-                let (layer, reused) = try layer(entries, image: recipe.name, name: spec.name, compression: compression)
+                let (layer, reused) = try await layer(
+                    entries, image: recipe.name, name: spec.name, compression: compression)
                 layers.append((layer, "kiln: layer \(spec.name) of \(recipe.name)"))
                 if platform == recipe.platforms[0] {
                     reports.append(

@@ -86,6 +86,20 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
             valueName: "os/arch"))
     var platform: [String] = []
 
+    @Option(
+        name: .customLong("cache-from"),
+        help: ArgumentHelp(
+            "Take layers from this registry cache (repeatable, tried in order), as BuildKit's --cache-from.",
+            valueName: "REGISTRY/REPOSITORY"))
+    var cacheFrom: [String] = []
+
+    @Option(
+        name: .customLong("cache-to"),
+        help: ArgumentHelp(
+            "Publish every layer of the build to this registry cache (one tag per layer key).",
+            valueName: "REGISTRY/REPOSITORY"))
+    var cacheTo: String?
+
     /// `--platform` values, each parsed; nil when none is given.
     var platforms: [Platform]? {
         let names = platform.flatMap { $0.split(separator: ",").map(String.init) }
@@ -97,6 +111,10 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
     }
 
     func validate() throws {
+        if inputs.offline && (!cacheFrom.isEmpty || cacheTo != nil) {
+            throw ValidationError(
+                "--offline never opens a connection, and --cache-from/--cache-to need the registry: drop one of them")
+        }
         for name in platform.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) }) {
             guard let parsed = Platform(parsing: String(name)), parsed.os == "linux" else {
                 throw ValidationError("--platform '\(name)' is not a Linux platform: write os/arch, e.g. linux/arm64")
@@ -124,6 +142,8 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
             registry: registryFlags.options)
         options.allowForeignBinaries = allowForeignBinaries
         options.platforms = platforms
+        options.cacheFrom = cacheFrom
+        options.cacheTo = cacheTo
         let json = output.json
         let plan = try Pipeline.plan(
             set, only: names, lockPath: inputs.lockPath(recipePaths: paths), options: options)
@@ -133,7 +153,7 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
         }
         var prepared = try await Pipeline.prepare(
             plan, store: storeOptions.path, events: PrepareReporter(quiet: json).handle)
-        try Pipeline.compile(
+        try await Pipeline.compile(
             &prepared, store: storeOptions.path, checkReproducible: checkReproducible,
             events: { line in if !json { Output.status(line) } })
         let layout = try OCILayout(root: storeOptions.path)

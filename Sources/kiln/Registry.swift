@@ -51,6 +51,8 @@ final class TransferReporter: @unchecked Sendable {
             Output.status("  \(repo) \(Output.short(digest)): already there (\(Output.bytes(size)))")
         case .blobMounted(let repo, let digest, let from, let size):
             Output.status("  \(repo) \(Output.short(digest)): mounted from \(from) (\(Output.bytes(size)))")
+        case .mountRefused(let repo, let digest, let from):
+            Output.status("  \(repo) \(Output.short(digest)): not in \(from) any more (a stale location, dropped)")
         case .blobProgress(let repo, let digest, let done, let total):
             guard Date().timeIntervalSince(lastDraw) > 0.2, total > 0 else { return }
             lastDraw = Date()
