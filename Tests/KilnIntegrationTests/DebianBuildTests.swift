@@ -294,7 +294,7 @@ import Testing
         // `kiln lock` resolves every set again: how a base picks up an update.
         try repository.add(.init("libfoo", "1.5", fields: ["Depends": "libbase"]))
         try repository.index()
-        try KilnBinary.run(["lock", tmp.path + "/recipes"], environment: environment)
+        try KilnBinary.run(["lock", tmp.path + "/recipes", "--store", store], environment: environment)
         let refreshed = try JSONDecoder().decode(Lock.self, from: Data(contentsOf: URL(fileURLWithPath: lockPath)))
         for key in ["debbase/runtime", "debsplit/runtime", "debshared/runtime"] {
             #expect(refreshed.packages[key]?.first { $0.name == "libfoo" }?.version == "1.5", "\(key)")
