@@ -82,8 +82,8 @@ import Testing
             environment: environment, check: false)
         #expect(narrowedDebs.status == 0, "\(narrowedDebs.stderr)")
         #expect(
-            try Oracles.skopeoInspect(layout: tmp.path + "/debs-arm", reference: "debian-busybox:1")["Architecture"]
-                as? String == "arm64")
+            try Oracles.skopeoInspect(layout: tmp.path + "/debs-arm", reference: "debian-busybox:1-arm64")[
+                "Architecture"] as? String == "arm64")
         #expect(try Self.elfMachine(tmp.path + "/files/amd64/busybox") == 62)
         #expect(try Self.elfMachine(tmp.path + "/files/arm64/busybox") == 183)
         let server = try StaticFileServer(root: tmp.path + "/files", log: tmp.path + "/http.log")
