@@ -21,6 +21,12 @@ enum ExitStatus {
     static let missingInput: Int32 = 66
 }
 
+/// A command that could not do its work for a reason no library error names (exit 2).
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
 extension Kiln {
     /// Runs the command and maps every error to one exit code and one message, so that no command decides on
     /// its own what an unknown image or an unreachable registry exits with. With `--json`, the error is also

@@ -44,7 +44,7 @@ struct Export: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: temp) }
         try await ImageArchive.write(layout: layout, reference: reference, format: format, to: temp, platform: chosen)
         guard let handle = FileHandle(forReadingAtPath: temp) else {
-            throw ValidationError("cannot read the archive staged at \(temp)")
+            throw StoreError.io(path: temp, operation: "read the staged archive", detail: "it cannot be opened")
         }
         defer { try? handle.close() }
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {

@@ -101,4 +101,30 @@ import Testing
         chmod(z + "/iguana/Makefile", 0o755)
         #expect(try GitTree.id(of: z) != before)
     }
+
+    /// The one lookup of the test sources: `KILN_TEST_SOURCES` first, then `shared/sources` beside the package or
+    /// a directory above it; nothing found is a failure that names every place tried and what to provide.
+    @Test func testSourcesAreFoundInOrderOrExplained() throws {
+        let tmp = try TemporaryDirectory("kiln-test-sources")
+        defer { tmp.remove() }
+        let package = tmp.path + "/work/wt/kiln"
+        try FileManager.default.createDirectory(atPath: package, withIntermediateDirectories: true)
+        let cache = tmp.path + "/cache"
+        func find(_ environment: [String: String]) -> Result<String, TestSources.Missing> {
+            TestSources.find(environment: environment, packageRoot: package, cache: cache, fetching: false)
+        }
+        guard case .failure(let missing) = find([:]) else {
+            Issue.record("found an archive in an empty tree")
+            return
+        }
+        #expect(missing.description.contains("KILN_TEST_SOURCES (not set)"))
+        #expect(missing.description.contains(tmp.path + "/work/wt/shared/sources"))
+        #expect(missing.description.contains("set KILN_TEST_SOURCES to a directory holding it"))
+        // Beside a directory above the package (a worktree of a checkout that has ../shared).
+        try tmp.write("work/shared/sources/" + TestSources.dPoWArchiveName, "")
+        #expect(try find([:]).get() == tmp.path + "/work/shared/sources")
+        // The variable wins.
+        try tmp.write("given/" + TestSources.dPoWArchiveName, "")
+        #expect(try find(["KILN_TEST_SOURCES": tmp.path + "/given"]).get() == tmp.path + "/given")
+    }
 }

@@ -56,18 +56,25 @@ public enum TestSources {
         try directory() + "/" + dPoWArchiveName
     }
 
-    static func find() -> Result<String, Missing> {
+    /// The lookup, in order (see above). Parameters for its own tests: the environment, where the package is,
+    /// the cache directory, and whether to try git at all.
+    public static func find(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        packageRoot: String = KilnBinary.packageRoot,
+        cache: String = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-test-sources").path,
+        fetching: Bool = true
+    ) -> Result<String, Missing> {
         var tried: [String] = []
         func holds(_ directory: String) -> Bool {
             FileManager.default.fileExists(atPath: directory + "/" + dPoWArchiveName)
         }
-        if let given = ProcessInfo.processInfo.environment["KILN_TEST_SOURCES"], !given.isEmpty {
+        if let given = environment["KILN_TEST_SOURCES"], !given.isEmpty {
             if holds(given) { return .success(given) }
             tried.append("KILN_TEST_SOURCES=\(given)")
         } else {
             tried.append("KILN_TEST_SOURCES (not set)")
         }
-        var parent = URL(fileURLWithPath: KilnBinary.packageRoot).deletingLastPathComponent()
+        var parent = URL(fileURLWithPath: packageRoot).deletingLastPathComponent()
         while true {
             let candidate = parent.appendingPathComponent("shared/sources").path
             if holds(candidate) { return .success(candidate) }
@@ -76,15 +83,16 @@ public enum TestSources {
             if up.path == parent.path || parent.path == "/" { break }
             parent = up
         }
-        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-test-sources").path
         if holds(cache) { return .success(cache) }
-        switch fetch(into: cache) {
-        case .success: return .success(cache)
-        case .failure(let reason): tried.append("git fetch of \(dPoWRepository) at \(dPoWCommit): \(reason)")
+        tried.append(cache)
+        if fetching {
+            switch fetch(into: cache) {
+            case .success: return .success(cache)
+            case .failure(let reason): tried.append("git fetch of \(dPoWRepository) at \(dPoWCommit): \(reason)")
+            }
+            FileHandle.standardError.write(Data("kiln tests: \(Missing(tried: tried))\n".utf8))
         }
-        let missing = Missing(tried: tried)
-        FileHandle.standardError.write(Data("kiln tests: \(missing)\n".utf8))
-        return .failure(missing)
+        return .failure(Missing(tried: tried))
     }
 
     struct FetchFailed: Error, CustomStringConvertible {
