@@ -29,6 +29,9 @@ public enum PrepareEvent: Sendable {
     case input(InputEvent)
     case transfer(TransferEvent)
     case status(String)
+    /// A step that may take seconds is starting (a Debian index downloaded, verified, parsed): a live line on
+    /// a terminal, a line of its own in a log.
+    case step(String)
 }
 
 extension Pipeline {
@@ -59,7 +62,7 @@ extension Pipeline {
                     events: { events(.transfer($0)) })
             }
             let (packages, resolved) = try await DebianPackages.prepare(
-                plan, transport: transport, progress: { events(.status($0)) })
+                plan, transport: transport, progress: { events(.status($0)) }, step: { events(.step($0)) })
             await transport?.shutdown()
             var prepared = PreparedInputs(plan: plan, inputs: inputs, packages: packages, resolved: resolved)
             prepared.replan()

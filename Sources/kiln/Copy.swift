@@ -38,6 +38,7 @@ struct Copy: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         let reporter = TransferReporter(quiet: output.json)
+        if !output.json { Output.step("copying \(source) → \(destination)") }
         let cache = BlobLocationCache()
         let seen = SeenBlobs()
         defer { cache.remember(seen.all, in: dst.registry) }

@@ -164,6 +164,33 @@ import Testing
         #expect(missing.status == 66, "\(missing.stderr)")
     }
 
+    /// The waits of export, copy and verify's rebuild say what they do in a pipe (where no live line is drawn):
+    /// a line as each starts, before its result.
+    @Test func longWaitsPrintTheirStepsInAPipe() throws {
+        let registry = try RegistryServer()
+        let tmp = try TemporaryDirectory("kiln-steps")
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        try Shell.run(["cp", "-R", KilnBinary.packageRoot + "/Tests/Fixtures/golden", tmp.path + "/recipes"])
+        let store = ["--store", tmp.path + "/images"]
+        func kiln(_ arguments: [String]) throws -> CommandResult {
+            try KilnBinary.run(arguments, environment: ["SOURCE_DATE_EPOCH": ""], directory: tmp.path)
+        }
+        try kiln(["build", "recipes"] + store)
+        let export = try kiln(["export", "golden-app:2.0.0", "-o", tmp.path + "/app.tar"] + store)
+        let exporting = try #require(export.stderr.range(of: "exporting golden-app:2.0.0: "), "\(export.stderr)")
+        #expect(exporting.lowerBound < (export.stderr.range(of: "wrote ")?.lowerBound ?? exporting.lowerBound))
+        let app = "\(registry.address)/ns/golden-app"
+        try kiln(["push", "--to", "\(registry.address)/ns"] + store)
+        let copy = try kiln(["copy", app + ":2.0.0", "\(registry.address)/prod/golden-app"])
+        #expect(copy.stderr.contains("copying \(app):2.0.0 → \(registry.address)/prod/golden-app"), "\(copy.stderr)")
+        let verify = try kiln(["verify", app + ":2.0.0", "--recipes", "recipes"])
+        #expect(verify.stderr.contains("verify: rebuilding ns/golden-app"), "\(verify.stderr)")
+        #expect(verify.stderr.contains("golden-app ▸ config: built"), "\(verify.stderr)")
+    }
+
     /// The subcommands whose options include `--json`, from ArgumentParser's own description of the command
     /// line: a command added later is found without anyone listing it here.
     func commandsTakingJSON() throws -> Set<String> {

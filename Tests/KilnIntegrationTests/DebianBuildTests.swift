@@ -136,9 +136,17 @@ import Testing
             Self.recipe("debshared", repository: repository, split: true, packages: ["libfoo"]))
         let store = tmp.path + "/images"
         let environment = ["KILN_CACHE_DIR": tmp.path + "/cache", "SOURCE_DATE_EPOCH": ""]
-        try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
+        let first = try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
         let built = try KilnBinary.imageDigests(store)
         #expect(Set(built.keys) == ["debapp:1", "debbase:1", "debshared:1", "debsplit:1"])
+        // Resolving a set waits on the index: in a pipe every step of it is a line as it starts.
+        for step in [
+            "debbase/runtime: downloading kilntest InRelease from", "debbase/runtime: verifying the signature",
+            "debbase/runtime: downloading and verifying kilntest/main/binary-amd64/Packages",
+            "debbase/runtime: reading kilntest/main/binary-amd64/Packages", "debbase/runtime: resolving",
+        ] {
+            #expect(first.stderr.contains(step), "\(step): \(first.stderr)")
+        }
 
         // The lock records the resolved set, each sha256 that of the .deb in the pool.
         let lockPath = tmp.path + "/recipes/kiln.lock"
