@@ -51,7 +51,7 @@ extension Kiln {
 
         } catch let error as ValidationError {
             fail(error.message, status: ExitStatus.usage, usage: true)
-        } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+        } catch let error where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
             // ArgumentParser's own commands answer by throwing: `--help`, `-h` and `kiln help CMD` parse into its
             // help command, whose run throws the help request; bare `kiln` (a command with only subcommands)
             // throws CleanExit. Those print the help and exit 0; anything else of its own is a usage error.

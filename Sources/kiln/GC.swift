@@ -67,7 +67,8 @@ struct GC: ParsableCommand {
         if kept.blobs > 0 {
             Output.line(
                 "kept \(Output.bytes(kept.size)) in \(kept.blobs) unreferenced blob\(kept.blobs == 1 ? "" : "s") younger than "
-                    + "--grace \(Int(grace)) s (a build may not have tagged them yet); `kiln gc --grace 0` frees them now")
+                    + "--grace \(Int(grace)) s (a build may not have tagged them yet); `kiln gc --grace 0` frees them now"
+            )
         }
     }
 }

@@ -54,7 +54,8 @@ struct Lock: AsyncParsableCommand {
                 prepared, into: OCILayout(root: storeOptions.path), tag: false, events: { reporter.handle($0) })
         } catch {
             if let pins, pins.changed {
-                Output.status("updated \(pins.path): \(pinned) inputs pinned; no image digest recorded (the build failed)")
+                Output.status(
+                    "updated \(pins.path): \(pinned) inputs pinned; no image digest recorded (the build failed)")
             }
             throw error
         }

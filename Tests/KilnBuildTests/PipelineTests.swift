@@ -280,7 +280,8 @@ import Testing
         #expect(other.mode == 0o755 && other.uid == 1001)
         // The plan shows it the same way: /home/svc only in the data layer.
         let plan = try Pipeline.plan(
-            recipes, lock: LockFile(), lockPath: dir.path + "/recipes/kiln.lock", options: BuildOptions(sourceDateEpoch: 0))
+            recipes, lock: LockFile(), lockPath: dir.path + "/recipes/kiln.lock",
+            options: BuildOptions(sourceDateEpoch: 0))
         let layers = try #require(plan.images.first?.platforms.first?.layers)
         #expect(layers.map(\.name) == ["data", "accounts"])
     }

@@ -78,7 +78,8 @@ import Testing
             let store = ["--store", self.store]
             // iguana is compiled from the real dPoW archive (issue 15).
             let sources =
-                ["build", "lock"].contains(arguments.first) ? (try? TestSources.directory()).map { ["--sources", $0] } ?? [] : []
+                ["build", "lock"].contains(arguments.first)
+                ? (try? TestSources.directory()).map { ["--sources", $0] } ?? [] : []
             return try KilnBinary.run(
                 arguments + store + sources + ["--cache-dir", cache], environment: KomodoRecipesTests.environment,
                 check: check)
@@ -113,7 +114,8 @@ import Testing
     static let komodo = "komodo-0.9.2-2-linux.tar.gz"
     static let version = "0.9.2-2"
 
-    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason))) func buildsEveryImageWithSharedKomododLayers() throws {
+    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason)))
+    func buildsEveryImageWithSharedKomododLayers() throws {
         let f = try Fixture()
         // komodod's archive is pinned by the first `kiln lock`, loudly (its checksum is in release notes only).
         let lock = try f.kiln(["lock", f.recipes])
@@ -314,7 +316,8 @@ import Testing
     /// dPoW's own assetchains.json (what notaries ran last: GLEEC twice, a `${HOME}` datadir, THC with eras,
     /// ac_script and ac_ccenable) through the real assetchain recipe: every chain gets the p2p and RPC ports
     /// dPoW publishes in its `iguana/coins/*_7776` files, read from the dPoW source archive.
-    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason))) func dPoWChainsGetThePortsDPoWPublishes() throws {
+    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason)))
+    func dPoWChainsGetThePortsDPoWPublishes() throws {
         let tmp = try TemporaryDirectory("kiln-dpow")
         defer { tmp.remove() }
         let archive = TestSources.dPoWArchiveName
@@ -408,7 +411,8 @@ import Testing
     /// The node as an operator runs it: the images released to a registry, `kiln deploy-refs --format compose`,
     /// and podman-compose bringing that file up (STAND-IN komodod, two chains, iguana). The services reach each
     /// other on 127.0.0.1, the health checks pass, and only P2P ports are published.
-    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason))) func nodeComesUpFromTheGeneratedComposeFile() throws {
+    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason)))
+    func nodeComesUpFromTheGeneratedComposeFile() throws {
         let f = try Fixture()
         try f.kiln(["lock", f.recipes])
         try f.kiln(["build", f.recipes, "komodod", "doc", "marty", "iguana", "--tag", "node1"])

@@ -103,7 +103,8 @@ import Testing
     /// iguana from the real dPoW archive, built from two checkouts: identical images. podman runs it in its
     /// volume: iguana-start copies the image's `elected` into the volume and iguana keeps its state there, for
     /// the image's uid and for an arbitrary uid in group 0; a read-only mounted list is used as it is.
-    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason))) func iguanaFromTheDPoWSourceIsReproducibleAndStarts() throws {
+    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason)))
+    func iguanaFromTheDPoWSourceIsReproducibleAndStarts() throws {
         let sources = try TestSources.directory()
         let tmp = try TemporaryDirectory("kiln-iguana")
         let podman = try Podman()

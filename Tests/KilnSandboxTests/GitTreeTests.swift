@@ -59,7 +59,8 @@ import Testing
         }
     }
 
-    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason))) func theRealDPoWArchiveHasItsCommitsTree() throws {
+    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason)))
+    func theRealDPoWArchiveHasItsCommitsTree() throws {
         let tmp = try TemporaryDirectory("kiln-dpow")
         defer { tmp.remove() }
         try SourceTree.extract(archive: try Self.dPoWArchive, into: tmp.path + "/x")
@@ -69,7 +70,8 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: root + "/iguana/elected"))
     }
 
-    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason))) func aTamperedArchiveIsRefusedNamingBothTrees() throws {
+    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason)))
+    func aTamperedArchiveIsRefusedNamingBothTrees() throws {
         let tmp = try TemporaryDirectory("kiln-dpow-tampered")
         defer { tmp.remove() }
         try SourceTree.extract(archive: try Self.dPoWArchive, into: tmp.path + "/x")
