@@ -245,6 +245,8 @@ import Testing
             (["pull", app + ":1.0.0", "--store", tmp.path + "/pulled"], "publishedDigest"),
             (["untag", "golden-app:stable", "--store", store], "untagged"),
             (["gc", "--dry-run", "--store", store], "size"),
+            (["catalog", registry.address], "repositories"),
+            (["delete", "\(registry.address)/prod/golden-app:1.0.0"], "digest"),
         ]
         for (arguments, member) in runs {
             let out = try KilnBinary.run(
