@@ -25,7 +25,8 @@ struct Inspect: AsyncParsableCommand {
     @OptionGroup var registryFlags: RegistryFlags
     @Option(
         name: .long,
-        help: ArgumentHelp("Only these platforms of a remote index (repeatable, e.g. linux/arm64).", valueName: "os/arch"))
+        help: ArgumentHelp(
+            "Only these platforms of a remote index (repeatable, e.g. linux/arm64).", valueName: "os/arch"))
     var platform: [String] = []
     @Flag(name: .long, help: "Print the image's SPDX SBOM (the document push publishes beside it).") var sbom = false
     @OptionGroup var output: OutputOptions

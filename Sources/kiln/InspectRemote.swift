@@ -56,7 +56,8 @@ extension Inspect {
             if !wanted.isEmpty, !MediaType.indexTypes.contains(root.descriptor.mediaType),
                 let only = images.first, !wanted.contains(only.config.platform)
             {
-                throw CommandFailure("\(ref) is a single \(only.platform) image, not \(platform.joined(separator: ", "))")
+                throw CommandFailure(
+                    "\(ref) is a single \(only.platform) image, not \(platform.joined(separator: ", "))")
             }
             return Report(
                 reference: ref.description, digest: root.descriptor.digest.description,

@@ -45,7 +45,8 @@ import Testing
         #expect(remote["digest"] as? String == local["digest"] as? String)
         let localImages = try #require(local["images"] as? [[String: Any]])
         let remoteImages = try #require(remote["images"] as? [[String: Any]])
-        #expect(remoteImages.map { $0["manifestDigest"] as? String } == localImages.map { $0["manifestDigest"] as? String })
+        #expect(
+            remoteImages.map { $0["manifestDigest"] as? String } == localImages.map { $0["manifestDigest"] as? String })
         #expect(remoteImages.map { $0["platform"] as? String } == ["linux/amd64", "linux/arm64"])
         let arm = try json(try KilnBinary.run(["inspect", multi + ":1", "--platform", "linux/arm64", "--json"]))
         let armImages = try #require(arm["images"] as? [[String: Any]])
@@ -70,7 +71,8 @@ import Testing
         let deleted = try json(try KilnBinary.run(["delete", multi + ":1", "--json"]))
         #expect(deleted["digest"] as? String == local["digest"] as? String)
         let tags = try KilnBinary.run(["ls", multi]).stdout
-        #expect(!tags.split(separator: "\n").contains("1") && !tags.split(separator: "\n").contains("latest"), "\(tags)")
+        #expect(
+            !tags.split(separator: "\n").contains("1") && !tags.split(separator: "\n").contains("latest"), "\(tags)")
         let again = try KilnBinary.run(["delete", multi + ":1"], check: false)
         #expect(again.status == 2 && again.stderr.contains("no manifest 1"), "\(again.stderr)")
     }
