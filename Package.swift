@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP", "KilnProcess"]),
         // Hermetic build steps: a bubblewrap sandbox, environment roots, git-pinned source trees.
-        .target(name: "KilnSandbox", dependencies: ["KilnOCI", "KilnLayer", "KilnProcess", "CCrypto"]),
+        .target(name: "KilnSandbox", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnProcess", "CCrypto"]),
         // Debian package sets: resolve, verify, unpack.
         .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP", "KilnProcess"]),
         // Planning, fetching, layer cache, assembling images, tagging.
@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnOCI", "KilnLayer", "KilnTestSupport"]),
         .testTarget(
             name: "KilnSandboxTests",
-            dependencies: ["KilnSandbox", "KilnDebian", "KilnLayer", "KilnOCI", "KilnTestSupport"]),
+            dependencies: ["KilnSandbox", "KilnDebian", "KilnLayer", "KilnOCI", "KilnStore", "KilnTestSupport"]),
         .testTarget(
             name: "KilnBuildTests",
             dependencies: ["KilnBuild", "KilnOCI", "KilnRecipe", "KilnStore", "KilnLayer", "KilnTestSupport"]),

@@ -3,6 +3,7 @@ import KilnDebian
 import KilnOCI
 import KilnRecipe
 import KilnSandbox
+import KilnStore
 
 /// A build's source, on this machine and verified: the directory mounted at `/src/NAME` and the id that
 /// stands for its content in the build's cache key.
@@ -24,10 +25,19 @@ enum BuildSources {
         let where_ = "\(source.location): error: source \(source.name)"
         switch source.kind {
         case .directory(let path):
-            let directory = recipe.directory + "/" + path
+            let written = recipe.directory + "/" + path
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue
-            else { throw BuildError.recipe("\(where_): \(directory) is not a directory") }
+            guard FileManager.default.fileExists(atPath: written, isDirectory: &isDirectory), isDirectory.boolValue
+            else { throw BuildError.recipe("\(where_): \(written) is not a directory") }
+            // Bound into the sandbox by its real path, which must lie inside the recipe's directory: a symlink
+            // in the recipe directory (`lnk -> /etc`) must not hand the host's files to the step.
+            guard let directory = realPath(written), let home = realPath(recipe.directory),
+                directory == home || directory.hasPrefix(home + "/")
+            else {
+                throw BuildError.recipe(
+                    "\(where_): \(path) leads outside the recipe directory (its real path is "
+                        + "\(realPath(written) ?? "unknown")); copy the source into the recipe directory")
+            }
             return ResolvedSource(
                 name: source.name, directory: directory, id: "git-tree:" + (try GitTree.id(of: directory)))
         case .git(let url, let commit, let pinnedTree):
@@ -94,6 +104,12 @@ enum BuildSources {
         }
     }
 
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     static func root(_ options: InputOptions) -> String {
         options.cache.root + "/sources"
     }
@@ -115,12 +131,11 @@ enum BuildSources {
         defer { try? FileManager.default.removeItem(atPath: staging) }
         do {
             try SourceTree.extract(archive: archive, into: staging)
-            let content = try pick(staging)
-            if rename(content, destination) != 0 && errno != EEXIST && errno != ENOTEMPTY {
-                throw SandboxError.source(path: destination, detail: String(cString: strerror(errno)))
-            }
+            try StagedDirectory.publish(try pick(staging), as: destination)
         } catch let error as SandboxError {
             throw BuildError.recipe("error: \(error)")
+        } catch let error as StoreError {
+            throw BuildError.recipe("error: source \(destination): \(error)")
         }
     }
 }

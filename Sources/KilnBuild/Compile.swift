@@ -78,6 +78,12 @@ extension Pipeline {
             return CompiledBuild(directory: directory, key: key, ran: false, log: log)
         }
         try FileManager.default.createDirectory(atPath: builds + "/logs", withIntermediateDirectories: true)
+        // Staging of builds that were killed (their process is gone), and unfinished environment roots and
+        // source trees of the same kind.
+        StagedDirectory.removeStale(in: builds, remove: HostTree.remove)
+        for parent in ["/environments", "/sources"] {
+            StagedDirectory.removeStale(in: options.inputs.cache.root + parent, remove: HostTree.remove)
+        }
         let started = Date()
         let environments = options.inputs.cache.root + "/environments"
         let pins = set.packages.map { "\($0.name) \($0.version) \($0.architecture) \($0.sha256)" }
@@ -93,7 +99,7 @@ extension Pipeline {
             "\(build.name): environment of \(set.packages.count) packages ready in "
                 + String(format: "%.1fs", Date().timeIntervalSince(started)))
         var stagings: [String] = []
-        defer { for staging in stagings { try? FileManager.default.removeItem(atPath: staging) } }
+        defer { for staging in stagings { HostTree.remove(staging) } }
         for run in 1...(checkReproducible ? 2 : 1) {
             let staging = builds + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             stagings.append(staging)
@@ -105,13 +111,16 @@ extension Pipeline {
                 sources: Dictionary(sources.map { ($0.name, $0.directory) }, uniquingKeysWith: { a, _ in a }),
                 work: staging + "/work", out: staging + "/out", command: build.run.command, environment: build.env,
                 sourceDateEpoch: Int(options.sourceDateEpoch), timeLimit: build.timeout,
-                log: run == 1 ? log : builds + "/logs/" + key + ".run2.log")
+                log: run == 1 ? log : builds + "/logs/" + key + ".run2.log", limits: SandboxLimits(build.limits))
             do {
                 try SandboxRunner.run(spec, output: events)
+                try StepOutputs.collect(build.outputs, build: build.name, staging: staging, into: staging + "/result")
+                try AtomicFile.write(
+                    try CanonicalJSON.pretty(try outputListing(staging + "/result")),
+                    to: staging + "/result/outputs.json")
             } catch let error as SandboxError {
                 throw BuildError.recipe("\(build.location): error: \(error)")
             }
-            try collect(build, from: staging, into: staging + "/result")
         }
         if checkReproducible {
             let listings = try stagings.map { try outputListing($0 + "/result") }
@@ -127,43 +136,29 @@ extension Pipeline {
                 return CompiledBuild(directory: directory, key: key, ran: true, log: log)
             }
         }
-        if rename(stagings[0] + "/result", directory) != 0 && errno != EEXIST && errno != ENOTEMPTY {
-            throw BuildError.recipe("error: cannot store build \(build.name): \(String(cString: strerror(errno)))")
+        do {
+            try StagedDirectory.publish(stagings[0] + "/result", as: directory)
+        } catch {
+            throw BuildError.recipe("\(build.location): error: cannot store build \(build.name): \(error)")
         }
         events("\(build.name): built in " + String(format: "%.1fs", Date().timeIntervalSince(started)))
         return CompiledBuild(directory: directory, key: key, ran: true, log: log)
     }
 
-    /// Moves the declared outputs to `result` at their sandbox paths and lists every file with its sha256 and
-    /// mode in `outputs.json`, written last: a result with that file is complete.
-    static func collect(_ build: BuildSpec, from staging: String, into result: String) throws {
-        for output in build.outputs {
-            let source = staging + output
-            var info = stat()
-            guard lstat(source, &info) == 0 else {
-                throw BuildError.recipe(
-                    "\(build.location): error: \(SandboxError.missingOutput(build: build.name, path: output))")
-            }
-            let target = result + output
-            try FileManager.default.createDirectory(
-                atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try FileManager.default.moveItem(atPath: source, toPath: target)
-        }
-        try AtomicFile.write(try CanonicalJSON.pretty(try outputListing(result)), to: result + "/outputs.json")
-    }
-
-    /// Every regular file under `result` (as `/out/…`, `/work/…`) → `MODE sha256:…`.
+    /// Every regular file under `result` (as `/out/…`, `/work/…`) → `MODE sha256:…`; `outputs.json`, written
+    /// last, marks a result complete.
     static func outputListing(_ result: String) throws -> [String: String] {
-        var listing: [String: String] = [:]
-        let enumerator = FileManager.default.enumerator(atPath: result)
-        while let relative = enumerator?.nextObject() as? String {
-            guard relative != "outputs.json" else { continue }
-            let path = result + "/" + relative
-            var info = stat()
-            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
-            listing["/" + relative] = "\(String(info.st_mode & 0o7777, radix: 8)) \(try FileDigests.hash(path))"
-        }
-        return listing
+        try StepOutputs.listing(result) { try FileDigests.hash($0) }
+    }
+}
+
+extension SandboxLimits {
+    /// Kiln's defaults, with what the recipe's `limits:` sets.
+    init(_ recipe: BuildLimits) {
+        let defaults = SandboxLimits.defaults
+        self.init(
+            tmp: recipe.tmp ?? defaults.tmp, disk: recipe.disk ?? defaults.disk, log: recipe.log ?? defaults.log,
+            processes: recipe.processes ?? defaults.processes)
     }
 }
 
@@ -174,8 +169,14 @@ extension Builder {
         guard let compiled = prepared.compiled["\(recipe.name)/\(build)"] else {
             throw BuildError.recipe("\(add.location): error: build \(build) has not run (internal: run compile)")
         }
+        let resolved: String
+        do {
+            resolved = try StepOutputs.resolve(path, in: compiled.directory, build: build)
+        } catch let error as SandboxError {
+            throw BuildError.recipe("\(add.location): error: \(error)")
+        }
         return try LocalSources.entries(
-            matching: [compiled.directory + path], isGlob: false, destination: add.to, mode: add.ownership.mode,
+            matching: [resolved], isGlob: false, destination: add.to, mode: add.ownership.mode,
             uid: add.ownership.uid, gid: add.ownership.gid)
     }
 }

@@ -24,9 +24,11 @@ public enum ChildProcess {
     /// Starts `arguments[0]`: an absolute path, or a name resolved through the `PATH` of `environment` (or of
     /// this process when `environment` is nil, which also means the child inherits this process's environment).
     /// With `processGroup`, the child leads a new process group, so `kill(-pid, …)` reaches all it starts.
+    /// `passing` lists descriptors (opened close-on-exec by the caller, so no other child inherits them) that
+    /// this child gets as `passing[i] → firstPassedDescriptor(passing) + i`.
     public static func spawn(
         _ arguments: [String], environment: [String: String]? = nil, stdin: String = "/dev/null",
-        stdout: Int32, stderr: Int32, processGroup: Bool = false
+        stdout: Int32, stderr: Int32, processGroup: Bool = false, passing: [Int32] = []
     ) throws -> pid_t {
         precondition(!arguments.isEmpty, "a command line has a program")
         let inherited = ProcessInfo.processInfo.environment
@@ -37,6 +39,12 @@ public enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        // Numbered above every descriptor passed, so no dup2 overwrites one still to be passed; dup2 clears
+        // close-on-exec on its copy.
+        let first = firstPassedDescriptor(passing)
+        for (index, fd) in passing.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, fd, first + Int32(index))
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -62,6 +70,11 @@ public enum ChildProcess {
         let rc = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
         guard rc == 0 else { throw SpawnFailure(program: arguments[0], detail: String(cString: strerror(rc))) }
         return pid
+    }
+
+    /// The number the first of `passing` gets in the child (see `spawn`).
+    public static func firstPassedDescriptor(_ passing: [Int32]) -> Int32 {
+        max(passing.max() ?? 2, 2) + 1
     }
 
     /// Waits for the child; its exit status, or 128 + the signal that killed it (as a shell reports it).

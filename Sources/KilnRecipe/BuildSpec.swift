@@ -16,12 +16,42 @@ public struct BuildSpec: Sendable {
     public var env: [String: String]
     /// Wall-clock limit in seconds.
     public var timeout: Int
+    /// `limits:`: what the recipe raises (or lowers) of the sandbox's bounds; nil keeps Kiln's default.
+    public var limits: BuildLimits = BuildLimits()
     public var location: SourceLocation
 
     public static let defaultTimeout = 3600
 
     /// The directory inside the sandbox a source is mounted at.
     public static func mountPoint(_ source: String) -> String { "/src/" + source }
+}
+
+/// A build's `limits: {tmp: 4GiB, disk: 20GiB, log: 64MiB, processes: 2048}`; sizes in bytes.
+public struct BuildLimits: Sendable, Hashable {
+    public var tmp: Int64?
+    public var disk: Int64?
+    public var log: Int64?
+    public var processes: Int?
+
+    public init(tmp: Int64? = nil, disk: Int64? = nil, log: Int64? = nil, processes: Int? = nil) {
+        self.tmp = tmp
+        self.disk = disk
+        self.log = log
+        self.processes = processes
+    }
+
+    /// `512MiB`, `2 GiB`, `1048576`: a whole number with an optional binary unit (KiB, MiB, GiB, TiB).
+    public static func bytes(_ text: String) -> Int64? {
+        let trimmed = text.replacingOccurrences(of: " ", with: "")
+        let units: [(String, Int64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40)]
+        for (unit, size) in units where trimmed.hasSuffix(unit) {
+            guard let number = Int64(trimmed.dropLast(unit.count)), number > 0, number <= Int64.max / size else {
+                return nil
+            }
+            return number * size
+        }
+        return Int64(trimmed).flatMap { $0 > 0 ? $0 : nil }
+    }
 }
 
 public enum BuildCommand: Sendable, Hashable {

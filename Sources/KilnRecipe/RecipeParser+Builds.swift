@@ -4,7 +4,7 @@ import Yams
 
 /// The `builds:` section and `add: {from: BUILD}` entries; see `BuildSpec`.
 extension RecipeParser {
-    static let buildKeys = ["name", "environment", "sources", "run", "outputs", "env", "timeout"]
+    static let buildKeys = ["name", "environment", "sources", "run", "outputs", "env", "timeout", "limits"]
 
     mutating func builds(_ node: Node) -> [BuildSpec] {
         guard let items = sequence(node, "builds") else { return [] }
@@ -44,11 +44,43 @@ extension RecipeParser {
                     report(t, "timeout must be a number of seconds from 1 to 86400", hint: "write e.g. `timeout: 1800`")
                 }
             }
+            let limits = value("limits").map { buildLimits($0) } ?? BuildLimits()
             guard let environment, let run, let outputs else { return nil }
             return BuildSpec(
                 name: name, environment: environment, sources: sources, run: run, outputs: outputs, env: env,
-                timeout: timeout, location: loc(item))
+                timeout: timeout, limits: limits, location: loc(item))
         }
+    }
+
+    /// `limits: {tmp: 4GiB, disk: 20GiB, log: 64MiB, processes: 2048}`.
+    mutating func buildLimits(_ node: Node) -> BuildLimits {
+        var limits = BuildLimits()
+        guard let fields = mapping(node, "a build's limits", allowed: ["tmp", "disk", "log", "processes"]) else {
+            return limits
+        }
+        for (key, _, value) in fields {
+            guard let text = string(value, key) else { continue }
+            if key == "processes" {
+                guard let count = Int(text), (16...1_000_000).contains(count) else {
+                    report(value, "processes must be a number from 16 to 1000000", hint: "write e.g. `processes: 2048`")
+                    continue
+                }
+                limits.processes = count
+                continue
+            }
+            guard let bytes = BuildLimits.bytes(text), bytes >= 1 << 20 else {
+                report(
+                    value, "'\(text)' is not a size of at least 1MiB for `\(key)`",
+                    hint: "write a whole number with a binary unit, e.g. `\(key): 4GiB` or `\(key): 512MiB`")
+                continue
+            }
+            switch key {
+            case "tmp": limits.tmp = bytes
+            case "disk": limits.disk = bytes
+            default: limits.log = bytes
+            }
+        }
+        return limits
     }
 
     mutating func buildEnvironment(_ node: Node?, item: Node) -> PackageSetSpec? {

@@ -14,7 +14,9 @@ import Foundation
 /// - each source read-only at `/src/NAME`;
 /// - `/work` (a scratch directory, writable, the working directory and `HOME`) and `/out` (writable);
 /// - a private `/tmp`, `/proc` of its own pid namespace, and a minimal `/dev`;
-/// - no network at all (only its own loopback), hostname `kiln`, uid and gid 0 inside (mapped to the caller);
+/// - no network at all (only its own loopback), hostname `kiln`, uid and gid 0 inside, mapped to an
+///   unprivileged host uid (see `SandboxIdentity`), and no further user namespaces;
+/// - bounded: see `SandboxLimits`;
 /// - the environment below and umask 022.
 public struct SandboxSpec: Sendable {
     /// Names the build in the log prefix (`NAME ▸`) and errors.
@@ -36,12 +38,14 @@ public struct SandboxSpec: Sendable {
     public var timeLimit: Int
     /// Where the step's full output is kept.
     public var log: String
+    public var limits: SandboxLimits
 
     public init(
         name: String, root: String, sources: [String: String] = [:], work: String, out: String,
         command: [String], environment: [String: String] = [:], sourceDateEpoch: Int = 0, timeLimit: Int = 3600,
-        log: String
+        log: String, limits: SandboxLimits = .defaults
     ) {
+        self.limits = limits
         self.name = name
         self.root = root
         self.sources = sources
@@ -66,13 +70,20 @@ public struct SandboxSpec: Sendable {
         ]
     }
 
-    /// The bubblewrap arguments for this step (without `bwrap` itself).
-    public func bubblewrapArguments() throws -> [String] {
-        var args = [
-            "--unshare-user", "--uid", "0", "--gid", "0", "--unshare-ipc", "--unshare-pid", "--unshare-net",
-            "--unshare-uts", "--unshare-cgroup-try", "--hostname", Self.hostname, "--cap-drop", "ALL",
-            "--die-with-parent", "--new-session", "--clearenv",
-        ]
+    /// A host directory bound into the sandbox (see `SandboxRunner` for how it reaches bubblewrap).
+    public struct Bind: Sendable, Hashable {
+        public var host: String
+        public var inside: String
+        public var writable: Bool
+    }
+
+    /// What the sandbox's filesystem is made of: top-level symlinks of the root, and the host directories bound.
+    public struct Layout: Sendable {
+        public var symlinks: [(link: String, target: String)]
+        public var binds: [Bind]
+    }
+
+    public func layout() throws -> Layout {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
@@ -80,19 +91,53 @@ public struct SandboxSpec: Sendable {
             throw SandboxError.environment(path: root, detail: "cannot list the environment root: \(error)")
         }
         let reserved: Set = ["proc", "dev", "tmp", "src", "work", "out"]
+        var layout = Layout(symlinks: [], binds: [])
         for name in names where !reserved.contains(name) {
             let path = root + "/" + name
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
-                args += ["--symlink", target, "/" + name]
+                layout.symlinks.append(("/" + name, target))
             } else {
-                args += ["--ro-bind", path, "/" + name]
+                layout.binds.append(Bind(host: path, inside: "/" + name, writable: false))
             }
         }
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/src"]
         for (name, directory) in sources.sorted(by: { $0.key < $1.key }) {
-            args += ["--ro-bind", directory, "/src/" + name]
+            layout.binds.append(Bind(host: directory, inside: "/src/" + name, writable: false))
         }
-        args += ["--bind", work, "/work", "--bind", out, "/out", "--remount-ro", "/", "--chdir", "/work"]
+        layout.binds.append(Bind(host: work, inside: "/work", writable: true))
+        layout.binds.append(Bind(host: out, inside: "/out", writable: true))
+        return layout
+    }
+
+    /// How bubblewrap finds the host side of each bind: a descriptor Kiln opened (`--ro-bind-fd`), or a path
+    /// (`--ro-bind`).
+    public enum BindSource: Sendable, Hashable {
+        case descriptor(Int32)
+        case path(String)
+    }
+
+    /// The bubblewrap arguments for this step (without `bwrap` itself), `sources[i]` standing for
+    /// `layout().binds[i]`.
+    public func bubblewrapArguments(binding sources: [BindSource]) throws -> [String] {
+        var args = [
+            "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns", "--unshare-ipc", "--unshare-pid",
+            "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", Self.hostname, "--cap-drop",
+            "ALL", "--die-with-parent", "--new-session", "--clearenv",
+        ]
+        let layout = try layout()
+        for (link, target) in layout.symlinks {
+            args += ["--symlink", target, link]
+        }
+        args += ["--proc", "/proc", "--dev", "/dev", "--size", String(limits.tmp), "--tmpfs", "/tmp", "--dir", "/src"]
+        precondition(sources.count == layout.binds.count, "one source per bind")
+        for (bind, source) in zip(layout.binds, sources) {
+            switch source {
+            case .descriptor(let fd):
+                args += [bind.writable ? "--bind-fd" : "--ro-bind-fd", String(fd), bind.inside]
+            case .path(let path):
+                args += [bind.writable ? "--bind" : "--ro-bind", path, bind.inside]
+            }
+        }
+        args += ["--remount-ro", "/", "--chdir", "/work"]
         let variables = environment.merging(fixedEnvironment) { _, fixed in fixed }
         for (key, value) in variables.sorted(by: { $0.key < $1.key }) {
             args += ["--setenv", key, value]

@@ -15,6 +15,13 @@ public enum SandboxError: Error, CustomStringConvertible, Equatable {
     case missingOutput(build: String, path: String)
     /// The environment root could not be written.
     case environment(path: String, detail: String)
+    /// A declared output (or a `from:` path) goes through something that is not a real directory: a symlink
+    /// the step made, which Kiln never follows on the host.
+    case outputThroughLink(build: String, path: String, through: String, symlink: Bool)
+    /// An output tree holds something other than regular files, directories and symlinks.
+    case outputKind(build: String, path: String, kind: String)
+    /// The step wrote more than its disk limit under /work and /out and was stopped.
+    case diskLimit(build: String, limit: Int64, log: String)
 
     public var description: String {
         switch self {
@@ -39,6 +46,29 @@ public enum SandboxError: Error, CustomStringConvertible, Equatable {
                 + "write it under /out (or fix `outputs:`)"
         case .environment(let path, let detail):
             return "build environment \(path): \(detail)"
+        case .outputThroughLink(let build, let path, let through, let symlink):
+            return "build \(build): output \(path) goes through \(through), which the step made "
+                + (symlink ? "a symlink" : "something other than a directory")
+                + "; Kiln never follows a build's symlinks on the host: name the real path (or make the symlink "
+                + "itself the output, which keeps it a symlink in the image)"
+        case .outputKind(let build, let path, let kind):
+            return "build \(build): output \(path) is \(kind); only regular files, directories and symlinks can "
+                + "be outputs (remove it in the step, or name only what a layer needs in `outputs:`)"
+        case .diskLimit(let build, let limit, let log):
+            return "build \(build) wrote more than its disk limit of \(ByteCount.text(limit)) under /work and /out "
+                + "and was stopped; raise `limits: {disk: …}` in the build if it really needs more\nfull log: \(log)"
         }
+    }
+}
+
+/// Byte counts as people read them in messages and limits: `512 MiB`, `2 GiB`.
+public enum ByteCount {
+    public static func text(_ bytes: Int64) -> String {
+        for (unit, size) in [("GiB", Int64(1) << 30), ("MiB", Int64(1) << 20), ("KiB", Int64(1) << 10)]
+        where bytes >= size {
+            let value = Double(bytes) / Double(size)
+            return value == value.rounded() ? "\(Int64(value)) \(unit)" : String(format: "%.1f", value) + " " + unit
+        }
+        return "\(bytes) B"
     }
 }

@@ -48,6 +48,8 @@ extension OCILayout {
             }
             if !dryRun {
                 for item in collection.removed { try removeBlob(item.digest) }
+                // Build-step staging left by a build that was killed (its process is gone).
+                StagedDirectory.removeStale(in: root + "/builds")
             }
             return collection
         }

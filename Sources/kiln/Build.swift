@@ -5,7 +5,7 @@ import KilnLayer
 import KilnOCI
 import KilnStore
 
-struct Build: AsyncParsableCommand {
+struct Build: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build recipes into images in the local store.",
         discussion: """
@@ -38,7 +38,6 @@ struct Build: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var registryFlags: RegistryFlags
-    @OptionGroup var log: LogOptions
 
     @Option(name: .long, help: "Use this version (tag) for every image instead of the recipes' own.")
     var version: String?
@@ -112,7 +111,6 @@ struct Build: AsyncParsableCommand {
     }
 
     func run() async throws {
-        log.bootstrap()
         let started = Date()
         // Arguments that exist on disk are recipe paths; the rest name images.
         let paths = targets.filter { FileManager.default.fileExists(atPath: $0) }

@@ -3,7 +3,7 @@ import Foundation
 import KilnOCI
 import KilnRegistry
 
-struct Copy: AsyncParsableCommand {
+struct Copy: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Copy an image between registries by digest (like `crane copy`, `skopeo copy --all`).",
         discussion: """
@@ -77,7 +77,7 @@ struct Copy: AsyncParsableCommand {
     }
 }
 
-struct TagCommand: AsyncParsableCommand {
+struct TagCommand: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         commandName: "tag",
         abstract: "Add a tag to an image in a registry (like `crane tag`), without pulling it.",

@@ -4,7 +4,7 @@ import KilnOCI
 import KilnRelease
 import KilnStore
 
-struct DeployRefsCommand: AsyncParsableCommand {
+struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         commandName: "deploy-refs",
         abstract: "Print a release's images by digest, or one node of them as a compose project or a Kubernetes Pod.",
@@ -42,6 +42,9 @@ struct DeployRefsCommand: AsyncParsableCommand {
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
+
+    /// VERSION names a file and an artifact tag: checked before anything is opened.
+    func validate() throws { try OCITag.check(version) }
 
     func run() async throws {
         let document = try await loadRelease(version, releaseOptions, to: to, flags: registryFlags)

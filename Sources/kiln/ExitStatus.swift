@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnBuild
+import KilnHTTP
 import KilnOCI
 import KilnRecipe
 import KilnRelease
@@ -38,6 +39,8 @@ extension Kiln {
         } catch {
             parseFailed(error)
         }
+        // One place sets the log level (--verbose, --debug, KILN_LOG_LEVEL) for every networked command.
+        (command as? NetworkedCommand)?.registryFlags.log.bootstrap()
         do {
             if var command = command as? AsyncParsableCommand {
                 try await command.run()
@@ -72,6 +75,9 @@ extension Kiln {
                 ReleaseError.missingContent(version: version, missing: missing).description,
                 status: ExitStatus.differs)
         } catch {
+            // `kiln CMD --help` parses as ArgumentParser's help command, whose run throws its request: shown as
+            // ArgumentParser shows it (the help text, exit 0), not as a failure.
+            if exitCode(for: error) == .success { exit(withError: error) }
             fail(String(describing: error), status: ExitStatus.failure)
         }
     }
@@ -95,6 +101,9 @@ extension Kiln {
     }
 
     private static func fail(_ message: String, status: Int32, usage: Bool = false) -> Never {
+        // Every error of every module passes here: URLs lose their query tokens and passwords, echoed
+        // credentials their value (the library errors that carry URLs are redacted already).
+        let message = Redaction.redact(message)
         // Diagnostics that locate themselves (`FILE:LINE:COL: error: …`, as compilers print them) stand as
         // they are; anything else is marked as Kiln's error.
         let located = message.prefix { $0 != "\n" }.contains(": error: ")

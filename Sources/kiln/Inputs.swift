@@ -70,7 +70,9 @@ final class InputReporter: @unchecked Sendable {
             guard !quiet, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
             lastDraw = Date()
             let of = total.map { " / \(Output.bytes($0))" } ?? ""
-            Output.progress("  downloading \((url as NSString).lastPathComponent): \(Output.bytes(done))\(of)")
+            Output.progress(
+                "  downloading \(URL(string: url)?.lastPathComponent ?? (url as NSString).lastPathComponent): \(Output.bytes(done))\(of)"
+            )
         case .downloaded(let url, let digest, let size, let seconds):
             Output.endProgress()
             if !quiet {

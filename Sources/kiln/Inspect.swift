@@ -4,7 +4,7 @@ import KilnBuild
 import KilnOCI
 import KilnStore
 
-struct Inspect: AsyncParsableCommand {
+struct Inspect: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show an image's manifest, config and layers.",
         discussion: """

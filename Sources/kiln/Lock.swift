@@ -3,7 +3,7 @@ import Foundation
 import KilnBuild
 import KilnStore
 
-struct Lock: AsyncParsableCommand {
+struct Lock: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Pin every remote input and image digest in the lock file, downloading what is not pinned yet.",
         discussion: """
@@ -28,10 +28,8 @@ struct Lock: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var inputs: InputFlags
     @OptionGroup var registryFlags: RegistryFlags
-    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        log.bootstrap()
         let set = try inputs.recipes(paths)
         let options = BuildOptions(
             lockMode: .refresh, inputs: inputs.options(caFile: registryFlags.caFile), registry: registryFlags.options)

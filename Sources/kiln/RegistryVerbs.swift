@@ -3,7 +3,7 @@ import Foundation
 import KilnOCI
 import KilnRegistry
 
-struct Catalog: AsyncParsableCommand {
+struct Catalog: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the repositories of a registry (like `crane catalog`).",
         discussion: """
@@ -42,7 +42,7 @@ struct Catalog: AsyncParsableCommand {
     }
 }
 
-struct Delete: AsyncParsableCommand {
+struct Delete: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete a manifest from a registry by tag or digest (like `crane delete`).",
         discussion: """
@@ -77,7 +77,7 @@ struct Delete: AsyncParsableCommand {
     }
 }
 
-struct BlobCommand: AsyncParsableCommand {
+struct BlobCommand: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         commandName: "blob",
         abstract: "Download one blob from a registry, verified (like `crane blob`).",

@@ -4,7 +4,7 @@ import KilnHTTP
 import KilnRegistry
 import KilnRelease
 
-struct Verify: AsyncParsableCommand {
+struct Verify: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Rebuild an image from the recipes and check the registry serves exactly those bytes.",
         discussion: """
@@ -23,10 +23,8 @@ struct Verify: AsyncParsableCommand {
     var recipes: [String] = []
     @OptionGroup var registryFlags: RegistryFlags
     @OptionGroup var output: OutputOptions
-    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        log.bootstrap()
         let ref: Reference
         do { ref = try Reference(parsing: reference) } catch { throw ValidationError("\(error)") }
         let scratch = FileManager.default.temporaryDirectory.path + "/kiln-verify-\(UUID().uuidString.lowercased())"

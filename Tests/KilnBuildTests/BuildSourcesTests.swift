@@ -60,6 +60,49 @@ import Testing
         return (recipe.builds[0].sources[0], recipe)
     }
 
+    /// `sources: {x: {dir: lnk}}` with `lnk -> /etc` in the recipe directory: the lexical check passes, the
+    /// real path does not, and the host's /etc is never bound into the step.
+    @Test func aDirectorySourceThroughASymlinkOutOfTheRecipeIsRefused() throws {
+        let tmp = try TemporaryDirectory("kiln-dir-source")
+        defer { tmp.remove() }
+        try tmp.write("recipe/inside/main.c", "int main(void) { return 0; }\n")
+        #expect(symlink("/etc", tmp.path + "/recipe/lnk") == 0)
+        #expect(symlink("inside", tmp.path + "/recipe/alias") == 0)
+        func resolve(_ dir: String) throws -> ResolvedSource {
+            let yaml = """
+                name: a
+                version: '1'
+                builds:
+                  - name: b
+                    environment: {suite: bookworm, packages: [make]}
+                    sources:
+                      app: {dir: \(dir)}
+                    run: "true"
+                    outputs: [/out/x]
+                layers:
+                  - name: l
+                    add: [{from: b, src: x, to: /x}]
+                """
+            let file = tmp.path + "/recipe/a.yaml"
+            try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+            let (recipes, problems) = RecipeSet.parse(yaml, file: file)
+            try #require(problems.isEmpty, "\(problems)")
+            let recipe = try #require(recipes.first)
+            return try BuildSources.resolve(
+                recipe.builds[0].sources[0], recipe: recipe,
+                options: InputOptions(cache: DownloadCache(root: tmp.path + "/cache")))
+        }
+        do {
+            _ = try resolve("lnk")
+            Issue.record("a source leading to /etc was accepted")
+        } catch {
+            #expect("\(error)".contains("leads outside the recipe directory"), "\(error)")
+        }
+        // A symlink that stays inside is followed, and the real path is what gets bound.
+        let inside = try resolve("alias")
+        #expect(inside.directory.hasSuffix("/recipe/inside"))
+    }
+
     @Test func fetchesExactlyThePinnedCommitWithGitAndChecksItsTree() throws {
         let tmp = try TemporaryDirectory("kiln-gitsrc")
         defer { tmp.remove() }

@@ -92,6 +92,26 @@ import Testing
         #expect(!changed.layer.reused && changed.layer.digest != cold.layer.digest)
     }
 
+    /// A layer blob flipped in place (same size, so the size check alone passes) is not reused: its stamp
+    /// changed, it is hashed, found wrong, removed, and the layer is written again with its true bytes.
+    @Test func aTamperedLayerBlobIsRewrittenNotReused() async throws {
+        let f = try Fixture()
+        defer { f.dir.remove() }
+        let cold = try await f.build()
+        let blob = try OCILayout(root: f.store).blobPath(cold.layer.digest)
+        let fd = open(blob, O_WRONLY)
+        #expect(fd >= 0)
+        #expect(pwrite(fd, [0x42, 0x42, 0x42, 0x42], 4, 100) == 4)
+        close(fd)
+        #expect(try FileDigests.hash(blob) != cold.layer.digest)
+        let rebuilt = try await f.build()
+        #expect(!rebuilt.layer.reused && rebuilt.layer.digest == cold.layer.digest)
+        #expect(try FileDigests.hash(blob) == cold.layer.digest)
+        // Untouched since it was written again: reused without reading it.
+        let noop = try await f.build()
+        #expect(noop.layer.reused && noop.bytesHashed == 0)
+    }
+
     @Test func inputRewrittenWhileBeingWrittenFailsTheBuild() async throws {
         let f = try Fixture()
         defer { f.dir.remove() }

@@ -100,6 +100,57 @@ import Testing
         try KilnBinary.run(["gc", "--store", brokenStore])
     }
 
+    /// `kill -9` of kiln in the middle of a step: the sandbox dies with it, and the staging it left (written by
+    /// the step's uid, with a directory the step made unreadable) is removed by `kiln gc` and by the next build.
+    @Test func stagingOfAKilledBuildIsRemovedByGCAndByTheNextBuild() throws {
+        let tmp = try TemporaryDirectory("kiln-srcbuild-kill")
+        defer { tmp.remove() }
+        try tmp.write("recipes/hello/hello.c", "int main(void) { return 0; }\n")
+        try tmp.write(
+            "recipes/hello.yaml",
+            Self.hello(
+                run: "mkdir -p /work/locked/in && echo x > /work/locked/in/f && chmod 000 /work/locked\n"
+                    + "echo step-started\nsleep 300"))
+        let store = tmp.path + "/images"
+        let environment = ["KILN_DEBIAN_MIRROR": ""]
+        func killMidStep() throws -> [String] {
+            let log = tmp.path + "/kill-\(UUID().uuidString).log"
+            let pid = try ChildProcess.spawn(
+                [KilnBinary.path, "build", tmp.path + "/recipes", "--store", store], environment: environment,
+                stdout: log, stderr: log)
+            var started = false
+            for _ in 0..<1200 where !started {
+                started = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("▸ step-started")
+                if !started { usleep(100_000) }
+            }
+            kill(pid, SIGKILL)
+            _ = ChildProcess.wait(pid)
+            #expect(started, "the step never started: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            return ((try? FileManager.default.contentsOfDirectory(atPath: store + "/builds")) ?? []).filter {
+                $0.hasPrefix(".tmp-")
+            }
+        }
+        #expect(try killMidStep().count == 1)
+        // The sandbox's processes died with kiln (the step's sleep is gone).
+        var sleeping = "?"
+        for _ in 0..<50 where !sleeping.isEmpty {
+            sleeping = try Shell.run(["sh", "-c", "pgrep -f '^sleep 300$' || true"]).stdout
+            if !sleeping.isEmpty { usleep(200_000) }
+        }
+        #expect(sleeping.isEmpty, "the step outlived kiln: \(sleeping)")
+        try KilnBinary.run(["gc", "--grace", "0", "--store", store])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: store + "/builds").filter { $0.hasPrefix(".tmp-") }
+                .isEmpty)
+
+        #expect(try killMidStep().count == 1)
+        try tmp.write("recipes/hello.yaml", Self.hello(run: Self.compile))
+        try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: store + "/builds").filter { $0.hasPrefix(".tmp-") }
+                .isEmpty)
+    }
+
     /// iguana from the real dPoW archive, built from two checkouts: identical images. podman runs it in its
     /// volume: iguana-start copies the image's `elected` into the volume and iguana keeps its state there, for
     /// the image's uid and for an arbitrary uid in group 0; a read-only mounted list is used as it is.

@@ -129,6 +129,10 @@ import Testing
             ["7:14: output 'out/x' must be an absolute path in the image"]
         ),
         (valid + "\n    timeout: forever", ["8:14: timeout must be a number of seconds from 1 to 86400"]),
+        (valid + "\n    limits: {disk: lots}", ["8:20: 'lots' is not a size of at least 1MiB for `disk`"]),
+        (valid + "\n    limits: {tmp: 10KiB}", ["8:19: '10KiB' is not a size of at least 1MiB for `tmp`"]),
+        (valid + "\n    limits: {processes: 2}", ["8:25: processes must be a number from 16 to 1000000"]),
+        (valid + "\n    limits: {memory: 1GiB}", ["8:14: unknown key 'memory' in a build's limits"]),
         (valid + "\n    env: {1X: a}", ["8:11: '1X' is not a variable name"]),
         (valid + "\n    colour: red", ["8:5: unknown key 'colour' in a build"]),
         (
@@ -140,6 +144,16 @@ import Testing
     @Test(arguments: 0..<cases.count) func brokenBuild(_ index: Int) {
         let (build, expected) = Self.cases[index]
         #expect(problems(Self.recipe(build)).sorted() == expected.sorted())
+    }
+
+    @Test func limitsRaiseTheSandboxBounds() throws {
+        let yaml = Self.recipe(Self.valid + "\n    limits: {tmp: 4GiB, disk: 512 MiB, log: 1048576, processes: 2048}")
+        let (recipes, problems) = RecipeSet.parse(yaml, file: "r.yaml")
+        #expect(problems.isEmpty, "\(problems)")
+        let limits = try #require(recipes.first?.builds.first?.limits)
+        #expect(limits == BuildLimits(tmp: 4 << 30, disk: 512 << 20, log: 1 << 20, processes: 2048))
+        let plain = RecipeSet.parse(Self.recipe(Self.valid), file: "r.yaml").0.first?.builds.first?.limits
+        #expect(plain == BuildLimits())
     }
 
     @Test func layersMustNameABuildAndOneOfItsOutputs() {

@@ -10,7 +10,8 @@ import Testing
 @Suite struct SandboxTests {
     static let applets = [
         "sh", "ls", "cat", "echo", "id", "hostname", "touch", "sleep", "wget", "ip", "env", "mkdir", "grep", "wc",
-        "nc", "readlink", "printf",
+        "nc", "readlink", "printf", "ln", "dd", "seq", "mkfifo", "mknod", "chmod", "stat", "head", "tr", "yes",
+        "unshare", "rm", "mv",
     ]
 
     /// A root with /bin/busybox and its applets as symlinks, prepared like any environment root.
@@ -31,7 +32,9 @@ import Testing
     }
 
     /// Runs `script` with a source directory `app` holding `main.c`.
-    func run(_ script: String, timeLimit: Int = 60, in tmp: TemporaryDirectory) throws -> Run {
+    func run(
+        _ script: String, timeLimit: Int = 60, limits: SandboxLimits = .defaults, in tmp: TemporaryDirectory
+    ) throws -> Run {
         let root = try Self.busyboxRoot(tmp)
         let id = UUID().uuidString.lowercased()
         try tmp.write("src-\(id)/main.c", "int main(void) { return 0; }\n")
@@ -43,7 +46,7 @@ import Testing
             name: "probe", root: root.path, sources: ["app": tmp.path + "/src-\(id)"], work: tmp.path + "/work-\(id)",
             out: tmp.path + "/out-\(id)", command: ["/bin/sh", "-c", script],
             environment: ["EXTRA": "1", "PATH": "/x"],
-            sourceDateEpoch: 1_700_000_000, timeLimit: timeLimit, log: tmp.path + "/\(id).log")
+            sourceDateEpoch: 1_700_000_000, timeLimit: timeLimit, log: tmp.path + "/\(id).log", limits: limits)
         let lines = Lines()
         var failure: SandboxError?
         do {
