@@ -111,5 +111,8 @@ public struct BuiltImage: Codable, Sendable {
     public var platforms: [String]
     /// The layers this recipe added (not the base's), for the first platform.
     public var layers: [Layer]
+    /// Layers written and reused for this image, counted over every platform it was built for.
+    public var layersWritten: Int
+    public var layersReused: Int
     public var seconds: Double
 }

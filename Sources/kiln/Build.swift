@@ -148,6 +148,8 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
         let plan = try Pipeline.plan(
             set, only: names, lockPath: inputs.lockPath(recipePaths: paths), options: options)
         if dryRun {
+            // Everything a build would refuse before touching the network is refused here too.
+            try await Pipeline.check(plan)
             try PlanOutput.print(plan, json: json)
             return
         }
@@ -158,14 +160,15 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
             events: { line in if !json { Output.status(line) } })
         let layout = try OCILayout(root: storeOptions.path)
         let reporter = ProgressReporter()
-        let results = try await Pipeline.build(
+        let (results, record) = try await Pipeline.buildAndRecord(
             prepared, into: layout, events: { event in if !json { reporter.handle(event) } })
-        if let record = try Pipeline.record(prepared, results: results), record.changed, !json {
+        if let record, record.changed, !json {
             Output.status("updated \(record.path)")
         }
         if json { return try Output.json(Report(images: results)) }
-        let built = results.flatMap(\.layers).filter { !$0.reused }.count
-        let reused = results.flatMap(\.layers).filter(\.reused).count
+        // Every platform's layers count, as every one of them printed a line above.
+        let built = results.reduce(0) { $0 + $1.layersWritten }
+        let reused = results.reduce(0) { $0 + $1.layersReused }
         Output.line(
             "built \(results.count) image\(results.count == 1 ? "" : "s") (\(built) layers written, \(reused) reused) in "
                 + String(format: "%.1fs", Date().timeIntervalSince(started)))

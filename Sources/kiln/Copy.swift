@@ -39,6 +39,7 @@ struct Copy: AsyncParsableCommand, NetworkedCommand {
             throw ValidationError("\(error)")
         }
         let reporter = TransferReporter(quiet: output.json)
+        if !output.json { Output.step("copying \(source) → \(destination)") }
         let cache = BlobLocationCache()
         let seen = BlobSightings()
         defer { seen.save(to: cache, registry: dst.registry) }

@@ -34,17 +34,22 @@ struct Export: AsyncParsableCommand {
             }
             chosen = parsed
         }
+        let progress = ByteProgress(label: "exporting \(reference)")
         guard output == "-" else {
             let result = try await ImageArchive.write(
-                layout: layout, reference: reference, format: format, to: output, platform: chosen)
+                layout: layout, reference: reference, format: format, to: output, platform: chosen,
+                progress: progress.report)
+            Output.endProgress()
             Output.status("wrote \(output): \(Output.bytes(result.size)), \(result.digest)")
             return
         }
         let temp = FileManager.default.temporaryDirectory.path + "/kiln-export-\(UUID().uuidString.lowercased()).tar"
         defer { try? FileManager.default.removeItem(atPath: temp) }
-        try await ImageArchive.write(layout: layout, reference: reference, format: format, to: temp, platform: chosen)
+        try await ImageArchive.write(
+            layout: layout, reference: reference, format: format, to: temp, platform: chosen, progress: progress.report)
+        Output.endProgress()
         guard let handle = FileHandle(forReadingAtPath: temp) else {
-            throw ValidationError("cannot read the archive staged at \(temp)")
+            throw StoreError.io(path: temp, operation: "read the staged archive", detail: "it cannot be opened")
         }
         defer { try? handle.close() }
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {

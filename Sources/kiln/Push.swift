@@ -51,7 +51,7 @@ struct Push: AsyncParsableCommand, NetworkedCommand {
         let layout = try OCILayout(root: storeOptions.path, create: false)
         let tags = try PushSelection.select(images, allTags: allTags, from: layout)
         guard !tags.isEmpty else {
-            throw ValidationError("\(layout.root) holds no image of its own to push: build one first (`kiln build`)")
+            throw CommandFailure("\(layout.root) holds no image of its own to push: build one first (`kiln build`)")
         }
         var items: [Pusher.Item] = []
         for (name, group) in Dictionary(grouping: tags, by: \.name).sorted(by: { $0.key < $1.key }) {

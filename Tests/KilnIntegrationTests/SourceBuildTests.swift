@@ -6,12 +6,8 @@ import KilnTestSupport
 import Testing
 
 /// Build steps (issue 15) end to end through `kiln build`: environments from the host's configured Debian
-/// mirror, the real dPoW archive from the shared sources directory, podman running the result.
+/// mirror, the real dPoW archive (TestSources), podman running the result.
 @Suite(.serialized) struct SourceBuildTests {
-    static let sources: String = {
-        let beside = (KilnBinary.packageRoot as NSString).deletingLastPathComponent + "/shared/sources"
-        return FileManager.default.fileExists(atPath: beside) ? beside : "/work/shared/sources"
-    }()
 
     static func hello(run: String) -> String {
         """
@@ -222,7 +218,9 @@ import Testing
     /// iguana from the real dPoW archive, built from two checkouts: identical images. podman runs it in its
     /// volume: iguana-start copies the image's `elected` into the volume and iguana keeps its state there, for
     /// the image's uid and for an arbitrary uid in group 0; a read-only mounted list is used as it is.
-    @Test func iguanaFromTheDPoWSourceIsReproducibleAndStarts() throws {
+    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason)))
+    func iguanaFromTheDPoWSourceIsReproducibleAndStarts() throws {
+        let sources = try TestSources.directory()
         let tmp = try TemporaryDirectory("kiln-iguana")
         let podman = try Podman()
         defer {
@@ -241,7 +239,7 @@ import Testing
                 atPath: KilnBinary.packageRoot + "/recipes/iguana", toPath: recipes + "/iguana")
             let store = tmp.path + "/\(checkout)/images"
             let built = try KilnBinary.run(
-                ["build", recipes, "--store", store, "--sources", Self.sources], environment: ["KILN_DEBIAN_MIRROR": ""]
+                ["build", recipes, "--store", store, "--sources", sources], environment: ["KILN_DEBIAN_MIRROR": ""]
             )
             #expect(built.stderr.contains("iguana-build: built"))
             digests.append(try #require(try KilnBinary.imageDigests(store)["iguana:0.1.0"]))

@@ -86,7 +86,8 @@ public final class RegistryServer: @unchecked Sendable {
     public var address: String { "127.0.0.1:\(port)" }
     public var log: String { process.log }
 
-    public init(auth: Auth = .none, tls: Bool = false) throws {
+    /// `deletes: false` configures a registry that refuses the delete API (as docker-registry does by default).
+    public init(auth: Auth = .none, tls: Bool = false, deletes: Bool = true) throws {
         directory = try TemporaryDirectory("kiln-registry")
         port = try freePort()
         var config = """
@@ -99,7 +100,7 @@ public final class RegistryServer: @unchecked Sendable {
               filesystem:
                 rootdirectory: \(directory.path)/data
               delete:
-                enabled: true
+                enabled: \(deletes)
             http:
               addr: 127.0.0.1:\(port)
               secret: kiln-test-secret
