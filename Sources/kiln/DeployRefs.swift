@@ -49,6 +49,16 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
+    @OptionGroup var outputOptions: OutputOptions
+
+    struct Report: Encodable {
+        var version: String
+        var format: String
+        var references: [String]
+        /// The compose or Kubernetes document (absent for `refs`, and when written to a file).
+        var document: String?
+        var path: String?
+    }
 
     /// VERSION names a file and an artifact tag: checked before anything is opened.
     func validate() throws { try OCITag.check(version) }
@@ -101,9 +111,14 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
             options.sizes[parts[0]] = parts[1]
         }
         let text = DeployRefs.render(document, services: services, format: format, options: options)
-        if let output {
-            try AtomicFile.write(Data(text.utf8), to: output)
-        } else {
+        if let output { try AtomicFile.write(Data(text.utf8), to: output) }
+        if outputOptions.json {
+            return try Output.json(
+                Report(
+                    version: version, format: "\(format)", references: services.map(\.reference),
+                    document: format == .refs || output != nil ? nil : text, path: output))
+        }
+        if output == nil {
             FileHandle.standardOutput.write(Data(text.utf8))
         }
     }

@@ -24,6 +24,20 @@ struct Export: AsyncParsableCommand {
         name: .long, help: "For a docker archive of a multi-platform image: which platform (default: this machine's).")
     var platform: String?
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var outputOptions: OutputOptions
+
+    struct Report: Encodable {
+        var reference: String
+        var path: String
+        var digest: String
+        var size: Int64
+    }
+
+    func validate() throws {
+        if outputOptions.json && output == "-" {
+            throw ValidationError("--json needs -o FILE: with -o - standard output carries the archive")
+        }
+    }
 
     func run() async throws {
         let layout = try OCILayout(root: storeOptions.path, create: false)
@@ -41,6 +55,10 @@ struct Export: AsyncParsableCommand {
                 progress: progress.report)
             Output.endProgress()
             Output.status("wrote \(output): \(Output.bytes(result.size)), \(result.digest)")
+            if outputOptions.json {
+                try Output.json(
+                    Report(reference: reference, path: output, digest: result.digest.description, size: result.size))
+            }
             return
         }
         let temp = FileManager.default.temporaryDirectory.path + "/kiln-export-\(UUID().uuidString.lowercased()).tar"

@@ -28,6 +28,19 @@ struct Lock: AsyncParsableCommand, NetworkedCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var inputs: InputFlags
     @OptionGroup var registryFlags: RegistryFlags
+    @OptionGroup var output: OutputOptions
+
+    struct Report: Encodable {
+        var path: String
+        var changed: Bool
+        var inputCount: Int
+        var images: [Image]
+
+        struct Image: Encodable {
+            var reference: String
+            var digest: String
+        }
+    }
 
     func run() async throws {
         let set = try inputs.recipes(paths)
@@ -58,7 +71,16 @@ struct Lock: AsyncParsableCommand, NetworkedCommand {
             throw error
         }
         let images = "\(results.count) image digest\(results.count == 1 ? "" : "s")"
-        if pins?.changed == true || record?.changed == true {
+        let changed = pins?.changed == true || record?.changed == true
+        if output.json {
+            return try Output.json(
+                Report(
+                    path: plan.lockPath, changed: changed, inputCount: pinned,
+                    images: results.map {
+                        Report.Image(reference: $0.references.first ?? $0.name, digest: $0.digest.description)
+                    }))
+        }
+        if changed {
             Output.line(
                 "updated \(plan.lockPath): \(pinned) inputs pinned, \(images) recorded; review the diff before committing"
             )

@@ -326,10 +326,18 @@ import Testing
             (["gc", "--dry-run", "--store", store], "size"),
             (["catalog", registry.address], "repositories"),
             (["delete", "\(registry.address)/prod/golden-app:1.0.0"], "digest"),
+            (["export", "golden-app:1.0.0", "-o", tmp.path + "/app.tar", "--store", store], "size"),
+            (["lock", "recipes", "--store", store], "images"),
+            (["deploy-refs", "1.0.0"], "references"),
+            (["login", registry.address, "-u", "ci", "-p", "secret"], "saved"),
+            (["logout", registry.address], "removed"),
         ]
         for (arguments, member) in runs {
+            // Credentials go to the test's own auth file, never the machine's.
             let out = try KilnBinary.run(
-                arguments + ["--json"], environment: ["SOURCE_DATE_EPOCH": ""], directory: tmp.path
+                arguments + ["--json"],
+                environment: ["SOURCE_DATE_EPOCH": "", "REGISTRY_AUTH_FILE": tmp.path + "/auth.json"],
+                directory: tmp.path
             ).stdout
             #expect(
                 out.range(of: #"^\{\s*"schemaVersion"\s*:\s*1\s*,"#, options: .regularExpression) != nil,
