@@ -5,7 +5,7 @@ import PackageDescription
 //   kiln → KilnRelease → KilnBuild → {KilnRecipe, KilnLayer, KilnRegistry, KilnDebian} → KilnStore → KilnOCI
 // KilnHTTP and KilnLayer sit above KilnStore too: downloads and unpacking write through its durability seam.
 // KilnProcess (starting programs) sits at the bottom beside KilnOCI and depends on nothing.
-// KilnSign (keys, cosign signatures, attestations) sits between KilnRelease and KilnRegistry; it knows no recipes.
+// KilnSign (keys, cosign signatures, attestations) sits under KilnBuild, above KilnRegistry; it knows no recipes.
 let package = Package(
     name: "Kiln",
     platforms: [.macOS(.v14)],
@@ -62,7 +62,7 @@ let package = Package(
             name: "KilnBuild",
             dependencies: [
                 "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnDebian", "KilnHTTP",
-                "KilnSandbox", .product(name: "Logging", package: "swift-log"),
+                "KilnSandbox", "KilnSign", .product(name: "Logging", package: "swift-log"),
             ]),
         // Keys, cosign signatures, DSSE attestations and their verification (knows registries, not recipes).
         .target(name: "KilnSign", dependencies: ["KilnOCI", "KilnStore", "KilnRegistry", "CCrypto"]),

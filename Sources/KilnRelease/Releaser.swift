@@ -1,4 +1,5 @@
 import Foundation
+import KilnBuild
 import KilnOCI
 import KilnRegistry
 import KilnSign
@@ -63,8 +64,9 @@ public struct Releaser: Sendable {
     }
 
     /// `release`, and with a key every image of the release signed (cosign's `.sig`, the index and each
-    /// platform manifest) after it is pushed and before any moving tag points at it: a consumer that requires
-    /// signatures never sees a moving tag on an unsigned image.
+    /// platform manifest) and its build provenance attached as a signed DSSE attestation (cosign's `.att`),
+    /// after it is pushed and before any moving tag points at it: a consumer that requires signatures never
+    /// sees a moving tag on an unsigned image.
     public func release(
         from layout: OCILayout, _ inputs: ReleaseInputs, directory: ReleaseDirectory, signingKey: PrivateKey?
     ) async throws -> (ReleaseDocument, [TagMove], [ImageSigner.Signed]) {
@@ -132,11 +134,26 @@ public struct Releaser: Sendable {
         var signatures: [ImageSigner.Signed] = []
         if let signingKey {
             let signer = try ImageSigner(client: client, key: signingKey)
-            for image in document.images {
+            let attestations = AttestationPublisher(client: client, key: signingKey)
+            for (image, stored) in zip(document.images, tagged) {
                 signatures += try await signer.sign(
                     Reference(
                         registry: target.registry, repository: image.repository, tag: inputs.version,
                         digest: image.digest))
+                // Each platform manifest's build provenance, DSSE-signed, in cosign's `.att` layout.
+                for platform in try layout.images(for: stored.descriptor) {
+                    let manifest = platform.manifestDescriptor
+                    guard let statement = try KilnProvenance.stored(in: layout, manifest: manifest.digest) else {
+                        continue
+                    }
+                    var subject = manifest
+                    subject.annotations = nil
+                    subject.platform = nil
+                    try await attestations.attach(
+                        statement: statement,
+                        predicateType: SLSAProvenance<KilnProvenance.ExternalParameters>.predicateType,
+                        to: subject, in: image.repository)
+                }
             }
         }
         try directory.save(document)

@@ -9,12 +9,19 @@ struct Inspect: ParsableCommand {
         abstract: "Show an image's manifest, config and layers.",
         discussion: """
             REF is NAME:TAG as listed by `kiln images`. Text output summarises; --json gives the manifest and \
-            config documents as stored, plus each layer's digest, diff_id, size and the recipe step that made it.             --sbom prints the image's SPDX document instead (one per platform, as a JSON array for an index).
+            config documents as stored, plus each layer's digest, diff_id, size and the recipe step that made it. \
+            --sbom prints the image's SPDX document instead (one per platform, as a JSON array for an index); \
+            --provenance its build provenance, an in-toto statement with a SLSA provenance v1 predicate (recipe \
+            and lock digests, every input by digest), for one platform (--platform).
             """)
 
     @Argument(help: "The image, as NAME:TAG.") var reference: String
     @OptionGroup var storeOptions: StoreOptions
     @Flag(name: .long, help: "Print the image's SPDX SBOM (the document push publishes beside it).") var sbom = false
+    @Flag(name: .long, help: "Print the image's build provenance (in-toto statement, SLSA provenance v1).")
+    var provenance = false
+    @Option(name: .long, help: "With --provenance: the platform of a multi-platform image (default: the first).")
+    var platform: String?
     @OptionGroup var output: OutputOptions
 
     struct Layer: Encodable {
@@ -46,6 +53,7 @@ struct Inspect: ParsableCommand {
         let layout = try OCILayout(root: storeOptions.path, create: false)
         let descriptor = try layout.resolve(reference)
         if sbom { return try printSBOM(layout: layout, descriptor: descriptor) }
+        if provenance { return try printProvenance(layout: layout, descriptor: descriptor) }
         let images = try layout.images(for: descriptor).map { image in
             let history = (image.config.history ?? []).filter { $0.emptyLayer != true }
             let layers = image.manifest.layers.enumerated().map { i, layer in

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnBuild
 import KilnDebian
 import KilnOCI
 import KilnStore
@@ -37,5 +38,42 @@ struct NoSBOM: Error, CustomStringConvertible {
     var store: String
     var description: String {
         "\(reference) has no SBOM in \(store): SBOMs list Debian packages, and this image has none"
+    }
+}
+
+extension Inspect {
+    /// `kiln inspect --provenance`: the stored in-toto statement (SLSA provenance v1) of the image's manifest, or
+    /// of one platform's (`--platform`, default the first) for a multi-platform image: one valid document.
+    func printProvenance(layout: OCILayout, descriptor: Descriptor) throws {
+        let images = try layout.images(for: descriptor)
+        var chosen = images.first
+        if let platform {
+            guard let wanted = Platform(parsing: platform) else {
+                throw ValidationError("'\(platform)' is not a platform: write os/arch")
+            }
+            chosen = images.first { $0.config.platform == wanted }
+            guard chosen != nil else {
+                throw ValidationError(
+                    "\(reference) has no \(platform) image; it has \(images.map(\.config.platform.description).joined(separator: ", "))")
+            }
+        }
+        guard let image = chosen,
+            let statement = try KilnProvenance.stored(in: layout, manifest: image.manifestDescriptor.digest)
+        else {
+            throw NoProvenance(reference: reference, store: layout.root)
+        }
+        let object = try JSONSerialization.jsonObject(with: statement)
+        let pretty = try JSONSerialization.data(
+            withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        FileHandle.standardOutput.write(pretty + Data("\n".utf8))
+    }
+}
+
+/// The image was built before Kiln wrote provenance, or came from a registry.
+struct NoProvenance: Error, CustomStringConvertible {
+    var reference: String
+    var store: String
+    var description: String {
+        "\(reference) has no build provenance in \(store): it was pulled, or built by a Kiln without provenance; build it again"
     }
 }

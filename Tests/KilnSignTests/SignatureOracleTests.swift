@@ -1,0 +1,213 @@
+import Foundation
+import KilnHTTP
+import KilnOCI
+import KilnRegistry
+import KilnStore
+import KilnTestSupport
+import Testing
+
+@testable import KilnSign
+
+/// Signatures against a real docker-registry, judged by Debian 13's skopeo with a `sigstoreSigned` policy (the
+/// independent oracle): Kiln signs and skopeo verifies; skopeo signs and Kiln verifies; unsigned, wrong-key,
+/// altered and replayed signatures are refused by both.
+@Suite(.serialized) struct SignatureOracleTests {
+    static let password = "correct horse"
+
+    /// A store with `one:1` (one platform) and `multi:1` (an index of linux/amd64 and linux/arm64), each
+    /// image a small gzip layer of its own.
+    static func makeStore(_ tmp: TemporaryDirectory) throws -> OCILayout {
+        let layout = try OCILayout(root: tmp.path + "/store")
+        func image(_ name: String, _ platform: Platform) throws -> Descriptor {
+            let dir = try TemporaryDirectory("kiln-layer")
+            defer { dir.remove() }
+            try dir.write("rootfs/hello", "\(name) \(platform)\n")
+            try Shell.run(["tar", "-C", dir.path + "/rootfs", "-czf", dir.path + "/layer.tar.gz", "hello"])
+            let layer = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/layer.tar.gz"))
+            let tar = try Shell.run(["sh", "-c", "gzip -dc '\(dir.path)/layer.tar.gz' | sha256sum"]).stdout
+            let diffID = try Digest(sha256Hex: String(tar.prefix(64)))
+            try layout.writeBlob(layer)
+            let config = try CanonicalJSON.encode(
+                ImageConfig(platform: platform, rootfs: .init(diffIDs: [diffID])))
+            try layout.writeBlob(config)
+            let manifest = try CanonicalJSON.encode(
+                Manifest(
+                    config: Descriptor(mediaType: MediaType.imageConfig, bytes: config),
+                    layers: [Descriptor(mediaType: MediaType.layerGzip, bytes: layer)]))
+            try layout.writeBlob(manifest)
+            var descriptor = Descriptor(mediaType: MediaType.imageManifest, bytes: manifest)
+            descriptor.platform = platform
+            return descriptor
+        }
+        var one = try image("one", .linuxAMD64)
+        one.platform = nil
+        try layout.tag(one, as: "one:1")
+        let index = try CanonicalJSON.encode(
+            ImageIndex(manifests: [
+                try image("multi", .linuxAMD64), try image("multi", Platform(architecture: "arm64")),
+            ]))
+        try layout.writeBlob(index)
+        try layout.tag(Descriptor(mediaType: MediaType.imageIndex, bytes: index), as: "multi:1")
+        return layout
+    }
+
+    /// Pushes the store's images to `REGISTRY/REPOSITORY` for each name given.
+    static func push(_ layout: OCILayout, _ images: [(tag: String, repository: String)], to registry: RegistryServer)
+        async throws
+    {
+        try await withClient(registry) { client in
+            _ = try await Pusher(layout: layout, client: client).push(
+                try images.map { image in
+                    var descriptor = try layout.resolve(image.tag)
+                    descriptor.annotations = nil
+                    return .init(repository: image.repository, descriptor: descriptor, tags: ["1"])
+                })
+        }
+    }
+
+    static func withClient<T>(_ registry: RegistryServer, _ body: (RegistryClient) async throws -> T) async throws -> T
+    {
+        let transport = try HTTPTransport()
+        let client = RegistryClient(registry: registry.address, transport: transport, options: RegistryOptions())
+        do {
+            let result = try await body(client)
+            await transport.shutdown()
+            return result
+        } catch {
+            await transport.shutdown()
+            throw error
+        }
+    }
+
+    static func kiln(_ arguments: [String], check: Bool = true) throws -> CommandResult {
+        try KilnBinary.run(arguments, environment: ["KILN_KEY_PASSWORD": password], check: check)
+    }
+
+    @Test func kilnSignsAndSkopeoVerifies() async throws {
+        _ = try await SigstoreOracle.with { skopeo in
+            try await withRegistry { registry in
+                try await withTemporaryDirectory("kiln-sign") { tmp in
+                    let layout = try Self.makeStore(tmp)
+                    let r = registry.address
+                    try await Self.push(
+                        layout,
+                        [
+                            ("one:1", "k/one"), ("multi:1", "k/multi"), ("one:1", "k/unsigned"),
+                            ("one:1", "k/wrongkey"), ("multi:1", "k/altered"), ("multi:1", "k/replayed"),
+                        ], to: registry)
+                    let key = tmp.path + "/release"
+                    let other = tmp.path + "/other"
+                    try Self.kiln(["key", "generate", key])
+                    try Self.kiln(["key", "generate", other])
+                    // A second generate does not overwrite the key.
+                    #expect(try Self.kiln(["key", "generate", key], check: false).status == 2)
+
+                    let signed = try Self.kiln(
+                        ["sign", "\(r)/k/one:1", "\(r)/k/multi:1", "\(r)/k/altered:1", "--key", key + ".key", "--json"])
+                    let document = try JSONSerialization.jsonObject(with: Data(signed.stdout.utf8)) as! [String: Any]
+                    // one, multi (index + 2 platforms), altered (index + 2 platforms).
+                    #expect((document["signatures"] as! [[String: Any]]).count == 7)
+                    #expect(!signed.stdout.contains(Self.password) && !signed.stderr.contains(Self.password))
+                    try Self.kiln(["sign", "\(r)/k/wrongkey:1", "--key", other + ".key"])
+                    // Signing again adds no second signature.
+                    let again = try Self.kiln(["sign", "\(r)/k/one:1", "--key", key + ".key"])
+                    #expect(again.stdout.contains("already signed"), "\(again.stdout)")
+
+                    // The tampered cases: altered payload bytes under the same signature; a valid signature of
+                    // another image copied to this one's .sig tag.
+                    try await Self.withClient(registry) { client in
+                        try await Self.alterPayload(client, repository: "k/altered", tag: "1")
+                        try await Self.replay(client, from: "k/one", to: "k/replayed", tag: "1")
+                    }
+
+                    let policy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: key + ".pub")
+                    for accepted in ["k/one:1", "k/multi:1"] {
+                        let result = try policy.copy("\(r)/\(accepted)", all: accepted.contains("multi"))
+                        #expect(result.succeeded, "skopeo refused \(accepted): \(result.stderr)")
+                        #expect(try Self.kiln(["verify", "\(r)/\(accepted)", "--key", key + ".pub"]).status == 0)
+                    }
+                    for refused in ["k/unsigned:1", "k/wrongkey:1", "k/altered:1", "k/replayed:1"] {
+                        let result = try policy.copy("\(r)/\(refused)")
+                        #expect(!result.succeeded, "skopeo accepted \(refused)")
+                        let verdict = try Self.kiln(["verify", "\(r)/\(refused)", "--key", key + ".pub"], check: false)
+                        #expect(verdict.status == 1, "kiln verify \(refused): \(verdict.stdout) \(verdict.stderr)")
+                    }
+                    // The other key verifies the image it signed, for both.
+                    let otherPolicy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: other + ".pub")
+                    #expect(try otherPolicy.copy("\(r)/k/wrongkey:1").succeeded)
+                    #expect(!(try otherPolicy.copy("\(r)/k/one:1").succeeded))
+                    let json = try Self.kiln(["verify", "\(r)/k/multi:1", "--key", key + ".pub", "--json"])
+                    let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+                    #expect(report["schemaVersion"] as? Int == 1 && report["verified"] as? Bool == true)
+                    #expect((report["manifests"] as! [[String: Any]]).allSatisfy { $0["status"] as? String == "valid" })
+                }
+            }
+        }
+    }
+
+    @Test func skopeoSignsAndKilnVerifies() async throws {
+        _ = try await SigstoreOracle.with { skopeo in
+            try await withRegistry { registry in
+                try await withTemporaryDirectory("kiln-sign") { tmp in
+                    let layout = try Self.makeStore(tmp)
+                    let r = registry.address
+                    let key = tmp.path + "/kiln"
+                    try Self.kiln(["key", "generate", key])
+                    let policy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: key + ".pub")
+                    // skopeo signs with Kiln's key.
+                    let signed = try policy.copyAndSign(
+                        from: "oci:\(layout.root):one:1", to: "\(r)/s/one:1", key: key + ".key", password: Self.password)
+                    #expect(signed.succeeded, "\(signed.stderr)")
+                    #expect(try Self.kiln(["verify", "\(r)/s/one:1", "--key", key + ".pub"]).status == 0)
+                    #expect(try policy.copy("\(r)/s/one:1").succeeded)
+
+                    // A key skopeo generated signs with Kiln; skopeo verifies it, and so does Kiln.
+                    let passphrase = try tmp.write("skopeo-pass", Self.password)
+                    try Shell.run(
+                        [skopeo, "generate-sigstore-key", "--output-prefix", tmp.path + "/sk", "--passphrase-file", passphrase])
+                    try await Self.push(layout, [("multi:1", "s/multi")], to: registry)
+                    try Self.kiln(["sign", "\(r)/s/multi:1", "--key", tmp.path + "/sk.private"])
+                    let theirs = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: tmp.path + "/sk.pub")
+                    #expect(try theirs.copy("\(r)/s/multi:1", all: true).succeeded)
+                    #expect(try Self.kiln(["verify", "\(r)/s/multi:1", "--key", tmp.path + "/sk.pub"]).status == 0)
+                    // A wrong password is refused before anything is written.
+                    let wrong = try KilnBinary.run(
+                        ["sign", "\(r)/s/multi:1", "--key", key + ".key"], environment: ["KILN_KEY_PASSWORD": "nope"],
+                        check: false)
+                    #expect(wrong.status == 2 && wrong.stderr.contains("password"), "\(wrong.stderr)")
+                }
+            }
+        }
+    }
+
+    /// Replaces the top manifest's signature payload with altered bytes, keeping the signature annotation.
+    static func alterPayload(_ client: RegistryClient, repository: String, tag: String) async throws {
+        let attachments = Attachments(client: client)
+        let (_, top) = try await client.manifest(repository, tag)
+        var manifest = try #require(try await attachments.manifest(repository, top.digest, .signature))
+        let original = try await attachments.blob(repository, manifest.layers[0])
+        let altered = Data(
+            String(decoding: original, as: UTF8.self).replacingOccurrences(of: "kiln ", with: "KILN ").utf8)
+        #expect(altered != original)
+        let digest = try await attachments.put(repository, altered)
+        manifest.layers[0].digest = digest
+        manifest.layers[0].size = Int64(altered.count)
+        try await client.putManifest(
+            repository, CosignLayout.tag(top.digest, .signature), data: try CanonicalJSON.encode(manifest),
+            mediaType: MediaType.imageManifest)
+    }
+
+    /// Copies `from`'s signature manifest (valid, for another digest) to `to`'s .sig tag.
+    static func replay(_ client: RegistryClient, from: String, to: String, tag: String) async throws {
+        let attachments = Attachments(client: client)
+        let (_, source) = try await client.manifest(from, tag)
+        let (_, target) = try await client.manifest(to, tag)
+        let manifest = try #require(try await attachments.manifest(from, source.digest, .signature))
+        for blob in manifest.layers + [manifest.config] {
+            _ = try await attachments.put(to, try await attachments.blob(from, blob))
+        }
+        try await client.putManifest(
+            to, CosignLayout.tag(target.digest, .signature), data: try CanonicalJSON.encode(manifest),
+            mediaType: MediaType.imageManifest)
+    }
+}
