@@ -52,8 +52,8 @@ struct Attachments: Sendable {
         return digest
     }
 
-    /// Appends the payloads `keep` does not already find, and re-tags. Returns the attachment manifest's
-    /// descriptor and how many payloads were added (0: nothing changed, nothing was written).
+    /// Appends the payloads `alreadyThere` does not find among the layers, and re-tags. Returns the new
+    /// attachment manifest's descriptor and how many payloads were added (0: nothing was written, no descriptor).
     func append(
         _ payloads: [Payload], to subject: Descriptor, in repository: String, kind: CosignLayout.Kind,
         alreadyThere: (Descriptor, Payload) -> Bool
@@ -70,10 +70,7 @@ struct Attachments: Sendable {
                     annotations: payload.annotations.isEmpty ? nil : payload.annotations))
             added += 1
         }
-        guard added > 0 else {
-            if let current { return (Descriptor(mediaType: MediaType.imageManifest, bytes: try CanonicalJSON.encode(current)), 0) }
-            return (nil, 0)
-        }
+        guard added > 0 else { return (nil, 0) }
         let config = try CanonicalJSON.encode(AttachmentConfig(diffIDs: layers.map(\.digest)))
         let configDigest = try await put(repository, config)
         var subjectDescriptor = Descriptor(mediaType: subject.mediaType, digest: subject.digest, size: subject.size)

@@ -49,7 +49,7 @@ public struct DSSEEnvelope: Codable, Sendable, Equatable {
 
 /// An in-toto attestation Statement v1 (in-toto/attestation `spec/v1/statement.md`).
 public struct InTotoStatement<Predicate: Codable & Sendable>: Codable, Sendable {
-    public static var type: String { "https://in-toto.io/Statement/v1" }
+    public static var statementType: String { "https://in-toto.io/Statement/v1" }
 
     public struct Subject: Codable, Sendable, Equatable {
         public var name: String
@@ -71,7 +71,7 @@ public struct InTotoStatement<Predicate: Codable & Sendable>: Codable, Sendable 
     }
 
     public init(subject: [Subject], predicateType: String, predicate: Predicate) {
-        type = Self.type
+        type = Self.statementType
         self.subject = subject
         self.predicateType = predicateType
         self.predicate = predicate

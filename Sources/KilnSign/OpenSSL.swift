@@ -29,10 +29,11 @@ enum LibCrypto {
         var key = [UInt8](repeating: 0, count: length)
         // Room for scrypt's 128·r·N bytes of working memory (the parameters are bounded before this call).
         let memory = 128 * r * (n + p + 2) + (1 << 20)
-        let status = password.withUnsafeBufferPointer { pass in
-            pass.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(pass.count, 1)) { passPointer in
-                EVP_PBE_scrypt(passPointer, password.count, salt, salt.count, n, r, p, memory, &key, length)
-            }
+        // An empty password is a null pointer with length 0, which OpenSSL reads as "".
+        let status = password.withUnsafeBytes { pass in
+            EVP_PBE_scrypt(
+                pass.baseAddress?.assumingMemoryBound(to: CChar.self), pass.count, salt, salt.count, n, r, p, memory,
+                &key, length)
         }
         guard status == 1 else { throw lastError("scrypt") }
         return key
@@ -53,10 +54,12 @@ enum LibCrypto {
         return tag
     }
 
-    /// Constant-time equality of two byte strings of the same length.
+    /// Equality of two byte strings that takes the same time wherever they differ (tags are compared so).
     static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
-        return CRYPTO_memcmp(a, b, a.count) == 0
+        var difference: UInt8 = 0
+        for i in 0..<a.count { difference |= a[i] ^ b[i] }
+        return difference == 0
     }
 }
 

@@ -79,6 +79,7 @@ import Testing
         }
     }
 
+    @discardableResult
     static func kiln(_ arguments: [String], check: Bool = true) throws -> CommandResult {
         try KilnBinary.run(arguments, environment: ["KILN_KEY_PASSWORD": password], check: check)
     }
@@ -175,6 +176,50 @@ import Testing
                         ["sign", "\(r)/s/multi:1", "--key", key + ".key"], environment: ["KILN_KEY_PASSWORD": "nope"],
                         check: false)
                     #expect(wrong.status == 2 && wrong.stderr.contains("password"), "\(wrong.stderr)")
+                }
+            }
+        }
+    }
+
+    @Test func releaseSignsEveryImageAndAttachesProvenance() async throws {
+        _ = try await SigstoreOracle.with { skopeo in
+            let cosign = try SigstoreOracle.cosign()
+            try await withRegistry { registry in
+                try await withTemporaryDirectory("kiln-release-sign") { tmp in
+                    let golden = KilnBinary.packageRoot + "/Tests/Fixtures/golden"
+                    let store = tmp.path + "/images"
+                    try KilnBinary.run(
+                        ["build", golden, "--store", store, "--version", "3.0.0"],
+                        environment: ["SOURCE_DATE_EPOCH": "0"])
+                    let key = tmp.path + "/release"
+                    try Self.kiln(["key", "generate", key])
+                    let r = registry.address
+                    let released = try KilnBinary.run(
+                        [
+                            "release", "3.0.0", "--to", "\(r)/rel", "--sign-key", key + ".key", "--store", store,
+                            "--recipes", golden, "--releases", tmp.path + "/releases", "--json",
+                        ], environment: ["KILN_KEY_PASSWORD": Self.password])
+                    let report = try JSONSerialization.jsonObject(with: Data(released.stdout.utf8)) as! [String: Any]
+                    #expect((report["signatures"] as? [[String: Any]])?.count == 2)
+                    let policy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: key + ".pub")
+                    for name in ["golden-app", "golden-base"] {
+                        let copied = try policy.copy("\(r)/rel/\(name):3.0.0")
+                        #expect(copied.succeeded, "skopeo refused \(name): \(copied.stderr)")
+                        // cosign finds the provenance attestation and checks its DSSE signature offline.
+                        let attested = try Shell.run(
+                            [
+                                cosign, "verify-attestation", "--key", key + ".pub", "--type", "slsaprovenance1",
+                                "--insecure-ignore-tlog=true", "--allow-http-registry=true",
+                                "\(r)/rel/\(name):3.0.0",
+                            ], environment: ["HOME": tmp.path], check: false)
+                        #expect(attested.succeeded, "cosign: \(attested.stderr)")
+                        let verified = try Shell.run(
+                            [
+                                cosign, "verify", "--key", key + ".pub", "--insecure-ignore-tlog=true",
+                                "--allow-http-registry=true", "\(r)/rel/\(name):3.0.0",
+                            ], environment: ["HOME": tmp.path], check: false)
+                        #expect(verified.succeeded, "cosign: \(verified.stderr)")
+                    }
                 }
             }
         }

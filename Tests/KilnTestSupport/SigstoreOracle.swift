@@ -1,6 +1,7 @@
 import Foundation
 
-/// Debian 13's skopeo (1.18, containers/image 5.34) as the independent judge of cosign-format signatures.
+/// Debian 13's skopeo (1.18, containers/image 5.34) as the independent judge of cosign-format signatures,
+/// and trixie's cosign 2.5 for attestations.
 /// Debian 12's skopeo and podman carry Debian's `disable-sigstore.patch` and refuse every sigstore signature,
 /// so trixie's is fetched (not installed): `apt-get download skopeo libc6` against the host's own mirror, read
 /// from the host's apt configuration, with a private apt state; both packages are unpacked into a cache
@@ -24,6 +25,7 @@ public enum SigstoreOracle {
         try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         let wrapper = directory + "/skopeo"
         if FileManager.default.isExecutableFile(atPath: wrapper),
+            FileManager.default.isExecutableFile(atPath: directory + "/root/usr/bin/cosign"),
             (try? Shell.run([wrapper, "--version"]).stdout.contains("skopeo version")) == true
         {
             return wrapper
@@ -34,7 +36,7 @@ public enum SigstoreOracle {
         let script = """
             set -eu
             D="$1"; M="$2"
-            [ -x "$D/skopeo" ] && "$D/skopeo" --version >/dev/null 2>&1 && exit 0
+            [ -x "$D/skopeo" ] && [ -x "$D/root/usr/bin/cosign" ] && "$D/skopeo" --version >/dev/null 2>&1 && exit 0
             rm -rf "$D"; mkdir -p "$D"
             A="$D/apt"
             mkdir -p "$A/state/lists/partial" "$A/cache/archives/partial" "$A/etc" "$D/debs" "$D/root"
@@ -43,8 +45,8 @@ public enum SigstoreOracle {
               -o Dir::State="$A/state" -o Dir::Cache="$A/cache" -o Dir::State::status=/var/lib/dpkg/status \\
               -o APT::Sandbox::User=root
             apt-get "$@" update -qq
-            cd "$D/debs" && apt-get "$@" download skopeo libc6 >/dev/null
-            for d in skopeo_*.deb libc6_*.deb; do dpkg-deb -x "$d" "$D/root"; done
+            cd "$D/debs" && apt-get "$@" download skopeo libc6 cosign >/dev/null
+            for d in skopeo_*.deb libc6_*.deb cosign_*.deb; do dpkg-deb -x "$d" "$D/root"; done
             R="$D/root"; L=/usr/lib/x86_64-linux-gnu
             printf '#!/bin/sh\\nexec %s%s/ld-linux-x86-64.so.2 --library-path %s%s:/lib/x86_64-linux-gnu:%s %s/usr/bin/skopeo "$@"\\n' \\
               "$R" "$L" "$R" "$L" "$L" "$R" > "$D/skopeo.new"
@@ -54,11 +56,21 @@ public enum SigstoreOracle {
             """
         let result = try Shell.run(
             ["flock", cache + "/trixie-skopeo.lock", "sh", "-c", script, "fetch", directory, mirror], check: false)
+        guard FileManager.default.isExecutableFile(atPath: directory + "/root/usr/bin/cosign") else {
+            throw Unavailable(description: "fetching trixie's cosign failed: \(result.stderr.suffix(600))")
+        }
         guard result.succeeded, FileManager.default.isExecutableFile(atPath: wrapper) else {
             throw Unavailable(
                 description: "fetching trixie's skopeo failed: \(result.stderr.suffix(600))")
         }
         return wrapper
+    }
+
+    /// trixie's cosign 2.5 (a Go binary that runs on the host's libc), fetched with skopeo: checks the `.att`
+    /// attestations offline (`--insecure-ignore-tlog`).
+    public static func cosign() throws -> String {
+        let skopeo = try self.skopeo()
+        return (skopeo as NSString).deletingLastPathComponent + "/root/usr/bin/cosign"
     }
 
     /// The first Debian archive URI of the host's apt sources (one-line `deb` lines or deb822 `URIs:`), not
