@@ -69,7 +69,9 @@ public struct SignatureVerifier: Sendable {
 
     /// Verifies `reference` (and each manifest of an index). Verified when the top manifest has a valid
     /// signature and no platform manifest has only invalid ones; a platform manifest without any signature is
-    /// covered by the index's (the index's digest fixes each platform's digest) and only noted.
+    /// covered by the index's (the index's digest fixes each platform's digest) and only noted, as cosign
+    /// verifies an index. (containers/image checks the manifest it copies: a pull of one platform needs that
+    /// platform's signature, which is why `ImageSigner` signs both.)
     public func verify(_ reference: Reference) async throws -> Report {
         let repository = reference.repository
         let (data, descriptor) = try await client.manifest(repository, reference.identifier)
@@ -87,7 +89,8 @@ public struct SignatureVerifier: Sendable {
         return Report(
             reference: reference.description, digest: descriptor.digest, verified: verified, manifests: checks,
             note: unsigned > 0 && verified
-                ? "\(unsigned) platform manifest(s) have no signature of their own: the index's signature covers them"
+                ? "\(unsigned) platform manifest(s) have no signature of their own: the index's signature covers "
+                    + "them, but podman and skopeo check the platform manifest they pull (kiln sign signs both)"
                 : nil)
     }
 

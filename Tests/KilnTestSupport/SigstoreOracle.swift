@@ -136,7 +136,11 @@ public struct SigstorePolicy: Sendable {
     /// `skopeo copy` of `reference` (docker transport) into a scratch layout under the policy: exit 0 when the
     /// policy accepts the image.
     public func copy(_ reference: String, all: Bool = false) throws -> CommandResult {
-        var arguments = [skopeo, "--policy", policy, "--registries.d", registriesD, "copy", "--src-tls-verify=false"]
+        // The signatures are checked, then dropped: an OCI layout cannot hold them.
+        var arguments = [
+            skopeo, "--policy", policy, "--registries.d", registriesD, "copy", "--remove-signatures",
+            "--src-tls-verify=false",
+        ]
         if all { arguments.append("--all") }
         arguments += ["docker://\(reference)", "oci:\(directory.path)/out-\(UUID().uuidString.lowercased()):x"]
         return try Shell.run(arguments, check: false)
