@@ -29,7 +29,8 @@ public struct DSSEEnvelope: Codable, Sendable, Equatable {
         signatures = []
         if let key {
             signatures.append(
-                Signature(keyid: "", sig: Data(try key.sign(Self.pae(type: payloadType, body: body))).base64EncodedString()))
+                Signature(
+                    keyid: "", sig: Data(try key.sign(Self.pae(type: payloadType, body: body))).base64EncodedString()))
         }
     }
 
@@ -85,7 +86,9 @@ public struct ResourceDescriptor: Codable, Sendable, Equatable {
     public var digest: [String: String]?
     public var annotations: [String: String]?
 
-    public init(name: String? = nil, uri: String? = nil, digest: [String: String]? = nil, annotations: [String: String]? = nil) {
+    public init(
+        name: String? = nil, uri: String? = nil, digest: [String: String]? = nil, annotations: [String: String]? = nil
+    ) {
         self.name = name
         self.uri = uri
         self.digest = digest

@@ -41,7 +41,9 @@ public struct ImageSigner: Sendable {
         let repository = reference.repository
         let (data, descriptor) = try await client.manifest(repository, reference.identifier)
         let name = "\(reference.registry)/\(repository)"
-        var signed = [try await sign(descriptor, in: repository, identity: reference.tag.map { "\(name):\($0)" } ?? name)]
+        var signed = [
+            try await sign(descriptor, in: repository, identity: reference.tag.map { "\(name):\($0)" } ?? name)
+        ]
         if MediaType.indexTypes.contains(descriptor.mediaType) {
             let index = try JSONDecoder().decode(ImageIndex.self, from: data)
             for child in index.manifests where MediaType.manifestTypes.contains(child.mediaType) {

@@ -211,7 +211,8 @@ public enum EncryptedKey {
         }
         guard document.kdf.name == "scrypt", document.cipher.name == "nacl/secretbox" else {
             throw SignError.badKey(
-                path: path, reason: "kdf '\(document.kdf.name)', cipher '\(document.cipher.name)': "
+                path: path,
+                reason: "kdf '\(document.kdf.name)', cipher '\(document.cipher.name)': "
                     + "only scrypt and nacl/secretbox are known")
         }
         // Bounded, so a crafted file cannot make scrypt take gigabytes: cosign writes N = 32768, skopeo 65536.
@@ -219,7 +220,8 @@ public enum EncryptedKey {
         guard params.N >= 1024, params.N <= 1 << 18, params.N & (params.N - 1) == 0, (1...32).contains(params.r),
             (1...16).contains(params.p)
         else {
-            throw SignError.badKey(path: path, reason: "scrypt parameters N=\(params.N) r=\(params.r) p=\(params.p) refused")
+            throw SignError.badKey(
+                path: path, reason: "scrypt parameters N=\(params.N) r=\(params.r) p=\(params.p) refused")
         }
         guard let salt = Data(base64Encoded: document.kdf.salt), let nonce = Data(base64Encoded: document.cipher.nonce),
             let box = Data(base64Encoded: document.ciphertext), nonce.count == SecretBox.nonceSize

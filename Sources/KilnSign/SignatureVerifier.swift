@@ -101,7 +101,8 @@ public struct SignatureVerifier: Sendable {
         let attachments = Attachments(client: client)
         guard let signatures = try await attachments.manifest(repository, manifest.digest, .signature) else {
             result.problems.append(
-                "no signature: \(client.registry)/\(repository):\(CosignLayout.tag(manifest.digest, .signature)) does not exist")
+                "no signature: \(client.registry)/\(repository):\(CosignLayout.tag(manifest.digest, .signature)) does not exist"
+            )
             return result
         }
         for layer in signatures.layers where layer.mediaType == CosignLayout.simpleSigningMediaType {
@@ -121,7 +122,8 @@ public struct SignatureVerifier: Sendable {
             guard let key = keys.first(where: { $0.verify(signature: [UInt8](signature), message: [UInt8](payload)) })
             else {
                 result.problems.append(
-                    "payload \(short): the signature does not verify under the given key(s) (another key, or altered bytes)")
+                    "payload \(short): the signature does not verify under the given key(s) (another key, or altered bytes)"
+                )
                 continue
             }
             let parsed: SimpleSigningPayload

@@ -54,7 +54,8 @@ extension Inspect {
             chosen = images.first { $0.config.platform == wanted }
             guard chosen != nil else {
                 throw ValidationError(
-                    "\(reference) has no \(platform) image; it has \(images.map(\.config.platform.description).joined(separator: ", "))")
+                    "\(reference) has no \(platform) image; it has \(images.map(\.config.platform.description).joined(separator: ", "))"
+                )
             }
         }
         guard let image = chosen,

@@ -161,7 +161,8 @@ import Testing
                     let policy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: key + ".pub")
                     // skopeo signs with Kiln's key.
                     let signed = try policy.copyAndSign(
-                        from: "oci:\(layout.root):one:1", to: "\(r)/s/one:1", key: key + ".key", password: Self.password)
+                        from: "oci:\(layout.root):one:1", to: "\(r)/s/one:1", key: key + ".key", password: Self.password
+                    )
                     #expect(signed.succeeded, "\(signed.stderr)")
                     #expect(try Self.kiln(["verify", "\(r)/s/one:1", "--key", key + ".pub"]).status == 0)
                     #expect(try policy.copy("\(r)/s/one:1").succeeded)
@@ -169,7 +170,10 @@ import Testing
                     // A key skopeo generated signs with Kiln; skopeo verifies it, and so does Kiln.
                     let passphrase = try tmp.write("skopeo-pass", Self.password)
                     try Shell.run(
-                        [skopeo, "generate-sigstore-key", "--output-prefix", tmp.path + "/sk", "--passphrase-file", passphrase])
+                        [
+                            skopeo, "generate-sigstore-key", "--output-prefix", tmp.path + "/sk", "--passphrase-file",
+                            passphrase,
+                        ])
                     try await Self.push(layout, [("multi:1", "s/multi")], to: registry)
                     try Self.kiln(["sign", "\(r)/s/multi:1", "--key", tmp.path + "/sk.private"])
                     let theirs = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: tmp.path + "/sk.pub")
