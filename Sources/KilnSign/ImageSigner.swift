@@ -33,21 +33,21 @@ public struct ImageSigner: Sendable {
         public var added: Bool
     }
 
-    /// Signs what `reference` names (and, for an index, each manifest it lists). The identity signed for the
-    /// top manifest is `REGISTRY/REPOSITORY:TAG` when the reference has a tag (what skopeo's default
-    /// `matchRepoDigestOrExact` wants for a pull by tag), else `REGISTRY/REPOSITORY`; platform manifests are
-    /// signed for the repository.
+    /// Signs what `reference` names (and, for an index, each manifest it lists). The identity signed is
+    /// `REGISTRY/REPOSITORY:TAG` when the reference has a tag, else `REGISTRY/REPOSITORY`, for the platform
+    /// manifests too: containers/image checks the platform manifest it pulls, and its default
+    /// `matchRepoDigestOrExact` wants the tag in the identity for a pull by tag (a pull by digest needs only the
+    /// repository).
     public func sign(_ reference: Reference) async throws -> [Signed] {
         let repository = reference.repository
         let (data, descriptor) = try await client.manifest(repository, reference.identifier)
         let name = "\(reference.registry)/\(repository)"
-        var signed = [
-            try await sign(descriptor, in: repository, identity: reference.tag.map { "\(name):\($0)" } ?? name)
-        ]
+        let identity = reference.tag.map { "\(name):\($0)" } ?? name
+        var signed = [try await sign(descriptor, in: repository, identity: identity)]
         if MediaType.indexTypes.contains(descriptor.mediaType) {
             let index = try JSONDecoder().decode(ImageIndex.self, from: data)
             for child in index.manifests where MediaType.manifestTypes.contains(child.mediaType) {
-                var result = try await sign(child, in: repository, identity: name)
+                var result = try await sign(child, in: repository, identity: identity)
                 result.platform = child.platform?.description
                 signed.append(result)
             }

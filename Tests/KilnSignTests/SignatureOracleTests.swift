@@ -137,6 +137,14 @@ import Testing
                         let verdict = try Self.kiln(["verify", "\(r)/\(refused)", "--key", key + ".pub"], check: false)
                         #expect(verdict.status == 1, "kiln verify \(refused): \(verdict.stdout) \(verdict.stderr)")
                     }
+                    // skopeo's default identity rule for a pull by tag wants the tag in every checked signature.
+                    let exact = try SigstorePolicy(
+                        skopeo: skopeo, registry: r, publicKey: key + ".pub",
+                        signedIdentity: #"{"type": "matchRepoDigestOrExact"}"#)
+                    for accepted in ["k/one:1", "k/multi:1"] {
+                        let result = try exact.copy("\(r)/\(accepted)")
+                        #expect(result.succeeded, "\(accepted): \(result.stderr)")
+                    }
                     // The other key verifies the image it signed, for both.
                     let otherPolicy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: other + ".pub")
                     #expect(try otherPolicy.copy("\(r)/k/wrongkey:1").succeeded)
@@ -227,6 +235,44 @@ import Testing
                                 "--allow-http-registry=true", "\(r)/rel/\(name):3.0.0",
                             ], environment: ["HOME": tmp.path], check: false)
                         #expect(verified.succeeded, "cosign: \(verified.stderr)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func copyCarriesSignaturesToAnotherRegistry() async throws {
+        _ = try await SigstoreOracle.with { skopeo in
+            try await withRegistry { test in
+                try await withRegistry { production in
+                    try await withTemporaryDirectory("kiln-promote") { tmp in
+                        let layout = try Self.makeStore(tmp)
+                        try await Self.push(layout, [("multi:1", "t/multi")], to: test)
+                        let key = tmp.path + "/release"
+                        try Self.kiln(["key", "generate", key])
+                        try Self.kiln(["sign", "\(test.address)/t/multi:1", "--key", key + ".key"])
+                        let copied = try Self.kiln([
+                            "copy", "\(test.address)/t/multi:1", "\(production.address)/p/multi", "--json",
+                        ])
+                        let report = try JSONSerialization.jsonObject(with: Data(copied.stdout.utf8)) as! [String: Any]
+                        // The index's and both platforms' signatures.
+                        #expect((report["attachments"] as? [String])?.count == 3, "\(copied.stdout)")
+                        let promoted = "\(production.address)/p/multi:1"
+                        #expect(try Self.kiln(["verify", promoted, "--key", key + ".pub"]).status == 0)
+                        // The signatures name the test repository: production's policy maps it.
+                        let policy = try SigstorePolicy(
+                            skopeo: skopeo, registry: production.address, publicKey: key + ".pub",
+                            signedIdentity: """
+                                {"type": "remapIdentity", "prefix": "\(production.address)/p", \
+                                "signedPrefix": "\(test.address)/t"}
+                                """)
+                        let accepted = try policy.copy(promoted)
+                        #expect(accepted.succeeded, "\(accepted.stderr)")
+                        // Copying again changes nothing.
+                        let again = try Self.kiln([
+                            "copy", "\(test.address)/t/multi:1", "\(production.address)/p/multi", "--json",
+                        ])
+                        #expect(!again.stdout.contains("attachments"), "\(again.stdout)")
                     }
                 }
             }

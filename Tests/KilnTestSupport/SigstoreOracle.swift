@@ -117,7 +117,12 @@ public struct SigstorePolicy: Sendable {
     public var policy: String { directory.path + "/policy.json" }
     public var registriesD: String { directory.path + "/registries.d" }
 
-    public init(skopeo: String, registry: String, publicKey: String) throws {
+    /// `signedIdentity` is the policy's JSON for it (default `matchRepository`; a promoted image needs
+    /// `remapIdentity`, as its signature names the repository it was signed in).
+    public init(
+        skopeo: String, registry: String, publicKey: String,
+        signedIdentity: String = #"{"type": "matchRepository"}"#
+    ) throws {
         self.skopeo = skopeo
         directory = try TemporaryDirectory("kiln-policy")
         try directory.write(
@@ -125,7 +130,7 @@ public struct SigstorePolicy: Sendable {
             """
             {"default": [{"type": "reject"}],
              "transports": {"docker": {"\(registry)": [{"type": "sigstoreSigned", "keyPath": "\(publicKey)",
-               "signedIdentity": {"type": "matchRepository"}}]},
+               "signedIdentity": \(signedIdentity)}]},
                "oci": {"": [{"type": "insecureAcceptAnything"}]},
                "dir": {"": [{"type": "insecureAcceptAnything"}]}}}
             """)
