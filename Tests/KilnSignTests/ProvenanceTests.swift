@@ -94,6 +94,17 @@ import Testing
                     ["inspect", "papp:2.0.0", "--provenance", "--store", tmp.path + "/again"]
                 ).stdout
                 #expect(again == printed)
+
+                // The SBOM: named by the image, not its version (one SBOM per digest), read back from the store
+                // and, once pushed, from the registry (fallback tag: docker-registry has no referrers API).
+                let sbom = try KilnBinary.run(["sbom", "papp:2.0.0", "--store", store]).stdout
+                let spdx = try JSONSerialization.jsonObject(with: Data(sbom.utf8)) as! [String: Any]
+                #expect(spdx["name"] as? String == "papp")
+                try await withRegistry { registry in
+                    try KilnBinary.run(["push", "papp:2.0.0", "--to", "\(registry.address)/ns", "--store", store])
+                    let remote = try KilnBinary.run(["sbom", "\(registry.address)/ns/papp:2.0.0"]).stdout
+                    #expect(remote == sbom)
+                }
             }
         }
     }
