@@ -236,6 +236,28 @@ import Testing
                             ], environment: ["HOME": tmp.path], check: false)
                         #expect(verified.succeeded, "cosign: \(verified.stderr)")
                     }
+                    // deploy-refs --key writes the node's policy: the release passes, an unsigned image in the
+                    // release's namespace does not.
+                    let node = tmp.path + "/node"
+                    try KilnBinary.run([
+                        "deploy-refs", "3.0.0", "--releases", tmp.path + "/releases", "--store", store, "-o",
+                        node + "/refs.txt", "--key", key + ".pub",
+                    ])
+                    try KilnBinary.run(["push", "golden-app:3.0.0", "--to", "\(r)/rel/unsigned", "--store", store])
+                    func nodePulls(_ reference: String) throws -> CommandResult {
+                        try Shell.run(
+                            [
+                                skopeo, "--policy", node + "/policy.json", "--registries.d", node + "/registries.d",
+                                "copy", "--remove-signatures", "--src-tls-verify=false", "docker://\(reference)",
+                                "oci:\(tmp.path)/pulled-\(UUID().uuidString.lowercased()):x",
+                            ], check: false)
+                    }
+                    for name in ["golden-app", "golden-base"] {
+                        let pulled = try nodePulls("\(r)/rel/\(name):3.0.0")
+                        #expect(pulled.succeeded, "\(name): \(pulled.stderr)")
+                    }
+                    let refused = try nodePulls("\(r)/rel/unsigned/golden-app:3.0.0")
+                    #expect(!refused.succeeded && refused.stderr.contains("ignature"), "\(refused.stderr)")
                 }
             }
         }
