@@ -116,6 +116,14 @@ import Testing
             (["verify", app + ":1.0.0", "--recipes", "recipes"], "publishedDigest"),
             (["sign", app + ":1.0.0", "--key", tmp.path + "/k.key"], "signatures"),
             (["verify", app + ":1.0.0", "--key", tmp.path + "/k.pub"], "verified"),
+            (["sign", "\(registry.address)/ns/golden-base:1.0.0", "--key", tmp.path + "/k.key"], "signatures"),
+            (
+                [
+                    "promote", "1.0.0", "--from", "\(registry.address)/ns", "--to", "\(registry.address)/prod", "--key",
+                    tmp.path + "/k.pub",
+                ],
+                "verified"
+            ),
             (["pull", app + ":1.0.0", "--store", tmp.path + "/pulled"], "publishedDigest"),
             (["untag", "golden-app:stable", "--store", store], "untagged"),
             (["gc", "--dry-run", "--store", store], "size"),

@@ -258,6 +258,39 @@ import Testing
                     }
                     let refused = try nodePulls("\(r)/rel/unsigned/golden-app:3.0.0")
                     #expect(!refused.succeeded && refused.stderr.contains("ignature"), "\(refused.stderr)")
+
+                    // Promotion: every signature checked at the source, then copied with its attachments and
+                    // recorded at the destination, where rollback works and the remapped policy accepts it.
+                    let promoted = try KilnBinary.run([
+                        "promote", "3.0.0", "--from", "\(r)/rel", "--to", "\(r)/prod", "--key", key + ".pub",
+                    ])
+                    #expect(promoted.stdout.contains("\(r)/prod/golden-app@"), "\(promoted.stdout)")
+                    let production = try SigstorePolicy(
+                        skopeo: skopeo, registry: r, publicKey: key + ".pub",
+                        signedIdentity: """
+                            {"type": "remapIdentity", "prefix": "\(r)/prod", "signedPrefix": "\(r)/rel"}
+                            """)
+                    #expect(try production.copy("\(r)/prod/golden-app:3.0.0").succeeded)
+                    try KilnBinary.run([
+                        "rollback", "3.0.0", "--to", "\(r)/prod", "--dry-run", "--releases", tmp.path + "/none",
+                    ])
+                    // An unsigned release is not promoted: exit 1, nothing copied (built on another date: the version
+                    // alone is no input to a digest, and the same digests would carry 3.0.0's signatures).
+                    try KilnBinary.run(
+                        ["build", golden, "--store", store, "--version", "4.0.0"],
+                        environment: ["SOURCE_DATE_EPOCH": "1"])
+                    try KilnBinary.run([
+                        "release", "4.0.0", "--to", "\(r)/rel", "--store", store, "--recipes", golden, "--releases",
+                        tmp.path + "/releases",
+                    ])
+                    let refusedPromotion = try KilnBinary.run(
+                        ["promote", "4.0.0", "--from", "\(r)/rel", "--to", "\(r)/prod", "--key", key + ".pub"],
+                        check: false)
+                    #expect(refusedPromotion.status == 1, "\(refusedPromotion.stdout)\(refusedPromotion.stderr)")
+                    let tags = try Shell.run([
+                        "skopeo", "list-tags", "--tls-verify=false", "docker://\(r)/prod/golden-app",
+                    ])
+                    #expect(!tags.stdout.contains("4.0.0"))
                 }
             }
         }
