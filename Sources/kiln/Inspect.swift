@@ -10,7 +10,8 @@ struct Inspect: ParsableCommand {
         discussion: """
             REF is NAME:TAG as listed by `kiln images`. Text output summarises; --json gives the manifest and \
             config documents as stored, plus each layer's digest, diff_id, size and the recipe step that made it. \
-            --sbom prints the image's SPDX document instead (one per platform, as a JSON array for an index); \
+            --sbom prints the image's SPDX document instead (one per platform, as a JSON array for an index, or \
+            the one of --platform); \
             --provenance its build provenance, an in-toto statement with a SLSA provenance v1 predicate (recipe \
             and lock digests, every input by digest), for one platform (--platform).
             """)
@@ -20,7 +21,9 @@ struct Inspect: ParsableCommand {
     @Flag(name: .long, help: "Print the image's SPDX SBOM (the document push publishes beside it).") var sbom = false
     @Flag(name: .long, help: "Print the image's build provenance (in-toto statement, SLSA provenance v1).")
     var provenance = false
-    @Option(name: .long, help: "With --provenance: the platform of a multi-platform image (default: the first).")
+    @Option(
+        name: .long,
+        help: "With --sbom or --provenance: one platform of a multi-platform image (--provenance default: the first).")
     var platform: String?
     @OptionGroup var output: OutputOptions
 

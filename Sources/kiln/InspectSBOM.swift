@@ -7,10 +7,19 @@ import KilnStore
 
 extension Inspect {
     /// `kiln inspect --sbom`: the stored SPDX document of each platform's manifest, as stored (an index's
-    /// platforms as a JSON array). An image without packages has none: that is an error naming it.
+    /// platforms as a JSON array; `--platform` picks one valid document). An image without packages has none:
+    /// that is an error naming it.
     func printSBOM(layout: OCILayout, descriptor: Descriptor) throws {
         var documents: [Data] = []
-        for image in try layout.images(for: descriptor) {
+        var images = try layout.images(for: descriptor)
+        if let platform {
+            guard let wanted = Platform(parsing: platform) else {
+                throw ValidationError("'\(platform)' is not a platform: write os/arch")
+            }
+            images = images.filter { $0.config.platform == wanted }
+            guard !images.isEmpty else { throw ValidationError("\(reference) has no \(platform) image") }
+        }
+        for image in images {
             for artifact in try layout.referrers(of: image.manifestDescriptor.digest)
             where artifact.artifactType == SBOM.mediaType {
                 let manifest = try CanonicalJSON.decode(Manifest.self, from: layout.readBlob(artifact.digest))
