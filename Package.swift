@@ -38,6 +38,9 @@ let package = Package(
         .target(name: "KilnLayer", dependencies: ["KilnOCI", "KilnStore", "CArchive", "CZlib", "CDeflate", "CZstd"]),
         // The recipe language: parse, validate, expand, diagnostics.
         .target(name: "KilnRecipe", dependencies: ["KilnOCI", .product(name: "Yams", package: "Yams")]),
+        // Komodo's rules for a matrix of assetchains (komodod's port derivation), through the recipe language's
+        // matrix seam: the language itself stays generic.
+        .target(name: "KilnKomodo", dependencies: ["KilnOCI", "KilnRecipe"]),
         // HTTP transport shared by the registry client and input downloads.
         .target(
             name: "KilnHTTP",
@@ -70,13 +73,14 @@ let package = Package(
         .target(
             name: "KilnRelease",
             dependencies: [
-                "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnBuild", "KilnHTTP",
-                "KilnProcess", "KilnSign",
+                "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnKomodo", "KilnRegistry", "KilnBuild",
+                "KilnHTTP", "KilnProcess", "KilnSign",
             ]),
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnRelease", "KilnBuild", "KilnRegistry", "KilnStore", "KilnOCI", "KilnRecipe", "KilnSign",
+                "KilnRelease", "KilnBuild", "KilnRegistry", "KilnStore", "KilnOCI", "KilnRecipe", "KilnKomodo",
+                "KilnSign",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -88,7 +92,8 @@ let package = Package(
         .testTarget(name: "KilnProcessTests", dependencies: ["KilnProcess"]),
         .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnTestSupport"]),
         .testTarget(name: "KilnLayerTests", dependencies: ["KilnLayer", "KilnTestSupport"]),
-        .testTarget(name: "KilnRecipeTests", dependencies: ["KilnRecipe", "KilnOCI", "KilnTestSupport"]),
+        .testTarget(name: "KilnRecipeTests", dependencies: ["KilnRecipe", "KilnKomodo", "KilnOCI", "KilnTestSupport"]),
+        .testTarget(name: "KilnKomodoTests", dependencies: ["KilnKomodo", "KilnRecipe"]),
         .testTarget(name: "KilnHTTPTests", dependencies: ["KilnHTTP", "KilnTestSupport"]),
         .testTarget(
             name: "KilnRegistryTests",

@@ -5,7 +5,9 @@
 //       one, serves JSON-RPC on 127.0.0.1:rpcport with the conf's rpcuser/rpcpassword; an assetchain also
 //       calls KMD's RPC on 127.0.0.1 with the credentials of ~/.komodo/komodo.conf, as komodod does.
 //       Without a conf it prints its arguments and exits. SIGINT/SIGTERM: prints a line and exits 0.
-//   komodo-cli [-ac_name=X] [-datadir=D] METHOD  calls the daemon's RPC the same way; exit 0 on success.
+//       `backupwallet NAME` writes a stand-in file NAME into the conf's exportdir, as komodod copies wallet.dat.
+//   komodo-cli [-ac_name=X] [-datadir=D] METHOD [PARAM…]  calls the daemon's RPC the same way (string
+//       parameters); exit 0 on success.
 //   iguana  calls KMD's RPC with ~/.komodo/komodo.conf, then waits for a signal.
 #include <arpa/inet.h>
 #include <csignal>
@@ -20,7 +22,7 @@
 #include <thread>
 #include <unistd.h>
 
-struct Conf { std::string user, password; int port = 0; bool found = false; };
+struct Conf { std::string user, password, exportdir; int port = 0; bool found = false; };
 
 static Conf readConf(const std::string &path) {
     Conf c; std::ifstream in(path); std::string line;
@@ -29,6 +31,7 @@ static Conf readConf(const std::string &path) {
         auto eq = line.find('='); if (eq == std::string::npos) continue;
         auto k = line.substr(0, eq), v = line.substr(eq + 1);
         if (k == "rpcuser") c.user = v; else if (k == "rpcpassword") c.password = v; else if (k == "rpcport") c.port = atoi(v.c_str());
+        else if (k == "exportdir") c.exportdir = v;
     }
     return c;
 }
@@ -43,11 +46,11 @@ static std::string base64(const std::string &s) {
 }
 
 // One JSON-RPC call to 127.0.0.1:port; returns the HTTP body, or "" when it failed or was refused.
-static std::string call(const Conf &c, const std::string &method) {
+static std::string call(const Conf &c, const std::string &method, const std::string &params = "") {
     int fd = socket(AF_INET, SOCK_STREAM, 0); sockaddr_in a{}; a.sin_family = AF_INET; a.sin_port = htons(c.port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (sockaddr *)&a, sizeof a) != 0) { close(fd); return ""; }
-    std::string body = "{\"jsonrpc\":\"1.0\",\"id\":\"standin\",\"method\":\"" + method + "\",\"params\":[]}";
+    std::string body = "{\"jsonrpc\":\"1.0\",\"id\":\"standin\",\"method\":\"" + method + "\",\"params\":[" + params + "]}";
     std::string req = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic " + base64(c.user + ":" + c.password) +
         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
     if (write(fd, req.data(), req.size()) < 0) { close(fd); return ""; }
@@ -78,17 +81,18 @@ int main(int argc, char **argv) {
     #pragma omp parallel reduction(+:threads)
     threads += 1;
     std::string self = argv[0]; self = self.substr(self.rfind('/') + 1);
-    std::string name = "KMD", datadir, method; const char *h = getenv("HOME"); std::string home = h ? h : "/";
+    std::string name = "KMD", datadir, method, params; const char *h = getenv("HOME"); std::string home = h ? h : "/";
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         if (a.rfind("-ac_name=", 0) == 0) name = a.substr(9); else if (a.rfind("-datadir=", 0) == 0) datadir = a.substr(9);
-        else if (a[0] != '-') method = a;
+        else if (a[0] != '-' && method.empty()) method = a;
+        else if (a[0] != '-') params += (params.empty() ? "\"" : ",\"") + a + "\"";
     }
     std::string dir = !datadir.empty() ? datadir : (name == "KMD" ? home + "/.komodo" : home + "/.komodo/" + name);
     Conf conf = readConf(dir + "/" + (name == "KMD" ? std::string("komodo.conf") : name + ".conf"));
     struct sigaction sa{}; sa.sa_handler = onSignal; sigaction(SIGINT, &sa, nullptr); sigaction(SIGTERM, &sa, nullptr);
     if (self.find("-cli") != std::string::npos) {
-        std::string body = conf.found ? call(conf, method.empty() ? "getinfo" : method) : "";
+        std::string body = conf.found ? call(conf, method.empty() ? "getinfo" : method, params) : "";
         if (body.empty()) { fprintf(stderr, "STAND-IN komodo-cli: no answer from %s on 127.0.0.1:%d\n", name.c_str(), conf.port); return 1; }
         printf("%s\n", body.c_str()); return 0;
     }
@@ -112,6 +116,13 @@ int main(int argc, char **argv) {
         int c = accept(fd, nullptr, nullptr); if (c < 0) continue;
         char buf[8192]; ssize_t n = read(c, buf, sizeof buf - 1); std::string req(buf, n > 0 ? n : 0);
         std::string body = "{\"result\":" + std::to_string(peers) + ",\"error\":null,\"id\":\"standin\"}";
+        auto backup = req.find("\"method\":\"backupwallet\",\"params\":[\"");
+        if (backup != std::string::npos && !conf.exportdir.empty()) {
+            auto from = backup + 35, to = req.find('"', from);
+            std::string path = conf.exportdir + "/" + req.substr(from, to - from);
+            std::ofstream(path) << "STAND-IN wallet.dat\n";
+            body = "{\"result\":\"" + path + "\",\"error\":null,\"id\":\"standin\"}";
+        }
         std::string resp = req.find(expected) != std::string::npos
             ? "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body
             : std::string("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");

@@ -3,6 +3,7 @@ import KilnDebian
 import KilnOCI
 import KilnRecipe
 import KilnSandbox
+import KilnStore
 
 /// A build's source, on this machine and verified: the directory mounted at `/src/NAME` and the id that
 /// stands for its content in the build's cache key.
@@ -130,12 +131,11 @@ enum BuildSources {
         defer { try? FileManager.default.removeItem(atPath: staging) }
         do {
             try SourceTree.extract(archive: archive, into: staging)
-            let content = try pick(staging)
-            if rename(content, destination) != 0 && errno != EEXIST && errno != ENOTEMPTY {
-                throw SandboxError.source(path: destination, detail: String(cString: strerror(errno)))
-            }
+            try StagedDirectory.publish(try pick(staging), as: destination)
         } catch let error as SandboxError {
             throw BuildError.recipe("error: \(error)")
+        } catch let error as StoreError {
+            throw BuildError.recipe("error: source \(destination): \(error)")
         }
     }
 }

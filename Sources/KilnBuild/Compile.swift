@@ -136,8 +136,10 @@ extension Pipeline {
                 return CompiledBuild(directory: directory, key: key, ran: true, log: log)
             }
         }
-        if rename(stagings[0] + "/result", directory) != 0 && errno != EEXIST && errno != ENOTEMPTY {
-            throw BuildError.recipe("error: cannot store build \(build.name): \(String(cString: strerror(errno)))")
+        do {
+            try StagedDirectory.publish(stagings[0] + "/result", as: directory)
+        } catch {
+            throw BuildError.recipe("\(build.location): error: cannot store build \(build.name): \(error)")
         }
         events("\(build.name): built in " + String(format: "%.1fs", Date().timeIntervalSince(started)))
         return CompiledBuild(directory: directory, key: key, ran: true, log: log)

@@ -29,6 +29,21 @@ public enum InputEvent: Sendable {
     case trusted(url: String, digest: Digest)
 }
 
+extension InputEvent {
+    /// Where a download's checksum is published when the download is a GitHub release asset
+    /// (`https://github.com/OWNER/REPO/releases/download/TAG/FILE`): the release's notes,
+    /// `https://github.com/OWNER/REPO/releases/tag/TAG`, the address `kiln lock` prints beside a digest it took on
+    /// trust. Nil for any other URL.
+    public static func releaseNotes(forDownload url: String) -> String? {
+        guard let components = URLComponents(string: url), components.scheme == "https",
+            components.host?.lowercased() == "github.com"
+        else { return nil }
+        let parts = components.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count == 6, parts[2] == "releases", parts[3] == "download" else { return nil }
+        return "https://github.com/\(parts[0])/\(parts[1])/releases/tag/\(parts[4])"
+    }
+}
+
 public struct InputOptions: Sendable {
     public var cache: DownloadCache
     /// Directories of pre-seeded inputs, found by sha256 (`DIR/<hex>`, `DIR/sha256/<hex>`) or by the URL's file

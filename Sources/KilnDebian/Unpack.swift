@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import KilnLayer
 import KilnStore
 
@@ -26,22 +27,13 @@ public enum DebUnpacker {
     /// Packages already read in this process, by unpacked directory (content-addressed, never changed). A
     /// build asks for each package once per layer and once more per image's SBOM (every Komodo image lists
     /// debian-runtime's set), and decoding entries.json each time was most of a no-op rebuild.
-    private final class Memo: @unchecked Sendable {
-        private let lock = NSLock()
-        private var packages: [String: UnpackedPackage] = [:]
-
-        subscript(directory: String) -> UnpackedPackage? {
-            get { lock.withLock { packages[directory] } }
-            set { lock.withLock { packages[directory] = newValue } }
-        }
-    }
-    private static let memo = Memo()
+    private static let memo = Mutex<[String: UnpackedPackage]>([:])
 
     public static func unpack(deb: String, sha256: String, cache: DownloadCache) throws -> UnpackedPackage {
         let directory = cache.slot("unpacked-v2", sha256)
-        if let known = memo[directory] { return known }
+        if let known = memo.withLock({ $0[directory] }) { return known }
         let unpacked = try unpackOnce(deb: deb, directory: directory, cache: cache)
-        memo[directory] = unpacked
+        memo.withLock { $0[directory] = unpacked }
         return unpacked
     }
 

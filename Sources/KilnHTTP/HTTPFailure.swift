@@ -35,7 +35,7 @@ extension HTTPTransport {
             case .httpProxyHandshakeTimeout:
                 return .timeout(url: url.absoluteString, what: "the proxy's CONNECT to \(host)", seconds: nil)
             case .remoteConnectionClosed:
-                return .connection(url: url.absoluteString, detail: "the server closed the connection", transient: true)
+                return .dropped(url: url.absoluteString, detail: "the server closed the connection")
             default: break
             }
         }
@@ -63,6 +63,8 @@ extension HTTPTransport {
                 return .refused(host: host)
             case ENOSPC, EDQUOT:
                 return .file(path: url.absoluteString, detail: String(cString: strerror(code)))
+            case ECONNRESET, EPIPE, ECONNABORTED:
+                return .dropped(url: url.absoluteString, detail: "the connection was reset")
             default:
                 return .connection(
                     url: url.absoluteString, detail: String(cString: strerror(code)).lowercased(), transient: true)
@@ -77,6 +79,9 @@ extension HTTPTransport {
                 && text.contains("connectionErrors: []"))
         {
             return .unknownHost(host: url.host ?? host)
+        }
+        if text.contains("ioOnClosedChannel") || text.contains("outputClosed") || text.contains("inputClosed") {
+            return .dropped(url: url.absoluteString, detail: "the connection was closed")
         }
         if text.contains("NIOConnectionError") {
             return .connection(url: url.absoluteString, detail: "could not connect to \(host)", transient: true)

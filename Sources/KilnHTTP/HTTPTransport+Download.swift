@@ -19,8 +19,8 @@ extension HTTPTransport {
         _ request: HTTPRequest, into sink: some DownloadSink, expected: Digest? = nil, expectedSize: Int64? = nil,
         progress: (@Sendable (Int64, Int64?) -> Void)? = nil
     ) async throws -> (response: HTTPResponse, digest: Digest?, size: Int64) {
-        try await withRetries(request) { request in
-            let response = try await self.execute(request)
+        try await withRetries(request) { request, clock in
+            let response = try await self.execute(request, clock: clock)
             let status = Int(response.status.code)
             let headers = response.headers.map { ($0.name, $0.value) }
             guard status == 200 else {
@@ -47,6 +47,7 @@ extension HTTPTransport {
             var hasher = SHA256()
             var size: Int64 = 0
             for try await buffer in response.body {
+                clock.progress(buffer.readableBytes)
                 size += Int64(buffer.readableBytes)
                 if let expectedSize, size > expectedSize {
                     throw HTTPError.sizeMismatch(url: request.url.absoluteString, expected: expectedSize, actual: size)

@@ -71,10 +71,11 @@ public final class HTTPTransport: Sendable {
 
     /// Sends a request and collects the answer's body (up to `limit` bytes: manifests, errors, tokens).
     public func send(_ request: HTTPRequest, limit: Int = 16 << 20) async throws -> HTTPResponse {
-        try await withRetries(request) { request in
-            let response = try await self.execute(request)
+        try await withRetries(request) { request, clock in
+            let response = try await self.execute(request, clock: clock)
             var body = Data()
             for try await buffer in response.body {
+                clock.progress(buffer.readableBytes)
                 body.append(contentsOf: buffer.readableBytesView)
                 if body.count > limit { throw HTTPError.tooLarge(url: request.url.absoluteString, limit: limit) }
             }
@@ -86,16 +87,21 @@ public final class HTTPTransport: Sendable {
 
     /// Runs `attempt` under the retry policy when the request is retryable (once otherwise): connection
     /// errors and 408/429/5xx answers are tried again, honouring Retry-After. The last answer is returned as is.
+    /// Every attempt, and the waits between them, run on one `RequestClock`: the request is given up when its
+    /// deadline passes without progress at the minimum rate (a stall, a trickle), whatever attempt it is in.
     func withRetries<T: Sendable>(
-        _ request: HTTPRequest, _ attempt: @escaping @Sendable (HTTPRequest) async throws -> T
+        _ request: HTTPRequest, _ attempt: @escaping @Sendable (HTTPRequest, RequestClock) async throws -> T
     ) async throws -> T {
-        let policy = request.retryable ? options.retry : RetryPolicy(attempts: 1)
-        let deadline = min(request.timeout ?? options.overallTimeout, options.overallTimeout)
+        let policy = request.retryable ? options.retry : options.retry.once
+        let clock = policy.clock()
+        let exchange = min(request.timeout ?? options.overallTimeout, options.overallTimeout)
         do {
-            return try await policy.run("\(request.method) \(request.url.path)") { number in
+            return try await policy.run("\(request.method) \(request.url.path)", clock: clock) { number in
                 let result: T
                 do {
-                    result = try await Self.within(deadline, url: request.url) { try await attempt(request) }
+                    result = try await Self.within(exchange, clock: clock, url: request.url) {
+                        try await attempt(request, clock)
+                    }
                 } catch let error as HTTPError {
                     throw error
                 } catch let error as StoreError {
@@ -117,23 +123,40 @@ public final class HTTPTransport: Sendable {
         }
     }
 
-    /// Runs one exchange (connect, headers and the whole body) within `seconds`: the client's own deadline
-    /// covers the answer's head only, and a server trickling a byte at a time never trips the idle timeout.
-    static func within<T: Sendable>(_ seconds: Double, url: URL, _ body: @escaping @Sendable () async throws -> T)
-        async throws -> T
-    {
+    /// Runs one exchange (connect, headers and the whole body) within `seconds` and within the request's clock:
+    /// the client's own deadline covers the answer's head only, and a server trickling a byte at a time never
+    /// trips the idle timeout. The clock is read again whenever it would expire, as progress may have renewed it.
+    static func within<T: Sendable>(
+        _ seconds: Double, clock: RequestClock, url: URL, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
-                return nil
+                let end = Date().addingTimeInterval(seconds)
+                while true {
+                    let left = min(end.timeIntervalSinceNow, clock.remaining)
+                    if left <= 0 { return nil }
+                    try await Task.sleep(nanoseconds: UInt64(min(left, 86400) * 1e9) + 1_000_000)
+                }
             }
             defer { group.cancelAll() }
             guard let first = try await group.next(), let result = first else {
+                if clock.remaining <= 0 {
+                    throw HTTPError.timeout(
+                        url: url.absoluteString,
+                        what:
+                            "the request, with less than \(Self.rate(clock.minimumRate)) moving across its attempts,",
+                        seconds: clock.budget)
+                }
                 throw HTTPError.timeout(url: url.absoluteString, what: "the whole exchange", seconds: seconds)
             }
             return result
         }
+    }
+
+    static func rate(_ bytesPerSecond: Double) -> String {
+        bytesPerSecond >= 1024 && bytesPerSecond.truncatingRemainder(dividingBy: 1024) == 0
+            ? "\(Int(bytesPerSecond / 1024)) KiB/s" : "\(Int(bytesPerSecond)) B/s"
     }
 
     /// A 408/429/5xx answer, thrown so the policy tries again.
@@ -150,8 +173,16 @@ public final class HTTPTransport: Sendable {
         (result as? HTTPResponse) ?? (result as? (response: HTTPResponse, digest: Digest?, size: Int64))?.response
     }
 
-    /// One exchange, following redirects for GET/HEAD; Authorization is dropped when the host changes.
-    func execute(_ request: HTTPRequest) async throws -> HTTPClientResponse {
+    /// Whether a redirect may carry the request's Authorization: to the same host and port only, and never from
+    /// TLS to plain HTTP (where anyone on the path could read it).
+    static func keepsAuthorization(from: URL, to next: URL) -> Bool {
+        next.host == from.host && next.port == from.port
+            && !(from.scheme?.lowercased() == "https" && next.scheme?.lowercased() != "https")
+    }
+
+    /// One exchange, following redirects for GET/HEAD; Authorization is dropped when the host changes. Bytes of a
+    /// streamed request body count as progress on `clock`.
+    func execute(_ request: HTTPRequest, clock: RequestClock) async throws -> HTTPClientResponse {
         var current = request
         for _ in 0..<6 {
             var r = HTTPClientRequest(url: current.url.absoluteString)
@@ -166,16 +197,20 @@ public final class HTTPTransport: Sendable {
                 r.body = .bytes(ByteBuffer(bytes: data))
             case .file(let path, let offset, let length, let check):
                 r.body = .stream(
-                    FileChunks(path: path, offset: offset, length: length, check: check), length: .known(length))
+                    FileChunks(path: path, offset: offset, length: length, check: check, clock: clock),
+                    length: .known(length))
             }
             let deadline = min(current.timeout ?? options.overallTimeout, options.overallTimeout)
+            HTTPLog.retries.trace("\(Redaction.redact("\(current.method) \(current.url.absoluteString)"))")
             let response = try await client(for: current.url).execute(r, timeout: .milliseconds(Int64(deadline * 1000)))
             let code = Int(response.status.code)
+            HTTPLog.retries.trace(
+                "\(Redaction.redact("\(current.method) \(current.url.absoluteString)")): HTTP \(code)")
             guard [301, 302, 303, 307, 308].contains(code), [.GET, .HEAD].contains(current.method),
                 let location = response.headers.first(name: "location"),
                 let next = URL(string: location, relativeTo: current.url)?.absoluteURL
             else { return response }
-            if next.host != current.url.host || next.port != current.url.port {
+            if !Self.keepsAuthorization(from: current.url, to: next) {
                 current.headers.removeAll { $0.0.lowercased() == "authorization" }
             }
             current.url = next
@@ -192,6 +227,8 @@ struct FileChunks: AsyncSequence, Sendable {
     let offset: Int64
     let length: Int64
     let check: StreamedFileCheck?
+    /// Each chunk handed to the client counts as progress of the request.
+    let clock: RequestClock?
 
     struct AsyncIterator: AsyncIteratorProtocol {
         let handle: FileHandle?
@@ -199,6 +236,7 @@ struct FileChunks: AsyncSequence, Sendable {
         var remaining: Int64
         let path: String
         let check: StreamedFileCheck?
+        let clock: RequestClock?
 
         mutating func next() async throws -> ByteBuffer? {
             guard remaining > 0, let handle else { return nil }
@@ -212,6 +250,7 @@ struct FileChunks: AsyncSequence, Sendable {
             }
             position += Int64(data.count)
             remaining -= Int64(data.count)
+            clock?.progress(data.count)
             if remaining == 0 { try? handle.close() }
             return ByteBuffer(bytes: data)
         }
@@ -220,6 +259,7 @@ struct FileChunks: AsyncSequence, Sendable {
     func makeAsyncIterator() -> AsyncIterator {
         let handle = FileHandle(forReadingAtPath: path)
         try? handle?.seek(toOffset: UInt64(offset))
-        return AsyncIterator(handle: handle, position: offset, remaining: length, path: path, check: check)
+        return AsyncIterator(
+            handle: handle, position: offset, remaining: length, path: path, check: check, clock: clock)
     }
 }

@@ -53,37 +53,46 @@ public struct HTTPResponse: Sendable {
 public struct HTTPOptions: Sendable {
     /// A PEM file of extra certificate authorities to trust (besides the system's).
     public var caFile: String?
-    /// How retryable requests are retried (connection errors, 408, 429, 5xx).
+    /// How retryable requests are retried (connection errors, 408, 429, 5xx), and the deadline of every request
+    /// across its attempts (renewed by progress at the policy's minimum rate).
     public var retry: RetryPolicy
     /// Seconds to open a connection (TCP and TLS).
     public var connectTimeout: Double
     /// Seconds without a byte from the server before a transfer is abandoned (a stalled body).
     public var idleTimeout: Double
-    /// Seconds for one whole exchange, however steadily the bytes come (a trickle ends too).
+    /// Seconds for one whole exchange, however steadily the bytes come.
     public var overallTimeout: Double
 
     public var attempts: Int { retry.attempts }
 
-    /// Defaults: 5 attempts; connect 10 s, idle 60 s, overall 1 h; `KILN_TIMEOUT` (idle seconds) and
-    /// `KILN_CONNECT_TIMEOUT` change the timeouts for every command.
+    /// Defaults: at most 20 attempts of a request within 150 s in all (`KILN_DEADLINE`), renewed while at least
+    /// 1 KiB/s moves; connect 10 s (`KILN_CONNECT_TIMEOUT`), idle 60 s (`KILN_TIMEOUT`), one exchange 1 h.
     public init(
-        caFile: String? = nil, attempts: Int = 5, baseDelay: Double = 0.5, connectTimeout: Double? = nil,
-        idleTimeout: Double? = nil, overallTimeout: Double = 3600,
+        caFile: String? = nil, attempts: Int = RetryPolicy.defaultAttempts, baseDelay: Double = 0.5,
+        connectTimeout: Double? = nil, idleTimeout: Double? = nil, overallTimeout: Double = 3600,
+        deadline: Double? = nil, minimumRate: Double = RetryPolicy.defaultMinimumRate,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) {
+        func positive(_ name: String) -> Double? {
+            environment[name].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil }
+        }
         self.caFile = caFile
-        self.retry = RetryPolicy(attempts: attempts, baseDelay: baseDelay)
-        self.connectTimeout =
-            connectTimeout ?? environment["KILN_CONNECT_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil }
-            ?? 10
-        self.idleTimeout =
-            idleTimeout ?? environment["KILN_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 60
+        self.retry = RetryPolicy(
+            attempts: attempts, baseDelay: baseDelay,
+            deadline: deadline ?? positive("KILN_DEADLINE") ?? RetryPolicy.defaultDeadline, minimumRate: minimumRate)
+        self.connectTimeout = connectTimeout ?? positive("KILN_CONNECT_TIMEOUT") ?? 10
+        self.idleTimeout = idleTimeout ?? positive("KILN_TIMEOUT") ?? 60
         self.overallTimeout = overallTimeout
     }
 }
 
 public enum HTTPError: Error, CustomStringConvertible, TransientFailure {
     case connection(url: String, detail: String, transient: Bool)
+    /// A connection that was open and then reset or closed by the other end (or something between).
+    case dropped(url: String, detail: String)
+    /// The retries of a request are over: `last` is what the last attempt met, `first` what the first did when
+    /// that was something else (a stall before the deadline cut the last attempt).
+    indirect case gaveUp(attempts: Int, seconds: Double, last: HTTPError, first: HTTPError?)
     case refused(host: String)
     case unknownHost(host: String)
     case timeout(url: String, what: String, seconds: Double?)
@@ -94,10 +103,19 @@ public enum HTTPError: Error, CustomStringConvertible, TransientFailure {
     case status(url: String, status: Int, body: String)
     case file(path: String, detail: String)
 
-    public var description: String {
+    /// Redacted: a URL's query tokens (`_state`, signatures) and echoed credentials never reach a message.
+    public var description: String { Redaction.redact(text) }
+
+    var text: String {
         switch self {
         case .connection(let url, let detail, _):
             return "cannot reach \(url): \(detail). Check the address and that the server is running."
+        case .dropped(let url, let detail):
+            return
+                "\(url): \(detail) during the exchange: the server or something between (a proxy, a load balancer, an unstable network) is dropping connections"
+        case .gaveUp(let attempts, let seconds, let last, let first):
+            let before = first.map { "; the first attempt: \($0.text)" } ?? ""
+            return "\(last.text) (gave up after \(attempts) attempts in \(Self.seconds(seconds.rounded()))\(before))"
         case .refused(let host):
             return "\(host) refused the connection: nothing listens there. Check the address and port."
         case .unknownHost(let host):
@@ -105,7 +123,7 @@ public enum HTTPError: Error, CustomStringConvertible, TransientFailure {
         case .timeout(let url, let what, let seconds):
             let limit = seconds.map { " (\(Self.seconds($0)))" } ?? ""
             return
-                "\(url): \(what) timed out\(limit). A slow server may need a longer limit: --timeout or KILN_TIMEOUT (idle seconds), KILN_CONNECT_TIMEOUT."
+                "\(url): \(what) timed out\(limit). A slow server may need a longer limit: --timeout or KILN_TIMEOUT (idle seconds), KILN_CONNECT_TIMEOUT, KILN_DEADLINE (seconds per request)."
         case .tls(let host, let detail):
             return
                 "TLS with \(host) failed: \(detail). If the registry uses a private CA, pass it with --ca-file; for a plain-HTTP registry, name it with --insecure."
@@ -126,9 +144,23 @@ public enum HTTPError: Error, CustomStringConvertible, TransientFailure {
     public var isTransient: Bool {
         switch self {
         case .connection(_, _, let transient): return transient
-        case .timeout: return true
+        case .dropped, .timeout: return true
         default: return false
         }
+    }
+
+    /// What the last attempt met, when the retries are over.
+    public var underlying: HTTPError {
+        if case .gaveUp(_, _, let last, _) = self { return last.underlying }
+        return self
+    }
+
+    public func givingUp(attempts: Int, seconds: Double, first: Error?) -> Error {
+        guard attempts > 1 else { return self }
+        let earlier = (first as? HTTPError)?.underlying
+        return HTTPError.gaveUp(
+            attempts: attempts, seconds: seconds, last: underlying,
+            first: earlier.flatMap { $0.text == underlying.text ? nil : $0 })
     }
 
     public var retryAfter: Double? { nil }

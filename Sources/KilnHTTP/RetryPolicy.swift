@@ -2,9 +2,15 @@ import Foundation
 import Logging
 
 /// Retries and what they were for, for `--verbose` (`KILN_LOG_LEVEL=debug`): the requests Kiln sent again
-/// behind the user's back, each with its attempt number and what went wrong.
+/// behind the user's back, each with its attempt number and what went wrong. `--debug` (trace) adds every
+/// request and its answer.
 public enum HTTPLog {
     public static let retries = Logger(label: "kiln.http")
+
+    /// Logs at debug, redacted (upload locations carry `_state` tokens).
+    static func debug(_ message: String) {
+        HTTPLog.retries.debug("\(Redaction.redact(message))")
+    }
 }
 
 /// A failure that may go away when the same operation is tried again (a reset connection, a 429 or 5xx).
@@ -13,25 +19,61 @@ public protocol TransientFailure: Error {
     var isTransient: Bool { get }
     /// Seconds the server asked us to wait (Retry-After), if it said.
     var retryAfter: Double? { get }
+    /// The error to report when the retries are over: it says how many attempts were made and for how long (and
+    /// what the first attempt met, when that was something else), so the message tells what happened rather than
+    /// only the last failure. Default: itself.
+    func givingUp(attempts: Int, seconds: Double, first: Error?) -> Error
+}
+
+extension TransientFailure {
+    public func givingUp(attempts: Int, seconds: Double, first: Error?) -> Error { self }
 }
 
 /// Kiln's one retry policy: how many attempts, how long between them (exponential back-off with jitter,
-/// capped; a server's Retry-After wins). The transport applies it to each retryable request; an operation made
-/// of several requests (a blob upload: start a session, then PUT) applies it to the whole operation and sends
-/// its requests as non-retryable, so retries never nest.
+/// capped; a server's Retry-After wins, up to `maxRetryAfter`), and how long one request may take across all its
+/// attempts (`deadline`, waits included). The deadline is renewed by progress: whenever the bytes moved since
+/// the last renewal average `minimumRate` per second or more, the request has `deadline` seconds again, so a
+/// large healthy transfer is never cut, while a stalled or trickling server (below `minimumRate`) is given up
+/// after `deadline` seconds in all.
+///
+/// The transport applies it to each retryable request; an operation made of several requests (a blob upload:
+/// start a session, then PUT) applies it per request with a `RetryBudget` and sends its requests as
+/// non-retryable, so retries never nest.
 public struct RetryPolicy: Sendable {
+    /// The most attempts of one request (the deadline usually ends a failing request first).
     public var attempts: Int
     /// First back-off delay in seconds; doubled each attempt, with jitter, capped at `maxDelay`.
     public var baseDelay: Double
     public var maxDelay: Double
-    /// The longest Retry-After honoured; a server asking for more gets this.
+    /// The longest Retry-After honoured; a server asking for more gets this (and the wait counts in `deadline`).
     public var maxRetryAfter: Double
+    /// Seconds one request may take across all its attempts, back-off and Retry-After included.
+    public var deadline: Double
+    /// Bytes per second that count as progress and renew `deadline`.
+    public var minimumRate: Double
 
-    public init(attempts: Int = 5, baseDelay: Double = 0.5, maxDelay: Double = 30, maxRetryAfter: Double = 60) {
+    public static let defaultAttempts = 20
+    public static let defaultDeadline: Double = 150
+    public static let defaultMinimumRate: Double = 1024
+
+    public init(
+        attempts: Int = RetryPolicy.defaultAttempts, baseDelay: Double = 0.5, maxDelay: Double = 8,
+        maxRetryAfter: Double = 30, deadline: Double = RetryPolicy.defaultDeadline,
+        minimumRate: Double = RetryPolicy.defaultMinimumRate
+    ) {
         self.attempts = max(1, attempts)
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
         self.maxRetryAfter = maxRetryAfter
+        self.deadline = deadline
+        self.minimumRate = minimumRate
+    }
+
+    /// The same limits for a request sent once (its attempt still has the deadline).
+    public var once: RetryPolicy {
+        var policy = self
+        policy.attempts = 1
+        return policy
     }
 
     /// Statuses that say "try again": timeouts, rate limits, server failures.
@@ -44,17 +86,33 @@ public struct RetryPolicy: Sendable {
         return base * Double.random(in: 0.5...1.0)
     }
 
-    /// Runs `operation` until it succeeds, fails with an error that is not transient, or attempts run out
-    /// (then the last error is thrown). `what` names the operation in the log of retries.
-    public func run<T>(_ what: String, _ operation: (_ attempt: Int) async throws -> T) async throws -> T {
+    /// A new clock for one request under this policy.
+    public func clock() -> RequestClock { RequestClock(budget: deadline, minimumRate: minimumRate) }
+
+    /// Runs `operation` until it succeeds, fails with an error that is not transient, or the request is out of
+    /// attempts or out of time on `clock` (then the last error is thrown, as `givingUp` words it). `what` names
+    /// the operation in the log of retries.
+    public func run<T>(_ what: String, clock: RequestClock? = nil, _ operation: (_ attempt: Int) async throws -> T)
+        async throws -> T
+    {
+        let clock = clock ?? self.clock()
         var attempt = 0
+        var first: Error?
         while true {
             attempt += 1
             do {
                 return try await operation(attempt)
-            } catch let error as TransientFailure where error.isTransient && attempt < attempts {
+            } catch let error as TransientFailure where error.isTransient {
                 let wait = delay(after: attempt, retryAfter: error.retryAfter)
-                HTTPLog.retries.debug(
+                if first == nil { first = error }
+                guard attempt < attempts, wait < clock.remaining else {
+                    if attempts > 1 {
+                        HTTPLog.debug(
+                            "\(what): giving up after \(attempt) attempts in \(Self.format(clock.elapsed)): \(error)")
+                    }
+                    throw error.givingUp(attempts: attempt, seconds: clock.elapsed, first: first)
+                }
+                HTTPLog.debug(
                     "\(what): attempt \(attempt) of \(attempts) failed (\(error)); again in \(Self.format(wait))")
                 try await Self.sleep(wait)
             }
@@ -81,14 +139,70 @@ public struct RetryPolicy: Sendable {
     }
 }
 
+/// One request's time across all its attempts: `budget` seconds from its start, waits included. Progress renews
+/// it: when the bytes moved (sent or received) since the last renewal average at least `minimumRate` per second
+/// (and are at least `minimumRate` bytes), the request has `budget` seconds again from then. A trickle below
+/// the rate never renews it, so it ends `budget` seconds after the request started, however it trickles.
+public final class RequestClock: @unchecked Sendable {
+    public let budget: Double
+    public let minimumRate: Double
+    public let started: Date
+    private let lock = NSLock()
+    private var expiry: Date
+    private var mark: Date
+    private var moved: Int64 = 0
+    private var renewed = 0
+
+    public init(budget: Double, minimumRate: Double, now: Date = Date()) {
+        self.budget = budget
+        self.minimumRate = minimumRate
+        started = now
+        expiry = now.addingTimeInterval(budget)
+        mark = now
+    }
+
+    /// Seconds left before the request is given up (negative once past).
+    public var remaining: Double {
+        lock.lock()
+        defer { lock.unlock() }
+        return expiry.timeIntervalSinceNow
+    }
+
+    /// Seconds since the request started.
+    public var elapsed: Double { Date().timeIntervalSince(started) }
+
+    /// How often progress renewed the budget.
+    public var renewals: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return renewed
+    }
+
+    /// Records `bytes` moved.
+    public func progress(_ bytes: Int, now: Date = Date()) {
+        lock.lock()
+        defer { lock.unlock() }
+        moved += Int64(bytes)
+        guard Double(moved) >= minimumRate * max(now.timeIntervalSince(mark), 1) else { return }
+        mark = now
+        moved = 0
+        expiry = now.addingTimeInterval(budget)
+        renewed += 1
+    }
+}
+
 /// The policy applied to an operation of several requests (a blob upload: start a session, PATCH chunks, PUT),
-/// whose requests the transport sends once each: every request gets the policy's attempts in a row, counted
+/// whose requests the transport sends once each: every request gets the policy's attempts and deadline, counted
 /// per request (named by the caller, e.g. `PATCH at 4194304`), whatever the others do, and a request's count
-/// starts again when it succeeds. So a long upload through a flaky network finishes, while one whose request
-/// keeps failing (or keeps losing its session before the same request) stops after `attempts` tries of it.
+/// and clock start again when it succeeds. Progress renews the budget: a chunk the registry confirmed moves the
+/// upload to the next offset, a new request with attempts of its own. So a long upload through a flaky network
+/// finishes, while one whose request keeps failing (or keeps losing its session before the same request) stops
+/// after `attempts` tries or `deadline` seconds of it.
 public struct RetryBudget: Sendable {
     public let policy: RetryPolicy
-    private var failures: [String: Int] = [:]
+    private var failures: [String: (count: Int, since: Date)] = [:]
+    /// When the request now being sent started (the end of the one before, or of the wait before it).
+    private var current = Date()
     /// Failures of any request so far.
     public private(set) var total = 0
 
@@ -96,24 +210,31 @@ public struct RetryBudget: Sendable {
         self.policy = policy
     }
 
-    /// Records a failure of `request`: rethrows it when it is not transient or that request's attempts are
-    /// spent, else waits.
+    /// Records a failure of `request`: rethrows it when it is not transient or that request's attempts or time
+    /// are spent (worded by `givingUp`), else waits.
     public mutating func failed(_ error: Error, request: String) async throws {
         guard let transient = error as? TransientFailure, transient.isTransient else { throw error }
-        let count = failures[request, default: 0] + 1
-        failures[request] = count
+        var entry = failures[request] ?? (count: 0, since: current)
+        entry.count += 1
+        failures[request] = entry
         total += 1
-        guard count < policy.attempts else {
-            HTTPLog.retries.debug("\(request): giving up after \(count) attempts: \(error)")
-            throw error
+        let elapsed = Date().timeIntervalSince(entry.since)
+        let wait = policy.delay(after: entry.count, retryAfter: transient.retryAfter)
+        guard entry.count < policy.attempts, elapsed + wait < policy.deadline else {
+            HTTPLog.debug(
+                "\(request): giving up after \(entry.count) attempts in \(RetryPolicy.format(elapsed)): \(error)")
+            throw transient.givingUp(attempts: entry.count, seconds: elapsed, first: nil)
         }
-        let wait = policy.delay(after: count, retryAfter: transient.retryAfter)
-        HTTPLog.retries.debug(
-            "\(request): attempt \(count) of \(policy.attempts) failed (\(error)); again in \(RetryPolicy.format(wait))"
+        HTTPLog.debug(
+            "\(request): attempt \(entry.count) of \(policy.attempts) failed (\(error)); again in \(RetryPolicy.format(wait))"
         )
         try await RetryPolicy.sleep(wait)
+        current = Date()
     }
 
-    /// `request` succeeded: its failures before no longer count.
-    public mutating func succeeded(_ request: String) { failures[request] = nil }
+    /// `request` succeeded: its failures before no longer count, and the next request starts now.
+    public mutating func succeeded(_ request: String) {
+        failures[request] = nil
+        current = Date()
+    }
 }

@@ -3,17 +3,20 @@ import Yams
 
 /// Expands a recipe with `matrix: {file: assetchains.json}` into one document per entry of that JSON array,
 /// substituting `{{field}}` (or `{{field | lower}}`) in every string. A list item that is exactly `{{args}}`
-/// becomes the entry's komodod arguments: `-ac_name=…` first, the other fields in name order, and a list value
-/// repeating its flag (`-addnode=a -addnode=b`), as komodo's own `listassetchainparams` prints them.
-/// `{{chain}}` names the chain as dPoW does: the last component of its `datadir` when it has one (dPoW's file
-/// runs GLEEC twice, the old chain in `GLEEC_OLD`), else its `ac_name`. `${NAME}` in a value is replaced from
-/// the matrix's `env` (komodod would get it literally: no shell runs between the image and komodod).
+/// becomes the entry's fields as flags: the derivations' leading fields first, the others in name order, and a
+/// list value repeating its flag (`-addnode=a -addnode=b`). Fields an entry lacks may be computed by the
+/// caller's `MatrixDerivation`s (Komodo's ports, for instance). `${NAME}` in a value is replaced from the
+/// matrix's `env` (the program would get it literally: no shell runs between the image and its entrypoint).
 struct Matrix {
     let file: String
+    let derivations: [any MatrixDerivation]
     var diagnostics: [Diagnostic] = []
     var environment: [String: String] = [:]
 
-    init(file: String) { self.file = file }
+    init(file: String, derivations: [any MatrixDerivation] = []) {
+        self.file = file
+        self.derivations = derivations
+    }
 
     typealias Entry = [String: Any]
 
@@ -72,7 +75,7 @@ struct Matrix {
             diagnostics.append(
                 Diagnostic(
                     location, "matrix file '\(path)' must be a non-empty JSON array of objects",
-                    hint: "use komodo's assetchains.json format"))
+                    hint: "one object per image, e.g. komodo's assetchains.json"))
             return nil
         }
         for (key, value) in map where key.string != "file" {
@@ -91,16 +94,18 @@ struct Matrix {
             for (key, value) in entry {
                 expanded[key] = expand(value, field: key, entry: entry, index: index, location: location, path: path)
             }
-            if KomodoPorts.needsDatadir(expanded.mapValues(Self.text)), expanded["datadir"] == nil {
-                // komodod refuses to start this chain without -datadir: give it dPoW's.
-                guard let home = environment["HOME"] else {
-                    diagnostics.append(
-                        Diagnostic(
-                            location, "\(path): komodod v0.9.2-2 starts the old GLEEC chain only with -datadir",
-                            hint: "give the image's home under the matrix: `env: {HOME: /home/komodo}`"))
+            for derivation in derivations {
+                do {
+                    let added = try derivation.completion(
+                        of: expanded.mapValues(Self.text), environment: environment)
+                    for (field, value) in added where expanded[field] == nil { expanded[field] = value }
+                } catch let error as MatrixDerivationError {
+                    diagnostics.append(Diagnostic(location, "\(path): \(error.message)", hint: error.hint))
+                    return nil
+                } catch {
+                    diagnostics.append(Diagnostic(location, "\(path): \(error)"))
                     return nil
                 }
-                expanded["datadir"] = home + "/.komodo/GLEEC_OLD"
             }
             entries.append(expanded)
         }
@@ -118,10 +123,11 @@ struct Matrix {
         while let open = text.range(of: "${"), let close = text[open.upperBound...].firstIndex(of: "}") {
             let name = String(text[open.upperBound..<close])
             guard let replacement = environment[name] else {
-                let chain = Self.text(entry["ac_name"] ?? "#\(index + 1)")
                 diagnostics.append(
                     Diagnostic(
-                        location, "\(path): \(chain)'s \(field) uses ${\(name)}, which komodod would get literally",
+                        location,
+                        "\(path): \(entryName(entry, index))'s \(field) uses ${\(name)}, which the program would get "
+                            + "literally",
                         hint: "give its value under the matrix: `matrix: {file: \(path), env: {\(name): …}}`"))
                 return value
             }
@@ -130,20 +136,24 @@ struct Matrix {
         return text
     }
 
-    /// `{{datadir}}`: where komodod keeps the chain, `$HOME/.komodo/SYMBOL` unless the entry says.
-    private func computed(_ field: String, _ entry: Entry) -> Any? {
-        guard field == "datadir", let home = environment["HOME"] else { return nil }
-        return home + "/.komodo/" + Self.text(entry["ac_name"] ?? "")
+    /// How messages name an entry: its first leading field's value, else its position.
+    func entryName(_ entry: Entry, _ index: Int) -> String {
+        for field in derivations.flatMap(\.leadingFields) {
+            if let value = entry[field] { return Self.text(value) }
+        }
+        return "#\(index + 1)"
     }
 
-    /// dPoW's name for a chain: its datadir's last component when it has one, else its ac_name.
-    static func chainName(_ entry: Entry) -> String {
-        if let datadir = entry["datadir"] as? String,
-            let last = datadir.split(separator: "/").last(where: { !$0.isEmpty })
-        {
-            return String(last)
+    /// A field the entry lacks, from the first derivation that computes it.
+    private func derived(_ field: String, _ entry: Entry) throws -> String? {
+        for derivation in derivations where derivation.fields.contains(field) {
+            if let value = try derivation.value(
+                of: field, entry: entry.mapValues(Self.text), environment: environment)
+            {
+                return value
+            }
         }
-        return text(entry["ac_name"] ?? "")
+        return nil
     }
 
     private func substitute(_ node: Node, entry: Entry, index: Int, problems: inout [Diagnostic]) -> Node {
@@ -162,7 +172,7 @@ struct Matrix {
             var items: [Node] = []
             for item in seq {
                 if case .scalar(let s) = item, s.string.trimmingCharacters(in: .whitespaces) == "{{args}}" {
-                    items += Self.arguments(entry).map { arg in
+                    items += arguments(entry).map { arg in
                         var copy = s
                         copy.string = arg
                         copy.style = .doubleQuoted
@@ -196,8 +206,22 @@ struct Matrix {
             let field = expression.first ?? ""
             let location = SourceLocation(file: file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
             if field == "args" {
-                result += Self.arguments(entry).joined(separator: " ")
-            } else if let value = field == "chain" ? Self.chainName(entry) : (entry[field] ?? computed(field, entry)) {
+                result += arguments(entry).joined(separator: " ")
+                rest = rest[close.upperBound...]
+                continue
+            }
+            let value: Any?
+            do {
+                value = try entry[field] ?? derived(field, entry)
+            } catch {
+                let hint = (error as? MatrixDerivationError)?.hint ?? "give \"\(field)\" in the matrix entry"
+                problems.append(
+                    Diagnostic(location, "cannot compute \(field) for \(entryName(entry, index)): \(error)", hint: hint)
+                )
+                rest = rest[close.upperBound...]
+                continue
+            }
+            if let value {
                 var rendered = Self.text(value)
                 for filter in expression.dropFirst() {
                     switch filter {
@@ -209,24 +233,10 @@ struct Matrix {
                     }
                 }
                 result += rendered
-            } else if field == "p2p_port" || field == "rpc_port" {
-                do {
-                    let ports = try KomodoPorts.ports(entry.mapValues(Self.text))
-                    result += String(field == "p2p_port" ? ports.p2p : ports.rpc)
-                } catch {
-                    let name = Self.text(entry["ac_name"] ?? "#\(index + 1)")
-                    problems.append(
-                        Diagnostic(
-                            location, "cannot compute \(field) for \(name): \(error)",
-                            hint:
-                                "add \"p2p_port\" and \"rpc_port\" (komodod's ports for the chain) to its matrix entry")
-                    )
-                }
             } else {
-                let name = Self.text(entry["ac_name"] ?? "#\(index + 1)")
                 problems.append(
                     Diagnostic(
-                        location, "template field '\(field)' is missing from matrix entry \(name)",
+                        location, "template field '\(field)' is missing from matrix entry \(entryName(entry, index))",
                         hint: "add \"\(field)\" to every entry of the matrix file, or use one of: "
                             + entry.keys.sorted().joined(separator: ", ")))
             }
@@ -235,17 +245,17 @@ struct Matrix {
         return result + rest
     }
 
-    /// Matrix fields that describe the image, not komodod flags.
-    static let notArguments: Set<String> = ["p2p_port", "rpc_port"]
-
-    /// komodod's command-line flags for a chain.
-    static func arguments(_ entry: Entry) -> [String] {
-        let keys = entry.keys.filter { !notArguments.contains($0) }.sorted { a, b in
-            a == "ac_name" ? b != "ac_name" : (b == "ac_name" ? false : a < b)
+    /// The entry's fields as command-line flags (the derivations' image fields left out).
+    func arguments(_ entry: Entry) -> [String] {
+        let computed = Set(derivations.flatMap(\.imageFields))
+        let leading = derivations.flatMap(\.leadingFields)
+        let rank = { (key: String) in leading.firstIndex(of: key) ?? leading.count }
+        let keys = entry.keys.filter { !computed.contains($0) }.sorted { a, b in
+            rank(a) != rank(b) ? rank(a) < rank(b) : a < b
         }
         return keys.flatMap { key -> [String] in
-            if let list = entry[key] as? [Any] { return list.map { "-\(key)=\(text($0))" } }
-            return ["-\(key)=\(text(entry[key]!))"]
+            if let list = entry[key] as? [Any] { return list.map { "-\(key)=\(Self.text($0))" } }
+            return ["-\(key)=\(Self.text(entry[key]!))"]
         }
     }
 

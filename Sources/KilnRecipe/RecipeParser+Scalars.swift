@@ -20,7 +20,7 @@ extension RecipeParser {
 
     mutating func tag(_ node: Node, _ what: String, _ given: String? = nil) -> String? {
         guard let text = given ?? string(node, what) else { return nil }
-        guard text.range(of: #"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
+        guard OCITag.isValid(text) else {
             report(
                 node, "\(what) '\(text)' is not a valid OCI tag",
                 hint: "use letters, digits, _ . - (max 128, not starting with . or -), e.g. 0.9.0")

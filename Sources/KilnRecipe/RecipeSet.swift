@@ -10,8 +10,9 @@ public struct RecipeSet: Sendable {
     public func recipe(named name: String) -> Recipe? { recipes.first { $0.name == name } }
 
     /// Loads recipe files and directories (every `*.yaml`/`*.yml` in a directory, not recursing, hidden files
-    /// skipped). Throws one `RecipeError` with every problem found.
-    public static func load(paths: [String]) throws -> RecipeSet {
+    /// skipped). Throws one `RecipeError` with every problem found. `derivations` are the product rules a
+    /// matrix may use (Kiln's CLI passes Komodo's).
+    public static func load(paths: [String], derivations: [any MatrixDerivation] = []) throws -> RecipeSet {
         var files: [String] = []
         var diagnostics: [Diagnostic] = []
         for path in paths {
@@ -43,7 +44,7 @@ public struct RecipeSet: Sendable {
             }
             switch RecipeLimits.text(data, file: file) {
             case .success(let text):
-                let (parsed, problems) = parse(text, file: file)
+                let (parsed, problems) = parse(text, file: file, derivations: derivations)
                 recipes += parsed
                 diagnostics += problems
             case .failure(let problem): diagnostics.append(problem)
@@ -56,7 +57,9 @@ public struct RecipeSet: Sendable {
     }
 
     /// Parses one recipe file's text (a matrix recipe gives several recipes).
-    public static func parse(_ text: String, file: String) -> ([Recipe], [Diagnostic]) {
+    public static func parse(_ text: String, file: String, derivations: [any MatrixDerivation] = []) -> (
+        [Recipe], [Diagnostic]
+    ) {
         if let problem = RecipeLimits.checkText(text, file: file) { return ([], [problem]) }
         let root: Node
         do {
@@ -77,7 +80,7 @@ public struct RecipeSet: Sendable {
             return ([], [Diagnostic(SourceLocation(file: file, line: 1, column: 1), "\(error)")])
         }
         if let problem = RecipeLimits.check(root, file: file) { return ([], [problem]) }
-        var matrix = Matrix(file: file)
+        var matrix = Matrix(file: file, derivations: derivations)
         guard let documents = matrix.expand(root) else { return ([], matrix.diagnostics) }
         var recipes: [Recipe] = []
         var diagnostics = matrix.diagnostics

@@ -48,10 +48,7 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
         let lastSlash = rest.lastIndex(of: "/")
         if let colon = rest.lastIndex(of: ":"), lastSlash.map({ colon > $0 }) ?? true {
             let t = String(rest[rest.index(after: colon)...])
-            guard t.range(of: #"^[\w][\w.-]{0,127}$"#, options: .regularExpression) != nil else {
-                throw ParseError.invalid(
-                    text, reason: "tag '\(t)' must be 1-128 of letters, digits, _ . - (not starting with . or -)")
-            }
+            guard OCITag.isValid(t) else { throw ParseError.invalid(text, reason: "tag '\(t)' must be \(OCITag.rule)") }
             tag = t
             rest = rest[..<colon]
         }

@@ -59,19 +59,6 @@ struct RegistryErrorBody: Codable, Sendable {
     }
 }
 
-/// Keeps credentials out of what Kiln prints: error bodies of registries that echo the request's
-/// Authorization header, and any text holding a known secret.
-public enum Redaction {
-    public static func redact(_ text: String, secrets: [String] = []) -> String {
-        var result = text.replacingOccurrences(
-            of: #"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._~-]{4,}"#, with: "$1 <redacted>", options: .regularExpression)
-        for secret in secrets where secret.count >= 3 {
-            result = result.replacingOccurrences(of: secret, with: "<redacted>")
-        }
-        return result
-    }
-}
-
 extension RegistryClient {
     /// The Authorization header value for these scopes, if the registry wants one.
     func authorization(scopes: [String], repository: String?) async throws -> String? {
@@ -114,12 +101,18 @@ extension RegistryClient {
 
     /// Whether Basic credentials may go to this token realm. Docker sends them to any realm; Kiln refuses a
     /// realm on another host over plain HTTP, where anyone on the path could read them (a registry could
-    /// otherwise point the client anywhere).
+    /// otherwise point the client anywhere). A registry spoken to over plain HTTP may name its own host.
     func mayReceiveCredentials(_ realm: URL) -> Bool {
         guard realm.scheme?.lowercased() == "http" else { return true }
         // The same host name on another port is the same machine; another name may be anywhere.
         let registryName = URL(string: "http://\(host)/")?.host?.lowercased()
         return realm.host?.lowercased() == registryName
+    }
+
+    /// A registry that Kiln speaks TLS to, naming a token realm over plain HTTP (on any host, its own included):
+    /// credentials would cross the network in cleartext although the registry itself is protected.
+    static func isDowngrade(registry base: URL, realm: URL) -> Bool {
+        base.scheme?.lowercased() == "https" && realm.scheme?.lowercased() == "http"
     }
 
     /// The token flow: GET realm?service=…&scope=… with Basic credentials when we have them (and may send
@@ -142,6 +135,16 @@ extension RegistryClient {
             throw RegistryError(
                 registry: registry, repository: repository, step: "authenticating",
                 message: "the token realm \(realm) is not a valid URL")
+        }
+        let base = try await baseURL()
+        if credential != nil, Self.isDowngrade(registry: base, realm: url) {
+            // Nothing is sent: not the credentials, not even a request without them (whose token would then
+            // fail later as "wrong credentials").
+            throw RegistryError(
+                registry: registry, repository: repository, step: "authenticating",
+                message:
+                    "the registry is served over TLS but names the token realm \(realm), which is plain HTTP: Kiln does not send credentials there in cleartext",
+                hint: "the registry's token realm must be an https:// URL (auth.token.realm in its configuration)")
         }
         var headers: [(String, String)] = []
         let allowed = mayReceiveCredentials(url)

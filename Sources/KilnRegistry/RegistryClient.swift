@@ -49,7 +49,17 @@ public struct RegistryError: Error, CustomStringConvertible, TransientFailure {
         if let code { text += "\(code) " }
         text += message
         if let hint { text += "\n    hint: \(hint)" }
-        return text
+        // Upload locations carry `_state` tokens; bodies may echo credentials.
+        return Redaction.redact(text)
+    }
+
+    /// The error as the retries of an upload's request leave it: final, saying how long it was tried.
+    public func givingUp(attempts: Int, seconds: Double, first: Error?) -> Error {
+        guard attempts > 1 else { return self }
+        var error = self
+        error.isTransient = false
+        error.message += " (gave up after \(attempts) attempts in \(Int(seconds.rounded())) s)"
+        return error
     }
 }
 
@@ -145,7 +155,7 @@ public final class RegistryClient: @unchecked Sendable {
             return https
         } catch let error as HTTPError {
             // Not a TLS port either: the plain-HTTP failure (a dropped connection) is the one to report.
-            if let plainFailure, case .tls(_, let detail) = error, detail.contains("WRONG_VERSION_NUMBER") {
+            if let plainFailure, case .tls(_, let detail) = error.underlying, detail.contains("WRONG_VERSION_NUMBER") {
                 throw RegistryError(
                     registry: registry, step: "connecting", message: plainFailure.description,
                     isTransient: plainFailure.isTransient)
@@ -160,7 +170,7 @@ public final class RegistryClient: @unchecked Sendable {
 
     /// A TLS port answering plain HTTP closes or garbles the exchange; a refusal or a bad name is final.
     static func mayBeTLSPort(_ error: HTTPError) -> Bool {
-        switch error {
+        switch error.underlying {
         case .refused, .unknownHost, .timeout: return false
         default: return true
         }

@@ -4,74 +4,144 @@ extension DeployRefs {
     struct Mount {
         var volume: String
         var path: String
+        var readOnly = false
+    }
+
+    /// RPC credentials a container reads: compose secret files (`komodo-rpcuser`, …) under `/run/secrets`, or
+    /// the Kubernetes Secret `NAME-rpc` holding the same keys.
+    struct SecretSet: Equatable {
+        /// `komodo`, `litecoind`, `iguana` (notary settings).
+        var name: String
+        var files: [String]
+        var optional = false
+
+        static func rpc(_ name: String) -> SecretSet {
+            SecretSet(name: name, files: [name + "-rpcuser", name + "-rpcpassword"])
+        }
+        static let notary = SecretSet(name: "iguana", files: ["iguana-ip", "iguana-pubkey", "iguana-passphrase"])
+        var kubernetesName: String { name == "iguana" ? "iguana-notary" : name + "-rpc" }
     }
 
     /// One container of the node.
     struct Member {
         var service: Service
         var container: String
-        var mounts: [Mount]
-        /// An exec health check (`komodo-cli … getconnectioncount`), when the image has a CLI for one.
-        var probe: [String]?
+        var mounts: [Mount] = []
+        /// Empty, in-memory directories (compose `tmpfs`, Kubernetes `emptyDir` with medium Memory): the RPC
+        /// confs a service writes for itself, and /tmp.
+        var scratch: [String] = []
+        /// The readiness check: an exec through RPC (`komodo-ready`, `litecoin-cli getblockcount`).
+        var ready: [String]?
+        /// The RPC port liveness connects to (TCP only: no RPC call, no lock such as cs_main).
+        var live: Int?
         /// Seconds the daemon gets to flush after the stop signal.
-        var grace: Int
-        /// Whether the RPC credentials are mounted (komodod and the chains write their conf from them).
-        var secrets: Bool
+        var grace = 60
+        var secrets: [SecretSet] = []
+        /// The environment variable that tells the image where the secrets are mounted in Kubernetes.
+        var secretsVariable: String?
+        var environment: [(String, String)] = []
+        var resources: Resources?
+        /// The image writes only to its volumes and scratch directories.
+        var readOnlyRoot = false
+        var p2pPorts: [Port] = []
     }
 
-    /// The services of one node and what they share: the network namespace and komodod's data volume.
+    /// The services of one node: a daemon each, sharing one network namespace, never a data volume.
     struct Node {
         var name: String
         var members: [Member] = []
         var volumes: [(name: String, size: String)] = []
         var options: Options
+        var isKomodo: Bool
 
         init(_ services: [Service], _ options: Options) {
-            name = label(options.node)
+            isKomodo = services.contains { $0.isKomodo }
+            name = label(options.node ?? (isKomodo ? "komodo-node" : "node"))
             self.options = options
             let komodoHome = "/home/komodo"
-            var chainMounts: [(volume: String, relative: String)] = []
+            // What iguana writes for itself: SECRET:PATH-UNDER-HOME:PORT (see iguana-start).
+            var iguanaConfs: [String] = []
             for service in services {
                 let container = label(service.name)
-                var member = Member(
-                    service: service, container: container, mounts: [], probe: nil, grace: 60, secrets: false)
+                var member = Member(service: service, container: container)
+                member.p2pPorts = service.p2pPorts(mode: service.isIguana ? options.iguanaMode : nil)
+                member.resources = defaultResources(service)
                 if service.isKomodo {
-                    // Every Komodo container sees KMD's data (and komodo.conf) where komodod keeps it.
-                    member.mounts.append(Mount(volume: "komodo-data", path: service.home + "/.komodo"))
                     member.grace = 300
-                    member.secrets = true
-                    member.probe = ["komodo-cli", "getconnectioncount"]
+                    member.secrets = [.rpc("komodo")]
+                    member.secretsVariable = "KOMODO_RPC_SECRETS"
+                    member.readOnlyRoot = true
+                    member.scratch = ["/tmp"]
+                    member.live = service.rpcPort
                     if let chain = service.chain {
                         let standard = service.home + "/.komodo/" + chain
                         let datadir = service.labels["io.komodo.datadir"] ?? standard
+                        // The chain's own volume; its ~/.komodo holds only KMD's conf, written from the secret.
+                        member.scratch.append(service.home + "/.komodo")
                         member.mounts.append(Mount(volume: container + "-data", path: datadir))
-                        member.probe =
-                            ["komodo-cli", "-ac_name=" + chain]
-                            + (datadir == standard ? [] : ["-datadir=" + datadir]) + ["getconnectioncount"]
-                        if datadir.hasPrefix(komodoHome + "/") {
-                            chainMounts.append((container + "-data", String(datadir.dropFirst(komodoHome.count))))
+                        member.ready =
+                            ["komodo-ready", "-ac_name=" + chain] + (datadir == standard ? [] : ["-datadir=" + datadir])
+                        if datadir.hasPrefix(komodoHome + "/"), let port = service.rpcPort {
+                            iguanaConfs.append(
+                                "komodo:\(datadir.dropFirst(komodoHome.count + 1))/\(chain).conf:\(port)")
                         }
+                    } else {
+                        member.mounts.append(Mount(volume: "komodo-data", path: service.home + "/.komodo"))
+                        // backupwallet writes into komodod's -exportdir (komodo-backup, komodo-start).
+                        member.mounts.append(Mount(volume: "komodo-backup", path: service.home + "/backup"))
+                        member.environment.append(("KOMODO_EXPORTDIR", service.home + "/backup"))
+                        // Never a one-word command: podman (4.3) runs a one-element healthcheck through /bin/sh,
+                        // which the image does not have. -datadir is komodod's default.
+                        member.ready = ["komodo-ready", "-datadir=" + service.home + "/.komodo"]
+                        iguanaConfs.append("komodo:.komodo/komodo.conf:\(service.rpcPort ?? 7771)")
                     }
                 } else {
                     for path in service.volumes {
                         let volume = service.volumes.count == 1 ? container + "-data" : container + "-" + slug(path)
                         member.mounts.append(Mount(volume: volume, path: path))
                     }
-                    if thirdPartyDaemons.contains(service.name) {
-                        member.probe = [String(service.name.dropLast()) + "-cli", "getconnectioncount"]
+                    if service.isCoin, let secret = service.environment["COIN_SECRET"] {
                         member.grace = 300
+                        member.secrets = [.rpc(secret)]
+                        member.secretsVariable = "COIN_RPC_SECRETS"
+                        member.readOnlyRoot = true
+                        member.scratch = ["/tmp"]
+                        member.live = service.rpcPort
+                        let cli = String(service.name.dropLast()) + "-cli"
+                        member.ready = [cli, "getblockcount"]
+                        if let conf = service.environment["COIN_CONF"], conf.hasPrefix(service.home + "/"),
+                            let port = service.rpcPort
+                        {
+                            iguanaConfs.append("\(secret):\(conf.dropFirst(service.home.count + 1)):\(port)")
+                        }
+                    } else if service.isIguana {
+                        member.grace = 30
+                        member.readOnlyRoot = true
+                        member.scratch = ["/tmp"]
+                        member.live = service.port("rpc", mode: options.iguanaMode)
+                        member.environment.append(("IGUANA_MODE", options.iguanaMode))
+                        member.secretsVariable = "IGUANA_SECRETS"
                     }
                 }
                 members.append(member)
             }
-            // iguana reads the daemons' confs under its own $HOME/.komodo. Writable only so that the runtime can
-            // create the nested mount points; iguana does not write there.
-            for index in members.indices where members[index].service.name == "iguana" && !chainMounts.isEmpty {
+            // iguana: the daemons' RPC secrets, read-only, and scratch directories for the confs it writes from
+            // them; none of the daemons' volumes.
+            for index in members.indices where members[index].service.isIguana {
                 let home = members[index].service.home
-                members[index].mounts.append(Mount(volume: "komodo-data", path: home + "/.komodo"))
-                for chain in chainMounts {
-                    members[index].mounts.append(Mount(volume: chain.volume, path: home + chain.relative))
+                let secrets = members.compactMap { $0.secrets.first }
+                var seen: Set<String> = []
+                members[index].secrets = secrets.filter { seen.insert($0.name).inserted }
+                if options.iguanaMode != "none" { members[index].secrets.append(.notary) }
+                if !iguanaConfs.isEmpty {
+                    members[index].environment.append(("IGUANA_RPC_CONFS", iguanaConfs.joined(separator: " ")))
                 }
+                var tops: Set<String> = []
+                for entry in iguanaConfs {
+                    let path = entry.split(separator: ":").dropFirst().first ?? ""
+                    if let top = path.split(separator: "/").first { tops.insert(String(top)) }
+                }
+                members[index].scratch += tops.sorted().map { home + "/" + $0 }
             }
             var seen: Set<String> = []
             for member in members {
@@ -85,22 +155,36 @@ extension DeployRefs {
             volumes.sort { $0.name < $1.name }
         }
 
-        /// Every member's P2P ports: published once, on the namespace they share.
-        var p2pPorts: [Port] { Array(Set(members.flatMap(\.service.p2pPorts))).sorted() }
-        var grace: Int { members.map(\.grace).max() ?? 60 }
-        var usesSecrets: Bool { members.contains(where: \.secrets) }
-    }
+        /// Kubernetes: the Pods use the node's network namespace, as the daemons (and komodod's backup job) call
+        /// each other's RPC on 127.0.0.1.
+        var sharesHostNetwork: Bool { members.count > 1 || members.contains { $0.service.isKomodod } }
 
-    static let secretFiles = ["komodo-rpcuser", "komodo-rpcpassword"]
+        /// Every member's P2P ports: published once, on the namespace they share.
+        var p2pPorts: [Port] { Array(Set(members.flatMap(\.p2pPorts))).sorted() }
+        var secretSets: [SecretSet] {
+            var seen: Set<String> = []
+            return members.flatMap(\.secrets).filter { seen.insert($0.name).inserted }
+        }
+    }
 
     static func compose(_ document: ReleaseDocument, _ node: Node) -> String {
         var out = header(document, .compose)
         out += """
             # The services share the first one's network namespace (network_mode: service:…), so they reach each
-            # other's RPC on 127.0.0.1 as on one host. Only P2P ports are published; RPC binds 127.0.0.1.
-            # Before `up`, put the RPC credentials in ./secrets/komodo-rpcuser and ./secrets/komodo-rpcpassword.
+            # other's RPC on 127.0.0.1 as on one host; RPC binds 127.0.0.1 and is never published. No service
+            # mounts another's data volume.
+            #
+            # Stopping: stop_grace_period is each container's stop timeout. podman-compose 1.6.0 uses it for its
+            # own stop, down and restart only, and creates every container with podman's default of 10 s, which a
+            # plain `podman stop`, a restart policy or a host shutdown then applies. Bring the node up with
+            #   podman-compose --podman-run-args=--stop-timeout=300 up -d
+            # (check: podman inspect --format '{{.Config.StopTimeout}}' CONTAINER).
 
             """
+        let files = node.secretSets.flatMap(\.files)
+        if !files.isEmpty {
+            out += "# Before `up`, put the secrets in ./secrets/: \(files.joined(separator: ", ")).\n"
+        }
         out += "name: \(q(node.name))\nservices:\n"
         let owner = node.members.first?.container
         for member in node.members {
@@ -119,28 +203,53 @@ extension DeployRefs {
                 out += "    network_mode: \(q("service:" + owner))\n"
                 out += "    depends_on: \(list([owner]))\n"
             }
+            if member.readOnlyRoot { out += "    read_only: true\n" }
+            if !member.scratch.isEmpty {
+                out += "    tmpfs:\n"
+                for path in member.scratch { out += "      - \(q(path + ":mode=1777"))\n" }
+            }
             if !member.mounts.isEmpty {
                 out += "    volumes:\n"
-                for mount in member.mounts { out += "      - \(q("\(mount.volume):\(mount.path)"))\n" }
+                for mount in member.mounts {
+                    out += "      - \(q("\(mount.volume):\(mount.path)" + (mount.readOnly ? ":ro" : "")))\n"
+                }
             }
-            if member.secrets { out += "    secrets: \(list(secretFiles))\n" }
-            // iguana reads the daemons' confs, which komodod writes group 0 (the images' data directories are
-            // group 0 and setgid); Kubernetes gets the same from fsGroup.
-            if member.service.name == "iguana" && node.usesSecrets { out += "    group_add: [\"0\"]\n" }
-            if let probe = member.probe {
-                out += "    healthcheck:\n      test: \(list(["CMD"] + probe))\n"
+            let secretFiles = member.secrets.flatMap(\.files)
+            if !secretFiles.isEmpty { out += "    secrets: \(list(secretFiles))\n" }
+            if !member.environment.isEmpty {
+                out += "    environment:\n"
+                for (key, value) in member.environment { out += "      \(key): \(q(value))\n" }
+            }
+            if let ready = member.ready {
+                // Readiness through RPC; podman runs it on its own timer and restarts nothing.
+                out += "    healthcheck:\n      test: \(list(["CMD"] + ready))\n"
                 out +=
                     "      interval: \"60s\"\n      timeout: \"30s\"\n      retries: 5\n      start_period: \"3600s\"\n"
             }
+            if let resources = member.resources {
+                out += "    deploy:\n      resources:\n"
+                out += "        limits:\n          memory: \(q(composeBytes(resources.memoryLimit)))\n"
+                out += "        reservations:\n          cpus: \(q(cpus(resources.cpu)))\n"
+                out += "          memory: \(q(composeBytes(resources.memory)))\n"
+            }
+            // podman's json-file (k8s-file) driver rotates at max-size.
+            out += "    logging:\n      driver: \"json-file\"\n"
+            out += "      options:\n        max-size: \"20m\"\n        max-file: \"5\"\n"
         }
         if !node.volumes.isEmpty {
             out += "volumes:\n"
             for volume in node.volumes { out += "  \(q(volume.name)): {}\n" }
         }
-        if node.usesSecrets {
+        if !files.isEmpty {
             out += "secrets:\n"
-            for file in secretFiles { out += "  \(q(file)):\n    file: \(q("./secrets/" + file))\n" }
+            for file in files { out += "  \(q(file)):\n    file: \(q("./secrets/" + file))\n" }
         }
         return out
+    }
+
+    /// `250m` → `0.25`, `1` → `1`: compose's CPU count.
+    static func cpus(_ quantity: String) -> String {
+        guard quantity.hasSuffix("m"), let milli = Int(quantity.dropLast()) else { return quantity }
+        return String(format: "%g", Double(milli) / 1000)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KilnBuild
 import KilnHTTP
+import KilnKomodo
 import KilnLayer
 import KilnOCI
 import KilnRecipe
@@ -69,7 +70,7 @@ public struct Verifier: Sendable {
         let (data, descriptor) = try await client.manifest(repository, reference.identifier)
         let annotations = try JSONDecoder().decode(Annotated.self, from: data).annotations ?? [:]
         let name = String(repository.split(separator: "/").last ?? Substring(repository))
-        let set = try RecipeSet.load(paths: recipes)
+        let set = try RecipeSet.load(paths: recipes, derivations: [KomodoMatrix()])
         guard set.recipe(named: name) != nil else {
             throw ReleaseError.invalidArgument(
                 "no recipe named '\(name)' (the repository's last component) in \(recipes.joined(separator: ", ")); "

@@ -1,6 +1,7 @@
 import Foundation
 import KilnLayer
 import KilnOCI
+import KilnStore
 
 #if canImport(Glibc)
     import Glibc
@@ -53,9 +54,13 @@ public struct EnvironmentRoot: Sendable {
         if let text = try? String(contentsOfFile: providedFile, encoding: .utf8) {
             return EnvironmentRoot(path: directory + "/root", provided: text.split(separator: "\n").map(String.init))
         }
-        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
-        let staging = cache + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let staged: StagedDirectory
+        do {
+            staged = try StagedDirectory(in: cache)
+        } catch {
+            throw SandboxError.environment(path: cache, detail: "\(error)")
+        }
+        let staging = staged.path
         try FileManager.default.createDirectory(atPath: staging + "/root", withIntermediateDirectories: true)
         // Resolved once, so the containment check in `place` compares real paths.
         guard let resolved = realpath(staging + "/root", nil) else { throw error(staging + "/root") }
@@ -65,8 +70,10 @@ public struct EnvironmentRoot: Sendable {
         let provided = try provide(under: root)
         try Data((provided.joined(separator: "\n") + "\n").utf8).write(
             to: URL(fileURLWithPath: staging + "/provided"))
-        if rename(staging, directory) != 0 && errno != EEXIST && errno != ENOTEMPTY {
-            throw SandboxError.environment(path: directory, detail: String(cString: strerror(errno)))
+        do {
+            try staged.publish(as: directory)
+        } catch {
+            throw SandboxError.environment(path: directory, detail: "\(error)")
         }
         return EnvironmentRoot(path: directory + "/root", provided: provided)
     }
@@ -100,19 +107,46 @@ public struct EnvironmentRoot: Sendable {
             return
         case .file(.bytes(let data)):
             unlink(path)
-            try data.write(to: URL(fileURLWithPath: path))
+            try write(path) { fd in
+                data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count }
+            }
         case .file(.path(let source)):
             unlink(path)
             // Copied, never hard-linked: a link changes the cached file's ctime and link count, which layer
             // writing checks to detect a file changing under it (and the input-digest cache keys on).
-            do {
-                try FileManager.default.copyItem(atPath: source, toPath: path)
-            } catch {
-                throw SandboxError.environment(path: path, detail: "cannot copy \(source): \(error)")
+            let input = open(source, O_RDONLY | O_CLOEXEC)
+            guard input >= 0 else {
+                throw SandboxError.environment(
+                    path: path, detail: "cannot copy \(source): \(String(cString: strerror(errno)))")
+            }
+            defer { close(input) }
+            try write(path) { fd in
+                var buffer = [UInt8](repeating: 0, count: 1 << 16)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n < 0 { return false }
+                    if n == 0 { return true }
+                    guard buffer.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, n) }) == n else { return false }
+                }
             }
         }
         // setuid and setgid bits mean nothing in a user namespace; builds get the permission bits only.
         if chmod(path, mode_t(entry.mode & 0o777)) != 0 { throw error(path) }
+    }
+
+    /// Creates `path` and fills it through `fill`, with the descriptor opened close-on-exec: a child another
+    /// thread starts meanwhile must not inherit it, or exec'ing this file in a sandbox fails with "Text file
+    /// busy" while that child lives (Foundation's writers open without O_CLOEXEC).
+    static func write(_ path: String, fill: (Int32) -> Bool) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw error(path) }
+        let filled = fill(fd)
+        let failure = errno
+        close(fd)
+        guard filled else {
+            throw SandboxError.environment(path: path, detail: String(cString: strerror(failure)))
+        }
     }
 
     /// The alternatives and account files the set lacks; see the type's documentation.
@@ -137,7 +171,9 @@ public struct EnvironmentRoot: Sendable {
         ]
         for (path, content) in accounts where !exists(path) {
             try makeParents(root + path)
-            try Data(content.utf8).write(to: URL(fileURLWithPath: root + path))
+            try write(root + path) { fd in
+                Array(content.utf8).withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count }
+            }
             provided.append("\(path) (root and nobody only)")
         }
         return provided

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import KilnOCI
 
 /// Somewhere images are read from: the store, a registry repository.
@@ -62,11 +63,11 @@ public func copyImage(
         }
         return data
     }
-    let written = Counter()
+    let written = Mutex(0)
     try await Bounded.forEach(graph.blobs.map(\.descriptor), limit: jobs) { blob in
         guard try await !sink.has(blob) else { return }
         try await sink.putBlob(blob, from: source)
-        written.add()
+        written.withLock { $0 += 1 }
     }
     var manifests = 0
     for node in graph.nodes where try await !sink.has(node.descriptor) {
@@ -76,7 +77,7 @@ public func copyImage(
     if let top = graph.nodes.last {
         for tag in tags { try await sink.tag(root, data: top.data, as: tag) }
     }
-    return CopyResult(graph: graph, blobsWritten: written.value, manifestsWritten: manifests)
+    return CopyResult(graph: graph, blobsWritten: written.withLock { $0 }, manifestsWritten: manifests)
 }
 
 /// A document the graph names that its source does not have.
@@ -91,9 +92,4 @@ public enum GraphCopyError: Error, CustomStringConvertible {
     }
 }
 
-private final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func add() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
-}
+

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import KilnOCI
 
 #if canImport(Glibc)
@@ -56,7 +57,7 @@ public struct DownloadCache: Sendable, Hashable {
 
     /// Once per directory and process: downloads a killed process left half-written (`.incoming.<pid>-…`).
     static func removeStaleDownloads(in directory: String) {
-        guard cleaned.insert(directory) else { return }
+        guard cleaned.withLock({ $0.insert(directory).inserted }) else { return }
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         where name.hasPrefix(".incoming.") && name.hasSuffix(".tmp") {
             let pid = name.dropFirst(".incoming.".count).split(separator: "-").first.flatMap { pid_t($0) }
@@ -64,14 +65,8 @@ public struct DownloadCache: Sendable, Hashable {
         }
     }
 
-    private static let cleaned = Once()
-
-    private final class Once: @unchecked Sendable {
-        private let lock = NSLock()
-        private var seen: Set<String> = []
-
-        func insert(_ key: String) -> Bool { lock.withLock { seen.insert(key).inserted } }
-    }
+    /// Directories already swept in this process.
+    private static let cleaned = Mutex<Set<String>>([])
 
     /// Files a pre-seeded copy of `digest` (hard link when possible, else a copy) after checking the bytes
     /// that land in the cache. Returns false, leaving nothing behind, when the content differs.

@@ -153,8 +153,12 @@ public struct ImageGraph: Sendable {
         }
 
         static func decode<T: Decodable>(_ type: T.Type, _ data: Data, _ descriptor: Descriptor) throws -> T {
+            // Located and worded (`line 1, column 210 (layers[0].digest): …`), never Foundation's DecodingError text.
             do {
-                return try JSONDecoder().decode(type, from: data)
+                return try CanonicalJSON.decode(type, from: data, path: descriptor.digest.description)
+            } catch let error as JSONDocumentError {
+                throw GraphError.malformed(
+                    digest: descriptor.digest, mediaType: descriptor.mediaType, detail: error.reason)
             } catch {
                 throw GraphError.malformed(
                     digest: descriptor.digest, mediaType: descriptor.mediaType, detail: "\(error)")

@@ -37,14 +37,28 @@ extension OCILayout {
         for tagged in try tags() {
             let reachable: Set<Digest>
             do {
-                reachable = try reachableBlobs(from: tagged.descriptor)
+                reachable =
+                    ImageGraph.isDocument(tagged.descriptor)
+                    ? try ImageGraph.walk(tagged.descriptor) { try readBlob($0.digest) }.digests
+                    : [tagged.descriptor.digest]
             } catch StoreError.missingBlob(let digest, _) {
                 problems[digest] = "missing"
                 reachedBy[digest, default: []].append(tagged.reference)
                 continue
+            } catch GraphError.malformed(let digest, let mediaType, let detail) {
+                // Its bytes match its name, but it is not the document it claims to be (JSON that does not
+                // decode, a digest such as `sha256:../../x`): as bad as a corrupt blob, and what it names is unknown.
+                if problems[digest] == nil { problems[digest] = "malformed: not a valid \(mediaType): \(detail)" }
+                reachedBy[digest, default: []].append(tagged.reference)
+                continue
+            } catch StoreError.corruptBlob(_, let digest, _) {
+                // Already named above (its content hashes to another digest); the tag reaches it.
+                reachedBy[digest, default: []].append(tagged.reference)
+                continue
             } catch {
-                // A corrupt manifest or index: already named above; the tag reaches it.
-                reachedBy[tagged.descriptor.digest, default: []].append(tagged.reference)
+                let digest = tagged.descriptor.digest
+                if problems[digest] == nil { problems[digest] = "unreadable: \(error)" }
+                reachedBy[digest, default: []].append(tagged.reference)
                 continue
             }
             for digest in reachable {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import KilnOCI
 
 #if canImport(Glibc)
@@ -311,19 +312,14 @@ public struct StagingFile: Sendable {
 }
 
 /// One decoded index.json and the bytes it came from (compared whole, so any change by anyone is seen).
-private final class LastIndex: @unchecked Sendable {
-    private let lock = NSLock()
-    private var bytes: Data?
-    private var index: ImageIndex?
+private final class LastIndex: Sendable {
+    private let last = Mutex<(bytes: Data, index: ImageIndex)?>(nil)
 
     func index(for data: Data) -> ImageIndex? {
-        lock.withLock { bytes == data ? index : nil }
+        last.withLock { $0?.bytes == data ? $0?.index : nil }
     }
 
     func remember(_ index: ImageIndex, for data: Data) {
-        lock.withLock {
-            bytes = data
-            self.index = index
-        }
+        last.withLock { $0 = (data, index) }
     }
 }

@@ -34,6 +34,18 @@ public final class StagedDirectory {
     /// Syncs the staged tree and renames it to `slot`. When `slot` already exists another process published
     /// the same content first: the staged copy is dropped and theirs is used.
     public func publish(as slot: String) throws {
+        if try Self.publish(path, as: slot) {
+            open = false
+        } else {
+            discard()
+        }
+    }
+
+    /// The same for a directory staged elsewhere on the slot's filesystem (a build step's result inside its
+    /// staging tree, a source's content root inside an extracted archive): syncs it, renames it to `slot`, and
+    /// keeps the rename. Returns false when `slot` already existed (the caller drops its copy).
+    @discardableResult
+    public static func publish(_ path: String, as slot: String) throws -> Bool {
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
             throw StoreError.io(path: path, operation: "open", detail: String(cString: strerror(errno)))
@@ -47,11 +59,10 @@ public final class StagedDirectory {
                 throw StoreError.io(
                     path: slot, operation: "move into place", detail: String(cString: strerror(errno)))
             }
-            discard()
-            return
+            return false
         }
-        open = false
         AtomicFile.syncDirectory(AtomicFile.directory(of: slot))
+        return true
     }
 
     public func discard() {

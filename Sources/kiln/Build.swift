@@ -5,7 +5,7 @@ import KilnLayer
 import KilnOCI
 import KilnStore
 
-struct Build: AsyncParsableCommand {
+struct Build: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build recipes into images in the local store.",
         discussion: """
@@ -38,7 +38,6 @@ struct Build: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var registryFlags: RegistryFlags
-    @OptionGroup var log: LogOptions
 
     @Option(name: .long, help: "Use this version (tag) for every image instead of the recipes' own.")
     var version: String?
@@ -103,16 +102,11 @@ struct Build: AsyncParsableCommand {
                 throw ValidationError("--platform '\(name)' is not a Linux platform: write os/arch, e.g. linux/arm64")
             }
         }
-        for tag in tags + (version.map { [$0] } ?? []) {
-            guard tag.range(of: #"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
-                throw ValidationError(
-                    "'\(tag)' is not a valid OCI tag: use letters, digits, _ . - (max 128 characters)")
-            }
-        }
+        for tag in tags { try OCITag.check(tag, as: "tag") }
+        if let version { try OCITag.check(version, as: "version") }
     }
 
     func run() async throws {
-        log.bootstrap()
         let started = Date()
         // Arguments that exist on disk are recipe paths; the rest name images.
         let paths = targets.filter { FileManager.default.fileExists(atPath: $0) }

@@ -3,7 +3,7 @@ import Foundation
 import KilnOCI
 import KilnRegistry
 
-struct Copy: AsyncParsableCommand {
+struct Copy: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Copy an image between registries by digest (like `crane copy`, `skopeo copy --all`).",
         discussion: """
@@ -80,7 +80,7 @@ struct Copy: AsyncParsableCommand {
     }
 }
 
-struct TagCommand: AsyncParsableCommand {
+struct TagCommand: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         commandName: "tag",
         abstract: "Add a tag to an image in a registry (like `crane tag`), without pulling it.",
@@ -101,9 +101,7 @@ struct TagCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard newTag.range(of: #"^[\w][\w.-]{0,127}$"#, options: .regularExpression) != nil else {
-            throw ValidationError("'\(newTag)' is not a tag: 1-128 letters, digits, _ . - (not starting with . or -)")
-        }
+        try OCITag.check(newTag, as: "tag")
         let report = try await registryFlags.with(reference) { ref, client in
             let (data, descriptor) = try await client.manifest(ref.repository, ref.identifier)
             try await client.putManifest(ref.repository, newTag, data: data, mediaType: descriptor.mediaType)

@@ -5,24 +5,27 @@ import KilnRelease
 import KilnSign
 import KilnStore
 
-struct DeployRefsCommand: AsyncParsableCommand {
+struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         commandName: "deploy-refs",
         abstract: "Print a release's images by digest, or one node of them as a compose project or a Kubernetes Pod.",
         discussion: """
             --format refs (default): one REGISTRY/REPOSITORY@sha256:… per line. --format compose / kubernetes: \
-            one node: komodod, the assetchains, iguana (and a third-party daemon with --third-party) as \
-            containers sharing one network namespace, so they reach each other on 127.0.0.1. Only P2P ports \
-            (the images' io.komodo.p2p-port label) are published, RPC never; base images are not deployed; \
-            Komodo daemons get 300 s to stop, exec health checks (komodo-cli … getconnectioncount) and their \
-            RPC credentials from a secret (compose: ./secrets/komodo-rpcuser and komodo-rpcpassword; \
-            Kubernetes: the Secret komodo-rpc). Kubernetes: one StatefulSet with fsGroup, a volume claim per \
-            data volume (sizes: --volume-size NAME=SIZE), a headless Service and a LoadBalancer for P2P. \
-            Every image is a digest reference, so a deployment runs exactly the release. Image configs come \
-            from the local store when it has them, else from the registry. Output is deterministic.
+            one node: komodod, the assetchains, iguana (and a third-party daemon with --third-party) sharing \
+            one network namespace, so they reach each other's RPC on 127.0.0.1 (compose: the first service's; \
+            Kubernetes: one StatefulSet per daemon with hostNetwork, held on komodod's node by pod affinity). \
+            Only P2P ports are published (the images' io.komodo.p2p-port label; any other image: the ports it \
+            declares), RPC never; base images are not deployed; no service mounts another's data volume. \
+            Daemons get 300 s to stop, readiness through RPC, liveness by TCP, their RPC credentials from \
+            secrets (compose: ./secrets/NAME-rpcuser and NAME-rpcpassword; Kubernetes: the Secret NAME-rpc), \
+            resource requests and memory limits, read-only root filesystems and (compose) rotated logs; \
+            komodod's wallet is backed up into the komodo-backup volume (Kubernetes: a CronJob). Every image \
+            is a digest reference, so a deployment runs exactly the release. Image configs come from the local \
+            store when it has them, else from the registry. Output is deterministic.
 
               kiln deploy-refs 1.2.0 --format compose --services komodod,doc,marty,iguana -o node/compose.yaml
               kiln deploy-refs 1.2.0 --format kubernetes --third-party litecoind --volume-size komodo-data=200Gi
+              kiln deploy-refs 1.2.0 --format compose --iguana-mode notary -o node/compose.yaml
 
             --key PUB (with -o FILE) also writes, beside FILE, policy.json and registries.d/kiln-release.yaml for \
             podman (or CRI-O): images under the release's REGISTRY/NAMESPACE must carry a cosign signature by \
@@ -46,7 +49,11 @@ struct DeployRefsCommand: AsyncParsableCommand {
         []
     @Option(name: .long, help: "A Kubernetes volume size, NAME=SIZE (e.g. komodo-data=200Gi).") var volumeSize:
         [String] = []
-    @Option(name: .long, help: "The node's name (compose project, StatefulSet).") var node = "komodo-node"
+    @Option(
+        name: .long, help: "The node's name (compose project, Kubernetes name prefix; default komodo-node, or node).")
+    var node: String?
+    @Option(name: .long, help: "iguana's mode: none (default), notary or 3rd_party (its ports, IGUANA_MODE).")
+    var iguanaMode = "none"
     @Option(
         name: .long,
         help: "With -o: also write policy.json and registries.d/ beside it, requiring this key's signatures.")
@@ -54,6 +61,9 @@ struct DeployRefsCommand: AsyncParsableCommand {
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
+
+    /// VERSION names a file and an artifact tag: checked before anything is opened.
+    func validate() throws { try OCITag.check(version) }
 
     func run() async throws {
         let document = try await loadRelease(version, releaseOptions, to: to, flags: registryFlags)
@@ -91,6 +101,10 @@ struct DeployRefsCommand: AsyncParsableCommand {
         options.node = node
         options.services = only.map { $0.split(separator: ",").map(String.init) }
         options.thirdParty = thirdParty
+        guard ["none", "notary", "3rd_party"].contains(iguanaMode) else {
+            throw ValidationError("--iguana-mode is none, notary or 3rd_party (got '\(iguanaMode)')")
+        }
+        options.iguanaMode = iguanaMode
         for pair in volumeSize {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty,

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import KilnOCI
 import KilnRelease
 import KilnStore
 
-struct Diff: AsyncParsableCommand {
+struct Diff: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show which images and layers changed between two releases.",
         discussion: """
@@ -24,6 +25,12 @@ struct Diff: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
     @OptionGroup var output: OutputOptions
+
+    /// Both name release files: checked before anything is opened.
+    func validate() throws {
+        try OCITag.check(a)
+        try OCITag.check(b)
+    }
 
     func run() async throws {
         let old = try await loadRelease(a, releaseOptions, to: to, flags: registryFlags)

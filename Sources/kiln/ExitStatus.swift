@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnBuild
+import KilnHTTP
 import KilnOCI
 import KilnRecipe
 
@@ -31,6 +32,8 @@ extension Kiln {
         } catch {
             exit(withError: error)  // help, --version, usage errors: ArgumentParser's own codes (0, 64)
         }
+        // One place sets the log level (--verbose, --debug, KILN_LOG_LEVEL) for every networked command.
+        (command as? NetworkedCommand)?.registryFlags.log.bootstrap()
         do {
             if var command = command as? AsyncParsableCommand {
                 try await command.run()
@@ -54,11 +57,17 @@ extension Kiln {
             default: fail(error.description, status: ExitStatus.failure)
             }
         } catch {
+            // `kiln CMD --help` parses as ArgumentParser's help command, whose run throws its request: shown as
+            // ArgumentParser shows it (the help text, exit 0), not as a failure.
+            if exitCode(for: error) == .success { exit(withError: error) }
             fail(String(describing: error), status: ExitStatus.failure)
         }
     }
 
     private static func fail(_ message: String, status: Int32, usage: Bool = false) -> Never {
+        // Every error of every module passes here: URLs lose their query tokens and passwords, echoed
+        // credentials their value (the library errors that carry URLs are redacted already).
+        let message = Redaction.redact(message)
         // Diagnostics that locate themselves (`FILE:LINE:COL: error: …`, as compilers print them) stand as
         // they are; anything else is marked as Kiln's error.
         let located = message.prefix { $0 != "\n" }.contains(": error: ")

@@ -3,6 +3,7 @@ import Foundation
 import KilnBuild
 import KilnDebian
 import KilnHTTP
+import KilnKomodo
 import KilnOCI
 import KilnRecipe
 import KilnRegistry
@@ -44,7 +45,7 @@ struct InputFlags: ParsableArguments {
     /// `--lock`, else `kiln.lock` beside the recipes.
     /// The recipes named on the command line (default: recipes/).
     func recipes(_ paths: [String]) throws -> RecipeSet {
-        try RecipeSet.load(paths: paths.isEmpty ? ["recipes"] : paths)
+        try RecipeSet.load(paths: paths.isEmpty ? ["recipes"] : paths, derivations: [KomodoMatrix()])
     }
 
     func lockPath(recipePaths: [String]) -> String {
@@ -70,7 +71,9 @@ final class InputReporter: @unchecked Sendable {
             guard !quiet, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
             lastDraw = Date()
             let of = total.map { " / \(Output.bytes($0))" } ?? ""
-            Output.progress("  downloading \((url as NSString).lastPathComponent): \(Output.bytes(done))\(of)")
+            Output.progress(
+                "  downloading \(URL(string: url)?.lastPathComponent ?? (url as NSString).lastPathComponent): \(Output.bytes(done))\(of)"
+            )
         case .downloaded(let url, let digest, let size, let seconds):
             Output.endProgress()
             if !quiet {
@@ -80,9 +83,17 @@ final class InputReporter: @unchecked Sendable {
             }
         case .trusted(let url, let digest):
             // Always printed, even with --json: this is the moment a digest was taken on trust.
-            Output.status(
-                "WARNING: TRUSTED WITHOUT A PUBLISHED CHECKSUM: \(url)\n         recorded \(digest) from what was downloaded; compare it with another source before you rely on it"
-            )
+            var message =
+                "WARNING: TRUSTED WITHOUT A PUBLISHED CHECKSUM: \(url)\n         recorded \(digest) from what was downloaded"
+            if let notes = InputEvent.releaseNotes(forDownload: url) {
+                // Release notes list the bare hex value.
+                message +=
+                    "\n         SHA256 \(digest.encoded)\n         compare it with the SHA256 in the release notes: \(notes)"
+                    + "\n         if they match, commit recipes/kiln.lock; if not, delete that entry and do not build"
+            } else {
+                message += "; compare it with another source before you rely on it"
+            }
+            Output.status(message)
         }
     }
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnBuild
 
-struct Lock: AsyncParsableCommand {
+struct Lock: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Pin every remote input in the lock file, downloading what is not pinned yet.",
         discussion: """
@@ -22,10 +22,8 @@ struct Lock: AsyncParsableCommand {
 
     @OptionGroup var inputs: InputFlags
     @OptionGroup var registryFlags: RegistryFlags
-    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        log.bootstrap()
         let set = try inputs.recipes(paths)
         let options = BuildOptions(
             lockMode: .refresh, inputs: inputs.options(caFile: registryFlags.caFile), registry: registryFlags.options)

@@ -2,22 +2,30 @@ import ArgumentParser
 import Foundation
 import Logging
 
-/// `--verbose`, else `KILN_LOG_LEVEL` (trace, debug, info, notice, warning, error, critical): how much of
-/// what Kiln does behind the user's back (cache hits, lock decisions, retries) is logged to stderr.
+/// `--verbose` / `--debug`, else `KILN_LOG_LEVEL` (trace, debug, info, notice, warning, error, critical): how
+/// much of what Kiln does behind the user's back (cache hits, lock decisions, retries, requests) is logged to
+/// stderr. Part of `RegistryFlags`, so every command that may touch the network takes both flags alike, and
+/// `Kiln.runMapped` sets the level before the command runs.
 struct LogOptions: ParsableArguments {
     @Flag(name: .long, help: "Log cache hits, lock decisions and retries to stderr (like KILN_LOG_LEVEL=debug).")
     var verbose = false
 
+    @Flag(name: .long, help: "Also log every HTTP request and its answer (like KILN_LOG_LEVEL=trace).")
+    var debug = false
+
     private static let once = NSLock()
     nonisolated(unsafe) private static var done = false
 
+    /// The level these flags and the environment ask for.
+    func level(environment: [String: String] = ProcessInfo.processInfo.environment) -> Logger.Level {
+        if debug { return .trace }
+        if verbose { return .debug }
+        return environment["KILN_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .warning
+    }
+
     /// Sets up logging once per process; later calls do nothing (swift-log allows one bootstrap).
     func bootstrap(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        let level =
-            verbose
-            ? .debug
-            : environment["KILN_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) }
-                ?? .warning
+        let level = level(environment: environment)
         Self.once.withLock {
             guard !Self.done else { return }
             Self.done = true
@@ -28,4 +36,9 @@ struct LogOptions: ParsableArguments {
             }
         }
     }
+}
+
+/// A command that may talk to a registry or download: it has `RegistryFlags`, and with them `--verbose`.
+protocol NetworkedCommand {
+    var registryFlags: RegistryFlags { get }
 }

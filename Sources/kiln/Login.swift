@@ -6,7 +6,7 @@ import KilnRegistry
 import KilnRelease
 import KilnStore
 
-struct Login: AsyncParsableCommand {
+struct Login: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Save credentials for a registry.",
         discussion: """

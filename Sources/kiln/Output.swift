@@ -1,4 +1,5 @@
 import Foundation
+import KilnHTTP
 import KilnOCI
 
 /// Terminal output: the only place Kiln prints.
@@ -21,15 +22,16 @@ enum Output {
         print(String(decoding: document, as: UTF8.self))
     }
 
-    /// Progress and status go to stderr so stdout stays parseable.
+    /// Progress and status go to stderr so stdout stays parseable. URLs in them (inputs, registries) are
+    /// redacted as in error messages.
     static func status(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        FileHandle.standardError.write(Data((Redaction.redact(text) + "\n").utf8))
     }
 
     /// A progress line that rewrites itself on a terminal; in CI logs it prints nothing (callers print a final line).
     static func progress(_ text: String) {
         guard isTerminal else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(Redaction.redact(text))".utf8))
     }
 
     static func endProgress() {

@@ -5,7 +5,7 @@ import KilnRegistry
 import KilnRelease
 import KilnStore
 
-struct Push: AsyncParsableCommand {
+struct Push: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Publish images from the local store to a registry.",
         discussion: """

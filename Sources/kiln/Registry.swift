@@ -23,6 +23,8 @@ struct RegistryFlags: ParsableArguments {
         help: "Seconds a registry may send nothing before the transfer is abandoned (default 60, or KILN_TIMEOUT).")
     var timeout: Double?
 
+    @OptionGroup var log: LogOptions
+
     var httpOptions: HTTPOptions { HTTPOptions(caFile: caFile, idleTimeout: timeout.flatMap { $0 > 0 ? $0 : nil }) }
 
     func client(for registry: String) throws -> (RegistryClient, HTTPTransport) {
@@ -65,7 +67,7 @@ final class TransferReporter: @unchecked Sendable {
     }
 }
 
-struct Pull: AsyncParsableCommand {
+struct Pull: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fetch an image from a registry into the local store.",
         discussion: """

@@ -51,7 +51,7 @@ extension TagMove {
     }
 }
 
-struct Release: AsyncParsableCommand {
+struct Release: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Publish every image tagged VERSION and record the release in releases/VERSION.json.",
         discussion: """
@@ -99,11 +99,8 @@ struct Release: AsyncParsableCommand {
     }
 
     func validate() throws {
-        for tag in movingTags + [version] {
-            guard tag.range(of: #"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
-                throw ValidationError("'\(tag)' is not a valid OCI tag: use letters, digits, _ . - (max 128)")
-            }
-        }
+        try OCITag.check(version)
+        for tag in movingTags { try OCITag.check(tag, as: "moving tag") }
         if movingTags.contains(version) { throw ValidationError("a moving tag cannot be the version itself") }
     }
 

@@ -20,7 +20,7 @@ extension RegistryFlags {
     }
 }
 
-struct Ls: AsyncParsableCommand {
+struct Ls: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the tags of a repository in a registry (like `crane ls`).",
         discussion: """
@@ -52,7 +52,7 @@ struct Ls: AsyncParsableCommand {
     }
 }
 
-struct DigestCommand: AsyncParsableCommand {
+struct DigestCommand: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         commandName: "digest",
         abstract: "Print the digest a registry serves for a reference (like `crane digest`).",
@@ -86,7 +86,7 @@ struct DigestCommand: AsyncParsableCommand {
     }
 }
 
-struct ManifestCommand: AsyncParsableCommand {
+struct ManifestCommand: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         commandName: "manifest",
         abstract: "Print a remote image's manifest or index as served (like `crane manifest`).",

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import KilnOCI
 import KilnRegistry
 import KilnRelease
 
-struct Rollback: AsyncParsableCommand {
+struct Rollback: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Point moving tags (e.g. stable) back at an earlier release, only if all of it is still there.",
         discussion: """
@@ -33,6 +34,9 @@ struct Rollback: AsyncParsableCommand {
         var dryRun: Bool
         var moves: [TagMove]
     }
+
+    /// VERSION names a file and an artifact tag: checked before anything is opened.
+    func validate() throws { try OCITag.check(version) }
 
     func run() async throws {
         let document = try await loadRelease(version, releaseOptions, to: to, flags: registryFlags)

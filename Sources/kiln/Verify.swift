@@ -5,7 +5,7 @@ import KilnRegistry
 import KilnRelease
 import KilnSign
 
-struct Verify: AsyncParsableCommand {
+struct Verify: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract:
             "Rebuild an image from the recipes and check the registry serves exactly those bytes; or, with --key, check its signatures.",
@@ -34,10 +34,8 @@ struct Verify: AsyncParsableCommand {
     var key: [String] = []
     @OptionGroup var registryFlags: RegistryFlags
     @OptionGroup var output: OutputOptions
-    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        log.bootstrap()
         let ref: Reference
         do { ref = try Reference(parsing: reference) } catch { throw ValidationError("\(error)") }
         if !key.isEmpty { return try await verifySignatures(ref) }

@@ -28,6 +28,18 @@ import Testing
         return recipes
     }
 
+    /// `kiln lock` prints a GitHub release asset's release notes address beside the digest it trusted.
+    @Test func releaseNotesAddressOfAGitHubReleaseAsset() {
+        #expect(
+            InputEvent.releaseNotes(
+                forDownload:
+                    "https://github.com/GLEECBTC/komodo-daemon/releases/download/v0.9.2-2/komodo-0.9.2-2-linux.tar.gz")
+                == "https://github.com/GLEECBTC/komodo-daemon/releases/tag/v0.9.2-2")
+        #expect(InputEvent.releaseNotes(forDownload: "https://bitcoincore.org/bin/bitcoin-core-31.1/x.tar.gz") == nil)
+        #expect(InputEvent.releaseNotes(forDownload: "https://github.com/o/r/archive/v1.tar.gz") == nil)
+        #expect(InputEvent.releaseNotes(forDownload: "http://github.com/o/r/releases/download/v1/x") == nil)
+    }
+
     @Test func lockFillsInWhatTheRecipeLeavesOut() throws {
         var lock = LockFile()
         lock.inputs["https://example.invalid/b.bin"] = Self.locked

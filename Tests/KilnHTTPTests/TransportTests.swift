@@ -38,6 +38,11 @@ import Testing
         // The same host keeps it.
         let same = try await transport.send(try get(first.url + "/same", headers: auth))
         #expect(String(decoding: same.body, as: UTF8.self) == "got:Bearer top-secret-token")
+        // From TLS to plain HTTP, on the same host and port too, it is dropped.
+        func url(_ text: String) throws -> URL { try #require(URL(string: text)) }
+        #expect(!HTTPTransport.keepsAuthorization(from: try url("https://r.test/a"), to: try url("http://r.test/b")))
+        #expect(HTTPTransport.keepsAuthorization(from: try url("https://r.test/a"), to: try url("https://r.test/b")))
+        #expect(HTTPTransport.keepsAuthorization(from: try url("http://r.test/a"), to: try url("https://r.test/b")))
     }
 
     @Test func retryAfterIsHonouredOnReadsAndUploads() async throws {
@@ -70,6 +75,148 @@ import Testing
         #expect(RetryPolicy.parseRetryAfter("3") == 3)
         #expect(RetryPolicy.parseRetryAfter("soon") == nil)
         #expect(RetryPolicy(maxRetryAfter: 60).delay(after: 1, retryAfter: 3600) == 60)
+        #expect(RetryPolicy().delay(after: 1, retryAfter: 3600) == 30, "at most 30 s by default")
+    }
+
+    /// A Retry-After longer than what is left of the request's deadline ends the request at once with the
+    /// server's answer, instead of sleeping past the deadline (it was honoured up to 60 s per attempt).
+    @Test func retryAfterCountsInTheDeadline() async throws {
+        let server = try HostileServer(rules: [
+            .init("GET", "^/limited", .reply, status: 429, headers: ["Retry-After": "20"])
+        ])
+        defer { server.stop() }
+        let transport = try HTTPTransport(options: HTTPOptions(attempts: 5, baseDelay: 0.01, deadline: 5))
+        defer { Task { await transport.shutdown() } }
+        let answer = try await transport.send(try get(server.url + "/limited"))
+        #expect(answer.status == 429)
+        #expect(server.requests.count == 1, "no attempt after a wait that would pass the deadline")
+    }
+
+    /// One deadline spans all the attempts of a request: a server that stalls every answer is given up when it
+    /// passes (by default 150 s), not after attempts × idle timeout (it was 5 × 60 s = 305 s). Counted in
+    /// attempts, not seconds: a loaded machine stretches time, never the number of 2 s stalls that fit in 7 s.
+    @Test func aStalledServerIsGivenUpAtTheRequestDeadline() async throws {
+        let server = try HostileServer(rules: [.init("GET", "^/stall", .stall, declared: 1000, seconds: 3600)])
+        defer { server.stop() }
+        let transport = try HTTPTransport(
+            options: HTTPOptions(attempts: 10, baseDelay: 0.01, idleTimeout: 2, deadline: 7))
+        defer { Task { await transport.shutdown() } }
+        var message = ""
+        do {
+            _ = try await transport.send(try get(server.url + "/stall"))
+            Issue.record("a stalled answer completed")
+        } catch let error as HTTPError {
+            message = error.description
+            #expect(message.contains("timed out"), "\(error)")
+            #expect(message.contains("KILN_DEADLINE"), "\(error)")
+        }
+        // Each attempt waits at least the 2 s idle limit: at most 3 fit in 7 s (10 were made before).
+        let tries = server.requests.filter { $0.path == "/stall" }.count
+        #expect(tries <= 3, "\(tries) attempts")
+        if tries >= 2 { #expect(message.contains("waiting for data"), "the stall is named: \(message)") }
+        #expect(HTTPOptions(environment: [:]).retry.deadline <= 150, "the default give-up is 150 s at most")
+        #expect(HTTPOptions(environment: ["KILN_DEADLINE": "40"]).retry.deadline == 40)
+    }
+
+    /// Progress renews the deadline only at the minimum rate: the same ~50 B/s transfer, twice as long as the
+    /// deadline, completes when the minimum is 10 B/s and is cut at the deadline when it is 1000 B/s (a 1 B/s
+    /// trickle ran forever before: no limit but the one-hour exchange). The margins are wide because parallel
+    /// tests starve this process for seconds.
+    @Test func progressRenewsTheDeadlineOnlyAtTheMinimumRate() async throws {
+        let server = try HostileServer(rules: [.init("GET", "^/slow", .trickle, declared: 300, seconds: 0.02)])
+        defer { server.stop() }
+        let healthy = try HTTPTransport(
+            options: HTTPOptions(attempts: 1, idleTimeout: 3600, overallTimeout: 3600, deadline: 3, minimumRate: 10))
+        let trickle = try HTTPTransport(
+            options: HTTPOptions(
+                attempts: 1, idleTimeout: 3600, overallTimeout: 3600, deadline: 3, minimumRate: 1000))
+        defer {
+            Task {
+                await healthy.shutdown()
+                await trickle.shutdown()
+            }
+        }
+        let answer = try await healthy.send(try get(server.url + "/slow"))
+        #expect(answer.body.count == 300, "renewed by progress: the whole body arrived")
+        do {
+            _ = try await trickle.send(try get(server.url + "/slow"))
+            Issue.record("a transfer below the minimum rate outlived its deadline")
+        } catch let error as HTTPError {
+            #expect(error.description.contains("less than 1000 B/s"), "\(error)")
+            #expect(error.isTransient)
+        }
+        // The clock itself: a renewal needs the minimum rate since the last one.
+        let start = Date()
+        let clock = RequestClock(budget: 10, minimumRate: 100, now: start)
+        clock.progress(50, now: start.addingTimeInterval(1))
+        #expect(clock.renewals == 0, "50 B in 1 s is below 100 B/s")
+        clock.progress(200, now: start.addingTimeInterval(2))
+        #expect(clock.renewals == 1, "250 B in 2 s is above")
+        for second in 3...20 { clock.progress(1, now: start.addingTimeInterval(Double(second))) }
+        #expect(clock.renewals == 1, "a 1 B/s trickle never renews")
+    }
+
+    /// A request whose connection keeps being reset is given up with what happened (dropped connections, how
+    /// many attempts), not "Check the address" as if the server could not be found.
+    @Test func droppedConnectionsAreWordedForWhatHappened() async throws {
+        let server = try HostileServer(rules: [.init("GET", "^/reset", .reset)])
+        defer { server.stop() }
+        let transport = try HTTPTransport(options: HTTPOptions(attempts: 3, baseDelay: 0.01))
+        defer { Task { await transport.shutdown() } }
+        do {
+            _ = try await transport.send(try get(server.url + "/reset?_state=s3cr3t-st4te"))
+            Issue.record("a reset connection answered")
+        } catch let error as HTTPError {
+            let text = error.description
+            #expect(text.contains("dropping connections"), "\(text)")
+            #expect(text.contains("gave up after 3 attempts"), "\(text)")
+            #expect(!text.contains("Check the address"), "\(text)")
+            #expect(!text.contains("s3cr3t-st4te") && text.contains("_state=<redacted>"), "\(text)")
+        }
+        #expect(server.requests.count == 3)
+    }
+
+    /// Each request of an upload (sent once by the transport) has the policy's attempts and deadline of its own.
+    @Test func anUploadRequestIsGivenUpAtItsDeadline() async throws {
+        var budget = RetryBudget(RetryPolicy(attempts: 10_000, baseDelay: 0.01, maxDelay: 0.02, deadline: 0.5))
+        let error = HTTPError.dropped(
+            url: "http://r/v2/a/blobs/uploads/x?_state=abc123", detail: "the connection was reset")
+        var failures = 0
+        do {
+            while true {
+                failures += 1
+                try await budget.failed(error, request: "PATCH at 0")
+            }
+        } catch let final as HTTPError {
+            #expect(final.description.contains("gave up after \(failures) attempts"), "\(final)")
+            #expect(!final.isTransient, "final: no outer retry")
+        }
+        #expect(failures > 1 && failures < 10_000)
+    }
+
+    /// Query tokens (an upload's `_state`, signed URLs) and passwords in URLs never reach a message; digests do.
+    @Test func queryTokensAreRedactedFromMessages() {
+        let url = "https://r.example:5000/v2/ns/app/blobs/uploads/9f1?_state=c2VjcmV0&digest=sha256:abcd"
+        #expect(
+            Redaction.redact("PUT \(url) failed")
+                == "PUT https://r.example:5000/v2/ns/app/blobs/uploads/9f1?_state=<redacted>&digest=sha256:abcd failed")
+        #expect(
+            Redaction.redact("see https://ci:hunter22@r.example/x?X-Amz-Signature=f00&n=10#frag")
+                == "see https://ci:<redacted>@r.example/x?X-Amz-Signature=<redacted>&n=10#frag")
+        #expect(Redaction.redact("Authorization: Bearer abc.def.ghi") == "Authorization: Bearer <redacted>")
+        #expect(Redaction.redact("no url here") == "no url here")
+        #expect(Redaction.redact("asked for a bearer token") == "asked for a bearer token", "words stay")
+        for error in [
+            HTTPError.status(url: url, status: 500, body: "failed at \(url)"),
+            .dropped(url: url, detail: "the connection was reset"),
+            .timeout(url: url, what: "the whole exchange", seconds: 1),
+            .gaveUp(
+                attempts: 3, seconds: 2, last: .connection(url: url, detail: "x", transient: true),
+                first: .dropped(url: url, detail: "y")),
+        ] {
+            #expect(!error.description.contains("c2VjcmV0"), "\(error)")
+            #expect(error.description.contains("digest=sha256:abcd"), "\(error)")
+        }
     }
 
     @Test func tlsWithAPrivateCertificateAuthority() async throws {
@@ -114,13 +261,15 @@ import Testing
             #expect(what.contains("connecting to 127.0.0.1:\(silent.port)"))
             #expect(error.description.contains("KILN_TIMEOUT"))
         }
-        // Timed in its own process: five attempts of 0.5 s with back-off end well before one default 10 s.
+        // Timed in its own process: attempts of 0.5 s with back-off, all within a 3 s request deadline, end well
+        // before one default 10 s.
         let tmp = try TemporaryDirectory("kiln-connect")
         defer { tmp.remove() }
         let started = Date()
         let result = try KilnBinary.run(
             ["pull", "127.0.0.1:\(silent.port)/x/y:1", "--store", tmp.path + "/s"],
-            environment: ["KILN_CONNECT_TIMEOUT": "0.5", "DOCKER_CONFIG": tmp.path + "/docker"], check: false)
+            environment: ["KILN_CONNECT_TIMEOUT": "0.5", "KILN_DEADLINE": "3", "DOCKER_CONFIG": tmp.path + "/docker"],
+            check: false)
         #expect(!result.succeeded && result.status < 128)
         #expect(result.stderr.contains("connecting to 127.0.0.1:\(silent.port) timed out"), "\(result.stderr)")
         #expect(Date().timeIntervalSince(started) < 10)

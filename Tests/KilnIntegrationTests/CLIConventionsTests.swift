@@ -61,6 +61,85 @@ import Testing
         #expect(failure.schemaVersion == 1 && failure.exitCode == 2 && failure.error.contains("no image store"))
     }
 
+    /// Every subcommand's long option names, from ArgumentParser's own description of the command line.
+    func longOptions() throws -> [String: Set<String>] {
+        let dump = try KilnBinary.run(["--experimental-dump-help"]).stdout
+        let tool = try #require(try JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any])
+        let root = try #require(tool["command"] as? [String: Any])
+        let subcommands = try #require(root["subcommands"] as? [[String: Any]])
+        var result: [String: Set<String>] = [:]
+        for command in subcommands {
+            guard let name = command["commandName"] as? String else { continue }
+            let names = (command["arguments"] as? [[String: Any]] ?? []).flatMap { argument in
+                (argument["names"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "long" }
+                    .compactMap { $0["name"] as? String }
+            }
+            result[name] = Set(names)
+        }
+        return result
+    }
+
+    /// Every command that may touch the network takes `--verbose` and `--debug` (one shared option group), and
+    /// `push --verbose` / `pull --verbose` parse: they fail for what they found (no store, nothing listening),
+    /// never as a usage error.
+    @Test func everyNetworkedCommandTakesVerboseAndDebug() throws {
+        let options = try longOptions()
+        let networked = [
+            "push", "pull", "copy", "tag", "ls", "digest", "manifest", "login", "release", "rollback", "verify",
+            "build", "lock", "deploy-refs", "diff",
+        ]
+        for command in networked {
+            #expect(
+                options[command]?.isSuperset(of: ["verbose", "debug"]) == true, "\(command): \(options[command] ?? [])")
+        }
+        // Any command with registry flags has them (a command added later is covered without being listed).
+        for (command, names) in options where names.contains("insecure") {
+            #expect(names.isSuperset(of: ["verbose", "debug"]), "\(command)")
+        }
+        for command in ["push", "pull"] {
+            let help = try KilnBinary.run([command, "--help"], check: false)
+            #expect(help.status == 0, "\(command) --help: \(help.stderr)")
+            #expect(help.stdout.contains("--verbose") && help.stdout.contains("--debug"), "\(help.stdout)")
+        }
+        let tmp = try TemporaryDirectory("kiln-verbose")
+        defer { tmp.remove() }
+        let closed = try freePort()
+        for flag in ["--verbose", "--debug"] {
+            let push = try KilnBinary.run(
+                ["push", flag, "--to", "127.0.0.1:\(closed)/ns", "--store", tmp.path + "/none"], check: false)
+            #expect(push.status == 2, "push \(flag): \(push.stderr)")
+            #expect(push.stderr.contains("no image store"), "push \(flag): \(push.stderr)")
+            let pull = try KilnBinary.run(
+                ["pull", flag, "127.0.0.1:\(closed)/ns/app:1", "--store", tmp.path + "/pulled"], check: false)
+            #expect(pull.status == 2, "pull \(flag): \(pull.stderr)")
+            #expect(pull.stderr.contains("refused"), "pull \(flag): \(pull.stderr)")
+        }
+    }
+
+    /// A release VERSION names a file (`releases/VERSION.json`): one that is not an OCI tag is a usage error
+    /// (64) before anything is opened, so `../secret` never reads a document outside the releases directory.
+    @Test func releaseVersionsThatAreNotTagsAreUsageErrors() throws {
+        let tmp = try TemporaryDirectory("kiln-version")
+        defer { tmp.remove() }
+        try FileManager.default.createDirectory(atPath: tmp.path + "/releases", withIntermediateDirectories: true)
+        // Something a traversal would reach; not even valid, so any read of it would fail differently.
+        try "{".write(toFile: tmp.path + "/secret.json", atomically: true, encoding: .utf8)
+        for version in [
+            "../secret", "../../../etc/passwd", "a/b", ".hidden", "caf\u{E9}", String(repeating: "a", count: 129), "",
+        ] {
+            for command in [["rollback", version], ["deploy-refs", version], ["diff", "1.0", version]] {
+                let result = try KilnBinary.run(
+                    command + ["--releases", tmp.path + "/releases"], directory: tmp.path, check: false)
+                #expect(result.status == 64, "\(command): \(result.status) \(result.stderr)")
+                #expect(result.stderr.contains("is not a valid release version"), "\(command): \(result.stderr)")
+                #expect(!result.stderr.contains("secret.json"), "\(command): \(result.stderr)")
+            }
+        }
+        // A valid tag that names no release still gets past validation (and fails as unknown, exit 2).
+        let unknown = try KilnBinary.run(["rollback", "1.0", "--releases", tmp.path + "/releases"], check: false)
+        #expect(unknown.status == 2, "\(unknown.stderr)")
+    }
+
     /// The subcommands whose options include `--json`, from ArgumentParser's own description of the command
     /// line: a command added later is found without anyone listing it here.
     func commandsTakingJSON() throws -> Set<String> {

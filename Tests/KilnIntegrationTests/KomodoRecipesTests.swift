@@ -187,8 +187,9 @@ import Testing
     }
 
     /// komodod and a chain with their confs written from the RPC secret, sharing one network namespace (as the
-    /// node deployment runs them): komodo-cli answers on 127.0.0.1 and the chain reaches KMD's RPC; a fresh
-    /// volume works for the image's uid and for an arbitrary uid in group 0.
+    /// node deployment runs them): komodo-cli answers on 127.0.0.1 and the chain, without KMD's data volume,
+    /// reaches KMD's RPC with the KMD conf it wrote from the secret; a fresh volume works for the image's uid and
+    /// for an arbitrary uid in group 0.
     func checkRuntime(_ f: Fixture, _ podman: Podman) throws {
         let secrets = f.tmp.path + "/secrets"
         try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true)
@@ -202,7 +203,7 @@ import Testing
         _ = try podman.podman(
             [
                 "run", "-d", "--name", "doc", "--network=container:kmd", "--user", "123456:0",
-                "-v", "kmd-data:/home/komodo/.komodo", "-v", "doc-data:/home/komodo/.komodo/DOC",
+                "-v", "doc-data:/home/komodo/.komodo/DOC",
             ] + mount
                 + ["oci:\(f.store):doc:\(Self.version)"])
         var kmd = try podman.podman(["exec", "kmd", "komodo-cli", "getconnectioncount"], check: false)
@@ -220,6 +221,25 @@ import Testing
         #expect(conf.contains("rpcuser=operator\nrpcpassword=s3cret\nrpcport=62416\nrpcbind=127.0.0.1\n"))
         let logs = try podman.podman(["logs", "doc"]).stdout
         #expect(logs.contains("reached KMD's RPC at 127.0.0.1:7771"))
+        // litecoind (here the stand-in) is configured like komodod: coin-start writes its conf from its own
+        // secret, RPC on 127.0.0.1, then execs it.
+        try "lrpc".write(toFile: secrets + "/litecoind-rpcuser", atomically: true, encoding: .utf8)
+        try "lpass".write(toFile: secrets + "/litecoind-rpcpassword", atomically: true, encoding: .utf8)
+        let litecoind = try podman.run(
+            "oci:\(f.store):litecoind:0.21.4",
+            extra: mount + ["--user", "123456:0", "-v", "ltc-data:/home/litecoin/.litecoin"])
+        let ltcOutput = litecoind.stdout + litecoind.stderr
+        #expect(
+            ltcOutput.contains("coin-start: wrote /home/litecoin/.litecoin/litecoin.conf (rpcuser lrpc"), "\(ltcOutput)"
+        )
+        #expect(ltcOutput.contains("-printtoconsole -rpcbind=127.0.0.1 -rpcallowip=127.0.0.1"), "\(ltcOutput)")
+        let ltcConf = try podman.run(
+            "oci:\(f.store):litecoind:0.21.4", ["cat", "/home/litecoin/.litecoin/litecoin.conf"],
+            extra: ["--entrypoint", "/bin/busybox", "-v", "ltc-data:/home/litecoin/.litecoin"]
+        ).stdout
+        #expect(
+            ltcConf
+                == "rpcuser=lrpc\nrpcpassword=lpass\nrpcport=9332\nrpcbind=127.0.0.1\nrpcallowip=127.0.0.1\nserver=1\n")
         // komodod receives the stop signal itself (the script execs it) and stops cleanly.
         _ = try podman.podman(["stop", "-t", "20", "kmd"])
         #expect(try podman.podman(["logs", "kmd"]).stdout.contains("STAND-IN komodod KMD: flushed, stopped"))
@@ -389,7 +409,7 @@ import Testing
             """)
         let result = try KilnBinary.run(["build", tmp.path + "/recipes", "--dry-run"], check: false)
         #expect(result.status != 0)
-        #expect(result.stderr.contains("AAA's datadir uses ${DATA}, which komodod would get literally"))
+        #expect(result.stderr.contains("AAA's datadir uses ${DATA}, which the program would get literally"))
         try tmp.write(
             "recipes/chains.json", #"[{"ac_name": "BBB"}, {"ac_name": "BBB", "datadir": "${HOME}/.komodo/BBB_OLD"}]"#)
         var text = try String(contentsOfFile: tmp.path + "/recipes/chain.yaml", encoding: .utf8)
@@ -403,11 +423,15 @@ import Testing
         #expect(duplicate.stderr.contains("image name 'bbb' is already used"))
     }
 
-    static let sources = KilnBinary.packageRoot + "/../shared/sources"
+    // Beside the clone, else /work/shared/sources (a git worktree is one level deeper).
+    static let sources = SourceBuildTests.sources
 
     /// The node as an operator runs it: the images released to a registry, `kiln deploy-refs --format compose`,
-    /// and podman-compose bringing that file up (STAND-IN komodod, two chains, iguana). The services reach each
-    /// other on 127.0.0.1, the health checks pass, and only P2P ports are published.
+    /// and podman-compose bringing that file up as the file says (STAND-IN komodod, two chains, the real
+    /// iguana). The services reach each other on 127.0.0.1, the readiness checks pass, and only P2P ports are
+    /// published. Stops hold on every path (each daemon's container has StopTimeout 300; iguana stops on
+    /// SIGTERM in seconds), iguana cannot write komodod's data, an arbitrary uid in group 0 can write every
+    /// volume, the wallet backup lands in the backup volume, and the DEPRECATION_HEIGHT warning shows.
     @Test func nodeComesUpFromTheGeneratedComposeFile() throws {
         let f = try Fixture()
         try f.kiln(["lock", f.recipes])
@@ -456,9 +480,12 @@ import Testing
         // start is retried (the compose file is the same). `timeout` keeps a stuck start from hanging the suite.
         var up = CommandResultBox()
         for _ in 0..<3 {
+            // As the generated file's header says: podman-compose 1.6.0 does not pass stop_grace_period on.
             up.result = try Shell.run(
-                ["timeout", "240", composeTool, "-f", node + "/compose.yaml", "up", "-d"], environment: environment,
-                directory: node, check: false)
+                [
+                    "timeout", "240", composeTool, "--podman-run-args=--stop-timeout=300", "-f", node + "/compose.yaml",
+                    "up", "-d",
+                ], environment: environment, directory: node, check: false)
             if up.result?.succeeded == true || up.result?.stderr.contains("network not found") != true { break }
             _ = try? Shell.run(
                 [composeTool, "-f", node + "/compose.yaml", "down", "-t", "5"], environment: environment,
@@ -473,7 +500,7 @@ import Testing
         func podmanRun(_ arguments: [String]) throws -> CommandResult {
             try Shell.run(["podman"] + arguments, environment: environment, check: false)
         }
-        // Each Komodo service's compose health check (komodo-cli … getconnectioncount), run on demand.
+        // Each Komodo service's compose health check (komodo-ready: komodo-cli … getblockcount), run on demand.
         var healthy: [String: Bool] = [:]
         for _ in 0..<60 {
             for service in ["komodod", "doc", "marty"] where healthy[service] != true {
@@ -482,7 +509,13 @@ import Testing
             if healthy.values.allSatisfy({ $0 }) && healthy.count == 3 { break }
             Thread.sleep(forTimeInterval: 0.5)
         }
-        #expect(healthy == ["komodod": true, "doc": true, "marty": true])
+        var why = ""
+        for (service, ok) in healthy where !ok {
+            let result = try podmanRun(["healthcheck", "run", "node1_\(service)_1"])
+            let state = try podmanRun(["inspect", "--format", "{{json .State.Health}}", "node1_\(service)_1"])
+            why += "\(service): \(result.stdout) \(result.stderr) \(state.stdout)\n"
+        }
+        #expect(healthy == ["komodod": true, "doc": true, "marty": true], Comment(rawValue: why))
         // The chains (stand-ins) reach KMD on localhost; iguana (the real one, built from the dPoW source)
         // starts from its working directory with its elected file.
         let expected = [
@@ -504,6 +537,65 @@ import Testing
         let published = try podmanRun(["port", "node1_komodod_1"]).stdout
         #expect(published.contains("7770/tcp") && published.contains("62415/tcp") && published.contains("52592/tcp"))
         #expect(!published.contains("7771/tcp") && !published.contains("62416/tcp"))
+
+        // Every daemon's container carries its 300 s itself: a plain `podman stop`, a restart policy or a host
+        // shutdown waits as long as podman-compose's own stop.
+        for service in ["komodod", "doc", "marty"] {
+            let timeout = try podmanRun(["inspect", "--format", "{{.Config.StopTimeout}}", "node1_\(service)_1"]).stdout
+            #expect(Int(timeout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 300, "\(service): \(timeout)")
+        }
+        // iguana has none of the daemons' volumes: a write to komodod's data directory fails; the confs it reads
+        // are its own, written from the RPC secret into a tmpfs.
+        let mounts = try podmanRun(["inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", "node1_iguana_1"])
+        #expect(!mounts.stdout.contains("komodo-data") && !mounts.stdout.contains("doc-data"), "\(mounts.stdout)")
+        for path in ["/home/komodo/.komodo/wallet.dat", "/home/komodo/.komodo/x"] {
+            let write = try podmanRun(["exec", "node1_iguana_1", "/bin/busybox", "touch", path])
+            #expect(!write.succeeded, "iguana wrote \(path)")
+        }
+        let kmd = try podmanRun(["exec", "node1_komodod_1", "/bin/busybox", "ls", "-a", "/home/komodo/.komodo"])
+        #expect(kmd.succeeded && !kmd.stdout.contains("\nx\n"))
+        let confs = try podmanRun([
+            "exec", "node1_iguana_1", "/bin/busybox", "cat", "/home/iguana/.komodo/komodo.conf",
+            "/home/iguana/.komodo/DOC/DOC.conf",
+        ])
+        #expect(confs.stdout.contains("rpcuser=operator\nrpcpassword=s3cret\nrpcport=7771\n"), "\(confs.stderr)")
+        #expect(confs.stdout.contains("rpcport=62416"))
+        // An arbitrary uid in group 0 (OpenShift's case) can write every data volume, whoever created it.
+        for (service, path) in [
+            ("komodod", "/home/komodo/.komodo"), ("komodod", "/home/komodo/backup"),
+            ("doc", "/home/komodo/.komodo/DOC"),
+            ("marty", "/home/komodo/.komodo/MARTY"), ("iguana", "/home/iguana/.iguana"),
+        ] {
+            let write = try podmanRun([
+                "exec", "--user", "123456:0", "node1_\(service)_1", "/bin/busybox", "touch", path + "/by-123456",
+            ])
+            #expect(write.succeeded, "\(service) \(path): \(write.stderr)")
+        }
+        // The wallet backup: komodod copies its wallet into the backup volume (its -exportdir).
+        let backup = try podmanRun(["exec", "node1_komodod_1", "komodo-backup"])
+        #expect(backup.succeeded && backup.stdout.contains("/home/komodo/backup/KMD"), "\(backup.stderr)")
+        let backups = try podmanRun(["exec", "node1_komodod_1", "/bin/busybox", "ls", "/home/komodo/backup"]).stdout
+        #expect(backups.contains("KMD20"), "\(backups)")
+        // The DEPRECATION_HEIGHT warning, in readiness (here with a window that reaches the stand-in's height)
+        // and at start (komodo-start checks the last height komodo-ready kept).
+        let ready = try podmanRun([
+            "exec", "-e", "KOMODO_DEPRECATION_WARN_BLOCKS=6000000", "node1_komodod_1", "komodo-ready",
+        ])
+        #expect(ready.succeeded && ready.stderr.contains("before komodod v0.9.2-2's DEPRECATION_HEIGHT 5895951"))
+        let start = try podmanRun(["exec", "node1_komodod_1", "komodo-ready", "--deprecation", "5895000"])
+        #expect(start.stderr.contains("KMD is at block 5895000, 951 blocks before"))
+        let quiet = try podmanRun(["exec", "node1_komodod_1", "komodo-ready", "--deprecation", "4000000"])
+        #expect(quiet.succeeded && quiet.stderr.isEmpty)
+
+        // iguana stops on SIGTERM within seconds, although its container also allows 300.
+        let began = Date()
+        let stopped = try podmanRun(["stop", "node1_iguana_1"])
+        let seconds = Date().timeIntervalSince(began)
+        #expect(stopped.succeeded && seconds < 10, "iguana took \(seconds) s to stop")
+        let exit = try podmanRun(["inspect", "--format", "{{.State.ExitCode}}", "node1_iguana_1"]).stdout
+        #expect(exit.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "iguana's exit: \(exit)")
+        let iguanaLog = try podmanRun(["logs", "node1_iguana_1"])
+        #expect((iguanaLog.stdout + iguanaLog.stderr).contains("iguana stopped on SIGTERM"))
     }
 }
 

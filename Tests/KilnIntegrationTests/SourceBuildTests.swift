@@ -199,6 +199,31 @@ import Testing
             #expect(kept.contains("elected") && kept.contains("3rd_party"), "\(kept)")
             #expect(kept.contains("DB"), "iguana's state is not in its volume: \(kept)")
         }
+        // Notary mode (IGUANA_MODE): iguana-start gives iguana the node's IP (myipaddr) and the seeds of `elected`
+        // (addnotary) through its RPC, and iguana listens on what deploy-refs publishes for that mode: the notary
+        // network of `elected`, and its RPC on the loopback only. It stops on SIGTERM within seconds (iguana-start forwards it).
+        defer { _ = try? podman.podman(["rm", "-f", "-t", "0", "notary"], check: false) }
+        _ = try podman.podman([
+            "run", "-d", "--name", "notary", "--network=none", "-e", "IGUANA_MODE=notary", "-e", "IGUANA_IP=127.0.0.1",
+            "-v", "iguana-notary:/home/iguana/.iguana", image,
+        ])
+        var listening = ""
+        for _ in 0..<60 {
+            listening = try podman.podman(["exec", "notary", "/bin/busybox", "netstat", "-ltn"], check: false).stdout
+            if listening.contains(":13848 ") && listening.contains("127.0.0.1:7776 ") { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        let notaryLog = try podman.podman(["logs", "notary"], check: false)
+        #expect(
+            listening.contains(":13848 ") && listening.contains("127.0.0.1:7776 "),
+            "\(listening)\n\((notaryLog.stdout + notaryLog.stderr).suffix(3000))")
+        #expect(!listening.contains("0.0.0.0:7776"), "RPC on the loopback only")
+        #expect((notaryLog.stdout + notaryLog.stderr).contains("iguana-start: notary IP 127.0.0.1"))
+        #expect((notaryLog.stdout + notaryLog.stderr).contains("iguana-start: added the notary seeds of elected"))
+        let began = Date()
+        _ = try podman.podman(["stop", "-t", "60", "notary"])
+        #expect(Date().timeIntervalSince(began) < 10, "iguana stops on SIGTERM")
+
         // An operator's own list, mounted read-only, is used instead of the image's.
         try tmp.write("elected", "not a notary list")
         let mounted = try podman.run(

@@ -1,4 +1,5 @@
 import Foundation
+import KilnKomodo
 import KilnOCI
 import Testing
 
@@ -7,7 +8,9 @@ import Testing
 /// Broken recipes: each must give the exact location and message, and every problem at once.
 @Suite struct DiagnosticsTests {
     func problems(_ yaml: String) -> [String] {
-        RecipeSet.parse(yaml, file: "r.yaml").1.map { "\($0.location.line):\($0.location.column): \($0.message)" }
+        RecipeSet.parse(yaml, file: "r.yaml", derivations: [KomodoMatrix()]).1.map {
+            "\($0.location.line):\($0.location.column): \($0.message)"
+        }
     }
 
     static let cases: [(String, [String])] = [
@@ -88,7 +91,7 @@ import Testing
                 platforms: [linux/arm64]
                 dirs: [/arm]
             """
-        let (recipes, problems) = RecipeSet.parse(yaml, file: "r.yaml")
+        let (recipes, problems) = RecipeSet.parse(yaml, file: "r.yaml", derivations: [KomodoMatrix()])
         #expect(problems.isEmpty, "\(problems)")
         let recipe = try #require(recipes.first)
         func urls(_ platform: String) throws -> [String] {
@@ -119,7 +122,9 @@ import Testing
     }
 
     @Test func unknownKeySuggestsTheNearestOne() {
-        let d = RecipeSet.parse("name: a\nversion: '1'\nbase: x\nentrypiont: [/x]\n", file: "r.yaml").1
+        let d = RecipeSet.parse(
+            "name: a\nversion: '1'\nbase: x\nentrypiont: [/x]\n", file: "r.yaml", derivations: [KomodoMatrix()]
+        ).1
         #expect(d.first?.hint == "did you mean `entrypoint`?")
         #expect(
             d.first?.description
@@ -152,7 +157,7 @@ import Testing
             volumes: [/home/komodo/.komodo]
             stop-signal: SIGINT
             """
-        let (recipes, problems) = RecipeSet.parse(yaml, file: "/r/komodod.yaml")
+        let (recipes, problems) = RecipeSet.parse(yaml, file: "/r/komodod.yaml", derivations: [KomodoMatrix()])
         #expect(problems.isEmpty)
         let r = try #require(recipes.first)
         #expect(r.name == "komodod" && r.version == "0.9.0" && r.allTags == ["0.9.0", "latest"])
@@ -184,7 +189,7 @@ import Testing
             "b.yaml": "name: b\nversion: '1'\nbase: c\n",
             "c.yaml": "name: c\nversion: '1'\nlayers: [{name: l, dirs: [/x]}]\n",
         ])
-        let set = try RecipeSet.load(paths: [dir])
+        let set = try RecipeSet.load(paths: [dir], derivations: [KomodoMatrix()])
         #expect(set.recipes.map(\.name) == ["c", "b", "a"])
         #expect(set.closure(of: ["b"]).map(\.name) == ["c", "b"])
     }
@@ -195,7 +200,7 @@ import Testing
             "b.yaml": "name: b\nversion: '1'\nbase: a\n",
         ])
         #expect {
-            try RecipeSet.load(paths: [dir])
+            try RecipeSet.load(paths: [dir], derivations: [KomodoMatrix()])
         } throws: { error in
             let d = (error as! RecipeError).diagnostics
             return d.count == 2
@@ -216,7 +221,7 @@ import Testing
             "b.yaml": "name: komodod\nversion: '1'\nlayers: [{name: l, dirs: [/x]}]\n",
         ])
         #expect {
-            try RecipeSet.load(paths: [dir])
+            try RecipeSet.load(paths: [dir], derivations: [KomodoMatrix()])
         } throws: { error in
             let d = (error as! RecipeError).diagnostics
             return d.count == 1 && d[0].message == "base 'komodo' is not a recipe in this build"
@@ -229,7 +234,7 @@ import Testing
             "a.yaml": "name: x\nversion: '1'\nlayers: [{name: l, dirs: [/x]}]\n",
             "b.yaml": "name: x\nversion: '1'\nlayers: [{name: l, dirs: [/x]}]\n",
         ])
-        #expect(throws: RecipeError.self) { try RecipeSet.load(paths: [dir]) }
+        #expect(throws: RecipeError.self) { try RecipeSet.load(paths: [dir], derivations: [KomodoMatrix()]) }
     }
 }
 
@@ -238,7 +243,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-matrix-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try json.write(toFile: dir + "/chains.json", atomically: true, encoding: .utf8)
-        return RecipeSet.parse(yaml, file: dir + "/ac.yaml")
+        return RecipeSet.parse(yaml, file: dir + "/ac.yaml", derivations: [KomodoMatrix()])
     }
 
     static let recipe = """

@@ -1,4 +1,5 @@
 import Foundation
+import KilnKomodo
 import KilnTestSupport
 import Testing
 
@@ -19,7 +20,7 @@ import Testing
         let json = matrix ?? Self.chains
         try json.write(toFile: dir + "/assetchains.json", atomically: true, encoding: .utf8)
         let start = Date()
-        let (recipes, problems) = RecipeSet.parse(yaml, file: dir + "/ac.yaml")
+        let (recipes, problems) = RecipeSet.parse(yaml, file: dir + "/ac.yaml", derivations: [KomodoMatrix()])
         return (recipes, problems, Date().timeIntervalSince(start))
     }
 
@@ -166,7 +167,9 @@ import Testing
         _ = FileManager.default.createFile(atPath: dir + "/a.yaml", contents: Data(bytes))
         _ = FileManager.default.createFile(
             atPath: dir + "/b.yaml", contents: Data([0xFF, 0xFE] + Array("n\0a\0".utf8)))
-        let error = try #require(throws: RecipeError.self) { try RecipeSet.load(paths: [dir]) }
+        let error = try #require(throws: RecipeError.self) {
+            try RecipeSet.load(paths: [dir], derivations: [KomodoMatrix()])
+        }
         #expect(
             error.diagnostics.map { "\($0.location.line):\($0.location.column): \($0.message)" } == [
                 "3:17: byte 0xe9 is not UTF-8", "1:1: byte 0xff is not UTF-8 (the file is UTF-16)",

@@ -1,4 +1,5 @@
 import Foundation
+import KilnKomodo
 import KilnTestSupport
 import Testing
 
@@ -72,7 +73,7 @@ import Testing
 
     func load(_ bytes: [UInt8], file: String) -> ([Recipe], [Diagnostic]) {
         switch RecipeLimits.text(Data(bytes), file: file) {
-        case .success(let text): return RecipeSet.parse(text, file: file)
+        case .success(let text): return RecipeSet.parse(text, file: file, derivations: [KomodoMatrix()])
         case .failure(let problem): return ([], [problem])
         }
     }

@@ -200,6 +200,89 @@ import Testing
         #expect(own.requests.contains { $0.method == "HEAD" && $0.auth == "Bearer t0k" })
     }
 
+    /// A registry served over TLS whose token realm is plain HTTP on the same address (another port) gets no
+    /// credentials: the client stops with an error naming the realm before sending anything there (it sent
+    /// Basic credentials in cleartext, since the realm's host was the registry's).
+    @Test func noCredentialsToAPlainHTTPRealmOfATLSRegistry() async throws {
+        let tokens = try TokenServer(user: "ci", password: "pw-for-registry")
+        let registry = try RegistryServer(auth: .token(tokens), tls: true)
+        defer {
+            registry.stop()
+            tokens.stop()
+        }
+        let realm = "http://127.0.0.1:\(tokens.port)/token"
+        let environment = [
+            "KILN_REGISTRY_USERNAME": "ci", "KILN_REGISTRY_PASSWORD": "pw-for-registry", "HOME": "/nonexistent",
+        ]
+        let transport = try HTTPTransport(options: HTTPOptions(caFile: registry.caFile, attempts: 1))
+        let client = RegistryClient(
+            registry: registry.address, transport: transport,
+            options: RegistryOptions(caFile: registry.caFile, credentials: CredentialStore(environment: environment)))
+        do {
+            _ = try await client.blobSize("ns/app", .sha256(Data()))
+            Issue.record("a token was obtained through a plain-HTTP realm")
+        } catch let error as RegistryError {
+            #expect(error.description.contains(realm), "\(error)")
+            #expect(error.description.contains("plain HTTP"), "\(error)")
+            #expect(!error.description.contains("pw-for-registry"))
+        }
+        await transport.shutdown()
+        #expect(!tokens.log.contains("token for"), "the token server issued nothing: it got no credentials")
+        // Over plain HTTP end to end (no TLS to lose), the same realm still gets them, as before.
+        let plain = try RegistryServer(auth: .token(tokens))
+        defer { plain.stop() }
+        let plainTransport = try HTTPTransport(options: HTTPOptions(attempts: 1))
+        let plainClient = RegistryClient(
+            registry: plain.address, transport: plainTransport,
+            options: RegistryOptions(credentials: CredentialStore(environment: environment)))
+        #expect(try await plainClient.blobSize("ns/app", .sha256(Data())) == nil)
+        await plainTransport.shutdown()
+        #expect(tokens.log.contains("token for"))
+    }
+
+    /// Upload locations carry the registry's `_state` token: it appears in no message, neither in the final
+    /// error nor in the retry lines `kiln push --verbose` logs.
+    @Test func uploadStateTokensAreRedactedFromErrorsAndRetryLogs() async throws {
+        let registry = try RegistryServer()
+        let hostile = try HostileServer(rules: [.init("PUT", "/blobs/uploads/", .reset)], upstream: registry.port)
+        let tmp = try TemporaryDirectory("kiln-hostile")
+        defer {
+            hostile.stop()
+            registry.stop()
+            tmp.remove()
+        }
+        let (layout, image) = try smallImage(tmp.path + "/s")
+        try layout.tag(image, as: "small:1")
+        func unredacted(_ text: String) -> Int {
+            text.components(separatedBy: "_state=").count - text.components(separatedBy: "_state=<redacted>").count
+        }
+        let (client, transport) = try client(hostile.address, attempts: 2, jobs: 1)
+        do {
+            _ = try await Pusher(layout: layout, client: client).push([
+                .init(repository: "ns/small", descriptor: image, tags: ["1"])
+            ])
+            Issue.record("a push whose uploads are all reset succeeded")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("_state=<redacted>"), "the URL is there, its token is not: \(text)")
+            #expect(unredacted(text) == 0, "\(text)")
+        }
+        await transport.shutdown()
+        #expect(hostile.requests.contains { $0.path.contains("_state=") }, "the registry's locations carry _state")
+
+        let result = try KilnBinary.run(
+            [
+                "push", "small:1", "--to", "\(hostile.address)/ns", "--store", tmp.path + "/s", "--verbose", "--jobs",
+                "1",
+            ],
+            environment: ["KILN_DEADLINE": "2", "DOCKER_CONFIG": tmp.path + "/docker"], check: false)
+        #expect(!result.succeeded && result.status < 128)
+        #expect(result.stderr.contains("attempt 1 of"), "--verbose logs the retries: \(result.stderr)")
+        let all = result.stdout + result.stderr
+        #expect(all.contains("_state=<redacted>"), "\(all)")
+        #expect(unredacted(all) == 0, "\(all)")
+    }
+
     @Test func stallsTricklesAndLiesEndInBoundedTimeWithNothingStored() async throws {
         let registry = try RegistryServer()
         let tmp = try TemporaryDirectory("kiln-hostile")
@@ -249,6 +332,8 @@ import Testing
         // The CLI: KILN_TIMEOUT and --timeout set the idle limit, and the message says how to change it.
         try hostile.setRules([.init("GET", blob, .stall, declared: layer.size, seconds: 30)])
         for (extra, environment) in [([String](), ["KILN_TIMEOUT": "1"]), (["--timeout", "1"], [:])] {
+            // Attempts of one second each, with back-off between them, within a 4 s request deadline.
+            let environment = environment.merging(["KILN_DEADLINE": "4"]) { a, _ in a }
             let started = Date()
             let result = try KilnBinary.run(
                 ["pull", "\(hostile.address)/ns/small:1", "--store", tmp.path + "/cli"] + extra,
@@ -256,7 +341,6 @@ import Testing
             #expect(!result.succeeded && result.status < 128)
             #expect(
                 result.stderr.contains("timed out (1 s)") && result.stderr.contains("KILN_TIMEOUT"), "\(result.stderr)")
-            // Five attempts of one second each, with back-off between them.
             #expect(Date().timeIntervalSince(started) < 20)
         }
     }

@@ -24,6 +24,7 @@ import Testing
 
     @Test(arguments: [
         "", "UPPER/case", "a:", "a:-tag", "a@sha256:abc", "a//b", "a:" + String(repeating: "t", count: 129),
+        "a:caf\u{E9}", "a:\u{0661}",
     ])
     func rejects(_ input: String) {
         #expect(throws: Reference.ParseError.self) { try Reference(parsing: input) }

@@ -184,10 +184,12 @@ public final class HostileServer: @unchecked Sendable {
                 skip = ("content-length", "connection", "transfer-encoding")
                 extra = {k: v for k, v in response.getheaders() if k.lower() not in skip}
                 length = response.getheader("Content-Length") if self.command == "HEAD" else None
-                self.reply(response.status, data, extra, length)
+                # A HEAD's Content-Length is the truth: the connection stays open (closing it after every HEAD
+                # made the client's next request race the close).
+                self.reply(response.status, data, extra, length, lie=False)
                 conn.close()
 
-            def reply(self, status, data, headers, declared=None):
+            def reply(self, status, data, headers, declared=None, lie=True):
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -198,7 +200,7 @@ public final class HostileServer: @unchecked Sendable {
                         self.wfile.write(data)
                     except Exception:
                         pass
-                if declared is not None:
+                if declared is not None and lie:
                     self.close_connection = True
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any

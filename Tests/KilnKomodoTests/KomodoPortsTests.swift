@@ -1,7 +1,8 @@
 import Foundation
+import KilnRecipe
 import Testing
 
-@testable import KilnRecipe
+@testable import KilnKomodo
 
 /// komodod v0.9.2-2's port derivation, rule by rule. The published ports of real chains are checked against
 /// dPoW's coin files in KomodoRecipesTests; here each normalisation komodod applies is shown to change (or
@@ -161,7 +162,7 @@ import Testing
             cmd: ["{{args}}"]
             ports: ["{{p2p_port}}/tcp", "{{rpc_port}}/tcp"]
             """
-        let (recipes, problems) = RecipeSet.parse(yaml, file: dir + "/ac.yaml")
+        let (recipes, problems) = RecipeSet.parse(yaml, file: dir + "/ac.yaml", derivations: [KomodoMatrix()])
         #expect(recipes.isEmpty)
         #expect(
             problems.map { String($0.message.prefix(31)) } == [
@@ -171,7 +172,7 @@ import Testing
         try
             #"[{"ac_name": "REVS", "ac_supply": "1300000"}, {"ac_name": "NEW", "ac_xyz": "x", "p2p_port": 20000, "rpc_port": 20001}]"#
             .write(toFile: dir + "/chains.json", atomically: true, encoding: .utf8)
-        let (ok, none) = RecipeSet.parse(yaml, file: dir + "/ac.yaml")
+        let (ok, none) = RecipeSet.parse(yaml, file: dir + "/ac.yaml", derivations: [KomodoMatrix()])
         #expect(none.isEmpty)
         #expect(
             ok.map { $0.settings.exposedPorts?.keys.sorted() } == [
