@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 import KilnLayer
 import KilnStore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import KilnOCI
+import Synchronization
 
 /// Somewhere images are read from: the store, a registry repository.
 public protocol BlobSource: Sendable {
@@ -91,5 +91,3 @@ public enum GraphCopyError: Error, CustomStringConvertible {
         }
     }
 }
-
-
