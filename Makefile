@@ -28,8 +28,16 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+# Where iguana's dPoW source archive is looked for (KILN_SOURCES, else ../shared/sources beside the clone);
+# without one, kiln fetches the pinned commit with git where there is network.
+SOURCES ?= $(or $(KILN_SOURCES),$(wildcard ../shared/sources))
+SOURCES_FLAG := $(if $(SOURCES),--sources $(SOURCES))
+
+# A fresh clone has no lock: `kiln lock` first pins what no recipe sha256 pins, printing each digest it trusts
+# and the release notes to compare it with (review and commit recipes/kiln.lock), then the build tags.
 images: release
-	$(KILN) build recipes --store $(STORE)
+	@test -f recipes/kiln.lock || $(KILN) lock recipes --store $(STORE) $(SOURCES_FLAG)
+	$(KILN) build recipes --store $(STORE) $(SOURCES_FLAG)
 
 test: deps
 	$(SWIFT) build --build-tests

@@ -12,13 +12,15 @@ let package = Package(
     products: [
         .executable(name: "kiln", targets: ["kiln"])
     ],
+    // Exact versions, so a fresh clone builds the same code (Package.resolved is not checked in). The packages
+    // these depend on in turn (swift-crypto, swift-collections, …) are resolved by their own ranges.
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
     ],
     targets: [
         // System libraries: module maps only, no code.
@@ -116,6 +118,9 @@ let package = Package(
             ]),
         .testTarget(
             name: "KilnIntegrationTests",
-            dependencies: ["KilnBuild", "KilnDebian", "KilnRecipe", "KilnStore", "KilnOCI", "KilnTestSupport"]),
+            dependencies: [
+                "KilnBuild", "KilnDebian", "KilnRecipe", "KilnStore", "KilnOCI", "KilnRegistry", "KilnHTTP",
+                "KilnTestSupport",
+            ]),
     ]
 )

@@ -76,9 +76,23 @@ extension Accounts {
             LayerEntry(path: "/etc/passwd", kind: .file(.bytes(Data(passwd(users).utf8))), mode: 0o644),
             LayerEntry(path: "/etc/group", kind: .file(.bytes(Data(group(groups).utf8))), mode: 0o644),
         ]
-        for u in recipe.users {
+        // A home directory a `dirs:` entry of the recipe (or a base) declares is left to that entry: its mode and
+        // owner win over the 0755 and user:group the accounts layer would otherwise write over them.
+        let declared = Set(
+            chain.flatMap { $0.layers.flatMap(\.items) }.compactMap { item -> String? in
+                guard case .directory(let directory) = item else { return nil }
+                return normalized(directory.path)
+            })
+        for u in recipe.users where !declared.contains(normalized(u.home)) {
             entries.append(LayerEntry(path: u.home, kind: .directory, mode: 0o755, uid: u.uid, gid: u.gid))
         }
         return entries
+    }
+
+    /// `/home/x/` and `/home/x` are one directory.
+    static func normalized(_ path: String) -> String {
+        var path = path
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        return path
     }
 }

@@ -12,6 +12,8 @@ public enum BuildError: Error, CustomStringConvertible {
     case lockMismatch([String], lockPath: String)
     /// `--locked`: an image built to another digest than the lock records (nothing was tagged).
     case lockedImageDiffers(String)
+    /// The lock a build must update cannot be written (nothing was tagged).
+    case lockNotWritable(path: String, reason: String)
     /// `--platform` names platforms a recipe does not build, or is combined with `--locked`.
     case platformNotBuilt(String)
 
@@ -27,6 +29,9 @@ public enum BuildError: Error, CustomStringConvertible {
             return error.description + "\nnothing was built: provide the inputs above first"
         case .lockedImageDiffers(let message), .platformNotBuilt(let message):
             return message
+        case .lockNotWritable(let path, let reason):
+            return
+                "cannot write the lock \(path) (\(reason)); nothing was tagged. Make its directory writable, give --lock FILE, or build with --locked, which never writes the lock."
         case .lockMismatch(let problems, let lockPath):
             return problems.joined(separator: "\n")
                 + "\n--locked: \(lockPath) does not match the recipes; nothing was built. Review, then run `kiln lock` or build without --locked."

@@ -50,6 +50,9 @@ public struct BuildOptions: Codable, Sendable {
     public var allowForeignBinaries = false
     /// `--platform`: build only these of each recipe's platforms (nil: all of them).
     public var platforms: [Platform]? = nil
+    /// `--cache-from REGISTRY/REPOSITORY` (in order) and `--cache-to`: the layer cache shared through registries.
+    public var cacheFrom: [String] = []
+    public var cacheTo: String? = nil
 
     /// Only the decisions that shape the output are part of a serialised plan.
     enum CodingKeys: String, CodingKey {
@@ -83,6 +86,8 @@ public struct BuildOptions: Codable, Sendable {
 /// What a build reports while it works; the CLI turns these into progress lines.
 public enum BuildEvent: Sendable {
     case layerReused(image: String, layer: String, digest: Digest)
+    /// The layer came from a `--cache-from` repository (not built here).
+    case layerFetched(image: String, layer: String, digest: Digest, from: String)
     case layerStarted(image: String, layer: String, inputBytes: Int64)
     case layerProgress(image: String, layer: String, done: Int64, total: Int64)
     case layerBuilt(image: String, layer: String, digest: Digest, size: Int64, seconds: Double)
@@ -106,5 +111,8 @@ public struct BuiltImage: Codable, Sendable {
     public var platforms: [String]
     /// The layers this recipe added (not the base's), for the first platform.
     public var layers: [Layer]
+    /// Layers written and reused for this image, counted over every platform it was built for.
+    public var layersWritten: Int
+    public var layersReused: Int
     public var seconds: Double
 }

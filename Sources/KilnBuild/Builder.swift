@@ -1,5 +1,6 @@
 import Foundation
 import KilnDebian
+import KilnHTTP
 import KilnLayer
 import KilnOCI
 import KilnRecipe
@@ -7,11 +8,17 @@ import KilnStore
 
 extension Pipeline {
     /// Builds every image of `prepared.plan` into `layout`: each planned layer reused or written, then
-    /// configs, manifests, indexes and SBOMs, and the tags last. Results come in plan order.
+    /// configs, manifests, indexes and SBOMs, and the tags last, all or none: only once every image is built
+    /// (and, with `--locked`, every one matches the lock) and `beforeTagging` returned is any image tagged.
+    /// Results come in plan order.
+    /// With `tag: false` (`kiln lock`) the images are built and kept by nothing: `kiln gc` may remove them.
     public static func build(
-        _ prepared: PreparedInputs, into layout: OCILayout, events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+        _ prepared: PreparedInputs, into layout: OCILayout, tag: Bool = true,
+        events: @escaping @Sendable (BuildEvent) -> Void = { _ in },
+        beforeTagging: @Sendable ([BuiltImage]) throws -> Void = { _ in }
     ) async throws -> [BuiltImage] {
-        try await Builder(layout: layout, prepared: prepared, events: events).build()
+        try await Builder(layout: layout, prepared: prepared, events: events).build(
+            tag: tag, beforeTagging: beforeTagging)
     }
 }
 
@@ -24,6 +31,9 @@ final class Builder: Sendable {
     let digests: FileDigests
     /// What this build relies on before it tags, kept from `kiln gc` until it finishes.
     let roots: BuildRoots
+    /// `--cache-from`/`--cache-to` (nil without them), and the transport it speaks through.
+    let remote: RegistryLayerCache?
+    let transport: HTTPTransport?
     var options: BuildOptions { prepared.plan.options }
 
     init(layout: OCILayout, prepared: PreparedInputs, events: @escaping @Sendable (BuildEvent) -> Void = { _ in })
@@ -35,11 +45,34 @@ final class Builder: Sendable {
         cache = LayerCache(layout: layout)
         digests = FileDigests(layout: layout, trustStat: !prepared.plan.options.rehash)
         roots = try BuildRoots(layout: layout)
+        let options = prepared.plan.options
+        if !options.cacheFrom.isEmpty || options.cacheTo != nil {
+            let transport = try HTTPTransport(options: options.http)
+            self.transport = transport
+            remote = try RegistryLayerCache(options: options, layout: layout, transport: transport)
+        } else {
+            transport = nil
+            remote = nil
+        }
     }
 
     /// The recipe graph in a task group: an image starts once the bases it builds on are built, at most
-    /// `jobs` at a time (each also compresses on several threads). The first failure cancels the rest.
-    func build() async throws -> [BuiltImage] {
+    /// `jobs` at a time (each also compresses on several threads). The first failure cancels the rest. Tags
+    /// come last, for every image at once: the images stay kept from `kiln gc` by the build's roots until then.
+    func build(tag: Bool = true, beforeTagging: ([BuiltImage]) throws -> Void = { _ in }) async throws
+        -> [BuiltImage]
+    {
+        do {
+            let built = try await buildAll(tag: tag, beforeTagging: beforeTagging)
+            await transport?.shutdown()
+            return built
+        } catch {
+            await transport?.shutdown()
+            throw error
+        }
+    }
+
+    private func buildAll(tag: Bool, beforeTagging: ([BuiltImage]) throws -> Void) async throws -> [BuiltImage] {
         defer {
             digests.save()
             roots.finish()
@@ -49,7 +82,8 @@ final class Builder: Sendable {
         var pending = plan.recipes
         var stored: [String: [Platform: StoredImage]] = [:]
         var results: [String: BuiltImage] = [:]
-        try await withThrowingTaskGroup(of: (BuiltImage, [Platform: StoredImage]).self) { group in
+        var targets: [String: Descriptor] = [:]
+        try await withThrowingTaskGroup(of: (BuiltImage, [Platform: StoredImage], Descriptor).self) { group in
             var running = 0
             while !pending.isEmpty || running > 0 {
                 // Ready: every base that is part of this build is already built.
@@ -63,22 +97,58 @@ final class Builder: Sendable {
                     guard let image = plan.images.first(where: { $0.name == recipe.name }) else { continue }
                     let bases = stored
                     running += 1
-                    group.addTask { try self.build(recipe, image, bases: bases) }
+                    group.addTask { try await self.build(recipe, image, bases: bases) }
                 }
                 guard running > 0 else { throw BuildError.recipe("internal error: recipe graph is not ordered") }
-                guard let (result, images) = try await group.next() else { break }
+                guard let (result, images, target) = try await group.next() else { break }
                 running -= 1
                 stored[result.name] = images
                 results[result.name] = result
+                targets[result.name] = target
             }
         }
-        return plan.images.compactMap { results[$0.name] }
+        let built = plan.images.compactMap { results[$0.name] }
+        if options.lockMode == .locked { try checkLocked(built) }
+        try beforeTagging(built)
+        guard tag else { return built }
+        // One replacement of index.json: every tag of every image, or none.
+        var tags: [(descriptor: Descriptor, reference: String)] = []
+        for image in plan.images {
+            guard var target = targets[image.name] else { continue }
+            target.annotations = tagAnnotations(image)
+            tags += image.references.map { (target, $0) }
+        }
+        try layout.tag(tags)
+        for image in plan.images {
+            guard let target = targets[image.name] else { continue }
+            events(.imageTagged(image: image.name, references: image.references, digest: target.digest))
+        }
+        return built
     }
 
-    /// One image: per platform its planned layers, assembled over the base; an index for several platforms;
-    /// then, unless `--locked` finds a different digest, its tags.
-    func build(_ recipe: Recipe, _ image: PlannedImage, bases: [String: [Platform: StoredImage]]) throws
-        -> (BuiltImage, [Platform: StoredImage])
+    /// `--locked`: every image built is compared with the lock before any is tagged, and every difference is
+    /// reported at once.
+    func checkLocked(_ built: [BuiltImage]) throws {
+        let differences = prepared.plan.images.compactMap { image -> String? in
+            guard let result = built.first(where: { $0.name == image.name }) else { return nil }
+            guard let expected = image.lockedDigest else {
+                return "  \(image.references[0]) builds to \(result.digest) but the lock records nothing for it"
+            }
+            return expected == result.digest
+                ? nil : "  \(image.references[0]) builds to \(result.digest) but the lock records \(expected)"
+        }
+        guard differences.isEmpty else {
+            throw BuildError.lockedImageDiffers(
+                "--locked: \(differences.count) of \(built.count) image\(built.count == 1 ? "" : "s") differ from \(prepared.plan.lockPath):\n"
+                    + differences.joined(separator: "\n")
+                    + "\nnothing was tagged. Review the change, then build without --locked to update the lock.")
+        }
+    }
+
+    /// One image: per platform its planned layers, assembled over the base; an index for several platforms.
+    /// Returns what to tag (tags come once every image is built).
+    func build(_ recipe: Recipe, _ image: PlannedImage, bases: [String: [Platform: StoredImage]]) async throws
+        -> (BuiltImage, [Platform: StoredImage], Descriptor)
     {
         let started = Date()
         let created = Timestamp.rfc3339(epochSeconds: options.sourceDateEpoch)
@@ -87,6 +157,7 @@ final class Builder: Sendable {
         var manifests: [Descriptor] = []
         var images: [Platform: StoredImage] = [:]
         var reports: [BuiltImage.Layer] = []
+        var (written, reusedCount) = (0, 0)
         for (platform, planned) in zip(recipe.platforms, image.platforms) {
             let base = try baseImage(recipe, platform: platform, built: bases)
             if let base {
@@ -97,8 +168,10 @@ final class Builder: Sendable {
             var unpacked: Unpacked = [:]
             for spec in planned.layers {
                 let entries = try entries(spec, recipe: recipe, platform: platform, unpacked: &unpacked)
-                let (layer, reused) = try layer(entries, image: recipe.name, name: spec.name, compression: compression)
+                let (layer, reused) = try await layer(
+                    entries, image: recipe.name, name: spec.name, compression: compression)
                 layers.append((layer, "kiln: layer \(spec.name) of \(recipe.name)"))
+                if reused { reusedCount += 1 } else { written += 1 }
                 if platform == recipe.platforms[0] {
                     reports.append(
                         .init(
@@ -122,22 +195,11 @@ final class Builder: Sendable {
         } else {
             target.platform = nil
         }
-        if options.lockMode == .locked {
-            let reference = image.references[0]
-            guard let expected = image.lockedDigest, expected == target.digest else {
-                throw BuildError.lockedImageDiffers(
-                    "--locked: \(reference) builds to \(target.digest) but the lock records "
-                        + (image.lockedDigest.map(\.description) ?? "nothing for it")
-                        + "; nothing was tagged. Review the change, then build without --locked to update the lock.")
-            }
-        }
-        target.annotations = tagAnnotations(image)
-        for reference in image.references { try layout.tag(target, as: reference) }
-        events(.imageTagged(image: recipe.name, references: image.references, digest: target.digest))
         let result = BuiltImage(
             name: recipe.name, references: image.references, digest: target.digest, mediaType: target.mediaType,
-            platforms: recipe.platforms.map(\.description), layers: reports, seconds: Date().timeIntervalSince(started))
-        return (result, images)
+            platforms: recipe.platforms.map(\.description), layers: reports, layersWritten: written,
+            layersReused: reusedCount, seconds: Date().timeIntervalSince(started))
+        return (result, images, target)
     }
 
     /// What `index.json` says of a tag beside its name: the version built and the source revision. They live

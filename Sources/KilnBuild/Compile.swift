@@ -1,5 +1,6 @@
 import Foundation
 import KilnDebian
+import KilnHTTP
 import KilnLayer
 import KilnOCI
 import KilnRecipe
@@ -30,7 +31,25 @@ extension Pipeline {
     public static func compile(
         _ prepared: inout PreparedInputs, store: String, checkReproducible: Bool = false,
         events: @escaping @Sendable (String) -> Void = { _ in }
-    ) throws {
+    ) async throws {
+        let options = prepared.plan.options
+        let transport =
+            options.cacheFrom.isEmpty && options.cacheTo == nil ? nil : try HTTPTransport(options: options.http)
+        do {
+            let remote = try transport.flatMap { try RegistryBuildOutputs(options: options, transport: $0) }
+            try await compileAll(
+                &prepared, store: store, remote: remote, checkReproducible: checkReproducible, events: events)
+            await transport?.shutdown()
+        } catch {
+            await transport?.shutdown()
+            throw error
+        }
+    }
+
+    static func compileAll(
+        _ prepared: inout PreparedInputs, store: String, remote: RegistryBuildOutputs?, checkReproducible: Bool,
+        events: @escaping @Sendable (String) -> Void
+    ) async throws {
         let options = prepared.plan.options
         for recipe in prepared.plan.recipes {
             for build in recipe.builds {
@@ -43,9 +62,11 @@ extension Pipeline {
                     try BuildSources.resolve($0, recipe: recipe, options: options.inputs)
                 }
                 let key = compileKey(build, environment: set.packages, sources: sources, options: options)
-                prepared.compiled["\(recipe.name)/\(build.name)"] = try compileOne(
-                    build, key: key, set: set, sources: sources, store: store, options: options,
+                let compiled = try await compileOne(
+                    build, key: key, set: set, sources: sources, store: store, options: options, remote: remote,
                     checkReproducible: checkReproducible, events: events)
+                prepared.compiled["\(recipe.name)/\(build.name)"] = compiled
+                await remote?.publish(compiled.directory, key: key, staging: store + "/builds")
             }
         }
     }
@@ -68,8 +89,9 @@ extension Pipeline {
 
     static func compileOne(
         _ build: BuildSpec, key: String, set: ResolvedPackageSet, sources: [ResolvedSource], store: String,
-        options: BuildOptions, checkReproducible: Bool, events: @escaping @Sendable (String) -> Void
-    ) throws -> CompiledBuild {
+        options: BuildOptions, remote: RegistryBuildOutputs? = nil, checkReproducible: Bool,
+        events: @escaping @Sendable (String) -> Void
+    ) async throws -> CompiledBuild {
         let builds = store + "/builds"
         let directory = builds + "/" + key
         let log = builds + "/logs/" + key + ".log"
@@ -78,6 +100,20 @@ extension Pipeline {
             return CompiledBuild(directory: directory, key: key, ran: false, log: log)
         }
         try FileManager.default.createDirectory(atPath: builds + "/logs", withIntermediateDirectories: true)
+        if !checkReproducible, let remote {
+            let staging = builds + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            defer { HostTree.remove(staging) }
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            if let place = await remote.fetch(key, into: staging + "/result", step: build.name) {
+                do {
+                    try StagedDirectory.publish(staging + "/result", as: directory)
+                } catch {
+                    throw BuildError.recipe("\(build.location): error: cannot store build \(build.name): \(error)")
+                }
+                events("\(build.name): outputs from the cache \(place) (\(key.prefix(12))), nothing ran")
+                return CompiledBuild(directory: directory, key: key, ran: false, log: log)
+            }
+        }
         // Staging of builds that were killed (their process is gone), and unfinished environment roots and
         // source trees of the same kind.
         StagedDirectory.removeStale(in: builds, remove: HostTree.remove)

@@ -38,7 +38,8 @@ public enum DebianPackages {
     /// (falling back to resolving when a plain build finds a locked version gone from the mirror), else
     /// resolved against the mirror. Returns the sets by key and the fresh resolutions `record` writes.
     static func prepare(
-        _ plan: BuildPlan, transport: HTTPTransport?, progress: @Sendable (String) -> Void = { _ in }
+        _ plan: BuildPlan, transport: HTTPTransport?, progress: @Sendable (String) -> Void = { _ in },
+        step: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> (sets: [String: ResolvedPackageSet], resolved: Resolutions) {
         var sets: [String: ResolvedPackageSet] = [:]
         var resolved: Resolutions = [:]
@@ -63,7 +64,8 @@ public enum DebianPackages {
                             progress(
                                 "\(key): resolving \(spec.packages.joined(separator: " ")) in \(request.suite)")
                             let set = try await PackageSets.resolve(
-                                request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
+                                request, mirror: mirror, keyring: keyring, cache: cache, transport: transport,
+                                step: { step("\(key): \($0)") })
                             resolved[key] = (set.packages, planned.request)
                             return set
                         }
@@ -86,7 +88,7 @@ public enum DebianPackages {
                         do {
                             sets[key] = try await fetchLocked(
                                 pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
-                                transport: transport)
+                                transport: transport, step: { step("\(key): \($0)") })
                             progress("\(key): \(pins.count) locked packages")
                         } catch DebianError.lockedUnavailable(let name, let version, let mirror) where !required {
                             progress(
@@ -107,7 +109,7 @@ public enum DebianPackages {
     /// The locked packages; offline, only when every .deb is already in the download cache.
     static func fetchLocked(
         _ pins: [PinnedPackage], request: PackageSetRequest, mirror: String, keyring: String, cache: DownloadCache,
-        transport: HTTPTransport?
+        transport: HTTPTransport?, step: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> ResolvedPackageSet {
         guard let transport else {
             let missing = pins.filter { cache.cached(sha256: $0.sha256, size: nil) == nil }.map(\.name)
@@ -118,7 +120,7 @@ public enum DebianPackages {
             return ResolvedPackageSet(mirror: trimmed, packages: pins.sorted { $0.name < $1.name }, cache: cache)
         }
         return try await PackageSets.fetchLocked(
-            pins, request: request, mirror: mirror, keyring: keyring, cache: cache, transport: transport)
+            pins, request: request, mirror: mirror, keyring: keyring, cache: cache, transport: transport, step: step)
     }
 
     /// What `--offline` refuses about a package set.

@@ -11,28 +11,38 @@ extension Builder {
     /// they are read, and keyed afterwards: a first build reads each input once instead of twice. Known files
     /// whose stamp changed are hashed before keying instead, because they are usually unchanged (touched, or
     /// checked out again) and the layer is then reused without being written.
-    func layer(_ entries: [LayerEntry], image: String, name: String, compression: LayerCompression) throws
+    func layer(_ entries: [LayerEntry], image: String, name: String, compression: LayerCompression) async throws
         -> (CachedLayer, reused: Bool)
     {
         let files = entries.compactMap { entry -> String? in
             if case .file(.path(let path)) = entry.kind { return path }
             return nil
         }
-        guard files.contains(where: { !digests.knows($0) }) else {
-            let key = try cacheKey(entries, compression: compression)
-            // Protected before it is trusted: a sweep that ran first has removed it, and the check below sees so.
-            if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
-                layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
-            {
-                Log.build.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
-                events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
-                return (hit, true)
-            }
-            Log.build.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
-            return (try write(entries, image: image, name: name, compression: compression, key: key), false)
+        // With a registry cache the key is needed before anything is written: it names the entry to fetch.
+        guard remote != nil || !files.contains(where: { !digests.knows($0) }) else {
+            Log.build.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
+            return (try write(entries, image: image, name: name, compression: compression, key: nil), false)
         }
-        Log.build.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
-        return (try write(entries, image: image, name: name, compression: compression, key: nil), false)
+        let key = try cacheKey(entries, compression: compression)
+        // Protected before it is trusted: a sweep that ran first has removed it, and the check below sees so.
+        if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
+            layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
+        {
+            Log.build.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
+            events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
+            await remote?.publish(hit, key: key)
+            return (hit, true)
+        }
+        if let remote, let (fetched, from) = await remote.fetch(key, protect: roots.protect) {
+            try cache.remember(fetched, for: key)
+            events(.layerFetched(image: image, layer: name, digest: fetched.descriptor.digest, from: from))
+            await remote.publish(fetched, key: key)
+            return (fetched, true)
+        }
+        Log.build.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
+        let written = try write(entries, image: image, name: name, compression: compression, key: key)
+        await remote?.publish(written, key: key)
+        return (written, false)
     }
 
     /// Writes the layer into the store and remembers it under `key`, or (key nil) hashes every input file

@@ -107,11 +107,15 @@ extension Pipeline {
             lockedDigest: plan.lock.image(recipe.name))
     }
 
-    /// The version first, then the recipe's tags and `--tag`s, each once.
+    /// The version first, then the recipe's tags and `--tag`s, each once. An image narrowed by `--platform` to
+    /// fewer platforms than its recipe declares gets every tag suffixed with its platforms (`1.0.0-arm64`,
+    /// `1.0.0-amd64-arm64v7`), so it never replaces the multi-platform image a plain build tagged.
     static func tags(_ recipe: Recipe, options: BuildOptions) -> [String] {
         var tags = [options.version ?? recipe.version]
         for tag in recipe.tags + options.extraTags where !tags.contains(tag) { tags.append(tag) }
-        return tags
+        guard recipe.platforms != recipe.declaredPlatforms else { return tags }
+        let suffix = recipe.platforms.map { $0.architecture + ($0.variant ?? "") }.joined(separator: "-")
+        return tags.map { "\($0)-\(suffix)" }
     }
 
     /// Every Debian package set of every platform, and whether the lock's packages are used or it is resolved.

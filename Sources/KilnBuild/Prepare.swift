@@ -29,6 +29,9 @@ public enum PrepareEvent: Sendable {
     case input(InputEvent)
     case transfer(TransferEvent)
     case status(String)
+    /// A step that may take seconds is starting (a Debian index downloaded, verified, parsed): a live line on
+    /// a terminal, a line of its own in a log.
+    case step(String)
 }
 
 extension Pipeline {
@@ -39,9 +42,7 @@ extension Pipeline {
         _ plan: BuildPlan, store: String?, events: @escaping @Sendable (PrepareEvent) -> Void = { _ in }
     ) async throws -> PreparedInputs {
         let options = plan.options
-        let remote = try RemoteInputs.collect(plan.recipes, lock: plan.lock, recipesWin: options.lockMode == .refresh)
-        if options.lockMode != .refresh { try await checkLocalInputs(plan.recipes, remote: remote, options: options) }
-        if options.lockMode == .locked { try checkLockedInputs(remote, plan: plan) }
+        let remote = try await check(plan)
         let transport = options.offline ? nil : try HTTPTransport(options: options.http)
         do {
             var inputOptions = options.inputs
@@ -61,7 +62,7 @@ extension Pipeline {
                     events: { events(.transfer($0)) })
             }
             let (packages, resolved) = try await DebianPackages.prepare(
-                plan, transport: transport, progress: { events(.status($0)) })
+                plan, transport: transport, progress: { events(.status($0)) }, step: { events(.step($0)) })
             await transport?.shutdown()
             var prepared = PreparedInputs(plan: plan, inputs: inputs, packages: packages, resolved: resolved)
             prepared.replan()
@@ -69,6 +70,32 @@ extension Pipeline {
         } catch {
             await transport?.shutdown()
             throw error
+        }
+    }
+
+    /// Every check that needs no network, as `prepare` runs it first and `kiln build --dry-run` runs it alone:
+    /// registry base references (address, port, name), local inputs, and with `--locked` the lock's pins.
+    /// Returns the remote inputs to fetch.
+    @discardableResult
+    public static func check(_ plan: BuildPlan) async throws -> [RemoteInput] {
+        let options = plan.options
+        try checkBaseReferences(plan.recipes)
+        let remote = try RemoteInputs.collect(plan.recipes, lock: plan.lock, recipesWin: options.lockMode == .refresh)
+        if options.lockMode != .refresh { try await checkLocalInputs(plan.recipes, remote: remote, options: options) }
+        if options.lockMode == .locked { try checkLockedInputs(remote, plan: plan) }
+        return remote
+    }
+
+    /// A registry base (`base: REGISTRY/NAME:TAG@sha256:…`) must be a reference Kiln could fetch: an error at
+    /// the recipe's `base:` line otherwise (a port out of range, an upper-case repository, …).
+    static func checkBaseReferences(_ recipes: [Recipe]) throws {
+        for recipe in recipes {
+            guard case .image(let text, let digest) = recipe.base else { continue }
+            do {
+                _ = try Reference(parsing: "\(text)@\(digest)")
+            } catch {
+                throw BuildError.recipe("\(recipe.baseLocation ?? recipe.location): error: \(error)")
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import KilnOCI
+import KilnStore
 
 /// What `record` did to the lock file.
 public struct LockRecord: Sendable {
@@ -9,20 +10,63 @@ public struct LockRecord: Sendable {
     public var lock: LockFile
 }
 
+/// A lock a build will write, already written to a temporary file beside it (so a directory that cannot take
+/// it fails the build before the first tag); `commit` puts it in place after the last tag.
+public final class StagedLock: @unchecked Sendable {
+    public let record: LockRecord
+    private let writer: AtomicFileWriter?
+
+    init(record: LockRecord, writer: AtomicFileWriter?) {
+        self.record = record
+        self.writer = writer
+    }
+
+    /// Renames the staged lock over the lock file (nothing to do when it is unchanged).
+    public func commit() throws -> LockRecord {
+        try writer?.commit()
+        return record
+    }
+
+    public func discard() { writer?.discard() }
+}
+
 extension Pipeline {
+    /// Builds, then records: the lock is staged (written beside itself, not yet in place) after every image is
+    /// built and before the first tag, and put in place after the last tag. A lock that cannot be written
+    /// therefore fails the build with nothing tagged; a lock that would not change is not written at all.
+    public static func buildAndRecord(
+        _ prepared: PreparedInputs, into layout: OCILayout, tag: Bool = true,
+        events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+    ) async throws -> (images: [BuiltImage], lock: LockRecord?) {
+        let staged = Staged()
+        let images = try await build(prepared, into: layout, tag: tag, events: events) { results in
+            staged.lock = try stageRecord(prepared, results: results)
+        }
+        return (images, try staged.lock?.commit())
+    }
+
+    private final class Staged: @unchecked Sendable {
+        var lock: StagedLock?
+    }
+
     /// Writes what the build learnt into the lock, only after it succeeded: package sets resolved afresh,
-    /// and, for a plain build of a checked-in lock, every input's and image's digest. `kiln lock` (no
-    /// `results`) pins inputs and drops URLs no recipe names any more. `--locked` and `kiln verify` never write.
+    /// and, for a plain build of a checked-in lock, every input's and image's digest. `kiln lock` pins inputs,
+    /// drops URLs no recipe names any more and always writes the lock. `--locked` and `kiln verify` never write.
     /// Returns nil when there is no lock to keep (none exists and nothing was resolved).
     @discardableResult
     public static func record(_ prepared: PreparedInputs, results: [BuiltImage] = []) throws -> LockRecord? {
+        try stageRecord(prepared, results: results)?.commit()
+    }
+
+    /// The lock `record` would write, staged beside the lock file (see `StagedLock`).
+    public static func stageRecord(_ prepared: PreparedInputs, results: [BuiltImage] = []) throws -> StagedLock? {
         let plan = prepared.plan
         let mode = plan.options.lockMode
         guard mode == .update || mode == .refresh else { return nil }
         // A lock file that exists (made by `kiln lock`, checked in) is kept up to date; a build creates one
-        // only to record package sets it resolved.
-        guard FileManager.default.fileExists(atPath: plan.lockPath) || !prepared.resolved.isEmpty || mode == .refresh
-        else { return nil }
+        // only to record package sets it resolved; `kiln lock` always leaves one.
+        let exists = FileManager.default.fileExists(atPath: plan.lockPath)
+        guard exists || !prepared.resolved.isEmpty || mode == .refresh else { return nil }
         var lock = try LockFile.load(plan.lockPath)
         let before = lock
         for (key, set) in prepared.resolved {
@@ -40,14 +84,22 @@ extension Pipeline {
         where plan.recipe(named: result.name).map({ $0.platforms == $0.declaredPlatforms }) ?? true {
             lock.record(image: result.name, digest: result.digest)
         }
-        guard lock != before else {
+        guard lock != before || !exists else {
             Log.build.debug("lock \(plan.lockPath): unchanged")
-            return LockRecord(path: plan.lockPath, changed: false, lock: lock)
+            return StagedLock(record: LockRecord(path: plan.lockPath, changed: false, lock: lock), writer: nil)
         }
         Log.build.info(
             "lock \(plan.lockPath): written (\(prepared.resolved.count) package sets resolved, \(results.count) images)"
         )
-        try lock.save(plan.lockPath)
-        return LockRecord(path: plan.lockPath, changed: true, lock: lock)
+        var data = try CanonicalJSON.pretty(lock)
+        data.append(0x0A)
+        let writer: AtomicFileWriter
+        do {
+            writer = try AtomicFileWriter(path: plan.lockPath)
+            try data.withUnsafeBytes { try writer.write($0) }
+        } catch {
+            throw BuildError.lockNotWritable(path: plan.lockPath, reason: "\(error)")
+        }
+        return StagedLock(record: LockRecord(path: plan.lockPath, changed: true, lock: lock), writer: writer)
     }
 }

@@ -97,12 +97,15 @@ public enum PackageSets {
 
     /// Resolves the request against the verified repository and downloads every .deb.
     public static func resolve(
-        _ request: PackageSetRequest, mirror: String, keyring: String, cache: DownloadCache, transport: HTTPTransport
+        _ request: PackageSetRequest, mirror: String, keyring: String, cache: DownloadCache, transport: HTTPTransport,
+        step: @Sendable (String) -> Void = { _ in }
     ) async throws -> ResolvedPackageSet {
         let repository = Repository(mirror: mirror, suite: request.suite, keyring: keyring, cache: cache)
         let index = try await repository.packages(
-            components: request.components, architecture: request.architecture, transport: transport)
+            components: request.components, architecture: request.architecture, transport: transport, step: step)
+        step("resolving \(request.packages.count) packages among \(index.count)")
         let chosen = try Resolver(packages: index, architecture: request.architecture).resolve(request.packages)
+        step("downloading \(chosen.count) packages")
         try await download(chosen, mirror: repository.mirror, cache: cache, transport: transport)
         return ResolvedPackageSet(mirror: repository.mirror, packages: chosen.map(pin), cache: cache)
     }
@@ -112,7 +115,7 @@ public enum PackageSets {
     /// must appear with the same version and sha256.
     public static func fetchLocked(
         _ locked: [PinnedPackage], request: PackageSetRequest, mirror: String, keyring: String, cache: DownloadCache,
-        transport: HTTPTransport
+        transport: HTTPTransport, step: @Sendable (String) -> Void = { _ in }
     ) async throws -> ResolvedPackageSet {
         let trimmedMirror = mirror.hasSuffix("/") ? String(mirror.dropLast()) : mirror
         let sorted = locked.sorted { $0.name < $1.name }
@@ -121,7 +124,7 @@ public enum PackageSets {
         }
         let repository = Repository(mirror: mirror, suite: request.suite, keyring: keyring, cache: cache)
         let index = try await repository.packages(
-            components: request.components, architecture: request.architecture, transport: transport)
+            components: request.components, architecture: request.architecture, transport: transport, step: step)
         var byKey: [String: BinaryPackage] = [:]
         for package in index { byKey["\(package.name) \(package.sha256)"] = package }
         var found: [BinaryPackage] = []
@@ -131,6 +134,7 @@ public enum PackageSets {
             }
             found.append(package)
         }
+        step("downloading \(found.count) packages")
         try await download(found, mirror: repository.mirror, cache: cache, transport: transport)
         return ResolvedPackageSet(mirror: trimmedMirror, packages: sorted, cache: cache)
     }

@@ -28,9 +28,13 @@ public struct Repository: Sendable {
         public var sha256: String
     }
 
-    /// Fetches and verifies InRelease; returns the SHA256 list of the signed Release body.
-    public func release(transport: HTTPTransport) async throws -> [String: IndexFile] {
+    /// Fetches and verifies InRelease; returns the SHA256 list of the signed Release body. `step` hears each
+    /// stage that may take a while (download, signature check), as a short present-tense line.
+    public func release(transport: HTTPTransport, step: @Sendable (String) -> Void = { _ in }) async throws
+        -> [String: IndexFile]
+    {
         let url = "\(mirror)/dists/\(suite)/InRelease"
+        step("downloading \(suite) InRelease from \(mirror)")
         guard let target = URL(string: url) else { throw DebianError.release(url: url, detail: "not a URL") }
         let response: HTTPResponse
         do {
@@ -45,6 +49,7 @@ public struct Repository: Sendable {
                     "HTTP \(response.status): the mirror does not serve suite '\(suite)' (Kiln needs a signed InRelease)"
             )
         }
+        step("verifying the signature of \(suite) InRelease")
         let body = try verify(response.body, url: url)
         guard let release = Control.parse(body).first else {
             throw DebianError.release(url: url, detail: "the signed Release is empty")
@@ -129,10 +134,12 @@ public struct Repository: Sendable {
     }
 
     /// Every binary package of `components` for `architecture`, from indexes verified against the Release.
-    public func packages(components: [String], architecture: String, transport: HTTPTransport) async throws
-        -> [BinaryPackage]
-    {
-        let files = try await release(transport: transport)
+    /// `step` hears each stage (download, verification, parsing) as it starts.
+    public func packages(
+        components: [String], architecture: String, transport: HTTPTransport,
+        step: @Sendable (String) -> Void = { _ in }
+    ) async throws -> [BinaryPackage] {
+        let files = try await release(transport: transport, step: step)
         var result: [BinaryPackage] = []
         for component in components {
             let stem = "\(component)/binary-\(architecture)/Packages"
@@ -142,17 +149,23 @@ public struct Repository: Sendable {
                     detail: "the signed Release lists no Packages index for \(component)/\(architecture)")
             }
             let url = "\(mirror)/dists/\(suite)/\(file.path)"
+            step("downloading and verifying \(suite)/\(file.path) (\(Self.megabytes(file.size)))")
             let path: String
             do {
                 path = try await cache.fetchFile(url: url, sha256: file.sha256, size: file.size, transport: transport)
             } catch DebianError.download(_, let detail) {
                 throw DebianError.index(url: url, detail: detail)
             }
+            step("reading \(suite)/\(file.path)")
             let data = try DebArchive.decompress(path: path)
             for stanza in Control.parse(data, keep: BinaryPackage.fields) {
                 if let package = BinaryPackage(stanza) { result.append(package) }
             }
         }
         return result
+    }
+
+    static func megabytes(_ bytes: Int64) -> String {
+        String(format: "%.1f MB", Double(bytes) / 1_000_000)
     }
 }

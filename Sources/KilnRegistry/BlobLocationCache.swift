@@ -4,7 +4,8 @@ import KilnStore
 
 /// Where Kiln has seen each blob in each registry, kept between runs, so a blob another repository of the
 /// registry already holds is mounted instead of sent again (skopeo keeps a blob-info cache for the same
-/// reason). A stale entry costs one refused mount, after which the blob is uploaded as usual.
+/// reason). A stale entry costs one refused mount and is dropped; the blob is then mounted from where this run
+/// put it, or uploaded.
 ///
 /// File: `$KILN_CACHE_DIR/blob-locations.json`, else `$XDG_CACHE_HOME/kiln/…`, else `~/.cache/kiln/…`.
 public struct BlobLocationCache: Sendable {
@@ -43,18 +44,22 @@ public struct BlobLocationCache: Sendable {
         let known = BlobLocations()
         for (digest, entry) in read()[registry] ?? [:] {
             guard let digest = try? Digest(parsing: digest) else { continue }
-            for repository in entry.repositories { known.record(digest, in: repository) }
+            for repository in entry.repositories { known.remembered(digest, in: repository) }
         }
         return known
     }
 
-    /// Adds what a run learnt (`(digest, repository)` pairs). Best effort: a cache that cannot be written only
-    /// costs uploads later, so failures are ignored.
-    public func remember(_ seen: [(Digest, String)], in registry: String) {
-        guard !seen.isEmpty else { return }
+    /// Adds what a run learnt (`(digest, repository)` pairs) and drops the places a mount was refused from
+    /// (`stale`). Best effort: a cache that cannot be written only costs uploads later, so failures are ignored.
+    public func remember(_ seen: [(Digest, String)], forget stale: [(Digest, String)] = [], in registry: String) {
+        guard !seen.isEmpty || !stale.isEmpty else { return }
         var contents = read()
         var entries = contents[registry] ?? [:]
         let now = Int(Date().timeIntervalSince1970)
+        for (digest, repository) in stale {
+            entries[digest.description]?.repositories.removeAll { $0 == repository }
+            if entries[digest.description]?.repositories.isEmpty == true { entries[digest.description] = nil }
+        }
         for (digest, repository) in seen {
             var entry = entries[digest.description] ?? Entry(repositories: [], seen: now)
             entry.repositories.removeAll { $0 == repository }
@@ -72,5 +77,39 @@ public struct BlobLocationCache: Sendable {
         try? FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try? AtomicFile.write(data, to: path)
+    }
+}
+
+/// What a run learnt about blob locations, from its transfer events: where blobs were found, mounted or
+/// uploaded, and which places a mount was refused from. `save` writes it into the cache.
+public final class BlobSightings: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seen: [(Digest, String)] = []
+    private var stale: [(Digest, String)] = []
+
+    public init() {}
+
+    /// Passes each event on to `next` after noting where a blob now is (or is not).
+    public func tap(_ next: @escaping @Sendable (TransferEvent) -> Void) -> @Sendable (TransferEvent) -> Void {
+        { event in
+            switch event {
+            case .blobSkipped(let repository, let digest, _), .blobMounted(let repository, let digest, _, _),
+                .blobUploaded(let repository, let digest, _):
+                self.lock.withLock { self.seen.append((digest, repository)) }
+            case .mountRefused(_, let digest, let from):
+                self.lock.withLock { self.stale.append((digest, from)) }
+            default: break
+            }
+            next(event)
+        }
+    }
+
+    /// The places seen, in order.
+    public var all: [(Digest, String)] { lock.withLock { seen } }
+
+    /// Writes what was learnt into `cache` for `registry` (stale places dropped, then seen ones added).
+    public func save(to cache: BlobLocationCache, registry: String) {
+        let (seen, stale) = lock.withLock { (self.seen, self.stale) }
+        cache.remember(seen, forget: stale, in: registry)
     }
 }

@@ -6,6 +6,8 @@ import KilnStore
 public enum TransferEvent: Sendable {
     case blobSkipped(repository: String, digest: Digest, size: Int64)
     case blobMounted(repository: String, digest: Digest, from: String, size: Int64)
+    /// The registry refused to mount the blob from `from`: a stale location, dropped.
+    case mountRefused(repository: String, digest: Digest, from: String)
     case blobProgress(repository: String, digest: Digest, done: Int64, total: Int64)
     case blobUploaded(repository: String, digest: Digest, size: Int64)
     case blobDownloaded(repository: String, digest: Digest, size: Int64)
@@ -57,26 +59,40 @@ public struct Pusher: Sendable {
         }
     }
 
-    /// Copies each item's graph into its repository (one copy per item; blobs another item already put in the
-    /// registry are mounted), tags last.
+    /// Pushes every item as one graph (`copyImages`): each blob shared by several images is uploaded once and
+    /// mounted into the other repositories, manifests follow bottom-up, tags last; then each image's referrers
+    /// (SBOMs). Results are in the order of `items`.
     public func push(_ items: [Item]) async throws -> [PushedImage] {
-        var pushed: [PushedImage] = []
-        for item in items {
+        // One sink per repository, shared by the items that go there.
+        var byRepository: [String: RegistryRepository] = [:]
+        let sinks = items.map { item in
+            if let sink = byRepository[item.repository] { return sink }
             let sink = RegistryRepository(client: client, repository: item.repository, known: known, events: events)
-            let copied = try await copyImage(
-                item.descriptor, from: layout, to: sink, tags: item.tags, jobs: client.options.jobs)
-            var referrers: [Descriptor] = []
-            for node in copied.graph.nodes {
-                referrers += try await Referrers.push(
-                    of: node.descriptor.digest, from: layout, to: sink, jobs: client.options.jobs)
-            }
-            pushed.append(
-                PushedImage(
-                    reference: "\(client.registry)/\(item.repository)@\(item.descriptor.digest)",
-                    repository: item.repository,
-                    digest: item.descriptor.digest, mediaType: item.descriptor.mediaType, tags: item.tags,
-                    referrers: referrers.isEmpty ? nil : referrers))
+            byRepository[item.repository] = sink
+            return sink
         }
-        return pushed
+        let jobs = client.options.jobs
+        let copied = try await copyImages(
+            items.indices.map {
+                CopyTarget(items[$0].descriptor, to: sinks[$0], place: items[$0].repository, tags: items[$0].tags)
+            }, from: layout, jobs: jobs)
+        let referrers = Referrers.Collected(count: items.count)
+        try await Bounded.forEach(items.indices, limit: jobs) { index in
+            for node in copied[index].graph.nodes {
+                referrers.add(
+                    try await Referrers.push(
+                        of: node.descriptor.digest, from: layout, to: sinks[index], jobs: jobs),
+                    at: index)
+            }
+        }
+        return items.indices.map { index in
+            let item = items[index]
+            let found = referrers[index]
+            return PushedImage(
+                reference: "\(client.registry)/\(item.repository)@\(item.descriptor.digest)",
+                repository: item.repository,
+                digest: item.descriptor.digest, mediaType: item.descriptor.mediaType, tags: item.tags,
+                referrers: found.isEmpty ? nil : found)
+        }
     }
 }

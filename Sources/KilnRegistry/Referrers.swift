@@ -63,4 +63,16 @@ public enum Referrers {
         if let artifactType { found = found.filter { $0.artifactType == artifactType } }
         return found
     }
+
+    /// Referrers found per image of a push, filled by parallel workers.
+    final class Collected: @unchecked Sendable {
+        private let lock = NSLock()
+        private var found: [[Descriptor]]
+
+        init(count: Int) { found = Array(repeating: [], count: count) }
+
+        func add(_ descriptors: [Descriptor], at index: Int) { lock.withLock { found[index] += descriptors } }
+
+        subscript(index: Int) -> [Descriptor] { lock.withLock { found[index] } }
+    }
 }

@@ -66,9 +66,42 @@ extension RegistryClient {
         _ repository: String, digest: Digest, size: Int64, path: String, session: URL? = nil,
         progress: (@Sendable (Int64) -> Void)? = nil
     ) async throws {
+        try await uploadBlob(
+            repository, digest: digest, size: size, content: .file(path), session: session, progress: progress)
+    }
+
+    /// Where an upload's bytes come from.
+    public enum UploadContent: Sendable {
+        /// A local file, streamed from disk.
+        case file(String)
+        /// Pieces read on demand (`offset`, `length`): a blob streamed from another registry (`BlobRangeReader`),
+        /// named `origin` in messages. Only the piece being sent is held.
+        case pieces(origin: String, read: @Sendable (Int64, Int64) async throws -> Data)
+    }
+
+    /// `uploadBlob` from any `UploadContent`: the same requests, retries and digest check (every byte sent is
+    /// hashed first; a mismatch fails before the last byte goes out).
+    public func uploadBlob(
+        _ repository: String, digest: Digest, size: Int64, content: UploadContent, session: URL? = nil,
+        progress: (@Sendable (Int64) -> Void)? = nil
+    ) async throws {
         let step = "uploading blob \(digest.encoded.prefix(12))"
         let chunked = size > options.monolithicLimit
+        let path: String
+        switch content {
+        case .file(let file): path = file
+        case .pieces(let origin, _): path = origin
+        }
         let check = StreamedFileCheck(path: path, expected: digest, size: size)
+        func body(_ offset: Int64, _ length: Int64) async throws -> HTTPRequest.Body {
+            switch content {
+            case .file(let path): return .file(path: path, offset: offset, length: length, check: check)
+            case .pieces(_, let read):
+                let data = try await read(offset, length)
+                try data.withUnsafeBytes { try check.check($0, at: offset) }
+                return .bytes(data)
+            }
+        }
         var budget = RetryBudget(policy)
         var location = session
         var offset: Int64 = 0
@@ -94,8 +127,10 @@ extension RegistryClient {
                         continue
                     }
                     request = "PATCH at \(offset)"
+                    let length = min(options.chunkSize, size - offset)
                     let (next, confirmed) = try await uploadChunk(
-                        repository, current, offset: offset, size: size, path: path, check: check, step: step)
+                        repository, current, offset: offset, length: length, body: try await body(offset, length),
+                        step: step)
                     budget.succeeded(request)
                     addUploaded(confirmed - offset)
                     location = next
@@ -116,7 +151,7 @@ extension RegistryClient {
                 request = "PUT (finish)"
                 try await finishUpload(
                     repository, current, digest: digest,
-                    body: chunked ? .none : .file(path: path, offset: 0, length: size, check: check), step: step)
+                    body: chunked ? .none : try await body(0, size), step: step)
                 if !chunked {
                     addUploaded(size)
                     progress?(size)
@@ -173,6 +208,7 @@ extension RegistryClient {
         }
         var length: Int64 = 0
         if case .file(_, _, let n, _) = body { length = n }
+        if case .bytes(let data) = body { length = Int64(data.count) }
         let response = try await send(
             HTTPRequest(
                 .PUT, target, headers: [("Content-Type", "application/octet-stream"), ("Content-Length", "\(length)")],
@@ -203,10 +239,8 @@ extension RegistryClient {
     /// PATCHes the `chunkSize` piece at `offset`; returns the latest Location and how far the registry
     /// confirms it has the blob. A 416 (the registry holds another offset) is retried after a status check.
     func uploadChunk(
-        _ repository: String, _ location: URL, offset: Int64, size: Int64, path: String, check: StreamedFileCheck,
-        step: String
+        _ repository: String, _ location: URL, offset: Int64, length: Int64, body: HTTPRequest.Body, step: String
     ) async throws -> (URL, Int64) {
-        let length = min(options.chunkSize, size - offset)
         let response = try await send(
             HTTPRequest(
                 .PATCH, location,
@@ -214,7 +248,7 @@ extension RegistryClient {
                     ("Content-Type", "application/octet-stream"),
                     ("Content-Range", "\(offset)-\(offset + length - 1)"),
                     ("Content-Length", "\(length)"),
-                ], body: .file(path: path, offset: offset, length: length, check: check), retryable: false),
+                ], body: body, retryable: false),
             scopes: [scope(repository, "pull,push")], step: step, repository: repository)
         guard response.status == 202 else {
             throw uploadFailure(response, step: step, repository: repository, retryable: [416])
@@ -242,6 +276,28 @@ extension RegistryClient {
     static func rangeEnd(_ header: String?) -> Int64? {
         guard let header, let dash = header.lastIndex(of: "-") else { return nil }
         return Int64(header[header.index(after: dash)...])
+    }
+
+    /// `length` bytes of a blob from `offset` (a `Range` request), or nil when the registry does not serve
+    /// ranges (it answered the whole blob). Retried like any GET.
+    public func blobRange(_ repository: String, _ digest: Digest, offset: Int64, length: Int64) async throws -> Data? {
+        let step = "reading blob \(digest.encoded.prefix(12)) at \(offset)"
+        let response = try await send(
+            HTTPRequest(
+                .GET, try await url("\(repository)/blobs/\(digest)", repository: repository),
+                headers: [("Range", "bytes=\(offset)-\(offset + length - 1)")]),
+            scopes: [scope(repository, "pull")], step: step, repository: repository, limit: Int(length))
+        switch response.status {
+        case 206:
+            guard response.body.count == Int(length) else {
+                throw RegistryError(
+                    registry: registry, repository: repository, step: step,
+                    message: "asked for \(length) bytes, got \(response.body.count)", isTransient: true)
+            }
+            return response.body
+        case 200: return nil
+        default: throw failure(response, step: step, repository: repository)
+        }
     }
 
     /// Downloads a blob into `path`, verifying digest and size (nothing is left on a mismatch).

@@ -77,9 +77,14 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
         return true
     }
 
+    /// Mounts the blob from a repository known to hold it, else uploads it. A refused mount (a stale entry of
+    /// the blob-location cache: the registry was emptied or garbage-collected) drops that entry and is tried at
+    /// most once more, from a repository this run put the blob in; else the blob is uploaded. So a stale cache
+    /// costs at most one refused mount per blob, never a re-upload for each image that shares it.
     public func putBlob(_ descriptor: Descriptor, from source: any BlobSource) async throws {
         var session: URL?
-        if let from = known.repository(for: descriptor.digest, other: repository) {
+        var refused = false
+        while let (from, confirmed) = known.source(for: descriptor.digest, other: repository), !refused || confirmed {
             switch try await client.mountBlob(repository, descriptor.digest, from: from) {
             case .mounted:
                 known.record(descriptor.digest, in: repository)
@@ -87,23 +92,43 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
                     .blobMounted(repository: repository, digest: descriptor.digest, from: from, size: descriptor.size))
                 return
             case .session(let url): session = url
-            case .refused: break
+            case .refused: session = nil
             }
+            known.forget(descriptor.digest, in: from)
+            events(.mountRefused(repository: repository, digest: descriptor.digest, from: from))
+            if refused { break }
+            refused = true
         }
-        let (path, owned) = try await source.materialize(
-            descriptor, in: FileManager.default.temporaryDirectory.path + "/kiln-copy")
-        defer { if owned { unlink(path) } }
         let events = self.events
         let repository = self.repository
-        try await client.uploadBlob(
-            repository, digest: descriptor.digest, size: descriptor.size, path: path, session: session,
-            progress: { done in
-                events(
-                    .blobProgress(repository: repository, digest: descriptor.digest, done: done, total: descriptor.size)
-                )
-            })
+        let progress: @Sendable (Int64) -> Void = { done in
+            events(.blobProgress(repository: repository, digest: descriptor.digest, done: done, total: descriptor.size))
+        }
+        if let content = await streamed(descriptor, from: source) {
+            // Another registry's blob goes straight through, piece by piece: nothing is written to disk.
+            try await client.uploadBlob(
+                repository, digest: descriptor.digest, size: descriptor.size, content: content, session: session,
+                progress: progress)
+        } else {
+            let (path, owned) = try await source.materialize(
+                descriptor, in: FileManager.default.temporaryDirectory.path + "/kiln-copy")
+            defer { if owned { unlink(path) } }
+            try await client.uploadBlob(
+                repository, digest: descriptor.digest, size: descriptor.size, path: path, session: session,
+                progress: progress)
+        }
         known.record(descriptor.digest, in: repository)
         events(.blobUploaded(repository: repository, digest: descriptor.digest, size: descriptor.size))
+    }
+
+    /// The blob as pieces read from `source` when it is a registry repository that serves ranges (nil: use a
+    /// local file, the source's own or a download).
+    func streamed(_ descriptor: Descriptor, from source: any BlobSource) async -> RegistryClient.UploadContent? {
+        guard let remote = source as? RegistryRepository, descriptor.size > 0 else { return nil }
+        let reader = BlobRangeReader(source: remote, descriptor: descriptor)
+        let first = descriptor.size > client.options.monolithicLimit ? client.options.chunkSize : descriptor.size
+        guard await reader.servesRanges(first: first) else { return nil }
+        return .pieces(origin: "\(remote.location)@\(descriptor.digest)") { try await reader.read($0, $1) }
     }
 
     public func putManifest(_ descriptor: Descriptor, data: Data) async throws {
@@ -120,19 +145,45 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
     }
 }
 
-/// Which repository of a registry holds which blob, learnt while copying (the source of cross-repository
-/// mounts).
+/// Which repository of a registry holds which blob: what this run saw (confirmed), and what earlier runs saw
+/// (the blob-location cache, unconfirmed until a mount from there succeeds). Mounts try confirmed places first.
 public final class BlobLocations: @unchecked Sendable {
     private let lock = NSLock()
-    private var places: [Digest: [String]] = [:]
+    /// Per blob, confirmed places first (newest first), then cached ones.
+    private var places: [Digest: [(repository: String, confirmed: Bool)]] = [:]
 
     public init() {}
 
-    func record(_ digest: Digest, in repository: String) {
-        lock.withLock { places[digest, default: []].append(repository) }
+    /// This run saw the blob in `repository` (uploaded, mounted, or found there).
+    public func record(_ digest: Digest, in repository: String) {
+        lock.withLock {
+            var list = places[digest, default: []]
+            list.removeAll { $0.repository == repository }
+            list.insert((repository, true), at: 0)
+            places[digest] = list
+        }
     }
 
+    /// An earlier run saw the blob in `repository` (it may be gone since).
+    public func remembered(_ digest: Digest, in repository: String) {
+        lock.withLock {
+            guard places[digest]?.contains(where: { $0.repository == repository }) != true else { return }
+            places[digest, default: []].append((repository, false))
+        }
+    }
+
+    /// The registry refused to mount the blob from `repository`: it is not there (any more).
+    public func forget(_ digest: Digest, in repository: String) {
+        lock.withLock { places[digest]?.removeAll { $0.repository == repository } }
+    }
+
+    /// Where to mount the blob from (not `excluded`), and whether this run saw it there.
+    func source(for digest: Digest, other excluded: String) -> (String, Bool)? {
+        lock.withLock { places[digest]?.first { $0.repository != excluded }.map { ($0.repository, $0.confirmed) } }
+    }
+
+    /// The first repository holding the blob, other than `excluded`.
     func repository(for digest: Digest, other excluded: String) -> String? {
-        lock.withLock { places[digest]?.first { $0 != excluded } }
+        source(for: digest, other: excluded)?.0
     }
 }

@@ -90,13 +90,25 @@ public enum ImageArchive {
         return (entries, descriptor.digest)
     }
 
-    /// Writes the archive to `path` atomically (KilnStore's `AtomicFile.replace`).
+    /// Writes the archive to `path` atomically (KilnStore's `AtomicFile.replace`). `progress` hears the bytes
+    /// of file content written so far and the total (once before the first byte, then as they are written).
     @discardableResult
     public static func write(
-        layout: OCILayout, reference: String, format: Format, to path: String, platform: Platform = .host
+        layout: OCILayout, reference: String, format: Format, to path: String, platform: Platform = .host,
+        progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)? = nil
     ) async throws -> Result {
         let (entries, image) = try await Self.entries(
             layout: layout, reference: reference, format: format, platform: platform)
+        let total = entries.reduce(Int64(0)) { sum, entry in
+            switch entry.kind {
+            case .file(.path(let source)):
+                return sum + ((try? FileManager.default.attributesOfItem(atPath: source)[.size] as? Int64) ?? 0)
+            case .file(.bytes(let data)): return sum + Int64(data.count)
+            default: return sum
+            }
+        }
+        progress?(0, total)
+        let written: (@Sendable (Int64) -> Void)? = progress.map { report in { @Sendable done in report(done, total) } }
         // Blobs are hashed as they are streamed into the archive; one that does not match its name (a tampered
         // or decayed store) fails the export before the archive gets its name.
         var expected: [String: Digest] = [:]
@@ -105,17 +117,17 @@ public enum ImageArchive {
                 expected[source] = try Digest(sha256Hex: String(entry.path.dropFirst("blobs/sha256/".count)))
             }
         }
-        let written = try AtomicFile.replace(path) { temp in
+        let archived = try AtomicFile.replace(path) { temp in
             let result = try LayerWriter.write(
                 entries: entries, to: temp, options: LayerOptions(mtime: 0, compression: .none, threads: 1),
-                hashing: Set(expected.keys))
+                hashing: Set(expected.keys), progress: written)
             for (source, digest) in expected where result.fileDigests[source] != digest {
                 throw StoreError.corruptBlob(
                     path: source, expected: digest, actual: result.fileDigests[source] ?? digest)
             }
             return result
         }
-        return Result(digest: written.diffID, size: written.uncompressedSize, image: image)
+        return Result(digest: archived.diffID, size: archived.uncompressedSize, image: image)
     }
 }
 

@@ -89,7 +89,7 @@ public struct Verifier: Sendable {
         let plan = try Pipeline.plan(set, only: [name], lockPath: lockPath, options: options)
         var prepared = try await Pipeline.prepare(plan, store: scratch)
         // Build steps run again in the scratch store: verify rebuilds what was compiled, too.
-        try Pipeline.compile(&prepared, store: scratch)
+        try await Pipeline.compile(&prepared, store: scratch)
         guard
             let built = try await Pipeline.build(prepared, into: layout, events: events).first(where: {
                 $0.name == name

@@ -49,35 +49,102 @@ public struct CopyResult: Sendable {
     public var manifestsWritten: Int
 }
 
-/// Copies the image graph under `root` from a source to a sink: walk once (index → manifests → config and
-/// layers), copy each blob the sink lacks once with `jobs` workers, write manifests bottom-up (children
-/// before the index that lists them), and tag last, so a tag never names something incomplete.
-/// Idempotent: what the sink has is skipped.
+/// Copies the image graph under `root` from a source to a sink: `copyImages` with one image.
 @discardableResult
 public func copyImage(
     _ root: Descriptor, from source: any BlobSource, to sink: any BlobSink, tags: [String] = [], jobs: Int = 4
 ) async throws -> CopyResult {
-    let graph = try await ImageGraph.walk(root) { descriptor in
-        guard let data = try await source.document(descriptor) else {
-            throw GraphCopyError.absent(descriptor.digest, source.location)
+    try await copyImages([CopyTarget(root, to: sink, place: "", tags: tags)], from: source, jobs: jobs)[0]
+}
+
+/// One image of a copy: its root, the sink it goes to, and its tags. `place` names the sink (a registry
+/// repository): targets with the same place share what is written there.
+public struct CopyTarget: Sendable {
+    public var root: Descriptor
+    public var sink: any BlobSink
+    public var place: String
+    public var tags: [String]
+
+    public init(_ root: Descriptor, to sink: any BlobSink, place: String, tags: [String] = []) {
+        self.root = root
+        self.sink = sink
+        self.place = place
+        self.tags = tags
+    }
+}
+
+/// Copies several image graphs from one source as one graph (go-containerregistry's `MultiWrite`): every graph
+/// is walked first; each distinct blob is written once, to the first place that needs it, with `jobs`
+/// workers; then the other places that need it (a sink that is a registry repository mounts it from there);
+/// then manifests bottom-up (children before the index that lists them), places in parallel; and tags last,
+/// once every manifest of every image is in, so a tag never names something incomplete. Idempotent: what a
+/// sink has is skipped. Results are in the order of `targets`.
+public func copyImages(_ targets: [CopyTarget], from source: any BlobSource, jobs: Int = 4) async throws
+    -> [CopyResult]
+{
+    var walked: [ImageGraph] = []
+    for target in targets {
+        walked.append(
+            try await ImageGraph.walk(target.root) { descriptor in
+                guard let data = try await source.document(descriptor) else {
+                    throw GraphCopyError.absent(descriptor.digest, source.location)
+                }
+                return data
+            })
+    }
+    let graphs = walked
+    // Each (place, blob) once; the first place a blob is needed in writes it, the others follow.
+    struct Placement: Sendable {
+        var target: Int
+        var blob: Descriptor
+    }
+    var first: [Placement] = []
+    var rest: [Placement] = []
+    var placed = Set<String>()
+    var seen = Set<Digest>()
+    for (index, graph) in graphs.enumerated() {
+        for blob in graph.blobs.map(\.descriptor)
+        where placed.insert("\(targets[index].place) \(blob.digest)").inserted {
+            if seen.insert(blob.digest).inserted {
+                first.append(Placement(target: index, blob: blob))
+            } else {
+                rest.append(Placement(target: index, blob: blob))
+            }
         }
-        return data
     }
-    let written = Mutex(0)
-    try await Bounded.forEach(graph.blobs.map(\.descriptor), limit: jobs) { blob in
-        guard try await !sink.has(blob) else { return }
-        try await sink.putBlob(blob, from: source)
-        written.withLock { $0 += 1 }
+    let written = Mutex([Int](repeating: 0, count: targets.count))
+    for wave in [first, rest] {
+        try await Bounded.forEach(wave, limit: jobs) { placement in
+            let sink = targets[placement.target].sink
+            guard try await !sink.has(placement.blob) else { return }
+            try await sink.putBlob(placement.blob, from: source)
+            written.withLock { $0[placement.target] += 1 }
+        }
     }
-    var manifests = 0
-    for node in graph.nodes where try await !sink.has(node.descriptor) {
-        try await sink.putManifest(node.descriptor, data: node.data)
-        manifests += 1
+    // Manifests: within a place in order (an index after the manifests it lists, each written once), places in
+    // parallel.
+    let manifests = Mutex([Int](repeating: 0, count: targets.count))
+    let places = Dictionary(grouping: targets.indices, by: { targets[$0].place }).values.map { $0.sorted() }
+    try await Bounded.forEach(places, limit: jobs) { indexes in
+        var done = Set<Digest>()
+        for index in indexes {
+            for node in graphs[index].nodes where done.insert(node.descriptor.digest).inserted {
+                guard try await !targets[index].sink.has(node.descriptor) else { continue }
+                try await targets[index].sink.putManifest(node.descriptor, data: node.data)
+                manifests.withLock { $0[index] += 1 }
+            }
+        }
     }
-    if let top = graph.nodes.last {
-        for tag in tags { try await sink.tag(root, data: top.data, as: tag) }
+    try await Bounded.forEach(targets.indices, limit: jobs) { index in
+        guard let top = graphs[index].nodes.last else { return }
+        for tag in targets[index].tags {
+            try await targets[index].sink.tag(targets[index].root, data: top.data, as: tag)
+        }
     }
-    return CopyResult(graph: graph, blobsWritten: written.withLock { $0 }, manifestsWritten: manifests)
+    let (blobCounts, manifestCounts) = (written.withLock { $0 }, manifests.withLock { $0 })
+    return graphs.indices.map {
+        CopyResult(graph: graphs[$0], blobsWritten: blobCounts[$0], manifestsWritten: manifestCounts[$0])
+    }
 }
 
 /// A document the graph names that its source does not have.

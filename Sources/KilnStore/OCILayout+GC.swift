@@ -8,6 +8,13 @@ extension OCILayout {
         public var size: Int64
     }
 
+    /// What a collection did: the blobs removed (or, dry, that would be) and the unreachable ones it kept only
+    /// because they are younger than the grace period.
+    public struct Collection: Sendable {
+        public var removed: [Garbage]
+        public var keptForGrace: [Garbage]
+    }
+
     /// Removes every blob that no tag in index.json reaches (nor any of `extraRoots`, e.g. the manifests
     /// a release file pins), under the store lock so a concurrent build cannot tag something mid-sweep.
     /// Blobs a running build relies on but has not tagged yet are kept (`BuildRoots`), and so are blobs younger
@@ -15,25 +22,36 @@ extension OCILayout {
     public func collectGarbage(extraRoots: [Descriptor] = [], dryRun: Bool, graceSeconds: TimeInterval = 3600) throws
         -> [Garbage]
     {
+        try collect(extraRoots: extraRoots, dryRun: dryRun, graceSeconds: graceSeconds).removed
+    }
+
+    /// `collectGarbage`, also reporting what the grace period kept.
+    public func collect(extraRoots: [Descriptor] = [], dryRun: Bool, graceSeconds: TimeInterval = 3600) throws
+        -> Collection
+    {
         try withLock {
             var live = runningBuildRoots()
             for root in try index().manifests + extraRoots {
                 live.formUnion(try reachableBlobs(from: root))
             }
             let now = Date()
-            var garbage: [Garbage] = []
+            var collection = Collection(removed: [], keptForGrace: [])
             for digest in try allBlobs() where !live.contains(digest) {
                 let attributes = try? FileManager.default.attributesOfItem(atPath: blobPath(digest))
                 let modified = attributes?[.modificationDate] as? Date ?? .distantPast
-                if now.timeIntervalSince(modified) < graceSeconds { continue }
-                garbage.append(Garbage(digest: digest, size: blobSize(digest) ?? 0))
+                let item = Garbage(digest: digest, size: blobSize(digest) ?? 0)
+                if now.timeIntervalSince(modified) < graceSeconds {
+                    collection.keptForGrace.append(item)
+                } else {
+                    collection.removed.append(item)
+                }
             }
             if !dryRun {
-                for item in garbage { try removeBlob(item.digest) }
+                for item in collection.removed { try removeBlob(item.digest) }
                 // Build-step staging left by a build that was killed (its process is gone).
                 StagedDirectory.removeStale(in: root + "/builds")
             }
-            return garbage
+            return collection
         }
     }
 }

@@ -209,13 +209,20 @@ public final class OCILayout: Sendable {
     /// Points `reference` (`NAME:TAG`) at `descriptor`, replacing any entry with the same reference.
     /// Every blob the descriptor reaches must already be stored: tags go last.
     public func tag(_ descriptor: Descriptor, as reference: String) throws {
+        try tag([(descriptor, reference)])
+    }
+
+    /// Points every reference at its descriptor in one replacement of index.json: all of them or none.
+    public func tag(_ tags: [(descriptor: Descriptor, reference: String)]) throws {
         try updateIndex { index in
-            index.manifests.removeAll { $0.annotations?[AnnotationKey.refName] == reference }
-            var entry = descriptor
-            var annotations = entry.annotations ?? [:]
-            annotations[AnnotationKey.refName] = reference
-            entry.annotations = annotations
-            index.manifests.append(entry)
+            for (descriptor, reference) in tags {
+                index.manifests.removeAll { $0.annotations?[AnnotationKey.refName] == reference }
+                var entry = descriptor
+                var annotations = entry.annotations ?? [:]
+                annotations[AnnotationKey.refName] = reference
+                entry.annotations = annotations
+                index.manifests.append(entry)
+            }
         }
     }
 

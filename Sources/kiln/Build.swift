@@ -86,6 +86,20 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
             valueName: "os/arch"))
     var platform: [String] = []
 
+    @Option(
+        name: .customLong("cache-from"),
+        help: ArgumentHelp(
+            "Take layers from this registry cache (repeatable, tried in order), as BuildKit's --cache-from.",
+            valueName: "REGISTRY/REPOSITORY"))
+    var cacheFrom: [String] = []
+
+    @Option(
+        name: .customLong("cache-to"),
+        help: ArgumentHelp(
+            "Publish every layer of the build to this registry cache (one tag per layer key).",
+            valueName: "REGISTRY/REPOSITORY"))
+    var cacheTo: String?
+
     /// `--platform` values, each parsed; nil when none is given.
     var platforms: [Platform]? {
         let names = platform.flatMap { $0.split(separator: ",").map(String.init) }
@@ -97,6 +111,10 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
     }
 
     func validate() throws {
+        if inputs.offline && (!cacheFrom.isEmpty || cacheTo != nil) {
+            throw ValidationError(
+                "--offline never opens a connection, and --cache-from/--cache-to need the registry: drop one of them")
+        }
         for name in platform.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) }) {
             guard let parsed = Platform(parsing: String(name)), parsed.os == "linux" else {
                 throw ValidationError("--platform '\(name)' is not a Linux platform: write os/arch, e.g. linux/arm64")
@@ -124,28 +142,33 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
             registry: registryFlags.options)
         options.allowForeignBinaries = allowForeignBinaries
         options.platforms = platforms
+        options.cacheFrom = cacheFrom
+        options.cacheTo = cacheTo
         let json = output.json
         let plan = try Pipeline.plan(
             set, only: names, lockPath: inputs.lockPath(recipePaths: paths), options: options)
         if dryRun {
+            // Everything a build would refuse before touching the network is refused here too.
+            try await Pipeline.check(plan)
             try PlanOutput.print(plan, json: json)
             return
         }
         var prepared = try await Pipeline.prepare(
             plan, store: storeOptions.path, events: PrepareReporter(quiet: json).handle)
-        try Pipeline.compile(
+        try await Pipeline.compile(
             &prepared, store: storeOptions.path, checkReproducible: checkReproducible,
             events: { line in if !json { Output.status(line) } })
         let layout = try OCILayout(root: storeOptions.path)
         let reporter = ProgressReporter()
-        let results = try await Pipeline.build(
+        let (results, record) = try await Pipeline.buildAndRecord(
             prepared, into: layout, events: { event in if !json { reporter.handle(event) } })
-        if let record = try Pipeline.record(prepared, results: results), record.changed, !json {
+        if let record, record.changed, !json {
             Output.status("updated \(record.path)")
         }
         if json { return try Output.json(Report(images: results)) }
-        let built = results.flatMap(\.layers).filter { !$0.reused }.count
-        let reused = results.flatMap(\.layers).filter(\.reused).count
+        // Every platform's layers count, as every one of them printed a line above.
+        let built = results.reduce(0) { $0 + $1.layersWritten }
+        let reused = results.reduce(0) { $0 + $1.layersReused }
         Output.line(
             "built \(results.count) image\(results.count == 1 ? "" : "s") (\(built) layers written, \(reused) reused) in "
                 + String(format: "%.1fs", Date().timeIntervalSince(started)))

@@ -12,6 +12,8 @@ final class ProgressReporter: @unchecked Sendable {
         switch event {
         case .layerReused(let image, let layer, let digest):
             Output.status("  \(image) ▸ \(layer): reused \(Output.short(digest))")
+        case .layerFetched(let image, let layer, let digest, let from):
+            Output.status("  \(image) ▸ \(layer): \(Output.short(digest)) from the cache \(from)")
         case .layerStarted(let image, let layer, let bytes):
             if !Output.isTerminal && bytes > 64 << 20 {
                 Output.status("  \(image) ▸ \(layer): writing \(Output.bytes(bytes)) …")

@@ -8,7 +8,8 @@ struct Copy: AsyncParsableCommand, NetworkedCommand {
         abstract: "Copy an image between registries by digest (like `crane copy`, `skopeo copy --all`).",
         discussion: """
             Promotion from test to production: SRC's manifest or index and everything it names are copied \
-            byte for byte, so DST serves the same digest (every platform of an index). Within one registry \
+            byte for byte, so DST serves the same digest (every platform of an index). Blobs stream from \
+            registry to registry in ranged pieces (two held at most; no temporary file). Within one registry \
             blobs are mounted from SRC's repository, not sent again; across registries from any repository of \
             DST's registry an earlier push or copy saw them in ($KILN_CACHE_DIR/blob-locations.json); blobs DST \
             has are skipped. The image's \
@@ -42,9 +43,10 @@ struct Copy: AsyncParsableCommand, NetworkedCommand {
             throw ValidationError("\(error)")
         }
         let reporter = TransferReporter(quiet: output.json)
+        if !output.json { Output.step("copying \(source) → \(destination)") }
         let cache = BlobLocationCache()
-        let seen = SeenBlobs()
-        defer { cache.remember(seen.all, in: dst.registry) }
+        let seen = BlobSightings()
+        defer { seen.save(to: cache, registry: dst.registry) }
         let (dstClient, dstTransport) = try registryFlags.client(for: dst.registry)
         let result: RemoteCopy.Result
         do {

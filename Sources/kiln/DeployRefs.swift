@@ -61,6 +61,16 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
+    @OptionGroup var outputOptions: OutputOptions
+
+    struct Report: Encodable {
+        var version: String
+        var format: String
+        var references: [String]
+        /// The compose or Kubernetes document (absent for `refs`, and when written to a file).
+        var document: String?
+        var path: String?
+    }
 
     /// VERSION names a file and an artifact tag: checked before anything is opened.
     func validate() throws { try OCITag.check(version) }
@@ -125,9 +135,14 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
             try AtomicFile.write(
                 Data(ContainersPolicy.registriesD(scope: scope).utf8), to: base + "/registries.d/kiln-release.yaml")
         }
-        if let output {
-            try AtomicFile.write(Data(text.utf8), to: output)
-        } else {
+        if let output { try AtomicFile.write(Data(text.utf8), to: output) }
+        if outputOptions.json {
+            return try Output.json(
+                Report(
+                    version: version, format: "\(format)", references: services.map(\.reference),
+                    document: format == .refs || output != nil ? nil : text, path: output))
+        }
+        if output == nil {
             FileHandle.standardOutput.write(Data(text.utf8))
         }
     }

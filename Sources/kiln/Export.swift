@@ -24,6 +24,20 @@ struct Export: AsyncParsableCommand {
         name: .long, help: "For a docker archive of a multi-platform image: which platform (default: this machine's).")
     var platform: String?
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var outputOptions: OutputOptions
+
+    struct Report: Encodable {
+        var reference: String
+        var path: String
+        var digest: String
+        var size: Int64
+    }
+
+    func validate() throws {
+        if outputOptions.json && output == "-" {
+            throw ValidationError("--json needs -o FILE: with -o - standard output carries the archive")
+        }
+    }
 
     func run() async throws {
         let layout = try OCILayout(root: storeOptions.path, create: false)
@@ -34,17 +48,26 @@ struct Export: AsyncParsableCommand {
             }
             chosen = parsed
         }
+        let progress = ByteProgress(label: "exporting \(reference)")
         guard output == "-" else {
             let result = try await ImageArchive.write(
-                layout: layout, reference: reference, format: format, to: output, platform: chosen)
+                layout: layout, reference: reference, format: format, to: output, platform: chosen,
+                progress: progress.report)
+            Output.endProgress()
             Output.status("wrote \(output): \(Output.bytes(result.size)), \(result.digest)")
+            if outputOptions.json {
+                try Output.json(
+                    Report(reference: reference, path: output, digest: result.digest.description, size: result.size))
+            }
             return
         }
         let temp = FileManager.default.temporaryDirectory.path + "/kiln-export-\(UUID().uuidString.lowercased()).tar"
         defer { try? FileManager.default.removeItem(atPath: temp) }
-        try await ImageArchive.write(layout: layout, reference: reference, format: format, to: temp, platform: chosen)
+        try await ImageArchive.write(
+            layout: layout, reference: reference, format: format, to: temp, platform: chosen, progress: progress.report)
+        Output.endProgress()
         guard let handle = FileHandle(forReadingAtPath: temp) else {
-            throw ValidationError("cannot read the archive staged at \(temp)")
+            throw StoreError.io(path: temp, operation: "read the staged archive", detail: "it cannot be opened")
         }
         defer { try? handle.close() }
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {

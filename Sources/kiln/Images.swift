@@ -29,15 +29,9 @@ struct Images: ParsableCommand {
     }
 
     func run() throws {
-        // Listing never creates a store: where none exists yet there is simply nothing to list.
-        let layout: OCILayout
-        do {
-            layout = try OCILayout(root: storeOptions.path, create: false)
-        } catch StoreError.noLayout {
-            if output.json { return try Output.json(Report(images: [])) }
-            Output.line("no images in \(storeOptions.path) yet: run `kiln build` first")
-            return
-        }
+        // Listing never creates a store: where none exists, it says so and exits 2, as every command that reads
+        // the store does.
+        let layout = try OCILayout(root: storeOptions.path, create: false)
         let rows = try layout.tags().map { tagged in
             let images = try layout.images(for: tagged.descriptor)
             return Row(

@@ -114,7 +114,11 @@ final class PrepareReporter: Sendable {
         switch event {
         case .input(let event): inputs.handle(event)
         case .transfer(let event): transfers.handle(event)
-        case .status(let text): if !quiet { Output.status(text) }
+        case .status(let text):
+            guard !quiet else { return }
+            Output.endProgress()
+            Output.status(text)
+        case .step(let text): if !quiet { Output.step(text) }
         }
     }
 }

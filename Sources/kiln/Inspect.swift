@@ -4,7 +4,7 @@ import KilnBuild
 import KilnOCI
 import KilnStore
 
-struct Inspect: ParsableCommand {
+struct Inspect: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show an image's manifest, config and layers.",
         discussion: """
@@ -14,17 +14,27 @@ struct Inspect: ParsableCommand {
             the one of --platform); \
             --provenance its build provenance, an in-toto statement with a SLSA provenance v1 predicate (recipe \
             and lock digests, every input by digest), for one platform (--platform).
+
+            A REF with a registry (REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:…, like `crane config` or \
+            `skopeo inspect`) is read from that registry, storing nothing: every platform of an index, or those \
+            --platform names.
+
+              kiln inspect komodod:0.9.2-2
+              kiln inspect registry.example.com/komodo/komodod:0.9.2-2 --platform linux/arm64 --json
             """)
 
-    @Argument(help: "The image, as NAME:TAG.") var reference: String
+    @Argument(help: "The image, as NAME:TAG (the store) or REGISTRY/NAME:TAG (a registry).") var reference: String
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var registryFlags: RegistryFlags
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Only these platforms of a remote index (repeatable, e.g. linux/arm64); with --sbom or --provenance, the one platform to print.",
+            valueName: "os/arch"))
+    var platform: [String] = []
     @Flag(name: .long, help: "Print the image's SPDX SBOM (the document push publishes beside it).") var sbom = false
     @Flag(name: .long, help: "Print the image's build provenance (in-toto statement, SLSA provenance v1).")
     var provenance = false
-    @Option(
-        name: .long,
-        help: "With --sbom or --provenance: one platform of a multi-platform image (--provenance default: the first).")
-    var platform: String?
     @OptionGroup var output: OutputOptions
 
     struct Layer: Encodable {
@@ -52,7 +62,25 @@ struct Inspect: ParsableCommand {
         var images: [PlatformImage]
     }
 
-    func run() throws {
+    func validate() throws {
+        for name in platform where Platform(parsing: name) == nil {
+            throw ValidationError("'\(name)' is not a platform: write os/arch, e.g. linux/arm64")
+        }
+    }
+
+    func run() async throws {
+        if Self.isRemote(reference) {
+            guard !sbom, !provenance else {
+                throw ValidationError("--sbom and --provenance read the local store: give NAME:TAG (or use kiln sbom)")
+            }
+            let report = try await remoteReport()
+            if output.json { return try Output.json(report) }
+            return print(report)
+        }
+        guard platform.isEmpty || ((sbom || provenance) && platform.count == 1) else {
+            throw ValidationError(
+                "--platform is for an image in a registry, or one platform with --sbom or --provenance")
+        }
         let layout = try OCILayout(root: storeOptions.path, create: false)
         let descriptor = try layout.resolve(reference)
         if sbom { return try printSBOM(layout: layout, descriptor: descriptor) }
@@ -77,8 +105,12 @@ struct Inspect: ParsableCommand {
             reference: reference, digest: descriptor.digest.description, mediaType: descriptor.mediaType, images: images
         )
         if output.json { return try Output.json(report) }
-        Output.line("\(reference)  \(report.digest)")
-        for image in images {
+        print(report)
+    }
+
+    func print(_ report: Report) {
+        Output.line("\(report.reference)  \(report.digest)")
+        for image in report.images {
             let exec = image.config.config
             Output.line("platform    \(image.platform)  manifest \(image.manifestDigest)")
             Output.line("config      \(image.manifest.config.digest)")

@@ -12,7 +12,7 @@ extension Inspect {
     func printSBOM(layout: OCILayout, descriptor: Descriptor) throws {
         var documents: [Data] = []
         var images = try layout.images(for: descriptor)
-        if let platform {
+        if let platform = platform.first {
             guard let wanted = Platform(parsing: platform) else {
                 throw ValidationError("'\(platform)' is not a platform: write os/arch")
             }
@@ -56,7 +56,7 @@ extension Inspect {
     func printProvenance(layout: OCILayout, descriptor: Descriptor) throws {
         let images = try layout.images(for: descriptor)
         var chosen = images.first
-        if let platform {
+        if let platform = platform.first {
             guard let wanted = Platform(parsing: platform) else {
                 throw ValidationError("'\(platform)' is not a platform: write os/arch")
             }

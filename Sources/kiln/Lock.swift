@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
 import KilnBuild
+import KilnStore
 
 struct Lock: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Pin every remote input in the lock file, downloading what is not pinned yet.",
+        abstract: "Pin every remote input and image digest in the lock file, downloading what is not pinned yet.",
         discussion: """
             A `url` input may leave out `sha256` when its publisher gives no checksum (komodod's release \
             archives, for one). `kiln lock` downloads each such input, records the digest it turned out to \
@@ -15,25 +16,76 @@ struct Lock: AsyncParsableCommand, NetworkedCommand {
             Inputs that the recipes pin are fetched and verified too, so the cache is warm afterwards. Debian \
             package sets are resolved again against the mirror and their exact versions and sha256 recorded: \
             this is how a base picks up security updates (a plain `kiln build` keeps the locked versions).
+
+            Every image is then built into the store (--store; layers already there are reused, nothing is \
+            tagged) and its digest recorded, so `kiln build --locked` can check it. The lock is always \
+            written, also for recipes without any remote input.
             """)
 
     @Argument(help: "Recipe files or directories (default: recipes/).")
     var paths: [String] = []
 
+    @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var inputs: InputFlags
     @OptionGroup var registryFlags: RegistryFlags
+    @OptionGroup var output: OutputOptions
+
+    struct Report: Encodable {
+        var path: String
+        var changed: Bool
+        var inputCount: Int
+        var images: [Image]
+
+        struct Image: Encodable {
+            var reference: String
+            var digest: String
+        }
+    }
 
     func run() async throws {
         let set = try inputs.recipes(paths)
         let options = BuildOptions(
             lockMode: .refresh, inputs: inputs.options(caFile: registryFlags.caFile), registry: registryFlags.options)
         let plan = try Pipeline.plan(set, lockPath: inputs.lockPath(recipePaths: paths), options: options)
-        let prepared = try await Pipeline.prepare(plan, store: nil, events: PrepareReporter(quiet: false).handle)
+        var prepared = try await Pipeline.prepare(
+            plan, store: storeOptions.path, events: PrepareReporter(quiet: false).handle)
         let pinned = prepared.inputs.count
-        if let record = try Pipeline.record(prepared), record.changed {
-            Output.line("updated \(record.path): \(pinned) inputs pinned; review the diff before committing")
+        // The pins first: they hold even when an image cannot be built here (say, a build step's sources are
+        // missing), and the error below says what to provide.
+        let pins = try Pipeline.record(prepared)
+        // Then the images, built into the store (layers already there are reused; nothing is tagged), so the
+        // lock records their digests and `kiln build --locked` can check them.
+        let results: [BuiltImage]
+        let record: LockRecord?
+        do {
+            try await Pipeline.compile(
+                &prepared, store: storeOptions.path, checkReproducible: false, events: { Output.status($0) })
+            let reporter = ProgressReporter()
+            (results, record) = try await Pipeline.buildAndRecord(
+                prepared, into: OCILayout(root: storeOptions.path), tag: false, events: { reporter.handle($0) })
+        } catch {
+            if let pins, pins.changed {
+                Output.status(
+                    "updated \(pins.path): \(pinned) inputs pinned; no image digest recorded (the build failed)")
+            }
+            throw error
+        }
+        let images = "\(results.count) image digest\(results.count == 1 ? "" : "s")"
+        let changed = pins?.changed == true || record?.changed == true
+        if output.json {
+            return try Output.json(
+                Report(
+                    path: plan.lockPath, changed: changed, inputCount: pinned,
+                    images: results.map {
+                        Report.Image(reference: $0.references.first ?? $0.name, digest: $0.digest.description)
+                    }))
+        }
+        if changed {
+            Output.line(
+                "updated \(plan.lockPath): \(pinned) inputs pinned, \(images) recorded; review the diff before committing"
+            )
         } else {
-            Output.line("\(plan.lockPath) already pins all \(pinned) inputs")
+            Output.line("\(plan.lockPath) already pins all \(pinned) inputs and \(images)")
         }
     }
 }

@@ -22,6 +22,13 @@ struct Login: AsyncParsableCommand, NetworkedCommand {
     @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.") var passwordStdin = false
     @Option(name: [.short, .long], help: "Password (prefer --password-stdin).") var password: String?
     @OptionGroup var registryFlags: RegistryFlags
+    @OptionGroup var output: OutputOptions
+
+    struct Report: Encodable {
+        var registry: String
+        var username: String
+        var saved: Bool
+    }
 
     func run() async throws {
         var secret = password
@@ -41,6 +48,7 @@ struct Login: AsyncParsableCommand, NetworkedCommand {
         }
         await transport.shutdown()
         try CredentialStore().save(credential, for: registry)
+        if output.json { return try Output.json(Report(registry: registry, username: username, saved: true)) }
         Output.line("saved credentials for \(username) at \(registry)")
     }
 }
@@ -49,9 +57,16 @@ struct Logout: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Remove saved credentials for a registry.")
 
     @Argument(help: "Registry host[:port].") var registry: String
+    @OptionGroup var output: OutputOptions
+
+    struct Report: Encodable {
+        var registry: String
+        var removed: Bool
+    }
 
     func run() throws {
         let removed = try CredentialStore().remove(for: registry)
+        if output.json { return try Output.json(Report(registry: registry, removed: removed)) }
         Output.line(removed ? "removed credentials for \(registry)" : "no saved credentials for \(registry)")
     }
 }

@@ -34,6 +34,12 @@ enum Output {
         FileHandle.standardError.write(Data("\r\u{1B}[K\(Redaction.redact(text))".utf8))
     }
 
+    /// A step that may take a while is starting: on a terminal the live line shows it (the next line replaces
+    /// it), in a log it is a line of its own, so a pipe sees every step as it begins.
+    static func step(_ text: String) {
+        if isTerminal { progress(text) } else { status(text) }
+    }
+
     static func endProgress() {
         guard isTerminal else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
@@ -52,5 +58,29 @@ enum Output {
 
     static func short(_ digest: Digest) -> String {
         String(digest.encoded.prefix(12))
+    }
+}
+
+/// Progress of one long write of known size: on a terminal a live line with bytes and percent (redrawn at most
+/// five times a second), in a log one line when it starts.
+final class ByteProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lastDraw = Date.distantPast
+    private var announced = false
+    let label: String
+
+    init(label: String) { self.label = label }
+
+    func report(_ done: Int64, _ total: Int64) {
+        lock.lock()
+        defer { lock.unlock() }
+        if !announced {
+            announced = true
+            if !Output.isTerminal { Output.status("\(label): \(Output.bytes(total)) …") }
+        }
+        guard Output.isTerminal, Date().timeIntervalSince(lastDraw) > 0.2 || done == total else { return }
+        lastDraw = Date()
+        let percent = total > 0 ? " (\(done * 100 / total)%)" : ""
+        Output.progress("\(label): \(Output.bytes(done)) / \(Output.bytes(total))\(percent)")
     }
 }

@@ -4,7 +4,7 @@ import KilnRegistry
 import KilnRelease
 import KilnSign
 
-struct Promote: AsyncParsableCommand {
+struct Promote: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Copy a signed release from one registry namespace to another, after checking every signature.",
         discussion: """

@@ -17,10 +17,11 @@ struct Push: AsyncParsableCommand, NetworkedCommand {
             `kiln pull`) are never pushed: use `kiln copy` for those.
 
             Each image goes to REGISTRY/NAMESPACE/NAME (names are checked against the distribution grammar \
-            before any request). Blobs the registry has are skipped, shared layers are mounted across \
-            repositories (also from repositories earlier runs saw them in: $KILN_CACHE_DIR/blob-locations.json, \
-            else ~/.cache/kiln), large layers go up in resumable chunks; manifests follow by digest and tags come last, \
-            so a tag never points at something incomplete. Each image's SPDX SBOM follows, found by the referrers \
+            before any request). All images go as one graph: blobs the registry has are skipped, each other \
+            blob is uploaded once and mounted into every other repository that needs it (also from repositories \
+            earlier runs saw it in: $KILN_CACHE_DIR/blob-locations.json, else ~/.cache/kiln; a place the registry \
+            no longer has costs one refused mount and is forgotten), large layers go up in resumable chunks; \
+            manifests follow by digest and tags come last, so a tag never points at something incomplete. Each image's SPDX SBOM follows, found by the referrers \
             API or, where the registry has none, under the tag sha256-<image digest> (as oras and cosign look). \
             Each image is printed as REGISTRY/REPOSITORY@sha256:…: pin that.
 
@@ -50,7 +51,7 @@ struct Push: AsyncParsableCommand, NetworkedCommand {
         let layout = try OCILayout(root: storeOptions.path, create: false)
         let tags = try PushSelection.select(images, allTags: allTags, from: layout)
         guard !tags.isEmpty else {
-            throw ValidationError("\(layout.root) holds no image of its own to push: build one first (`kiln build`)")
+            throw CommandFailure("\(layout.root) holds no image of its own to push: build one first (`kiln build`)")
         }
         var items: [Pusher.Item] = []
         for (name, group) in Dictionary(grouping: tags, by: \.name).sorted(by: { $0.key < $1.key }) {
@@ -69,8 +70,8 @@ struct Push: AsyncParsableCommand, NetworkedCommand {
         let started = Date()
         let pushed: [PushedImage]
         let cache = BlobLocationCache()
-        let seen = SeenBlobs()
-        defer { cache.remember(seen.all, in: target.registry) }
+        let seen = BlobSightings()
+        defer { seen.save(to: cache, registry: target.registry) }
         do {
             pushed = try await Pusher(
                 layout: layout, client: client, known: cache.locations(for: target.registry),

@@ -25,14 +25,14 @@ enum PushSelection {
             }
             if name.contains(":") && !name.hasSuffix(":") {
                 guard let hit = own.first(where: { $0.reference == name }) else {
-                    throw ValidationError("no image '\(name)' in \(layout.root): see `kiln images`")
+                    throw StoreError.unknownTag(reference: name, layout: layout.root, known: own.map(\.reference))
                 }
                 chosen.append(hit)
                 continue
             }
             let group = own.filter { $0.name == name }
             guard !group.isEmpty else {
-                throw ValidationError("no image '\(name)' in \(layout.root): see `kiln images`")
+                throw StoreError.unknownTag(reference: name, layout: layout.root, known: own.map(\.reference))
             }
             chosen += allTags ? group : try current(of: group, name: name)
         }

@@ -38,6 +38,7 @@ struct RegistryFlags: ParsableArguments {
 final class TransferReporter: @unchecked Sendable {
     private let lock = NSLock()
     private var lastDraw = Date.distantPast
+    private var started = Set<Digest>()
     let quiet: Bool
 
     init(quiet: Bool) { self.quiet = quiet }
@@ -51,7 +52,13 @@ final class TransferReporter: @unchecked Sendable {
             Output.status("  \(repo) \(Output.short(digest)): already there (\(Output.bytes(size)))")
         case .blobMounted(let repo, let digest, let from, let size):
             Output.status("  \(repo) \(Output.short(digest)): mounted from \(from) (\(Output.bytes(size)))")
+        case .mountRefused(let repo, let digest, let from):
+            Output.status("  \(repo) \(Output.short(digest)): not in \(from) any more (a stale location, dropped)")
         case .blobProgress(let repo, let digest, let done, let total):
+            // In a log, each blob in flight is a line when it starts (its end is the uploaded/downloaded line).
+            if !Output.isTerminal, started.insert(digest).inserted {
+                Output.status("  \(repo) \(Output.short(digest)): transferring \(Output.bytes(total)) …")
+            }
             guard Date().timeIntervalSince(lastDraw) > 0.2, total > 0 else { return }
             lastDraw = Date()
             Output.progress("  \(repo) \(Output.short(digest)): \(Output.bytes(done)) / \(Output.bytes(total))")

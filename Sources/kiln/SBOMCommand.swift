@@ -6,7 +6,7 @@ import KilnRegistry
 import KilnRelease
 import KilnStore
 
-struct SBOMCommand: AsyncParsableCommand {
+struct SBOMCommand: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         commandName: "sbom",
         abstract: "Print an image's SPDX SBOM, from a registry or the store.",

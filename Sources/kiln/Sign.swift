@@ -83,7 +83,7 @@ struct KeyGenerate: ParsableCommand {
     }
 }
 
-struct Sign: AsyncParsableCommand {
+struct Sign: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sign images in a registry with a key, as cosign does.",
         discussion: """

@@ -23,13 +23,11 @@ struct Untag: ParsableCommand {
 
     func run() throws {
         guard !references.isEmpty else { throw ValidationError("name at least one image as NAME:TAG") }
-        guard FileManager.default.fileExists(atPath: storeOptions.path + "/index.json") else {
-            throw ValidationError("no image store at \(storeOptions.path): give --store or set KILN_STORE")
-        }
+        // No store, or an image it does not have: the command cannot do its work (2), nothing is removed.
         let layout = try OCILayout(root: storeOptions.path, create: false)
-        let known = Set(try layout.tags().map(\.reference))
+        let known = try layout.tags().map(\.reference)
         for reference in references where !known.contains(reference) {
-            throw ValidationError("no image '\(reference)' in \(layout.root): see `kiln images`")
+            throw StoreError.unknownTag(reference: reference, layout: layout.root, known: known)
         }
         for reference in references { try layout.untag(reference) }
         try layout.removeOrphanReferrers()

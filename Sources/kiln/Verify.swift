@@ -43,14 +43,21 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let flags = registryFlags
         let json = output.json
+        // The rebuild takes seconds: every layer is a line (a live one on a terminal while it is written).
+        let reporter = ProgressReporter()
+        if !json { Output.step("verify: rebuilding \(ref.repository) from the recipes in a scratch store") }
         let report = try await withRegistry(ref.registry, registryFlags) { client in
             try await Verifier(
                 client: client,
                 registryOptions: RegistryOptions(insecure: Set(flags.insecure), caFile: flags.caFile, jobs: flags.jobs),
                 httpOptions: HTTPOptions(caFile: flags.caFile),
                 events: { event in
-                    if !json, case .imageTagged(_, let references, let digest) = event {
+                    guard !json else { return }
+                    if case .imageTagged(_, let references, let digest) = event {
+                        Output.endProgress()
                         Output.status("rebuilt \(references.joined(separator: ", ")) → \(digest)")
+                    } else {
+                        reporter.handle(event)
                     }
                 }
             ).verify(ref, recipes: recipes.isEmpty ? ["recipes"] : recipes, scratch: scratch)

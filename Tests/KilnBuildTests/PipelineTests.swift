@@ -254,6 +254,37 @@ import Testing
         let roots = (try? FileManager.default.contentsOfDirectory(atPath: layout.privateDirectory + "/builds")) ?? []
         #expect(roots.isEmpty)
     }
+
+    /// A `dirs:` entry for a user's home wins: the accounts layer (the last one) leaves that directory alone, so
+    /// the entry's mode and owner are what the image has, not the accounts layer's 0755.
+    @Test func dirsEntryForAHomeDirectoryWinsOverTheAccountsLayer() throws {
+        let dir = try TemporaryDirectory("kiln-home")
+        defer { dir.remove() }
+        let yaml = """
+            name: app
+            version: "1"
+            users:
+              - {name: svc, uid: 1000, gid: 1000, home: /home/svc}
+              - {name: other, uid: 1001, gid: 1001, home: /home/other}
+            layers:
+              - name: data
+                dirs:
+                  - {path: /home/svc/, mode: "0750", uid: 1000, gid: 1000}
+            """
+        let file = try dir.write("recipes/app.yaml", yaml)
+        let (recipes, problems) = RecipeSet.parse(yaml, file: file)
+        try #require(problems.isEmpty, "\(problems)")
+        let entries = try #require(Accounts.entries(for: recipes[0], chain: recipes))
+        #expect(!entries.contains { $0.path.hasPrefix("/home/svc") }, "the dirs: entry decides /home/svc")
+        let other = try #require(entries.first { $0.path == "/home/other" })
+        #expect(other.mode == 0o755 && other.uid == 1001)
+        // The plan shows it the same way: /home/svc only in the data layer.
+        let plan = try Pipeline.plan(
+            recipes, lock: LockFile(), lockPath: dir.path + "/recipes/kiln.lock",
+            options: BuildOptions(sourceDateEpoch: 0))
+        let layers = try #require(plan.images.first?.platforms.first?.layers)
+        #expect(layers.map(\.name) == ["data", "accounts"])
+    }
 }
 
 /// A TCP port that accepts nothing itself: connections a client opens wait in its backlog and are counted.

@@ -9,19 +9,58 @@ import Testing
         #expect(out.range(of: #"^kiln \d+\.\d+\.\d+ \(encoding \d+\)\n$"#, options: .regularExpression) != nil)
     }
 
+    /// Every command path ArgumentParser knows (`build`, …, and nested ones), read from its own dump, so a
+    /// command added later is walked without anyone listing it here.
+    func commandPaths() throws -> [[String]] {
+        let dump = try KilnBinary.run(["--experimental-dump-help"]).stdout
+        let tool = try #require(try JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any])
+        var paths: [[String]] = []
+        func walk(_ command: [String: Any], _ path: [String]) {
+            for sub in command["subcommands"] as? [[String: Any]] ?? [] {
+                guard let name = sub["commandName"] as? String else { continue }
+                paths.append(path + [name])
+                walk(sub, path + [name])
+            }
+        }
+        walk(try #require(tool["command"] as? [String: Any]), [])
+        return paths
+    }
+
+    /// `--help`, `-h` and `kiln help CMD` print the command's help on stdout and exit 0, for every command.
+    @Test func everyCommandsHelpExitsZeroWithItsUsage() throws {
+        let paths = try commandPaths()
+        #expect(paths.count >= 20 && paths.contains(["build"]) && paths.contains(["lock"]), "\(paths)")
+        for path in paths where path != ["help"] {
+            let usage = "USAGE: kiln \(path.joined(separator: " "))"
+            for arguments in [path + ["--help"], path + ["-h"], ["help"] + path] {
+                let result = try KilnBinary.run(arguments, check: false)
+                #expect(result.status == 0, "kiln \(arguments.joined(separator: " ")): \(result.stderr)")
+                #expect(result.stdout.contains(usage), "kiln \(arguments.joined(separator: " ")): \(result.stdout)")
+                #expect(!result.stderr.contains("Error"), "kiln \(arguments.joined(separator: " ")): \(result.stderr)")
+            }
+        }
+        // The root: bare `kiln`, --help, -h and `kiln help` all print the overview with every command.
+        for arguments in [[], ["--help"], ["-h"], ["help"]] {
+            let result = try KilnBinary.run(arguments, check: false)
+            #expect(result.status == 0, "kiln \(arguments): \(result.stderr)")
+            #expect(result.stdout.contains("USAGE: kiln <subcommand>"), "kiln \(arguments): \(result.stdout)")
+            #expect(result.stdout.contains("SUBCOMMANDS:") && result.stdout.contains("build"), "kiln \(arguments)")
+        }
+        // Shell completion, as README documents it.
+        let completion = try KilnBinary.run(["--generate-completion-script", "bash"])
+        #expect(completion.stdout.contains("_kiln"))
+    }
+
     @Test func readOnlyCommandsNeverCreateAStore() throws {
         let tmp = try TemporaryDirectory("kiln-readonly")
         defer { tmp.remove() }
         let store = tmp.path + "/images"
-        let list = try KilnBinary.run(["images", "--store", store])
-        #expect(list.stdout.contains("no images in \(store) yet"))
-        #expect(try KilnBinary.imageDigests(store).isEmpty)
         for arguments in [
-            ["inspect", "komodod:1"], ["export", "komodod:1", "-o", tmp.path + "/out.tar"], ["gc", "--dry-run"],
-            ["fsck"], ["untag", "komodod:1"],
+            ["images"], ["inspect", "komodod:1"], ["export", "komodod:1", "-o", tmp.path + "/out.tar"],
+            ["gc", "--dry-run"], ["fsck"], ["untag", "komodod:1"],
         ] {
             let result = try KilnBinary.run(arguments + ["--store", store], check: false)
-            #expect(result.status != 0, "\(arguments)")
+            #expect(result.status == 2, "\(arguments): no store is exit 2, as README's table says")
             #expect(result.stderr.contains("no image store at \(store)"), "\(arguments): \(result.stderr)")
         }
         // Nothing was written: neither the store nor anything beside it.
@@ -59,6 +98,97 @@ import Testing
         let failure = try JSONDecoder().decode(Failure.self, from: Data(missing.stdout.utf8))
         #expect(missing.stdout.range(of: #"^\{\s*"schemaVersion"\s*:\s*1\s*,"#, options: .regularExpression) != nil)
         #expect(failure.schemaVersion == 1 && failure.exitCode == 2 && failure.error.contains("no image store"))
+    }
+
+    /// README's exit-code table, one row at a time (1 for `build --locked` is in LockedBuildTests, for
+    /// `rollback` in ReleaseTests; 2 for no store in `readOnlyCommandsNeverCreateAStore`).
+    @Test func exitCodeTableRowByRow() throws {
+        let tmp = try TemporaryDirectory("kiln-exit-rows")
+        defer { tmp.remove() }
+        let store = tmp.path + "/images"
+        try Shell.run(["cp", "-R", KilnBinary.packageRoot + "/Tests/Fixtures/golden", tmp.path + "/recipes"])
+        func kiln(_ arguments: [String]) throws -> CommandResult {
+            try KilnBinary.run(arguments + ["--store", store], directory: tmp.path, check: false)
+        }
+        func envelope(_ result: CommandResult) -> (error: String, exitCode: Int)? {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
+                object["schemaVersion"] as? Int == 1, let error = object["error"] as? String,
+                let code = object["exitCode"] as? Int
+            else { return nil }
+            return (error, code)
+        }
+        // 0: done.
+        #expect(try kiln(["build", "recipes"]).status == 0)
+        #expect(try kiln(["images"]).status == 0)
+        // 2: an unknown image, for untag as for inspect; with --json the envelope says 2.
+        for arguments in [["untag", "golden-app:9"], ["inspect", "golden-app:9"]] {
+            let result = try kiln(arguments)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("no image tagged 'golden-app:9'"), "\(arguments): \(result.stderr)")
+            #expect(envelope(try kiln(arguments + ["--json"]))?.exitCode == 2, "\(arguments)")
+        }
+        #expect(try KilnBinary.imageDigests(store).count == 3, "untag removed nothing")
+        // 64: the command line is wrong; with --json, the usage error is the JSON envelope too.
+        for arguments in [["images", "--no-such-flag"], ["build", "recipes", "no-such-image"], ["untag"]] {
+            let result = try kiln(arguments)
+            #expect(result.status == 64, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("Error: "), "\(arguments): \(result.stderr)")
+            let json = try kiln(arguments + ["--json"])
+            #expect(json.status == 64, "\(arguments)")
+            #expect(envelope(json)?.exitCode == 64, "\(arguments): \(json.stdout)")
+        }
+        // 65: a bad recipe, found by --dry-run as by the build, before any network: a base port out of range.
+        try tmp.write(
+            "bad/x.yaml",
+            "name: x\nversion: '1'\nbase: registry.invalid:99999/x:1@sha256:\(String(repeating: "a", count: 64))\n")
+        for arguments in [["build", "bad", "--dry-run"], ["build", "bad", "--offline"]] {
+            let result = try kiln(arguments)
+            #expect(result.status == 65, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("x.yaml:3:"), "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("99999"), "\(arguments): \(result.stderr)")
+        }
+        // 66: an input that is not at hand (offline, not in the cache).
+        try tmp.write(
+            "remote/y.yaml",
+            """
+            name: y
+            version: "1"
+            layers:
+              - name: l
+                add:
+                  - {url: "http://127.0.0.1:9/y.bin", sha256: "\(String(repeating: "b", count: 64))", to: /y}
+            """)
+        let missing = try KilnBinary.run(
+            ["build", "remote", "--offline", "--store", store, "--cache-dir", tmp.path + "/cache"],
+            directory: tmp.path, check: false)
+        #expect(missing.status == 66, "\(missing.stderr)")
+    }
+
+    /// The waits of export, copy and verify's rebuild say what they do in a pipe (where no live line is drawn):
+    /// a line as each starts, before its result.
+    @Test func longWaitsPrintTheirStepsInAPipe() throws {
+        let registry = try RegistryServer()
+        let tmp = try TemporaryDirectory("kiln-steps")
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        try Shell.run(["cp", "-R", KilnBinary.packageRoot + "/Tests/Fixtures/golden", tmp.path + "/recipes"])
+        let store = ["--store", tmp.path + "/images"]
+        @discardableResult func kiln(_ arguments: [String]) throws -> CommandResult {
+            try KilnBinary.run(arguments, environment: ["SOURCE_DATE_EPOCH": ""], directory: tmp.path)
+        }
+        try kiln(["build", "recipes"] + store)
+        let export = try kiln(["export", "golden-app:2.0.0", "-o", tmp.path + "/app.tar"] + store)
+        let exporting = try #require(export.stderr.range(of: "exporting golden-app:2.0.0: "), "\(export.stderr)")
+        #expect(exporting.lowerBound < (export.stderr.range(of: "wrote ")?.lowerBound ?? exporting.lowerBound))
+        let app = "\(registry.address)/ns/golden-app"
+        try kiln(["push", "--to", "\(registry.address)/ns"] + store)
+        let copy = try kiln(["copy", app + ":2.0.0", "\(registry.address)/prod/golden-app"])
+        #expect(copy.stderr.contains("copying \(app):2.0.0 → \(registry.address)/prod/golden-app"), "\(copy.stderr)")
+        let verify = try kiln(["verify", app + ":2.0.0", "--recipes", "recipes"])
+        #expect(verify.stderr.contains("verify: rebuilding ns/golden-app"), "\(verify.stderr)")
+        #expect(verify.stderr.contains("golden-app ▸ config: built"), "\(verify.stderr)")
     }
 
     /// Every subcommand's long option names, from ArgumentParser's own description of the command line.
@@ -206,10 +336,21 @@ import Testing
             (["pull", app + ":1.0.0", "--store", tmp.path + "/pulled"], "publishedDigest"),
             (["untag", "golden-app:stable", "--store", store], "untagged"),
             (["gc", "--dry-run", "--store", store], "size"),
+            (["catalog", registry.address], "repositories"),
+            (["delete", "\(registry.address)/prod/golden-app:1.0.0"], "digest"),
+            (["export", "golden-app:1.0.0", "-o", tmp.path + "/app.tar", "--store", store], "size"),
+            (["lock", "recipes", "--store", store], "images"),
+            (["deploy-refs", "1.0.0"], "references"),
+            (["login", registry.address, "-u", "ci", "-p", "secret"], "saved"),
+            (["logout", registry.address], "removed"),
         ]
         for (arguments, member) in runs {
+            // Credentials go to the test's own auth file, never the machine's.
             let out = try KilnBinary.run(
-                arguments + ["--json"], environment: ["SOURCE_DATE_EPOCH": "", "KILN_KEY_PASSWORD": "pw"],
+                arguments + ["--json"],
+                environment: [
+                    "SOURCE_DATE_EPOCH": "", "REGISTRY_AUTH_FILE": tmp.path + "/auth.json", "KILN_KEY_PASSWORD": "pw",
+                ],
                 directory: tmp.path
             ).stdout
             #expect(

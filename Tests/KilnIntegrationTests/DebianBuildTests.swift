@@ -136,9 +136,17 @@ import Testing
             Self.recipe("debshared", repository: repository, split: true, packages: ["libfoo"]))
         let store = tmp.path + "/images"
         let environment = ["KILN_CACHE_DIR": tmp.path + "/cache", "SOURCE_DATE_EPOCH": ""]
-        try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
+        let first = try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
         let built = try KilnBinary.imageDigests(store)
         #expect(Set(built.keys) == ["debapp:1", "debbase:1", "debshared:1", "debsplit:1"])
+        // Resolving a set waits on the index: in a pipe every step of it is a line as it starts.
+        for step in [
+            "debbase/runtime: downloading kilntest InRelease from", "debbase/runtime: verifying the signature",
+            "debbase/runtime: downloading and verifying kilntest/main/binary-amd64/Packages",
+            "debbase/runtime: reading kilntest/main/binary-amd64/Packages", "debbase/runtime: resolving",
+        ] {
+            #expect(first.stderr.contains(step), "\(step): \(first.stderr)")
+        }
 
         // The lock records the resolved set, each sha256 that of the .deb in the pool.
         let lockPath = tmp.path + "/recipes/kiln.lock"
@@ -294,7 +302,7 @@ import Testing
         // `kiln lock` resolves every set again: how a base picks up an update.
         try repository.add(.init("libfoo", "1.5", fields: ["Depends": "libbase"]))
         try repository.index()
-        try KilnBinary.run(["lock", tmp.path + "/recipes"], environment: environment)
+        try KilnBinary.run(["lock", tmp.path + "/recipes", "--store", store], environment: environment)
         let refreshed = try JSONDecoder().decode(Lock.self, from: Data(contentsOf: URL(fileURLWithPath: lockPath)))
         for key in ["debbase/runtime", "debsplit/runtime", "debshared/runtime"] {
             #expect(refreshed.packages[key]?.first { $0.name == "libfoo" }?.version == "1.5", "\(key)")

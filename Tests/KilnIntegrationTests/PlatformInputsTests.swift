@@ -82,8 +82,8 @@ import Testing
             environment: environment, check: false)
         #expect(narrowedDebs.status == 0, "\(narrowedDebs.stderr)")
         #expect(
-            try Oracles.skopeoInspect(layout: tmp.path + "/debs-arm", reference: "debian-busybox:1")["Architecture"]
-                as? String == "arm64")
+            try Oracles.skopeoInspect(layout: tmp.path + "/debs-arm", reference: "debian-busybox:1-arm64")[
+                "Architecture"] as? String == "arm64")
         #expect(try Self.elfMachine(tmp.path + "/files/amd64/busybox") == 62)
         #expect(try Self.elfMachine(tmp.path + "/files/arm64/busybox") == 183)
         let server = try StaticFileServer(root: tmp.path + "/files", log: tmp.path + "/http.log")
@@ -130,7 +130,7 @@ import Testing
 
         // Each platform's image holds its own binary, and only the arm64 one has the arm64-only layer.
         try recipe(arm64Binary: "arm64")
-        try KilnBinary.run(["lock", tmp.path + "/r"], environment: environment)
+        try KilnBinary.run(["lock", tmp.path + "/r", "--store", store], environment: environment)
         try KilnBinary.run(["build", tmp.path + "/r", "--store", store], environment: environment)
         for (arch, machine) in [("amd64", 62), ("arm64", 183)] {
             let (image, busybox) = try Self.file(
@@ -151,8 +151,8 @@ import Testing
         let index = try OCILayout(root: store).resolve("tools:1").digest
         #expect(locked.contains(index.description))
 
-        // --platform builds just that platform: a plain arm64 manifest, fetched without the amd64 input, and
-        // the lock still records the image of both platforms.
+        // --platform builds just that platform: a plain arm64 manifest tagged apart (`1-arm64`), fetched
+        // without the amd64 input, and the lock still records the image of both platforms.
         let narrowStore = tmp.path + "/arm-only"
         let before = server.requests.count
         try KilnBinary.run(
@@ -161,9 +161,9 @@ import Testing
         let fetched = server.requests.dropFirst(before)
         #expect(fetched.contains { $0.contains("/arm64/busybox") })
         #expect(!fetched.contains { $0.contains("/amd64/busybox") }, "\(Array(fetched))")
-        let raw = try Oracles.skopeoInspect(layout: narrowStore, reference: "tools:1", raw: true)
+        let raw = try Oracles.skopeoInspect(layout: narrowStore, reference: "tools:1-arm64", raw: true)
         #expect(raw["mediaType"] as? String == "application/vnd.oci.image.manifest.v1+json")
-        let config = try Oracles.skopeoInspect(layout: narrowStore, reference: "tools:1")
+        let config = try Oracles.skopeoInspect(layout: narrowStore, reference: "tools:1-arm64")
         #expect(config["Architecture"] as? String == "arm64")
         #expect(try String(contentsOfFile: tmp.path + "/r/kiln.lock", encoding: .utf8) == locked)
 

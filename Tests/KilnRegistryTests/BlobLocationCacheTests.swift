@@ -1,8 +1,11 @@
 import Foundation
+import KilnHTTP
 import KilnOCI
 import KilnStore
 import KilnTestSupport
 import Testing
+
+@testable import KilnRegistry
 
 /// A blob another repository of the registry already holds is mounted, not uploaded, even when an earlier
 /// run put it there: push and copy remember where they saw blobs ($KILN_CACHE_DIR/blob-locations.json).
@@ -46,5 +49,57 @@ import Testing
             ["push", "golden-app", "--to", "\(p)/third", "--store", store],
             environment: ["KILN_CACHE_DIR": tmp.path + "/other-cache"])
         #expect(production.uploadRequests > uploads)
+    }
+}
+
+/// A registry emptied between pushes (a throwaway CI registry at the same address) leaves the blob-location
+/// cache stale: each blob costs at most one refused mount, is uploaded once, and every other repository
+/// mounts it from where this run put it.
+@Suite(.serialized) struct StaleBlobLocationTests {
+    @Test func aStaleCacheCostsOneRefusedMountPerBlobNotAnUploadPerImage() async throws {
+        let registry = try RegistryServer()
+        let tmp = try TemporaryDirectory("kiln-stale")
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        let store = tmp.path + "/images"
+        try KilnBinary.run(["build", PushPullTests.golden, "--store", store], environment: ["SOURCE_DATE_EPOCH": ""])
+        let layout = try OCILayout(root: store)
+        let app = try layout.resolve("golden-app:2.0.0")
+        // The same image in four repositories: every blob is shared by all four.
+        let items = ["a", "b", "c", "d"].map {
+            Pusher.Item(repository: "fleet/\($0)", descriptor: app, tags: ["2.0.0"])
+        }
+        let cache = BlobLocationCache(path: tmp.path + "/cache/blob-locations.json")
+        func push() async throws -> EventLog {
+            let events = EventLog()
+            let sightings = BlobSightings()
+            let transport = try HTTPTransport()
+            defer { sightings.save(to: cache, registry: registry.address) }
+            let client = RegistryClient(registry: registry.address, transport: transport, options: RegistryOptions())
+            _ = try await Pusher(
+                layout: layout, client: client, known: cache.locations(for: registry.address),
+                events: sightings.tap(events.record)
+            ).push(items)
+            await transport.shutdown()
+            return events
+        }
+        let blobs = try layout.images(for: app).flatMap { [$0.manifest.config] + $0.manifest.layers }.map(\.digest)
+        _ = try await push()
+        for blob in blobs { #expect(registry.uploads(of: blob.description) == 1, "\(blob) uploaded once") }
+
+        try registry.empty()
+        let second = try await push()
+        for blob in blobs {
+            #expect(registry.uploads(of: blob.description) == 2, "\(blob) uploaded once more, not once per image")
+            #expect(second.uploads(of: blob) == 1)
+            #expect(second.refusals(of: blob) <= 1, "at most one refused mount for \(blob)")
+        }
+        #expect(try Oracles.remoteDigest("\(registry.address)/fleet/d:2.0.0") == app.digest.description)
+        // The refused places were dropped from the cache: a third push (registry intact) refuses no mount.
+        let third = try await push()
+        #expect(third.uploadCount == 0)
+        for blob in blobs { #expect(third.refusals(of: blob) == 0) }
     }
 }

@@ -146,6 +146,63 @@ import Testing
         #expect(events.manifestPushes == 0, "a re-push sends only HEAD requests")
     }
 
+    /// A fleet push is one graph (as go-containerregistry's MultiWrite): each blob shared by several images is
+    /// uploaded once and mounted elsewhere, and no manifest is written before every blob of the fleet is in.
+    @Test func fleetPushUploadsEachSharedBlobOnceAndCommitsManifestsAfterAllBlobs() async throws {
+        let registry = try RegistryServer()
+        let (tmp, store) = try goldenStore()
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        let layout = try OCILayout(root: store)
+        var items: [Pusher.Item] = []
+        for (digest, group) in Dictionary(grouping: try layout.tags(), by: \.descriptor.digest).sorted(by: {
+            $0.key < $1.key
+        }) {
+            var descriptor = group[0].descriptor
+            descriptor.annotations = nil
+            items.append(
+                .init(
+                    repository: "fleet/" + group[0].name, descriptor: descriptor, tags: ["\(digest.encoded.prefix(8))"])
+            )
+        }
+        // The same application under a second name: every one of its blobs is shared.
+        let app = try layout.resolve("golden-app:2.0.0")
+        items.append(.init(repository: "fleet/golden-app-copy", descriptor: app, tags: ["2.0.0"]))
+        #expect(items.count >= 3)
+        let transport = try HTTPTransport()
+        let client = RegistryClient(
+            registry: registry.address, transport: transport, options: RegistryOptions(jobs: 4))
+        let events = EventLog()
+        let pushed = try await Pusher(layout: layout, client: client, events: events.record).push(items)
+        await transport.shutdown()
+        #expect(pushed.map(\.digest) == items.map(\.descriptor.digest))
+
+        var blobs = Set<Digest>()
+        for item in items {
+            for image in try layout.images(for: item.descriptor) {
+                blobs.formUnion([image.manifest.config.digest] + image.manifest.layers.map(\.digest))
+            }
+        }
+        for blob in blobs {
+            #expect(registry.uploads(of: blob.description) == 1, "\(blob) uploaded once for the whole fleet")
+        }
+        #expect(events.mounts > 0)
+        let requests = registry.requests
+        let lastBlob = requests.lastIndex { $0.contains("/blobs/uploads/") }
+        let firstManifest = requests.firstIndex { $0.hasPrefix("PUT ") && $0.contains("/manifests/") }
+        #expect(lastBlob != nil && firstManifest != nil)
+        if let lastBlob, let firstManifest {
+            #expect(lastBlob < firstManifest, "every blob of the fleet is in before the first manifest")
+        }
+        for item in items {
+            #expect(
+                try Oracles.remoteDigest("\(registry.address)/\(item.repository):\(item.tags[0])")
+                    == item.descriptor.digest.description)
+        }
+    }
+
     @Test func registryBasePinnedByDigestIsPulledOnceAndShared() throws {
         let registry = try RegistryServer()
         let (tmp, store) = try goldenStore()
@@ -485,6 +542,20 @@ final class EventLog: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return events.filter { if case .manifestPushed = $0 { return true } else { return false } }.count
+    }
+
+    func refusals(of digest: Digest) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return events.filter {
+            if case .mountRefused(_, let d, _) = $0 { return d == digest } else { return false }
+        }.count
+    }
+
+    var downloads: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return events.filter { if case .blobDownloaded = $0 { return true } else { return false } }.count
     }
 
     var mounts: Int {

@@ -6,19 +6,13 @@ import Testing
 
 /// Git tree ids computed here against git itself, and the real dPoW archive against its published tree.
 @Suite struct GitTreeTests {
-    static let sources = Self.sharedSources()
-    static let dPoWCommit = "2f846c0aa790516c49299914488623ecb31b1d2b"
+    static let dPoWCommit = TestSources.dPoWCommit
     static let dPoWTree = "e8aa547cd2a9c0b418d1082bbabbe4f75aad79a2"
 
-    /// `../shared/sources` beside the repository (CI) or `/work/shared/sources` (the team's machines).
-    static func sharedSources() -> String {
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let beside = repository.deletingLastPathComponent().appendingPathComponent("shared/sources").path
-        return FileManager.default.fileExists(atPath: beside) ? beside : "/work/shared/sources"
+    /// The archive (TestSources finds it); the tests that read it are skipped, saying why, when it is not at hand.
+    static var dPoWArchive: String {
+        get throws { try TestSources.dPoWArchive() }
     }
-
-    static var dPoWArchive: String { sources + "/dPoW-\(dPoWCommit).tar.gz" }
 
     /// A small repository with what makes tree ids tricky: executables, symlinks, nested and empty
     /// directories, and names that sort differently as files and as directories (`a`, `a-b`, `a.c`, `a0`).
@@ -65,20 +59,22 @@ import Testing
         }
     }
 
-    @Test func theRealDPoWArchiveHasItsCommitsTree() throws {
+    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason)))
+    func theRealDPoWArchiveHasItsCommitsTree() throws {
         let tmp = try TemporaryDirectory("kiln-dpow")
         defer { tmp.remove() }
-        try SourceTree.extract(archive: Self.dPoWArchive, into: tmp.path + "/x")
+        try SourceTree.extract(archive: try Self.dPoWArchive, into: tmp.path + "/x")
         let root = try SourceTree.verifiedRoot(of: tmp.path + "/x", tree: Self.dPoWTree, source: "dPoW")
         #expect(root == tmp.path + "/x/dPoW-\(Self.dPoWCommit)")
         #expect(FileManager.default.fileExists(atPath: root + "/iguana/Makefile"))
         #expect(FileManager.default.fileExists(atPath: root + "/iguana/elected"))
     }
 
-    @Test func aTamperedArchiveIsRefusedNamingBothTrees() throws {
+    @Test(.enabled(if: TestSources.runnable, Comment(rawValue: TestSources.skipReason)))
+    func aTamperedArchiveIsRefusedNamingBothTrees() throws {
         let tmp = try TemporaryDirectory("kiln-dpow-tampered")
         defer { tmp.remove() }
-        try SourceTree.extract(archive: Self.dPoWArchive, into: tmp.path + "/x")
+        try SourceTree.extract(archive: try Self.dPoWArchive, into: tmp.path + "/x")
         let root = SourceTree.contentRoot(of: tmp.path + "/x")
         // One byte appended to one file, repacked the way GitHub would (a different compressor, too).
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/iguana/elected"))
@@ -100,11 +96,37 @@ import Testing
             #expect(error.description.contains(Self.dPoWTree) && error.description.contains(actual))
         }
         // Only the executable bit changed: a different tree too (the mode is part of git's identity).
-        try SourceTree.extract(archive: Self.dPoWArchive, into: tmp.path + "/z")
+        try SourceTree.extract(archive: try Self.dPoWArchive, into: tmp.path + "/z")
         let z = SourceTree.contentRoot(of: tmp.path + "/z")
         let before = try GitTree.id(of: z)
         #expect(before == Self.dPoWTree)
         chmod(z + "/iguana/Makefile", 0o755)
         #expect(try GitTree.id(of: z) != before)
+    }
+
+    /// The one lookup of the test sources: `KILN_TEST_SOURCES` first, then `shared/sources` beside the package or
+    /// a directory above it; nothing found is a failure that names every place tried and what to provide.
+    @Test func testSourcesAreFoundInOrderOrExplained() throws {
+        let tmp = try TemporaryDirectory("kiln-test-sources")
+        defer { tmp.remove() }
+        let package = tmp.path + "/work/wt/kiln"
+        try FileManager.default.createDirectory(atPath: package, withIntermediateDirectories: true)
+        let cache = tmp.path + "/cache"
+        func find(_ environment: [String: String]) -> Result<String, TestSources.Missing> {
+            TestSources.find(environment: environment, packageRoot: package, cache: cache, fetching: false)
+        }
+        guard case .failure(let missing) = find([:]) else {
+            Issue.record("found an archive in an empty tree")
+            return
+        }
+        #expect(missing.description.contains("KILN_TEST_SOURCES (not set)"))
+        #expect(missing.description.contains(tmp.path + "/work/wt/shared/sources"))
+        #expect(missing.description.contains("set KILN_TEST_SOURCES to a directory holding it"))
+        // Beside a directory above the package (a worktree of a checkout that has ../shared).
+        try tmp.write("work/shared/sources/" + TestSources.dPoWArchiveName, "")
+        #expect(try find([:]).get() == tmp.path + "/work/shared/sources")
+        // The variable wins.
+        try tmp.write("given/" + TestSources.dPoWArchiveName, "")
+        #expect(try find(["KILN_TEST_SOURCES": tmp.path + "/given"]).get() == tmp.path + "/given")
     }
 }

@@ -22,8 +22,10 @@ public enum KilnBinary {
         try Shell.run([path] + arguments, environment: environment, directory: directory, check: check)
     }
 
-    /// `kiln images --json --store STORE`: every stored `NAME:TAG` with its digest.
+    /// `kiln images --json --store STORE`: every stored `NAME:TAG` with its digest (none where no store exists:
+    /// `kiln images` exits 2 there).
     public static func imageDigests(_ store: String) throws -> [String: String] {
+        guard FileManager.default.fileExists(atPath: store + "/index.json") else { return [:] }
         struct Listing: Decodable {
             struct Image: Decodable {
                 var reference: String

@@ -86,7 +86,8 @@ public final class RegistryServer: @unchecked Sendable {
     public var address: String { "127.0.0.1:\(port)" }
     public var log: String { process.log }
 
-    public init(auth: Auth = .none, tls: Bool = false) throws {
+    /// `deletes: false` configures a registry that refuses the delete API (as docker-registry does by default).
+    public init(auth: Auth = .none, tls: Bool = false, deletes: Bool = true) throws {
         directory = try TemporaryDirectory("kiln-registry")
         port = try freePort()
         var config = """
@@ -99,7 +100,7 @@ public final class RegistryServer: @unchecked Sendable {
               filesystem:
                 rootdirectory: \(directory.path)/data
               delete:
-                enabled: true
+                enabled: \(deletes)
             http:
               addr: 127.0.0.1:\(port)
               secret: kiln-test-secret
@@ -139,6 +140,33 @@ public final class RegistryServer: @unchecked Sendable {
         log.split(separator: "\n").filter { line in
             (line.contains("\"PATCH /v2/") || line.contains("\"PUT /v2/")) && line.contains("/blobs/uploads/")
         }.count
+    }
+
+    /// Upload bodies the registry logged per blob: the final PUT of each upload names its digest.
+    public func uploads(of digest: String) -> Int {
+        log.split(separator: "\n").filter { line in
+            line.contains("\"PUT /v2/") && line.contains("/blobs/uploads/")
+                && (line.contains("digest=\(digest)")
+                    || line.contains("digest=" + digest.replacingOccurrences(of: ":", with: "%3A")))
+        }.count
+    }
+
+    /// Access-log lines of requests, in order (method and path), to check what came before what.
+    public var requests: [String] {
+        log.split(separator: "\n").compactMap { line in
+            guard
+                let start = line.range(of: "\"GET /v2/") ?? line.range(of: "\"PUT /v2/")
+                    ?? line.range(of: "\"HEAD /v2/") ?? line.range(of: "\"POST /v2/") ?? line.range(of: "\"PATCH /v2/")
+            else { return nil }
+            let rest = line[line.index(after: start.lowerBound)...]
+            return rest.split(separator: " ").prefix(2).joined(separator: " ")
+        }
+    }
+
+    /// Empties the registry's storage while it runs (as a CI registry thrown away and recreated at the same
+    /// address, or a garbage-collected one): every repository and blob is gone.
+    public func empty() throws {
+        try FileManager.default.removeItem(atPath: directory.path + "/data")
     }
 
     public func stop() {
