@@ -104,6 +104,13 @@ import Testing
                     try KilnBinary.run(["push", "papp:2.0.0", "--to", "\(registry.address)/ns", "--store", store])
                     let remote = try KilnBinary.run(["sbom", "\(registry.address)/ns/papp:2.0.0"]).stdout
                     #expect(remote == sbom)
+                    // A pull brings the SBOM along into the store.
+                    let pulled = tmp.path + "/pulled"
+                    try KilnBinary.run([
+                        "pull", "\(registry.address)/ns/papp:2.0.0", "--tag", "papp:pulled", "--store", pulled,
+                    ])
+                    let again = try KilnBinary.run(["inspect", "papp:pulled", "--sbom", "--store", pulled]).stdout
+                    #expect(again == sbom)
                 }
             }
         }
