@@ -5,6 +5,7 @@ import PackageDescription
 //   kiln → KilnRelease → KilnBuild → {KilnRecipe, KilnLayer, KilnRegistry, KilnDebian} → KilnStore → KilnOCI
 // KilnHTTP and KilnLayer sit above KilnStore too: downloads and unpacking write through its durability seam.
 // KilnProcess (starting programs) sits at the bottom beside KilnOCI and depends on nothing.
+// KilnSign (keys, cosign signatures, attestations) sits under KilnBuild, above KilnRegistry; it knows no recipes.
 let package = Package(
     name: "Kiln",
     platforms: [.macOS(.v14)],
@@ -66,19 +67,22 @@ let package = Package(
             name: "KilnBuild",
             dependencies: [
                 "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnDebian", "KilnHTTP",
-                "KilnSandbox", .product(name: "Logging", package: "swift-log"),
+                "KilnSandbox", "KilnSign", .product(name: "Logging", package: "swift-log"),
             ]),
+        // Keys, cosign signatures, DSSE attestations and their verification (knows registries, not recipes).
+        .target(name: "KilnSign", dependencies: ["KilnOCI", "KilnStore", "KilnRegistry", "CCrypto"]),
         // Releases: export archives, release documents, rollback, diff, deployment refs, verify.
         .target(
             name: "KilnRelease",
             dependencies: [
                 "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnKomodo", "KilnRegistry", "KilnBuild",
-                "KilnHTTP", "KilnProcess",
+                "KilnHTTP", "KilnProcess", "KilnSign",
             ]),
         .executableTarget(
             name: "kiln",
             dependencies: [
                 "KilnRelease", "KilnBuild", "KilnRegistry", "KilnStore", "KilnOCI", "KilnRecipe", "KilnKomodo",
+                "KilnSign",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -96,6 +100,9 @@ let package = Package(
         .testTarget(
             name: "KilnRegistryTests",
             dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnSignTests",
+            dependencies: ["KilnSign", "KilnRegistry", "KilnHTTP", "KilnStore", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnOCI", "KilnLayer", "KilnTestSupport"]),
         .testTarget(
             name: "KilnSandboxTests",

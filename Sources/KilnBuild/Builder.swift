@@ -184,6 +184,7 @@ final class Builder: Sendable {
                 annotations: annotations(recipe, created: created), reset: recipe.reset)
             let descriptor = try assembly.write(to: layout, protect: roots.protect)
             try writeSBOM(recipe, platform: platform, subject: descriptor, created: created)
+            try writeProvenance(recipe, platform: platform, subject: descriptor, base: base)
             manifests.append(descriptor)
             images[platform] = try layout.images(for: descriptor)[0]
         }

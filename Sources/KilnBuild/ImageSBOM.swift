@@ -36,9 +36,10 @@ extension Builder {
             }
         }
         guard !packages.isEmpty || !downloads.isEmpty else { return }
+        // Named by the image, not its version: the same image digest gets the same SBOM (one referrer) whatever
+        // version it is tagged with.
         let document = try SBOM.document(
-            image: "\(recipe.name):\(options.version ?? recipe.version)", packages: packages, downloads: downloads,
-            created: created)
+            image: recipe.name, packages: packages, downloads: downloads, created: created)
         let empty = Data("{}".utf8)
         try roots.protect([Digest.sha256(empty), Digest.sha256(document)])
         _ = try layout.writeBlob(empty)

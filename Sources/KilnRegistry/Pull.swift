@@ -25,11 +25,46 @@ public struct Puller: Sendable {
     public func pull(_ reference: Reference, platforms: [Platform]?) async throws -> Descriptor {
         let published = try await fetch(reference, platforms: platforms)
         var stored = try OCIConversion.toOCI(published, in: layout)
+        // Referrers (SBOMs) name the published digests: they come along when the stored ones are the same.
+        if stored.digest == published.digest { try await pullReferrers(of: stored, repository: reference.repository) }
         stored.annotations = [
             OCIConversion.sourceDigestKey: published.digest.description,
             OCIConversion.sourceReferenceKey: reference.description,
         ]
         return stored
+    }
+
+    /// Fetches the referrers of every stored manifest of `root` (what `Referrers.list` finds: the API, else the
+    /// fallback tag) into the layout, each as an untagged index.json entry with its `artifactType`, as a build
+    /// stores its SBOM: `kiln inspect --sbom` and `push` find them, `gc` keeps them while the image is tagged.
+    func pullReferrers(of root: Descriptor, repository: String) async throws {
+        let source = RegistryRepository(client: client, repository: repository, events: events)
+        let sink = CheckedLayout(layout: layout, origin: "\(client.registry)/\(repository)")
+        let graph = try await ImageGraph.walk(root) { descriptor in
+            guard let data = try await layout.document(descriptor) else {
+                throw GraphCopyError.absent(descriptor.digest, layout.root)
+            }
+            return data
+        }
+        for node in graph.nodes {
+            for artifact in try await Referrers.list(node.descriptor.digest, in: repository, client: client) {
+                guard let type = artifact.artifactType else { continue }
+                let plain = Descriptor(mediaType: artifact.mediaType, digest: artifact.digest, size: artifact.size)
+                try await copyImage(plain, from: source, to: sink, jobs: client.options.jobs)
+                var entry = plain
+                entry.artifactType = type
+                // The annotation a build puts on its SBOM's entry (KilnBuild's `DebianPackages.sbomSubjectKey`).
+                if type == "application/spdx+json" {
+                    entry.annotations = ["dev.kiln.sbom.subject": node.descriptor.digest.description]
+                }
+                try layout.updateIndex { index in
+                    index.manifests.removeAll {
+                        $0.digest == entry.digest && $0.annotations?[AnnotationKey.refName] == nil
+                    }
+                    index.manifests.append(entry)
+                }
+            }
+        }
     }
 
     /// Copies the published documents into the layout as served.

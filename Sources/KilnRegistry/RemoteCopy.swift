@@ -5,7 +5,8 @@ import KilnStore
 /// Registry-to-registry copy by digest (promotion from a test registry to production): the graph is copied
 /// byte for byte, so the destination serves the same digest; within one registry every blob is mounted from
 /// the source repository instead of sent again. The image's referrers (SBOMs under the fallback tag
-/// `sha256-<digest>`, or listed by the referrers API) follow it.
+/// `sha256-<digest>`, or listed by the referrers API) follow it, and so do cosign's signatures and attestations
+/// (`sha256-<digest>.sig` and `.att` of each manifest), so a promoted image stays verifiable.
 public struct RemoteCopy: Sendable {
     public let source: RegistryClient
     public let destination: RegistryClient
@@ -30,6 +31,28 @@ public struct RemoteCopy: Sendable {
         public var mediaType: String
         public var blobsWritten: Int
         public var referrers: [Descriptor]
+        /// cosign's tag-based attachments that came along (`sha256-<hex>.sig`, `.att`: signatures and
+        /// attestations), by tag.
+        public var attachments: [String]?
+    }
+
+    /// Copies a cosign attachment (signatures or attestations of one manifest, an OCI manifest under `tag`) when
+    /// the source has it, unless the destination has one whose payloads the source's do not all include (its
+    /// own signatures, say, which a copy must not drop). Returns whether it was copied.
+    func copyAttachment(_ tag: String, from reader: RegistryRepository, to sink: RegistryRepository) async throws
+        -> Bool
+    {
+        guard let found = try await source.manifestDescriptor(reader.repository, tag) else { return false }
+        let (data, descriptor) = try await source.manifest(reader.repository, found.digest.description)
+        if let existing = try await destination.manifestDescriptor(sink.repository, tag) {
+            if existing.digest == descriptor.digest { return false }
+            let theirs = try await destination.manifest(sink.repository, existing.digest.description).data
+            let mine = try JSONDecoder().decode(Manifest.self, from: data).layers
+            let kept = (try? JSONDecoder().decode(Manifest.self, from: theirs).layers) ?? []
+            guard kept.allSatisfy({ layer in mine.contains(layer) }) else { return false }
+        }
+        try await copyImage(descriptor, from: reader, to: sink, tags: [tag], jobs: destination.options.jobs)
+        return true
     }
 
     /// Copies `from` to `to` (`to` without a tag or digest takes `from`'s tag).
@@ -70,9 +93,16 @@ public struct RemoteCopy: Sendable {
             try await sink.putManifest(fallback.descriptor, data: fallback.data)
             try await sink.tag(fallback.descriptor, data: fallback.data, as: tag)
         }
+        var attachments: [String] = []
+        for node in copied.graph.nodes {
+            for suffix in ["sig", "att"] {
+                let tag = "\(node.descriptor.digest.algorithm)-\(node.descriptor.digest.encoded).\(suffix)"
+                if try await copyAttachment(tag, from: reader, to: sink) { attachments.append(tag) }
+            }
+        }
         return Result(
             source: from.description, destination: "\(destination.registry)/\(to.repository)@\(root.digest)",
             digest: root.digest, mediaType: root.mediaType, blobsWritten: copied.blobsWritten,
-            referrers: referrers)
+            referrers: referrers, attachments: attachments.isEmpty ? nil : attachments)
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
+import KilnBuild
 import KilnOCI
 import KilnRegistry
+import KilnSign
 import KilnStore
 
 /// A moving tag pointed (or to be pointed) from one manifest to another.
@@ -57,6 +59,17 @@ public struct Releaser: Sendable {
     public func release(from layout: OCILayout, _ inputs: ReleaseInputs, directory: ReleaseDirectory) async throws
         -> (ReleaseDocument, [TagMove])
     {
+        let (document, moves, _) = try await release(from: layout, inputs, directory: directory, signingKey: nil)
+        return (document, moves)
+    }
+
+    /// `release`, and with a key every image of the release signed (cosign's `.sig`, the index and each
+    /// platform manifest) and its build provenance attached as a signed DSSE attestation (cosign's `.att`),
+    /// after it is pushed and before any moving tag points at it: a consumer that requires signatures never
+    /// sees a moving tag on an unsigned image.
+    public func release(
+        from layout: OCILayout, _ inputs: ReleaseInputs, directory: ReleaseDirectory, signingKey: PrivateKey?
+    ) async throws -> (ReleaseDocument, [TagMove], [ImageSigner.Signed]) {
         // Recipe images only: pulled images are stored under their full reference (`host/repo:tag`).
         let tagged = try layout.tags().filter {
             $0.tag == inputs.version && !$0.name.contains("/") && !$0.name.contains(":")
@@ -118,6 +131,31 @@ public struct Releaser: Sendable {
         {
             document.created = existing.created
         }
+        var signatures: [ImageSigner.Signed] = []
+        if let signingKey {
+            let signer = try ImageSigner(client: client, key: signingKey)
+            let attestations = AttestationPublisher(client: client, key: signingKey)
+            for (image, stored) in zip(document.images, tagged) {
+                signatures += try await signer.sign(
+                    Reference(
+                        registry: target.registry, repository: image.repository, tag: inputs.version,
+                        digest: image.digest))
+                // Each platform manifest's build provenance, DSSE-signed, in cosign's `.att` layout.
+                for platform in try layout.images(for: stored.descriptor) {
+                    let manifest = platform.manifestDescriptor
+                    guard let statement = try KilnProvenance.stored(in: layout, manifest: manifest.digest) else {
+                        continue
+                    }
+                    var subject = manifest
+                    subject.annotations = nil
+                    subject.platform = nil
+                    try await attestations.attach(
+                        statement: statement,
+                        predicateType: SLSAProvenance<KilnProvenance.ExternalParameters>.predicateType,
+                        to: subject, in: image.repository)
+                }
+            }
+        }
         try directory.save(document)
         _ = try await ReleaseArtifact(client: client, namespace: target.namespace, events: events).push(document)
         var moves: [TagMove] = []
@@ -133,7 +171,7 @@ public struct Releaser: Sendable {
                 moves.append(move)
             }
         }
-        return (document, moves)
+        return (document, moves, signatures)
     }
 
     /// The release's images as they should be addressed now: in `target` (which may differ from where the

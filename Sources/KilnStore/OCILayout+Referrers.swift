@@ -17,7 +17,7 @@ extension OCILayout {
 }
 
 extension OCILayout {
-    /// Drops the untagged artifact entries of index.json (SBOMs) whose subject no tag reaches any more, so an
+    /// Drops the untagged artifact entries of index.json (SBOMs, provenance) whose subject no tag reaches any more, so an
     /// untagged image does not stay alive through its own SBOM (garbage collection keeps subjects). Returns
     /// the entries dropped.
     @discardableResult
@@ -28,7 +28,8 @@ extension OCILayout {
             var live = Set<Digest>()
             for entry in tagged { live.formUnion(try reachableBlobs(from: entry)) }
             index.manifests.removeAll { entry in
-                guard entry.annotations?[AnnotationKey.refName] == nil, entry.artifactType != nil,
+                // Artifacts (SBOMs) and other untagged documents about an image (build provenance) alike.
+                guard entry.annotations?[AnnotationKey.refName] == nil,
                     let data = try? readBlob(entry.digest),
                     let subject = (try? CanonicalJSON.decode(Manifest.self, from: data))?.subject,
                     !live.contains(subject.digest)

@@ -13,7 +13,9 @@ struct Copy: AsyncParsableCommand, NetworkedCommand {
             blobs are mounted from SRC's repository, not sent again; across registries from any repository of \
             DST's registry an earlier push or copy saw them in ($KILN_CACHE_DIR/blob-locations.json); blobs DST \
             has are skipped. The image's \
-            SBOMs go along. DST without a tag takes SRC's tag; DST@sha256:… must be SRC's digest.
+            SBOMs go along, and so do its cosign signatures and attestations (sha256-<hex>.sig and .att of each \
+            manifest; a destination's own attachment that holds signatures the source's lacks is left as it \
+            is). DST without a tag takes SRC's tag; DST@sha256:… must be SRC's digest.
 
               kiln copy test.example.com/komodo/komodod:0.9.0 prod.example.com/komodo/komodod
               kiln copy 127.0.0.1:5000/test/app@sha256:… 127.0.0.1:5000/prod/app:stable --json
@@ -31,6 +33,8 @@ struct Copy: AsyncParsableCommand, NetworkedCommand {
         var mediaType: String
         var blobsWritten: Int
         var referrers: [Descriptor]
+        /// cosign signatures and attestations that came along, by tag (`sha256-<hex>.sig`, `.att`).
+        var attachments: [String]?
     }
 
     func run() async throws {
@@ -65,7 +69,7 @@ struct Copy: AsyncParsableCommand, NetworkedCommand {
         let report = Report(
             source: result.source, destination: result.destination, digest: result.digest.description,
             mediaType: result.mediaType, blobsWritten: result.blobsWritten,
-            referrers: result.referrers)
+            referrers: result.referrers, attachments: result.attachments)
         if output.json { return try Output.json(report) }
         Output.line(report.destination)
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnOCI
 import KilnRelease
+import KilnSign
 import KilnStore
 
 struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
@@ -25,6 +26,13 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
               kiln deploy-refs 1.2.0 --format compose --services komodod,doc,marty,iguana -o node/compose.yaml
               kiln deploy-refs 1.2.0 --format kubernetes --third-party litecoind --volume-size komodo-data=200Gi
               kiln deploy-refs 1.2.0 --format compose --iguana-mode notary -o node/compose.yaml
+
+            --key PUB (with -o FILE) also writes, beside FILE, policy.json and registries.d/kiln-release.yaml for \
+            podman (or CRI-O): images under the release's REGISTRY/NAMESPACE must carry a cosign signature by \
+            PUB (sigstoreSigned, the key inline); other images are accepted as before. Install them as \
+            /etc/containers/policy.json and /etc/containers/registries.d/. A podman without sigstore support \
+            (Debian 12's) refuses every image under such a policy: there, run `kiln verify --key PUB` on each \
+            image before `up` instead.
             """)
 
     @Argument(help: "The release.") var version: String
@@ -46,6 +54,10 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
     var node: String?
     @Option(name: .long, help: "iguana's mode: none (default), notary or 3rd_party (its ports, IGUANA_MODE).")
     var iguanaMode = "none"
+    @Option(
+        name: .long,
+        help: "With -o: also write policy.json and registries.d/ beside it, requiring this key's signatures.")
+    var key: String?
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
@@ -111,6 +123,18 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
             options.sizes[parts[0]] = parts[1]
         }
         let text = DeployRefs.render(document, services: services, format: format, options: options)
+        if let key {
+            guard let output else { throw ValidationError("--key writes policy.json beside -o FILE: give -o") }
+            let pem = try PublicKey.load(path: key).pem
+            let directory = (output as NSString).deletingLastPathComponent
+            let base = directory.isEmpty ? "." : directory
+            let scope = target.namespace.isEmpty ? target.registry : "\(target.registry)/\(target.namespace)"
+            try FileManager.default.createDirectory(atPath: base + "/registries.d", withIntermediateDirectories: true)
+            try AtomicFile.write(
+                try ContainersPolicy.policy(scope: scope, publicKeyPEM: pem), to: base + "/policy.json")
+            try AtomicFile.write(
+                Data(ContainersPolicy.registriesD(scope: scope).utf8), to: base + "/registries.d/kiln-release.yaml")
+        }
         if let output { try AtomicFile.write(Data(text.utf8), to: output) }
         if outputOptions.json {
             return try Output.json(

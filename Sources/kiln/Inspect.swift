@@ -10,7 +10,10 @@ struct Inspect: AsyncParsableCommand, NetworkedCommand {
         discussion: """
             REF is NAME:TAG as listed by `kiln images`. Text output summarises; --json gives the manifest and \
             config documents as stored, plus each layer's digest, diff_id, size and the recipe step that made it. \
-            --sbom prints the image's SPDX document instead (one per platform, as a JSON array for an index).
+            --sbom prints the image's SPDX document instead (one per platform, as a JSON array for an index, or \
+            the one of --platform); \
+            --provenance its build provenance, an in-toto statement with a SLSA provenance v1 predicate (recipe \
+            and lock digests, every input by digest), for one platform (--platform).
 
             A REF with a registry (REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:…, like `crane config` or \
             `skopeo inspect`) is read from that registry, storing nothing: every platform of an index, or those \
@@ -26,9 +29,12 @@ struct Inspect: AsyncParsableCommand, NetworkedCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Only these platforms of a remote index (repeatable, e.g. linux/arm64).", valueName: "os/arch"))
+            "Only these platforms of a remote index (repeatable, e.g. linux/arm64); with --sbom or --provenance, the one platform to print.",
+            valueName: "os/arch"))
     var platform: [String] = []
     @Flag(name: .long, help: "Print the image's SPDX SBOM (the document push publishes beside it).") var sbom = false
+    @Flag(name: .long, help: "Print the image's build provenance (in-toto statement, SLSA provenance v1).")
+    var provenance = false
     @OptionGroup var output: OutputOptions
 
     struct Layer: Encodable {
@@ -64,15 +70,21 @@ struct Inspect: AsyncParsableCommand, NetworkedCommand {
 
     func run() async throws {
         if Self.isRemote(reference) {
-            guard !sbom else { throw ValidationError("--sbom reads the local store: give NAME:TAG") }
+            guard !sbom, !provenance else {
+                throw ValidationError("--sbom and --provenance read the local store: give NAME:TAG (or use kiln sbom)")
+            }
             let report = try await remoteReport()
             if output.json { return try Output.json(report) }
             return print(report)
         }
-        guard platform.isEmpty else { throw ValidationError("--platform is for an image in a registry") }
+        guard platform.isEmpty || ((sbom || provenance) && platform.count == 1) else {
+            throw ValidationError(
+                "--platform is for an image in a registry, or one platform with --sbom or --provenance")
+        }
         let layout = try OCILayout(root: storeOptions.path, create: false)
         let descriptor = try layout.resolve(reference)
         if sbom { return try printSBOM(layout: layout, descriptor: descriptor) }
+        if provenance { return try printProvenance(layout: layout, descriptor: descriptor) }
         let images = try layout.images(for: descriptor).map { image in
             let history = (image.config.history ?? []).filter { $0.emptyLayer != true }
             let layers = image.manifest.layers.enumerated().map { i, layer in

@@ -20,7 +20,8 @@ struct Kiln: AsyncParsableCommand {
             Build.self, Lock.self, Images.self, Inspect.self, Push.self, Pull.self, Login.self, Logout.self, GC.self,
             Release.self, Rollback.self, Releases.self, Diff.self, DeployRefsCommand.self, Verify.self, Export.self,
             Ls.self, DigestCommand.self, ManifestCommand.self, Copy.self, TagCommand.self, Catalog.self, Delete.self,
-            BlobCommand.self, Untag.self, Fsck.self,
+            BlobCommand.self, Untag.self, Fsck.self, KeyCommand.self, Sign.self,
+            SBOMCommand.self, Promote.self,
         ]
     )
 

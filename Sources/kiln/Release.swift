@@ -5,6 +5,7 @@ import KilnHTTP
 import KilnOCI
 import KilnRegistry
 import KilnRelease
+import KilnSign
 import KilnStore
 
 /// Flags shared by the release commands.
@@ -64,6 +65,10 @@ struct Release: AsyncParsableCommand, NetworkedCommand {
             an existing version again with other images is refused (--force replaces it); with the same images \
             it is an idempotent re-push that keeps the original date.
 
+            With --sign-key every image is signed (cosign's sha256-<hex>.sig, index and platforms) after it is \
+            pushed and before any moving tag points at it; the key's password comes from KILN_KEY_PASSWORD or \
+            COSIGN_PASSWORD, else stdin.
+
               kiln build --version 1.2.0 && kiln release 1.2.0 --to registry.example.com/komodo --moving-tag stable
             """)
 
@@ -77,6 +82,10 @@ struct Release: AsyncParsableCommand, NetworkedCommand {
     var recipes: String = "recipes"
     @Flag(name: .long, help: "Replace an existing releases/VERSION.json that records other images.")
     var force = false
+    @Option(
+        name: .customLong("sign-key"),
+        help: "Sign every image of the release with this private key (cosign's format; see kiln sign).")
+    var signKey: String?
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
@@ -86,6 +95,7 @@ struct Release: AsyncParsableCommand, NetworkedCommand {
         var file: String
         var release: ReleaseDocument
         var moves: [TagMove]
+        var signatures: [ImageSigner.Signed]?
     }
 
     func validate() throws {
@@ -107,14 +117,23 @@ struct Release: AsyncParsableCommand, NetworkedCommand {
             recipesDigest: try RecipeDigest.directory(recipes),
             lockDigest: FileManager.default.fileExists(atPath: lock) ? try RecipeDigest.file(lock) : nil,
             created: Timestamp.rfc3339(epochSeconds: epoch), replace: force)
+        // The key is opened before anything is pushed: a wrong password fails the release at once.
+        let signingKey = try signKey.map { try KeyPassword.privateKey($0) }
         let reporter = TransferReporter(quiet: output.json)
-        let (document, moves) = try await withRegistry(target.registry, registryFlags) { client in
+        let (document, moves, signatures) = try await withRegistry(target.registry, registryFlags) { client in
             try await Releaser(client: client, target: target, events: reporter.handle)
-                .release(from: layout, inputs, directory: releaseOptions.directory)
+                .release(from: layout, inputs, directory: releaseOptions.directory, signingKey: signingKey)
         }
         let file = releaseOptions.directory.file(for: version)
-        if output.json { return try Output.json(Report(file: file, release: document, moves: moves)) }
+        if output.json {
+            return try Output.json(
+                Report(
+                    file: file, release: document, moves: moves, signatures: signingKey == nil ? nil : signatures))
+        }
         for image in document.images { Output.line("\(image.reference)  tags: \(image.tags.joined(separator: ", "))") }
+        for signed in signatures where signed.platform == nil {
+            Output.status("signed \(signed.reference) → \(signed.signatureTag)")
+        }
         for move in moves { Output.line(move.line) }
         Output.status(
             "released \(version): \(document.images.count) image\(document.images.count == 1 ? "" : "s"), "

@@ -3,10 +3,12 @@ import Foundation
 import KilnHTTP
 import KilnRegistry
 import KilnRelease
+import KilnSign
 
 struct Verify: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Rebuild an image from the recipes and check the registry serves exactly those bytes.",
+        abstract:
+            "Rebuild an image from the recipes and check the registry serves exactly those bytes; or, with --key, check its signatures.",
         discussion: """
             REF is REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:…. The recipe named like the repository's last \
             component is rebuilt (with its bases) from --recipes into a temporary store, using the version, \
@@ -15,18 +17,28 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
             layer) and its files are compared entry by entry (path, type, size, mode, owner, content hash) with \
             the published layer, downloaded and verified. Exits 1 on a mismatch.
 
+            With --key PUB (repeatable: any of the keys will do) nothing is rebuilt: the image's cosign signatures \
+            (tag sha256-<hex>.sig) are checked instead, as cosign verify --key and a containers policy.json \
+            (sigstoreSigned) check them, so signatures made by cosign or skopeo with a compatible key count too. \
+            The image and, for a multi-platform image, each platform manifest is checked; exits 1 when the image \
+            has no valid signature or a platform manifest carries only bad ones.
+
               kiln verify registry.example.com/komodo/komodod:0.9.0
+              kiln verify registry.example.com/komodo/komodod:0.9.0 --key release.pub
             """)
 
     @Argument(help: "The published image.") var reference: String
     @Option(name: .long, help: "Recipe files or directories to rebuild from (default: recipes).")
     var recipes: [String] = []
+    @Option(name: .long, help: "Check the image's signatures with this public key (PEM) instead of rebuilding.")
+    var key: [String] = []
     @OptionGroup var registryFlags: RegistryFlags
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         let ref: Reference
         do { ref = try Reference(parsing: reference) } catch { throw ValidationError("\(error)") }
+        if !key.isEmpty { return try await verifySignatures(ref) }
         let scratch = FileManager.default.temporaryDirectory.path + "/kiln-verify-\(UUID().uuidString.lowercased())"
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let flags = registryFlags
@@ -52,5 +64,15 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
         }
         if json { try Output.json(report) } else { Output.line(report.text) }
         if !report.matches { throw ExitCode(1) }
+    }
+
+    /// `--key`: the signature check.
+    func verifySignatures(_ ref: Reference) async throws {
+        let keys = try key.map { try PublicKey.load(path: $0) }
+        let report = try await withRegistry(ref.registry, registryFlags) { client in
+            try await SignatureVerifier(client: client, keys: keys).verify(ref)
+        }
+        if output.json { try Output.json(report) } else { Output.line(report.text) }
+        if !report.verified { throw ExitCode(ExitStatus.differs) }
     }
 }

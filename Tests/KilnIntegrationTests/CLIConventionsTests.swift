@@ -302,6 +302,8 @@ import Testing
         try Shell.run(["cp", "-R", KilnBinary.packageRoot + "/Tests/Fixtures/golden", tmp.path + "/recipes"])
         let store = tmp.path + "/images"
         let app = "\(registry.address)/ns/golden-app"
+        // A key pair for `sign` and `verify --key` (`key generate` is a subcommand of `key`, checked in KilnSignTests).
+        try KilnBinary.run(["key", "generate", tmp.path + "/k"], environment: ["KILN_KEY_PASSWORD": "pw"])
         // In order, as each needs what the ones before made; the member shows the document is the command's own
         // (and keeps the names of one vocabulary: `images` lists, `size`, `imageCount`, `publishedDigest`).
         let runs: [(arguments: [String], member: String)] = [
@@ -321,6 +323,16 @@ import Testing
             (["diff", "1.0.0", "1.0.0", "--store", store], "images"),
             (["rollback", "1.0.0", "--dry-run"], "moves"),
             (["verify", app + ":1.0.0", "--recipes", "recipes"], "publishedDigest"),
+            (["sign", app + ":1.0.0", "--key", tmp.path + "/k.key"], "signatures"),
+            (["verify", app + ":1.0.0", "--key", tmp.path + "/k.pub"], "verified"),
+            (["sign", "\(registry.address)/ns/golden-base:1.0.0", "--key", tmp.path + "/k.key"], "signatures"),
+            (
+                [
+                    "promote", "1.0.0", "--from", "\(registry.address)/ns", "--to", "\(registry.address)/prod", "--key",
+                    tmp.path + "/k.pub",
+                ],
+                "verified"
+            ),
             (["pull", app + ":1.0.0", "--store", tmp.path + "/pulled"], "publishedDigest"),
             (["untag", "golden-app:stable", "--store", store], "untagged"),
             (["gc", "--dry-run", "--store", store], "size"),
@@ -336,7 +348,9 @@ import Testing
             // Credentials go to the test's own auth file, never the machine's.
             let out = try KilnBinary.run(
                 arguments + ["--json"],
-                environment: ["SOURCE_DATE_EPOCH": "", "REGISTRY_AUTH_FILE": tmp.path + "/auth.json"],
+                environment: [
+                    "SOURCE_DATE_EPOCH": "", "REGISTRY_AUTH_FILE": tmp.path + "/auth.json", "KILN_KEY_PASSWORD": "pw",
+                ],
                 directory: tmp.path
             ).stdout
             #expect(
