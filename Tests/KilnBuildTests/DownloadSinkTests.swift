@@ -28,7 +28,8 @@ import Testing
                 HTTPRequest(.GET, URL(string: server.url + "/file.bin")!), into: FullDisk())
             Issue.record("the download should have failed")
         } catch let error as HTTPError {
-            #expect("\(error)".contains("cannot store the download") && "\(error)".contains("No space left"))
+            #expect(
+                "\(error)".contains("cannot store the download") && "\(error)".contains("No space left"), "\(error)")
             #expect(!"\(error)".contains("cannot reach"))
         }
         await transport.shutdown()
