@@ -82,11 +82,14 @@ import Testing
     /// server's answer, instead of sleeping past the deadline (it was honoured up to 60 s per attempt).
     @Test func retryAfterCountsInTheDeadline() async throws {
         let server = try HostileServer(rules: [
-            .init("GET", "^/limited", .reply, status: 429, headers: ["Retry-After": "120"])
+            .init("GET", "^/limited", .reply, status: 429, headers: ["Retry-After": "3600"])
         ])
         defer { server.stop() }
-        // A deadline far above the time one answer takes on a loaded machine, far below the Retry-After.
-        let transport = try HTTPTransport(options: HTTPOptions(attempts: 5, baseDelay: 0.01, deadline: 30))
+        // A deadline far above the time one answer takes on a loaded machine (in the full suite, tests that block
+        // the cooperative pool for minutes starve this task), far below the Retry-After, which is honoured whole.
+        var options = HTTPOptions(attempts: 5, baseDelay: 0.01, deadline: 600)
+        options.retry.maxRetryAfter = 7200
+        let transport = try HTTPTransport(options: options)
         defer { Task { await transport.shutdown() } }
         let answer = try await transport.send(try get(server.url + "/limited"))
         #expect(answer.status == 429)
@@ -120,15 +123,17 @@ import Testing
         #expect(HTTPOptions(environment: ["KILN_DEADLINE": "40"]).retry.deadline == 40)
     }
 
-    /// Progress renews the deadline only at the minimum rate: the same ~50 B/s transfer, longer than the
-    /// deadline, completes when the minimum is 2 B/s and is cut at the deadline when it is 1000 B/s (a 1 B/s
+    /// Progress renews the deadline only at the minimum rate: a ~50 B/s transfer completes, and the same
+    /// transfer is cut at a 3 s deadline when the minimum is 1000 B/s (a 1 B/s
     /// trickle ran forever before: no limit but the one-hour exchange). The margins are wide because parallel
     /// tests starve this process for seconds.
     @Test func progressRenewsTheDeadlineOnlyAtTheMinimumRate() async throws {
         let server = try HostileServer(rules: [.init("GET", "^/slow", .trickle, declared: 300, seconds: 0.02)])
         defer { server.stop() }
+        // The healthy transfer (~6 s) is given a deadline a starved test process cannot pass; the renewal rule
+        // itself is checked on the clock below, where no scheduler can stretch time.
         let healthy = try HTTPTransport(
-            options: HTTPOptions(attempts: 1, idleTimeout: 3600, overallTimeout: 3600, deadline: 5, minimumRate: 2))
+            options: HTTPOptions(attempts: 1, idleTimeout: 3600, overallTimeout: 3600, deadline: 120, minimumRate: 2))
         let trickle = try HTTPTransport(
             options: HTTPOptions(
                 attempts: 1, idleTimeout: 3600, overallTimeout: 3600, deadline: 3, minimumRate: 1000))
