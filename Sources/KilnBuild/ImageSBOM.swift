@@ -40,20 +40,8 @@ extension Builder {
         // version it is tagged with.
         let document = try SBOM.document(
             image: recipe.name, packages: packages, downloads: downloads, created: created)
-        let empty = Data("{}".utf8)
-        try roots.protect([Digest.sha256(empty), Digest.sha256(document)])
-        _ = try layout.writeBlob(empty)
-        _ = try layout.writeBlob(document)
-        var manifestSubject = subject
-        manifestSubject.annotations = nil
-        manifestSubject.platform = nil
-        let manifest = Manifest(
-            config: Descriptor(mediaType: MediaType.empty, bytes: empty),
-            layers: [Descriptor(mediaType: SBOM.mediaType, bytes: document)],
-            annotations: [AnnotationKey.created: created], artifactType: SBOM.mediaType, subject: manifestSubject)
-        let bytes = try CanonicalJSON.encode(manifest)
-        try roots.protect([Digest.sha256(bytes)])
-        _ = try layout.writeBlob(bytes)
+        let bytes = try writeArtifact(
+            document, mediaType: SBOM.mediaType, about: subject, annotations: [AnnotationKey.created: created])
         var entry = Descriptor(mediaType: MediaType.imageManifest, bytes: bytes)
         entry.artifactType = SBOM.mediaType
         entry.annotations = [DebianPackages.sbomSubjectKey: subject.digest.description]
@@ -91,5 +79,30 @@ extension DebianPackages {
         let document = try JSONDecoder().decode(Document.self, from: layout.readBlob(layer.digest))
         let debian = document.packages.filter { $0.SPDXID.hasPrefix(SBOM.debianIDPrefix) }
         return debian.isEmpty ? nil : debian.map { ($0.name, $0.versionInfo ?? "") }
+    }
+}
+
+extension Builder {
+    /// Stores `document` as an OCI artifact about `subject` (an empty config, the document its one layer, the
+    /// subject without its annotations and platform), each blob kept from `kiln gc` by the build's roots; the
+    /// SBOM and the provenance are written this way. Returns the artifact manifest's bytes.
+    func writeArtifact(
+        _ document: Data, mediaType: String, about subject: Descriptor, annotations: [String: String]? = nil
+    ) throws -> Data {
+        let empty = Data("{}".utf8)
+        try roots.protect([Digest.sha256(empty), Digest.sha256(document)])
+        _ = try layout.writeBlob(empty)
+        _ = try layout.writeBlob(document)
+        var about = subject
+        about.annotations = nil
+        about.platform = nil
+        let manifest = Manifest(
+            config: Descriptor(mediaType: MediaType.empty, bytes: empty),
+            layers: [Descriptor(mediaType: mediaType, bytes: document)], annotations: annotations,
+            artifactType: mediaType, subject: about)
+        let bytes = try CanonicalJSON.encode(manifest)
+        try roots.protect([Digest.sha256(bytes)])
+        _ = try layout.writeBlob(bytes)
+        return bytes
     }
 }

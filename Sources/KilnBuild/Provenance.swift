@@ -121,20 +121,7 @@ extension Builder {
     /// referrers `push` publishes).
     func writeProvenance(_ recipe: Recipe, platform: Platform, subject: Descriptor, base: StoredImage?) throws {
         let document = try provenance(recipe, platform: platform, subject: subject, base: base)
-        let empty = Data("{}".utf8)
-        try roots.protect([Digest.sha256(empty), Digest.sha256(document)])
-        _ = try layout.writeBlob(empty)
-        _ = try layout.writeBlob(document)
-        var manifestSubject = subject
-        manifestSubject.annotations = nil
-        manifestSubject.platform = nil
-        let manifest = Manifest(
-            config: Descriptor(mediaType: MediaType.empty, bytes: empty),
-            layers: [Descriptor(mediaType: KilnProvenance.mediaType, bytes: document)],
-            artifactType: KilnProvenance.mediaType, subject: manifestSubject)
-        let bytes = try CanonicalJSON.encode(manifest)
-        try roots.protect([Digest.sha256(bytes)])
-        _ = try layout.writeBlob(bytes)
+        let bytes = try writeArtifact(document, mediaType: KilnProvenance.mediaType, about: subject)
         var entry = Descriptor(mediaType: MediaType.imageManifest, bytes: bytes)
         entry.annotations = [KilnProvenance.subjectKey: subject.digest.description]
         try layout.updateIndex { index in
