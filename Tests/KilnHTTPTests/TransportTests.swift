@@ -123,12 +123,17 @@ import Testing
         #expect(HTTPOptions(environment: ["KILN_DEADLINE": "40"]).retry.deadline == 40)
     }
 
-    /// Progress renews the deadline only at the minimum rate: a ~50 B/s transfer completes, and the same
-    /// transfer is cut at a 3 s deadline when the minimum is 1000 B/s (a 1 B/s
+    /// Progress renews the deadline only at the minimum rate: a ~50 B/s transfer completes, and a longer one at
+    /// the same rate is cut at a 3 s deadline when the minimum is 1000 B/s (a 1 B/s
     /// trickle ran forever before: no limit but the one-hour exchange). The margins are wide because parallel
     /// tests starve this process for seconds.
     @Test func progressRenewsTheDeadlineOnlyAtTheMinimumRate() async throws {
-        let server = try HostileServer(rules: [.init("GET", "^/slow", .trickle, declared: 300, seconds: 0.02)])
+        // The cut transfer is ten times longer: the cut is checked when this task runs, and in the full suite
+        // it can be starved for seconds, long enough for a short trickle to finish first.
+        let server = try HostileServer(rules: [
+            .init("GET", "^/slow", .trickle, declared: 300, seconds: 0.02),
+            .init("GET", "^/long", .trickle, declared: 3000, seconds: 0.02),
+        ])
         defer { server.stop() }
         // The healthy transfer (~6 s) is given a deadline a starved test process cannot pass; the renewal rule
         // itself is checked on the clock below, where no scheduler can stretch time.
@@ -146,7 +151,7 @@ import Testing
         let answer = try await healthy.send(try get(server.url + "/slow"))
         #expect(answer.body.count == 300, "renewed by progress: the whole body arrived")
         do {
-            _ = try await trickle.send(try get(server.url + "/slow"))
+            _ = try await trickle.send(try get(server.url + "/long"))
             Issue.record("a transfer below the minimum rate outlived its deadline")
         } catch let error as HTTPError {
             #expect(error.description.contains("less than 1000 B/s"), "\(error)")
