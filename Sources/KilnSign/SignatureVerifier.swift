@@ -10,10 +10,14 @@ import KilnRegistry
 public struct SignatureVerifier: Sendable {
     public let client: RegistryClient
     public let keys: [PublicKey]
+    /// Whether each image manifest must also carry a build provenance attestation verified by the keys
+    /// (`ProvenanceCheck`); an index has none of its own (each platform manifest is attested).
+    public let provenance: Bool
 
-    public init(client: RegistryClient, keys: [PublicKey]) {
+    public init(client: RegistryClient, keys: [PublicKey], provenance: Bool = false) {
         self.client = client
         self.keys = keys
+        self.provenance = provenance
     }
 
     public enum Status: String, Codable, Sendable {
@@ -38,6 +42,13 @@ public struct SignatureVerifier: Sendable {
         public var keyID: Digest?
         /// Why signatures did not count, one line each.
         public var problems: [String]
+        /// The build provenance attestation's verdict, when it was checked (image manifests, with `provenance`).
+        public var provenance: Status?
+        /// Why no attestation counted, one line each.
+        public var provenanceProblems: [String]?
+
+        /// Whether this manifest passes: a valid signature, and a valid attestation where one was checked.
+        var passes: Bool { status == .valid && (provenance ?? .valid) == .valid }
     }
 
     public struct Report: Codable, Sendable {
@@ -59,8 +70,9 @@ public struct SignatureVerifier: Sendable {
                 var line = "\(what): \(check.status.rawValue)"
                 if let identity = check.identity { line += " for \(identity)" }
                 if let keyID = check.keyID { line += " by key \(keyID.encoded.prefix(12))" }
+                if let provenance = check.provenance { line += "; provenance: \(provenance.rawValue)" }
                 lines.append(line)
-                lines += check.problems.map { "    " + $0 }
+                lines += (check.problems + (check.provenanceProblems ?? [])).map { "    " + $0 }
             }
             if let note { lines.append(note) }
             return lines.joined(separator: "\n")
@@ -71,7 +83,9 @@ public struct SignatureVerifier: Sendable {
     /// signature and no platform manifest has only invalid ones; a platform manifest without any signature is
     /// covered by the index's (the index's digest fixes each platform's digest) and only noted, as cosign
     /// verifies an index. (containers/image checks the manifest it copies: a pull of one platform needs that
-    /// platform's signature, which is why `ImageSigner` signs both.)
+    /// platform's signature, which is why `ImageSigner` signs both.) With `provenance`, every image manifest
+    /// (each platform of an index) must also have a valid provenance attestation: one index-wide attestation
+    /// cannot say what each platform was built from.
     public func verify(_ reference: Reference) async throws -> Report {
         let repository = reference.repository
         let (data, descriptor) = try await client.manifest(repository, reference.identifier)
@@ -84,7 +98,9 @@ public struct SignatureVerifier: Sendable {
                 checks.append(result)
             }
         }
-        let verified = checks[0].status == .valid && !checks.dropFirst().contains { $0.status == .invalid }
+        let verified =
+            checks[0].passes
+            && !checks.dropFirst().contains { $0.status == .invalid || ($0.provenance ?? .valid) != .valid }
         let unsigned = checks.dropFirst().filter { $0.status == .missing }.count
         return Report(
             reference: reference.description, digest: descriptor.digest, verified: verified, manifests: checks,
@@ -103,7 +119,7 @@ public struct SignatureVerifier: Sendable {
             result.problems.append(
                 "no signature: \(client.registry)/\(repository):\(CosignLayout.tag(manifest.digest, .signature)) does not exist"
             )
-            return result
+            return try await withProvenance(result, in: repository)
         }
         for layer in signatures.layers where layer.mediaType == CosignLayout.simpleSigningMediaType {
             result.signatureCount += 1
@@ -140,10 +156,21 @@ public struct SignatureVerifier: Sendable {
             result.identity = parsed.critical.identity.dockerReference
             result.keyID = key.keyID
             result.problems = []
-            return result
+            return try await withProvenance(result, in: repository)
         }
         result.status = result.signatureCount == 0 ? .missing : .invalid
         if result.signatureCount == 0 { result.problems.append("the .sig manifest holds no simple-signing payload") }
-        return result
+        return try await withProvenance(result, in: repository)
+    }
+
+    /// `result` with its provenance verdict, for an image manifest when `provenance` is asked for.
+    func withProvenance(_ result: Check, in repository: String) async throws -> Check {
+        guard provenance, MediaType.manifestTypes.contains(result.mediaType) else { return result }
+        var checked = result
+        let (status, problems) = try await ProvenanceCheck(attachments: Attachments(client: client), keys: keys)
+            .check(result.digest, in: repository)
+        checked.provenance = status
+        checked.provenanceProblems = problems.isEmpty ? nil : problems
+        return checked
     }
 }

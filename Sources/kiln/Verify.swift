@@ -20,8 +20,12 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
             With --key PUB (repeatable: any of the keys will do) nothing is rebuilt: the image's cosign signatures \
             (tag sha256-<hex>.sig) are checked instead, as cosign verify --key and a containers policy.json \
             (sigstoreSigned) check them, so signatures made by cosign or skopeo with a compatible key count too. \
-            The image and, for a multi-platform image, each platform manifest is checked; exits 1 when the image \
-            has no valid signature or a platform manifest carries only bad ones.
+            The image and, for a multi-platform image, each platform manifest is checked. Each image manifest \
+            must also carry its build provenance (tag sha256-<hex>.att, as release --sign-key attaches it): a \
+            DSSE envelope signed by the key, of an in-toto statement with a SLSA provenance v1 predicate whose \
+            subject is that manifest's digest. Exits 1 when the image has no valid signature, a platform \
+            manifest carries only bad ones, or a provenance attestation is missing, signed by another key or \
+            names another digest. --signatures-only skips the provenance (images other tools signed).
 
               kiln verify registry.example.com/komodo/komodod:0.9.0
               kiln verify registry.example.com/komodo/komodod:0.9.0 --key release.pub
@@ -32,6 +36,8 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
     var recipes: [String] = []
     @Option(name: .long, help: "Check the image's signatures with this public key (PEM) instead of rebuilding.")
     var key: [String] = []
+    @Flag(name: .long, help: "With --key: check the signatures only, not the build provenance attestations.")
+    var signaturesOnly = false
     @OptionGroup var registryFlags: RegistryFlags
     @OptionGroup var output: OutputOptions
 
@@ -39,6 +45,7 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
         let ref: Reference
         do { ref = try Reference(parsing: reference) } catch { throw ValidationError("\(error)") }
         if !key.isEmpty { return try await verifySignatures(ref) }
+        if signaturesOnly { throw ValidationError("--signatures-only goes with --key") }
         let scratch = FileManager.default.temporaryDirectory.path + "/kiln-verify-\(UUID().uuidString.lowercased())"
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let flags = registryFlags
@@ -70,7 +77,7 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
     func verifySignatures(_ ref: Reference) async throws {
         let keys = try key.map { try PublicKey.load(path: $0) }
         let report = try await withRegistry(ref.registry, registryFlags) { client in
-            try await SignatureVerifier(client: client, keys: keys).verify(ref)
+            try await SignatureVerifier(client: client, keys: keys, provenance: !signaturesOnly).verify(ref)
         }
         if output.json { try Output.json(report) } else { Output.line(report.text) }
         if !report.verified { throw ExitCode(ExitStatus.differs) }

@@ -324,7 +324,7 @@ import Testing
             (["rollback", "1.0.0", "--dry-run"], "moves"),
             (["verify", app + ":1.0.0", "--recipes", "recipes"], "publishedDigest"),
             (["sign", app + ":1.0.0", "--key", tmp.path + "/k.key"], "signatures"),
-            (["verify", app + ":1.0.0", "--key", tmp.path + "/k.pub"], "verified"),
+            (["verify", app + ":1.0.0", "--key", tmp.path + "/k.pub", "--signatures-only"], "verified"),
             (["sign", "\(registry.address)/ns/golden-base:1.0.0", "--key", tmp.path + "/k.key"], "signatures"),
             (
                 [

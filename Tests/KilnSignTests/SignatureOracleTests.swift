@@ -127,14 +127,17 @@ import Testing
                     for accepted in ["k/one:1", "k/multi:1"] {
                         let result = try policy.copy("\(r)/\(accepted)", all: accepted.contains("multi"))
                         #expect(result.succeeded, "skopeo refused \(accepted): \(result.stderr)")
-                        #expect(try Self.kiln(["verify", "\(r)/\(accepted)", "--key", key + ".pub"]).status == 0)
+                        #expect(
+                            try Self.kiln(["verify", "\(r)/\(accepted)", "--key", key + ".pub", "--signatures-only"])
+                                .status == 0)
                     }
                     for refused in ["k/unsigned:1", "k/wrongkey:1", "k/altered:1", "k/replayed:1"] {
                         let result = try policy.copy("\(r)/\(refused)")
                         #expect(
                             !result.succeeded && result.stderr.contains("ignature"),
                             "skopeo accepted \(refused), or refused it for another reason: \(result.stderr)")
-                        let verdict = try Self.kiln(["verify", "\(r)/\(refused)", "--key", key + ".pub"], check: false)
+                        let verdict = try Self.kiln(
+                            ["verify", "\(r)/\(refused)", "--key", key + ".pub", "--signatures-only"], check: false)
                         #expect(verdict.status == 1, "kiln verify \(refused): \(verdict.stdout) \(verdict.stderr)")
                     }
                     // skopeo's default identity rule for a pull by tag wants the tag in every checked signature.
@@ -149,7 +152,9 @@ import Testing
                     let otherPolicy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: other + ".pub")
                     #expect(try otherPolicy.copy("\(r)/k/wrongkey:1").succeeded)
                     #expect(!(try otherPolicy.copy("\(r)/k/one:1").succeeded))
-                    let json = try Self.kiln(["verify", "\(r)/k/multi:1", "--key", key + ".pub", "--json"])
+                    let json = try Self.kiln([
+                        "verify", "\(r)/k/multi:1", "--key", key + ".pub", "--signatures-only", "--json",
+                    ])
                     let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
                     #expect(report["schemaVersion"] as? Int == 1 && report["verified"] as? Bool == true)
                     #expect((report["manifests"] as! [[String: Any]]).allSatisfy { $0["status"] as? String == "valid" })
@@ -172,7 +177,9 @@ import Testing
                         from: "oci:\(layout.root):one:1", to: "\(r)/s/one:1", key: key + ".key", password: Self.password
                     )
                     #expect(signed.succeeded, "\(signed.stderr)")
-                    #expect(try Self.kiln(["verify", "\(r)/s/one:1", "--key", key + ".pub"]).status == 0)
+                    #expect(
+                        try Self.kiln(["verify", "\(r)/s/one:1", "--key", key + ".pub", "--signatures-only"]).status
+                            == 0)
                     #expect(try policy.copy("\(r)/s/one:1").succeeded)
 
                     // A key skopeo generated signs with Kiln; skopeo verifies it, and so does Kiln.
@@ -186,7 +193,9 @@ import Testing
                     try Self.kiln(["sign", "\(r)/s/multi:1", "--key", tmp.path + "/sk.private"])
                     let theirs = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: tmp.path + "/sk.pub")
                     #expect(try theirs.copy("\(r)/s/multi:1", all: true).succeeded)
-                    #expect(try Self.kiln(["verify", "\(r)/s/multi:1", "--key", tmp.path + "/sk.pub"]).status == 0)
+                    #expect(
+                        try Self.kiln(["verify", "\(r)/s/multi:1", "--key", tmp.path + "/sk.pub", "--signatures-only"])
+                            .status == 0)
                     // A wrong password is refused before anything is written.
                     let wrong = try KilnBinary.run(
                         ["sign", "\(r)/s/multi:1", "--key", key + ".key"], environment: ["KILN_KEY_PASSWORD": "nope"],
@@ -235,6 +244,9 @@ import Testing
                                 "--allow-http-registry=true", "\(r)/rel/\(name):3.0.0",
                             ], environment: ["HOME": tmp.path], check: false)
                         #expect(verified.succeeded, "cosign: \(verified.stderr)")
+                        // Kiln checks the signatures and each platform manifest's provenance attestation.
+                        let checked = try Self.kiln(["verify", "\(r)/rel/\(name):3.0.0", "--key", key + ".pub"])
+                        #expect(checked.stdout.contains("provenance: valid"), "\(checked.stdout)")
                     }
                     // deploy-refs --key writes the node's policy: the release passes, an unsigned image in the
                     // release's namespace does not.
@@ -313,7 +325,8 @@ import Testing
                         // The index's and both platforms' signatures.
                         #expect((report["attachments"] as? [String])?.count == 3, "\(copied.stdout)")
                         let promoted = "\(production.address)/p/multi:1"
-                        #expect(try Self.kiln(["verify", promoted, "--key", key + ".pub"]).status == 0)
+                        #expect(
+                            try Self.kiln(["verify", promoted, "--key", key + ".pub", "--signatures-only"]).status == 0)
                         // The signatures name the test repository: production's policy maps it.
                         let policy = try SigstorePolicy(
                             skopeo: skopeo, registry: production.address, publicKey: key + ".pub",
