@@ -25,7 +25,8 @@ public struct Puller: Sendable {
     public func pull(_ reference: Reference, platforms: [Platform]?) async throws -> Descriptor {
         let published = try await fetch(reference, platforms: platforms)
         var stored = try OCIConversion.toOCI(published, in: layout)
-        // Referrers (SBOMs) name the published digests: they come along when the stored ones are the same.
+        // Referrers (SBOMs) and cosign's signatures and attestations name the published digests: they come along
+        // when the stored ones are the same.
         if stored.digest == published.digest { try await pullReferrers(of: stored, repository: reference.repository) }
         stored.annotations = [
             OCIConversion.sourceDigestKey: published.digest.description,
@@ -37,6 +38,8 @@ public struct Puller: Sendable {
     /// Fetches the referrers of every stored manifest of `root` (what `Referrers.list` finds: the API, else the
     /// fallback tag) into the layout, each as an untagged index.json entry with its `artifactType`, as a build
     /// stores its SBOM: `kiln inspect --sbom` and `push` find them, `gc` keeps them while the image is tagged.
+    /// Each manifest's cosign `.sig` and `.att` come along too (`CosignAttachments`), so a push of the stored
+    /// image publishes them again.
     func pullReferrers(of root: Descriptor, repository: String) async throws {
         let source = RegistryRepository(client: client, repository: repository, events: events)
         let sink = CheckedLayout(layout: layout, origin: "\(client.registry)/\(repository)")
@@ -47,6 +50,7 @@ public struct Puller: Sendable {
             return data
         }
         for node in graph.nodes {
+            _ = try await CosignAttachments.pull(of: node.descriptor.digest, from: source, into: layout)
             for artifact in try await Referrers.list(node.descriptor.digest, in: repository, client: client) {
                 guard let type = artifact.artifactType else { continue }
                 let plain = Descriptor(mediaType: artifact.mediaType, digest: artifact.digest, size: artifact.size)

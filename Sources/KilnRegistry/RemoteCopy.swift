@@ -37,22 +37,14 @@ public struct RemoteCopy: Sendable {
     }
 
     /// Copies a cosign attachment (signatures or attestations of one manifest, an OCI manifest under `tag`) when
-    /// the source has it, unless the destination has one whose payloads the source's do not all include (its
-    /// own signatures, say, which a copy must not drop). Returns whether it was copied.
+    /// the source has it (see `CosignAttachments.put`: a destination's own payloads are not dropped). Returns
+    /// whether it was copied.
     func copyAttachment(_ tag: String, from reader: RegistryRepository, to sink: RegistryRepository) async throws
         -> Bool
     {
-        guard let found = try await source.manifestDescriptor(reader.repository, tag) else { return false }
-        let (data, descriptor) = try await source.manifest(reader.repository, found.digest.description)
-        if let existing = try await destination.manifestDescriptor(sink.repository, tag) {
-            if existing.digest == descriptor.digest { return false }
-            let theirs = try await destination.manifest(sink.repository, existing.digest.description).data
-            let mine = try JSONDecoder().decode(Manifest.self, from: data).layers
-            let kept = (try? JSONDecoder().decode(Manifest.self, from: theirs).layers) ?? []
-            guard kept.allSatisfy({ layer in mine.contains(layer) }) else { return false }
-        }
-        try await copyImage(descriptor, from: reader, to: sink, tags: [tag], jobs: destination.options.jobs)
-        return true
+        guard try await source.manifestDescriptor(reader.repository, tag) != nil else { return false }
+        let (data, descriptor) = try await reader.resolve(tag)
+        return try await CosignAttachments.put(descriptor, data: data, as: tag, from: reader, to: sink)
     }
 
     /// Copies `from` to `to` (`to` without a tag or digest takes `from`'s tag).
@@ -95,8 +87,7 @@ public struct RemoteCopy: Sendable {
         }
         var attachments: [String] = []
         for node in copied.graph.nodes {
-            for suffix in ["sig", "att"] {
-                let tag = "\(node.descriptor.digest.algorithm)-\(node.descriptor.digest.encoded).\(suffix)"
+            for tag in CosignAttachments.tags(of: node.descriptor.digest) {
                 if try await copyAttachment(tag, from: reader, to: sink) { attachments.append(tag) }
             }
         }
