@@ -32,7 +32,8 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
             PUB (sigstoreSigned, the key inline); other images are accepted as before. Install them as \
             /etc/containers/policy.json and /etc/containers/registries.d/. A podman without sigstore support \
             (Debian 12's) refuses every image under such a policy: there, run `kiln verify --key PUB` on each \
-            image before `up` instead.
+            image before `up` instead. With --format kubernetes also cluster-image-policy.yaml: a sigstore \
+            policy-controller ClusterImagePolicy requiring PUB's signature and signed provenance for the same images.
             """)
 
     @Argument(help: "The release.") var version: String
@@ -134,6 +135,10 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
                 try ContainersPolicy.policy(scope: scope, publicKeyPEM: pem), to: base + "/policy.json")
             try AtomicFile.write(
                 Data(ContainersPolicy.registriesD(scope: scope).utf8), to: base + "/registries.d/kiln-release.yaml")
+            if format == .kubernetes {
+                let policy = ClusterImagePolicy.yaml(scope: scope, publicKeyPEM: pem)
+                try AtomicFile.write(Data(policy.utf8), to: base + "/cluster-image-policy.yaml")
+            }
         }
         if let output { try AtomicFile.write(Data(text.utf8), to: output) }
         if outputOptions.json {

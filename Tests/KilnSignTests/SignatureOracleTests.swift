@@ -255,6 +255,14 @@ import Testing
                         "deploy-refs", "3.0.0", "--releases", tmp.path + "/releases", "--store", store, "-o",
                         node + "/refs.txt", "--key", key + ".pub",
                     ])
+                    // For Kubernetes, a policy-controller ClusterImagePolicy beside the node's file.
+                    try KilnBinary.run([
+                        "deploy-refs", "3.0.0", "--releases", tmp.path + "/releases", "--store", store, "--format",
+                        "kubernetes", "-o", tmp.path + "/cluster/node.yaml", "--key", key + ".pub",
+                    ])
+                    try ClusterImagePolicyTests.expectPolicy(
+                        at: tmp.path + "/cluster/cluster-image-policy.yaml", scope: "\(r)/rel",
+                        publicKeyPEM: try PublicKey.load(path: key + ".pub").pem)
                     try KilnBinary.run(["push", "golden-app:3.0.0", "--to", "\(r)/rel/unsigned", "--store", store])
                     func nodePulls(_ reference: String) throws -> CommandResult {
                         try Shell.run(

@@ -1,0 +1,74 @@
+import Foundation
+import KilnTestSupport
+import Testing
+
+@testable import KilnSign
+
+/// The sigstore policy-controller `ClusterImagePolicy` that `deploy-refs --key --format kubernetes` writes,
+/// checked by check-jsonschema (PyPI) against a schema written from policy-controller's CRD and admission rules
+/// (Tests/Fixtures/schemas, its sources named there), and read back for what it requires.
+@Suite struct ClusterImagePolicyTests {
+    static let schema =
+        KilnBinary.packageRoot + "/Tests/Fixtures/schemas/policy-controller-clusterimagepolicy-v1beta1.schema.json"
+
+    /// `check-jsonschema` of a YAML file against the ClusterImagePolicy schema.
+    static func validate(_ file: String) throws -> CommandResult {
+        try Shell.run([try Validators.bin() + "/check-jsonschema", "--schemafile", schema, file], check: false)
+    }
+
+    /// The YAML file as a JSON object, read by the venv's YAML parser (ruamel.yaml, check-jsonschema's own).
+    static func load(_ file: String) throws -> [String: Any] {
+        let script =
+            "import sys, json; from ruamel.yaml import YAML; print(json.dumps(YAML(typ='safe').load(open(sys.argv[1]))))"
+        let printed = try Shell.run([try Validators.bin() + "/python3", "-c", script, file]).stdout
+        return try #require(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any])
+    }
+
+    /// Checks a written policy: valid under the schema, for `scope`'s images, requiring `publicKeyPEM` and the
+    /// SLSA provenance attestation.
+    static func expectPolicy(at file: String, scope: String, publicKeyPEM: String) throws {
+        let checked = try validate(file)
+        #expect(checked.succeeded, "\(checked.stdout)\(checked.stderr)")
+        let policy = try load(file)
+        #expect(policy["apiVersion"] as? String == "policy.sigstore.dev/v1beta1")
+        let spec = try #require(policy["spec"] as? [String: Any])
+        #expect((spec["images"] as? [[String: Any]])?.map { $0["glob"] as? String } == [scope + "/**"])
+        let authorities = try #require(spec["authorities"] as? [[String: Any]])
+        #expect(authorities.count == 1)
+        let key = try #require(authorities.first?["key"] as? [String: Any])
+        #expect(key["data"] as? String == publicKeyPEM)
+        let attestations = try #require(authorities.first?["attestations"] as? [[String: Any]])
+        #expect(attestations.map { $0["predicateType"] as? String } == ["https://slsa.dev/provenance/v1"])
+    }
+
+    @Test func policyRequiresTheKeyForTheReleaseNamespace() throws {
+        let tmp = try TemporaryDirectory("kiln-cip")
+        defer { tmp.remove() }
+        let pem = try PrivateKey.generate().publicKey().pem
+        let scope = "registry.example.com:5000/komodo"
+        let yaml = ClusterImagePolicy.yaml(scope: scope, publicKeyPEM: pem)
+        try Self.expectPolicy(at: try tmp.write("cip.yaml", yaml), scope: scope, publicKeyPEM: pem)
+        #expect(yaml.contains("name: kiln-release-registry-example-com-5000-komodo\n"))
+
+        // The schema has teeth: what policy-controller would refuse (or silently prune) fails it.
+        let broken: [(what: String, text: String)] = [
+            ("no authority", yaml.replacingOccurrences(of: "  authorities:", with: "  other:")),
+            ("a misspelt field", yaml.replacingOccurrences(of: "      key:", with: "      keys:")),
+            ("a glob policy-controller refuses", yaml.replacingOccurrences(of: "/**\"", with: "/ **\"")),
+            ("no key data", yaml.replacingOccurrences(of: "BEGIN PUBLIC KEY", with: "BEGIN PRIVATE KEY")),
+        ]
+        for (what, text) in broken {
+            #expect(text != yaml, "\(what): the mutation changed nothing")
+            let refused = try Self.validate(try tmp.write("broken.yaml", text))
+            #expect(!refused.succeeded, "the schema accepted \(what)")
+        }
+    }
+
+    @Test func namesAreDNSLabels() {
+        #expect(ClusterImagePolicy.name(scope: "127.0.0.1:5000/rel") == "kiln-release-127-0-0-1-5000-rel")
+        #expect(
+            ClusterImagePolicy.name(scope: "Registry.Example.com/a--b_c") == "kiln-release-registry-example-com-a-b-c")
+        let long = ClusterImagePolicy.name(scope: String(repeating: "a.", count: 60))
+        #expect(long.count <= 63 && !long.hasSuffix("-"), "\(long)")
+    }
+}
