@@ -1,53 +1,48 @@
 import Foundation
 import KilnOCI
 
-/// What a Kubernetes cluster needs to refuse images of a release that the release key did not sign: a sigstore
-/// policy-controller `ClusterImagePolicy` (policy.sigstore.dev/v1beta1) for every image under the release's
-/// `REGISTRY/NAMESPACE` (the glob `REGISTRY/NAMESPACE/**`, which covers digest references), with one authority:
-/// the key, given inline, and the SLSA provenance attestation it must also have signed (as `kiln verify --key`
-/// requires). No Rekor is configured, so policy-controller checks offline, as Kiln signs. CRI-O's own
+/// What a Kubernetes cluster needs to refuse images of a release that the release key did not sign: sigstore
+/// policy-controller `ClusterImagePolicy` objects (policy.sigstore.dev/v1beta1) for every image under the release's
+/// `REGISTRY/NAMESPACE` (the glob `REGISTRY/NAMESPACE/**`, which covers digest references), the key given
+/// inline. Two policies, because policy-controller checks an authority's attestations *instead of* its
+/// signatures, ORs the authorities of one policy and ANDs the policies that match an image: one requires the
+/// key's signature (`.sig`), the other the SLSA provenance attestation signed by the key (`.att`), as
+/// `kiln verify --key` does. No Rekor is configured, so policy-controller checks offline, as Kiln signs. CRI-O's
 /// policy.json (`ContainersPolicy`) is the node-level alternative.
 public enum ClusterImagePolicy {
-    /// The object's name: `kiln-release-` and the scope as a DNS label.
-    public static func name(scope: String) -> String {
+    /// An object's name: `kiln-release-`, the scope as DNS label characters, and what it requires.
+    public static func name(scope: String, requiring what: String) -> String {
         var slug = ""
         for character in scope.lowercased() {
-            let allowed = character.isASCII && (character.isLetter || character.isNumber)
-            if allowed {
+            if character.isASCII && (character.isLetter || character.isNumber) {
                 slug.append(character)
             } else if !slug.hasSuffix("-") {
                 slug.append("-")
             }
         }
-        let trimmed = String(slug.trimmingCharacters(in: CharacterSet(charactersIn: "-")).prefix(50))
-        return "kiln-release-" + (trimmed.hasSuffix("-") ? String(trimmed.dropLast()) : trimmed)
+        let trimmed = slug.trimmingCharacters(in: CharacterSet(charactersIn: "-")).prefix(36)
+        let body = trimmed.hasSuffix("-") ? String(trimmed.dropLast()) : String(trimmed)
+        return "kiln-release-\(body)-\(what)"
     }
 
-    /// The YAML document for images under `scope` (`REGISTRY` or `REGISTRY/NAMESPACE`).
+    /// The YAML file (two documents) for images under `scope` (`REGISTRY` or `REGISTRY/NAMESPACE`).
     public static func yaml(scope: String, publicKeyPEM: String) -> String {
-        let pem = publicKeyPEM.split(separator: "\n", omittingEmptySubsequences: true)
-            .map { "          " + $0 }.joined(separator: "\n")
-        return """
-            # Written by kiln deploy-refs --key: sigstore policy-controller admits an image under \(scope) only when
-            # the release key signed it and signed its SLSA provenance attestation. kubectl apply -f this file once
-            # policy-controller is installed; it checks Pods in namespaces labelled policy.sigstore.dev/include=true.
-            apiVersion: policy.sigstore.dev/v1beta1
-            kind: ClusterImagePolicy
-            metadata:
-              name: \(name(scope: scope))
-            spec:
-              mode: enforce
-              images:
-                - glob: "\(scope)/**"
-              authorities:
-                - name: release-key
-                  key:
-                    data: |
-            \(pem)
-                  attestations:
-                    - name: provenance
-                      predicateType: "\(SLSAProvenance<EmptyObject>.predicateType)"
-
-            """
+        let key = publicKeyPEM.split(separator: "\n").map { "          \($0)\n" }.joined()
+        func policy(_ what: String, provenance: Bool) -> String {
+            var text = "---\napiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\n"
+            text += "metadata:\n  name: \(name(scope: scope, requiring: what))\n"
+            text += "spec:\n  mode: enforce\n  images:\n    - glob: \"\(scope)/**\"\n"
+            text += "  authorities:\n    - name: release-key\n      key:\n        data: |\n" + key
+            if provenance {
+                text += "      attestations:\n        - name: provenance\n"
+                text += "          predicateType: \"\(SLSAProvenance<EmptyObject>.predicateType)\"\n"
+            }
+            return text
+        }
+        return "# Written by kiln deploy-refs --key: sigstore policy-controller admits an image under \(scope) only\n"
+            + "# when the release key signed it (first policy) and signed its SLSA provenance attestation (second).\n"
+            + "# kubectl apply -f this file once policy-controller is installed; it checks Pods in namespaces\n"
+            + "# labelled policy.sigstore.dev/include=true.\n"
+            + policy("signature", provenance: false) + policy("provenance", provenance: true)
     }
 }

@@ -32,8 +32,10 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
             PUB (sigstoreSigned, the key inline); other images are accepted as before. Install them as \
             /etc/containers/policy.json and /etc/containers/registries.d/. A podman without sigstore support \
             (Debian 12's) refuses every image under such a policy: there, run `kiln verify --key PUB` on each \
-            image before `up` instead. With --format kubernetes also cluster-image-policy.yaml: a sigstore \
-            policy-controller ClusterImagePolicy requiring PUB's signature and signed provenance for the same images.
+            image before `up` instead. With --format kubernetes also cluster-image-policy.yaml: two sigstore \
+            policy-controller ClusterImagePolicies requiring PUB's signature and PUB's signed SLSA provenance \
+            for the same images (kubectl apply it; policy-controller checks namespaces labelled \
+            policy.sigstore.dev/include=true).
             """)
 
     @Argument(help: "The release.") var version: String

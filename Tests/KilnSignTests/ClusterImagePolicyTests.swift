@@ -11,34 +11,54 @@ import Testing
     static let schema =
         KilnBinary.packageRoot + "/Tests/Fixtures/schemas/policy-controller-clusterimagepolicy-v1beta1.schema.json"
 
-    /// `check-jsonschema` of a YAML file against the ClusterImagePolicy schema.
+    /// `check-jsonschema` of each document of a YAML file against the ClusterImagePolicy schema (it reads one
+    /// document per file). Fails when any fails, or when there is none.
     static func validate(_ file: String) throws -> CommandResult {
-        try Shell.run([try Validators.bin() + "/check-jsonschema", "--schemafile", schema, file], check: false)
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let documents = text.components(separatedBy: "\n---\n").dropFirst()
+        var last: CommandResult?
+        for (n, document) in documents.enumerated() {
+            let part = file + ".\(n).yaml"
+            try Data(document.utf8).write(to: URL(fileURLWithPath: part))
+            let result = try Shell.run(
+                [try Validators.bin() + "/check-jsonschema", "--schemafile", schema, part], check: false)
+            if !result.succeeded { return result }
+            last = result
+        }
+        return try #require(last, "no document after the header comment")
     }
 
-    /// The YAML file as a JSON object, read by the venv's YAML parser (ruamel.yaml, check-jsonschema's own).
-    static func load(_ file: String) throws -> [String: Any] {
+    /// The YAML file's documents as JSON objects, read by the venv's YAML parser (ruamel.yaml, check-jsonschema's
+    /// own).
+    static func load(_ file: String) throws -> [[String: Any]] {
         let script =
-            "import sys, json; from ruamel.yaml import YAML; print(json.dumps(YAML(typ='safe').load(open(sys.argv[1]))))"
+            "import sys, json; from ruamel.yaml import YAML; "
+            + "print(json.dumps(list(YAML(typ='safe').load_all(open(sys.argv[1])))))"
         let printed = try Shell.run([try Validators.bin() + "/python3", "-c", script, file]).stdout
-        return try #require(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any])
+        return try #require(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [[String: Any]])
     }
 
-    /// Checks a written policy: valid under the schema, for `scope`'s images, requiring `publicKeyPEM` and the
-    /// SLSA provenance attestation.
+    /// Checks a written file: valid under the schema; two policies for `scope`'s images, both requiring
+    /// `publicKeyPEM`: one its signature, the other its signed SLSA provenance (policy-controller checks an
+    /// authority's attestations instead of its signatures, and ANDs the policies that match).
     static func expectPolicy(at file: String, scope: String, publicKeyPEM: String) throws {
         let checked = try validate(file)
         #expect(checked.succeeded, "\(checked.stdout)\(checked.stderr)")
-        let policy = try load(file)
-        #expect(policy["apiVersion"] as? String == "policy.sigstore.dev/v1beta1")
-        let spec = try #require(policy["spec"] as? [String: Any])
-        #expect((spec["images"] as? [[String: Any]])?.map { $0["glob"] as? String } == [scope + "/**"])
-        let authorities = try #require(spec["authorities"] as? [[String: Any]])
-        #expect(authorities.count == 1)
-        let key = try #require(authorities.first?["key"] as? [String: Any])
-        #expect(key["data"] as? String == publicKeyPEM)
-        let attestations = try #require(authorities.first?["attestations"] as? [[String: Any]])
-        #expect(attestations.map { $0["predicateType"] as? String } == ["https://slsa.dev/provenance/v1"])
+        let policies = try load(file)
+        #expect(policies.count == 2)
+        var attested: [[String]] = []
+        for policy in policies {
+            #expect(policy["apiVersion"] as? String == "policy.sigstore.dev/v1beta1")
+            let spec = try #require(policy["spec"] as? [String: Any])
+            #expect((spec["images"] as? [[String: Any]])?.map { $0["glob"] as? String } == [scope + "/**"])
+            let authorities = try #require(spec["authorities"] as? [[String: Any]])
+            #expect(authorities.count == 1)
+            let key = try #require(authorities.first?["key"] as? [String: Any])
+            #expect(key["data"] as? String == publicKeyPEM)
+            let attestations = authorities.first?["attestations"] as? [[String: Any]] ?? []
+            attested.append(attestations.compactMap { $0["predicateType"] as? String })
+        }
+        #expect(attested == [[], ["https://slsa.dev/provenance/v1"]])
     }
 
     @Test func policyRequiresTheKeyForTheReleaseNamespace() throws {
@@ -48,7 +68,8 @@ import Testing
         let scope = "registry.example.com:5000/komodo"
         let yaml = ClusterImagePolicy.yaml(scope: scope, publicKeyPEM: pem)
         try Self.expectPolicy(at: try tmp.write("cip.yaml", yaml), scope: scope, publicKeyPEM: pem)
-        #expect(yaml.contains("name: kiln-release-registry-example-com-5000-komodo\n"))
+        #expect(yaml.contains("name: kiln-release-registry-example-com-5000-komodo-signature\n"))
+        #expect(yaml.contains("name: kiln-release-registry-example-com-5000-komodo-provenance\n"))
 
         // The schema has teeth: what policy-controller would refuse (or silently prune) fails it.
         let broken: [(what: String, text: String)] = [
@@ -56,6 +77,7 @@ import Testing
             ("a misspelt field", yaml.replacingOccurrences(of: "      key:", with: "      keys:")),
             ("a glob policy-controller refuses", yaml.replacingOccurrences(of: "/**\"", with: "/ **\"")),
             ("no key data", yaml.replacingOccurrences(of: "BEGIN PUBLIC KEY", with: "BEGIN PRIVATE KEY")),
+            ("a short predicate type", yaml.replacingOccurrences(of: "https://slsa.dev/provenance/v1", with: "slsa")),
         ]
         for (what, text) in broken {
             #expect(text != yaml, "\(what): the mutation changed nothing")
@@ -65,10 +87,13 @@ import Testing
     }
 
     @Test func namesAreDNSLabels() {
-        #expect(ClusterImagePolicy.name(scope: "127.0.0.1:5000/rel") == "kiln-release-127-0-0-1-5000-rel")
         #expect(
-            ClusterImagePolicy.name(scope: "Registry.Example.com/a--b_c") == "kiln-release-registry-example-com-a-b-c")
-        let long = ClusterImagePolicy.name(scope: String(repeating: "a.", count: 60))
-        #expect(long.count <= 63 && !long.hasSuffix("-"), "\(long)")
+            ClusterImagePolicy.name(scope: "127.0.0.1:5000/rel", requiring: "signature")
+                == "kiln-release-127-0-0-1-5000-rel-signature")
+        #expect(
+            ClusterImagePolicy.name(scope: "Registry.Example.com/a--b_c", requiring: "provenance")
+                == "kiln-release-registry-example-com-a-b-c-provenance")
+        let long = ClusterImagePolicy.name(scope: String(repeating: "a.", count: 60), requiring: "provenance")
+        #expect(long.count <= 63 && !long.contains("--"), "\(long)")
     }
 }
