@@ -181,6 +181,11 @@ extension DeployRefs {
             # (check: podman inspect --format '{{.Config.StopTimeout}}' CONTAINER).
 
             """
+        // The gate on nodes whose podman cannot check sigstore signatures (Debian 12's refuses every image under
+        // a sigstoreSigned policy): the file itself names the commands, one per image it runs.
+        out += "# A signed release: first check every image's signature and provenance with the release's public\n"
+        out += "# key, and bring the node up only if every check exits 0 (where podman cannot check them, Debian 12):\n"
+        for member in node.members { out += "#   kiln verify \(member.service.reference) --key release.pub\n" }
         let files = node.secretSets.flatMap(\.files)
         if !files.isEmpty {
             out += "# Before `up`, put the secrets in ./secrets/: \(files.joined(separator: ", ")).\n"

@@ -26,16 +26,20 @@ public enum ClusterImagePolicy {
     }
 
     /// The YAML file (two documents) for images under `scope` (`REGISTRY` or `REGISTRY/NAMESPACE`).
-    public static func yaml(scope: String, publicKeyPEM: String) -> String {
-        let key = publicKeyPEM.split(separator: "\n").map { "          \($0)\n" }.joined()
+    /// Several keys (a rotation) are one authority each: any of them satisfies a policy.
+    public static func yaml(scope: String, publicKeyPEMs: [String]) -> String {
         func policy(_ what: String, provenance: Bool) -> String {
             var text = "---\napiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\n"
             text += "metadata:\n  name: \(name(scope: scope, requiring: what))\n"
-            text += "spec:\n  mode: enforce\n  images:\n    - glob: \"\(scope)/**\"\n"
-            text += "  authorities:\n    - name: release-key\n      key:\n        data: |\n" + key
-            if provenance {
-                text += "      attestations:\n        - name: provenance\n"
-                text += "          predicateType: \"\(SLSAProvenance<EmptyObject>.predicateType)\"\n"
+            text += "spec:\n  mode: enforce\n  images:\n    - glob: \"\(scope)/**\"\n  authorities:\n"
+            for (n, pem) in publicKeyPEMs.enumerated() {
+                let name = publicKeyPEMs.count == 1 ? "release-key" : "release-key-\(n + 1)"
+                text += "    - name: \(name)\n      key:\n        data: |\n"
+                text += pem.split(separator: "\n").map { "          \($0)\n" }.joined()
+                if provenance {
+                    text += "      attestations:\n        - name: provenance\n"
+                    text += "          predicateType: \"\(SLSAProvenance<EmptyObject>.predicateType)\"\n"
+                }
             }
             return text
         }

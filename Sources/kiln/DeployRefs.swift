@@ -59,8 +59,10 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
     var iguanaMode = "none"
     @Option(
         name: .long,
-        help: "With -o: also write policy.json and registries.d/ beside it, requiring this key's signatures.")
-    var key: String?
+        help:
+            "With -o: also write policy.json and registries.d/ beside it, requiring this key's signatures (repeatable: any key, while keys rotate)."
+    )
+    var key: [String] = []
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
@@ -126,19 +128,19 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
             options.sizes[parts[0]] = parts[1]
         }
         let text = DeployRefs.render(document, services: services, format: format, options: options)
-        if let key {
+        if !key.isEmpty {
             guard let output else { throw ValidationError("--key writes policy.json beside -o FILE: give -o") }
-            let pem = try PublicKey.load(path: key).pem
+            let pems = try key.map { try PublicKey.load(path: $0).pem }
             let directory = (output as NSString).deletingLastPathComponent
             let base = directory.isEmpty ? "." : directory
             let scope = target.namespace.isEmpty ? target.registry : "\(target.registry)/\(target.namespace)"
             try FileManager.default.createDirectory(atPath: base + "/registries.d", withIntermediateDirectories: true)
             try AtomicFile.write(
-                try ContainersPolicy.policy(scope: scope, publicKeyPEM: pem), to: base + "/policy.json")
+                try ContainersPolicy.policy(scope: scope, publicKeyPEMs: pems), to: base + "/policy.json")
             try AtomicFile.write(
                 Data(ContainersPolicy.registriesD(scope: scope).utf8), to: base + "/registries.d/kiln-release.yaml")
             if format == .kubernetes {
-                let policy = ClusterImagePolicy.yaml(scope: scope, publicKeyPEM: pem)
+                let policy = ClusterImagePolicy.yaml(scope: scope, publicKeyPEMs: pems)
                 try AtomicFile.write(Data(policy.utf8), to: base + "/cluster-image-policy.yaml")
             }
         }

@@ -106,10 +106,15 @@ import Yams
         let text = render(.compose) { $0.thirdParty = ["litecoind"] }
         try validCompose(text)
         #expect(text.contains("podman-compose --podman-run-args=--stop-timeout=300 up -d"))
+        // The gate before `up`, one command per image the node runs, the first of them komodod.
+        let gates = text.split(separator: "\n").filter { $0.hasPrefix("#   kiln verify ") }
+        #expect(!gates.isEmpty && gates.allSatisfy { $0.hasSuffix(" --key release.pub") }, "\(gates)")
+        #expect(gates.first?.contains("/komodod@sha256:") == true, "\(gates)")
 
         let parsed = try #require(try Yams.load(yaml: text) as? [String: Any])
         #expect(parsed["name"] as? String == "komodo-node")
         let services = try #require(parsed["services"] as? [String: [String: Any]])
+        #expect(gates.count == services.count, "one gate per service: \(gates)")
         // Base images never; bitcoind only when asked.
         #expect(services.keys.sorted() == ["doc", "gleec-old", "iguana", "komodod", "litecoind"])
         let komodod = try #require(services["komodod"])

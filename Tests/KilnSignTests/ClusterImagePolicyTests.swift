@@ -38,10 +38,10 @@ import Testing
         return try #require(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [[String: Any]])
     }
 
-    /// Checks a written file: valid under the schema; two policies for `scope`'s images, both requiring
-    /// `publicKeyPEM`: one its signature, the other its signed SLSA provenance (policy-controller checks an
-    /// authority's attestations instead of its signatures, and ANDs the policies that match).
-    static func expectPolicy(at file: String, scope: String, publicKeyPEM: String) throws {
+    /// Checks a written file: valid under the schema; two policies for `scope`'s images, each with one authority
+    /// per key: one requires a key's signature, the other its signed SLSA provenance (policy-controller checks an
+    /// authority's attestations instead of its signatures, ORs a policy's authorities and ANDs the policies).
+    static func expectPolicy(at file: String, scope: String, publicKeyPEMs: [String]) throws {
         let checked = try validate(file)
         #expect(checked.succeeded, "\(checked.stdout)\(checked.stderr)")
         let policies = try load(file)
@@ -52,13 +52,16 @@ import Testing
             let spec = try #require(policy["spec"] as? [String: Any])
             #expect((spec["images"] as? [[String: Any]])?.map { $0["glob"] as? String } == [scope + "/**"])
             let authorities = try #require(spec["authorities"] as? [[String: Any]])
-            #expect(authorities.count == 1)
-            let key = try #require(authorities.first?["key"] as? [String: Any])
-            #expect(key["data"] as? String == publicKeyPEM)
-            let attestations = authorities.first?["attestations"] as? [[String: Any]] ?? []
-            attested.append(attestations.compactMap { $0["predicateType"] as? String })
+            #expect(authorities.map { ($0["key"] as? [String: Any])?["data"] as? String } == publicKeyPEMs)
+            for authority in authorities {
+                let attestations = authority["attestations"] as? [[String: Any]] ?? []
+                attested.append(attestations.compactMap { $0["predicateType"] as? String })
+            }
         }
-        #expect(attested == [[], ["https://slsa.dev/provenance/v1"]])
+        let provenance = ["https://slsa.dev/provenance/v1"]
+        #expect(
+            attested == Array(repeating: [], count: publicKeyPEMs.count)
+                + Array(repeating: provenance, count: publicKeyPEMs.count))
     }
 
     @Test func policyRequiresTheKeyForTheReleaseNamespace() throws {
@@ -66,8 +69,12 @@ import Testing
         defer { tmp.remove() }
         let pem = try PrivateKey.generate().publicKey().pem
         let scope = "registry.example.com:5000/komodo"
-        let yaml = ClusterImagePolicy.yaml(scope: scope, publicKeyPEM: pem)
-        try Self.expectPolicy(at: try tmp.write("cip.yaml", yaml), scope: scope, publicKeyPEM: pem)
+        let yaml = ClusterImagePolicy.yaml(scope: scope, publicKeyPEMs: [pem])
+        try Self.expectPolicy(at: try tmp.write("cip.yaml", yaml), scope: scope, publicKeyPEMs: [pem])
+        // While keys rotate: one authority per key in each policy.
+        let next = try PrivateKey.generate().publicKey().pem
+        let rotating = ClusterImagePolicy.yaml(scope: scope, publicKeyPEMs: [pem, next])
+        try Self.expectPolicy(at: try tmp.write("rotating.yaml", rotating), scope: scope, publicKeyPEMs: [pem, next])
         #expect(yaml.contains("name: kiln-release-registry-example-com-5000-komodo-signature\n"))
         #expect(yaml.contains("name: kiln-release-registry-example-com-5000-komodo-provenance\n"))
 

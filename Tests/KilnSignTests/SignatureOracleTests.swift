@@ -262,7 +262,7 @@ import Testing
                     ])
                     try ClusterImagePolicyTests.expectPolicy(
                         at: tmp.path + "/cluster/cluster-image-policy.yaml", scope: "\(r)/rel",
-                        publicKeyPEM: try PublicKey.load(path: key + ".pub").pem)
+                        publicKeyPEMs: [try PublicKey.load(path: key + ".pub").pem])
                     try KilnBinary.run(["push", "golden-app:3.0.0", "--to", "\(r)/rel/unsigned", "--store", store])
                     func nodePulls(_ reference: String) throws -> CommandResult {
                         try Shell.run(
