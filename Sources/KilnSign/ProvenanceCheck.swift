@@ -8,7 +8,7 @@ import KilnRegistry
 /// its subject. A signature proves who published the bytes; the attestation proves what they were built from,
 /// and the subject check stops a valid attestation of another image from being copied onto this one.
 struct ProvenanceCheck: Sendable {
-    let attachments: Attachments
+    let reader: any AttachmentReader
     let keys: [PublicKey]
 
     /// The parts of a statement the check reads.
@@ -22,17 +22,16 @@ struct ProvenanceCheck: Sendable {
         }
     }
 
-    /// The verdict and why, for one image manifest of `repository`.
-    func check(_ manifest: Digest, in repository: String) async throws -> (
+    /// The verdict and why, for one image manifest.
+    func check(_ manifest: Digest) async throws -> (
         status: SignatureVerifier.Status, problems: [String]
     ) {
         let predicateType = SLSAProvenance<EmptyObject>.predicateType
-        let registry = attachments.client.registry
-        guard let attached = try await attachments.manifest(repository, manifest, .attestation) else {
+        guard let attached = try await reader.attachment(manifest, .attestation) else {
             return (
                 .missing,
                 [
-                    "no provenance attestation: \(registry)/\(repository):\(CosignLayout.tag(manifest, .attestation)) "
+                    "no provenance attestation: \(reader.place):\(CosignLayout.tag(manifest, .attestation)) "
                         + "does not exist (signed but not attested: release it with --sign-key)"
                 ]
             )
@@ -42,7 +41,7 @@ struct ProvenanceCheck: Sendable {
         for layer in attached.layers where layer.mediaType == CosignLayout.dsseMediaType {
             let short = layer.digest.encoded.prefix(12)
             let data: Data
-            do { data = try await attachments.blob(repository, layer) } catch {
+            do { data = try await reader.payload(layer) } catch {
                 problems.append("attestation \(short): \(error)")
                 continue
             }

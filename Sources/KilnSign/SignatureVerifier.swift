@@ -1,6 +1,7 @@
 import Foundation
 import KilnOCI
 import KilnRegistry
+import KilnStore
 
 /// Checks cosign signatures (`sha256-<hex>.sig`) of an image against public keys, as cosign's `verify --key`
 /// and containers/image's `sigstoreSigned` policy do: a signature counts when it verifies under one of the
@@ -8,14 +9,26 @@ import KilnRegistry
 /// digest. Like cosign, the signed `docker-reference` is reported, not enforced (a promoted image keeps the
 /// identity it was signed with). Signatures by cosign or skopeo with a compatible key count the same.
 public struct SignatureVerifier: Sendable {
-    public let client: RegistryClient
+    /// A registry, or the store (the attachments a pull kept).
+    enum Source: Sendable {
+        case registry(RegistryClient)
+        case store(OCILayout)
+    }
+    let source: Source
     public let keys: [PublicKey]
     /// Whether each image manifest must also carry a build provenance attestation verified by the keys
     /// (`ProvenanceCheck`); an index has none of its own (each platform manifest is attested).
     public let provenance: Bool
 
     public init(client: RegistryClient, keys: [PublicKey], provenance: Bool = false) {
-        self.client = client
+        source = .registry(client)
+        self.keys = keys
+        self.provenance = provenance
+    }
+
+    /// Checks images in the store, with the signatures and attestations `kiln pull` kept.
+    public init(layout: OCILayout, keys: [PublicKey], provenance: Bool = false) {
+        source = .store(layout)
         self.keys = keys
         self.provenance = provenance
     }
@@ -87,13 +100,35 @@ public struct SignatureVerifier: Sendable {
     /// (each platform of an index) must also have a valid provenance attestation: one index-wide attestation
     /// cannot say what each platform was built from.
     public func verify(_ reference: Reference) async throws -> Report {
-        let repository = reference.repository
-        let (data, descriptor) = try await client.manifest(repository, reference.identifier)
-        var checks = [try await check(descriptor, in: repository)]
+        guard case .registry(let client) = source else {
+            throw SignError.malformed("\(reference) names a registry; this verifier reads the store")
+        }
+        let (data, descriptor) = try await client.manifest(reference.repository, reference.identifier)
+        return try await report(
+            reference.description, data, descriptor,
+            reader: RegistryAttachments(client: client, repository: reference.repository))
+    }
+
+    /// Verifies the store's image `name` (`NAME:TAG`) as `verify` does a registry's.
+    public func verify(stored name: String) async throws -> Report {
+        guard case .store(let layout) = source else {
+            throw SignError.malformed("\(name) names an image in the store; this verifier reads a registry")
+        }
+        var descriptor = try layout.resolve(name)
+        descriptor.annotations = nil
+        return try await report(
+            name, try layout.readBlob(descriptor.digest), descriptor, reader: StoredAttachments(layout: layout))
+    }
+
+    /// The checks of the manifest `descriptor` (its bytes `data`) and, for an index, of each manifest it lists.
+    func report(_ name: String, _ data: Data, _ descriptor: Descriptor, reader: any AttachmentReader) async throws
+        -> Report
+    {
+        var checks = [try await check(descriptor, reader: reader)]
         if MediaType.indexTypes.contains(descriptor.mediaType) {
             let index = try JSONDecoder().decode(ImageIndex.self, from: data)
             for child in index.manifests where MediaType.manifestTypes.contains(child.mediaType) {
-                var result = try await check(child, in: repository)
+                var result = try await check(child, reader: reader)
                 result.platform = child.platform?.description
                 checks.append(result)
             }
@@ -103,23 +138,21 @@ public struct SignatureVerifier: Sendable {
             && !checks.dropFirst().contains { $0.status == .invalid || ($0.provenance ?? .valid) != .valid }
         let unsigned = checks.dropFirst().filter { $0.status == .missing }.count
         return Report(
-            reference: reference.description, digest: descriptor.digest, verified: verified, manifests: checks,
+            reference: name, digest: descriptor.digest, verified: verified, manifests: checks,
             note: unsigned > 0 && verified
                 ? "\(unsigned) platform manifest(s) have no signature of their own: the index's signature covers "
                     + "them, but podman and skopeo check the platform manifest they pull (kiln sign signs both)"
                 : nil)
     }
 
-    /// The verdict for one manifest of `repository`.
-    public func check(_ manifest: Descriptor, in repository: String) async throws -> Check {
+    /// The verdict for one manifest, its attachments read by `reader`.
+    func check(_ manifest: Descriptor, reader: any AttachmentReader) async throws -> Check {
         var result = Check(
             digest: manifest.digest, mediaType: manifest.mediaType, status: .missing, signatureCount: 0, problems: [])
-        let attachments = Attachments(client: client)
-        guard let signatures = try await attachments.manifest(repository, manifest.digest, .signature) else {
+        guard let signatures = try await reader.attachment(manifest.digest, .signature) else {
             result.problems.append(
-                "no signature: \(client.registry)/\(repository):\(CosignLayout.tag(manifest.digest, .signature)) does not exist"
-            )
-            return try await withProvenance(result, in: repository)
+                "no signature: \(reader.place):\(CosignLayout.tag(manifest.digest, .signature)) does not exist")
+            return try await withProvenance(result, reader: reader)
         }
         for layer in signatures.layers where layer.mediaType == CosignLayout.simpleSigningMediaType {
             result.signatureCount += 1
@@ -131,7 +164,7 @@ public struct SignatureVerifier: Sendable {
                 continue
             }
             let payload: Data
-            do { payload = try await attachments.blob(repository, layer) } catch {
+            do { payload = try await reader.payload(layer) } catch {
                 result.problems.append("payload \(short): \(error)")
                 continue
             }
@@ -156,19 +189,18 @@ public struct SignatureVerifier: Sendable {
             result.identity = parsed.critical.identity.dockerReference
             result.keyID = key.keyID
             result.problems = []
-            return try await withProvenance(result, in: repository)
+            return try await withProvenance(result, reader: reader)
         }
         result.status = result.signatureCount == 0 ? .missing : .invalid
         if result.signatureCount == 0 { result.problems.append("the .sig manifest holds no simple-signing payload") }
-        return try await withProvenance(result, in: repository)
+        return try await withProvenance(result, reader: reader)
     }
 
     /// `result` with its provenance verdict, for an image manifest when `provenance` is asked for.
-    func withProvenance(_ result: Check, in repository: String) async throws -> Check {
+    func withProvenance(_ result: Check, reader: any AttachmentReader) async throws -> Check {
         guard provenance, MediaType.manifestTypes.contains(result.mediaType) else { return result }
         var checked = result
-        let (status, problems) = try await ProvenanceCheck(attachments: Attachments(client: client), keys: keys)
-            .check(result.digest, in: repository)
+        let (status, problems) = try await ProvenanceCheck(reader: reader, keys: keys).check(result.digest)
         checked.provenance = status
         checked.provenanceProblems = problems.isEmpty ? nil : problems
         return checked

@@ -4,6 +4,7 @@ import KilnHTTP
 import KilnRegistry
 import KilnRelease
 import KilnSign
+import KilnStore
 
 struct Verify: AsyncParsableCommand, NetworkedCommand {
     static let configuration = CommandConfiguration(
@@ -25,10 +26,13 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
             DSSE envelope signed by the key, of an in-toto statement with a SLSA provenance v1 predicate whose \
             subject is that manifest's digest. Exits 1 when the image has no valid signature, a platform \
             manifest carries only bad ones, or a provenance attestation is missing, signed by another key or \
-            names another digest. --signatures-only skips the provenance (images other tools signed).
+            names another digest. --signatures-only skips the provenance (images other tools signed). With \
+            --key, NAME:TAG (no registry host) checks that image in the store (--store) with the signatures and \
+            attestations `kiln pull` kept.
 
               kiln verify registry.example.com/komodo/komodod:0.9.0
               kiln verify registry.example.com/komodo/komodod:0.9.0 --key release.pub
+              kiln verify komodod:0.9.0 --key release.pub --store pulled
             """)
 
     @Argument(help: "The published image.") var reference: String
@@ -38,10 +42,12 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
     var key: [String] = []
     @Flag(name: .long, help: "With --key: check the signatures only, not the build provenance attestations.")
     var signaturesOnly = false
+    @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var registryFlags: RegistryFlags
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
+        if !key.isEmpty && !SBOMCommand.isRemote(reference) { return try await verifyStored() }
         let ref: Reference
         do { ref = try Reference(parsing: reference) } catch { throw ValidationError("\(error)") }
         if !key.isEmpty { return try await verifySignatures(ref) }
@@ -79,6 +85,19 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
         let report = try await withRegistry(ref.registry, registryFlags) { client in
             try await SignatureVerifier(client: client, keys: keys, provenance: !signaturesOnly).verify(ref)
         }
+        try show(report)
+    }
+
+    /// `--key` of an image in the store (pulled with its attachments).
+    func verifyStored() async throws {
+        let keys = try key.map { try PublicKey.load(path: $0) }
+        let layout = try OCILayout(root: storeOptions.path, create: false)
+        try show(
+            try await SignatureVerifier(layout: layout, keys: keys, provenance: !signaturesOnly).verify(
+                stored: reference))
+    }
+
+    func show(_ report: SignatureVerifier.Report) throws {
         if output.json { try Output.json(report) } else { Output.line(report.text) }
         if !report.verified { throw ExitCode(ExitStatus.differs) }
     }

@@ -7,8 +7,8 @@ import Testing
 
 @testable import KilnSign
 
-/// `kiln pull` keeps an image's cosign signatures and attestations in the store, and a push of the pulled image
-/// publishes them again: `kiln verify --key` and Debian 13's skopeo (a `sigstoreSigned` policy) accept the
+/// `kiln pull` keeps an image's cosign signatures and attestations in the store, where `kiln verify --key`
+/// checks them, and a push of the pulled image publishes them again: `kiln verify --key` and Debian 13's skopeo (a `sigstoreSigned` policy) accept the
 /// re-pushed copy in another registry.
 @Suite(.serialized) struct PullSignaturesTests {
     typealias Oracle = SignatureOracleTests
@@ -52,6 +52,14 @@ import Testing
                         #expect(stored.filter { $0.hasSuffix(".att") }.count == 2, "\(stored)")
                         let pulled = try OCILayout(root: store, create: false)
                         #expect(try pulled.fsck().problems.isEmpty)
+                        // Verified in the store, with what the pull kept; the unsigned image is refused.
+                        let inStore = try Oracle.kiln(
+                            ["verify", "multi:1", "--key", key + ".pub", "--store", store], check: false)
+                        #expect(
+                            inStore.status == 0 && inStore.stdout.contains("provenance: valid"), "\(inStore.stdout)")
+                        let storedUnsigned = try Oracle.kiln(
+                            ["verify", "unsigned:1", "--key", key + ".pub", "--store", store], check: false)
+                        #expect(storedUnsigned.status == 1 && storedUnsigned.stdout.contains("no signature: \(store)"))
 
                         // Pushed again from the store to another registry.
                         try await Oracle.withClient(production) { client in
