@@ -29,7 +29,8 @@ public struct PushedImage: Codable, Sendable {
 
 /// Publishes images from a layout: `copyImage` from the store to each image's repository (blobs: HEAD, mount,
 /// upload; then manifests by digest, indexes, and tags last), then each manifest's stored referrers (SBOMs,
-/// see `Referrers`) and cosign attachments (`.sig`, `.att` of a pulled image). Idempotent: what the registry has is skipped.
+/// see `Referrers`) and cosign attachments (`.sig`, `.att` of a pulled image). Idempotent: what the registry
+/// has is skipped.
 public struct Pusher: Sendable {
     public let layout: OCILayout
     public let client: RegistryClient
