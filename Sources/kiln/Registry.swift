@@ -82,7 +82,9 @@ struct Pull: AsyncParsableCommand, NetworkedCommand {
             digest and size is verified before anything is stored. From a multi-platform image only --platform \
             (default: this machine's) is fetched. The image is tagged in the store as given, or with --tag. \
             Docker manifests and manifest lists are stored with OCI media types (as skopeo and crane write a \
-            layout), so every OCI tool reads the store; the registry's digest stays recorded on the tag.
+            layout), so every OCI tool reads the store; the registry's digest stays recorded on the tag. When the \
+            stored digests are the published ones, the image's SBOM and its cosign signatures and attestations \
+            (sha256-<hex>.sig, .att) come along: `kiln verify NAME:TAG --key PUB --store DIR` checks them there.
             """)
 
     @Argument(help: "The image reference.") var reference: String

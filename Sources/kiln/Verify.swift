@@ -27,8 +27,8 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
             subject is that manifest's digest. Exits 1 when the image has no valid signature, a platform \
             manifest carries only bad ones, or a provenance attestation is missing, signed by another key or \
             names another digest. --signatures-only skips the provenance (images other tools signed). With \
-            --key, NAME:TAG (no registry host) checks that image in the store (--store) with the signatures and \
-            attestations `kiln pull` kept.
+            --key, a NAME:TAG without a registry host, or any name given with --store, is checked in the store \
+            with the signatures and attestations `kiln pull` kept.
 
               kiln verify registry.example.com/komodo/komodod:0.9.0
               kiln verify registry.example.com/komodo/komodod:0.9.0 --key release.pub
@@ -47,7 +47,10 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        if !key.isEmpty && !SBOMCommand.isRemote(reference) { return try await verifyStored() }
+        // A name without a registry host, or any name with an explicit --store (a pull stores REGISTRY/NAME:TAG).
+        if !key.isEmpty && (storeOptions.store != nil || !SBOMCommand.isRemote(reference)) {
+            return try await verifyStored()
+        }
         let ref: Reference
         do { ref = try Reference(parsing: reference) } catch { throw ValidationError("\(error)") }
         if !key.isEmpty { return try await verifySignatures(ref) }

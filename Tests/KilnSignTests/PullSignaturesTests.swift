@@ -60,6 +60,16 @@ import Testing
                         let storedUnsigned = try Oracle.kiln(
                             ["verify", "unsigned:1", "--key", key + ".pub", "--store", store], check: false)
                         #expect(storedUnsigned.status == 1 && storedUnsigned.stdout.contains("no signature: \(store)"))
+                        // Pulled under its registry name, it is found in the store with an explicit --store.
+                        try Oracle.kiln([
+                            "pull", "\(test.address)/t/multi:1", "--platform", "linux/arm64", "--store", store,
+                        ])
+                        let byName = try Oracle.kiln(
+                            ["verify", "\(test.address)/t/multi:1", "--key", key + ".pub", "--store", store],
+                            check: false)
+                        #expect(
+                            byName.status == 0 && byName.stdout.contains("OK \(test.address)/t/multi:1"),
+                            "\(byName.stdout)")
 
                         // Pushed again from the store to another registry.
                         try await Oracle.withClient(production) { client in
