@@ -70,10 +70,9 @@ public struct Releaser: Sendable {
     public func release(
         from layout: OCILayout, _ inputs: ReleaseInputs, directory: ReleaseDirectory, signingKey: PrivateKey?
     ) async throws -> (ReleaseDocument, [TagMove], [ImageSigner.Signed]) {
-        // Recipe images only: pulled images are stored under their full reference (`host/repo:tag`).
-        let tagged = try layout.tags().filter {
-            $0.tag == inputs.version && !$0.name.contains("/") && !$0.name.contains(":")
-        }
+        // Every image of its own tagged VERSION, as push plans it (pulled images are never released).
+        let plan = try PushPlan(release: inputs.version, stored: try layout.tags(), to: target)
+        let tagged = plan.images
         guard !tagged.isEmpty else { throw ReleaseError.noImages(version: inputs.version, layout: layout.root) }
         // A release is final: the same version with other images needs a new version (or an explicit replace).
         if !inputs.replace, let existing = try? directory.load(inputs.version) {
@@ -99,14 +98,7 @@ public struct Releaser: Sendable {
                         + "(\(changed.joined(separator: "; "))): release a new version, or pass --force to replace it")
             }
         }
-        let items = tagged.map { image -> Pusher.Item in
-            var descriptor = image.descriptor
-            descriptor.annotations = nil
-            descriptor.platform = nil
-            return Pusher.Item(
-                repository: target.repository(image.name), descriptor: descriptor, tags: [inputs.version])
-        }
-        let pushed = try await Pusher(layout: layout, client: client, events: events).push(items)
+        let pushed = try await Pusher(layout: layout, client: client, events: events).push(plan)
         var images: [ReleaseDocument.Image] = []
         for (image, result) in zip(tagged, pushed) {
             var platforms: [ReleaseDocument.PlatformManifest]?

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnOCI
+import KilnRegistry
 import KilnRelease
 import KilnSign
 import KilnStore

@@ -72,16 +72,13 @@ import Testing
             Pusher.Item(repository: "fleet/\($0)", descriptor: app, tags: ["2.0.0"])
         }
         let cache = BlobLocationCache(path: tmp.path + "/cache/blob-locations.json")
+        // Each push is a new client, as each run of `kiln push` is: what it knows comes from the cache.
         func push() async throws -> EventLog {
             let events = EventLog()
-            let sightings = BlobSightings()
             let transport = try HTTPTransport()
-            defer { sightings.save(to: cache, registry: registry.address) }
-            let client = RegistryClient(registry: registry.address, transport: transport, options: RegistryOptions())
-            _ = try await Pusher(
-                layout: layout, client: client, known: cache.locations(for: registry.address),
-                events: sightings.tap(events.record)
-            ).push(items)
+            let client = RegistryClient(
+                registry: registry.address, transport: transport, options: RegistryOptions(blobLocationCache: cache))
+            _ = try await Pusher(layout: layout, client: client, events: events.record).push(items)
             await transport.shutdown()
             return events
         }
