@@ -78,8 +78,10 @@ import Testing
 
         // Streamed bytes that do not hash to the descriptor's digest (here: one byte short) are refused before
         // the last byte goes out, so the destination never stores the blob.
+        // A new client: `to` knows the layer is in dst/big and would mount it from there, sending no byte.
         let liar = Descriptor(mediaType: layer.mediaType, digest: layer.digest, size: layer.size - 1)
-        let sink = RegistryRepository(client: to, repository: "dst/liar")
+        let fresh = RegistryClient(registry: destination.address, transport: transport, options: options)
+        let sink = RegistryRepository(client: fresh, repository: "dst/liar")
         await #expect(throws: (any Error).self) {
             try await sink.putBlob(liar, from: RegistryRepository(client: from, repository: "src/big"))
         }
