@@ -299,7 +299,7 @@ public struct ReleaseArtifact: Sendable {
                 source: "\(client.registry)/\(repository):\(Self.tag(version))",
                 reason: "not a kiln release artifact (artifactType \(manifest.artifactType ?? "none"))")
         }
-        let bytes = try await ImageSource(layout: nil, client: client).blob(repository, layer)
+        let bytes = try await RegistryRepository(client: client, repository: repository).contents(layer)
         return try ReleaseDocument.decode(bytes, source: "\(client.registry)/\(repository):\(Self.tag(version))")
     }
 }
