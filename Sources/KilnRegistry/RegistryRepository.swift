@@ -8,7 +8,8 @@ import KilnStore
 public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable {
     public let client: RegistryClient
     public let repository: String
-    let known: BlobLocations
+    /// Where the registry's repositories hold blobs: the client's, shared by every repository of a push.
+    var known: BlobLocations { client.blobLocations }
     let events: @Sendable (TransferEvent) -> Void
     private let lock = NSLock()
     private var documents: [Digest: (data: Data, descriptor: Descriptor)] = [:]
@@ -18,7 +19,6 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
     ) {
         self.client = client
         self.repository = repository
-        self.known = client.blobLocations
         self.events = events
     }
 

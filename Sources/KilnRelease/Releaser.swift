@@ -169,12 +169,7 @@ public struct Releaser: Sendable {
     /// The release's images as they should be addressed now: in `target` (which may differ from where the
     /// document says they were pushed, e.g. a mirror).
     public func relocated(_ document: ReleaseDocument) -> [ReleaseDocument.Image] {
-        document.images.map { image in
-            var moved = image
-            moved.repository = target.repository(image.name)
-            moved.reference = "\(target.registry)/\(moved.repository)@\(image.digest)"
-            return moved
-        }
+        document.relocated(to: target).images
     }
 
     /// Every manifest, config and layer the release needs that the registry lacks (empty when complete).
@@ -226,6 +221,23 @@ public struct Releaser: Sendable {
             try await client.putManifest(move.repository, move.tag, data: data, mediaType: descriptor.mediaType)
             events(.manifestPushed(repository: move.repository, reference: move.tag))
         }
+    }
+}
+
+extension ReleaseDocument {
+    /// The same release addressed in `target` (a mirror, or the destination of a promotion): the same digests,
+    /// each image in `target`'s repository of its name.
+    public func relocated(to target: RegistryTarget) -> ReleaseDocument {
+        var moved = self
+        moved.registry = target.registry
+        moved.namespace = target.namespace
+        moved.images = images.map { image in
+            var image = image
+            image.repository = target.repository(image.name)
+            image.reference = "\(target.registry)/\(image.repository)@\(image.digest)"
+            return image
+        }
+        return moved
     }
 }
 

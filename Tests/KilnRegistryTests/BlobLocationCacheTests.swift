@@ -100,3 +100,50 @@ import Testing
         for blob in blobs { #expect(third.refusals(of: blob) == 0) }
     }
 }
+
+/// What a client learns of blob locations reaches the cache file, and only that: no registry needed.
+struct BlobLocationsTests {
+    @Test func learntPlacesAreSavedAndRefusedOnesDropped() throws {
+        let tmp = try TemporaryDirectory("kiln-locations")
+        defer { tmp.remove() }
+        let cache = BlobLocationCache(path: tmp.path + "/blob-locations.json")
+        let (a, b) = (Digest.sha256(Data("a".utf8)), Digest.sha256(Data("b".utf8)))
+        cache.remember([(a, "ns/old")], in: "registry.example.com")
+
+        let known = cache.locations(for: "registry.example.com")
+        #expect(known.source(for: a, other: "ns/app")?.0 == "ns/old")
+        #expect(known.source(for: a, other: "ns/app")?.1 == false, "remembered, not seen by this run")
+        known.record(b, in: "ns/app")
+        // Known without asking the registry (a copy's source repository): not worth a line in the cache.
+        known.record(a, in: "src/app", learnt: false)
+        known.forget(a, in: "ns/old")
+        #expect(known.source(for: a, other: "ns/app")?.0 == "src/app")
+        cache.save(known, registry: "registry.example.com")
+
+        let again = cache.locations(for: "registry.example.com")
+        #expect(again.source(for: b, other: "ns/other")?.0 == "ns/app")
+        #expect(
+            again.source(for: a, other: "ns/other") == nil, "the refused place is gone, the unlearnt one never came")
+        #expect(cache.locations(for: "other.example.com").source(for: b, other: "") == nil)
+        // What was saved is not saved again.
+        let (seen, stale) = known.takeLearnt()
+        #expect(seen.isEmpty && stale.isEmpty)
+    }
+
+    @Test func aClientReadsTheCacheOnlyWhenItNeedsLocations() async throws {
+        let tmp = try TemporaryDirectory("kiln-locations")
+        defer { tmp.remove() }
+        let cache = BlobLocationCache(path: tmp.path + "/blob-locations.json")
+        let digest = Digest.sha256(Data("layer".utf8))
+        let transport = try HTTPTransport()
+        let client = RegistryClient(
+            registry: "registry.example.com", transport: transport, options: RegistryOptions(blobLocationCache: cache))
+        // Written after the client started: it has not read the file yet.
+        cache.remember([(digest, "ns/base")], in: "registry.example.com")
+        #expect(client.blobLocations.source(for: digest, other: "ns/app")?.0 == "ns/base")
+        client.blobLocations.record(digest, in: "ns/app")
+        client.saveBlobLocations()
+        #expect(cache.locations(for: "registry.example.com").source(for: digest, other: "ns/base")?.0 == "ns/app")
+        await transport.shutdown()
+    }
+}
