@@ -103,9 +103,11 @@ import Testing
 
 /// What a client learns of blob locations reaches the cache file, and only that: no registry needed.
 struct BlobLocationsTests {
-    @Test func learntPlacesAreSavedAndRefusedOnesDropped() throws {
-        let tmp = try TemporaryDirectory("kiln-locations")
-        defer { tmp.remove() }
+    @Test func learntPlacesAreSavedAndRefusedOnesDropped() async throws {
+        try await withTemporaryDirectory("kiln-locations") { tmp in try learntPlaces(in: tmp) }
+    }
+
+    func learntPlaces(in tmp: TemporaryDirectory) throws {
         let cache = BlobLocationCache(path: tmp.path + "/blob-locations.json")
         let (a, b) = (Digest.sha256(Data("a".utf8)), Digest.sha256(Data("b".utf8)))
         cache.remember([(a, "ns/old")], in: "registry.example.com")
@@ -131,8 +133,10 @@ struct BlobLocationsTests {
     }
 
     @Test func aClientReadsTheCacheOnlyWhenItNeedsLocations() async throws {
-        let tmp = try TemporaryDirectory("kiln-locations")
-        defer { tmp.remove() }
+        try await withTemporaryDirectory("kiln-locations") { tmp in try await clientReads(in: tmp) }
+    }
+
+    func clientReads(in tmp: TemporaryDirectory) async throws {
         let cache = BlobLocationCache(path: tmp.path + "/blob-locations.json")
         let digest = Digest.sha256(Data("layer".utf8))
         let transport = try HTTPTransport()

@@ -46,8 +46,10 @@ import Testing
     }
 
     @Test func theStoreAnswersFirstAndTheOtherSourceTheRest() async throws {
-        let tmp = try TemporaryDirectory("kiln-sources")
-        defer { tmp.remove() }
+        try await withTemporaryDirectory("kiln-sources") { tmp in try await storeFirst(in: tmp) }
+    }
+
+    func storeFirst(in tmp: TemporaryDirectory) async throws {
         let remote = CountingSource(try OCILayout(root: tmp.path + "/remote"))
         let (manifest, config) = try image(in: remote.inner)
         // The store holds the manifest only: the config must come from the other source.
@@ -71,8 +73,10 @@ import Testing
     }
 
     @Test func contentsRefusesABlobThatDoesNotMatchItsDigest() async throws {
-        let tmp = try TemporaryDirectory("kiln-sources")
-        defer { tmp.remove() }
+        try await withTemporaryDirectory("kiln-sources") { tmp in try await decayedBlob(in: tmp) }
+    }
+
+    func decayedBlob(in tmp: TemporaryDirectory) async throws {
         let store = try OCILayout(root: tmp.path + "/store")
         let digest = try store.writeBlob(Data("right".utf8))
         let descriptor = Descriptor(mediaType: MediaType.imageConfig, digest: digest, size: 5)
