@@ -10,15 +10,17 @@ import Testing
 /// A blob another repository of the registry already holds is mounted, not uploaded, even when an earlier
 /// run put it there: push and copy remember where they saw blobs ($KILN_CACHE_DIR/blob-locations.json).
 @Suite(.serialized) struct BlobLocationCacheTests {
-    @Test func laterPushesAndCopiesMountWhatEarlierRunsPushed() throws {
-        let test = try RegistryServer()
-        let production = try RegistryServer()
-        let tmp = try TemporaryDirectory("kiln-blobcache")
-        defer {
-            test.stop()
-            production.stop()
-            tmp.remove()
+    @Test func laterPushesAndCopiesMountWhatEarlierRunsPushed() async throws {
+        try await withRegistry { test in
+            try await withRegistry { production in
+                try await withTemporaryDirectory("kiln-blobcache") { tmp in
+                    try mountsAcrossRuns(test: test, production: production, in: tmp)
+                }
+            }
         }
+    }
+
+    func mountsAcrossRuns(test: RegistryServer, production: RegistryServer, in tmp: TemporaryDirectory) throws {
         let store = tmp.path + "/images"
         let environment = ["KILN_CACHE_DIR": tmp.path + "/cache"]
         try KilnBinary.run(["build", PushPullTests.golden, "--store", store])
@@ -57,12 +59,12 @@ import Testing
 /// mounts it from where this run put it.
 @Suite(.serialized) struct StaleBlobLocationTests {
     @Test func aStaleCacheCostsOneRefusedMountPerBlobNotAnUploadPerImage() async throws {
-        let registry = try RegistryServer()
-        let tmp = try TemporaryDirectory("kiln-stale")
-        defer {
-            registry.stop()
-            tmp.remove()
+        try await withRegistry { registry in
+            try await withTemporaryDirectory("kiln-stale") { tmp in try await staleCache(registry, in: tmp) }
         }
+    }
+
+    func staleCache(_ registry: RegistryServer, in tmp: TemporaryDirectory) async throws {
         let store = tmp.path + "/images"
         try KilnBinary.run(["build", PushPullTests.golden, "--store", store], environment: ["SOURCE_DATE_EPOCH": ""])
         let layout = try OCILayout(root: store)

@@ -35,14 +35,18 @@ import Testing
     }
 
     @Test func copyBetweenRegistriesStreamsBlobsInBoundedPieces() async throws {
-        let source = try RegistryServer()
-        let destination = try RegistryServer()
-        let tmp = try TemporaryDirectory("kiln-stream")
-        defer {
-            source.stop()
-            destination.stop()
-            tmp.remove()
+        try await withRegistry { source in
+            try await withRegistry { destination in
+                try await withTemporaryDirectory("kiln-stream") { tmp in
+                    try await streamedCopy(from: source, to: destination, in: tmp)
+                }
+            }
         }
+    }
+
+    func streamedCopy(from source: RegistryServer, to destination: RegistryServer, in tmp: TemporaryDirectory)
+        async throws
+    {
         let size = 6 << 20 + 12345
         let root = try await bigImage(size: size, in: tmp, to: source)
         let transport = try HTTPTransport()
