@@ -1,6 +1,7 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Synchronization
 
 /// Where Kiln has seen each blob in each registry, kept between runs, so a blob another repository of the
 /// registry already holds is mounted instead of sent again (skopeo keeps a blob-info cache for the same
@@ -8,6 +9,8 @@ import KilnStore
 /// put it, or uploaded.
 ///
 /// File: `$KILN_CACHE_DIR/blob-locations.json`, else `$XDG_CACHE_HOME/kiln/…`, else `~/.cache/kiln/…`.
+/// Owned by the registry layer: a `RegistryClient` whose options name a cache starts its `BlobLocations` from
+/// it, and every push and copy through that client writes back what it learnt.
 public struct BlobLocationCache: Sendable {
     public let path: String
     /// Repositories kept per blob, and blobs kept per registry (the oldest go first).
@@ -49,6 +52,12 @@ public struct BlobLocationCache: Sendable {
         return known
     }
 
+    /// Writes back what `locations` learnt since it was last saved (stale places dropped, then seen ones added).
+    public func save(_ locations: BlobLocations, registry: String) {
+        let (seen, stale) = locations.takeLearnt()
+        remember(seen, forget: stale, in: registry)
+    }
+
     /// Adds what a run learnt (`(digest, repository)` pairs) and drops the places a mount was refused from
     /// (`stale`). Best effort: a cache that cannot be written only costs uploads later, so failures are ignored.
     public func remember(_ seen: [(Digest, String)], forget stale: [(Digest, String)] = [], in registry: String) {
@@ -80,36 +89,63 @@ public struct BlobLocationCache: Sendable {
     }
 }
 
-/// What a run learnt about blob locations, from its transfer events: where blobs were found, mounted or
-/// uploaded, and which places a mount was refused from. `save` writes it into the cache.
-public final class BlobSightings: @unchecked Sendable {
-    private let lock = NSLock()
-    private var seen: [(Digest, String)] = []
-    private var stale: [(Digest, String)] = []
+/// Which repository of a registry holds which blob: what this run saw (confirmed), and what earlier runs saw
+/// (the blob-location cache, unconfirmed until a mount from there succeeds). Mounts try confirmed places first.
+/// It also keeps what it learnt (places seen, places a mount was refused from) until the cache takes it.
+public final class BlobLocations: Sendable {
+    private struct State {
+        /// Per blob, confirmed places first (newest first), then cached ones.
+        var places: [Digest: [(repository: String, confirmed: Bool)]] = [:]
+        var seen: [(Digest, String)] = []
+        var stale: [(Digest, String)] = []
+    }
+    private let state = Mutex(State())
 
     public init() {}
 
-    /// Passes each event on to `next` after noting where a blob now is (or is not).
-    public func tap(_ next: @escaping @Sendable (TransferEvent) -> Void) -> @Sendable (TransferEvent) -> Void {
-        { event in
-            switch event {
-            case .blobSkipped(let repository, let digest, _), .blobMounted(let repository, let digest, _, _),
-                .blobUploaded(let repository, let digest, _):
-                self.lock.withLock { self.seen.append((digest, repository)) }
-            case .mountRefused(_, let digest, let from):
-                self.lock.withLock { self.stale.append((digest, from)) }
-            default: break
-            }
-            next(event)
+    /// This run saw the blob in `repository` (uploaded, mounted, or found there). `learnt` false: known without
+    /// asking this registry (the repository a copy reads from), so not worth remembering beyond this run.
+    public func record(_ digest: Digest, in repository: String, learnt: Bool = true) {
+        state.withLock { state in
+            var list = state.places[digest, default: []]
+            list.removeAll { $0.repository == repository }
+            list.insert((repository, true), at: 0)
+            state.places[digest] = list
+            if learnt { state.seen.append((digest, repository)) }
         }
     }
 
-    /// The places seen, in order.
-    public var all: [(Digest, String)] { lock.withLock { seen } }
+    /// An earlier run saw the blob in `repository` (it may be gone since).
+    public func remembered(_ digest: Digest, in repository: String) {
+        state.withLock { state in
+            guard state.places[digest]?.contains(where: { $0.repository == repository }) != true else { return }
+            state.places[digest, default: []].append((repository, false))
+        }
+    }
 
-    /// Writes what was learnt into `cache` for `registry` (stale places dropped, then seen ones added).
-    public func save(to cache: BlobLocationCache, registry: String) {
-        let (seen, stale) = lock.withLock { (self.seen, self.stale) }
-        cache.remember(seen, forget: stale, in: registry)
+    /// The registry refused to mount the blob from `repository`: it is not there (any more).
+    public func forget(_ digest: Digest, in repository: String) {
+        state.withLock { state in
+            state.places[digest]?.removeAll { $0.repository == repository }
+            state.stale.append((digest, repository))
+        }
+    }
+
+    /// Where to mount the blob from (not `excluded`), and whether this run saw it there.
+    func source(for digest: Digest, other excluded: String) -> (String, Bool)? {
+        state.withLock { state in
+            state.places[digest]?.first { $0.repository != excluded }.map { ($0.repository, $0.confirmed) }
+        }
+    }
+
+    /// What was learnt since the last call: places seen (in order) and places found stale.
+    func takeLearnt() -> (seen: [(Digest, String)], stale: [(Digest, String)]) {
+        state.withLock { state in
+            defer {
+                state.seen = []
+                state.stale = []
+            }
+            return (state.seen, state.stale)
+        }
     }
 }

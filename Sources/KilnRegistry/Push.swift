@@ -1,6 +1,7 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Synchronization
 
 /// What push and pull report while they work.
 public enum TransferEvent: Sendable {
@@ -27,24 +28,21 @@ public struct PushedImage: Codable, Sendable {
     public var referrers: [Descriptor]?
 }
 
-/// Publishes images from a layout: `copyImage` from the store to each image's repository (blobs: HEAD, mount,
-/// upload; then manifests by digest, indexes, and tags last), then each manifest's stored referrers (SBOMs,
-/// see `Referrers`) and cosign attachments (`.sig`, `.att` of a pulled image). Idempotent: what the registry
-/// has is skipped.
+/// Publishes images from a layout: a `PushPlan` (or items) is copied from the store as one graph
+/// (`copyImages`: blobs HEAD, mount, upload; then manifests by digest, indexes, and tags last), then each
+/// manifest's stored referrers follow (SBOMs, see `Referrers`), and the cosign attachments a pull stored
+/// (`.sig`, `.att`). Idempotent: what the registry has is skipped. Where blobs were seen is kept by the client
+/// (`RegistryClient.blobLocations`) and written back to its cache.
 public struct Pusher: Sendable {
     public let layout: OCILayout
     public let client: RegistryClient
     public let events: @Sendable (TransferEvent) -> Void
-    /// Where blobs are known to be in the registry (mount sources); `BlobLocationCache` primes it.
-    public let known: BlobLocations
 
     public init(
-        layout: OCILayout, client: RegistryClient, known: BlobLocations = BlobLocations(),
-        events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
+        layout: OCILayout, client: RegistryClient, events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
     ) {
         self.layout = layout
         self.client = client
-        self.known = known
         self.events = events
     }
 
@@ -60,15 +58,21 @@ public struct Pusher: Sendable {
         }
     }
 
+    /// Pushes what `plan` names; results in the order of `plan.images`.
+    public func push(_ plan: PushPlan) async throws -> [PushedImage] {
+        try await push(plan.images.map { Item(repository: $0.repository, descriptor: $0.descriptor, tags: $0.tags) })
+    }
+
     /// Pushes every item as one graph (`copyImages`): each blob shared by several images is uploaded once and
     /// mounted into the other repositories, manifests follow bottom-up, tags last; then each image's referrers
     /// (SBOMs). Results are in the order of `items`.
     public func push(_ items: [Item]) async throws -> [PushedImage] {
+        defer { client.saveBlobLocations() }
         // One sink per repository, shared by the items that go there.
         var byRepository: [String: RegistryRepository] = [:]
         let sinks = items.map { item in
             if let sink = byRepository[item.repository] { return sink }
-            let sink = RegistryRepository(client: client, repository: item.repository, known: known, events: events)
+            let sink = RegistryRepository(client: client, repository: item.repository, events: events)
             byRepository[item.repository] = sink
             return sink
         }
@@ -77,20 +81,20 @@ public struct Pusher: Sendable {
             items.indices.map {
                 CopyTarget(items[$0].descriptor, to: sinks[$0], place: items[$0].repository, tags: items[$0].tags)
             }, from: layout, jobs: jobs)
-        let referrers = Referrers.Collected(count: items.count)
+        let referrers = Mutex([[Descriptor]](repeating: [], count: items.count))
         try await Bounded.forEach(items.indices, limit: jobs) { index in
             for node in copied[index].graph.nodes {
-                referrers.add(
-                    try await Referrers.push(
-                        of: node.descriptor.digest, from: layout, to: sinks[index], jobs: jobs),
-                    at: index)
+                let pushed = try await Referrers.push(
+                    of: node.descriptor.digest, from: layout, to: sinks[index], jobs: jobs)
+                referrers.withLock { $0[index] += pushed }
                 // Signatures and attestations a pull stored (`CosignAttachments`), under their tags.
                 _ = try await CosignAttachments.push(of: node.descriptor.digest, from: layout, to: sinks[index])
             }
         }
+        let found = referrers.withLock { $0 }
         return items.indices.map { index in
             let item = items[index]
-            let found = referrers[index]
+            let found = found[index]
             return PushedImage(
                 reference: "\(client.registry)/\(item.repository)@\(item.descriptor.digest)",
                 repository: item.repository,

@@ -10,39 +10,19 @@ public enum Referrers {
     /// The tag of the fallback scheme for a subject.
     public static func fallbackTag(_ subject: Digest) -> String { "\(subject.algorithm)-\(subject.encoded)" }
 
-    /// Pushes each of the layout's referrers of `subject` into `sink`'s repository and makes it discoverable.
-    /// Returns the referrers pushed. Idempotent: a second push adds nothing to the fallback index.
+    /// Copies each of the layout's referrers of `subject` into `sink` and makes them findable there. Returns
+    /// the referrers pushed. Idempotent: a second push adds nothing.
     public static func push(
-        of subject: Digest, from layout: OCILayout, to sink: RegistryRepository, jobs: Int
+        of subject: Digest, from layout: OCILayout, to sink: any ReferrerSink, jobs: Int
     ) async throws -> [Descriptor] {
         let artifacts = try layout.referrers(of: subject)
         guard !artifacts.isEmpty else { return [] }
         for artifact in artifacts {
-            var plain = artifact
-            plain.annotations = nil
-            try await copyImage(plain, from: layout, to: sink, jobs: jobs)
+            try await copyImage(
+                Descriptor(mediaType: artifact.mediaType, digest: artifact.digest, size: artifact.size),
+                from: layout, to: sink, jobs: jobs)
         }
-        let client = sink.client
-        if let listed = try await client.referrers(sink.repository, subject),
-            Set(artifacts.map(\.digest)).isSubset(of: listed.manifests.map(\.digest))
-        {
-            return artifacts
-        }
-        let tag = fallbackTag(subject)
-        var index = ImageIndex(manifests: [])
-        if try await client.manifestDescriptor(sink.repository, tag) != nil {
-            let (data, _) = try await client.manifest(sink.repository, tag)
-            if let existing = try? JSONDecoder().decode(ImageIndex.self, from: data) { index = existing }
-        }
-        let before = index
-        for artifact in artifacts where !index.manifests.contains(where: { $0.digest == artifact.digest }) {
-            index.manifests.append(artifact)
-        }
-        guard index != before || index.manifests.isEmpty else { return artifacts }
-        index.mediaType = MediaType.imageIndex
-        index.manifests.sort { $0.digest < $1.digest }
-        let data = try CanonicalJSON.encode(index)
-        try await client.putManifest(sink.repository, tag, data: data, mediaType: MediaType.imageIndex)
+        try await sink.addReferrers(artifacts, of: subject)
         return artifacts
     }
 
@@ -63,16 +43,31 @@ public enum Referrers {
         if let artifactType { found = found.filter { $0.artifactType == artifactType } }
         return found
     }
+}
 
-    /// Referrers found per image of a push, filled by parallel workers.
-    final class Collected: @unchecked Sendable {
-        private let lock = NSLock()
-        private var found: [[Descriptor]]
-
-        init(count: Int) { found = Array(repeating: [], count: count) }
-
-        func add(_ descriptors: [Descriptor], at index: Int) { lock.withLock { found[index] += descriptors } }
-
-        subscript(index: Int) -> [Descriptor] { lock.withLock { found[index] } }
+/// A registry repository indexes referrers itself when it answers the referrers API; otherwise they are added
+/// to the OCI index under the subject's fallback tag (`sha256-<hex>`), which is written only when it changes.
+extension RegistryRepository: ReferrerSink {
+    public func addReferrers(_ artifacts: [Descriptor], of subject: Digest) async throws {
+        if let listed = try await client.referrers(repository, subject),
+            Set(artifacts.map(\.digest)).isSubset(of: listed.manifests.map(\.digest))
+        {
+            return
+        }
+        let tag = Referrers.fallbackTag(subject)
+        var index = ImageIndex(manifests: [])
+        if try await client.manifestDescriptor(repository, tag) != nil {
+            let (data, _) = try await client.manifest(repository, tag)
+            if let existing = try? JSONDecoder().decode(ImageIndex.self, from: data) { index = existing }
+        }
+        let before = index
+        for artifact in artifacts where !index.manifests.contains(where: { $0.digest == artifact.digest }) {
+            index.manifests.append(artifact)
+        }
+        guard index != before || index.manifests.isEmpty else { return }
+        index.mediaType = MediaType.imageIndex
+        index.manifests.sort { $0.digest < $1.digest }
+        let data = try CanonicalJSON.encode(index)
+        try await client.putManifest(repository, tag, data: data, mediaType: MediaType.imageIndex)
     }
 }

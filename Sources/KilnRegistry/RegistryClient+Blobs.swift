@@ -52,16 +52,11 @@ extension RegistryClient {
         }
     }
 
-    /// Uploads a blob from a file: one PUT for small blobs, PATCH chunks then a PUT for large ones. Every byte
-    /// is read through a `StreamedFileCheck`: a file that does not hash to `digest` (a tampered or decayed
-    /// store) fails before its last byte is sent, so the registry never stores it. The transport sends each
-    /// request once; the upload retries under one `RetryBudget`, each request with its own attempts:
-    /// - a failed start is sent again;
-    /// - a broken chunk resumes at the offset the registry reports (GET on the session);
-    /// - before a failed PUT is sent again, a HEAD asks whether the registry stored the blob anyway (the
-    ///   connection may break after the commit); a small blob's PUT then goes to a new session (the failed
-    ///   one may have left part of its body in the old one), the final PUT of a chunked upload to the same;
-    /// - a session the registry no longer knows (404) is replaced by a new one, from the first byte.
+    /// Uploads a blob from a file: one PUT for small blobs, PATCH chunks then a PUT for large ones (the requests
+    /// and their retries as `BlobUpload` decides). Every byte is read through a `StreamedFileCheck`: a file that
+    /// does not hash to `digest` (a tampered or decayed store) fails before its last byte is sent, so the
+    /// registry never stores it. The transport sends each request once; the upload retries under one
+    /// `RetryBudget`, each request with its own attempts.
     public func uploadBlob(
         _ repository: String, digest: Digest, size: Int64, path: String, session: URL? = nil,
         progress: (@Sendable (Int64) -> Void)? = nil
@@ -86,14 +81,13 @@ extension RegistryClient {
         progress: (@Sendable (Int64) -> Void)? = nil
     ) async throws {
         let step = "uploading blob \(digest.encoded.prefix(12))"
-        let chunked = size > options.monolithicLimit
         let path: String
         switch content {
         case .file(let file): path = file
         case .pieces(let origin, _): path = origin
         }
         let check = StreamedFileCheck(path: path, expected: digest, size: size)
-        func body(_ offset: Int64, _ length: Int64) async throws -> HTTPRequest.Body {
+        @Sendable func body(_ offset: Int64, _ length: Int64) async throws -> HTTPRequest.Body {
             switch content {
             case .file(let path): return .file(path: path, offset: offset, length: length, check: check)
             case .pieces(_, let read):
@@ -102,75 +96,11 @@ extension RegistryClient {
                 return .bytes(data)
             }
         }
-        var budget = RetryBudget(policy)
-        var location = session
-        var offset: Int64 = 0
-        // The last request failed: the registry may hold more of the blob (or all of it) than Kiln knows.
-        var unsure = false
-        while true {
-            // What the next request is, for the budget's count.
-            var request = "POST (start)"
-            do {
-                guard let current = location else {
-                    location = try await startUpload(repository)
-                    budget.succeeded(request)
-                    offset = 0
-                    unsure = false
-                    continue
-                }
-                if chunked && offset < size {
-                    if unsure {
-                        request = "GET (upload status)"
-                        (location, offset) = try await uploadStatus(repository, current, step: step)
-                        budget.succeeded(request)
-                        unsure = false
-                        continue
-                    }
-                    request = "PATCH at \(offset)"
-                    let length = min(options.chunkSize, size - offset)
-                    let (next, confirmed) = try await uploadChunk(
-                        repository, current, offset: offset, length: length, body: try await body(offset, length),
-                        step: step)
-                    budget.succeeded(request)
-                    addUploaded(confirmed - offset)
-                    location = next
-                    offset = confirmed
-                    progress?(offset)
-                    continue
-                }
-                if unsure {
-                    request = "HEAD (stored?)"
-                    if try await blobSize(repository, digest, retryable: false) != nil { return }
-                    budget.succeeded(request)
-                    unsure = false
-                    if !chunked {
-                        location = nil
-                        continue
-                    }
-                }
-                request = "PUT (finish)"
-                try await finishUpload(
-                    repository, current, digest: digest,
-                    body: chunked ? .none : try await body(0, size), step: step)
-                if !chunked {
-                    addUploaded(size)
-                    progress?(size)
-                }
-                return
-            } catch let gone as SessionGone {
-                location = nil
-                try await budget.failed(gone.error, request: request)
-            } catch {
-                try await budget.failed(error, request: request)
-                unsure = location != nil
-            }
-        }
-    }
-
-    /// The registry answered 404 for an upload session: it expired, or was cancelled after a request that
-    /// broke (distribution cancels a session whose recorded offset no longer matches). A new one is needed.
-    struct SessionGone: Error {
-        var error: RegistryError
+        let upload = BlobUpload(
+            size: size, chunkSize: options.chunkSize, monolithicLimit: options.monolithicLimit, session: session)
+        let requests = RegistryUploadRequests(
+            client: self, repository: repository, digest: digest, size: size, step: step, body: body)
+        try await BlobUpload.run(upload, through: requests, policy: policy, progress: progress)
     }
 
     /// `failure(response)`, as `SessionGone` when the session is unknown, else retryable when `retryable`
@@ -326,5 +256,37 @@ extension RegistryClient {
                     isTransient: error.isTransient)
             }
         }
+    }
+}
+
+/// The requests of one blob upload as `RegistryClient` sends them (each once; `BlobUpload.run` retries).
+struct RegistryUploadRequests: BlobUploadRequests {
+    let client: RegistryClient
+    let repository: String
+    let digest: Digest
+    let size: Int64
+    let step: String
+    /// The bytes `offset ..< offset + length`, checked against the digest as they are read.
+    let body: @Sendable (Int64, Int64) async throws -> HTTPRequest.Body
+
+    func start() async throws -> URL { try await client.startUpload(repository) }
+
+    func status(_ session: URL) async throws -> (URL, Int64) {
+        try await client.uploadStatus(repository, session, step: step)
+    }
+
+    func chunk(_ session: URL, offset: Int64, length: Int64) async throws -> (URL, Int64) {
+        let (next, confirmed) = try await client.uploadChunk(
+            repository, session, offset: offset, length: length, body: try await body(offset, length), step: step)
+        client.addUploaded(confirmed - offset)
+        return (next, confirmed)
+    }
+
+    func isStored() async throws -> Bool { try await client.blobSize(repository, digest, retryable: false) != nil }
+
+    func finish(_ session: URL, whole: Bool) async throws {
+        try await client.finishUpload(
+            repository, session, digest: digest, body: whole ? try await body(0, size) : .none, step: step)
+        if whole { client.addUploaded(size) }
     }
 }

@@ -14,11 +14,16 @@ public struct RegistryOptions: Sendable {
     public var chunkSize: Int64
     /// Parallel blob transfers.
     public var jobs: Int
+    /// Where blobs were seen in earlier runs (mount sources), read when a client starts and written back after
+    /// each push and copy; nil: nothing is remembered between runs.
+    public var blobLocationCache: BlobLocationCache?
 
     public init(
         insecure: Set<String> = [], caFile: String? = nil, credentials: CredentialStore = CredentialStore(),
-        monolithicLimit: Int64 = 32 << 20, chunkSize: Int64 = 32 << 20, jobs: Int = 4
+        monolithicLimit: Int64 = 32 << 20, chunkSize: Int64 = 32 << 20, jobs: Int = 4,
+        blobLocationCache: BlobLocationCache? = nil
     ) {
+        self.blobLocationCache = blobLocationCache
         self.insecure = insecure
         self.caFile = caFile
         self.credentials = credentials
@@ -79,12 +84,32 @@ public final class RegistryClient: @unchecked Sendable {
 
     /// Bytes this client sent as blob content (tests read it to prove nothing was re-uploaded).
     public private(set) var uploadedBytes: Int64 = 0
+    private var loadedLocations: BlobLocations?
 
     public init(registry: String, host: String? = nil, transport: HTTPTransport, options: RegistryOptions) {
         self.registry = registry
         self.host = host ?? (registry == Reference.dockerHub ? "registry-1.docker.io" : registry)
         self.transport = transport
         self.options = options
+    }
+
+    /// Which repositories of this registry hold which blob: the mount sources of every push and copy through
+    /// this client, read from `options.blobLocationCache` when first needed (commands that write no blob never
+    /// read the file).
+    public var blobLocations: BlobLocations {
+        lock.withLock {
+            if let loadedLocations { return loadedLocations }
+            let loaded = options.blobLocationCache?.locations(for: registry) ?? BlobLocations()
+            loadedLocations = loaded
+            return loaded
+        }
+    }
+
+    /// Writes what this client learnt of blob locations into the cache (when its options name one). Best
+    /// effort: a cache that cannot be written only costs uploads later.
+    func saveBlobLocations() {
+        guard let cache = options.blobLocationCache, let known = lock.withLock({ loadedLocations }) else { return }
+        cache.save(known, registry: registry)
     }
 
     /// The transport's retry policy: operations of several requests (uploads) run under it as a whole.

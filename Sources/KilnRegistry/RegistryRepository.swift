@@ -8,18 +8,17 @@ import KilnStore
 public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable {
     public let client: RegistryClient
     public let repository: String
-    let known: BlobLocations
+    /// Where the registry's repositories hold blobs: the client's, shared by every repository of a push.
+    var known: BlobLocations { client.blobLocations }
     let events: @Sendable (TransferEvent) -> Void
     private let lock = NSLock()
     private var documents: [Digest: (data: Data, descriptor: Descriptor)] = [:]
 
     public init(
-        client: RegistryClient, repository: String, known: BlobLocations = BlobLocations(),
-        events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
+        client: RegistryClient, repository: String, events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
     ) {
         self.client = client
         self.repository = repository
-        self.known = known
         self.events = events
     }
 
@@ -142,48 +141,5 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
         guard try await client.manifestDescriptor(repository, tag)?.digest != descriptor.digest else { return }
         try await client.putManifest(repository, tag, data: data, mediaType: descriptor.mediaType)
         events(.manifestPushed(repository: repository, reference: tag))
-    }
-}
-
-/// Which repository of a registry holds which blob: what this run saw (confirmed), and what earlier runs saw
-/// (the blob-location cache, unconfirmed until a mount from there succeeds). Mounts try confirmed places first.
-public final class BlobLocations: @unchecked Sendable {
-    private let lock = NSLock()
-    /// Per blob, confirmed places first (newest first), then cached ones.
-    private var places: [Digest: [(repository: String, confirmed: Bool)]] = [:]
-
-    public init() {}
-
-    /// This run saw the blob in `repository` (uploaded, mounted, or found there).
-    public func record(_ digest: Digest, in repository: String) {
-        lock.withLock {
-            var list = places[digest, default: []]
-            list.removeAll { $0.repository == repository }
-            list.insert((repository, true), at: 0)
-            places[digest] = list
-        }
-    }
-
-    /// An earlier run saw the blob in `repository` (it may be gone since).
-    public func remembered(_ digest: Digest, in repository: String) {
-        lock.withLock {
-            guard places[digest]?.contains(where: { $0.repository == repository }) != true else { return }
-            places[digest, default: []].append((repository, false))
-        }
-    }
-
-    /// The registry refused to mount the blob from `repository`: it is not there (any more).
-    public func forget(_ digest: Digest, in repository: String) {
-        lock.withLock { places[digest]?.removeAll { $0.repository == repository } }
-    }
-
-    /// Where to mount the blob from (not `excluded`), and whether this run saw it there.
-    func source(for digest: Digest, other excluded: String) -> (String, Bool)? {
-        lock.withLock { places[digest]?.first { $0.repository != excluded }.map { ($0.repository, $0.confirmed) } }
-    }
-
-    /// The first repository holding the blob, other than `excluded`.
-    func repository(for digest: Digest, other excluded: String) -> String? {
-        source(for: digest, other: excluded)?.0
     }
 }

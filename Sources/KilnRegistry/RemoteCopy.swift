@@ -6,21 +6,20 @@ import KilnStore
 /// byte for byte, so the destination serves the same digest; within one registry every blob is mounted from
 /// the source repository instead of sent again. The image's referrers (SBOMs under the fallback tag
 /// `sha256-<digest>`, or listed by the referrers API) follow it, and so do cosign's signatures and attestations
-/// (`sha256-<digest>.sig` and `.att` of each manifest), so a promoted image stays verifiable.
+/// (`sha256-<digest>.sig` and `.att` of each manifest), so a promoted image stays verifiable. Across
+/// registries, blobs are mounted from the destination's repositories its client knows to hold them
+/// (`RegistryClient.blobLocations`, started from the blob-location cache).
 public struct RemoteCopy: Sendable {
     public let source: RegistryClient
     public let destination: RegistryClient
     public let events: @Sendable (TransferEvent) -> Void
-    /// Where blobs are known to be in the destination registry (mount sources).
-    public let known: BlobLocations
 
     public init(
-        source: RegistryClient, destination: RegistryClient, known: BlobLocations = BlobLocations(),
+        source: RegistryClient, destination: RegistryClient,
         events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
     ) {
         self.source = source
         self.destination = destination
-        self.known = known
         self.events = events
     }
 
@@ -49,9 +48,10 @@ public struct RemoteCopy: Sendable {
 
     /// Copies `from` to `to` (`to` without a tag or digest takes `from`'s tag).
     public func copy(_ from: Reference, to: Reference) async throws -> Result {
+        defer { destination.saveBlobLocations() }
         let reader = RegistryRepository(client: source, repository: from.repository, events: events)
         let (_, root) = try await reader.resolve(from.identifier)
-        let sink = RegistryRepository(client: destination, repository: to.repository, known: known, events: events)
+        let sink = RegistryRepository(client: destination, repository: to.repository, events: events)
         let sameRegistry = source.registry == destination.registry && from.repository != to.repository
         var tags: [String] = []
         if let tag = to.tag ?? from.tag, to.digest == nil { tags = [tag] }
@@ -63,7 +63,9 @@ public struct RemoteCopy: Sendable {
         if sameRegistry {
             // Every blob the source repository serves can be mounted rather than uploaded.
             let graph = try await ImageGraph.walk(root) { try await reader.document($0) }
-            for blob in graph.blobs { known.record(blob.descriptor.digest, in: from.repository) }
+            for blob in graph.blobs {
+                destination.blobLocations.record(blob.descriptor.digest, in: from.repository, learnt: false)
+            }
         }
         let copied = try await copyImage(root, from: reader, to: sink, tags: tags, jobs: destination.options.jobs)
         var referrers: [Descriptor] = []

@@ -61,15 +61,7 @@ public struct Promoter: Sendable {
                     Reference(registry: from.registry, repository: from.repository(image.name), digest: image.digest),
                     to: Reference(registry: to.registry, repository: to.repository(image.name), tag: version)))
         }
-        var promoted = document
-        promoted.registry = to.registry
-        promoted.namespace = to.namespace
-        promoted.images = document.images.map { image in
-            var moved = image
-            moved.repository = to.repository(image.name)
-            moved.reference = "\(to.registry)/\(moved.repository)@\(image.digest)"
-            return moved
-        }
+        let promoted = document.relocated(to: to)
         try await ReleaseArtifact(client: destination, namespace: to.namespace, events: events).push(promoted)
         return Result(version: version, verified: reports, copied: copied, release: promoted)
     }

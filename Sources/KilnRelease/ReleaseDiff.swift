@@ -1,5 +1,6 @@
 import Foundation
 import KilnOCI
+import KilnStore
 
 /// What changed between two releases: which images, and in each changed image which layers.
 public struct ReleaseDiff: Codable, Sendable {
@@ -32,10 +33,11 @@ public struct ReleaseDiff: Codable, Sendable {
     public var to: String
     public var images: [ImageChange]
 
-    /// Compares release `a` with release `b`, reading manifests and configs from `source`.
-    public static func compare(_ a: ReleaseDocument, _ b: ReleaseDocument, source: ImageSource) async throws
-        -> ReleaseDiff
-    {
+    /// Compares release `a` with release `b`, reading each image's manifests and configs from the source
+    /// `source` gives for its repository.
+    public static func compare(
+        _ a: ReleaseDocument, _ b: ReleaseDocument, source: (_ repository: String) -> any BlobSource
+    ) async throws -> ReleaseDiff {
         let old = Dictionary(a.images.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let new = Dictionary(b.images.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var changes: [ImageChange] = []
@@ -52,8 +54,10 @@ public struct ReleaseDiff: Codable, Sendable {
                     .init(
                         name: name, status: .unchanged, from: x.digest, to: y.digest, layers: [], configChanged: false))
             case (let x?, let y?):
-                let before = try await source.images(x.repository, x.digest, mediaType: x.mediaType)
-                let after = try await source.images(y.repository, y.digest, mediaType: y.mediaType)
+                let before = try await source(x.repository).images(
+                    under: Descriptor(mediaType: x.mediaType, digest: x.digest, size: 0))
+                let after = try await source(y.repository).images(
+                    under: Descriptor(mediaType: y.mediaType, digest: y.digest, size: 0))
                 var layers: [LayerChange] = []
                 var configChanged = false
                 for image in after {

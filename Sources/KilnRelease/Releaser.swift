@@ -70,10 +70,9 @@ public struct Releaser: Sendable {
     public func release(
         from layout: OCILayout, _ inputs: ReleaseInputs, directory: ReleaseDirectory, signingKey: PrivateKey?
     ) async throws -> (ReleaseDocument, [TagMove], [ImageSigner.Signed]) {
-        // Recipe images only: pulled images are stored under their full reference (`host/repo:tag`).
-        let tagged = try layout.tags().filter {
-            $0.tag == inputs.version && !$0.name.contains("/") && !$0.name.contains(":")
-        }
+        // Every image of its own tagged VERSION, as push plans it (pulled images are never released).
+        let plan = try PushPlan(release: inputs.version, stored: try layout.tags(), to: target)
+        let tagged = plan.images
         guard !tagged.isEmpty else { throw ReleaseError.noImages(version: inputs.version, layout: layout.root) }
         // A release is final: the same version with other images needs a new version (or an explicit replace).
         if !inputs.replace, let existing = try? directory.load(inputs.version) {
@@ -99,14 +98,7 @@ public struct Releaser: Sendable {
                         + "(\(changed.joined(separator: "; "))): release a new version, or pass --force to replace it")
             }
         }
-        let items = tagged.map { image -> Pusher.Item in
-            var descriptor = image.descriptor
-            descriptor.annotations = nil
-            descriptor.platform = nil
-            return Pusher.Item(
-                repository: target.repository(image.name), descriptor: descriptor, tags: [inputs.version])
-        }
-        let pushed = try await Pusher(layout: layout, client: client, events: events).push(items)
+        let pushed = try await Pusher(layout: layout, client: client, events: events).push(plan)
         var images: [ReleaseDocument.Image] = []
         for (image, result) in zip(tagged, pushed) {
             var platforms: [ReleaseDocument.PlatformManifest]?
@@ -177,12 +169,7 @@ public struct Releaser: Sendable {
     /// The release's images as they should be addressed now: in `target` (which may differ from where the
     /// document says they were pushed, e.g. a mirror).
     public func relocated(_ document: ReleaseDocument) -> [ReleaseDocument.Image] {
-        document.images.map { image in
-            var moved = image
-            moved.repository = target.repository(image.name)
-            moved.reference = "\(target.registry)/\(moved.repository)@\(image.digest)"
-            return moved
-        }
+        document.relocated(to: target).images
     }
 
     /// Every manifest, config and layer the release needs that the registry lacks (empty when complete).
@@ -234,6 +221,23 @@ public struct Releaser: Sendable {
             try await client.putManifest(move.repository, move.tag, data: data, mediaType: descriptor.mediaType)
             events(.manifestPushed(repository: move.repository, reference: move.tag))
         }
+    }
+}
+
+extension ReleaseDocument {
+    /// The same release addressed in `target` (a mirror, or the destination of a promotion): the same digests,
+    /// each image in `target`'s repository of its name.
+    public func relocated(to target: RegistryTarget) -> ReleaseDocument {
+        var moved = self
+        moved.registry = target.registry
+        moved.namespace = target.namespace
+        moved.images = images.map { image in
+            var image = image
+            image.repository = target.repository(image.name)
+            image.reference = "\(target.registry)/\(image.repository)@\(image.digest)"
+            return image
+        }
+        return moved
     }
 }
 
@@ -307,7 +311,7 @@ public struct ReleaseArtifact: Sendable {
                 source: "\(client.registry)/\(repository):\(Self.tag(version))",
                 reason: "not a kiln release artifact (artifactType \(manifest.artifactType ?? "none"))")
         }
-        let bytes = try await ImageSource(layout: nil, client: client).blob(repository, layer)
+        let bytes = try await RegistryRepository(client: client, repository: repository).contents(layer)
         return try ReleaseDocument.decode(bytes, source: "\(client.registry)/\(repository):\(Self.tag(version))")
     }
 }

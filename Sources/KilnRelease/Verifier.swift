@@ -102,10 +102,10 @@ public struct Verifier: Sendable {
             matches: built.digest == descriptor.digest, files: [])
         guard !report.matches else { return report }
 
-        let remote = try await ImageSource(layout: nil, client: client).images(
-            repository, descriptor.digest, mediaType: descriptor.mediaType)
-        let local = try await ImageSource(layout: layout, client: nil).images(
-            repository, built.digest, mediaType: built.mediaType)
+        let remote = try await RegistryRepository(client: client, repository: repository).images(
+            under: descriptor)
+        let local = try await layout.images(
+            under: Descriptor(mediaType: built.mediaType, digest: built.digest, size: 0))
         for mine in local {
             let platform = mine.config.platform
             guard let theirs = remote.first(where: { $0.config.platform == platform }) else {

@@ -26,6 +26,14 @@ public protocol BlobSink: Sendable {
     func tag(_ descriptor: Descriptor, data: Data, as tag: String) async throws
 }
 
+/// A sink where artifacts about an image (SBOMs, provenance) can be found from the image: OCI 1.1's
+/// referrers. A registry repository indexes them itself (the referrers API) or through the fallback tag.
+public protocol ReferrerSink: BlobSink {
+    /// Makes `artifacts`, already written with `putManifest`, findable as referrers of `subject`. Idempotent:
+    /// artifacts already findable are not added again.
+    func addReferrers(_ artifacts: [Descriptor], of subject: Digest) async throws
+}
+
 extension BlobSource {
     /// The blob as a local file: the source's own, or a temporary copy under `directory` (returned as `owned`,
     /// for the caller to delete).

@@ -1,12 +1,27 @@
 import Foundation
 import KilnOCI
 
-/// One platform's image as stored: its manifest, config and the bytes they were read from.
+/// One platform's image wherever it was read from (the store, a registry): its manifest and config.
 public struct StoredImage: Sendable {
     public var manifestDescriptor: Descriptor
     public var manifest: Manifest
     public var config: ImageConfig
     public var configDescriptor: Descriptor { manifest.config }
+
+    public init(manifestDescriptor: Descriptor, manifest: Manifest, config: ImageConfig) {
+        self.manifestDescriptor = manifestDescriptor
+        self.manifest = manifest
+        self.config = config
+    }
+
+    /// The history entries that made layers, aligned with `manifest.layers`.
+    public var layerHistory: [ImageConfig.History] { (config.history ?? []).filter { $0.emptyLayer != true } }
+
+    /// What made layer `index`, as its history says.
+    public func createdBy(layer index: Int) -> String? {
+        let history = layerHistory
+        return index < history.count ? history[index].createdBy : nil
+    }
 
     /// The compressed size of everything the image needs: manifest, config and layers.
     public var totalSize: Int64 {

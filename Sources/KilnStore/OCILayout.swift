@@ -293,6 +293,11 @@ public struct TaggedImage: Sendable, Hashable {
     public var reference: String
     public var descriptor: Descriptor
 
+    public init(reference: String, descriptor: Descriptor) {
+        self.reference = reference
+        self.descriptor = descriptor
+    }
+
     /// The image name before the last `:`.
     public var name: String {
         guard let colon = reference.lastIndex(of: ":") else { return reference }

@@ -44,22 +44,14 @@ struct Copy: AsyncParsableCommand, NetworkedCommand {
         }
         let reporter = TransferReporter(quiet: output.json)
         if !output.json { Output.step("copying \(source) → \(destination)") }
-        let cache = BlobLocationCache()
-        let seen = BlobSightings()
-        defer { seen.save(to: cache, registry: dst.registry) }
         let (dstClient, dstTransport) = try registryFlags.client(for: dst.registry)
         let result: RemoteCopy.Result
         do {
             result = try await registryFlags.with(source) { src, srcClient in
                 var to = dst
                 if !Self.hasTag(destination) { to.tag = nil }
-                // Within one registry the source repository is the mount source; across registries, the
-                // repositories of the destination that earlier runs saw a blob in.
-                let known =
-                    src.registry == dst.registry ? BlobLocations() : cache.locations(for: dst.registry)
-                return try await RemoteCopy(
-                    source: srcClient, destination: dstClient, known: known, events: seen.tap(reporter.handle)
-                ).copy(src, to: to)
+                return try await RemoteCopy(source: srcClient, destination: dstClient, events: reporter.handle)
+                    .copy(src, to: to)
             }
         } catch {
             await dstTransport.shutdown()

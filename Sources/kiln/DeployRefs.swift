@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnOCI
+import KilnRegistry
 import KilnRelease
 import KilnSign
 import KilnStore
@@ -97,11 +98,12 @@ struct DeployRefsCommand: AsyncParsableCommand, NetworkedCommand {
             }
         } else {
             services = try await withRegistry(target.registry, registryFlags) { client in
-                let source = ImageSource(layout: layout, client: client)
                 var result: [DeployRefs.Service] = []
                 for image in document.images {
                     let repository = target.repository(image.name)
-                    let platforms = try await source.images(repository, image.digest, mediaType: image.mediaType)
+                    let source = StoreFirst(layout, then: RegistryRepository(client: client, repository: repository))
+                    let platforms = try await source.images(
+                        under: Descriptor(mediaType: image.mediaType, digest: image.digest, size: 0))
                     let config =
                         (platforms.first { $0.config.platform == Platform.host } ?? platforms.first)?.config
                     result.append(

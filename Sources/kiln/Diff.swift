@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnOCI
+import KilnRegistry
 import KilnRelease
 import KilnStore
 
@@ -42,7 +43,9 @@ struct Diff: AsyncParsableCommand, NetworkedCommand {
             FileManager.default.fileExists(atPath: storeOptions.path + "/index.json")
             ? try OCILayout(root: storeOptions.path, create: false) : nil
         let diff = try await withRegistry(target.registry, registryFlags) { client in
-            try await ReleaseDiff.compare(old, new, source: ImageSource(layout: layout, client: client))
+            try await ReleaseDiff.compare(old, new) { repository in
+                StoreFirst(layout, then: RegistryRepository(client: client, repository: repository))
+            }
         }
         if output.json { return try Output.json(diff) }
         Output.line("release \(a) → \(b)")

@@ -45,50 +45,34 @@ struct Push: AsyncParsableCommand, NetworkedCommand {
         var images: [PushedImage]
     }
 
+    /// Top-down: plan (which tags, from the store alone) → copy (the fleet graph, then referrers) → report.
     func run() async throws {
         let target: RegistryTarget
         do { target = try RegistryTarget(parsing: to) } catch { throw ValidationError("\(error)") }
         let layout = try OCILayout(root: storeOptions.path, create: false)
-        let tags = try PushSelection.select(images, allTags: allTags, from: layout)
-        guard !tags.isEmpty else {
-            throw CommandFailure("\(layout.root) holds no image of its own to push: build one first (`kiln build`)")
+        let plan: PushPlan
+        do {
+            plan = try PushPlan(images, allTags: allTags, from: layout, to: target)
+        } catch let error as PushPlanError {
+            if case .nothingToPush = error { throw error }
+            throw ValidationError("\(error)")
+        } catch let error as RegistryError {
+            // The plan checks repository names (a usage error); it sends no request.
+            throw ValidationError("\(error)")
         }
-        var items: [Pusher.Item] = []
-        for (name, group) in Dictionary(grouping: tags, by: \.name).sorted(by: { $0.key < $1.key }) {
-            let repository = target.repository(name)
-            do { try RepositoryName.validate(repository, registry: target.registry) } catch {
-                throw ValidationError("\(error)")
-            }
-            for (_, same) in Dictionary(grouping: group, by: \.descriptor.digest).sorted(by: { $0.key < $1.key }) {
-                var descriptor = same[0].descriptor
-                descriptor.annotations = nil
-                items.append(.init(repository: repository, descriptor: descriptor, tags: same.map(\.tag).sorted()))
-            }
-        }
-        let (client, transport) = try registryFlags.client(for: target.registry)
         let reporter = TransferReporter(quiet: output.json)
         let started = Date()
-        let pushed: [PushedImage]
-        let cache = BlobLocationCache()
-        let seen = BlobSightings()
-        defer { seen.save(to: cache, registry: target.registry) }
-        do {
-            pushed = try await Pusher(
-                layout: layout, client: client, known: cache.locations(for: target.registry),
-                events: seen.tap(reporter.handle)
-            ).push(items)
-        } catch {
-            await transport.shutdown()
-            throw error
+        let (pushed, uploaded) = try await withRegistry(target.registry, registryFlags) { client in
+            let pushed = try await Pusher(layout: layout, client: client, events: reporter.handle).push(plan)
+            return (pushed, client.uploadedBytes)
         }
-        await transport.shutdown()
         if output.json { return try Output.json(Report(images: pushed)) }
         for image in pushed {
             let sboms = image.referrers.map { "  referrers: \($0.count)" } ?? ""
             Output.line("\(image.reference)  tags: \(image.tags.joined(separator: ", "))\(sboms)")
         }
         Output.status(
-            "pushed \(pushed.count) image\(pushed.count == 1 ? "" : "s"), uploaded \(Output.bytes(client.uploadedBytes)) in "
+            "pushed \(pushed.count) image\(pushed.count == 1 ? "" : "s"), uploaded \(Output.bytes(uploaded)) in "
                 + String(format: "%.1fs", Date().timeIntervalSince(started)))
     }
 }

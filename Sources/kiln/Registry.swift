@@ -29,7 +29,10 @@ struct RegistryFlags: ParsableArguments {
 
     func client(for registry: String) throws -> (RegistryClient, HTTPTransport) {
         let transport = try HTTPTransport(options: httpOptions)
-        let options = RegistryOptions(insecure: Set(insecure), caFile: caFile, jobs: jobs)
+        // Every command remembers where it saw blobs ($KILN_CACHE_DIR/blob-locations.json), so later pushes and
+        // copies mount them instead of uploading them again.
+        let options = RegistryOptions(
+            insecure: Set(insecure), caFile: caFile, jobs: jobs, blobLocationCache: BlobLocationCache())
         return (RegistryClient(registry: registry, transport: transport, options: options), transport)
     }
 }

@@ -50,9 +50,9 @@ struct SBOMCommand: AsyncParsableCommand, NetworkedCommand {
         let document: Data
         if Self.isRemote(reference) {
             document = try await registryFlags.with(reference) { ref, client in
-                let source = ImageSource(layout: nil, client: client)
-                let (_, top) = try await client.manifest(ref.repository, ref.identifier)
-                let images = try await source.images(ref.repository, top.digest, mediaType: top.mediaType)
+                let source = RegistryRepository(client: client, repository: ref.repository)
+                let (_, top) = try await source.resolve(ref.identifier)
+                let images = try await source.images(under: top)
                 guard !images.isEmpty else { throw NoSBOM(reference: reference, store: client.registry) }
                 let image = images[try chosen(images.map(\.config.platform))]
                 let found = try await Referrers.list(
@@ -63,7 +63,7 @@ struct SBOMCommand: AsyncParsableCommand, NetworkedCommand {
                 guard let layer = manifest.layers.first(where: { $0.mediaType == SBOM.mediaType }) else {
                     throw NoSBOM(reference: reference, store: client.registry)
                 }
-                return try await source.blob(ref.repository, layer)
+                return try await source.contents(layer)
             }
         } else {
             let layout = try OCILayout(root: storeOptions.path, create: false)

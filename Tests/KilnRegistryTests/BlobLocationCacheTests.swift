@@ -10,15 +10,17 @@ import Testing
 /// A blob another repository of the registry already holds is mounted, not uploaded, even when an earlier
 /// run put it there: push and copy remember where they saw blobs ($KILN_CACHE_DIR/blob-locations.json).
 @Suite(.serialized) struct BlobLocationCacheTests {
-    @Test func laterPushesAndCopiesMountWhatEarlierRunsPushed() throws {
-        let test = try RegistryServer()
-        let production = try RegistryServer()
-        let tmp = try TemporaryDirectory("kiln-blobcache")
-        defer {
-            test.stop()
-            production.stop()
-            tmp.remove()
+    @Test func laterPushesAndCopiesMountWhatEarlierRunsPushed() async throws {
+        try await withRegistry { test in
+            try await withRegistry { production in
+                try await withTemporaryDirectory("kiln-blobcache") { tmp in
+                    try mountsAcrossRuns(test: test, production: production, in: tmp)
+                }
+            }
         }
+    }
+
+    func mountsAcrossRuns(test: RegistryServer, production: RegistryServer, in tmp: TemporaryDirectory) throws {
         let store = tmp.path + "/images"
         let environment = ["KILN_CACHE_DIR": tmp.path + "/cache"]
         try KilnBinary.run(["build", PushPullTests.golden, "--store", store])
@@ -57,12 +59,12 @@ import Testing
 /// mounts it from where this run put it.
 @Suite(.serialized) struct StaleBlobLocationTests {
     @Test func aStaleCacheCostsOneRefusedMountPerBlobNotAnUploadPerImage() async throws {
-        let registry = try RegistryServer()
-        let tmp = try TemporaryDirectory("kiln-stale")
-        defer {
-            registry.stop()
-            tmp.remove()
+        try await withRegistry { registry in
+            try await withTemporaryDirectory("kiln-stale") { tmp in try await staleCache(registry, in: tmp) }
         }
+    }
+
+    func staleCache(_ registry: RegistryServer, in tmp: TemporaryDirectory) async throws {
         let store = tmp.path + "/images"
         try KilnBinary.run(["build", PushPullTests.golden, "--store", store], environment: ["SOURCE_DATE_EPOCH": ""])
         let layout = try OCILayout(root: store)
@@ -72,16 +74,13 @@ import Testing
             Pusher.Item(repository: "fleet/\($0)", descriptor: app, tags: ["2.0.0"])
         }
         let cache = BlobLocationCache(path: tmp.path + "/cache/blob-locations.json")
+        // Each push is a new client, as each run of `kiln push` is: what it knows comes from the cache.
         func push() async throws -> EventLog {
             let events = EventLog()
-            let sightings = BlobSightings()
             let transport = try HTTPTransport()
-            defer { sightings.save(to: cache, registry: registry.address) }
-            let client = RegistryClient(registry: registry.address, transport: transport, options: RegistryOptions())
-            _ = try await Pusher(
-                layout: layout, client: client, known: cache.locations(for: registry.address),
-                events: sightings.tap(events.record)
-            ).push(items)
+            let client = RegistryClient(
+                registry: registry.address, transport: transport, options: RegistryOptions(blobLocationCache: cache))
+            _ = try await Pusher(layout: layout, client: client, events: events.record).push(items)
             await transport.shutdown()
             return events
         }
@@ -101,5 +100,56 @@ import Testing
         let third = try await push()
         #expect(third.uploadCount == 0)
         for blob in blobs { #expect(third.refusals(of: blob) == 0) }
+    }
+}
+
+/// What a client learns of blob locations reaches the cache file, and only that: no registry needed.
+struct BlobLocationsTests {
+    @Test func learntPlacesAreSavedAndRefusedOnesDropped() async throws {
+        try await withTemporaryDirectory("kiln-locations") { tmp in try learntPlaces(in: tmp) }
+    }
+
+    func learntPlaces(in tmp: TemporaryDirectory) throws {
+        let cache = BlobLocationCache(path: tmp.path + "/blob-locations.json")
+        let (a, b) = (Digest.sha256(Data("a".utf8)), Digest.sha256(Data("b".utf8)))
+        cache.remember([(a, "ns/old")], in: "registry.example.com")
+
+        let known = cache.locations(for: "registry.example.com")
+        #expect(known.source(for: a, other: "ns/app")?.0 == "ns/old")
+        #expect(known.source(for: a, other: "ns/app")?.1 == false, "remembered, not seen by this run")
+        known.record(b, in: "ns/app")
+        // Known without asking the registry (a copy's source repository): not worth a line in the cache.
+        known.record(a, in: "src/app", learnt: false)
+        known.forget(a, in: "ns/old")
+        #expect(known.source(for: a, other: "ns/app")?.0 == "src/app")
+        cache.save(known, registry: "registry.example.com")
+
+        let again = cache.locations(for: "registry.example.com")
+        #expect(again.source(for: b, other: "ns/other")?.0 == "ns/app")
+        #expect(
+            again.source(for: a, other: "ns/other") == nil, "the refused place is gone, the unlearnt one never came")
+        #expect(cache.locations(for: "other.example.com").source(for: b, other: "") == nil)
+        // What was saved is not saved again.
+        let (seen, stale) = known.takeLearnt()
+        #expect(seen.isEmpty && stale.isEmpty)
+    }
+
+    @Test func aClientReadsTheCacheOnlyWhenItNeedsLocations() async throws {
+        try await withTemporaryDirectory("kiln-locations") { tmp in try await clientReads(in: tmp) }
+    }
+
+    func clientReads(in tmp: TemporaryDirectory) async throws {
+        let cache = BlobLocationCache(path: tmp.path + "/blob-locations.json")
+        let digest = Digest.sha256(Data("layer".utf8))
+        let transport = try HTTPTransport()
+        let client = RegistryClient(
+            registry: "registry.example.com", transport: transport, options: RegistryOptions(blobLocationCache: cache))
+        // Written after the client started: it has not read the file yet.
+        cache.remember([(digest, "ns/base")], in: "registry.example.com")
+        #expect(client.blobLocations.source(for: digest, other: "ns/app")?.0 == "ns/base")
+        client.blobLocations.record(digest, in: "ns/app")
+        client.saveBlobLocations()
+        #expect(cache.locations(for: "registry.example.com").source(for: digest, other: "ns/base")?.0 == "ns/app")
+        await transport.shutdown()
     }
 }

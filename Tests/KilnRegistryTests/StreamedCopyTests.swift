@@ -35,14 +35,18 @@ import Testing
     }
 
     @Test func copyBetweenRegistriesStreamsBlobsInBoundedPieces() async throws {
-        let source = try RegistryServer()
-        let destination = try RegistryServer()
-        let tmp = try TemporaryDirectory("kiln-stream")
-        defer {
-            source.stop()
-            destination.stop()
-            tmp.remove()
+        try await withRegistry { source in
+            try await withRegistry { destination in
+                try await withTemporaryDirectory("kiln-stream") { tmp in
+                    try await streamedCopy(from: source, to: destination, in: tmp)
+                }
+            }
         }
+    }
+
+    func streamedCopy(from source: RegistryServer, to destination: RegistryServer, in tmp: TemporaryDirectory)
+        async throws
+    {
         let size = 6 << 20 + 12345
         let root = try await bigImage(size: size, in: tmp, to: source)
         let transport = try HTTPTransport()
@@ -78,8 +82,10 @@ import Testing
 
         // Streamed bytes that do not hash to the descriptor's digest (here: one byte short) are refused before
         // the last byte goes out, so the destination never stores the blob.
+        // A new client: `to` knows the layer is in dst/big and would mount it from there, sending no byte.
         let liar = Descriptor(mediaType: layer.mediaType, digest: layer.digest, size: layer.size - 1)
-        let sink = RegistryRepository(client: to, repository: "dst/liar")
+        let fresh = RegistryClient(registry: destination.address, transport: transport, options: options)
+        let sink = RegistryRepository(client: fresh, repository: "dst/liar")
         await #expect(throws: (any Error).self) {
             try await sink.putBlob(liar, from: RegistryRepository(client: from, repository: "src/big"))
         }
