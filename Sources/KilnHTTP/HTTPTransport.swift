@@ -160,7 +160,7 @@ public final class HTTPTransport: Sendable {
     }
 
     /// A 408/429/5xx answer, thrown so the policy tries again.
-    struct TransientAnswer<T>: TransientFailure, CustomStringConvertible, @unchecked Sendable {
+    struct TransientAnswer<T: Sendable>: TransientFailure, CustomStringConvertible {
         var result: T
         var retryAfter: Double?
         var isTransient: Bool { true }
@@ -186,7 +186,7 @@ public final class HTTPTransport: Sendable {
         var current = request
         for _ in 0..<6 {
             var r = HTTPClientRequest(url: current.url.absoluteString)
-            r.method = current.method
+            r.method = NIOHTTP1.HTTPMethod(rawValue: current.method.rawValue)
             for (name, value) in current.headers { r.headers.add(name: name, value: value) }
             switch current.body {
             case .none:
@@ -262,4 +262,9 @@ struct FileChunks: AsyncSequence, Sendable {
         return AsyncIterator(
             handle: handle, position: offset, remaining: length, path: path, check: check, clock: clock)
     }
+}
+
+extension HTTPResponse {
+    /// The standard phrase for the status ("Not Found"), for an answer that carries no message of its own.
+    public var reasonPhrase: String { HTTPResponseStatus(statusCode: status).reasonPhrase }
 }

@@ -1,11 +1,17 @@
 import Foundation
 import KilnOCI
 import KilnStore
-import NIOHTTP1
 
 /// One HTTP request. Bodies are replayable (bytes, or a region of a file streamed from disk), so a retry
 /// never needs the caller to rebuild them.
 public struct HTTPRequest: Sendable {
+    /// The methods Kiln sends. KilnHTTP's own type, so NIO stays an implementation detail of the transport.
+    public enum Method: String, Sendable, CustomStringConvertible {
+        case GET, HEAD, PUT, POST, PATCH, DELETE
+
+        public var description: String { rawValue }
+    }
+
     public enum Body: Sendable {
         case none
         case bytes(Data)
@@ -14,7 +20,7 @@ public struct HTTPRequest: Sendable {
         case file(path: String, offset: Int64, length: Int64, check: StreamedFileCheck? = nil)
     }
 
-    public var method: HTTPMethod
+    public var method: Method
     public var url: URL
     public var headers: [(String, String)]
     public var body: Body
@@ -24,7 +30,7 @@ public struct HTTPRequest: Sendable {
     public var timeout: TimeInterval?
 
     public init(
-        _ method: HTTPMethod, _ url: URL, headers: [(String, String)] = [], body: Body = .none, retryable: Bool? = nil
+        _ method: Method, _ url: URL, headers: [(String, String)] = [], body: Body = .none, retryable: Bool? = nil
     ) {
         self.method = method
         self.url = url

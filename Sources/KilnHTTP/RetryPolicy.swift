@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Retries and what they were for, for `--verbose` (`KILN_LOG_LEVEL=debug`): the requests Kiln sent again
 /// behind the user's back, each with its attempt number and what went wrong. `--debug` (trace) adds every
@@ -143,29 +144,31 @@ public struct RetryPolicy: Sendable {
 /// it: when the bytes moved (sent or received) since the last renewal average at least `minimumRate` per second
 /// (and are at least `minimumRate` bytes), the request has `budget` seconds again from then. A trickle below
 /// the rate never renews it, so it ends `budget` seconds after the request started, however it trickles.
-public final class RequestClock: @unchecked Sendable {
+public final class RequestClock: Sendable {
     public let budget: Double
     public let minimumRate: Double
     public let started: Date
-    private let lock = NSLock()
-    private var expiry: Date
-    private var mark: Date
-    private var moved: Int64 = 0
-    private var renewed = 0
+
+    private struct Budget {
+        var expiry: Date
+        /// When the budget was last renewed, and the bytes moved since.
+        var mark: Date
+        var moved: Int64 = 0
+        var renewed = 0
+    }
+
+    private let state: Mutex<Budget>
 
     public init(budget: Double, minimumRate: Double, now: Date = Date()) {
         self.budget = budget
         self.minimumRate = minimumRate
         started = now
-        expiry = now.addingTimeInterval(budget)
-        mark = now
+        state = Mutex(Budget(expiry: now.addingTimeInterval(budget), mark: now))
     }
 
     /// Seconds left before the request is given up (negative once past).
     public var remaining: Double {
-        lock.lock()
-        defer { lock.unlock() }
-        return expiry.timeIntervalSinceNow
+        state.withLock { $0.expiry.timeIntervalSinceNow }
     }
 
     /// Seconds since the request started.
@@ -173,21 +176,19 @@ public final class RequestClock: @unchecked Sendable {
 
     /// How often progress renewed the budget.
     public var renewals: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return renewed
+        state.withLock { $0.renewed }
     }
 
     /// Records `bytes` moved.
     public func progress(_ bytes: Int, now: Date = Date()) {
-        lock.lock()
-        defer { lock.unlock() }
-        moved += Int64(bytes)
-        guard Double(moved) >= minimumRate * max(now.timeIntervalSince(mark), 1) else { return }
-        mark = now
-        moved = 0
-        expiry = now.addingTimeInterval(budget)
-        renewed += 1
+        state.withLock { state in
+            state.moved += Int64(bytes)
+            guard Double(state.moved) >= minimumRate * max(now.timeIntervalSince(state.mark), 1) else { return }
+            state.mark = now
+            state.moved = 0
+            state.expiry = now.addingTimeInterval(budget)
+            state.renewed += 1
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Synchronization
 
 /// Where Kiln has seen each blob in each registry, kept between runs, so a blob another repository of the
 /// registry already holds is mounted instead of sent again (skopeo keeps a blob-info cache for the same
@@ -82,10 +83,8 @@ public struct BlobLocationCache: Sendable {
 
 /// What a run learnt about blob locations, from its transfer events: where blobs were found, mounted or
 /// uploaded, and which places a mount was refused from. `save` writes it into the cache.
-public final class BlobSightings: @unchecked Sendable {
-    private let lock = NSLock()
-    private var seen: [(Digest, String)] = []
-    private var stale: [(Digest, String)] = []
+public final class BlobSightings: Sendable {
+    private let places = Mutex<(seen: [(Digest, String)], stale: [(Digest, String)])>(([], []))
 
     public init() {}
 
@@ -95,9 +94,9 @@ public final class BlobSightings: @unchecked Sendable {
             switch event {
             case .blobSkipped(let repository, let digest, _), .blobMounted(let repository, let digest, _, _),
                 .blobUploaded(let repository, let digest, _):
-                self.lock.withLock { self.seen.append((digest, repository)) }
+                self.places.withLock { $0.seen.append((digest, repository)) }
             case .mountRefused(_, let digest, let from):
-                self.lock.withLock { self.stale.append((digest, from)) }
+                self.places.withLock { $0.stale.append((digest, from)) }
             default: break
             }
             next(event)
@@ -105,11 +104,11 @@ public final class BlobSightings: @unchecked Sendable {
     }
 
     /// The places seen, in order.
-    public var all: [(Digest, String)] { lock.withLock { seen } }
+    public var all: [(Digest, String)] { places.withLock { $0.seen } }
 
     /// Writes what was learnt into `cache` for `registry` (stale places dropped, then seen ones added).
     public func save(to cache: BlobLocationCache, registry: String) {
-        let (seen, stale) = lock.withLock { (self.seen, self.stale) }
+        let (seen, stale) = places.withLock { ($0.seen, $0.stale) }
         cache.remember(seen, forget: stale, in: registry)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Synchronization
 
 /// Artifacts that describe an image (its SPDX SBOM) published beside it, found the two ways OCI 1.1 readers
 /// (oras, cosign, trivy) look: the registry's referrers API when it answers, else the tag `sha256-<hex>` of
@@ -65,14 +66,13 @@ public enum Referrers {
     }
 
     /// Referrers found per image of a push, filled by parallel workers.
-    final class Collected: @unchecked Sendable {
-        private let lock = NSLock()
-        private var found: [[Descriptor]]
+    final class Collected: Sendable {
+        private let found: Mutex<[[Descriptor]]>
 
-        init(count: Int) { found = Array(repeating: [], count: count) }
+        init(count: Int) { found = Mutex(Array(repeating: [], count: count)) }
 
-        func add(_ descriptors: [Descriptor], at index: Int) { lock.withLock { found[index] += descriptors } }
+        func add(_ descriptors: [Descriptor], at index: Int) { found.withLock { $0[index] += descriptors } }
 
-        subscript(index: Int) -> [Descriptor] { lock.withLock { found[index] } }
+        subscript(index: Int) -> [Descriptor] { found.withLock { $0[index] } }
     }
 }

@@ -1,17 +1,17 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Synchronization
 
 /// One repository of a registry as one end of a copy. As a sink it skips what the registry has (HEAD),
 /// mounts blobs another repository of the same registry holds, and uploads the rest from a local file;
 /// as a source it reads manifests (cached: a walk reads each once) and downloads blobs, verifying digests.
-public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable {
+public final class RegistryRepository: BlobSource, BlobSink, Sendable {
     public let client: RegistryClient
     public let repository: String
     let known: BlobLocations
     let events: @Sendable (TransferEvent) -> Void
-    private let lock = NSLock()
-    private var documents: [Digest: (data: Data, descriptor: Descriptor)] = [:]
+    private let documents = Mutex<[Digest: (data: Data, descriptor: Descriptor)]>([:])
 
     public init(
         client: RegistryClient, repository: String, known: BlobLocations = BlobLocations(),
@@ -28,14 +28,14 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
     /// A manifest or index by tag or digest, as the registry serves it (kept for the walk that follows).
     public func resolve(_ reference: String) async throws -> (data: Data, descriptor: Descriptor) {
         let fetched = try await client.manifest(repository, reference)
-        lock.withLock { documents[fetched.descriptor.digest] = fetched }
+        documents.withLock { $0[fetched.descriptor.digest] = fetched }
         return fetched
     }
 
     // MARK: Source
 
     public func document(_ descriptor: Descriptor) async throws -> Data? {
-        if let cached = lock.withLock({ documents[descriptor.digest] }) { return cached.data }
+        if let cached = documents.withLock({ $0[descriptor.digest] }) { return cached.data }
         let fetched = try await resolve(descriptor.digest.description)
         guard fetched.descriptor.digest == descriptor.digest else {
             throw RegistryError(
@@ -47,7 +47,7 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
 
     /// The media type the registry served a fetched document with.
     public func servedMediaType(_ digest: Digest) -> String? {
-        lock.withLock { documents[digest]?.descriptor.mediaType }
+        documents.withLock { $0[digest]?.descriptor.mediaType }
     }
 
     public func localFile(_ descriptor: Descriptor) -> String? { nil }
@@ -147,16 +147,15 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
 
 /// Which repository of a registry holds which blob: what this run saw (confirmed), and what earlier runs saw
 /// (the blob-location cache, unconfirmed until a mount from there succeeds). Mounts try confirmed places first.
-public final class BlobLocations: @unchecked Sendable {
-    private let lock = NSLock()
+public final class BlobLocations: Sendable {
     /// Per blob, confirmed places first (newest first), then cached ones.
-    private var places: [Digest: [(repository: String, confirmed: Bool)]] = [:]
+    private let places = Mutex<[Digest: [(repository: String, confirmed: Bool)]]>([:])
 
     public init() {}
 
     /// This run saw the blob in `repository` (uploaded, mounted, or found there).
     public func record(_ digest: Digest, in repository: String) {
-        lock.withLock {
+        places.withLock { places in
             var list = places[digest, default: []]
             list.removeAll { $0.repository == repository }
             list.insert((repository, true), at: 0)
@@ -166,7 +165,7 @@ public final class BlobLocations: @unchecked Sendable {
 
     /// An earlier run saw the blob in `repository` (it may be gone since).
     public func remembered(_ digest: Digest, in repository: String) {
-        lock.withLock {
+        places.withLock { places in
             guard places[digest]?.contains(where: { $0.repository == repository }) != true else { return }
             places[digest, default: []].append((repository, false))
         }
@@ -174,12 +173,14 @@ public final class BlobLocations: @unchecked Sendable {
 
     /// The registry refused to mount the blob from `repository`: it is not there (any more).
     public func forget(_ digest: Digest, in repository: String) {
-        lock.withLock { places[digest]?.removeAll { $0.repository == repository } }
+        places.withLock { places in places[digest]?.removeAll { $0.repository == repository } }
     }
 
     /// Where to mount the blob from (not `excluded`), and whether this run saw it there.
     func source(for digest: Digest, other excluded: String) -> (String, Bool)? {
-        lock.withLock { places[digest]?.first { $0.repository != excluded }.map { ($0.repository, $0.confirmed) } }
+        places.withLock { places in
+            places[digest]?.first { $0.repository != excluded }.map { ($0.repository, $0.confirmed) }
+        }
     }
 
     /// The first repository holding the blob, other than `excluded`.

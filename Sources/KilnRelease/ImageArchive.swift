@@ -2,6 +2,7 @@ import Foundation
 import KilnLayer
 import KilnOCI
 import KilnStore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -133,15 +134,14 @@ public enum ImageArchive {
 
 /// An archive being assembled, as the sink of a copy: each blob becomes a file of the archive, read from the
 /// source's own file (the store's) or from a copy staged in a temporary directory.
-final class ArchiveSink: BlobSink, @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [Digest: LayerEntry.FileContent] = [:]
+final class ArchiveSink: BlobSink, Sendable {
+    private let entries = Mutex<[Digest: LayerEntry.FileContent]>([:])
 
-    var files: [Digest: LayerEntry.FileContent] { lock.withLock { entries } }
+    var files: [Digest: LayerEntry.FileContent] { entries.withLock { $0 } }
 
-    func add(_ digest: Digest, _ source: LayerEntry.FileContent) { lock.withLock { entries[digest] = source } }
+    func add(_ digest: Digest, _ source: LayerEntry.FileContent) { entries.withLock { $0[digest] = source } }
 
-    func has(_ descriptor: Descriptor) async throws -> Bool { lock.withLock { entries[descriptor.digest] != nil } }
+    func has(_ descriptor: Descriptor) async throws -> Bool { entries.withLock { $0[descriptor.digest] != nil } }
 
     func putBlob(_ descriptor: Descriptor, from source: any BlobSource) async throws {
         guard let path = source.localFile(descriptor) else {

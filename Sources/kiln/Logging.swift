@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 
 /// `--verbose` / `--debug`, else `KILN_LOG_LEVEL` (trace, debug, info, notice, warning, error, critical): how
 /// much of what Kiln does behind the user's back (cache hits, lock decisions, retries, requests) is logged to
@@ -13,8 +14,7 @@ struct LogOptions: ParsableArguments {
     @Flag(name: .long, help: "Also log every HTTP request and its answer (like KILN_LOG_LEVEL=trace).")
     var debug = false
 
-    private static let once = NSLock()
-    nonisolated(unsafe) private static var done = false
+    private static let done = Mutex(false)
 
     /// The level these flags and the environment ask for.
     func level(environment: [String: String] = ProcessInfo.processInfo.environment) -> Logger.Level {
@@ -26,9 +26,9 @@ struct LogOptions: ParsableArguments {
     /// Sets up logging once per process; later calls do nothing (swift-log allows one bootstrap).
     func bootstrap(environment: [String: String] = ProcessInfo.processInfo.environment) {
         let level = level(environment: environment)
-        Self.once.withLock {
-            guard !Self.done else { return }
-            Self.done = true
+        Self.done.withLock { done in
+            guard !done else { return }
+            done = true
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
                 handler.logLevel = level
