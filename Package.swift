@@ -82,7 +82,7 @@ let package = Package(
             name: "KilnBuild",
             dependencies: [
                 "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnDebian", "KilnHTTP",
-                "KilnSandbox", "KilnSign", .product(name: "Logging", package: "swift-log"),
+                "KilnProcess", "KilnSandbox", "KilnSign", .product(name: "Logging", package: "swift-log"),
             ]),
         // Keys, cosign signatures, DSSE attestations and their verification (knows registries, not recipes).
         .target(name: "KilnSign", dependencies: ["KilnOCI", "KilnStore", "KilnRegistry", "CCrypto"]),

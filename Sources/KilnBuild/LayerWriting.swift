@@ -1,6 +1,7 @@
 import Foundation
 import KilnLayer
 import KilnOCI
+import KilnProcess
 import KilnStore
 
 /// Layers by content: reuse a layer whose cache key is known, else write it into the store and remember it.
@@ -21,7 +22,10 @@ extension Builder {
         // With a registry cache the key is needed before anything is written: it names the entry to fetch.
         guard remote != nil || !files.contains(where: { !digests.knows($0) }) else {
             Log.build.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
-            return (try write(entries, image: image, name: name, compression: compression, key: nil), false)
+            let written = try await Blocking.run("kiln-layer") {
+                try self.write(entries, image: image, name: name, compression: compression, key: nil)
+            }
+            return (written, false)
         }
         let key = try cacheKey(entries, compression: compression)
         // Protected before it is trusted: a sweep that ran first has removed it, and the check below sees so.
@@ -40,7 +44,9 @@ extension Builder {
             return (fetched, true)
         }
         Log.build.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
-        let written = try write(entries, image: image, name: name, compression: compression, key: key)
+        let written = try await Blocking.run("kiln-layer") {
+            try self.write(entries, image: image, name: name, compression: compression, key: key)
+        }
         await remote?.publish(written, key: key)
         return (written, false)
     }
