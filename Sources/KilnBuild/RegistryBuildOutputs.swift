@@ -2,6 +2,7 @@ import Foundation
 import KilnHTTP
 import KilnLayer
 import KilnOCI
+import KilnProcess
 import KilnRegistry
 import KilnSandbox
 import KilnStore
@@ -84,8 +85,9 @@ struct RegistryBuildOutputs: Sendable {
                 entries.append(
                     LayerEntry(path: String(path.dropFirst()), kind: .file(.path(directory + path)), mode: mode))
             }
-            let written = try LayerWriter.write(
-                entries: entries, to: archive, options: LayerOptions(compression: .gzip))
+            let written = try await Blocking.run("kiln-layer") { [entries] in
+                try LayerWriter.write(entries: entries, to: archive, options: LayerOptions(compression: .gzip))
+            }
             try await to.put(.build, key: key, record: record, blobs: [(written.descriptor, archive)])
         } catch {
             Log.build.warning("could not publish build \(key.prefix(12)) to \(to.repository.location): \(error)")

@@ -1,6 +1,7 @@
 import Foundation
 import KilnLayer
 import KilnOCI
+import KilnProcess
 import KilnStore
 import Synchronization
 
@@ -118,15 +119,17 @@ public enum ImageArchive {
                 expected[source] = try Digest(sha256Hex: String(entry.path.dropFirst("blobs/sha256/".count)))
             }
         }
-        let archived = try AtomicFile.replace(path) { temp in
-            let result = try LayerWriter.write(
-                entries: entries, to: temp, options: LayerOptions(mtime: 0, compression: .none, threads: 1),
-                hashing: Set(expected.keys), progress: written)
-            for (source, digest) in expected where result.fileDigests[source] != digest {
-                throw StoreError.corruptBlob(
-                    path: source, expected: digest, actual: result.fileDigests[source] ?? digest)
+        let archived = try await Blocking.run("kiln-export") { [expected] in
+            try AtomicFile.replace(path) { temp in
+                let result = try LayerWriter.write(
+                    entries: entries, to: temp, options: LayerOptions(mtime: 0, compression: .none, threads: 1),
+                    hashing: Set(expected.keys), progress: written)
+                for (source, digest) in expected where result.fileDigests[source] != digest {
+                    throw StoreError.corruptBlob(
+                        path: source, expected: digest, actual: result.fileDigests[source] ?? digest)
+                }
+                return result
             }
-            return result
         }
         return Result(digest: archived.diffID, size: archived.uncompressedSize, image: image)
     }
