@@ -103,11 +103,16 @@ let package = Package(
             ]),
 
         // Real servers and tools for tests: docker-registry, a file server, podman, umoci, skopeo.
-        .target(name: "KilnTestSupport", dependencies: ["KilnOCI", "KilnProcess"], path: "Tests/KilnTestSupport"),
+        .target(
+            name: "KilnTestSupport",
+            dependencies: ["KilnOCI", "KilnProcess", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/KilnTestSupport"),
 
         .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
         .testTarget(name: "KilnProcessTests", dependencies: ["KilnProcess"]),
-        .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnStoreTests",
+            dependencies: ["KilnStore", "KilnTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "KilnLayerTests", dependencies: ["KilnLayer", "KilnTestSupport"]),
         .testTarget(name: "KilnRecipeTests", dependencies: ["KilnRecipe", "KilnKomodo", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnKomodoTests", dependencies: ["KilnKomodo", "KilnRecipe"]),

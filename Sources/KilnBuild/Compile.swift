@@ -152,7 +152,9 @@ extension Pipeline {
                 sourceDateEpoch: Int(options.sourceDateEpoch), timeLimit: build.timeout,
                 log: run == 1 ? log : builds + "/logs/" + key + ".run2.log", limits: SandboxLimits(build.limits))
             do {
-                try await Blocking.run("kiln-sandbox") { try SandboxRunner.run(spec, output: events) }
+                try await Blocking.run("kiln-sandbox") {
+                    try SandboxRunner.run(spec, logger: options.logger, output: events)
+                }
                 try StepOutputs.collect(build.outputs, build: build.name, staging: staging, into: staging + "/result")
                 try AtomicFile.write(
                     try CanonicalJSON.pretty(try outputListing(staging + "/result")),

@@ -21,7 +21,7 @@ extension Builder {
         }
         // With a registry cache the key is needed before anything is written: it names the entry to fetch.
         guard remote != nil || !files.contains(where: { !digests.knows($0) }) else {
-            Log.build.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
+            options.logger.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
             let written = try await Blocking.run("kiln-layer") {
                 try self.write(entries, image: image, name: name, compression: compression, key: nil)
             }
@@ -32,7 +32,7 @@ extension Builder {
         if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
             layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
         {
-            Log.build.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
+            options.logger.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
             events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
             await remote?.publish(hit, key: key)
             return (hit, true)
@@ -43,7 +43,7 @@ extension Builder {
             await remote.publish(fetched, key: key)
             return (fetched, true)
         }
-        Log.build.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
+        options.logger.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
         let written = try await Blocking.run("kiln-layer") {
             try self.write(entries, image: image, name: name, compression: compression, key: key)
         }

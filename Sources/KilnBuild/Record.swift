@@ -83,10 +83,10 @@ extension Pipeline {
             lock.record(image: result.name, digest: result.digest)
         }
         guard lock != before || !exists else {
-            Log.build.debug("lock \(plan.lockPath): unchanged")
+            plan.options.logger.debug("lock \(plan.lockPath): unchanged")
             return StagedLock(record: LockRecord(path: plan.lockPath, changed: false, lock: lock), writer: nil)
         }
-        Log.build.info(
+        plan.options.logger.info(
             "lock \(plan.lockPath): written (\(prepared.resolved.count) package sets resolved, \(results.count) images)"
         )
         var data = try CanonicalJSON.pretty(lock)

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import KilnOCI
 import KilnStore
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -16,6 +17,9 @@ public final class HTTPTransport: Sendable {
     let proxied: [Proxy: HTTPClient]
     public let options: HTTPOptions
     public let proxies: ProxySettings
+
+    /// The caller's logger (`HTTPOptions.logger`), for the modules that speak through this transport.
+    public var logger: Logger { options.logger }
 
     /// `proxies` nil: from the process's environment.
     public init(options: HTTPOptions = HTTPOptions(), proxies: ProxySettings? = nil) throws {
@@ -201,10 +205,10 @@ public final class HTTPTransport: Sendable {
                     length: .known(length))
             }
             let deadline = min(current.timeout ?? options.overallTimeout, options.overallTimeout)
-            HTTPLog.retries.trace("\(Redaction.redact("\(current.method) \(current.url.absoluteString)"))")
+            options.logger.trace("\(Redaction.redact("\(current.method) \(current.url.absoluteString)"))")
             let response = try await client(for: current.url).execute(r, timeout: .milliseconds(Int64(deadline * 1000)))
             let code = Int(response.status.code)
-            HTTPLog.retries.trace(
+            options.logger.trace(
                 "\(Redaction.redact("\(current.method) \(current.url.absoluteString)")): HTTP \(code)")
             guard [301, 302, 303, 307, 308].contains(code), [.GET, .HEAD].contains(current.method),
                 let location = response.headers.first(name: "location"),

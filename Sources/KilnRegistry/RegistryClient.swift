@@ -1,6 +1,7 @@
 import Foundation
 import KilnHTTP
 import KilnOCI
+import Logging
 import Synchronization
 
 public struct RegistryOptions: Sendable {
@@ -92,6 +93,9 @@ public final class RegistryClient: Sendable {
         self.transport = transport
         self.options = options
     }
+
+    /// The caller's logger, shared with the transport: auth, mounts and retries behind the user's back.
+    public var logger: Logger { transport.logger }
 
     /// The transport's retry policy: operations of several requests (uploads) run under it as a whole.
     var policy: RetryPolicy { transport.options.retry }

@@ -95,6 +95,8 @@ public final class RegistryRepository: BlobSource, BlobSink, Sendable {
             case .refused: session = nil
             }
             known.forget(descriptor.digest, in: from)
+            client.logger.debug(
+                "\(repository): mount of \(descriptor.digest) from \(from) refused; that location is dropped")
             events(.mountRefused(repository: repository, digest: descriptor.digest, from: from))
             if refused { break }
             refused = true

@@ -37,10 +37,11 @@ struct InputFlags: ParsableArguments {
         cacheDirectory.map { DownloadCache(root: $0) } ?? .default()
     }
 
-    func options(caFile: String?, trustUnpinned: Bool = false) -> InputOptions {
+    /// Downloads trust `--ca-file` and log through the command's logger.
+    func options(_ flags: RegistryFlags, trustUnpinned: Bool = false) -> InputOptions {
         InputOptions(
             cache: cache, sources: sources, offline: offline, trustUnpinned: trustUnpinned,
-            http: HTTPOptions(caFile: caFile))
+            http: HTTPOptions(caFile: flags.caFile, logger: flags.log.logger))
     }
 
     /// `--lock`, else `kiln.lock` beside the recipes.

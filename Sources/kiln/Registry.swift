@@ -26,7 +26,9 @@ struct RegistryFlags: ParsableArguments {
 
     @OptionGroup var log: LogOptions
 
-    var httpOptions: HTTPOptions { HTTPOptions(caFile: caFile, idleTimeout: timeout.flatMap { $0 > 0 ? $0 : nil }) }
+    var httpOptions: HTTPOptions {
+        HTTPOptions(caFile: caFile, idleTimeout: timeout.flatMap { $0 > 0 ? $0 : nil }, logger: log.logger)
+    }
 
     func client(for registry: String) throws -> (RegistryClient, HTTPTransport) {
         let transport = try HTTPTransport(options: httpOptions)
