@@ -3,6 +3,7 @@ import KilnLayer
 import KilnOCI
 import KilnProcess
 import KilnStore
+import Logging
 
 /// Layers by content: reuse a layer whose cache key is known, else write it into the store and remember it.
 extension Builder {

@@ -1,6 +1,7 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Logging
 import Synchronization
 
 /// What `record` did to the lock file.

@@ -4,6 +4,7 @@ import KilnHTTP
 import KilnOCI
 import KilnRecipe
 import KilnStore
+import Logging
 
 #if canImport(Glibc)
     import Glibc

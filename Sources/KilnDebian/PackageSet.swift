@@ -3,6 +3,7 @@ import KilnHTTP
 import KilnLayer
 import KilnOCI
 import KilnStore
+import Logging
 
 /// What a recipe asks for: `packages: {suite, components, packages, mirror, keyring}` for one architecture.
 public struct PackageSetRequest: Sendable, Hashable {

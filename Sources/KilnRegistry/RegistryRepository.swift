@@ -1,6 +1,7 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Logging
 import Synchronization
 
 /// One repository of a registry as one end of a copy. As a sink it skips what the registry has (HEAD),
