@@ -26,7 +26,7 @@ public struct LayerCache: Sendable {
         var blobStamp: FileDigests.Stamp?
     }
 
-    public init(layout: OCILayout, logger: Logger = Logger(label: "kiln.build")) {
+    public init(layout: OCILayout, logger: Logger) {
         self.layout = layout
         self.logger = logger
         directory = layout.privateDirectory + "/cache/layers"
