@@ -18,9 +18,11 @@ final class WorkerThreads: Sendable {
     init(count: Int, name: String) {
         self.count = max(1, count)
         for index in 0..<self.count {
-            let thread = Thread { [self] in loop() }
-            thread.name = "\(name)-\(index)"
-            thread.start()
+            // Named from inside: on Linux a name set before `start` is not applied (see `Blocking.run`).
+            Thread { [self] in
+                Thread.current.name = "\(name)-\(index)"
+                loop()
+            }.start()
         }
     }
 
