@@ -8,7 +8,8 @@ import PackageDescription
 // KilnSign (keys, cosign signatures, attestations) sits under KilnBuild, above KilnRegistry; it knows no recipes.
 let package = Package(
     name: "Kiln",
-    platforms: [.macOS(.v14)],
+    // macOS 15 for Synchronization's Mutex (Linux has it with Swift 6 itself).
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "kiln", targets: ["kiln"])
     ],
@@ -35,7 +36,7 @@ let package = Package(
         // Starting programs (gpgv, git, bubblewrap): posix_spawn and waitpid, one place.
         .target(name: "KilnProcess"),
         // The OCI image layout on disk.
-        .target(name: "KilnStore", dependencies: ["KilnOCI"]),
+        .target(name: "KilnStore", dependencies: ["KilnOCI", .product(name: "Logging", package: "swift-log")]),
         // Deterministic tar writing and archive reading; compression; hashing streams.
         .target(name: "KilnLayer", dependencies: ["KilnOCI", "KilnStore", "CArchive", "CZlib", "CDeflate", "CZstd"]),
         // The recipe language: parse, validate, expand, diagnostics.
@@ -57,17 +58,31 @@ let package = Package(
             ]),
         // Distribution-spec client: auth, push, pull.
         .target(
-            name: "KilnRegistry", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP", "KilnProcess"]),
+            name: "KilnRegistry",
+            dependencies: [
+                "KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP", "KilnProcess",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Hermetic build steps: a bubblewrap sandbox, environment roots, git-pinned source trees.
-        .target(name: "KilnSandbox", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnProcess", "CCrypto"]),
+        .target(
+            name: "KilnSandbox",
+            dependencies: [
+                "KilnOCI", "KilnStore", "KilnLayer", "KilnProcess", "CCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Debian package sets: resolve, verify, unpack.
-        .target(name: "KilnDebian", dependencies: ["KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP", "KilnProcess"]),
+        .target(
+            name: "KilnDebian",
+            dependencies: [
+                "KilnOCI", "KilnStore", "KilnLayer", "KilnHTTP", "KilnProcess",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Planning, fetching, layer cache, assembling images, tagging.
         .target(
             name: "KilnBuild",
             dependencies: [
                 "KilnOCI", "KilnStore", "KilnLayer", "KilnRecipe", "KilnRegistry", "KilnDebian", "KilnHTTP",
-                "KilnSandbox", "KilnSign", .product(name: "Logging", package: "swift-log"),
+                "KilnProcess", "KilnSandbox", "KilnSign", .product(name: "Logging", package: "swift-log"),
             ]),
         // Keys, cosign signatures, DSSE attestations and their verification (knows registries, not recipes).
         .target(name: "KilnSign", dependencies: ["KilnOCI", "KilnStore", "KilnRegistry", "CCrypto"]),
@@ -81,39 +96,51 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnRelease", "KilnBuild", "KilnRegistry", "KilnStore", "KilnOCI", "KilnRecipe", "KilnKomodo",
-                "KilnSign",
+                "KilnRelease", "KilnBuild", "KilnRegistry", "KilnDebian", "KilnHTTP", "KilnLayer", "KilnStore",
+                "KilnOCI", "KilnRecipe", "KilnKomodo", "KilnSign",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
         // Real servers and tools for tests: docker-registry, a file server, podman, umoci, skopeo.
-        .target(name: "KilnTestSupport", dependencies: ["KilnOCI", "KilnProcess"], path: "Tests/KilnTestSupport"),
+        .target(
+            name: "KilnTestSupport",
+            dependencies: ["KilnOCI", "KilnProcess", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/KilnTestSupport"),
 
         .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
         .testTarget(name: "KilnProcessTests", dependencies: ["KilnProcess"]),
-        .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnStoreTests",
+            dependencies: ["KilnStore", "KilnTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "KilnLayerTests", dependencies: ["KilnLayer", "KilnTestSupport"]),
         .testTarget(name: "KilnRecipeTests", dependencies: ["KilnRecipe", "KilnKomodo", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnKomodoTests", dependencies: ["KilnKomodo", "KilnRecipe"]),
-        .testTarget(name: "KilnHTTPTests", dependencies: ["KilnHTTP", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnHTTPTests",
+            dependencies: ["KilnHTTP", "KilnTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "KilnRegistryTests",
             dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
         .testTarget(
             name: "KilnSignTests",
             dependencies: ["KilnSign", "KilnRegistry", "KilnHTTP", "KilnStore", "KilnOCI", "KilnTestSupport"]),
-        .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnOCI", "KilnLayer", "KilnTestSupport"]),
+        .testTarget(
+            name: "KilnDebianTests",
+            dependencies: ["KilnDebian", "KilnHTTP", "KilnOCI", "KilnLayer", "KilnStore", "KilnTestSupport"]),
         .testTarget(
             name: "KilnSandboxTests",
             dependencies: ["KilnSandbox", "KilnDebian", "KilnLayer", "KilnOCI", "KilnStore", "KilnTestSupport"]),
         .testTarget(
             name: "KilnBuildTests",
-            dependencies: ["KilnBuild", "KilnOCI", "KilnRecipe", "KilnStore", "KilnLayer", "KilnTestSupport"]),
+            dependencies: [
+                "KilnBuild", "KilnDebian", "KilnHTTP", "KilnOCI", "KilnRecipe", "KilnStore", "KilnLayer",
+                "KilnTestSupport",
+            ]),
         .testTarget(
             name: "KilnReleaseTests",
             dependencies: [
-                "KilnRelease", "KilnLayer", "KilnStore", "KilnOCI", "KilnTestSupport",
+                "KilnRelease", "KilnBuild", "KilnLayer", "KilnStore", "KilnOCI", "KilnTestSupport",
                 .product(name: "Yams", package: "Yams"),
             ]),
         .testTarget(

@@ -3,6 +3,7 @@ import KilnHTTP
 import KilnLayer
 import KilnOCI
 import KilnRegistry
+import Logging
 
 /// How a build treats the lock file (`recipes/kiln.lock`).
 public enum LockMode: String, Codable, Sendable {
@@ -81,6 +82,14 @@ public struct BuildOptions: Codable, Sendable {
     /// Never open a connection: every input, package and base must already be on this machine.
     public var offline: Bool { inputs.offline }
     public var http: HTTPOptions { inputs.http }
+
+    /// Where the stages log what they decide behind the user's back (layer cache hits and misses, lock
+    /// decisions, where an input was found): the transport's logger, so one logger set by the caller serves
+    /// the whole build.
+    public var logger: Logger {
+        get { inputs.http.logger }
+        set { inputs.http.logger = newValue }
+    }
 }
 
 /// What a build reports while it works; the CLI turns these into progress lines.

@@ -42,7 +42,7 @@ final class Builder: Sendable {
         self.layout = layout
         self.prepared = prepared
         self.events = events
-        cache = LayerCache(layout: layout)
+        cache = LayerCache(layout: layout, logger: prepared.plan.options.logger)
         digests = FileDigests(layout: layout, trustStat: !prepared.plan.options.rehash)
         roots = try BuildRoots(layout: layout)
         let options = prepared.plan.options

@@ -3,6 +3,7 @@ import KilnDebian
 import KilnHTTP
 import KilnLayer
 import KilnOCI
+import KilnProcess
 import KilnRecipe
 import KilnSandbox
 import KilnStore
@@ -58,8 +59,8 @@ extension Pipeline {
                 guard let set = prepared.packages[setKey] else {
                     throw BuildError.recipe("\(build.location): error: environment \(setKey) was not prepared")
                 }
-                let sources = try build.sources.map {
-                    try BuildSources.resolve($0, recipe: recipe, options: options.inputs)
+                let sources = try await Blocking.run("kiln-git") {
+                    try build.sources.map { try BuildSources.resolve($0, recipe: recipe, options: options.inputs) }
                 }
                 let key = compileKey(build, environment: set.packages, sources: sources, options: options)
                 let compiled = try await compileOne(
@@ -125,9 +126,11 @@ extension Pipeline {
         let pins = set.packages.map { "\($0.name) \($0.version) \($0.architecture) \($0.sha256)" }
         let root: EnvironmentRoot
         do {
-            root = try EnvironmentRoot.prepare(
-                key: EnvironmentRoot.key(packages: pins),
-                entries: try set.unpack().flatMap(\.unpacked.entries), cache: environments)
+            root = try await Blocking.run("kiln-environment") {
+                try EnvironmentRoot.prepare(
+                    key: EnvironmentRoot.key(packages: pins),
+                    entries: try set.unpack().flatMap(\.unpacked.entries), cache: environments)
+            }
         } catch let error as SandboxError {
             throw BuildError.recipe("\(build.location): error: \(error)")
         }
@@ -149,7 +152,9 @@ extension Pipeline {
                 sourceDateEpoch: Int(options.sourceDateEpoch), timeLimit: build.timeout,
                 log: run == 1 ? log : builds + "/logs/" + key + ".run2.log", limits: SandboxLimits(build.limits))
             do {
-                try SandboxRunner.run(spec, output: events)
+                try await Blocking.run("kiln-sandbox") {
+                    try SandboxRunner.run(spec, logger: options.logger, output: events)
+                }
                 try StepOutputs.collect(build.outputs, build: build.name, staging: staging, into: staging + "/result")
                 try AtomicFile.write(
                     try CanonicalJSON.pretty(try outputListing(staging + "/result")),

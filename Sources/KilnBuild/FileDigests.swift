@@ -1,6 +1,7 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -9,7 +10,7 @@ import KilnStore
 /// sha256 of input files, remembered by (size, mtime, ctime, inode) so that an unchanged file is read once
 /// per store, not once per build. ctime cannot be set from user space, so a rewritten file always misses.
 /// `trustStat: false` (the `--rehash` flag) reads every file again.
-public final class FileDigests: @unchecked Sendable {
+public final class FileDigests: Sendable {
     public struct Stamp: Codable, Hashable, Sendable {
         var size: Int64
         var mtimeNanos: Int64
@@ -24,19 +25,23 @@ public final class FileDigests: @unchecked Sendable {
 
     private let path: String
     private let trustStat: Bool
-    private let lock = NSLock()
-    private var entries: [String: Entry]
-    /// Paths hashed by this process: trusted on their stamp even when `trustStat` is off.
-    private var hashedNow: Set<String> = []
-    private var dirty = false
+    private struct Table {
+        var entries: [String: Entry]
+        /// Paths hashed by this process: trusted on their stamp even when `trustStat` is off.
+        var hashedNow: Set<String> = []
+        var dirty = false
+        var bytesHashed: Int64 = 0
+    }
+
+    private let table: Mutex<Table>
 
     /// Bytes read to hash files in this run (what a no-op rebuild should keep near zero).
-    public private(set) var bytesHashed: Int64 = 0
+    public var bytesHashed: Int64 { table.withLock { $0.bytesHashed } }
 
     public init(layout: OCILayout, trustStat: Bool = true) {
         path = layout.privateDirectory + "/cache/file-digests.tsv"
         self.trustStat = trustStat
-        entries = FileManager.default.contents(atPath: path).map(Self.decode) ?? [:]
+        table = Mutex(Table(entries: FileManager.default.contents(atPath: path).map(Self.decode) ?? [:]))
     }
 
     /// One line per file: `size mtime ctime inode hex path`, tab-separated, the path last. A plain text table
@@ -74,19 +79,17 @@ public final class FileDigests: @unchecked Sendable {
     /// verified digest), so keying a layer never reads them.
     public func record(_ filePath: String, digest: Digest) {
         guard let stamp = try? Self.stamp(filePath) else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        if entries[filePath]?.stamp != stamp || entries[filePath]?.digest != digest {
-            entries[filePath] = Entry(stamp: stamp, digest: digest)
-            dirty = true
+        table.withLock { table in
+            if table.entries[filePath]?.stamp != stamp || table.entries[filePath]?.digest != digest {
+                table.entries[filePath] = Entry(stamp: stamp, digest: digest)
+                table.dirty = true
+            }
         }
     }
 
     /// Whether a digest of `filePath` was ever recorded, whatever its stamp.
     public func knows(_ filePath: String) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return entries[filePath] != nil
+        table.withLock { $0.entries[filePath] != nil }
     }
 
     /// The recorded digest of `filePath` if it can be used without reading the file.
@@ -95,11 +98,12 @@ public final class FileDigests: @unchecked Sendable {
     }
 
     private func current(_ filePath: String, stamp: Stamp) -> Digest? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let cached = entries[filePath], cached.stamp == stamp, trustStat || hashedNow.contains(filePath)
-        else { return nil }
-        return cached.digest
+        table.withLock { table in
+            guard let cached = table.entries[filePath], cached.stamp == stamp,
+                trustStat || table.hashedNow.contains(filePath)
+            else { return nil }
+            return cached.digest
+        }
     }
 
     /// The sha256 of the file at `path` (absolute), reading it only if it changed since it was last hashed.
@@ -114,24 +118,24 @@ public final class FileDigests: @unchecked Sendable {
     /// Records a digest this process computed from the file's bytes, with the stamp taken before reading them
     /// (a file rewritten during the read then has another stamp, and is hashed again next time).
     public func record(_ filePath: String, digest: Digest, hashedAt stamp: Stamp) {
-        lock.lock()
-        defer { lock.unlock() }
-        entries[filePath] = Entry(stamp: stamp, digest: digest)
-        hashedNow.insert(filePath)
-        bytesHashed += stamp.size
-        dirty = true
+        table.withLock { table in
+            table.entries[filePath] = Entry(stamp: stamp, digest: digest)
+            table.hashedNow.insert(filePath)
+            table.bytesHashed += stamp.size
+            table.dirty = true
+        }
     }
 
     /// Persists what was learnt (atomic replace; a lost race only costs a re-hash later).
     public func save() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard dirty else { return }
-        let data = Self.encode(entries)
-        try? FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try? AtomicFile.write(data, to: path)
-        dirty = false
+        table.withLock { table in
+            guard table.dirty else { return }
+            let data = Self.encode(table.entries)
+            try? FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try? AtomicFile.write(data, to: path)
+            table.dirty = false
+        }
     }
 
     public static func stamp(_ path: String) throws -> Stamp {

@@ -1,6 +1,7 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Logging
 
 /// A built layer as the cache remembers it.
 public struct CachedLayer: Codable, Sendable, Hashable {
@@ -18,14 +19,16 @@ public struct CachedLayer: Codable, Sendable, Hashable {
 public struct LayerCache: Sendable {
     let directory: String
     let layout: OCILayout
+    let logger: Logger
 
     struct Record: Codable {
         var layer: CachedLayer
         var blobStamp: FileDigests.Stamp?
     }
 
-    public init(layout: OCILayout) {
+    public init(layout: OCILayout, logger: Logger) {
         self.layout = layout
+        self.logger = logger
         directory = layout.privateDirectory + "/cache/layers"
     }
 
@@ -40,7 +43,7 @@ public struct LayerCache: Sendable {
         if stamp == record.blobStamp { return record.layer }
         guard let actual = try? FileDigests.hash(blob) else { return nil }
         guard actual == digest else {
-            Log.build.warning(
+            logger.warning(
                 """
                 layer blob \(digest) does not match its digest (it hashes to \(actual)); removed, the layer is \
                 written again (`kiln fsck` checks the rest of the store)

@@ -1,7 +1,9 @@
 import Foundation
 import KilnLayer
 import KilnOCI
+import KilnProcess
 import KilnStore
+import Logging
 
 /// Layers by content: reuse a layer whose cache key is known, else write it into the store and remember it.
 extension Builder {
@@ -20,15 +22,18 @@ extension Builder {
         }
         // With a registry cache the key is needed before anything is written: it names the entry to fetch.
         guard remote != nil || !files.contains(where: { !digests.knows($0) }) else {
-            Log.build.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
-            return (try write(entries, image: image, name: name, compression: compression, key: nil), false)
+            options.logger.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
+            let written = try await Blocking.run("kiln-layer") {
+                try self.write(entries, image: image, name: name, compression: compression, key: nil)
+            }
+            return (written, false)
         }
         let key = try cacheKey(entries, compression: compression)
         // Protected before it is trusted: a sweep that ran first has removed it, and the check below sees so.
         if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
             layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
         {
-            Log.build.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
+            options.logger.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
             events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
             await remote?.publish(hit, key: key)
             return (hit, true)
@@ -39,8 +44,10 @@ extension Builder {
             await remote.publish(fetched, key: key)
             return (fetched, true)
         }
-        Log.build.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
-        let written = try write(entries, image: image, name: name, compression: compression, key: key)
+        options.logger.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
+        let written = try await Blocking.run("kiln-layer") {
+            try self.write(entries, image: image, name: name, compression: compression, key: key)
+        }
         await remote?.publish(written, key: key)
         return (written, false)
     }

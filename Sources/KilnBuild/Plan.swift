@@ -66,7 +66,8 @@ extension Pipeline {
                 location: input.location.description)
         }
         var plan = BuildPlan(
-            images: [], inputs: inputs, packageSets: packageSets(recipes, lock: lock, mode: options.lockMode),
+            images: [], inputs: inputs,
+            packageSets: packageSets(recipes, lock: lock, mode: options.lockMode, logger: options.logger),
             lockPath: lockPath, options: options)
         plan.recipes = recipes
         plan.allRecipes = all ?? recipes
@@ -119,7 +120,9 @@ extension Pipeline {
     }
 
     /// Every Debian package set of every platform, and whether the lock's packages are used or it is resolved.
-    static func packageSets(_ recipes: [Recipe], lock: LockFile, mode: LockMode) -> [PlannedPackageSet] {
+    static func packageSets(_ recipes: [Recipe], lock: LockFile, mode: LockMode, logger: Logger)
+        -> [PlannedPackageSet]
+    {
         var result: [PlannedPackageSet] = []
         for recipe in recipes {
             for (layerName, spec, platforms) in recipe.packageSetSpecs {
@@ -134,7 +137,7 @@ extension Pipeline {
                     case .update: useLock = !pins.isEmpty && lock.packageRequests[key] == request
                     case .refresh: useLock = false
                     }
-                    Log.build.debug(
+                    logger.debug(
                         "package set \(key): \(useLock ? "the lock's \(pins.count) packages" : "resolve") (\(mode.rawValue); lock request: \(lock.packageRequests[key] ?? "none"), recipe: \(request))"
                     )
                     result.append(

@@ -1,6 +1,8 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Logging
+import Synchronization
 
 /// What `record` did to the lock file.
 public struct LockRecord: Sendable {
@@ -12,7 +14,7 @@ public struct LockRecord: Sendable {
 
 /// A lock a build will write, already written to a temporary file beside it (so a directory that cannot take
 /// it fails the build before the first tag); `commit` puts it in place after the last tag.
-public final class StagedLock: @unchecked Sendable {
+public final class StagedLock: Sendable {
     public let record: LockRecord
     private let writer: AtomicFileWriter?
 
@@ -38,15 +40,12 @@ extension Pipeline {
         _ prepared: PreparedInputs, into layout: OCILayout, tag: Bool = true,
         events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
     ) async throws -> (images: [BuiltImage], lock: LockRecord?) {
-        let staged = Staged()
+        let staged = Mutex<StagedLock?>(nil)
         let images = try await build(prepared, into: layout, tag: tag, events: events) { results in
-            staged.lock = try stageRecord(prepared, results: results)
+            let lock = try stageRecord(prepared, results: results)
+            staged.withLock { $0 = lock }
         }
-        return (images, try staged.lock?.commit())
-    }
-
-    private final class Staged: @unchecked Sendable {
-        var lock: StagedLock?
+        return (images, try staged.withLock { $0 }?.commit())
     }
 
     /// Writes what the build learnt into the lock, only after it succeeded: package sets resolved afresh,
@@ -85,10 +84,10 @@ extension Pipeline {
             lock.record(image: result.name, digest: result.digest)
         }
         guard lock != before || !exists else {
-            Log.build.debug("lock \(plan.lockPath): unchanged")
+            plan.options.logger.debug("lock \(plan.lockPath): unchanged")
             return StagedLock(record: LockRecord(path: plan.lockPath, changed: false, lock: lock), writer: nil)
         }
-        Log.build.info(
+        plan.options.logger.info(
             "lock \(plan.lockPath): written (\(prepared.resolved.count) package sets resolved, \(results.count) images)"
         )
         var data = try CanonicalJSON.pretty(lock)

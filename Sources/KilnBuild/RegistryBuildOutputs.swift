@@ -2,9 +2,11 @@ import Foundation
 import KilnHTTP
 import KilnLayer
 import KilnOCI
+import KilnProcess
 import KilnRegistry
 import KilnSandbox
 import KilnStore
+import Logging
 
 /// Build-step outputs shared through registries (`--cache-from`, `--cache-to`), by compile key
 /// (`Pipeline.compileKey`): an entry's record is the step's `outputs.json` (every output file with its mode and
@@ -14,11 +16,13 @@ import KilnStore
 struct RegistryBuildOutputs: Sendable {
     let from: [RegistryCache]
     let to: RegistryCache?
+    let logger: Logger
 
     init?(options: BuildOptions, transport: HTTPTransport) throws {
         guard let (from, to) = try options.registryCaches(transport: transport) else { return nil }
         self.from = from
         self.to = to
+        logger = options.logger
     }
 
     /// Unpacks the outputs under `key` from the first `--cache-from` repository with a sound entry into
@@ -32,7 +36,7 @@ struct RegistryBuildOutputs: Sendable {
                 case .hit(let found): entry = found
                 case .miss: continue
                 case .refused(let why):
-                    Log.build.warning("build cache entry refused (\(place)): \(why); \(step) runs here")
+                    logger.warning("build cache entry refused (\(place)): \(why); \(step) runs here")
                     continue
                 }
                 guard entry.blobs.count == 1, let blob = entry.blobs.first else {
@@ -63,7 +67,7 @@ struct RegistryBuildOutputs: Sendable {
                 return place
             } catch {
                 HostTree.remove(result)
-                Log.build.warning(
+                logger.warning(
                     "build cache entry \(key.prefix(12)) in \(place) refused: \(error); \(step) runs here")
             }
         }
@@ -84,11 +88,12 @@ struct RegistryBuildOutputs: Sendable {
                 entries.append(
                     LayerEntry(path: String(path.dropFirst()), kind: .file(.path(directory + path)), mode: mode))
             }
-            let written = try LayerWriter.write(
-                entries: entries, to: archive, options: LayerOptions(compression: .gzip))
+            let written = try await Blocking.run("kiln-layer") { [entries] in
+                try LayerWriter.write(entries: entries, to: archive, options: LayerOptions(compression: .gzip))
+            }
             try await to.put(.build, key: key, record: record, blobs: [(written.descriptor, archive)])
         } catch {
-            Log.build.warning("could not publish build \(key.prefix(12)) to \(to.repository.location): \(error)")
+            logger.warning("could not publish build \(key.prefix(12)) to \(to.repository.location): \(error)")
         }
     }
 }

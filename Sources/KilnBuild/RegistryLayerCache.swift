@@ -4,6 +4,7 @@ import KilnLayer
 import KilnOCI
 import KilnRegistry
 import KilnStore
+import Logging
 
 /// The layer cache shared through registries (`--cache-from`, `--cache-to`): a layer the store lacks is looked
 /// up under its layer-cache key (`LayerWriting.cacheKey`) in each `--cache-from` repository in turn, and every
@@ -14,6 +15,7 @@ struct RegistryLayerCache: Sendable {
     let from: [RegistryCache]
     let to: RegistryCache?
     let layout: OCILayout
+    let logger: Logger
 
     /// Opens the repositories the options name (nil when none).
     init?(options: BuildOptions, layout: OCILayout, transport: HTTPTransport) throws {
@@ -21,6 +23,7 @@ struct RegistryLayerCache: Sendable {
         self.from = from
         self.to = to
         self.layout = layout
+        logger = options.logger
     }
 
     /// The layer under `key` from the first `--cache-from` repository that has a sound entry, adopted into the
@@ -34,12 +37,12 @@ struct RegistryLayerCache: Sendable {
                 case .hit(let found): entry = found
                 case .miss: continue
                 case .refused(let why):
-                    Log.build.warning("layer cache entry refused (\(place)): \(why); the layer is built here")
+                    logger.warning("layer cache entry refused (\(place)): \(why); the layer is built here")
                     continue
                 }
                 let layer = try CanonicalJSON.decode(CachedLayer.self, from: entry.record)
                 guard entry.blobs == [layer.descriptor] else {
-                    Log.build.warning(
+                    logger.warning(
                         """
                         layer cache entry \(key.encoded.prefix(12)) in \(place) refused: its blob is not the \
                         \(layer.descriptor.digest) its record names; the layer is built here
@@ -63,7 +66,7 @@ struct RegistryLayerCache: Sendable {
                 }
                 return (layer, place)
             } catch {
-                Log.build.warning(
+                logger.warning(
                     "layer cache entry \(key.encoded.prefix(12)) in \(place) refused: \(error); the layer is built here"
                 )
             }
@@ -80,7 +83,7 @@ struct RegistryLayerCache: Sendable {
                 .layer, key: key.encoded, record: CanonicalJSON.encode(layer),
                 blobs: [(layer.descriptor, layout.blobPath(layer.descriptor.digest))])
         } catch {
-            Log.build.warning(
+            logger.warning(
                 "could not publish layer \(key.encoded.prefix(12)) to \(to.repository.location): \(error)")
         }
     }

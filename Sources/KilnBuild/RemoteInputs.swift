@@ -4,6 +4,7 @@ import KilnHTTP
 import KilnOCI
 import KilnRecipe
 import KilnStore
+import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -122,7 +123,7 @@ public enum RemoteInputs {
         for input in inputs {
             if let digest = input.sha256 {
                 if options.cache.contains(digest) {
-                    Log.build.debug("input \(input.url): in the download cache as \(digest)")
+                    options.http.logger.debug("input \(input.url): in the download cache as \(digest)")
                     resolved[input.url] = digest
                     continue
                 }

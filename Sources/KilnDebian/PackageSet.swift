@@ -3,6 +3,7 @@ import KilnHTTP
 import KilnLayer
 import KilnOCI
 import KilnStore
+import Logging
 
 /// What a recipe asks for: `packages: {suite, components, packages, mirror, keyring}` for one architecture.
 public struct PackageSetRequest: Sendable, Hashable {
@@ -105,6 +106,10 @@ public enum PackageSets {
             components: request.components, architecture: request.architecture, transport: transport, step: step)
         step("resolving \(request.packages.count) packages among \(index.count)")
         let chosen = try Resolver(packages: index, architecture: request.architecture).resolve(request.packages)
+        let versions = chosen.map { "\($0.name) \($0.version)" }.joined(separator: ", ")
+        transport.logger.debug(
+            "package set \(request.suite)/\(request.architecture): \(request.packages.count) requested, resolved to \(versions)"
+        )
         step("downloading \(chosen.count) packages")
         try await download(chosen, mirror: repository.mirror, cache: cache, transport: transport)
         return ResolvedPackageSet(mirror: repository.mirror, packages: chosen.map(pin), cache: cache)
@@ -120,6 +125,8 @@ public enum PackageSets {
         let trimmedMirror = mirror.hasSuffix("/") ? String(mirror.dropLast()) : mirror
         let sorted = locked.sorted { $0.name < $1.name }
         if sorted.allSatisfy({ cache.cached(sha256: $0.sha256, size: nil) != nil }) {
+            transport.logger.debug(
+                "package set \(request.suite)/\(request.architecture): the \(sorted.count) locked packages are cached")
             return ResolvedPackageSet(mirror: trimmedMirror, packages: sorted, cache: cache)
         }
         let repository = Repository(mirror: mirror, suite: request.suite, keyring: keyring, cache: cache)

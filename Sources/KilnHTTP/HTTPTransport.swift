@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import KilnOCI
 import KilnStore
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -16,6 +17,9 @@ public final class HTTPTransport: Sendable {
     let proxied: [Proxy: HTTPClient]
     public let options: HTTPOptions
     public let proxies: ProxySettings
+
+    /// The caller's logger (`HTTPOptions.logger`), for the modules that speak through this transport.
+    public var logger: Logger { options.logger }
 
     /// `proxies` nil: from the process's environment.
     public init(options: HTTPOptions = HTTPOptions(), proxies: ProxySettings? = nil) throws {
@@ -160,7 +164,7 @@ public final class HTTPTransport: Sendable {
     }
 
     /// A 408/429/5xx answer, thrown so the policy tries again.
-    struct TransientAnswer<T>: TransientFailure, CustomStringConvertible, @unchecked Sendable {
+    struct TransientAnswer<T: Sendable>: TransientFailure, CustomStringConvertible {
         var result: T
         var retryAfter: Double?
         var isTransient: Bool { true }
@@ -186,7 +190,7 @@ public final class HTTPTransport: Sendable {
         var current = request
         for _ in 0..<6 {
             var r = HTTPClientRequest(url: current.url.absoluteString)
-            r.method = current.method
+            r.method = NIOHTTP1.HTTPMethod(rawValue: current.method.rawValue)
             for (name, value) in current.headers { r.headers.add(name: name, value: value) }
             switch current.body {
             case .none:
@@ -201,10 +205,10 @@ public final class HTTPTransport: Sendable {
                     length: .known(length))
             }
             let deadline = min(current.timeout ?? options.overallTimeout, options.overallTimeout)
-            HTTPLog.retries.trace("\(Redaction.redact("\(current.method) \(current.url.absoluteString)"))")
+            options.logger.trace("\(Redaction.redact("\(current.method) \(current.url.absoluteString)"))")
             let response = try await client(for: current.url).execute(r, timeout: .milliseconds(Int64(deadline * 1000)))
             let code = Int(response.status.code)
-            HTTPLog.retries.trace(
+            options.logger.trace(
                 "\(Redaction.redact("\(current.method) \(current.url.absoluteString)")): HTTP \(code)")
             guard [301, 302, 303, 307, 308].contains(code), [.GET, .HEAD].contains(current.method),
                 let location = response.headers.first(name: "location"),
@@ -262,4 +266,9 @@ struct FileChunks: AsyncSequence, Sendable {
         return AsyncIterator(
             handle: handle, position: offset, remaining: length, path: path, check: check, clock: clock)
     }
+}
+
+extension HTTPResponse {
+    /// The standard phrase for the status ("Not Found"), for an answer that carries no message of its own.
+    public var reasonPhrase: String { HTTPResponseStatus(statusCode: status).reasonPhrase }
 }

@@ -1,11 +1,18 @@
 import Foundation
 import KilnOCI
 import KilnStore
-import NIOHTTP1
+import Logging
 
 /// One HTTP request. Bodies are replayable (bytes, or a region of a file streamed from disk), so a retry
 /// never needs the caller to rebuild them.
 public struct HTTPRequest: Sendable {
+    /// The methods Kiln sends. KilnHTTP's own type, so NIO stays an implementation detail of the transport.
+    public enum Method: String, Sendable, CustomStringConvertible {
+        case GET, HEAD, PUT, POST, PATCH, DELETE
+
+        public var description: String { rawValue }
+    }
+
     public enum Body: Sendable {
         case none
         case bytes(Data)
@@ -14,7 +21,7 @@ public struct HTTPRequest: Sendable {
         case file(path: String, offset: Int64, length: Int64, check: StreamedFileCheck? = nil)
     }
 
-    public var method: HTTPMethod
+    public var method: Method
     public var url: URL
     public var headers: [(String, String)]
     public var body: Body
@@ -24,7 +31,7 @@ public struct HTTPRequest: Sendable {
     public var timeout: TimeInterval?
 
     public init(
-        _ method: HTTPMethod, _ url: URL, headers: [(String, String)] = [], body: Body = .none, retryable: Bool? = nil
+        _ method: Method, _ url: URL, headers: [(String, String)] = [], body: Body = .none, retryable: Bool? = nil
     ) {
         self.method = method
         self.url = url
@@ -65,13 +72,19 @@ public struct HTTPOptions: Sendable {
 
     public var attempts: Int { retry.attempts }
 
+    /// What the transport does behind the user's back (see `RetryPolicy.logger`).
+    public var logger: Logger {
+        get { retry.logger }
+        set { retry.logger = newValue }
+    }
+
     /// Defaults: at most 20 attempts of a request within 150 s in all (`KILN_DEADLINE`), renewed while at least
     /// 1 KiB/s moves; connect 10 s (`KILN_CONNECT_TIMEOUT`), idle 60 s (`KILN_TIMEOUT`), one exchange 1 h.
     public init(
         caFile: String? = nil, attempts: Int = RetryPolicy.defaultAttempts, baseDelay: Double = 0.5,
         connectTimeout: Double? = nil, idleTimeout: Double? = nil, overallTimeout: Double = 3600,
         deadline: Double? = nil, minimumRate: Double = RetryPolicy.defaultMinimumRate,
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger = Logger(label: "kiln.http")
     ) {
         func positive(_ name: String) -> Double? {
             environment[name].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil }
@@ -79,7 +92,8 @@ public struct HTTPOptions: Sendable {
         self.caFile = caFile
         self.retry = RetryPolicy(
             attempts: attempts, baseDelay: baseDelay,
-            deadline: deadline ?? positive("KILN_DEADLINE") ?? RetryPolicy.defaultDeadline, minimumRate: minimumRate)
+            deadline: deadline ?? positive("KILN_DEADLINE") ?? RetryPolicy.defaultDeadline, minimumRate: minimumRate,
+            logger: logger)
         self.connectTimeout = connectTimeout ?? positive("KILN_CONNECT_TIMEOUT") ?? 10
         self.idleTimeout = idleTimeout ?? positive("KILN_TIMEOUT") ?? 60
         self.overallTimeout = overallTimeout

@@ -1,15 +1,11 @@
 import Foundation
 import Logging
+import Synchronization
 
-/// Retries and what they were for, for `--verbose` (`KILN_LOG_LEVEL=debug`): the requests Kiln sent again
-/// behind the user's back, each with its attempt number and what went wrong. `--debug` (trace) adds every
-/// request and its answer.
-public enum HTTPLog {
-    public static let retries = Logger(label: "kiln.http")
-
-    /// Logs at debug, redacted (upload locations carry `_state` tokens).
-    static func debug(_ message: String) {
-        HTTPLog.retries.debug("\(Redaction.redact(message))")
+extension Logger {
+    /// Logs at debug, redacted (upload locations carry `_state` tokens): what `--verbose` shows.
+    func redactedDebug(_ message: String) {
+        debug("\(Redaction.redact(message))")
     }
 }
 
@@ -51,6 +47,9 @@ public struct RetryPolicy: Sendable {
     public var deadline: Double
     /// Bytes per second that count as progress and renew `deadline`.
     public var minimumRate: Double
+    /// Where retries and what they were for go (at debug: `--verbose`), and every request with its answer (at
+    /// trace: `--debug`); the caller's, so the command line decides what a person sees.
+    public var logger: Logger
 
     public static let defaultAttempts = 20
     public static let defaultDeadline: Double = 150
@@ -59,9 +58,10 @@ public struct RetryPolicy: Sendable {
     public init(
         attempts: Int = RetryPolicy.defaultAttempts, baseDelay: Double = 0.5, maxDelay: Double = 8,
         maxRetryAfter: Double = 30, deadline: Double = RetryPolicy.defaultDeadline,
-        minimumRate: Double = RetryPolicy.defaultMinimumRate
+        minimumRate: Double = RetryPolicy.defaultMinimumRate, logger: Logger = Logger(label: "kiln.http")
     ) {
         self.attempts = max(1, attempts)
+        self.logger = logger
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
         self.maxRetryAfter = maxRetryAfter
@@ -107,12 +107,12 @@ public struct RetryPolicy: Sendable {
                 if first == nil { first = error }
                 guard attempt < attempts, wait < clock.remaining else {
                     if attempts > 1 {
-                        HTTPLog.debug(
+                        logger.redactedDebug(
                             "\(what): giving up after \(attempt) attempts in \(Self.format(clock.elapsed)): \(error)")
                     }
                     throw error.givingUp(attempts: attempt, seconds: clock.elapsed, first: first)
                 }
-                HTTPLog.debug(
+                logger.redactedDebug(
                     "\(what): attempt \(attempt) of \(attempts) failed (\(error)); again in \(Self.format(wait))")
                 try await Self.sleep(wait)
             }
@@ -143,29 +143,31 @@ public struct RetryPolicy: Sendable {
 /// it: when the bytes moved (sent or received) since the last renewal average at least `minimumRate` per second
 /// (and are at least `minimumRate` bytes), the request has `budget` seconds again from then. A trickle below
 /// the rate never renews it, so it ends `budget` seconds after the request started, however it trickles.
-public final class RequestClock: @unchecked Sendable {
+public final class RequestClock: Sendable {
     public let budget: Double
     public let minimumRate: Double
     public let started: Date
-    private let lock = NSLock()
-    private var expiry: Date
-    private var mark: Date
-    private var moved: Int64 = 0
-    private var renewed = 0
+
+    private struct Budget {
+        var expiry: Date
+        /// When the budget was last renewed, and the bytes moved since.
+        var mark: Date
+        var moved: Int64 = 0
+        var renewed = 0
+    }
+
+    private let state: Mutex<Budget>
 
     public init(budget: Double, minimumRate: Double, now: Date = Date()) {
         self.budget = budget
         self.minimumRate = minimumRate
         started = now
-        expiry = now.addingTimeInterval(budget)
-        mark = now
+        state = Mutex(Budget(expiry: now.addingTimeInterval(budget), mark: now))
     }
 
     /// Seconds left before the request is given up (negative once past).
     public var remaining: Double {
-        lock.lock()
-        defer { lock.unlock() }
-        return expiry.timeIntervalSinceNow
+        state.withLock { $0.expiry.timeIntervalSinceNow }
     }
 
     /// Seconds since the request started.
@@ -173,21 +175,19 @@ public final class RequestClock: @unchecked Sendable {
 
     /// How often progress renewed the budget.
     public var renewals: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return renewed
+        state.withLock { $0.renewed }
     }
 
     /// Records `bytes` moved.
     public func progress(_ bytes: Int, now: Date = Date()) {
-        lock.lock()
-        defer { lock.unlock() }
-        moved += Int64(bytes)
-        guard Double(moved) >= minimumRate * max(now.timeIntervalSince(mark), 1) else { return }
-        mark = now
-        moved = 0
-        expiry = now.addingTimeInterval(budget)
-        renewed += 1
+        state.withLock { state in
+            state.moved += Int64(bytes)
+            guard Double(state.moved) >= minimumRate * max(now.timeIntervalSince(state.mark), 1) else { return }
+            state.mark = now
+            state.moved = 0
+            state.expiry = now.addingTimeInterval(budget)
+            state.renewed += 1
+        }
     }
 }
 
@@ -221,11 +221,11 @@ public struct RetryBudget: Sendable {
         let elapsed = Date().timeIntervalSince(entry.since)
         let wait = policy.delay(after: entry.count, retryAfter: transient.retryAfter)
         guard entry.count < policy.attempts, elapsed + wait < policy.deadline else {
-            HTTPLog.debug(
+            policy.logger.redactedDebug(
                 "\(request): giving up after \(entry.count) attempts in \(RetryPolicy.format(elapsed)): \(error)")
             throw transient.givingUp(attempts: entry.count, seconds: elapsed, first: nil)
         }
-        HTTPLog.debug(
+        policy.logger.redactedDebug(
             "\(request): attempt \(entry.count) of \(policy.attempts) failed (\(error)); again in \(RetryPolicy.format(wait))"
         )
         try await RetryPolicy.sleep(wait)

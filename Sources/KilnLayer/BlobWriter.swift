@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import KilnOCI
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -19,27 +20,39 @@ import KilnOCI
 /// 4 MiB requests, tried in 826427f; see run 3 of `bench/RESULTS.md`): the kernel's writeback sends larger
 /// requests and keeps more of them in flight than direct writes, which ext4 serialises while they extend the
 /// file.
-final class BlobWriter: @unchecked Sendable {
+final class BlobWriter: Sendable {
     static let bufferSize = 4 << 20
     static let buffers = 4
     /// 32 MiB: each early flush took about 50 ms on the benchmark's VM; 8–128 MiB all helped, 32 the most.
     static let flushInterval: Int64 = 32 << 20
+
+    private struct Status {
+        var failure: Error?
+        var closed = false
+        /// Whether an early flush is running, and how many were started.
+        var flushing = false
+        var earlyFlushes = 0
+    }
+
+    /// What the writing stage has done; locked only by that stage until `finish` has drained it.
+    private struct Stream: ~Copyable {
+        var hasher = SHA256()
+        var written: Int64 = 0
+        var flushedUpTo: Int64 = 0
+    }
 
     private let fd: Int32
     private let path: String
     private let writing = DispatchQueue(label: "kiln.blob.write")
     private let flusher = DispatchQueue(label: "kiln.blob.flush")
     private let pool = BufferPool(buffers: BlobWriter.buffers, bufferSize: BlobWriter.bufferSize)
-    private let lock = NSLock()
-    private var failure: Error?
-    private var closed = false
-    /// Touched only on `writing` until `finish` has drained it.
-    private var hasher = SHA256()
-    private var written: Int64 = 0
-    private var flushedUpTo: Int64 = 0
-    /// Whether an early flush is running, and how many were started (under `lock`).
-    private var flushing = false
-    private(set) var earlyFlushes = 0
+    private let status = Mutex(Status())
+    private let stream = Mutex(Stream())
+    /// Buffers submitted and not yet written, oldest first: each `writing` job takes the oldest, so a buffer
+    /// passes to the stage through this queue instead of being captured by a closure.
+    private let queued = BufferQueue()
+
+    var earlyFlushes: Int { status.withLock { $0.earlyFlushes } }
 
     init(path: String) throws {
         self.path = path
@@ -55,13 +68,12 @@ final class BlobWriter: @unchecked Sendable {
     /// Queues the first `count` bytes of `buffer`, which comes back to the pool once written.
     func submit(_ buffer: UnsafeMutableRawBufferPointer, count: Int) throws {
         if let failure = currentFailure() { throw failure }
-        // The buffer belongs to the writing stage until it is back in `free`.
-        nonisolated(unsafe) let buffer = buffer
+        queued.push(buffer, count: count)
         writing.async {
+            let (buffer, count) = self.queued.pop()
             defer { self.pool.give(buffer) }
             guard self.currentFailure() == nil else { return }
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-            self.hasher.update(bytes)
             do { try self.write(bytes) } catch { self.fail(error) }
         }
     }
@@ -72,43 +84,44 @@ final class BlobWriter: @unchecked Sendable {
         flusher.sync {}
         if let failure = currentFailure() { throw failure }
         guard fsync(fd) == 0 else { throw LayerError.output(path: path, reason: String(cString: strerror(errno))) }
-        return hasher.finalize()
+        return stream.withLock { $0.hasher.finalize() }
     }
 
     func close() {
         writing.sync {}
         flusher.sync {}
-        lock.lock()
-        defer { lock.unlock() }
-        guard !closed else { return }
-        closed = true
-        Glibc.close(fd)
+        status.withLock { status in
+            guard !status.closed else { return }
+            status.closed = true
+            Glibc.close(fd)
+        }
     }
 
     /// On `writing`.
     private func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LayerError.output(path: path, reason: String(cString: strerror(errno)))
+        let flushNow = try stream.withLock { stream in
+            stream.hasher.update(bytes)
+            var done = 0
+            while done < bytes.count {
+                let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw LayerError.output(path: path, reason: String(cString: strerror(errno)))
+                }
+                done += n
             }
-            done += n
+            stream.written += Int64(bytes.count)
+            guard stream.written - stream.flushedUpTo >= Self.flushInterval else { return false }
+            let start = status.withLock { status in
+                guard !status.flushing else { return false }
+                status.flushing = true
+                status.earlyFlushes += 1
+                return true
+            }
+            if start { stream.flushedUpTo = stream.written }
+            return start
         }
-        written += Int64(bytes.count)
-        guard written - flushedUpTo >= Self.flushInterval else { return }
-        lock.lock()
-        let start = !flushing
-        if start {
-            flushing = true
-            earlyFlushes += 1
-        }
-        lock.unlock()
-        if start {
-            flushedUpTo = written
-            flusher.async { self.flushEarly() }
-        }
+        if flushNow { flusher.async { self.flushEarly() } }
     }
 
     /// Makes what is written so far durable while the rest is still being produced. A failure must fail the
@@ -116,21 +129,17 @@ final class BlobWriter: @unchecked Sendable {
     private func flushEarly() {
         let failed = fdatasync(fd) != 0
         let reason = failed ? String(cString: strerror(errno)) : ""
-        lock.lock()
-        flushing = false
-        lock.unlock()
+        status.withLock { $0.flushing = false }
         if failed { fail(LayerError.output(path: path, reason: "flushing to disk: \(reason)")) }
     }
 
     private func currentFailure() -> Error? {
-        lock.lock()
-        defer { lock.unlock() }
-        return failure
+        status.withLock { $0.failure }
     }
 
     private func fail(_ error: Error) {
-        lock.lock()
-        defer { lock.unlock() }
-        if failure == nil { failure = error }
+        status.withLock { status in
+            if status.failure == nil { status.failure = error }
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import KilnOCI
+import Synchronization
 
 /// SHA-256 on a thread of its own: the caller fills buffers from a fixed pool, hands them over, and goes on
 /// while they are hashed.
@@ -9,12 +10,17 @@ import KilnOCI
 /// layer writer's thread that was a third SHA-256 pass beside the tar stream's, and it made that thread the
 /// build's bottleneck for large files; here it runs beside it. The pool bounds memory and makes a reader that
 /// outruns the hasher wait.
-final class HashStage: @unchecked Sendable {
+final class HashStage: Sendable {
     private let queue: DispatchQueue
     private let pool: BufferPool
-    /// Both touched only on `queue`.
-    private var hasher = SHA256()
-    private var digests: [String: Digest] = [:]
+    private let queued = BufferQueue()
+    /// Locked only on `queue` (and by `finish` once it has drained), so never contended.
+    private let state = Mutex(Hashing())
+
+    private struct Hashing: ~Copyable {
+        var hasher = SHA256()
+        var digests: [String: Digest] = [:]
+    }
 
     init(name: String, bufferSize: Int, buffers: Int = 4) {
         queue = DispatchQueue(label: name)
@@ -27,9 +33,10 @@ final class HashStage: @unchecked Sendable {
     /// Hashes the first `count` bytes of `buffer` (taken from this stage), then returns it to the pool. The
     /// caller must not touch the buffer again.
     func submit(_ buffer: UnsafeMutableRawBufferPointer, count: Int) {
-        nonisolated(unsafe) let buffer = buffer
+        queued.push(buffer, count: count)
         queue.async {
-            self.hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            let (buffer, count) = self.queued.pop()
+            self.state.withLock { $0.hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) }
             self.pool.give(buffer)
         }
     }
@@ -37,11 +44,13 @@ final class HashStage: @unchecked Sendable {
     /// Ends the digest of everything submitted since the previous `endDigest` and records it under `key`;
     /// the next bytes start a new digest.
     func endDigest(_ key: String) {
-        queue.async { self.digests[key] = self.hasher.finalize() }
+        queue.async {
+            self.state.withLock { state in state.digests[key] = state.hasher.finalize() }
+        }
     }
 
     /// Every digest ended so far, once everything submitted is hashed.
     func finish() -> [String: Digest] {
-        queue.sync { digests }
+        queue.sync { state.withLock { $0.digests } }
     }
 }

@@ -16,28 +16,41 @@ final class ParallelGzip: LayerCompressor {
     /// `gzip -6` (0.998 of it on the benchmark's mixed tree, 0.994 on Debian binaries and libraries).
     static let level: Int32 = 5
 
+    /// @unchecked: a job's buffers and compressors have one owner at a time, handed over by `done`: the caller fills `input`
+    /// and hands the job to one worker; the worker writes `output` and signals; the caller reads it only after
+    /// waiting. A lock around each field would add nothing but a cost per 1 MiB chunk.
     private final class Job: @unchecked Sendable {
         let input: UnsafeMutableRawBufferPointer
         var count: Int
         var output: UnsafeMutableRawBufferPointer?
         var outputCount = 0
         let done = DispatchSemaphore(value: 0)
+        /// libdeflate compressors are not thread-safe and cost an allocation each: a job keeps one per level it
+        /// used, and jobs are reused, so a layer allocates a few.
+        private var compressors: [Int32: OpaquePointer] = [:]
 
         init() {
             input = .allocate(byteCount: ParallelGzip.chunkSize, alignment: 64)
             count = 0
         }
 
+        func compressor(level: Int32) -> OpaquePointer {
+            if let compressor = compressors[level] { return compressor }
+            let compressor = libdeflate_alloc_compressor(level)!
+            compressors[level] = compressor
+            return compressor
+        }
+
         deinit {
             input.deallocate()
             output?.deallocate()
+            compressors.values.forEach { libdeflate_free_compressor($0) }
         }
     }
 
     private let threads: Int
     /// nil with one thread: chunks are then compressed on the caller's thread.
     private let workers: WorkerThreads?
-    private let pool: CompressorPool
     private var current: Job
     private var inFlight: [Job] = []
     private var emittedAny = false
@@ -47,7 +60,6 @@ final class ParallelGzip: LayerCompressor {
 
     init(threads: Int) throws {
         self.threads = max(1, threads)
-        pool = CompressorPool()
         current = Job()
         workers = self.threads > 1 ? WorkerThreads(count: self.threads, name: "kiln-gzip") : nil
     }
@@ -85,10 +97,9 @@ final class ParallelGzip: LayerCompressor {
         // back (on two cores the hand-offs cost more CPU than they saved for the 777 MB layer).
         let stored = Self.looksCompressed(UnsafeRawBufferPointer(rebasing: job.input[0..<job.count]))
         if let workers, !stored {
-            let pool = self.pool
-            workers.run { Self.run(job, level: Self.level, pool: pool) }
+            workers.run { Self.run(job, level: Self.level) }
         } else {
-            Self.run(job, level: stored ? 0 : Self.level, pool: pool)
+            Self.run(job, level: stored ? 0 : Self.level)
         }
         while inFlight.count > 2 * threads - 1 { try emitOldest(emit: emit) }
     }
@@ -105,11 +116,10 @@ final class ParallelGzip: LayerCompressor {
     }
 
     /// Level 0 stores the chunk (deflate's stored blocks), for chunks that `looksCompressed`.
-    private static func run(_ job: Job, level: Int32, pool: CompressorPool) {
+    private static func run(_ job: Job, level: Int32) {
         defer { job.done.signal() }
         let input = UnsafeRawBufferPointer(rebasing: job.input[0..<job.count])
-        let compressor = pool.take(level: level)
-        defer { pool.give(compressor, level: level) }
+        let compressor = job.compressor(level: level)
         let bound = libdeflate_gzip_compress_bound(compressor, job.count)
         if (job.output?.count ?? 0) < bound {
             job.output?.deallocate()
@@ -164,31 +174,5 @@ final class ParallelGzip: LayerCompressor {
             entropy -= p * log2(p)
         }
         return entropy > 7.9
-    }
-}
-
-/// libdeflate compressors are not thread-safe and cost an allocation each: keep a few per level.
-private final class CompressorPool: @unchecked Sendable {
-    private let lock = NSLock()
-    private var free: [Int32: [OpaquePointer]] = [:]
-
-    func take(level: Int32) -> OpaquePointer {
-        lock.lock()
-        if let c = free[level]?.popLast() {
-            lock.unlock()
-            return c
-        }
-        lock.unlock()
-        return libdeflate_alloc_compressor(level)
-    }
-
-    func give(_ compressor: OpaquePointer, level: Int32) {
-        lock.lock()
-        free[level, default: []].append(compressor)
-        lock.unlock()
-    }
-
-    deinit {
-        for list in free.values { list.forEach { libdeflate_free_compressor($0) } }
     }
 }

@@ -82,7 +82,10 @@ public struct Digest: Hashable, Comparable, Sendable, CustomStringConvertible, C
 
 /// An incremental SHA-256 over OpenSSL's libcrypto (uses the CPU's SHA extensions where present).
 /// Non-copyable: one hasher owns one OpenSSL context.
-public struct SHA256: ~Copyable {
+// @unchecked: OpaquePointer is not Sendable, but a non-copyable hasher has exactly one owner, so the context
+// moves with it and is never used from two places at once (the stages that hash on their own threads keep it
+// inside a Mutex).
+public struct SHA256: ~Copyable, @unchecked Sendable {
     private let context: OpaquePointer
 
     public init() {

@@ -63,7 +63,7 @@ extension RegistryClient {
     /// The Authorization header value for these scopes, if the registry wants one.
     func authorization(scopes: [String], repository: String?) async throws -> String? {
         _ = try await baseURL()
-        guard let challenge = lock.withLock({ self.challenge }) else { return nil }
+        guard let challenge = session.withLock({ $0.challenge }) else { return nil }
         let credential = try loadCredential()
         switch challenge.scheme.lowercased() {
         case "basic":
@@ -71,7 +71,9 @@ extension RegistryClient {
             return Self.basic(credential)
         case "bearer":
             let key = scopes.sorted().joined(separator: " ")
-            if let cached = lock.withLock({ tokens[key] }), cached.expires > Date() { return "Bearer \(cached.token)" }
+            if let cached = session.withLock({ $0.tokens[key] }), cached.expires > Date() {
+                return "Bearer \(cached.token)"
+            }
             let token = try await fetchToken(challenge, scopes: scopes, credential: credential, repository: repository)
             return "Bearer \(token)"
         default:
@@ -84,18 +86,18 @@ extension RegistryClient {
     }
 
     func loadCredential() throws -> Credential? {
-        if let done = lock.withLock({ credentialLoaded ? Optional(credential) : nil }) { return done }
+        if let done = session.withLock({ $0.credentialLoaded ? Optional($0.credential) : nil }) { return done }
         let found = try options.credentials.credential(for: registry)
-        lock.withLock {
-            credential = found
-            credentialLoaded = true
+        session.withLock { session in
+            session.credential = found
+            session.credentialLoaded = true
         }
         return found
     }
 
     /// Secrets to keep out of messages: the password and the header made from it.
     var knownSecrets: [String] {
-        guard let credential = lock.withLock({ credential }) else { return [] }
+        guard let credential = session.withLock({ $0.credential }) else { return [] }
         return [credential.secret, String(Self.basic(credential).dropFirst("Basic ".count))]
     }
 
@@ -172,8 +174,10 @@ extension RegistryClient {
             throw failed
         }
         let lifetime = answer.expiresIn ?? 60
-        lock.withLock {
-            tokens[scopes.sorted().joined(separator: " ")] = (token, Date().addingTimeInterval(max(lifetime - 10, 5)))
+        session.withLock {
+            $0.tokens[scopes.sorted().joined(separator: " ")] = (
+                token, Date().addingTimeInterval(max(lifetime - 10, 5))
+            )
         }
         return token
     }
@@ -184,9 +188,9 @@ extension RegistryClient {
     /// sent as Basic or exchanged for a bearer token per the registry's challenge. A registry that asks for
     /// no credentials accepts any.
     public func verify(_ credential: Credential) async throws {
-        lock.withLock {
-            self.credential = credential
-            credentialLoaded = true
+        session.withLock { session in
+            session.credential = credential
+            session.credentialLoaded = true
         }
         let step = "logging in"
         let refused = "the registry refused user \(credential.username) with this password; nothing was saved"

@@ -1,7 +1,8 @@
 import Foundation
 import KilnHTTP
 import KilnOCI
-import NIOHTTP1
+import Logging
+import Synchronization
 
 public struct RegistryOptions: Sendable {
     /// Registries (host[:port]) spoken to over plain HTTP only. Loopback registries may use plain HTTP too,
@@ -70,21 +71,27 @@ public struct RegistryError: Error, CustomStringConvertible, TransientFailure {
 
 /// A distribution-spec client for one registry: scheme discovery (decided once, shared by every job), the
 /// authorization in RegistryAuth, and the endpoints in RegistryClient+Blobs / +Manifests.
-public final class RegistryClient: @unchecked Sendable {
+public final class RegistryClient: Sendable {
     public let registry: String
     let host: String
     let transport: HTTPTransport
     let options: RegistryOptions
-    let lock = NSLock()
-    private var probe: Task<URL, Error>?
-    var challenge: Challenge?
-    var tokens: [String: (token: String, expires: Date)] = [:]
-    var credentialLoaded = false
-    var credential: Credential?
+
+    /// What the client learnt from the registry so far, shared by every job using it.
+    struct Session {
+        var probe: Task<URL, Error>?
+        var challenge: Challenge?
+        var tokens: [String: (token: String, expires: Date)] = [:]
+        var credentialLoaded = false
+        var credential: Credential?
+        var uploadedBytes: Int64 = 0
+        var loadedLocations: BlobLocations?
+    }
+
+    let session = Mutex(Session())
 
     /// Bytes this client sent as blob content (tests read it to prove nothing was re-uploaded).
-    public private(set) var uploadedBytes: Int64 = 0
-    private var loadedLocations: BlobLocations?
+    public var uploadedBytes: Int64 { session.withLock { $0.uploadedBytes } }
 
     public init(registry: String, host: String? = nil, transport: HTTPTransport, options: RegistryOptions) {
         self.registry = registry
@@ -97,10 +104,10 @@ public final class RegistryClient: @unchecked Sendable {
     /// this client, read from `options.blobLocationCache` when first needed (commands that write no blob never
     /// read the file).
     public var blobLocations: BlobLocations {
-        lock.withLock {
-            if let loadedLocations { return loadedLocations }
+        session.withLock { session in
+            if let loaded = session.loadedLocations { return loaded }
             let loaded = options.blobLocationCache?.locations(for: registry) ?? BlobLocations()
-            loadedLocations = loaded
+            session.loadedLocations = loaded
             return loaded
         }
     }
@@ -108,15 +115,20 @@ public final class RegistryClient: @unchecked Sendable {
     /// Writes what this client learnt of blob locations into the cache (when its options name one). Best
     /// effort: a cache that cannot be written only costs uploads later.
     func saveBlobLocations() {
-        guard let cache = options.blobLocationCache, let known = lock.withLock({ loadedLocations }) else { return }
+        guard let cache = options.blobLocationCache, let known = session.withLock({ $0.loadedLocations }) else {
+            return
+        }
         cache.save(known, registry: registry)
     }
+
+    /// The caller's logger, shared with the transport: auth, mounts and retries behind the user's back.
+    public var logger: Logger { transport.logger }
 
     /// The transport's retry policy: operations of several requests (uploads) run under it as a whole.
     var policy: RetryPolicy { transport.options.retry }
 
     func addUploaded(_ n: Int64) {
-        lock.withLock { uploadedBytes += n }
+        session.withLock { $0.uploadedBytes += n }
     }
 
     /// Named with --insecure: plain HTTP only, never TLS.
@@ -130,17 +142,17 @@ public final class RegistryClient: @unchecked Sendable {
     /// answers plain HTTP. Probed once; parallel callers share the one probe. The probe is retried per the
     /// policy, and a registry that keeps failing is reported as failing: it is never taken for a TLS one.
     func baseURL() async throws -> URL {
-        let task: Task<URL, Error> = lock.withLock {
-            if let probe { return probe }
+        let task: Task<URL, Error> = session.withLock { session in
+            if let probe = session.probe { return probe }
             let started = Task { try await self.discover() }
-            probe = started
+            session.probe = started
             return started
         }
         do {
             return try await task.value
         } catch {
             // A failed probe is not remembered: the next operation may find the registry up.
-            lock.withLock { if probe == task { probe = nil } }
+            session.withLock { if $0.probe == task { $0.probe = nil } }
             throw error
         }
     }
@@ -202,9 +214,9 @@ public final class RegistryClient: @unchecked Sendable {
     }
 
     private func remember(first: HTTPResponse) {
-        lock.withLock {
+        session.withLock { session in
             if first.status == 401, let header = first.header("WWW-Authenticate") {
-                challenge = Challenge(parsing: header)
+                session.challenge = Challenge(parsing: header)
             }
         }
     }
@@ -243,9 +255,9 @@ public final class RegistryClient: @unchecked Sendable {
             if response.status == 401 && !refreshed {
                 refreshed = true
                 if let header = response.header("WWW-Authenticate") {
-                    lock.withLock {
-                        challenge = Challenge(parsing: header)
-                        tokens.removeAll()
+                    session.withLock { session in
+                        session.challenge = Challenge(parsing: header)
+                        session.tokens.removeAll()
                     }
                     continue
                 }
@@ -275,16 +287,8 @@ public final class RegistryClient: @unchecked Sendable {
         }
         return RegistryError(
             registry: registry, repository: repository, step: step, status: response.status, code: code,
-            message: message.isEmpty ? HTTPResponseStatus(statusCode: response.status).reasonPhrase : message,
+            message: message.isEmpty ? response.reasonPhrase : message,
             hint: hint, isTransient: RetryPolicy.transientStatuses.contains(response.status),
             retryAfter: RetryPolicy.parseRetryAfter(response.header("Retry-After")))
-    }
-}
-
-extension NSLock {
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        lock()
-        defer { unlock() }
-        return try body()
     }
 }

@@ -1,18 +1,19 @@
 import Foundation
 import KilnOCI
 import KilnStore
+import Logging
+import Synchronization
 
 /// One repository of a registry as one end of a copy. As a sink it skips what the registry has (HEAD),
 /// mounts blobs another repository of the same registry holds, and uploads the rest from a local file;
 /// as a source it reads manifests (cached: a walk reads each once) and downloads blobs, verifying digests.
-public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable {
+public final class RegistryRepository: BlobSource, BlobSink, Sendable {
     public let client: RegistryClient
     public let repository: String
     /// Where the registry's repositories hold blobs: the client's, shared by every repository of a push.
     var known: BlobLocations { client.blobLocations }
     let events: @Sendable (TransferEvent) -> Void
-    private let lock = NSLock()
-    private var documents: [Digest: (data: Data, descriptor: Descriptor)] = [:]
+    private let documents = Mutex<[Digest: (data: Data, descriptor: Descriptor)]>([:])
 
     public init(
         client: RegistryClient, repository: String, events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
@@ -27,14 +28,14 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
     /// A manifest or index by tag or digest, as the registry serves it (kept for the walk that follows).
     public func resolve(_ reference: String) async throws -> (data: Data, descriptor: Descriptor) {
         let fetched = try await client.manifest(repository, reference)
-        lock.withLock { documents[fetched.descriptor.digest] = fetched }
+        documents.withLock { $0[fetched.descriptor.digest] = fetched }
         return fetched
     }
 
     // MARK: Source
 
     public func document(_ descriptor: Descriptor) async throws -> Data? {
-        if let cached = lock.withLock({ documents[descriptor.digest] }) { return cached.data }
+        if let cached = documents.withLock({ $0[descriptor.digest] }) { return cached.data }
         let fetched = try await resolve(descriptor.digest.description)
         guard fetched.descriptor.digest == descriptor.digest else {
             throw RegistryError(
@@ -46,7 +47,7 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
 
     /// The media type the registry served a fetched document with.
     public func servedMediaType(_ digest: Digest) -> String? {
-        lock.withLock { documents[digest]?.descriptor.mediaType }
+        documents.withLock { $0[digest]?.descriptor.mediaType }
     }
 
     public func localFile(_ descriptor: Descriptor) -> String? { nil }
@@ -94,6 +95,8 @@ public final class RegistryRepository: BlobSource, BlobSink, @unchecked Sendable
             case .refused: session = nil
             }
             known.forget(descriptor.digest, in: from)
+            client.logger.debug(
+                "\(repository): mount of \(descriptor.digest) from \(from) refused; that location is dropped")
             events(.mountRefused(repository: repository, digest: descriptor.digest, from: from))
             if refused { break }
             refused = true

@@ -1,7 +1,9 @@
 import Foundation
 import KilnLayer
 import KilnOCI
+import KilnProcess
 import KilnStore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -117,15 +119,17 @@ public enum ImageArchive {
                 expected[source] = try Digest(sha256Hex: String(entry.path.dropFirst("blobs/sha256/".count)))
             }
         }
-        let archived = try AtomicFile.replace(path) { temp in
-            let result = try LayerWriter.write(
-                entries: entries, to: temp, options: LayerOptions(mtime: 0, compression: .none, threads: 1),
-                hashing: Set(expected.keys), progress: written)
-            for (source, digest) in expected where result.fileDigests[source] != digest {
-                throw StoreError.corruptBlob(
-                    path: source, expected: digest, actual: result.fileDigests[source] ?? digest)
+        let archived = try await Blocking.run("kiln-export") { [expected] in
+            try AtomicFile.replace(path) { temp in
+                let result = try LayerWriter.write(
+                    entries: entries, to: temp, options: LayerOptions(mtime: 0, compression: .none, threads: 1),
+                    hashing: Set(expected.keys), progress: written)
+                for (source, digest) in expected where result.fileDigests[source] != digest {
+                    throw StoreError.corruptBlob(
+                        path: source, expected: digest, actual: result.fileDigests[source] ?? digest)
+                }
+                return result
             }
-            return result
         }
         return Result(digest: archived.diffID, size: archived.uncompressedSize, image: image)
     }
@@ -133,15 +137,14 @@ public enum ImageArchive {
 
 /// An archive being assembled, as the sink of a copy: each blob becomes a file of the archive, read from the
 /// source's own file (the store's) or from a copy staged in a temporary directory.
-final class ArchiveSink: BlobSink, @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [Digest: LayerEntry.FileContent] = [:]
+final class ArchiveSink: BlobSink, Sendable {
+    private let entries = Mutex<[Digest: LayerEntry.FileContent]>([:])
 
-    var files: [Digest: LayerEntry.FileContent] { lock.withLock { entries } }
+    var files: [Digest: LayerEntry.FileContent] { entries.withLock { $0 } }
 
-    func add(_ digest: Digest, _ source: LayerEntry.FileContent) { lock.withLock { entries[digest] = source } }
+    func add(_ digest: Digest, _ source: LayerEntry.FileContent) { entries.withLock { $0[digest] = source } }
 
-    func has(_ descriptor: Descriptor) async throws -> Bool { lock.withLock { entries[descriptor.digest] != nil } }
+    func has(_ descriptor: Descriptor) async throws -> Bool { entries.withLock { $0[descriptor.digest] != nil } }
 
     func putBlob(_ descriptor: Descriptor, from source: any BlobSource) async throws {
         guard let path = source.localFile(descriptor) else {

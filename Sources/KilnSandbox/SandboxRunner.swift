@@ -1,5 +1,6 @@
 import Foundation
 import KilnProcess
+import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -22,9 +23,10 @@ public enum SandboxRunner {
         return nil
     }
 
-    /// Runs the step to completion; returns normally only when it exited 0.
+    /// Runs the step to completion; returns normally only when it exited 0. `logger` hears how the sandbox is
+    /// made (the bubblewrap command line) and how the step ended.
     public static func run(
-        _ spec: SandboxSpec,
+        _ spec: SandboxSpec, logger: Logger = Logger(label: "kiln.sandbox"),
         output: (String) -> Void = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
     ) throws {
         guard let bwrap = bubblewrap() else { throw SandboxError.unavailable(detail: "`bwrap` was not found on PATH") }
@@ -59,6 +61,8 @@ public enum SandboxRunner {
         if let portal {
             arguments = portal.wrap(arguments, binding: layout.binds.map(\.host))
         }
+        let how = identity == nil ? "as this user" : "as an unprivileged uid through a portal"
+        logger.debug("sandbox \(spec.name): \(how): \(arguments.joined(separator: " "))")
         var log = try BoundedLog(path: spec.log, limit: spec.limits.log)
         var fds: [Int32] = [0, 0]
         // A socket pair rather than pipe(2): it is created close-on-exec atomically (Glibc's pipe2 is not visible
@@ -131,6 +135,7 @@ public enum SandboxRunner {
         if let rest = lines.finish() { emit(rest) }
         let exit = ChildProcess.wait(pid)
         log.close()
+        logger.debug("sandbox \(spec.name): exit \(exit)\(stop.map { ", stopped at its \($0) limit" } ?? "")")
         switch stop {
         case .time?:
             throw SandboxError.timedOut(build: spec.name, seconds: spec.timeLimit, log: spec.log, tail: tail)

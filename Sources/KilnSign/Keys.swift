@@ -4,6 +4,8 @@ import KilnOCI
 import KilnStore
 
 /// An ECDSA P-256 private key (the only kind cosign's default and skopeo's sigstore signing use).
+/// @unchecked: OpaquePointer is not Sendable, but the EVP_PKEY is never mutated after init and OpenSSL allows
+/// concurrent signing with one key (each call makes its own context).
 public final class PrivateKey: @unchecked Sendable {
     /// The EVP_PKEY; never mutated after init, so sharing across threads is safe.
     let key: OpaquePointer
@@ -90,6 +92,7 @@ public final class PrivateKey: @unchecked Sendable {
 }
 
 /// An ECDSA P-256 public key, read from and written as PKIX (`SubjectPublicKeyInfo`) PEM: cosign.pub.
+/// @unchecked: as `PrivateKey`, the EVP_PKEY is never mutated after init; verifying makes its own context.
 public final class PublicKey: @unchecked Sendable {
     let key: OpaquePointer
     /// The PKIX DER, which also identifies the key (its SHA-256 is the key id Kiln reports).

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -87,47 +88,59 @@ public enum AtomicFile {
 /// A file written as a stream and published atomically (see `AtomicFile`): `write` as often as needed, then
 /// `commit` (optionally under a name decided only at the end, such as the digest of what was written) or
 /// `discard`. A writer dropped without either removes its temporary file.
-// @unchecked: a writer is used by one task at a time (a download's retries run one after another); it is
-// Sendable only so that a transport's deadline can run the body's task beside a timer.
-public final class AtomicFileWriter: @unchecked Sendable {
+/// Sendable so that a transport's deadline can run the body's task beside a timer; a writer is still used by one
+/// task at a time (a download's retries run one after another), so the mutex is never contended.
+public final class AtomicFileWriter: Sendable {
     /// The final path, unless `commit(as:)` names another.
     public let path: String
     public let temporaryPath: String
+    /// The open temporary file (-1 once committed or discarded) and the bytes written since the last `reset`.
+    private let state: Mutex<(fd: Int32, count: Int64)>
+
     /// Bytes written since the last `reset`.
-    public private(set) var count: Int64 = 0
-    private var fd: Int32
+    public var count: Int64 { state.withLock { $0.count } }
 
     public init(path: String, mode: mode_t = 0o644) throws {
         self.path = path
-        temporaryPath = AtomicFile.temporaryName(for: path)
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        let temporaryPath = AtomicFile.temporaryName(for: path)
+        self.temporaryPath = temporaryPath
+        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else {
             throw StoreError.io(path: temporaryPath, operation: "create", detail: String(cString: strerror(errno)))
         }
+        state = Mutex((fd, 0))
     }
 
     deinit { discard() }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        try AtomicFile.writeAll(fd, bytes, path: temporaryPath)
-        count += Int64(bytes.count)
+        try state.withLock { state in
+            try AtomicFile.writeAll(state.fd, bytes, path: temporaryPath)
+            state.count += Int64(bytes.count)
+        }
     }
 
     /// Starts over from an empty file (a download that is retried from the beginning).
     public func reset() throws {
-        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else {
-            throw StoreError.io(path: temporaryPath, operation: "truncate", detail: String(cString: strerror(errno)))
+        try state.withLock { state in
+            guard ftruncate(state.fd, 0) == 0, lseek(state.fd, 0, SEEK_SET) == 0 else {
+                throw StoreError.io(
+                    path: temporaryPath, operation: "truncate", detail: String(cString: strerror(errno)))
+            }
+            state.count = 0
         }
-        count = 0
     }
 
     /// fsync, rename to `final` (default `path`), fsync the directory.
     public func commit(as final: String? = nil) throws {
+        let fd = state.withLock { state in
+            defer { state.fd = -1 }
+            return state.fd
+        }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "commit", detail: "already committed") }
         let synced = fsync(fd) == 0
         let detail = String(cString: strerror(errno))
         close(fd)
-        fd = -1
         guard synced else {
             unlink(temporaryPath)
             throw StoreError.io(path: temporaryPath, operation: "flush", detail: detail)
@@ -141,9 +154,12 @@ public final class AtomicFileWriter: @unchecked Sendable {
     }
 
     public func discard() {
+        let fd = state.withLock { state in
+            defer { state.fd = -1 }
+            return state.fd
+        }
         guard fd >= 0 else { return }
         close(fd)
-        fd = -1
         unlink(temporaryPath)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KilnOCI
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -12,12 +13,12 @@ import KilnOCI
 /// a file it can lock exclusively belongs to a build that died and is removed. A digest is added under the store
 /// lock before the build relies on the blob (reuses a cached layer, adopts a new one, writes a config), so a
 /// sweep either runs wholly before (the build then sees the blob gone and writes it) or honours it.
-public final class BuildRoots: @unchecked Sendable {
+public final class BuildRoots: Sendable {
     let layout: OCILayout
     public let path: String
     private let fd: Int32
-    private let lock = NSLock()
-    private var closed = false
+    /// Whether `finish` ran; held while writing, so no write reaches a descriptor already closed.
+    private let closed = Mutex(false)
 
     public init(layout: OCILayout) throws {
         self.layout = layout
@@ -50,7 +51,7 @@ public final class BuildRoots: @unchecked Sendable {
         guard !digests.isEmpty else { return }
         let text = digests.map { $0.description + "\n" }.joined()
         try layout.withLock {
-            try lock.withLock {
+            try closed.withLock { _ in
                 try text.utf8CString.dropLast().withUnsafeBufferPointer { buffer in
                     var offset = 0
                     while offset < buffer.count {
@@ -69,7 +70,7 @@ public final class BuildRoots: @unchecked Sendable {
 
     /// The build is over (tagged, or failed): its blobs are ordinary blobs again.
     public func finish() {
-        lock.withLock {
+        closed.withLock { closed in
             guard !closed else { return }
             closed = true
             unlink(path)

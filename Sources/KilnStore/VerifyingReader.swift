@@ -1,5 +1,6 @@
 import Foundation
 import KilnOCI
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -94,16 +95,20 @@ public final class VerifyingReader {
 /// bytes are hashed in file order, each once, and the piece that would complete the file is refused unless
 /// the whole file hashes to `expected`. A blob whose content does not match its name therefore never
 /// completes an upload: the request carrying its last byte fails before that byte is sent.
-public final class StreamedFileCheck: @unchecked Sendable {
+public final class StreamedFileCheck: Sendable {
     public let path: String
     public let expected: Digest
     public let size: Int64
-    private let lock = NSLock()
-    private var hasher = SHA256()
-    /// Bytes `0..<hashed` of the file went into `hasher`.
-    private var hashed: Int64 = 0
-    /// Set once the whole file was hashed and did not match.
-    private var mismatch: StoreError?
+
+    private struct Progress: ~Copyable {
+        var hasher = SHA256()
+        /// Bytes `0..<hashed` of the file went into `hasher`.
+        var hashed: Int64 = 0
+        /// Set once the whole file was hashed and did not match.
+        var mismatch: StoreError?
+    }
+
+    private let progress = Mutex(Progress())
 
     public init(path: String, expected: Digest, size: Int64) {
         self.path = path
@@ -114,31 +119,31 @@ public final class StreamedFileCheck: @unchecked Sendable {
     /// Reports `bytes`, read from the file at `offset` to be sent; throws `StoreError.corruptBlob` instead of
     /// returning when they end the file and the file does not match.
     public func check(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
-        try lock.withLock {
+        try progress.withLock { progress in
             let end = offset + Int64(bytes.count)
-            if offset > hashed {
+            if offset > progress.hashed {
                 // Bytes this check never saw (no upload sends them, but the digest must cover them): read the
                 // whole file once instead.
                 do {
                     try VerifyingReader.verify(path, expected: expected, expectedSize: size)
                 } catch let error as StoreError {
-                    mismatch = error
+                    progress.mismatch = error
                 }
-                hashed = size
+                progress.hashed = size
             }
-            if end > hashed, hashed < size {
-                let from = Int(hashed - offset)
+            if end > progress.hashed, progress.hashed < size {
+                let from = Int(progress.hashed - offset)
                 let upTo = Int(min(end, size) - offset)
-                hasher.update(UnsafeRawBufferPointer(rebasing: bytes[from..<upTo]))
-                hashed = offset + Int64(upTo)
-                if hashed == size {
-                    let actual = hasher.finalize()
+                progress.hasher.update(UnsafeRawBufferPointer(rebasing: bytes[from..<upTo]))
+                progress.hashed = offset + Int64(upTo)
+                if progress.hashed == size {
+                    let actual = progress.hasher.finalize()
                     if actual != expected {
-                        mismatch = .corruptBlob(path: path, expected: expected, actual: actual)
+                        progress.mismatch = .corruptBlob(path: path, expected: expected, actual: actual)
                     }
                 }
             }
-            if end >= size, let mismatch { throw mismatch }
+            if end >= size, let mismatch = progress.mismatch { throw mismatch }
         }
     }
 }

@@ -138,7 +138,7 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
         var options = BuildOptions(
             compression: compression, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
             rehash: rehash, version: version, extraTags: tags, revision: revision,
-            lockMode: locked ? .locked : .update, jobs: parallel, inputs: inputs.options(caFile: registryFlags.caFile),
+            lockMode: locked ? .locked : .update, jobs: parallel, inputs: inputs.options(registryFlags),
             registry: registryFlags.options)
         options.allowForeignBinaries = allowForeignBinaries
         options.platforms = platforms

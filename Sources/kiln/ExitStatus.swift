@@ -39,8 +39,8 @@ extension Kiln {
         } catch {
             parseFailed(error)
         }
-        // One place sets the log level (--verbose, --debug, KILN_LOG_LEVEL) for every networked command.
-        (command as? NetworkedCommand)?.registryFlags.log.bootstrap()
+        // One place sets the log level (--verbose, --debug, KILN_LOG_LEVEL) for every command.
+        (command as? LoggedCommand)?.log.bootstrap()
         do {
             if var command = command as? AsyncParsableCommand {
                 try await command.run()

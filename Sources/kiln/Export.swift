@@ -4,7 +4,7 @@ import KilnOCI
 import KilnRelease
 import KilnStore
 
-struct Export: AsyncParsableCommand {
+struct Export: AsyncParsableCommand, LoggedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write one image from the store as an OCI or docker archive (tar).",
         discussion: """
@@ -25,6 +25,7 @@ struct Export: AsyncParsableCommand {
     var platform: String?
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var outputOptions: OutputOptions
+    @OptionGroup var log: LogOptions
 
     struct Report: Encodable {
         var reference: String

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnStore
 
-struct Fsck: ParsableCommand {
+struct Fsck: ParsableCommand, LoggedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the store: re-hash every blob and name the bad ones and the tags that reach them.",
         discussion: """
@@ -14,6 +14,7 @@ struct Fsck: ParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var log: LogOptions
 
     func run() throws {
         let layout = try OCILayout(root: storeOptions.path, create: false)

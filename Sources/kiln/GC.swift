@@ -4,7 +4,7 @@ import KilnOCI
 import KilnRelease
 import KilnStore
 
-struct GC: ParsableCommand {
+struct GC: ParsableCommand, LoggedCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc",
         abstract: "Remove blobs from the local store that no tag references.",
@@ -20,6 +20,7 @@ struct GC: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var releaseOptions: ReleaseOptions
+    @OptionGroup var log: LogOptions
     @Flag(name: .long, help: "Show what would be removed, remove nothing.") var dryRun = false
     @Option(
         name: .long,
@@ -50,7 +51,8 @@ struct GC: ParsableCommand {
     func run() throws {
         let layout = try OCILayout(root: storeOptions.path, create: false)
         let collection = try layout.collect(
-            extraRoots: try releaseOptions.directory.roots(in: layout), dryRun: dryRun, graceSeconds: grace)
+            extraRoots: try releaseOptions.directory.roots(in: layout), dryRun: dryRun, graceSeconds: grace,
+            logger: log.logger)
         let garbage = collection.removed
         let bytes = garbage.reduce(0) { $0 + $1.size }
         let kept = Kept(

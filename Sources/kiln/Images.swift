@@ -3,7 +3,7 @@ import Foundation
 import KilnOCI
 import KilnStore
 
-struct Images: ParsableCommand {
+struct Images: ParsableCommand, LoggedCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the images in the local store with their tags and digests.",
         discussion: """
@@ -13,6 +13,7 @@ struct Images: ParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var log: LogOptions
 
     struct Row: Encodable {
         var reference: String

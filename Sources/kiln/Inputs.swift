@@ -8,6 +8,7 @@ import KilnOCI
 import KilnRecipe
 import KilnRegistry
 import KilnStore
+import Synchronization
 
 /// Where remote inputs come from and where the lock file is.
 struct InputFlags: ParsableArguments {
@@ -36,10 +37,11 @@ struct InputFlags: ParsableArguments {
         cacheDirectory.map { DownloadCache(root: $0) } ?? .default()
     }
 
-    func options(caFile: String?, trustUnpinned: Bool = false) -> InputOptions {
+    /// Downloads trust `--ca-file` and log through the command's logger.
+    func options(_ flags: RegistryFlags, trustUnpinned: Bool = false) -> InputOptions {
         InputOptions(
             cache: cache, sources: sources, offline: offline, trustUnpinned: trustUnpinned,
-            http: HTTPOptions(caFile: caFile))
+            http: HTTPOptions(caFile: flags.caFile, logger: flags.log.logger))
     }
 
     /// `--lock`, else `kiln.lock` beside the recipes.
@@ -54,46 +56,46 @@ struct InputFlags: ParsableArguments {
 }
 
 /// Download progress: a live line on a terminal, one line per input in logs.
-final class InputReporter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lastDraw = Date.distantPast
+final class InputReporter: Sendable {
+    /// When the live line was last drawn; also keeps two events from printing at once.
+    private let drawn = Mutex(Date.distantPast)
     let quiet: Bool
 
     init(quiet: Bool) { self.quiet = quiet }
 
     func handle(_ event: InputEvent) {
-        lock.lock()
-        defer { lock.unlock() }
-        switch event {
-        case .found(let url, _, let source):
-            if !quiet { Output.status("  input \(url): from \(source)") }
-        case .downloading(let url, let done, let total):
-            guard !quiet, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
-            lastDraw = Date()
-            let of = total.map { " / \(Output.bytes($0))" } ?? ""
-            Output.progress(
-                "  downloading \(URL(string: url)?.lastPathComponent ?? (url as NSString).lastPathComponent): \(Output.bytes(done))\(of)"
-            )
-        case .downloaded(let url, let digest, let size, let seconds):
-            Output.endProgress()
-            if !quiet {
-                Output.status(
-                    "  input \(url): downloaded \(Output.bytes(size)) in \(String(format: "%.1fs", seconds)), verified \(Output.short(digest))"
+        drawn.withLock { lastDraw in
+            switch event {
+            case .found(let url, _, let source):
+                if !quiet { Output.status("  input \(url): from \(source)") }
+            case .downloading(let url, let done, let total):
+                guard !quiet, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
+                lastDraw = Date()
+                let of = total.map { " / \(Output.bytes($0))" } ?? ""
+                Output.progress(
+                    "  downloading \(URL(string: url)?.lastPathComponent ?? (url as NSString).lastPathComponent): \(Output.bytes(done))\(of)"
                 )
+            case .downloaded(let url, let digest, let size, let seconds):
+                Output.endProgress()
+                if !quiet {
+                    Output.status(
+                        "  input \(url): downloaded \(Output.bytes(size)) in \(String(format: "%.1fs", seconds)), verified \(Output.short(digest))"
+                    )
+                }
+            case .trusted(let url, let digest):
+                // Always printed, even with --json: this is the moment a digest was taken on trust.
+                var message =
+                    "WARNING: TRUSTED WITHOUT A PUBLISHED CHECKSUM: \(url)\n         recorded \(digest) from what was downloaded"
+                if let notes = InputEvent.releaseNotes(forDownload: url) {
+                    // Release notes list the bare hex value.
+                    message +=
+                        "\n         SHA256 \(digest.encoded)\n         compare it with the SHA256 in the release notes: \(notes)"
+                        + "\n         if they match, commit recipes/kiln.lock; if not, delete that entry and do not build"
+                } else {
+                    message += "; compare it with another source before you rely on it"
+                }
+                Output.status(message)
             }
-        case .trusted(let url, let digest):
-            // Always printed, even with --json: this is the moment a digest was taken on trust.
-            var message =
-                "WARNING: TRUSTED WITHOUT A PUBLISHED CHECKSUM: \(url)\n         recorded \(digest) from what was downloaded"
-            if let notes = InputEvent.releaseNotes(forDownload: url) {
-                // Release notes list the bare hex value.
-                message +=
-                    "\n         SHA256 \(digest.encoded)\n         compare it with the SHA256 in the release notes: \(notes)"
-                    + "\n         if they match, commit recipes/kiln.lock; if not, delete that entry and do not build"
-            } else {
-                message += "; compare it with another source before you rely on it"
-            }
-            Output.status(message)
         }
     }
 }

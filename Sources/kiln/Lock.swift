@@ -45,7 +45,7 @@ struct Lock: AsyncParsableCommand, NetworkedCommand {
     func run() async throws {
         let set = try inputs.recipes(paths)
         let options = BuildOptions(
-            lockMode: .refresh, inputs: inputs.options(caFile: registryFlags.caFile), registry: registryFlags.options)
+            lockMode: .refresh, inputs: inputs.options(registryFlags), registry: registryFlags.options)
         let plan = try Pipeline.plan(set, lockPath: inputs.lockPath(recipePaths: paths), options: options)
         var prepared = try await Pipeline.prepare(
             plan, store: storeOptions.path, events: PrepareReporter(quiet: false).handle)

@@ -53,11 +53,12 @@ struct Login: AsyncParsableCommand, NetworkedCommand {
     }
 }
 
-struct Logout: ParsableCommand {
+struct Logout: ParsableCommand, LoggedCommand {
     static let configuration = CommandConfiguration(abstract: "Remove saved credentials for a registry.")
 
     @Argument(help: "Registry host[:port].") var registry: String
     @OptionGroup var output: OutputOptions
+    @OptionGroup var log: LogOptions
 
     struct Report: Encodable {
         var registry: String

@@ -1,6 +1,7 @@
 import Foundation
 import KilnHTTP
 import KilnOCI
+import Synchronization
 
 /// Terminal output: the only place Kiln prints.
 enum Output {
@@ -63,24 +64,22 @@ enum Output {
 
 /// Progress of one long write of known size: on a terminal a live line with bytes and percent (redrawn at most
 /// five times a second), in a log one line when it starts.
-final class ByteProgress: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lastDraw = Date.distantPast
-    private var announced = false
+final class ByteProgress: Sendable {
+    private let drawn = Mutex<(lastDraw: Date, announced: Bool)>((.distantPast, false))
     let label: String
 
     init(label: String) { self.label = label }
 
     func report(_ done: Int64, _ total: Int64) {
-        lock.lock()
-        defer { lock.unlock() }
-        if !announced {
-            announced = true
-            if !Output.isTerminal { Output.status("\(label): \(Output.bytes(total)) …") }
+        drawn.withLock { state in
+            if !state.announced {
+                state.announced = true
+                if !Output.isTerminal { Output.status("\(label): \(Output.bytes(total)) …") }
+            }
+            guard Output.isTerminal, Date().timeIntervalSince(state.lastDraw) > 0.2 || done == total else { return }
+            state.lastDraw = Date()
+            let percent = total > 0 ? " (\(done * 100 / total)%)" : ""
+            Output.progress("\(label): \(Output.bytes(done)) / \(Output.bytes(total))\(percent)")
         }
-        guard Output.isTerminal, Date().timeIntervalSince(lastDraw) > 0.2 || done == total else { return }
-        lastDraw = Date()
-        let percent = total > 0 ? " (\(done * 100 / total)%)" : ""
-        Output.progress("\(label): \(Output.bytes(done)) / \(Output.bytes(total))\(percent)")
     }
 }

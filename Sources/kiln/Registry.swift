@@ -5,6 +5,7 @@ import KilnOCI
 import KilnRegistry
 import KilnRelease
 import KilnStore
+import Synchronization
 
 /// Flags shared by the commands that talk to registries.
 struct RegistryFlags: ParsableArguments {
@@ -25,7 +26,9 @@ struct RegistryFlags: ParsableArguments {
 
     @OptionGroup var log: LogOptions
 
-    var httpOptions: HTTPOptions { HTTPOptions(caFile: caFile, idleTimeout: timeout.flatMap { $0 > 0 ? $0 : nil }) }
+    var httpOptions: HTTPOptions {
+        HTTPOptions(caFile: caFile, idleTimeout: timeout.flatMap { $0 > 0 ? $0 : nil }, logger: log.logger)
+    }
 
     func client(for registry: String) throws -> (RegistryClient, HTTPTransport) {
         let transport = try HTTPTransport(options: httpOptions)
@@ -38,41 +41,41 @@ struct RegistryFlags: ParsableArguments {
 }
 
 /// Per-blob progress: a live line on a terminal, one plain line per blob in logs.
-final class TransferReporter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lastDraw = Date.distantPast
-    private var started = Set<Digest>()
+final class TransferReporter: Sendable {
+    /// When the live line was last drawn and which blobs were announced; also keeps two events from printing
+    /// at once.
+    private let drawn = Mutex<(lastDraw: Date, started: Set<Digest>)>((.distantPast, []))
     let quiet: Bool
 
     init(quiet: Bool) { self.quiet = quiet }
 
     func handle(_ event: TransferEvent) {
         guard !quiet else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        switch event {
-        case .blobSkipped(let repo, let digest, let size):
-            Output.status("  \(repo) \(Output.short(digest)): already there (\(Output.bytes(size)))")
-        case .blobMounted(let repo, let digest, let from, let size):
-            Output.status("  \(repo) \(Output.short(digest)): mounted from \(from) (\(Output.bytes(size)))")
-        case .mountRefused(let repo, let digest, let from):
-            Output.status("  \(repo) \(Output.short(digest)): not in \(from) any more (a stale location, dropped)")
-        case .blobProgress(let repo, let digest, let done, let total):
-            // In a log, each blob in flight is a line when it starts (its end is the uploaded/downloaded line).
-            if !Output.isTerminal, started.insert(digest).inserted {
-                Output.status("  \(repo) \(Output.short(digest)): transferring \(Output.bytes(total)) …")
+        drawn.withLock { state in
+            switch event {
+            case .blobSkipped(let repo, let digest, let size):
+                Output.status("  \(repo) \(Output.short(digest)): already there (\(Output.bytes(size)))")
+            case .blobMounted(let repo, let digest, let from, let size):
+                Output.status("  \(repo) \(Output.short(digest)): mounted from \(from) (\(Output.bytes(size)))")
+            case .mountRefused(let repo, let digest, let from):
+                Output.status("  \(repo) \(Output.short(digest)): not in \(from) any more (a stale location, dropped)")
+            case .blobProgress(let repo, let digest, let done, let total):
+                // In a log, each blob in flight is a line when it starts (its end is the uploaded/downloaded line).
+                if !Output.isTerminal, state.started.insert(digest).inserted {
+                    Output.status("  \(repo) \(Output.short(digest)): transferring \(Output.bytes(total)) …")
+                }
+                guard Date().timeIntervalSince(state.lastDraw) > 0.2, total > 0 else { return }
+                state.lastDraw = Date()
+                Output.progress("  \(repo) \(Output.short(digest)): \(Output.bytes(done)) / \(Output.bytes(total))")
+            case .blobUploaded(let repo, let digest, let size):
+                Output.endProgress()
+                Output.status("  \(repo) \(Output.short(digest)): uploaded \(Output.bytes(size))")
+            case .blobDownloaded(let repo, let digest, let size):
+                Output.endProgress()
+                Output.status("  \(repo) \(Output.short(digest)): downloaded \(Output.bytes(size))")
+            case .manifestPushed(let repo, let reference):
+                if !reference.hasPrefix("sha256:") { Output.status("  \(repo):\(reference) tagged") }
             }
-            guard Date().timeIntervalSince(lastDraw) > 0.2, total > 0 else { return }
-            lastDraw = Date()
-            Output.progress("  \(repo) \(Output.short(digest)): \(Output.bytes(done)) / \(Output.bytes(total))")
-        case .blobUploaded(let repo, let digest, let size):
-            Output.endProgress()
-            Output.status("  \(repo) \(Output.short(digest)): uploaded \(Output.bytes(size))")
-        case .blobDownloaded(let repo, let digest, let size):
-            Output.endProgress()
-            Output.status("  \(repo) \(Output.short(digest)): downloaded \(Output.bytes(size))")
-        case .manifestPushed(let repo, let reference):
-            if !reference.hasPrefix("sha256:") { Output.status("  \(repo):\(reference) tagged") }
         }
     }
 }

@@ -2,13 +2,14 @@ import ArgumentParser
 import Foundation
 import KilnRelease
 
-struct Releases: ParsableCommand {
+struct Releases: ParsableCommand, LoggedCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the releases recorded in releases/.",
         discussion: "One line per releases/VERSION.json, oldest first: version, date, image count, source revision.")
 
     @OptionGroup var releaseOptions: ReleaseOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var log: LogOptions
 
     struct Row: Encodable {
         var version: String

@@ -55,7 +55,7 @@ struct KeyCommand: ParsableCommand {
         subcommands: [KeyGenerate.self])
 }
 
-struct KeyGenerate: ParsableCommand {
+struct KeyGenerate: ParsableCommand, LoggedCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Write a new ECDSA P-256 key pair: PREFIX.key (encrypted) and PREFIX.pub.",
@@ -73,6 +73,7 @@ struct KeyGenerate: ParsableCommand {
     @Argument(help: "Write PREFIX.key and PREFIX.pub.") var prefix: String
     @Flag(name: .long, help: "Replace existing PREFIX.key and PREFIX.pub.") var force = false
     @OptionGroup var output: OutputOptions
+    @OptionGroup var log: LogOptions
 
     func run() throws {
         let password = try KeyPassword.read(for: prefix + ".key", confirm: true)

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnStore
 
-struct Untag: ParsableCommand {
+struct Untag: ParsableCommand, LoggedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove tags from the local store (like `podman untag`), so `kiln gc` can free their blobs.",
         discussion: """
@@ -16,6 +16,7 @@ struct Untag: ParsableCommand {
     @Argument(help: "Images as NAME:TAG.") var references: [String]
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var log: LogOptions
 
     struct Report: Encodable {
         var untagged: [String]

@@ -66,7 +66,7 @@ struct Verify: AsyncParsableCommand, NetworkedCommand {
             try await Verifier(
                 client: client,
                 registryOptions: RegistryOptions(insecure: Set(flags.insecure), caFile: flags.caFile, jobs: flags.jobs),
-                httpOptions: HTTPOptions(caFile: flags.caFile),
+                httpOptions: HTTPOptions(caFile: flags.caFile, logger: flags.log.logger),
                 events: { event in
                     guard !json else { return }
                     if case .imageTagged(_, let references, let digest) = event {

@@ -1,4 +1,5 @@
 import Foundation
+import KilnStore
 import KilnTestSupport
 import Testing
 
@@ -49,6 +50,28 @@ import Testing
         // Shell completion, as README documents it.
         let completion = try KilnBinary.run(["--generate-completion-script", "bash"])
         #expect(completion.stdout.contains("_kiln"))
+    }
+
+    /// Every command that runs something (all but the groups of subcommands, such as `key`) lists `--verbose`
+    /// and `--debug` in its help: one shared option group, whether the command touches the network or not.
+    @Test func everyCommandsHelpListsVerboseAndDebug() throws {
+        let paths = try commandPaths()
+        let groups = Set(paths.filter { $0.count > 1 }.map { Array($0.dropLast()) })
+        #expect(paths.contains(["gc"]) && paths.contains(["key", "generate"]) && groups.contains(["key"]), "\(paths)")
+        for path in paths where path != ["help"] && !groups.contains(path) {
+            let help = try KilnBinary.run(path + ["--help"], check: false)
+            let command = "kiln \(path.joined(separator: " "))"
+            #expect(help.status == 0, "\(command) --help: \(help.stderr)")
+            #expect(help.stdout.contains("--verbose") && help.stdout.contains("--debug"), "\(command): \(help.stdout)")
+        }
+        // A command that never touches the network passes the level down too: gc logs its decisions.
+        let tmp = try TemporaryDirectory("kiln-gc-verbose")
+        defer { tmp.remove() }
+        _ = try OCILayout(root: tmp.path)
+        let verbose = try KilnBinary.run(["gc", "--dry-run", "--verbose", "--store", tmp.path], check: false)
+        #expect(verbose.status == 0 && verbose.stderr.contains("gc: 0 blobs reachable"), "\(verbose.stderr)")
+        let plain = try KilnBinary.run(["gc", "--dry-run", "--store", tmp.path], check: false)
+        #expect(plain.status == 0 && !plain.stderr.contains("gc: 0 blobs reachable"), "\(plain.stderr)")
     }
 
     @Test func readOnlyCommandsNeverCreateAStore() throws {

@@ -1,5 +1,7 @@
 import Foundation
 import KilnOCI
+import KilnTestSupport
+import Logging
 import Testing
 
 @testable import KilnStore
@@ -139,5 +141,20 @@ import Testing
         let layout = try OCILayout(root: dir)
         _ = try storeImage(layout, layer: "in-flight")
         #expect(try layout.collectGarbage(dryRun: false).isEmpty)
+    }
+
+    /// gc logs through the logger its caller gives it (what `kiln gc --verbose` shows): why each blob goes or stays.
+    @Test func garbageCollectionLogsItsDecisionsToTheCallersLogger() throws {
+        let layout = try OCILayout(root: dir)
+        let (young, _, _) = try storeImage(layout, layer: "young")
+        let captured = CapturedLog()
+        _ = try layout.collect(dryRun: true, graceSeconds: 3600, logger: captured.logger(level: .debug))
+        #expect(captured.contains("\(young.digest) unreachable but younger than 3600 s: kept", at: .debug))
+        let quiet = CapturedLog()
+        _ = try layout.collect(dryRun: true, graceSeconds: 0, logger: quiet.logger(level: .info))
+        #expect(quiet.entries.isEmpty, "the caller's level is honoured: \(quiet.entries.map(\.message))")
+        let removing = CapturedLog()
+        _ = try layout.collect(dryRun: false, graceSeconds: 0, logger: removing.logger(level: .debug))
+        #expect(removing.contains("\(young.digest) unreachable: removed"))
     }
 }
