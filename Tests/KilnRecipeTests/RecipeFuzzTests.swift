@@ -49,9 +49,9 @@ import Testing
             // One case in four also mutates the matrix file the assetchain recipe reads.
             let json = index % 4 == 0 ? matrixFuzzer.next() : matrix
             _ = FileManager.default.createFile(atPath: dir + "/assetchains.json", contents: Data(json))
-            let start = Date()
+            let start = Fuzzer.threadCPUSeconds
             let (parsed, problems) = load(bytes, file: file)
-            let seconds = Date().timeIntervalSince(start)
+            let seconds = Fuzzer.threadCPUSeconds - start
             if seconds > outcomes.slowest { (outcomes.slowest, slowestCase) = (seconds, index) }
             if seconds > 1 { _ = Fuzzer.save(bytes, name: "slow-recipe-\(Fuzzer.seed)-\(index).yaml") }
             if parsed.isEmpty { outcomes.refused += 1 } else { outcomes.recipes += 1 }
