@@ -70,7 +70,11 @@ let package = Package(
                 "KilnSandbox", "KilnSign", .product(name: "Logging", package: "swift-log"),
             ]),
         // Keys, cosign signatures, DSSE attestations and their verification (knows registries, not recipes).
-        .target(name: "KilnSign", dependencies: ["KilnOCI", "KilnStore", "KilnRegistry", "CCrypto"]),
+        .target(
+            name: "KilnSign",
+            dependencies: [
+                "KilnOCI", "KilnStore", "KilnRegistry", "CCrypto", .product(name: "Yams", package: "Yams"),
+            ]),
         // Releases: export archives, release documents, rollback, diff, deployment refs, verify.
         .target(
             name: "KilnRelease",
@@ -102,7 +106,10 @@ let package = Package(
             dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
         .testTarget(
             name: "KilnSignTests",
-            dependencies: ["KilnSign", "KilnRegistry", "KilnHTTP", "KilnStore", "KilnOCI", "KilnTestSupport"]),
+            dependencies: [
+                "KilnSign", "KilnRegistry", "KilnHTTP", "KilnStore", "KilnOCI", "KilnTestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnOCI", "KilnLayer", "KilnTestSupport"]),
         .testTarget(
             name: "KilnSandboxTests",

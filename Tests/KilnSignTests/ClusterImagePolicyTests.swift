@@ -75,13 +75,13 @@ import Testing
         let next = try PrivateKey.generate().publicKey().pem
         let rotating = ClusterImagePolicy.yaml(scope: scope, publicKeyPEMs: [pem, next])
         try Self.expectPolicy(at: try tmp.write("rotating.yaml", rotating), scope: scope, publicKeyPEMs: [pem, next])
-        #expect(yaml.contains("name: kiln-release-registry-example-com-5000-komodo-signature\n"))
-        #expect(yaml.contains("name: kiln-release-registry-example-com-5000-komodo-provenance\n"))
+        #expect(yaml.contains("name: \"kiln-release-registry-example-com-5000-komodo-signature\"\n"))
+        #expect(yaml.contains("name: \"kiln-release-registry-example-com-5000-komodo-provenance\"\n"))
 
         // The schema has teeth: what policy-controller would refuse (or silently prune) fails it.
         let broken: [(what: String, text: String)] = [
             ("no authority", yaml.replacingOccurrences(of: "  authorities:", with: "  other:")),
-            ("a misspelt field", yaml.replacingOccurrences(of: "      key:", with: "      keys:")),
+            ("a misspelt field", yaml.replacingOccurrences(of: "    key:", with: "    keys:")),
             ("a glob policy-controller refuses", yaml.replacingOccurrences(of: "/**\"", with: "/ **\"")),
             ("no key data", yaml.replacingOccurrences(of: "BEGIN PUBLIC KEY", with: "BEGIN PRIVATE KEY")),
             ("a short predicate type", yaml.replacingOccurrences(of: "https://slsa.dev/provenance/v1", with: "slsa")),
