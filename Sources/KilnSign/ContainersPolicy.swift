@@ -26,7 +26,9 @@ public enum ContainersPolicy {
     /// The registries.d file: `use-sigstore-attachments: true` for `scope`.
     public static func registriesD(scope: String) -> String {
         YAMLFile(
-            comments: ["Written by kiln deploy-refs --key: look up cosign signatures (sha256-<hex>.sig) for the release."],
+            comments: [
+                "Written by kiln deploy-refs --key: look up cosign signatures (sha256-<hex>.sig) for the release."
+            ],
             documents: [["docker": .map([(scope, ["use-sigstore-attachments": true] as YAMLValue)])]]
         ).text
     }

@@ -4,6 +4,7 @@ import KilnOCI
 import KilnRelease
 import KilnTestSupport
 import Testing
+import Yams
 
 /// The pure parts of releases: digests, documents, rendering, layer comparison.
 struct ReleaseUnitTests {
@@ -73,12 +74,17 @@ struct ReleaseUnitTests {
             version: "1", created: "", revision: nil, recipesDigest: nil, lockDigest: nil, registry: "r",
             namespace: "ns", movingTags: [], images: [])
         let compose = DeployRefs.render(document, services: [service], format: .compose)
-        #expect(compose.contains("      - \"komodo-d-x-data:/home/komodo/.komodo\"\n"))
-        let kube = DeployRefs.render(document, services: [service], format: .kubernetes)
-        #expect(kube.contains("        - name: \"komodo-d-x\"\n"))
+        let services = try #require((try Yams.load(yaml: compose) as? [String: Any])?["services"] as? [String: Any])
         #expect(
-            kube.contains(
-                "            - name: \"komodo-d-x-data\"\n              mountPath: \"/home/komodo/.komodo\""))
+            (services["komodo-d-x"] as? [String: Any])?["volumes"] as? [String] == [
+                "komodo-d-x-data:/home/komodo/.komodo"
+            ])
+        let kube = DeployRefs.render(document, services: [service], format: .kubernetes)
+        let set = try #require(try Yams.load_all(yaml: kube).compactMap { $0 as? [String: Any] }.last)
+        let pod = ((set["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any]
+        #expect((pod?["containers"] as? [[String: Any]])?.first?["name"] as? String == "komodo-d-x")
+        let claims = (set["spec"] as? [String: Any])?["volumeClaimTemplates"] as? [[String: Any]]
+        #expect((claims?.first?["metadata"] as? [String: Any])?["name"] as? String == "komodo-d-x-data")
         #expect(DeployRefs.render(document, services: [service], format: .refs) == "r/ns/k@sha256:00\n")
     }
 
