@@ -51,7 +51,7 @@ extension DeployRefs {
 
     static func objectName(_ node: Node, _ member: Member) -> String {
         node.members.count == 1 && node.name == member.container
-            ? node.name : label(node.name + "-" + member.container)
+            ? node.name : DNSLabel.label(node.name + "-" + member.container)
     }
 
     static func labels(_ node: Node, _ name: String) -> YAMLValue {
@@ -186,7 +186,7 @@ extension DeployRefs {
     /// komodod's wallet, daily: `komodo-backup` in a Pod beside komodod (same node, its loopback) asks
     /// komodod over RPC to copy wallet.dat into its export directory, the komodo-backup volume.
     static func backupJob(_ node: Node, _ komodod: Member, owner: String) -> YAMLValue {
-        let name = label(owner + "-backup")
+        let name = DNSLabel.label(owner + "-backup")
         var job = Member(service: komodod.service, container: "backup")
         job.secrets = komodod.secrets
         job.secretsVariable = komodod.secretsVariable

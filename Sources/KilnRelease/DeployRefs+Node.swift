@@ -1,4 +1,5 @@
 import Foundation
+import KilnSign
 
 extension DeployRefs {
     struct Mount {
@@ -56,13 +57,13 @@ extension DeployRefs {
 
         init(_ services: [Service], _ options: Options) {
             isKomodo = services.contains { $0.isKomodo }
-            name = label(options.node ?? (isKomodo ? "komodo-node" : "node"))
+            name = DNSLabel.label(options.node ?? (isKomodo ? "komodo-node" : "node"))
             self.options = options
             let komodoHome = "/home/komodo"
             // What iguana writes for itself: SECRET:PATH-UNDER-HOME:PORT (see iguana-start).
             var iguanaConfs: [String] = []
             for service in services {
-                let container = label(service.name)
+                let container = DNSLabel.label(service.name)
                 var member = Member(service: service, container: container)
                 member.p2pPorts = service.p2pPorts(mode: service.isIguana ? options.iguanaMode : nil)
                 member.resources = defaultResources(service)
@@ -97,7 +98,8 @@ extension DeployRefs {
                     }
                 } else {
                     for path in service.volumes {
-                        let volume = service.volumes.count == 1 ? container + "-data" : container + "-" + slug(path)
+                        let volume =
+                            service.volumes.count == 1 ? container + "-data" : container + "-" + DNSLabel.slug(path)
                         member.mounts.append(Mount(volume: volume, path: path))
                     }
                     if service.isCoin, let secret = service.environment["COIN_SECRET"] {

@@ -1,5 +1,6 @@
 import Foundation
 import KilnOCI
+import KilnSign
 
 /// `kiln deploy-refs`: a release's images as digest references, plain or as the deployment of one node. Every
 /// image is addressed `REGISTRY/REPOSITORY@sha256:…`, never by tag, so a deployment runs exactly what was
@@ -187,26 +188,6 @@ public enum DeployRefs {
         case .compose: return compose(document, Node(select(services, options), options))
         case .kubernetes: return kubernetes(document, Node(select(services, options), options))
         }
-    }
-
-    /// `/home/komodo/.komodo` → `home-komodo-komodo`: a DNS-1123 label fragment.
-    static func slug(_ text: String) -> String {
-        var out = ""
-        for c in text.lowercased() {
-            if c.isASCII && (c.isLetter || c.isNumber) {
-                out.append(c)
-            } else if !out.isEmpty && !out.hasSuffix("-") {
-                out.append("-")
-            }
-        }
-        while out.hasSuffix("-") { out.removeLast() }
-        return out.isEmpty ? "x" : out
-    }
-
-    static func label(_ text: String, max: Int = 63) -> String {
-        var s = String(slug(text).prefix(max))
-        while s.hasSuffix("-") { s.removeLast() }
-        return s
     }
 
     /// The first comment line of a deployment file.

@@ -12,17 +12,7 @@ import KilnOCI
 public enum ClusterImagePolicy {
     /// An object's name: `kiln-release-`, the scope as DNS label characters, and what it requires.
     public static func name(scope: String, requiring what: String) -> String {
-        var slug = ""
-        for character in scope.lowercased() {
-            if character.isASCII && (character.isLetter || character.isNumber) {
-                slug.append(character)
-            } else if !slug.hasSuffix("-") {
-                slug.append("-")
-            }
-        }
-        let trimmed = slug.trimmingCharacters(in: CharacterSet(charactersIn: "-")).prefix(36)
-        let body = trimmed.hasSuffix("-") ? String(trimmed.dropLast()) : String(trimmed)
-        return "kiln-release-\(body)-\(what)"
+        "kiln-release-\(DNSLabel.label(scope, max: 36))-\(what)"
     }
 
     /// The YAML file (two documents) for images under `scope` (`REGISTRY` or `REGISTRY/NAMESPACE`).
