@@ -65,4 +65,26 @@ import Yams
         let header = text.components(separatedBy: "\n---\n")[0]
         #expect(header.split(separator: "\n").allSatisfy { $0.hasPrefix("#") }, "\(header)")
     }
+
+    /// An environment value (komodod's export directory, under the image's HOME) in both formats.
+    @Test func environmentValuesReadBack() throws {
+        let home = "/home/" + Self.hostile
+        let komodod = DeployRefs.Service(
+            name: "komodod", reference: "r.example/ns/komodod@sha256:00",
+            config: DeployNodeTests.config(
+                entrypoint: ["/usr/local/bin/komodo-start"], ports: ["7770/tcp"], volumes: [home + "/.komodo"],
+                labels: ["io.komodo.p2p-port": "7770", "io.komodo.rpc-port": "7771"], home: home, user: "3003"))
+        let compose = DeployRefs.render(DeployNodeTests.document, services: [komodod], format: .compose)
+        let services = try #require((try Yams.load(yaml: compose) as? [String: Any])?["services"] as? [String: Any])
+        let environment = (services["komodod"] as? [String: Any])?["environment"] as? [String: String]
+        #expect(environment == ["KOMODO_EXPORTDIR": home + "/backup"], "\(compose)")
+        let kubernetes = DeployRefs.render(DeployNodeTests.document, services: [komodod], format: .kubernetes)
+        let set = try #require(
+            try Yams.load_all(yaml: kubernetes).compactMap { $0 as? [String: Any] }.first {
+                $0["kind"] as? String == "StatefulSet"
+            })
+        let pod = ((set["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any]
+        let env = (pod?["containers"] as? [[String: Any]])?.first?["env"] as? [[String: String]]
+        #expect(env?.first == ["name": "KOMODO_EXPORTDIR", "value": home + "/backup"], "\(kubernetes)")
+    }
 }
