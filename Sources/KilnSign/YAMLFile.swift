@@ -68,10 +68,13 @@ public struct YAMLFile: Sendable {
     public var text: String {
         let header = comments.flatMap { $0.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) }
             .map { $0.isEmpty ? "#\n" : "# \($0)\n" }.joined()
-        // Emitting a tree of strings, ints and booleans cannot fail; width -1: a long value stays on its line.
-        let body =
-            (try? Yams.serialize(
-                nodes: documents.map(\.node), width: -1, explicitStart: markDocuments)) ?? ""
-        return header + body
+        // width -1: a long value stays on its line.
+        do {
+            return header + (try Yams.serialize(nodes: documents.map(\.node), width: -1, explicitStart: markDocuments))
+        } catch {
+            // libyaml refuses only a malformed event stream, which no tree of this enum makes (any string is
+            // escaped): a failure here is a bug in this file, never an input to report or an empty file to write.
+            preconditionFailure("libyaml refused a YAMLValue tree: \(error)")
+        }
     }
 }

@@ -10,7 +10,8 @@ import Yams
         "a: b", "x # not a comment", "\"double\"", "'single'", "line\nbreak", "- leading dash", "* star", "&anchor",
         "*alias", "!tag", "%directive", "@at", "`tick`", "{flow}", "[seq]", "|", ">", "?", "key: value # c", "",
         " padded ", "no", "y", "true", "null", "~", "0755", "1e3", "0x1F", "12:30", "tab\there", "back\\slash",
-        "crlf\r\nend", "unicode é \u{2028} sep", "---", "...", "--- a",
+        "crlf\r\nend", "unicode é \u{2028} sep", "---", "...", "--- a", "nul\u{0}byte", "del\u{7F}",
+        "bell\u{7}", "\u{85}next line",
     ]
 
     @Test func hostileValuesReadBackAsThemselves() throws {
