@@ -41,8 +41,9 @@ images: release
 
 # The transport's deadline tests time async requests against the wall clock. The long integration tests run
 # synchronously on the cooperative threads (as many as cores: two here) for minutes at a time, which starves any
-# async test beside them past its deadline, so the network suites run first on their own, then everything else.
-NETWORK_TESTS := KilnHTTPTests|KilnRegistryTests|DownloadSinkTests
+# async test beside them past its deadline, so the suites that make HTTP requests in-process (transport, registry,
+# Debian repositories, remote inputs) run first on their own, then everything else (whose HTTP goes through the CLI).
+NETWORK_TESTS := KilnHTTPTests|KilnRegistryTests|KilnDebianTests|DownloadSinkTests|RemoteInputsTests
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter '$(NETWORK_TESTS)'

@@ -85,7 +85,11 @@ let package = Package(
                 "KilnProcess", "KilnSandbox", "KilnSign", .product(name: "Logging", package: "swift-log"),
             ]),
         // Keys, cosign signatures, DSSE attestations and their verification (knows registries, not recipes).
-        .target(name: "KilnSign", dependencies: ["KilnOCI", "KilnStore", "KilnRegistry", "CCrypto"]),
+        .target(
+            name: "KilnSign",
+            dependencies: [
+                "KilnOCI", "KilnStore", "KilnRegistry", "CCrypto", .product(name: "Yams", package: "Yams"),
+            ]),
         // Releases: export archives, release documents, rollback, diff, deployment refs, verify.
         .target(
             name: "KilnRelease",
@@ -124,7 +128,10 @@ let package = Package(
             dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
         .testTarget(
             name: "KilnSignTests",
-            dependencies: ["KilnSign", "KilnRegistry", "KilnHTTP", "KilnStore", "KilnOCI", "KilnTestSupport"]),
+            dependencies: [
+                "KilnSign", "KilnRegistry", "KilnHTTP", "KilnStore", "KilnOCI", "KilnTestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         .testTarget(
             name: "KilnDebianTests",
             dependencies: ["KilnDebian", "KilnHTTP", "KilnOCI", "KilnLayer", "KilnStore", "KilnTestSupport"]),

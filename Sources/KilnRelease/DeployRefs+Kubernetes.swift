@@ -1,4 +1,5 @@
 import Foundation
+import KilnSign
 
 extension DeployRefs {
     /// One StatefulSet (one Pod) per daemon, so that one chain's restart, image change or readiness never touches
@@ -8,202 +9,197 @@ extension DeployRefs {
     /// (`hostPort`). Each StatefulSet has a headless Service for its identity; no Service names an RPC port.
     /// komodod's wallet is backed up by a CronJob (komodo-backup through RPC).
     static func kubernetes(_ document: ReleaseDocument, _ node: Node) -> String {
-        var docs: [String] = []
+        var documents: [YAMLValue] = []
         let owner = node.members.first.map { objectName(node, $0) }
         for member in node.members {
             let name = objectName(node, member)
-            let tags = labels(node, name)
-            var service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: \(q(name))\n  labels:\n\(tags("    "))"
-            service += "spec:\n  clusterIP: None\n  selector:\n    app.kubernetes.io/name: \(q(name))\n"
-            docs.append(service)
-
-            var set =
-                "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: \(q(name))\n  labels:\n\(tags("    "))"
-            set += "spec:\n  serviceName: \(q(name))\n  replicas: 1\n"
-            set += "  selector:\n    matchLabels:\n      app.kubernetes.io/name: \(q(name))\n"
-            set += "  template:\n    metadata:\n      labels:\n\(tags("        "))    spec:\n"
-            set += podSpec(node, member, owner: name == owner ? nil : owner, indent: "      ")
-            set += "      containers:\n"
-            set += container(member, indent: "        ")
-            set += podVolumes(member, indent: "      ")
-            let claims = member.mounts.map(\.volume)
-            if !claims.isEmpty {
-                set += "  volumeClaimTemplates:\n"
-                for volume in node.volumes where claims.contains(volume.name) {
-                    set += "    - metadata:\n        name: \(q(volume.name))\n"
-                    set += "      spec:\n        accessModes: [\"ReadWriteOnce\"]\n"
-                    set += "        resources:\n          requests:\n            storage: \(q(volume.size))\n"
-                }
+            let selector: YAMLValue = ["app.kubernetes.io/name": .string(name)]
+            documents.append(object("v1", "Service", name, node, spec: ["clusterIP": "None", "selector": selector]))
+            let claims: [YAMLValue] = node.volumes.filter { volume in
+                member.mounts.contains { $0.volume == volume.name }
             }
-            docs.append(set)
-            if member.service.isKomodod { docs.append(backupJob(node, member, owner: name)) }
+            .map { volume in
+                let resources: YAMLValue = ["requests": ["storage": .string(volume.size)]]
+                let spec: YAMLValue = ["accessModes": .flow(["ReadWriteOnce"]), "resources": resources]
+                return ["metadata": ["name": .string(volume.name)], "spec": spec]
+            }
+            let pod = podSpec(node, member, owner: name == owner ? nil : owner)
+            let template: YAMLValue = ["metadata": ["labels": labels(node, name)], "spec": pod]
+            let spec: YAMLValue = [
+                "serviceName": .string(name), "replicas": 1, "selector": ["matchLabels": selector],
+                "template": template, "volumeClaimTemplates": claims.isEmpty ? nil : .list(claims),
+            ]
+            documents.append(object("apps/v1", "StatefulSet", name, node, spec: spec))
+            if member.service.isKomodod { documents.append(backupJob(node, member, owner: name)) }
         }
-        var text = header(document, .kubernetes)
+        var comments = [header(document, .kubernetes)]
         let sets = node.secretSets
         if !sets.isEmpty {
-            text += "# Create the secrets first (the daemons write their RPC conf from them; iguana its copies):\n"
+            comments.append("Create the secrets first (the daemons write their RPC conf from them; iguana its copies):")
             for set in sets {
                 let from = set.files.map { "--from-file=\($0)=FILE" }.joined(separator: " ")
-                text += "#   kubectl create secret generic \(set.kubernetesName) \(from)\n"
+                comments.append("  kubectl create secret generic \(set.kubernetesName) \(from)")
             }
         }
         if node.sharesHostNetwork {
-            text +=
-                "# hostNetwork: the Pods share the Kubernetes node's network namespace (RPC on its 127.0.0.1 only),\n"
-            text += "# which the namespace's Pod Security level must allow (privileged).\n"
+            comments.append(
+                "hostNetwork: the Pods share the Kubernetes node's network namespace (RPC on its 127.0.0.1 only),")
+            comments.append("which the namespace's Pod Security level must allow (privileged).")
         }
-        return text + docs.map { "---\n" + $0 }.joined()
+        return YAMLFile(comments: comments, documents: documents, markDocuments: true).text
     }
 
     static func objectName(_ node: Node, _ member: Member) -> String {
         node.members.count == 1 && node.name == member.container
-            ? node.name : label(node.name + "-" + member.container)
+            ? node.name : DNSLabel.label(node.name + "-" + member.container)
     }
 
-    static func labels(_ node: Node, _ name: String) -> (String) -> String {
-        { indent in
-            "\(indent)app.kubernetes.io/name: \(q(name))\n\(indent)app.kubernetes.io/part-of: \(q(node.name))\n"
-        }
+    static func labels(_ node: Node, _ name: String) -> YAMLValue {
+        ["app.kubernetes.io/name": .string(name), "app.kubernetes.io/part-of": .string(node.name)]
+    }
+
+    static func object(_ apiVersion: String, _ kind: String, _ name: String, _ node: Node, spec: YAMLValue)
+        -> YAMLValue
+    {
+        let metadata: YAMLValue = ["name": .string(name), "labels": labels(node, name)]
+        return ["apiVersion": .string(apiVersion), "kind": .string(kind), "metadata": metadata, "spec": spec]
     }
 
     /// What every Pod of the node shares: the node's network namespace, no service account token, a grace
     /// period that covers the daemon's flush, fsGroup for its volumes.
-    static func podSpec(_ node: Node, _ member: Member, owner: String?, indent: String) -> String {
-        var out = ""
-        if node.sharesHostNetwork {
-            out += "\(indent)hostNetwork: true\n\(indent)dnsPolicy: \"ClusterFirstWithHostNet\"\n"
-        }
-        // komodod flushes its block index and wallet on SIGINT/SIGTERM, which can take minutes.
-        out += "\(indent)terminationGracePeriodSeconds: \(member.grace)\n"
-        // The node never talks to the Kubernetes API.
-        out += "\(indent)automountServiceAccountToken: false\n\(indent)enableServiceLinks: false\n"
-        if let owner, node.sharesHostNetwork {
-            out += "\(indent)affinity:\n\(indent)  podAffinity:\n"
-            out += "\(indent)    requiredDuringSchedulingIgnoredDuringExecution:\n"
-            out += "\(indent)      - labelSelector:\n\(indent)          matchLabels:\n"
-            out += "\(indent)            app.kubernetes.io/name: \(q(owner))\n"
-            out += "\(indent)        topologyKey: \"kubernetes.io/hostname\"\n"
+    static func podSpec(
+        _ node: Node, _ member: Member, owner: String?, restartPolicy: String? = nil, command: [String]? = nil
+    ) -> YAMLValue {
+        let host = node.sharesHostNetwork
+        var affinity: YAMLValue?
+        if let owner, host {
+            let term: YAMLValue = [
+                "labelSelector": ["matchLabels": ["app.kubernetes.io/name": .string(owner)]],
+                "topologyKey": "kubernetes.io/hostname",
+            ]
+            affinity = ["podAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [term]]]
         }
         // Volumes group-owned by fsGroup (setgid) so the image's uid can use them; the images also make their
         // data directories group-0-writable for platforms that pick the uid (OpenShift).
-        out += "\(indent)securityContext:\n"
-        out += "\(indent)  fsGroup: \(member.service.uid.flatMap { $0 == 0 ? nil : $0 } ?? 3003)\n"
-        out += "\(indent)  fsGroupChangePolicy: \"OnRootMismatch\"\n"
-        out += "\(indent)  seccompProfile:\n\(indent)    type: \"RuntimeDefault\"\n"
-        return out
+        let security: YAMLValue = [
+            "fsGroup": .int(member.service.uid.flatMap { $0 == 0 ? nil : $0 } ?? 3003),
+            "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": ["type": "RuntimeDefault"],
+        ]
+        return [
+            "restartPolicy": restartPolicy.map(YAMLValue.string),
+            "hostNetwork": host ? true : nil, "dnsPolicy": host ? "ClusterFirstWithHostNet" : nil,
+            // komodod flushes its block index and wallet on SIGINT/SIGTERM, which can take minutes.
+            "terminationGracePeriodSeconds": .int(member.grace),
+            // The node never talks to the Kubernetes API.
+            "automountServiceAccountToken": false, "enableServiceLinks": false,
+            "affinity": affinity, "securityContext": security,
+            "containers": [container(member, command: command)], "volumes": podVolumes(member),
+        ]
     }
 
-    static func podVolumes(_ member: Member, indent: String) -> String {
-        var out = ""
-        for (index, _) in member.scratch.enumerated() {
-            out += "\(indent)  - name: \(q("scratch-\(index)"))\n\(indent)    emptyDir:\n"
-            out += "\(indent)      medium: \"Memory\"\n\(indent)      sizeLimit: \"64Mi\"\n"
+    static func podVolumes(_ member: Member) -> YAMLValue? {
+        var volumes: [YAMLValue] = member.scratch.indices.map { index in
+            ["name": "scratch-\(index)", "emptyDir": ["medium": "Memory", "sizeLimit": "64Mi"]]
         }
         if !member.secrets.isEmpty {
             // One directory with every key, as compose's /run/secrets has them.
-            out += "\(indent)  - name: \"secrets\"\n\(indent)    projected:\n\(indent)      defaultMode: 288\n"
-            out += "\(indent)      sources:\n"
-            for set in member.secrets {
-                out += "\(indent)        - secret:\n\(indent)            name: \(q(set.kubernetesName))\n"
-                if set.optional || set == .notary { out += "\(indent)            optional: true\n" }
+            let sources: [YAMLValue] = member.secrets.map { set in
+                [
+                    "secret": [
+                        "name": .string(set.kubernetesName), "optional": set.optional || set == .notary ? true : nil,
+                    ]
+                ]
             }
+            volumes.append(["name": "secrets", "projected": ["defaultMode": 288, "sources": .list(sources)]])
         }
-        return out.isEmpty ? "" : "\(indent)volumes:\n" + out
+        return volumes.isEmpty ? nil : .list(volumes)
     }
 
     static let secretsPath = "/run/kiln-secrets"
 
-    static func container(_ member: Member, indent: String, command: [String]? = nil) -> String {
-        let service = member.service
-        var out = "\(indent)- name: \(q(member.container))\n\(indent)  image: \(q(service.reference))\n"
-        if let command { out += "\(indent)  command: \(list(command))\n" }
-        if command == nil && !member.p2pPorts.isEmpty {
-            out += "\(indent)  ports:\n"
-            for port in member.p2pPorts {
-                out += "\(indent)    - name: \(q("p2p-\(port.number)"))\n"
-                out += "\(indent)      containerPort: \(port.number)\n\(indent)      hostPort: \(port.number)\n"
-                out += "\(indent)      protocol: \(q(port.proto.uppercased()))\n"
-            }
+    static func container(_ member: Member, command: [String]? = nil) -> YAMLValue {
+        let ports: [YAMLValue] = (command == nil ? member.p2pPorts : []).map { port in
+            [
+                "name": "p2p-\(port.number)", "containerPort": .int(port.number), "hostPort": .int(port.number),
+                "protocol": .string(port.proto.uppercased()),
+            ]
         }
         var environment = member.environment
         if let variable = member.secretsVariable, !member.secrets.isEmpty {
             environment.append((variable, secretsPath))
         }
-        if !environment.isEmpty {
-            out += "\(indent)  env:\n"
-            for (key, value) in environment {
-                out += "\(indent)    - name: \(q(key))\n\(indent)      value: \(q(value))\n"
-            }
+        let env: [YAMLValue] = environment.map { ["name": .string($0.0), "value": .string($0.1)] }
+        var resources: YAMLValue?
+        if let wanted = member.resources {
+            let requests: YAMLValue = ["cpu": .string(wanted.cpu), "memory": .string(wanted.memory)]
+            resources = ["requests": requests, "limits": ["memory": .string(wanted.memoryLimit)]]
         }
-        if let resources = member.resources {
-            out += "\(indent)  resources:\n\(indent)    requests:\n"
-            out += "\(indent)      cpu: \(q(resources.cpu))\n\(indent)      memory: \(q(resources.memory))\n"
-            out += "\(indent)    limits:\n\(indent)      memory: \(q(resources.memoryLimit))\n"
+        var mounts: [YAMLValue] = member.scratch.enumerated().map { index, path in
+            ["name": "scratch-\(index)", "mountPath": .string(path)]
         }
-        out += "\(indent)  securityContext:\n\(indent)    allowPrivilegeEscalation: false\n"
-        if member.readOnlyRoot { out += "\(indent)    readOnlyRootFilesystem: true\n" }
+        mounts += member.mounts.map {
+            ["name": .string($0.volume), "mountPath": .string($0.path), "readOnly": $0.readOnly ? true : nil]
+        }
+        if !member.secrets.isEmpty {
+            // Not /run/secrets: the service account token is mounted under /var/run/secrets.
+            mounts.append(["name": "secrets", "mountPath": .string(secretsPath), "readOnly": true])
+        }
+        let probes = command == nil ? Self.probes(member) : nil
+        return [
+            "name": .string(member.container), "image": .string(member.service.reference),
+            "command": command.map(YAMLValue.flow), "ports": ports.isEmpty ? nil : .list(ports),
+            "env": env.isEmpty ? nil : .list(env), "resources": resources, "securityContext": securityContext(member),
+            "volumeMounts": mounts.isEmpty ? nil : .list(mounts),
+            "startupProbe": probes?.startup, "livenessProbe": probes?.liveness, "readinessProbe": probes?.readiness,
+        ]
+    }
+
+    static func securityContext(_ member: Member) -> YAMLValue {
         // A named user cannot be checked by the kubelet; the platform's images use numeric ones.
-        if let uid = service.uid, uid != 0 {
-            out += "\(indent)    runAsNonRoot: true\n\(indent)    runAsUser: \(uid)\n\(indent)    runAsGroup: 0\n"
+        let uid = member.service.uid.flatMap { $0 == 0 ? nil : $0 }
+        return [
+            "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": member.readOnlyRoot ? true : nil,
+            "runAsNonRoot": uid == nil ? nil : true, "runAsUser": uid.map(YAMLValue.int),
+            "runAsGroup": uid == nil ? nil : 0, "capabilities": ["drop": .flow(["ALL"])],
+        ]
+    }
+
+    /// Liveness is a TCP connection to the RPC port on the loopback (the kubelet shares it: hostNetwork), so
+    /// a daemon busy in a rescan or reindex (holding cs_main) is not restarted; readiness goes through RPC.
+    /// Loading the block index can take most of an hour: the startup probe allows that much.
+    static func probes(_ member: Member) -> (startup: YAMLValue, liveness: YAMLValue, readiness: YAMLValue)? {
+        guard let port = member.live else { return nil }
+        let tcp: (String, YAMLValue) = ("tcpSocket", ["host": "127.0.0.1", "port": .int(port)])
+        func probe(_ check: (String, YAMLValue), period: Int, timeout: Int, failures: Int) -> YAMLValue {
+            .map([
+                check, ("periodSeconds", .int(period)), ("timeoutSeconds", .int(timeout)),
+                ("failureThreshold", .int(failures)),
+            ])
         }
-        out += "\(indent)    capabilities:\n\(indent)      drop: [\"ALL\"]\n"
-        if !member.mounts.isEmpty || !member.scratch.isEmpty || !member.secrets.isEmpty {
-            out += "\(indent)  volumeMounts:\n"
-            for (index, path) in member.scratch.enumerated() {
-                out += "\(indent)    - name: \(q("scratch-\(index)"))\n\(indent)      mountPath: \(q(path))\n"
-            }
-            for mount in member.mounts {
-                out += "\(indent)    - name: \(q(mount.volume))\n\(indent)      mountPath: \(q(mount.path))\n"
-                if mount.readOnly { out += "\(indent)      readOnly: true\n" }
-            }
-            if !member.secrets.isEmpty {
-                // Not /run/secrets: the service account token is mounted under /var/run/secrets.
-                out += "\(indent)    - name: \"secrets\"\n\(indent)      mountPath: \(q(secretsPath))\n"
-                out += "\(indent)      readOnly: true\n"
-            }
-        }
-        guard command == nil else { return out }
-        // Liveness is a TCP connection to the RPC port on the loopback (the kubelet shares it: hostNetwork), so
-        // a daemon busy in a rescan or reindex (holding cs_main) is not restarted; readiness goes through RPC.
-        // Loading the block index can take most of an hour: the startup probe allows that much.
-        if let port = member.live {
-            let tcp = "tcpSocket:\n\(indent)      host: \"127.0.0.1\"\n\(indent)      port: \(port)\n"
-            out += "\(indent)  startupProbe:\n\(indent)    \(tcp)"
-            out +=
-                "\(indent)    periodSeconds: 30\n\(indent)    timeoutSeconds: 10\n\(indent)    failureThreshold: 120\n"
-            out += "\(indent)  livenessProbe:\n\(indent)    \(tcp)"
-            out += "\(indent)    periodSeconds: 60\n\(indent)    timeoutSeconds: 10\n\(indent)    failureThreshold: 5\n"
-            out += "\(indent)  readinessProbe:\n"
-            if let ready = member.ready {
-                out += "\(indent)    exec:\n\(indent)      command: \(list(ready))\n"
-            } else {
-                out += "\(indent)    \(tcp)"
-            }
-            out += "\(indent)    periodSeconds: 30\n\(indent)    timeoutSeconds: 30\n\(indent)    failureThreshold: 3\n"
-        }
-        return out
+        let ready = member.ready.map { ("exec", ["command": .flow($0)] as YAMLValue) } ?? tcp
+        return (
+            probe(tcp, period: 30, timeout: 10, failures: 120), probe(tcp, period: 60, timeout: 10, failures: 5),
+            probe(ready, period: 30, timeout: 30, failures: 3)
+        )
     }
 
     /// komodod's wallet, daily: `komodo-backup` in a Pod beside komodod (same node, its loopback) asks
     /// komodod over RPC to copy wallet.dat into its export directory, the komodo-backup volume.
-    static func backupJob(_ node: Node, _ komodod: Member, owner: String) -> String {
-        let name = label(owner + "-backup")
+    static func backupJob(_ node: Node, _ komodod: Member, owner: String) -> YAMLValue {
+        let name = DNSLabel.label(owner + "-backup")
         var job = Member(service: komodod.service, container: "backup")
         job.secrets = komodod.secrets
         job.secretsVariable = komodod.secretsVariable
         job.readOnlyRoot = true
         // komodo-cli reads the RPC conf komodo-backup writes there from the secret.
         job.scratch = [komodod.service.home + "/.komodo"]
-        var out = "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: \(q(name))\n  labels:\n"
-        out += labels(node, name)("    ")
-        out += "spec:\n  schedule: \"17 3 * * *\"\n  concurrencyPolicy: \"Forbid\"\n"
-        out += "  successfulJobsHistoryLimit: 3\n  failedJobsHistoryLimit: 3\n"
-        out += "  jobTemplate:\n    spec:\n      backoffLimit: 2\n      template:\n        spec:\n"
-        out += "          restartPolicy: \"OnFailure\"\n"
-        out += podSpec(node, job, owner: owner, indent: "          ")
-        out += "          containers:\n"
-        out += container(job, indent: "            ", command: ["/usr/local/bin/komodo-backup"])
-        out += podVolumes(job, indent: "          ")
-        return out
+        let pod = podSpec(
+            node, job, owner: owner, restartPolicy: "OnFailure", command: ["/usr/local/bin/komodo-backup"])
+        let jobTemplate: YAMLValue = ["spec": ["backoffLimit": 2, "template": ["spec": pod]]]
+        let spec: YAMLValue = [
+            "schedule": "17 3 * * *", "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3, "jobTemplate": jobTemplate,
+        ]
+        return object("batch/v1", "CronJob", name, node, spec: spec)
     }
 }

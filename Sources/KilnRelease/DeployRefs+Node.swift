@@ -1,4 +1,5 @@
 import Foundation
+import KilnSign
 
 extension DeployRefs {
     struct Mount {
@@ -56,13 +57,13 @@ extension DeployRefs {
 
         init(_ services: [Service], _ options: Options) {
             isKomodo = services.contains { $0.isKomodo }
-            name = label(options.node ?? (isKomodo ? "komodo-node" : "node"))
+            name = DNSLabel.label(options.node ?? (isKomodo ? "komodo-node" : "node"))
             self.options = options
             let komodoHome = "/home/komodo"
             // What iguana writes for itself: SECRET:PATH-UNDER-HOME:PORT (see iguana-start).
             var iguanaConfs: [String] = []
             for service in services {
-                let container = label(service.name)
+                let container = DNSLabel.label(service.name)
                 var member = Member(service: service, container: container)
                 member.p2pPorts = service.p2pPorts(mode: service.isIguana ? options.iguanaMode : nil)
                 member.resources = defaultResources(service)
@@ -97,7 +98,8 @@ extension DeployRefs {
                     }
                 } else {
                     for path in service.volumes {
-                        let volume = service.volumes.count == 1 ? container + "-data" : container + "-" + slug(path)
+                        let volume =
+                            service.volumes.count == 1 ? container + "-data" : container + "-" + DNSLabel.slug(path)
                         member.mounts.append(Mount(volume: volume, path: path))
                     }
                     if service.isCoin, let secret = service.environment["COIN_SECRET"] {
@@ -165,96 +167,5 @@ extension DeployRefs {
             var seen: Set<String> = []
             return members.flatMap(\.secrets).filter { seen.insert($0.name).inserted }
         }
-    }
-
-    static func compose(_ document: ReleaseDocument, _ node: Node) -> String {
-        var out = header(document, .compose)
-        out += """
-            # The services share the first one's network namespace (network_mode: service:…), so they reach each
-            # other's RPC on 127.0.0.1 as on one host; RPC binds 127.0.0.1 and is never published. No service
-            # mounts another's data volume.
-            #
-            # Stopping: stop_grace_period is each container's stop timeout. podman-compose 1.6.0 uses it for its
-            # own stop, down and restart only, and creates every container with podman's default of 10 s, which a
-            # plain `podman stop`, a restart policy or a host shutdown then applies. Bring the node up with
-            #   podman-compose --podman-run-args=--stop-timeout=300 up -d
-            # (check: podman inspect --format '{{.Config.StopTimeout}}' CONTAINER).
-
-            """
-        // The gate on nodes whose podman cannot check sigstore signatures (Debian 12's refuses every image under
-        // a sigstoreSigned policy): the file itself names the commands, one per image it runs.
-        out += "# A signed release: first check every image's signature and provenance with the release's public\n"
-        out += "# key, and bring the node up only if every check exits 0 (where podman cannot check them, Debian 12):\n"
-        for member in node.members { out += "#   kiln verify \(member.service.reference) --key release.pub\n" }
-        let files = node.secretSets.flatMap(\.files)
-        if !files.isEmpty {
-            out += "# Before `up`, put the secrets in ./secrets/: \(files.joined(separator: ", ")).\n"
-        }
-        out += "name: \(q(node.name))\nservices:\n"
-        let owner = node.members.first?.container
-        for member in node.members {
-            let service = member.service
-            out += "  \(q(member.container)):\n"
-            out += "    image: \(q(service.reference))\n"
-            out += "    restart: \"unless-stopped\"\n"
-            if let signal = service.stopSignal { out += "    stop_signal: \(q(signal))\n" }
-            out += "    stop_grace_period: \"\(member.grace)s\"\n"
-            if member.container == owner {
-                if !node.p2pPorts.isEmpty {
-                    out += "    ports:\n"
-                    for port in node.p2pPorts { out += "      - \(q("\(port.number):\(port.number)/\(port.proto)"))\n" }
-                }
-            } else if let owner {
-                out += "    network_mode: \(q("service:" + owner))\n"
-                out += "    depends_on: \(list([owner]))\n"
-            }
-            if member.readOnlyRoot { out += "    read_only: true\n" }
-            if !member.scratch.isEmpty {
-                out += "    tmpfs:\n"
-                for path in member.scratch { out += "      - \(q(path + ":mode=1777"))\n" }
-            }
-            if !member.mounts.isEmpty {
-                out += "    volumes:\n"
-                for mount in member.mounts {
-                    out += "      - \(q("\(mount.volume):\(mount.path)" + (mount.readOnly ? ":ro" : "")))\n"
-                }
-            }
-            let secretFiles = member.secrets.flatMap(\.files)
-            if !secretFiles.isEmpty { out += "    secrets: \(list(secretFiles))\n" }
-            if !member.environment.isEmpty {
-                out += "    environment:\n"
-                for (key, value) in member.environment { out += "      \(key): \(q(value))\n" }
-            }
-            if let ready = member.ready {
-                // Readiness through RPC; podman runs it on its own timer and restarts nothing.
-                out += "    healthcheck:\n      test: \(list(["CMD"] + ready))\n"
-                out +=
-                    "      interval: \"60s\"\n      timeout: \"30s\"\n      retries: 5\n      start_period: \"3600s\"\n"
-            }
-            if let resources = member.resources {
-                out += "    deploy:\n      resources:\n"
-                out += "        limits:\n          memory: \(q(composeBytes(resources.memoryLimit)))\n"
-                out += "        reservations:\n          cpus: \(q(cpus(resources.cpu)))\n"
-                out += "          memory: \(q(composeBytes(resources.memory)))\n"
-            }
-            // podman's json-file (k8s-file) driver rotates at max-size.
-            out += "    logging:\n      driver: \"json-file\"\n"
-            out += "      options:\n        max-size: \"20m\"\n        max-file: \"5\"\n"
-        }
-        if !node.volumes.isEmpty {
-            out += "volumes:\n"
-            for volume in node.volumes { out += "  \(q(volume.name)): {}\n" }
-        }
-        if !files.isEmpty {
-            out += "secrets:\n"
-            for file in files { out += "  \(q(file)):\n    file: \(q("./secrets/" + file))\n" }
-        }
-        return out
-    }
-
-    /// `250m` → `0.25`, `1` → `1`: compose's CPU count.
-    static func cpus(_ quantity: String) -> String {
-        guard quantity.hasSuffix("m"), let milli = Int(quantity.dropLast()) else { return quantity }
-        return String(format: "%g", Double(milli) / 1000)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KilnOCI
+import KilnSign
 
 /// `kiln deploy-refs`: a release's images as digest references, plain or as the deployment of one node. Every
 /// image is addressed `REGISTRY/REPOSITORY@sha256:…`, never by tag, so a deployment runs exactly what was
@@ -189,37 +190,9 @@ public enum DeployRefs {
         }
     }
 
-    /// A quoted YAML scalar (JSON string syntax is valid YAML double-quoted syntax).
-    static func q(_ text: String) -> String {
-        let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
-        return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
-    }
-
-    /// `[a, b]` as a flow sequence of quoted scalars.
-    static func list(_ items: [String]) -> String { "[" + items.map(q).joined(separator: ", ") + "]" }
-
-    /// `/home/komodo/.komodo` → `home-komodo-komodo`: a DNS-1123 label fragment.
-    static func slug(_ text: String) -> String {
-        var out = ""
-        for c in text.lowercased() {
-            if c.isASCII && (c.isLetter || c.isNumber) {
-                out.append(c)
-            } else if !out.isEmpty && !out.hasSuffix("-") {
-                out.append("-")
-            }
-        }
-        while out.hasSuffix("-") { out.removeLast() }
-        return out.isEmpty ? "x" : out
-    }
-
-    static func label(_ text: String, max: Int = 63) -> String {
-        var s = String(slug(text).prefix(max))
-        while s.hasSuffix("-") { s.removeLast() }
-        return s
-    }
-
+    /// The first comment line of a deployment file.
     static func header(_ document: ReleaseDocument, _ format: Format) -> String {
-        "# kiln deploy-refs \(document.version) --format \(format.rawValue): one node, every image pinned by digest\n"
+        "kiln deploy-refs \(document.version) --format \(format.rawValue): one node, every image pinned by digest"
     }
 
     /// `8Gi` → `8g`, `512Mi` → `512m`: compose's byte units.

@@ -12,41 +12,35 @@ import KilnOCI
 public enum ClusterImagePolicy {
     /// An object's name: `kiln-release-`, the scope as DNS label characters, and what it requires.
     public static func name(scope: String, requiring what: String) -> String {
-        var slug = ""
-        for character in scope.lowercased() {
-            if character.isASCII && (character.isLetter || character.isNumber) {
-                slug.append(character)
-            } else if !slug.hasSuffix("-") {
-                slug.append("-")
-            }
-        }
-        let trimmed = slug.trimmingCharacters(in: CharacterSet(charactersIn: "-")).prefix(36)
-        let body = trimmed.hasSuffix("-") ? String(trimmed.dropLast()) : String(trimmed)
-        return "kiln-release-\(body)-\(what)"
+        "kiln-release-\(DNSLabel.label(scope, max: 36))-\(what)"
     }
 
     /// The YAML file (two documents) for images under `scope` (`REGISTRY` or `REGISTRY/NAMESPACE`).
     /// Several keys (a rotation) are one authority each: any of them satisfies a policy.
     public static func yaml(scope: String, publicKeyPEMs: [String]) -> String {
-        func policy(_ what: String, provenance: Bool) -> String {
-            var text = "---\napiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\n"
-            text += "metadata:\n  name: \(name(scope: scope, requiring: what))\n"
-            text += "spec:\n  mode: enforce\n  images:\n    - glob: \"\(scope)/**\"\n  authorities:\n"
-            for (n, pem) in publicKeyPEMs.enumerated() {
-                let name = publicKeyPEMs.count == 1 ? "release-key" : "release-key-\(n + 1)"
-                text += "    - name: \(name)\n      key:\n        data: |\n"
-                text += pem.split(separator: "\n").map { "          \($0)\n" }.joined()
-                if provenance {
-                    text += "      attestations:\n        - name: provenance\n"
-                    text += "          predicateType: \"\(SLSAProvenance<EmptyObject>.predicateType)\"\n"
-                }
+        func policy(_ what: String, provenance: Bool) -> YAMLValue {
+            let authorities = publicKeyPEMs.enumerated().map { n, pem -> YAMLValue in
+                [
+                    "name": .string(publicKeyPEMs.count == 1 ? "release-key" : "release-key-\(n + 1)"),
+                    "key": ["data": .lines(pem)],
+                    "attestations": provenance
+                        ? [["name": "provenance", "predicateType": .string(SLSAProvenance<EmptyObject>.predicateType)]]
+                        : nil,
+                ]
             }
-            return text
+            return [
+                "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": ["name": .string(name(scope: scope, requiring: what))],
+                "spec": ["mode": "enforce", "images": [["glob": "\(scope)/**"]], "authorities": .list(authorities)],
+            ]
         }
-        return "# Written by kiln deploy-refs --key: sigstore policy-controller admits an image under \(scope) only\n"
-            + "# when the release key signed it (first policy) and signed its SLSA provenance attestation (second).\n"
-            + "# kubectl apply -f this file once policy-controller is installed; it checks Pods in namespaces\n"
-            + "# labelled policy.sigstore.dev/include=true.\n"
-            + policy("signature", provenance: false) + policy("provenance", provenance: true)
+        let comments = [
+            "Written by kiln deploy-refs --key: sigstore policy-controller admits an image under \(scope) only",
+            "when the release key signed it (first policy) and signed its SLSA provenance attestation (second).",
+            "kubectl apply -f this file once policy-controller is installed; it checks Pods in namespaces",
+            "labelled policy.sigstore.dev/include=true.",
+        ]
+        let documents = [policy("signature", provenance: false), policy("provenance", provenance: true)]
+        return YAMLFile(comments: comments, documents: documents, markDocuments: true).text
     }
 }

@@ -25,7 +25,11 @@ public enum ContainersPolicy {
 
     /// The registries.d file: `use-sigstore-attachments: true` for `scope`.
     public static func registriesD(scope: String) -> String {
-        "# Written by kiln deploy-refs --key: look up cosign signatures (sha256-<hex>.sig) for the release.\n"
-            + "docker:\n  \(scope):\n    use-sigstore-attachments: true\n"
+        YAMLFile(
+            comments: [
+                "Written by kiln deploy-refs --key: look up cosign signatures (sha256-<hex>.sig) for the release."
+            ],
+            documents: [["docker": .map([(scope, ["use-sigstore-attachments": true] as YAMLValue)])]]
+        ).text
     }
 }

@@ -29,10 +29,7 @@ public final class PrivateKey: @unchecked Sendable {
 
     /// A key from PKCS #8 DER (`PrivateKeyInfo`); only ECDSA P-256 is accepted.
     public convenience init(pkcs8 der: [UInt8]) throws {
-        let info = der.withUnsafeBufferPointer { buffer -> OpaquePointer? in
-            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
-            return d2i_PKCS8_PRIV_KEY_INFO(nil, &cursor, buffer.count)
-        }
+        let info = LibCrypto.parse(der) { d2i_PKCS8_PRIV_KEY_INFO(nil, $0, $1) }
         guard let info else { throw SignError.malformed("not a PKCS #8 private key") }
         defer { PKCS8_PRIV_KEY_INFO_free(info) }
         guard let key = EVP_PKCS82PKEY(info) else { throw SignError.malformed("not a PKCS #8 private key") }
@@ -56,15 +53,7 @@ public final class PrivateKey: @unchecked Sendable {
     public func pkcs8() throws -> [UInt8] {
         guard let info = EVP_PKEY2PKCS8(key) else { throw LibCrypto.lastError("encoding the private key") }
         defer { PKCS8_PRIV_KEY_INFO_free(info) }
-        let length = i2d_PKCS8_PRIV_KEY_INFO(info, nil)
-        guard length > 0 else { throw LibCrypto.lastError("encoding the private key") }
-        var der = [UInt8](repeating: 0, count: Int(length))
-        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
-            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
-            return i2d_PKCS8_PRIV_KEY_INFO(info, &cursor)
-        }
-        guard written == length else { throw LibCrypto.lastError("encoding the private key") }
-        return der
+        return try LibCrypto.der("encoding the private key") { i2d_PKCS8_PRIV_KEY_INFO(info, $0) }
     }
 
     /// The matching public key.
@@ -99,10 +88,7 @@ public final class PublicKey: @unchecked Sendable {
     public let der: [UInt8]
 
     public init(pkix der: [UInt8]) throws {
-        let parsed = der.withUnsafeBufferPointer { buffer -> OpaquePointer? in
-            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
-            return d2i_PUBKEY(nil, &cursor, buffer.count)
-        }
+        let parsed = LibCrypto.parse(der) { d2i_PUBKEY(nil, $0, $1) }
         guard let parsed else { throw SignError.malformed("not a PKIX public key") }
         guard PrivateKey.isP256(parsed) else {
             EVP_PKEY_free(parsed)
@@ -115,19 +101,11 @@ public final class PublicKey: @unchecked Sendable {
     deinit { EVP_PKEY_free(key) }
 
     static func pkix(of key: OpaquePointer) throws -> [UInt8] {
-        let length = i2d_PUBKEY(key, nil)
-        guard length > 0 else { throw LibCrypto.lastError("encoding the public key") }
-        var der = [UInt8](repeating: 0, count: Int(length))
-        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
-            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
-            return i2d_PUBKEY(key, &cursor)
-        }
-        guard written == length else { throw LibCrypto.lastError("encoding the public key") }
-        return der
+        try LibCrypto.der("encoding the public key") { i2d_PUBKEY(key, $0) }
     }
 
     /// `-----BEGIN PUBLIC KEY-----` PEM.
-    public var pem: String { PEM.encode(der, type: "PUBLIC KEY") }
+    public var pem: String { PEM.encode(der, type: Self.pemType) }
 
     /// sha256 of the PKIX DER: a short, stable name for the key in reports.
     public var keyID: Digest { Digest.sha256(Data(der)) }
@@ -142,13 +120,10 @@ public final class PublicKey: @unchecked Sendable {
         return result == 1
     }
 
+    public static let pemType = "PUBLIC KEY"
+
     public static func load(path: String) throws -> PublicKey {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw SignError.badKey(path: path, reason: "cannot read it")
-        }
-        guard let (type, bytes) = PEM.decode(text), type == "PUBLIC KEY" else {
-            throw SignError.badKey(path: path, reason: "no '-----BEGIN PUBLIC KEY-----' PEM block")
-        }
+        let bytes = try KeyFiles.block(in: try KeyFiles.text(at: path), types: [pemType], path: path)
         do { return try PublicKey(pkix: bytes) } catch {
             throw SignError.badKey(path: path, reason: "\(error)")
         }
@@ -202,13 +177,7 @@ public enum EncryptedKey {
 
     /// Opens an encrypted key file's text; `path` names the file in errors.
     public static func open(_ text: String, password: [UInt8], path: String) throws -> PrivateKey {
-        guard let (type, bytes) = PEM.decode(text) else {
-            throw SignError.badKey(path: path, reason: "no PEM block")
-        }
-        guard type == pemType || type == legacyPEMType else {
-            throw SignError.badKey(
-                path: path, reason: "a '\(type)' PEM block; Kiln reads cosign's '\(pemType)' (or '\(legacyPEMType)')")
-        }
+        let bytes = try KeyFiles.block(in: text, types: [pemType, legacyPEMType], path: path)
         guard let document = try? JSONDecoder().decode(Document.self, from: Data(bytes)) else {
             throw SignError.badKey(path: path, reason: "the encrypted key's JSON is not cosign's")
         }
@@ -240,35 +209,6 @@ public enum EncryptedKey {
     }
 
     public static func load(path: String, password: [UInt8]) throws -> PrivateKey {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw SignError.badKey(path: path, reason: "cannot read it")
-        }
-        return try open(text, password: password, path: path)
-    }
-}
-
-/// `kiln key generate PREFIX`: PREFIX.key (encrypted, mode 0600) and PREFIX.pub, as `cosign generate-key-pair`
-/// writes cosign.key and cosign.pub.
-public enum KeyFiles {
-    public struct Written: Codable, Sendable {
-        public var privateKey: String
-        public var publicKey: String
-        public var keyID: Digest
-    }
-
-    public static func generate(prefix: String, password: [UInt8], replace: Bool = false) throws -> Written {
-        let privatePath = prefix + ".key"
-        let publicPath = prefix + ".pub"
-        if !replace {
-            for path in [privatePath, publicPath] where FileManager.default.fileExists(atPath: path) {
-                throw SignError.keyExists(path: path)
-            }
-        }
-        let key = try PrivateKey.generate()
-        let sealed = try EncryptedKey.seal(key, password: password)
-        let publicKey = try key.publicKey()
-        try AtomicFile.write(Data(sealed.utf8), to: privatePath, mode: 0o600)
-        try AtomicFile.write(Data(publicKey.pem.utf8), to: publicPath, mode: 0o644)
-        return Written(privateKey: privatePath, publicKey: publicPath, keyID: publicKey.keyID)
+        try open(try KeyFiles.text(at: path), password: password, path: path)
     }
 }

@@ -54,6 +54,30 @@ enum LibCrypto {
         return tag
     }
 
+    /// The DER an OpenSSL `i2d_*` function writes (`encode(nil)` gives the length, `encode(&cursor)` writes):
+    /// one place for the two-call protocol every key encoding follows.
+    static func der(_ what: String, _ encode: (UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?) -> Int32)
+        throws -> [UInt8]
+    {
+        let length = encode(nil)
+        guard length > 0 else { throw lastError(what) }
+        var der = [UInt8](repeating: 0, count: Int(length))
+        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            return encode(&cursor)
+        }
+        guard written == length else { throw lastError(what) }
+        return der
+    }
+
+    /// What an OpenSSL `d2i_*` function reads from `der` (nil when it is not that structure).
+    static func parse<T>(_ der: [UInt8], _ decode: (UnsafeMutablePointer<UnsafePointer<UInt8>?>, Int) -> T?) -> T? {
+        der.withUnsafeBufferPointer { buffer in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return decode(&cursor, buffer.count)
+        }
+    }
+
     /// Equality of two byte strings that takes the same time wherever they differ (tags are compared so).
     static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }

@@ -18,6 +18,26 @@ import Testing
 
     func names(_ packages: [BinaryPackage]) -> [String] { packages.map { "\($0.name)=\($0.version)" } }
 
+    /// A Packages stanza reads as the same package the memberwise init makes from its fields.
+    @Test func stanzaReadsAsItsFields() throws {
+        let stanza = Stanza(fields: [
+            ("Package", "libfoo1"), ("Version", "2.0-1"), ("Architecture", "amd64"),
+            ("Filename", "pool/main/f/foo/libfoo1_2.0-1_amd64.deb"), ("Size", "42"),
+            ("SHA256", String(repeating: "AB", count: 32)), ("Source", "foo (2.0-1)"), ("Multi-Arch", "same"),
+            ("Depends", "libc6 (>= 2.36)"), ("Pre-Depends", "dpkg"), ("Provides", "libfoo"),
+            ("Conflicts", "libfoo0"), ("Breaks", "bar (<< 1)"),
+        ])
+        let read = try #require(BinaryPackage(stanza))
+        let made = BinaryPackage(
+            name: "libfoo1", version: "2.0-1", architecture: "amd64",
+            filename: "pool/main/f/foo/libfoo1_2.0-1_amd64.deb",
+            size: 42, sha256: String(repeating: "ab", count: 32), source: "foo", depends: "libc6 (>= 2.36)",
+            preDepends: "dpkg", provides: "libfoo", conflicts: "libfoo0", breaks: "bar (<< 1)", multiArch: "same")
+        #expect(read == made)
+        #expect(read.depends.first?.first?.name == "libc6")
+        #expect(BinaryPackage(Stanza(fields: [("Package", "x")])) == nil, "a stanza without a version is no package")
+    }
+
     @Test func closureOverDependsAndPreDependsSorted() throws {
         let resolver = Resolver(
             packages: [

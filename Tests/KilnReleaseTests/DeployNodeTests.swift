@@ -86,25 +86,25 @@ import Yams
         return DeployRefs.render(Self.document, services: Self.services, format: format, options: options)
     }
 
-    func validCompose(_ text: String) throws {
-        let tmp = try TemporaryDirectory("kiln-node")
-        defer { tmp.remove() }
-        try tmp.write("compose.yaml", text)
-        let validation = try Validators.compose(tmp.path + "/compose.yaml")
-        #expect(validation.succeeded, Comment(rawValue: validation.stdout + validation.stderr))
+    func validCompose(_ text: String) async throws {
+        try await withTemporaryDirectory("kiln-node") { tmp in
+            try tmp.write("compose.yaml", text)
+            let validation = try Validators.compose(tmp.path + "/compose.yaml")
+            #expect(validation.succeeded, Comment(rawValue: validation.stdout + validation.stderr))
+        }
     }
 
-    func validKubernetes(_ text: String) throws {
-        let tmp = try TemporaryDirectory("kiln-node")
-        defer { tmp.remove() }
-        try tmp.write("node.yaml", text)
-        let validation = try Validators.kubernetes(tmp.path + "/node.yaml")
-        #expect(validation.succeeded, Comment(rawValue: validation.stdout + validation.stderr))
+    func validKubernetes(_ text: String) async throws {
+        try await withTemporaryDirectory("kiln-node") { tmp in
+            try tmp.write("node.yaml", text)
+            let validation = try Validators.kubernetes(tmp.path + "/node.yaml")
+            #expect(validation.succeeded, Comment(rawValue: validation.stdout + validation.stderr))
+        }
     }
 
-    @Test func composeIsOneNodeSharingLocalhost() throws {
+    @Test func composeIsOneNodeSharingLocalhost() async throws {
         let text = render(.compose) { $0.thirdParty = ["litecoind"] }
-        try validCompose(text)
+        try await validCompose(text)
         #expect(text.contains("podman-compose --podman-run-args=--stop-timeout=300 up -d"))
         // The gate before `up`, one command per image the node runs, the first of them komodod.
         let gates = text.split(separator: "\n").filter { $0.hasPrefix("#   kiln verify ") }
@@ -188,13 +188,13 @@ import Yams
     }
 
     /// The ports iguana listens on follow its mode, and are the ones published.
-    @Test func iguanaModesPublishWhatTheyListenOn() throws {
+    @Test func iguanaModesPublishWhatTheyListenOn() async throws {
         for (mode, p2p) in [("none", nil), ("notary", 13848), ("3rd_party", 13845)] as [(String, Int?)] {
             let text = render(.compose) {
                 $0.services = ["komodod", "iguana"]
                 $0.iguanaMode = mode
             }
-            try validCompose(text)
+            try await validCompose(text)
             let parsed = try #require(try Yams.load(yaml: text) as? [String: Any])
             let services = try #require(parsed["services"] as? [String: [String: Any]])
             let ports = services["komodod"]?["ports"] as? [String] ?? []
@@ -207,7 +207,7 @@ import Yams
                 $0.services = ["komodod", "iguana"]
                 $0.iguanaMode = mode
             }
-            try validKubernetes(kubernetes)
+            try await validKubernetes(kubernetes)
             let documents = try Yams.load_all(yaml: kubernetes).compactMap { $0 as? [String: Any] }
             let set = try #require(
                 documents.first {
@@ -226,7 +226,7 @@ import Yams
     }
 
     /// Any other image: generic names, its own ports published, no Komodo wording or secrets.
-    @Test func aNonKomodoImageIsDeployedGenerically() throws {
+    @Test func aNonKomodoImageIsDeployedGenerically() async throws {
         let web = DeployRefs.Service(
             name: "web", reference: "r.example/apps/web@sha256:11",
             config: Self.config(
@@ -237,14 +237,14 @@ import Yams
             #expect(!text.lowercased().contains("komodo"), "\(format): \(text)")
             #expect(!text.contains("secret"), "\(format)")
             if format == .compose {
-                try validCompose(text)
+                try await validCompose(text)
                 let parsed = try #require(try Yams.load(yaml: text) as? [String: Any])
                 #expect(parsed["name"] as? String == "node")
                 let service = try #require((parsed["services"] as? [String: [String: Any]])?["web"])
                 #expect(service["ports"] as? [String] == ["8080:8080/tcp", "9090:9090/udp"])
                 #expect(service["volumes"] as? [String] == ["web-data:/var/lib/web"])
             } else {
-                try validKubernetes(text)
+                try await validKubernetes(text)
                 let documents = try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
                 #expect(documents.map { $0["kind"] as? String } == ["Service", "StatefulSet"])
                 #expect((documents[1]["metadata"] as? [String: Any])?["name"] as? String == "node-web")
@@ -259,12 +259,12 @@ import Yams
         }
     }
 
-    @Test func kubernetesIsOnePodPerDaemonWithNoRPCService() throws {
+    @Test func kubernetesIsOnePodPerDaemonWithNoRPCService() async throws {
         let text = render(.kubernetes) {
             $0.thirdParty = ["litecoind"]
             $0.sizes = ["doc-data": "40Gi"]
         }
-        try validKubernetes(text)
+        try await validKubernetes(text)
 
         let documents = try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
         func named(_ name: String) -> [String: Any]? {

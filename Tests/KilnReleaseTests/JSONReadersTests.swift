@@ -98,16 +98,15 @@ import Testing
         }
     }
 
-    func lockError(_ text: String) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-lock-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try text.write(toFile: dir + "/kiln.lock", atomically: true, encoding: .utf8)
-        do {
-            _ = try LockFile.load(dir + "/kiln.lock")
-            return "loaded"
-        } catch {
-            return "\(error)".replacingOccurrences(of: dir + "/", with: "")
+    func lockError(_ text: String) async throws -> String {
+        try await withTemporaryDirectory("kiln-lock") { dir in
+            let lock = try dir.write("kiln.lock", text)
+            do {
+                _ = try LockFile.load(lock)
+                return "loaded"
+            } catch {
+                return "\(error)".replacingOccurrences(of: dir.path + "/", with: "")
+            }
         }
     }
 
@@ -128,11 +127,11 @@ import Testing
         (#""lockVersion" : 1,"#, #""lockVersion" : 1"#, "kiln.lock:9:3: not JSON: expected ',' or '}' in an object"),
     ]
 
-    @Test(arguments: 0..<brokenLocks.count) func brokenLockIsNamedByLineColumnAndKey(_ index: Int) throws {
+    @Test(arguments: 0..<brokenLocks.count) func brokenLockIsNamedByLineColumnAndKey(_ index: Int) async throws {
         let (find, replace, expected) = Self.brokenLocks[index]
         #expect(Self.lock.contains(find))
         let text = Self.lock.replacingOccurrences(of: find, with: replace)
-        let actual = try lockError(text)
+        let actual = try await lockError(text)
         #expect(
             actual
                 == expected + ": not a valid kiln lock file. Restore it from git, or delete it and run `kiln lock`.")

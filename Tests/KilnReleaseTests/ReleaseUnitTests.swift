@@ -4,27 +4,28 @@ import KilnOCI
 import KilnRelease
 import KilnTestSupport
 import Testing
+import Yams
 
 /// The pure parts of releases: digests, documents, rendering, layer comparison.
 struct ReleaseUnitTests {
-    @Test func recipesDigestMatchesTheDocumentedShellPipeline() throws {
-        let tmp = try TemporaryDirectory("kiln-recipes-digest")
-        defer { tmp.remove() }
-        try tmp.write("recipes/a.yaml", "name: a\n")
-        try tmp.write("recipes/files/B.txt", "b\n")
-        try tmp.write("recipes/files/sub dir/c", "c\n")
-        try Shell.run(["ln", "-s", "a.yaml", tmp.path + "/recipes/link.yaml"])
-        let ours = try #require(try RecipeDigest.directory(tmp.path + "/recipes"))
-        let shell = try Shell.run(
-            [
-                "sh", "-c",
-                "(cd recipes && find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum) | sha256sum",
-            ], directory: tmp.path
-        ).stdout
-        #expect("sha256:" + shell.prefix(64) == ours.description)
-        try tmp.write("recipes/files/B.txt", "changed\n")
-        #expect(try RecipeDigest.directory(tmp.path + "/recipes") != ours)
-        #expect(try RecipeDigest.directory(tmp.path + "/absent") == nil)
+    @Test func recipesDigestMatchesTheDocumentedShellPipeline() async throws {
+        try await withTemporaryDirectory("kiln-recipes-digest") { tmp in
+            try tmp.write("recipes/a.yaml", "name: a\n")
+            try tmp.write("recipes/files/B.txt", "b\n")
+            try tmp.write("recipes/files/sub dir/c", "c\n")
+            try Shell.run(["ln", "-s", "a.yaml", tmp.path + "/recipes/link.yaml"])
+            let ours = try #require(try RecipeDigest.directory(tmp.path + "/recipes"))
+            let shell = try Shell.run(
+                [
+                    "sh", "-c",
+                    "(cd recipes && find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum) | sha256sum",
+                ], directory: tmp.path
+            ).stdout
+            #expect("sha256:" + shell.prefix(64) == ours.description)
+            try tmp.write("recipes/files/B.txt", "changed\n")
+            #expect(try RecipeDigest.directory(tmp.path + "/recipes") != ours)
+            #expect(try RecipeDigest.directory(tmp.path + "/absent") == nil)
+        }
     }
 
     @Test func documentBytesAreDeterministicAndRoundTrip() throws {
@@ -69,12 +70,17 @@ struct ReleaseUnitTests {
             version: "1", created: "", revision: nil, recipesDigest: nil, lockDigest: nil, registry: "r",
             namespace: "ns", movingTags: [], images: [])
         let compose = DeployRefs.render(document, services: [service], format: .compose)
-        #expect(compose.contains("      - \"komodo-d-x-data:/home/komodo/.komodo\"\n"))
-        let kube = DeployRefs.render(document, services: [service], format: .kubernetes)
-        #expect(kube.contains("        - name: \"komodo-d-x\"\n"))
+        let services = try #require((try Yams.load(yaml: compose) as? [String: Any])?["services"] as? [String: Any])
         #expect(
-            kube.contains(
-                "            - name: \"komodo-d-x-data\"\n              mountPath: \"/home/komodo/.komodo\""))
+            (services["komodo-d-x"] as? [String: Any])?["volumes"] as? [String] == [
+                "komodo-d-x-data:/home/komodo/.komodo"
+            ])
+        let kube = DeployRefs.render(document, services: [service], format: .kubernetes)
+        let set = try #require(try Yams.load_all(yaml: kube).compactMap { $0 as? [String: Any] }.last)
+        let pod = ((set["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any]
+        #expect((pod?["containers"] as? [[String: Any]])?.first?["name"] as? String == "komodo-d-x")
+        let claims = (set["spec"] as? [String: Any])?["volumeClaimTemplates"] as? [[String: Any]]
+        #expect((claims?.first?["metadata"] as? [String: Any])?["name"] as? String == "komodo-d-x-data")
         #expect(DeployRefs.render(document, services: [service], format: .refs) == "r/ns/k@sha256:00\n")
     }
 

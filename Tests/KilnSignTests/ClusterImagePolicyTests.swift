@@ -64,32 +64,36 @@ import Testing
                 + Array(repeating: provenance, count: publicKeyPEMs.count))
     }
 
-    @Test func policyRequiresTheKeyForTheReleaseNamespace() throws {
-        let tmp = try TemporaryDirectory("kiln-cip")
-        defer { tmp.remove() }
-        let pem = try PrivateKey.generate().publicKey().pem
-        let scope = "registry.example.com:5000/komodo"
-        let yaml = ClusterImagePolicy.yaml(scope: scope, publicKeyPEMs: [pem])
-        try Self.expectPolicy(at: try tmp.write("cip.yaml", yaml), scope: scope, publicKeyPEMs: [pem])
-        // While keys rotate: one authority per key in each policy.
-        let next = try PrivateKey.generate().publicKey().pem
-        let rotating = ClusterImagePolicy.yaml(scope: scope, publicKeyPEMs: [pem, next])
-        try Self.expectPolicy(at: try tmp.write("rotating.yaml", rotating), scope: scope, publicKeyPEMs: [pem, next])
-        #expect(yaml.contains("name: kiln-release-registry-example-com-5000-komodo-signature\n"))
-        #expect(yaml.contains("name: kiln-release-registry-example-com-5000-komodo-provenance\n"))
+    @Test func policyRequiresTheKeyForTheReleaseNamespace() async throws {
+        try await withTemporaryDirectory("kiln-cip") { tmp in
+            let pem = try PrivateKey.generate().publicKey().pem
+            let scope = "registry.example.com:5000/komodo"
+            let yaml = ClusterImagePolicy.yaml(scope: scope, publicKeyPEMs: [pem])
+            try Self.expectPolicy(at: try tmp.write("cip.yaml", yaml), scope: scope, publicKeyPEMs: [pem])
+            // While keys rotate: one authority per key in each policy.
+            let next = try PrivateKey.generate().publicKey().pem
+            let rotating = ClusterImagePolicy.yaml(scope: scope, publicKeyPEMs: [pem, next])
+            try Self.expectPolicy(
+                at: try tmp.write("rotating.yaml", rotating), scope: scope, publicKeyPEMs: [pem, next])
+            #expect(yaml.contains("name: \"kiln-release-registry-example-com-5000-komodo-signature\"\n"))
+            #expect(yaml.contains("name: \"kiln-release-registry-example-com-5000-komodo-provenance\"\n"))
 
-        // The schema has teeth: what policy-controller would refuse (or silently prune) fails it.
-        let broken: [(what: String, text: String)] = [
-            ("no authority", yaml.replacingOccurrences(of: "  authorities:", with: "  other:")),
-            ("a misspelt field", yaml.replacingOccurrences(of: "      key:", with: "      keys:")),
-            ("a glob policy-controller refuses", yaml.replacingOccurrences(of: "/**\"", with: "/ **\"")),
-            ("no key data", yaml.replacingOccurrences(of: "BEGIN PUBLIC KEY", with: "BEGIN PRIVATE KEY")),
-            ("a short predicate type", yaml.replacingOccurrences(of: "https://slsa.dev/provenance/v1", with: "slsa")),
-        ]
-        for (what, text) in broken {
-            #expect(text != yaml, "\(what): the mutation changed nothing")
-            let refused = try Self.validate(try tmp.write("broken.yaml", text))
-            #expect(!refused.succeeded, "the schema accepted \(what)")
+            // The schema has teeth: what policy-controller would refuse (or silently prune) fails it.
+            let broken: [(what: String, text: String)] = [
+                ("no authority", yaml.replacingOccurrences(of: "  authorities:", with: "  other:")),
+                ("a misspelt field", yaml.replacingOccurrences(of: "    key:", with: "    keys:")),
+                ("a glob policy-controller refuses", yaml.replacingOccurrences(of: "/**\"", with: "/ **\"")),
+                ("no key data", yaml.replacingOccurrences(of: "BEGIN PUBLIC KEY", with: "BEGIN PRIVATE KEY")),
+                (
+                    "a short predicate type",
+                    yaml.replacingOccurrences(of: "https://slsa.dev/provenance/v1", with: "slsa")
+                ),
+            ]
+            for (what, text) in broken {
+                #expect(text != yaml, "\(what): the mutation changed nothing")
+                let refused = try Self.validate(try tmp.write("broken.yaml", text))
+                #expect(!refused.succeeded, "the schema accepted \(what)")
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import KilnOCI
+import KilnTestSupport
 import Testing
 
 @testable import KilnSign
@@ -110,17 +111,42 @@ import Testing
         #expect(throws: SignError.self) { try EncryptedKey.open(hostile, password: [], path: "p") }
     }
 
-    @Test func keyFilesAreWrittenOnceAndPrivately() throws {
-        let directory = FileManager.default.temporaryDirectory.path + "/kiln-keys-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let written = try KeyFiles.generate(prefix: directory + "/release", password: Array("pw".utf8))
-        let mode = try FileManager.default.attributesOfItem(atPath: written.privateKey)[.posixPermissions] as? Int
-        #expect(mode == 0o600)
-        let key = try EncryptedKey.load(path: written.privateKey, password: Array("pw".utf8))
-        #expect(try key.publicKey().der == PublicKey.load(path: written.publicKey).der)
-        #expect(throws: SignError.keyExists(path: written.privateKey)) {
-            try KeyFiles.generate(prefix: directory + "/release", password: [])
+    @Test func keyFilesAreWrittenOnceAndPrivately() async throws {
+        try await withTemporaryDirectory("kiln-keys") { directory in
+            let written = try KeyFiles.generate(prefix: directory.path + "/release", password: Array("pw".utf8))
+            let mode = try FileManager.default.attributesOfItem(atPath: written.privateKey)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+            let key = try EncryptedKey.load(path: written.privateKey, password: Array("pw".utf8))
+            #expect(try key.publicKey().der == PublicKey.load(path: written.publicKey).der)
+            #expect(throws: SignError.keyExists(path: written.privateKey)) {
+                try KeyFiles.generate(prefix: directory.path + "/release", password: [])
+            }
+        }
+    }
+
+    /// Both key files are read by one reader: each names the file and what it found.
+    @Test func keyFilesOfTheWrongKindAreRefusedByName() async throws {
+        try await withTemporaryDirectory("kiln-keys") { directory in
+            let written = try KeyFiles.generate(prefix: directory.path + "/release", password: [])
+            let wrongKind = SignError.badKey(
+                path: written.privateKey,
+                reason: "a 'ENCRYPTED SIGSTORE PRIVATE KEY' PEM block; Kiln reads 'PUBLIC KEY'")
+            #expect(throws: wrongKind) { try PublicKey.load(path: written.privateKey) }
+            #expect(
+                throws: SignError.badKey(
+                    path: written.publicKey,
+                    reason:
+                        "a 'PUBLIC KEY' PEM block; Kiln reads 'ENCRYPTED SIGSTORE PRIVATE KEY' or 'ENCRYPTED COSIGN PRIVATE KEY'"
+                )
+            ) { try EncryptedKey.load(path: written.publicKey, password: []) }
+            let missing = directory.path + "/missing.pub"
+            #expect(throws: SignError.badKey(path: missing, reason: "cannot read it")) {
+                try PublicKey.load(path: missing)
+            }
+            let empty = try directory.write("empty.pub", "not a key\n")
+            #expect(throws: SignError.badKey(path: empty, reason: "no '-----BEGIN PUBLIC KEY-----' PEM block")) {
+                try PublicKey.load(path: empty)
+            }
         }
     }
 

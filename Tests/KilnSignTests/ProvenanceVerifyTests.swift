@@ -59,67 +59,65 @@ import Testing
     }
 
     @Test func verifyKeyRequiresAValidProvenanceAttestation() async throws {
-        try await withRegistry { registry in
-            try await withTemporaryDirectory("kiln-attest") { tmp in
-                let layout = try Oracle.makeStore(tmp)
-                let r = registry.address
-                let names = ["attested", "unattested", "wrongkey", "tampered", "replayed"]
-                try await Oracle.push(
-                    layout, names.map { ("one:1", "a/\($0)") } + [("multi:1", "a/multi")], to: registry)
-                let key = tmp.path + "/release"
-                try Oracle.kiln(["key", "generate", key])
-                try Oracle.kiln(["key", "generate", tmp.path + "/other"])
-                try Oracle.kiln(["sign"] + (names + ["multi"]).map { "\(r)/a/\($0):1" } + ["--key", key + ".key"])
-                let password = Array(Oracle.password.utf8)
-                let release = try EncryptedKey.load(path: key + ".key", password: password)
-                let other = try EncryptedKey.load(path: tmp.path + "/other.key", password: password)
-                let two = try layout.resolve("two:1").digest
-                try await Oracle.withClient(registry) { client in
-                    for name in ["attested", "tampered", "multi"] {
-                        try await Self.attest(client, "a/\(name)", key: release)
-                    }
-                    try await Self.attest(client, "a/wrongkey", key: other)
-                    // A valid attestation, but of another image (copied onto this one).
-                    try await Self.attest(client, "a/replayed", key: release, about: two)
-                    try await Self.tamperSubject(client, "a/tampered", to: two)
+        try await withRegistry(directory: "kiln-attest") { registry, tmp in
+            let layout = try Oracle.makeStore(tmp)
+            let r = registry.address
+            let names = ["attested", "unattested", "wrongkey", "tampered", "replayed"]
+            try await Oracle.push(
+                layout, names.map { ("one:1", "a/\($0)") } + [("multi:1", "a/multi")], to: registry)
+            let key = tmp.path + "/release"
+            try Oracle.kiln(["key", "generate", key])
+            try Oracle.kiln(["key", "generate", tmp.path + "/other"])
+            try Oracle.kiln(["sign"] + (names + ["multi"]).map { "\(r)/a/\($0):1" } + ["--key", key + ".key"])
+            let password = Array(Oracle.password.utf8)
+            let release = try EncryptedKey.load(path: key + ".key", password: password)
+            let other = try EncryptedKey.load(path: tmp.path + "/other.key", password: password)
+            let two = try layout.resolve("two:1").digest
+            try await Oracle.withClient(registry) { client in
+                for name in ["attested", "tampered", "multi"] {
+                    try await Self.attest(client, "a/\(name)", key: release)
                 }
-
-                func verify(_ name: String, _ extra: [String] = []) throws -> CommandResult {
-                    try Oracle.kiln(["verify", "\(r)/a/\(name):1", "--key", key + ".pub"] + extra, check: false)
-                }
-                for name in ["attested", "multi"] {
-                    let passed = try verify(name)
-                    #expect(passed.status == 0, "\(name): \(passed.stdout)\(passed.stderr)")
-                    #expect(passed.stdout.contains("provenance: valid"), "\(passed.stdout)")
-                }
-                let refused: [(name: String, status: String, why: String)] = [
-                    ("unattested", "missing", "signed but not attested"),
-                    ("wrongkey", "invalid", "does not verify under the given key"),
-                    ("tampered", "invalid", "does not verify under the given key"),
-                    ("replayed", "invalid", "not this manifest"),
-                ]
-                for (name, status, why) in refused {
-                    let result = try verify(name)
-                    #expect(result.status == 1, "\(name): \(result.stdout)\(result.stderr)")
-                    #expect(
-                        result.stdout.contains("NOT VERIFIED") && result.stdout.contains("provenance: \(status)")
-                            && result.stdout.contains(why), "\(name): \(result.stdout)")
-                }
-                // Signed but not attested: the signature itself is valid, and --signatures-only accepts it.
-                let json = try verify("unattested", ["--json"])
-                let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
-                let check = try #require((report["manifests"] as? [[String: Any]])?.first)
-                #expect(report["verified"] as? Bool == false)
-                #expect(check["status"] as? String == "valid" && check["provenance"] as? String == "missing")
-                #expect(try verify("unattested", ["--signatures-only"]).status == 0)
-                // The index has no attestation of its own; each platform's is checked.
-                let multi = try verify("multi", ["--json"])
-                let checks = try #require(
-                    (try JSONSerialization.jsonObject(with: Data(multi.stdout.utf8)) as? [String: Any])?["manifests"]
-                        as? [[String: Any]])
-                #expect(checks.count == 3 && checks[0]["provenance"] == nil)
-                #expect(checks.dropFirst().allSatisfy { $0["provenance"] as? String == "valid" })
+                try await Self.attest(client, "a/wrongkey", key: other)
+                // A valid attestation, but of another image (copied onto this one).
+                try await Self.attest(client, "a/replayed", key: release, about: two)
+                try await Self.tamperSubject(client, "a/tampered", to: two)
             }
+
+            func verify(_ name: String, _ extra: [String] = []) throws -> CommandResult {
+                try Oracle.kiln(["verify", "\(r)/a/\(name):1", "--key", key + ".pub"] + extra, check: false)
+            }
+            for name in ["attested", "multi"] {
+                let passed = try verify(name)
+                #expect(passed.status == 0, "\(name): \(passed.stdout)\(passed.stderr)")
+                #expect(passed.stdout.contains("provenance: valid"), "\(passed.stdout)")
+            }
+            let refused: [(name: String, status: String, why: String)] = [
+                ("unattested", "missing", "signed but not attested"),
+                ("wrongkey", "invalid", "does not verify under the given key"),
+                ("tampered", "invalid", "does not verify under the given key"),
+                ("replayed", "invalid", "not this manifest"),
+            ]
+            for (name, status, why) in refused {
+                let result = try verify(name)
+                #expect(result.status == 1, "\(name): \(result.stdout)\(result.stderr)")
+                #expect(
+                    result.stdout.contains("NOT VERIFIED") && result.stdout.contains("provenance: \(status)")
+                        && result.stdout.contains(why), "\(name): \(result.stdout)")
+            }
+            // Signed but not attested: the signature itself is valid, and --signatures-only accepts it.
+            let json = try verify("unattested", ["--json"])
+            let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+            let check = try #require((report["manifests"] as? [[String: Any]])?.first)
+            #expect(report["verified"] as? Bool == false)
+            #expect(check["status"] as? String == "valid" && check["provenance"] as? String == "missing")
+            #expect(try verify("unattested", ["--signatures-only"]).status == 0)
+            // The index has no attestation of its own; each platform's is checked.
+            let multi = try verify("multi", ["--json"])
+            let checks = try #require(
+                (try JSONSerialization.jsonObject(with: Data(multi.stdout.utf8)) as? [String: Any])?["manifests"]
+                    as? [[String: Any]])
+            #expect(checks.count == 3 && checks[0]["provenance"] == nil)
+            #expect(checks.dropFirst().allSatisfy { $0["provenance"] as? String == "valid" })
         }
     }
 }

@@ -19,12 +19,12 @@ import Testing
     static func makeStore(_ tmp: TemporaryDirectory) throws -> OCILayout {
         let layout = try OCILayout(root: tmp.path + "/store")
         func image(_ name: String, _ platform: Platform) throws -> Descriptor {
-            let dir = try TemporaryDirectory("kiln-layer")
-            defer { dir.remove() }
-            try dir.write("rootfs/hello", "\(name) \(platform)\n")
-            try Shell.run(["tar", "-C", dir.path + "/rootfs", "-czf", dir.path + "/layer.tar.gz", "hello"])
-            let layer = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/layer.tar.gz"))
-            let tar = try Shell.run(["sh", "-c", "gzip -dc '\(dir.path)/layer.tar.gz' | sha256sum"]).stdout
+            // Each layer's files in a directory of its own under the store's temporary directory.
+            let dir = tmp.path + "/layers/\(name)-\(platform.architecture)"
+            try tmp.write("layers/\(name)-\(platform.architecture)/rootfs/hello", "\(name) \(platform)\n")
+            try Shell.run(["tar", "-C", dir + "/rootfs", "-czf", dir + "/layer.tar.gz", "hello"])
+            let layer = try Data(contentsOf: URL(fileURLWithPath: dir + "/layer.tar.gz"))
+            let tar = try Shell.run(["sh", "-c", "gzip -dc '\(dir)/layer.tar.gz' | sha256sum"]).stdout
             let diffID = try Digest(sha256Hex: String(tar.prefix(64)))
             try layout.writeBlob(layer)
             let config = try CanonicalJSON.encode(
@@ -88,120 +88,116 @@ import Testing
 
     @Test func kilnSignsAndSkopeoVerifies() async throws {
         _ = try await SigstoreOracle.with { skopeo in
-            try await withRegistry { registry in
-                try await withTemporaryDirectory("kiln-sign") { tmp in
-                    let layout = try Self.makeStore(tmp)
-                    let r = registry.address
-                    try await Self.push(
-                        layout,
-                        [
-                            ("one:1", "k/one"), ("multi:1", "k/multi"), ("one:1", "k/unsigned"),
-                            ("one:1", "k/wrongkey"), ("one:1", "k/altered"), ("two:1", "k/replayed"),
-                        ], to: registry)
-                    let key = tmp.path + "/release"
-                    let other = tmp.path + "/other"
-                    try Self.kiln(["key", "generate", key])
-                    try Self.kiln(["key", "generate", other])
-                    // A second generate does not overwrite the key.
-                    #expect(try Self.kiln(["key", "generate", key], check: false).status == 2)
+            try await withRegistry(directory: "kiln-sign") { registry, tmp in
+                let layout = try Self.makeStore(tmp)
+                let r = registry.address
+                try await Self.push(
+                    layout,
+                    [
+                        ("one:1", "k/one"), ("multi:1", "k/multi"), ("one:1", "k/unsigned"),
+                        ("one:1", "k/wrongkey"), ("one:1", "k/altered"), ("two:1", "k/replayed"),
+                    ], to: registry)
+                let key = tmp.path + "/release"
+                let other = tmp.path + "/other"
+                try Self.kiln(["key", "generate", key])
+                try Self.kiln(["key", "generate", other])
+                // A second generate does not overwrite the key.
+                #expect(try Self.kiln(["key", "generate", key], check: false).status == 2)
 
-                    let signed = try Self.kiln(
-                        ["sign", "\(r)/k/one:1", "\(r)/k/multi:1", "\(r)/k/altered:1", "--key", key + ".key", "--json"])
-                    let document = try JSONSerialization.jsonObject(with: Data(signed.stdout.utf8)) as! [String: Any]
-                    // one, multi (index + 2 platforms), altered.
-                    #expect((document["signatures"] as! [[String: Any]]).count == 5)
-                    #expect(!signed.stdout.contains(Self.password) && !signed.stderr.contains(Self.password))
-                    try Self.kiln(["sign", "\(r)/k/wrongkey:1", "--key", other + ".key"])
-                    // Signing again adds no second signature.
-                    let again = try Self.kiln(["sign", "\(r)/k/one:1", "--key", key + ".key"])
-                    #expect(again.stdout.contains("already signed"), "\(again.stdout)")
+                let signed = try Self.kiln(
+                    ["sign", "\(r)/k/one:1", "\(r)/k/multi:1", "\(r)/k/altered:1", "--key", key + ".key", "--json"])
+                let document = try JSONSerialization.jsonObject(with: Data(signed.stdout.utf8)) as! [String: Any]
+                // one, multi (index + 2 platforms), altered.
+                #expect((document["signatures"] as! [[String: Any]]).count == 5)
+                #expect(!signed.stdout.contains(Self.password) && !signed.stderr.contains(Self.password))
+                try Self.kiln(["sign", "\(r)/k/wrongkey:1", "--key", other + ".key"])
+                // Signing again adds no second signature.
+                let again = try Self.kiln(["sign", "\(r)/k/one:1", "--key", key + ".key"])
+                #expect(again.stdout.contains("already signed"), "\(again.stdout)")
 
-                    // The tampered cases: altered payload bytes under the same signature; a valid signature of
-                    // another image copied to this one's .sig tag.
-                    try await Self.withClient(registry) { client in
-                        try await Self.alterPayload(client, repository: "k/altered", tag: "1")
-                        try await Self.replay(client, from: "k/one", to: "k/replayed", tag: "1")
-                    }
-
-                    let policy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: key + ".pub")
-                    for accepted in ["k/one:1", "k/multi:1"] {
-                        let result = try policy.copy("\(r)/\(accepted)", all: accepted.contains("multi"))
-                        #expect(result.succeeded, "skopeo refused \(accepted): \(result.stderr)")
-                        #expect(
-                            try Self.kiln(["verify", "\(r)/\(accepted)", "--key", key + ".pub", "--signatures-only"])
-                                .status == 0)
-                    }
-                    for refused in ["k/unsigned:1", "k/wrongkey:1", "k/altered:1", "k/replayed:1"] {
-                        let result = try policy.copy("\(r)/\(refused)")
-                        #expect(
-                            !result.succeeded && result.stderr.contains("ignature"),
-                            "skopeo accepted \(refused), or refused it for another reason: \(result.stderr)")
-                        let verdict = try Self.kiln(
-                            ["verify", "\(r)/\(refused)", "--key", key + ".pub", "--signatures-only"], check: false)
-                        #expect(verdict.status == 1, "kiln verify \(refused): \(verdict.stdout) \(verdict.stderr)")
-                    }
-                    // skopeo's default identity rule for a pull by tag wants the tag in every checked signature.
-                    let exact = try SigstorePolicy(
-                        skopeo: skopeo, registry: r, publicKey: key + ".pub",
-                        signedIdentity: #"{"type": "matchRepoDigestOrExact"}"#)
-                    for accepted in ["k/one:1", "k/multi:1"] {
-                        let result = try exact.copy("\(r)/\(accepted)")
-                        #expect(result.succeeded, "\(accepted): \(result.stderr)")
-                    }
-                    // The other key verifies the image it signed, for both.
-                    let otherPolicy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: other + ".pub")
-                    #expect(try otherPolicy.copy("\(r)/k/wrongkey:1").succeeded)
-                    #expect(!(try otherPolicy.copy("\(r)/k/one:1").succeeded))
-                    let json = try Self.kiln([
-                        "verify", "\(r)/k/multi:1", "--key", key + ".pub", "--signatures-only", "--json",
-                    ])
-                    let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
-                    #expect(report["schemaVersion"] as? Int == 1 && report["verified"] as? Bool == true)
-                    #expect((report["manifests"] as! [[String: Any]]).allSatisfy { $0["status"] as? String == "valid" })
+                // The tampered cases: altered payload bytes under the same signature; a valid signature of
+                // another image copied to this one's .sig tag.
+                try await Self.withClient(registry) { client in
+                    try await Self.alterPayload(client, repository: "k/altered", tag: "1")
+                    try await Self.replay(client, from: "k/one", to: "k/replayed", tag: "1")
                 }
+
+                let policy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: key + ".pub")
+                for accepted in ["k/one:1", "k/multi:1"] {
+                    let result = try policy.copy("\(r)/\(accepted)", all: accepted.contains("multi"))
+                    #expect(result.succeeded, "skopeo refused \(accepted): \(result.stderr)")
+                    #expect(
+                        try Self.kiln(["verify", "\(r)/\(accepted)", "--key", key + ".pub", "--signatures-only"])
+                            .status == 0)
+                }
+                for refused in ["k/unsigned:1", "k/wrongkey:1", "k/altered:1", "k/replayed:1"] {
+                    let result = try policy.copy("\(r)/\(refused)")
+                    #expect(
+                        !result.succeeded && result.stderr.contains("ignature"),
+                        "skopeo accepted \(refused), or refused it for another reason: \(result.stderr)")
+                    let verdict = try Self.kiln(
+                        ["verify", "\(r)/\(refused)", "--key", key + ".pub", "--signatures-only"], check: false)
+                    #expect(verdict.status == 1, "kiln verify \(refused): \(verdict.stdout) \(verdict.stderr)")
+                }
+                // skopeo's default identity rule for a pull by tag wants the tag in every checked signature.
+                let exact = try SigstorePolicy(
+                    skopeo: skopeo, registry: r, publicKey: key + ".pub",
+                    signedIdentity: #"{"type": "matchRepoDigestOrExact"}"#)
+                for accepted in ["k/one:1", "k/multi:1"] {
+                    let result = try exact.copy("\(r)/\(accepted)")
+                    #expect(result.succeeded, "\(accepted): \(result.stderr)")
+                }
+                // The other key verifies the image it signed, for both.
+                let otherPolicy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: other + ".pub")
+                #expect(try otherPolicy.copy("\(r)/k/wrongkey:1").succeeded)
+                #expect(!(try otherPolicy.copy("\(r)/k/one:1").succeeded))
+                let json = try Self.kiln([
+                    "verify", "\(r)/k/multi:1", "--key", key + ".pub", "--signatures-only", "--json",
+                ])
+                let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+                #expect(report["schemaVersion"] as? Int == 1 && report["verified"] as? Bool == true)
+                #expect((report["manifests"] as! [[String: Any]]).allSatisfy { $0["status"] as? String == "valid" })
             }
         }
     }
 
     @Test func skopeoSignsAndKilnVerifies() async throws {
         _ = try await SigstoreOracle.with { skopeo in
-            try await withRegistry { registry in
-                try await withTemporaryDirectory("kiln-sign") { tmp in
-                    let layout = try Self.makeStore(tmp)
-                    let r = registry.address
-                    let key = tmp.path + "/kiln"
-                    try Self.kiln(["key", "generate", key])
-                    let policy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: key + ".pub")
-                    // skopeo signs with Kiln's key.
-                    let signed = try policy.copyAndSign(
-                        from: "oci:\(layout.root):one:1", to: "\(r)/s/one:1", key: key + ".key", password: Self.password
-                    )
-                    #expect(signed.succeeded, "\(signed.stderr)")
-                    #expect(
-                        try Self.kiln(["verify", "\(r)/s/one:1", "--key", key + ".pub", "--signatures-only"]).status
-                            == 0)
-                    #expect(try policy.copy("\(r)/s/one:1").succeeded)
+            try await withRegistry(directory: "kiln-sign") { registry, tmp in
+                let layout = try Self.makeStore(tmp)
+                let r = registry.address
+                let key = tmp.path + "/kiln"
+                try Self.kiln(["key", "generate", key])
+                let policy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: key + ".pub")
+                // skopeo signs with Kiln's key.
+                let signed = try policy.copyAndSign(
+                    from: "oci:\(layout.root):one:1", to: "\(r)/s/one:1", key: key + ".key", password: Self.password
+                )
+                #expect(signed.succeeded, "\(signed.stderr)")
+                #expect(
+                    try Self.kiln(["verify", "\(r)/s/one:1", "--key", key + ".pub", "--signatures-only"]).status
+                        == 0)
+                #expect(try policy.copy("\(r)/s/one:1").succeeded)
 
-                    // A key skopeo generated signs with Kiln; skopeo verifies it, and so does Kiln.
-                    let passphrase = try tmp.write("skopeo-pass", Self.password)
-                    try Shell.run(
-                        [
-                            skopeo, "generate-sigstore-key", "--output-prefix", tmp.path + "/sk", "--passphrase-file",
-                            passphrase,
-                        ])
-                    try await Self.push(layout, [("multi:1", "s/multi")], to: registry)
-                    try Self.kiln(["sign", "\(r)/s/multi:1", "--key", tmp.path + "/sk.private"])
-                    let theirs = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: tmp.path + "/sk.pub")
-                    #expect(try theirs.copy("\(r)/s/multi:1", all: true).succeeded)
-                    #expect(
-                        try Self.kiln(["verify", "\(r)/s/multi:1", "--key", tmp.path + "/sk.pub", "--signatures-only"])
-                            .status == 0)
-                    // A wrong password is refused before anything is written.
-                    let wrong = try KilnBinary.run(
-                        ["sign", "\(r)/s/multi:1", "--key", key + ".key"], environment: ["KILN_KEY_PASSWORD": "nope"],
-                        check: false)
-                    #expect(wrong.status == 2 && wrong.stderr.contains("password"), "\(wrong.stderr)")
-                }
+                // A key skopeo generated signs with Kiln; skopeo verifies it, and so does Kiln.
+                let passphrase = try tmp.write("skopeo-pass", Self.password)
+                try Shell.run(
+                    [
+                        skopeo, "generate-sigstore-key", "--output-prefix", tmp.path + "/sk", "--passphrase-file",
+                        passphrase,
+                    ])
+                try await Self.push(layout, [("multi:1", "s/multi")], to: registry)
+                try Self.kiln(["sign", "\(r)/s/multi:1", "--key", tmp.path + "/sk.private"])
+                let theirs = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: tmp.path + "/sk.pub")
+                #expect(try theirs.copy("\(r)/s/multi:1", all: true).succeeded)
+                #expect(
+                    try Self.kiln(["verify", "\(r)/s/multi:1", "--key", tmp.path + "/sk.pub", "--signatures-only"])
+                        .status == 0)
+                // A wrong password is refused before anything is written.
+                let wrong = try KilnBinary.run(
+                    ["sign", "\(r)/s/multi:1", "--key", key + ".key"], environment: ["KILN_KEY_PASSWORD": "nope"],
+                    check: false)
+                #expect(wrong.status == 2 && wrong.stderr.contains("password"), "\(wrong.stderr)")
             }
         }
     }
@@ -209,109 +205,107 @@ import Testing
     @Test func releaseSignsEveryImageAndAttachesProvenance() async throws {
         _ = try await SigstoreOracle.with { skopeo in
             let cosign = try SigstoreOracle.cosign()
-            try await withRegistry { registry in
-                try await withTemporaryDirectory("kiln-release-sign") { tmp in
-                    let golden = KilnBinary.packageRoot + "/Tests/Fixtures/golden"
-                    let store = tmp.path + "/images"
-                    try KilnBinary.run(
-                        ["build", golden, "--store", store, "--version", "3.0.0"],
-                        environment: ["SOURCE_DATE_EPOCH": "0"])
-                    let key = tmp.path + "/release"
-                    try Self.kiln(["key", "generate", key])
-                    let r = registry.address
-                    let released = try KilnBinary.run(
+            try await withRegistry(directory: "kiln-release-sign") { registry, tmp in
+                let golden = KilnBinary.packageRoot + "/Tests/Fixtures/golden"
+                let store = tmp.path + "/images"
+                try KilnBinary.run(
+                    ["build", golden, "--store", store, "--version", "3.0.0"],
+                    environment: ["SOURCE_DATE_EPOCH": "0"])
+                let key = tmp.path + "/release"
+                try Self.kiln(["key", "generate", key])
+                let r = registry.address
+                let released = try KilnBinary.run(
+                    [
+                        "release", "3.0.0", "--to", "\(r)/rel", "--sign-key", key + ".key", "--store", store,
+                        "--recipes", golden, "--releases", tmp.path + "/releases", "--json",
+                    ], environment: ["KILN_KEY_PASSWORD": Self.password])
+                let report = try JSONSerialization.jsonObject(with: Data(released.stdout.utf8)) as! [String: Any]
+                #expect((report["signatures"] as? [[String: Any]])?.count == 2)
+                let policy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: key + ".pub")
+                for name in ["golden-app", "golden-base"] {
+                    let copied = try policy.copy("\(r)/rel/\(name):3.0.0")
+                    #expect(copied.succeeded, "skopeo refused \(name): \(copied.stderr)")
+                    // cosign finds the provenance attestation and checks its DSSE signature offline.
+                    let attested = try Shell.run(
                         [
-                            "release", "3.0.0", "--to", "\(r)/rel", "--sign-key", key + ".key", "--store", store,
-                            "--recipes", golden, "--releases", tmp.path + "/releases", "--json",
-                        ], environment: ["KILN_KEY_PASSWORD": Self.password])
-                    let report = try JSONSerialization.jsonObject(with: Data(released.stdout.utf8)) as! [String: Any]
-                    #expect((report["signatures"] as? [[String: Any]])?.count == 2)
-                    let policy = try SigstorePolicy(skopeo: skopeo, registry: r, publicKey: key + ".pub")
-                    for name in ["golden-app", "golden-base"] {
-                        let copied = try policy.copy("\(r)/rel/\(name):3.0.0")
-                        #expect(copied.succeeded, "skopeo refused \(name): \(copied.stderr)")
-                        // cosign finds the provenance attestation and checks its DSSE signature offline.
-                        let attested = try Shell.run(
-                            [
-                                cosign, "verify-attestation", "--key", key + ".pub", "--type", "slsaprovenance1",
-                                "--insecure-ignore-tlog=true", "--allow-http-registry=true",
-                                "\(r)/rel/\(name):3.0.0",
-                            ], environment: ["HOME": tmp.path], check: false)
-                        #expect(attested.succeeded, "cosign: \(attested.stderr)")
-                        let verified = try Shell.run(
-                            [
-                                cosign, "verify", "--key", key + ".pub", "--insecure-ignore-tlog=true",
-                                "--allow-http-registry=true", "\(r)/rel/\(name):3.0.0",
-                            ], environment: ["HOME": tmp.path], check: false)
-                        #expect(verified.succeeded, "cosign: \(verified.stderr)")
-                        // Kiln checks the signatures and each platform manifest's provenance attestation.
-                        let checked = try Self.kiln(["verify", "\(r)/rel/\(name):3.0.0", "--key", key + ".pub"])
-                        #expect(checked.stdout.contains("provenance: valid"), "\(checked.stdout)")
-                    }
-                    // deploy-refs --key writes the node's policy: the release passes, an unsigned image in the
-                    // release's namespace does not.
-                    let node = tmp.path + "/node"
-                    try KilnBinary.run([
-                        "deploy-refs", "3.0.0", "--releases", tmp.path + "/releases", "--store", store, "-o",
-                        node + "/refs.txt", "--key", key + ".pub",
-                    ])
-                    // For Kubernetes, a policy-controller ClusterImagePolicy beside the node's file.
-                    try KilnBinary.run([
-                        "deploy-refs", "3.0.0", "--releases", tmp.path + "/releases", "--store", store, "--format",
-                        "kubernetes", "-o", tmp.path + "/cluster/node.yaml", "--key", key + ".pub",
-                    ])
-                    try ClusterImagePolicyTests.expectPolicy(
-                        at: tmp.path + "/cluster/cluster-image-policy.yaml", scope: "\(r)/rel",
-                        publicKeyPEMs: [try PublicKey.load(path: key + ".pub").pem])
-                    try KilnBinary.run(["push", "golden-app:3.0.0", "--to", "\(r)/rel/unsigned", "--store", store])
-                    func nodePulls(_ reference: String) throws -> CommandResult {
-                        try Shell.run(
-                            [
-                                skopeo, "--policy", node + "/policy.json", "--registries.d", node + "/registries.d",
-                                "copy", "--remove-signatures", "--src-tls-verify=false", "docker://\(reference)",
-                                "oci:\(tmp.path)/pulled-\(UUID().uuidString.lowercased()):x",
-                            ], check: false)
-                    }
-                    for name in ["golden-app", "golden-base"] {
-                        let pulled = try nodePulls("\(r)/rel/\(name):3.0.0")
-                        #expect(pulled.succeeded, "\(name): \(pulled.stderr)")
-                    }
-                    let refused = try nodePulls("\(r)/rel/unsigned/golden-app:3.0.0")
-                    #expect(!refused.succeeded && refused.stderr.contains("ignature"), "\(refused.stderr)")
-
-                    // Promotion: every signature checked at the source, then copied with its attachments and
-                    // recorded at the destination, where rollback works and the remapped policy accepts it.
-                    let promoted = try KilnBinary.run([
-                        "promote", "3.0.0", "--from", "\(r)/rel", "--to", "\(r)/prod", "--key", key + ".pub",
-                    ])
-                    #expect(promoted.stdout.contains("\(r)/prod/golden-app@"), "\(promoted.stdout)")
-                    let production = try SigstorePolicy(
-                        skopeo: skopeo, registry: r, publicKey: key + ".pub",
-                        signedIdentity: """
-                            {"type": "remapIdentity", "prefix": "\(r)/prod", "signedPrefix": "\(r)/rel"}
-                            """)
-                    #expect(try production.copy("\(r)/prod/golden-app:3.0.0").succeeded)
-                    try KilnBinary.run([
-                        "rollback", "3.0.0", "--to", "\(r)/prod", "--dry-run", "--releases", tmp.path + "/none",
-                    ])
-                    // An unsigned release is not promoted: exit 1, nothing copied (built on another date: the version
-                    // alone is no input to a digest, and the same digests would carry 3.0.0's signatures).
-                    try KilnBinary.run(
-                        ["build", golden, "--store", store, "--version", "4.0.0"],
-                        environment: ["SOURCE_DATE_EPOCH": "1"])
-                    try KilnBinary.run([
-                        "release", "4.0.0", "--to", "\(r)/rel", "--store", store, "--recipes", golden, "--releases",
-                        tmp.path + "/releases",
-                    ])
-                    let refusedPromotion = try KilnBinary.run(
-                        ["promote", "4.0.0", "--from", "\(r)/rel", "--to", "\(r)/prod", "--key", key + ".pub"],
-                        check: false)
-                    #expect(refusedPromotion.status == 1, "\(refusedPromotion.stdout)\(refusedPromotion.stderr)")
-                    let tags = try Shell.run([
-                        "skopeo", "list-tags", "--tls-verify=false", "docker://\(r)/prod/golden-app",
-                    ])
-                    #expect(!tags.stdout.contains("4.0.0"))
+                            cosign, "verify-attestation", "--key", key + ".pub", "--type", "slsaprovenance1",
+                            "--insecure-ignore-tlog=true", "--allow-http-registry=true",
+                            "\(r)/rel/\(name):3.0.0",
+                        ], environment: ["HOME": tmp.path], check: false)
+                    #expect(attested.succeeded, "cosign: \(attested.stderr)")
+                    let verified = try Shell.run(
+                        [
+                            cosign, "verify", "--key", key + ".pub", "--insecure-ignore-tlog=true",
+                            "--allow-http-registry=true", "\(r)/rel/\(name):3.0.0",
+                        ], environment: ["HOME": tmp.path], check: false)
+                    #expect(verified.succeeded, "cosign: \(verified.stderr)")
+                    // Kiln checks the signatures and each platform manifest's provenance attestation.
+                    let checked = try Self.kiln(["verify", "\(r)/rel/\(name):3.0.0", "--key", key + ".pub"])
+                    #expect(checked.stdout.contains("provenance: valid"), "\(checked.stdout)")
                 }
+                // deploy-refs --key writes the node's policy: the release passes, an unsigned image in the
+                // release's namespace does not.
+                let node = tmp.path + "/node"
+                try KilnBinary.run([
+                    "deploy-refs", "3.0.0", "--releases", tmp.path + "/releases", "--store", store, "-o",
+                    node + "/refs.txt", "--key", key + ".pub",
+                ])
+                // For Kubernetes, a policy-controller ClusterImagePolicy beside the node's file.
+                try KilnBinary.run([
+                    "deploy-refs", "3.0.0", "--releases", tmp.path + "/releases", "--store", store, "--format",
+                    "kubernetes", "-o", tmp.path + "/cluster/node.yaml", "--key", key + ".pub",
+                ])
+                try ClusterImagePolicyTests.expectPolicy(
+                    at: tmp.path + "/cluster/cluster-image-policy.yaml", scope: "\(r)/rel",
+                    publicKeyPEMs: [try PublicKey.load(path: key + ".pub").pem])
+                try KilnBinary.run(["push", "golden-app:3.0.0", "--to", "\(r)/rel/unsigned", "--store", store])
+                func nodePulls(_ reference: String) throws -> CommandResult {
+                    try Shell.run(
+                        [
+                            skopeo, "--policy", node + "/policy.json", "--registries.d", node + "/registries.d",
+                            "copy", "--remove-signatures", "--src-tls-verify=false", "docker://\(reference)",
+                            "oci:\(tmp.path)/pulled-\(UUID().uuidString.lowercased()):x",
+                        ], check: false)
+                }
+                for name in ["golden-app", "golden-base"] {
+                    let pulled = try nodePulls("\(r)/rel/\(name):3.0.0")
+                    #expect(pulled.succeeded, "\(name): \(pulled.stderr)")
+                }
+                let refused = try nodePulls("\(r)/rel/unsigned/golden-app:3.0.0")
+                #expect(!refused.succeeded && refused.stderr.contains("ignature"), "\(refused.stderr)")
+
+                // Promotion: every signature checked at the source, then copied with its attachments and
+                // recorded at the destination, where rollback works and the remapped policy accepts it.
+                let promoted = try KilnBinary.run([
+                    "promote", "3.0.0", "--from", "\(r)/rel", "--to", "\(r)/prod", "--key", key + ".pub",
+                ])
+                #expect(promoted.stdout.contains("\(r)/prod/golden-app@"), "\(promoted.stdout)")
+                let production = try SigstorePolicy(
+                    skopeo: skopeo, registry: r, publicKey: key + ".pub",
+                    signedIdentity: """
+                        {"type": "remapIdentity", "prefix": "\(r)/prod", "signedPrefix": "\(r)/rel"}
+                        """)
+                #expect(try production.copy("\(r)/prod/golden-app:3.0.0").succeeded)
+                try KilnBinary.run([
+                    "rollback", "3.0.0", "--to", "\(r)/prod", "--dry-run", "--releases", tmp.path + "/none",
+                ])
+                // An unsigned release is not promoted: exit 1, nothing copied (built on another date: the version
+                // alone is no input to a digest, and the same digests would carry 3.0.0's signatures).
+                try KilnBinary.run(
+                    ["build", golden, "--store", store, "--version", "4.0.0"],
+                    environment: ["SOURCE_DATE_EPOCH": "1"])
+                try KilnBinary.run([
+                    "release", "4.0.0", "--to", "\(r)/rel", "--store", store, "--recipes", golden, "--releases",
+                    tmp.path + "/releases",
+                ])
+                let refusedPromotion = try KilnBinary.run(
+                    ["promote", "4.0.0", "--from", "\(r)/rel", "--to", "\(r)/prod", "--key", key + ".pub"],
+                    check: false)
+                #expect(refusedPromotion.status == 1, "\(refusedPromotion.stdout)\(refusedPromotion.stderr)")
+                let tags = try Shell.run([
+                    "skopeo", "list-tags", "--tls-verify=false", "docker://\(r)/prod/golden-app",
+                ])
+                #expect(!tags.stdout.contains("4.0.0"))
             }
         }
     }
@@ -319,37 +313,35 @@ import Testing
     @Test func copyCarriesSignaturesToAnotherRegistry() async throws {
         _ = try await SigstoreOracle.with { skopeo in
             try await withRegistry { test in
-                try await withRegistry { production in
-                    try await withTemporaryDirectory("kiln-promote") { tmp in
-                        let layout = try Self.makeStore(tmp)
-                        try await Self.push(layout, [("multi:1", "t/multi")], to: test)
-                        let key = tmp.path + "/release"
-                        try Self.kiln(["key", "generate", key])
-                        try Self.kiln(["sign", "\(test.address)/t/multi:1", "--key", key + ".key"])
-                        let copied = try Self.kiln([
-                            "copy", "\(test.address)/t/multi:1", "\(production.address)/p/multi", "--json",
-                        ])
-                        let report = try JSONSerialization.jsonObject(with: Data(copied.stdout.utf8)) as! [String: Any]
-                        // The index's and both platforms' signatures.
-                        #expect((report["attachments"] as? [String])?.count == 3, "\(copied.stdout)")
-                        let promoted = "\(production.address)/p/multi:1"
-                        #expect(
-                            try Self.kiln(["verify", promoted, "--key", key + ".pub", "--signatures-only"]).status == 0)
-                        // The signatures name the test repository: production's policy maps it.
-                        let policy = try SigstorePolicy(
-                            skopeo: skopeo, registry: production.address, publicKey: key + ".pub",
-                            signedIdentity: """
-                                {"type": "remapIdentity", "prefix": "\(production.address)/p", \
-                                "signedPrefix": "\(test.address)/t"}
-                                """)
-                        let accepted = try policy.copy(promoted)
-                        #expect(accepted.succeeded, "\(accepted.stderr)")
-                        // Copying again changes nothing.
-                        let again = try Self.kiln([
-                            "copy", "\(test.address)/t/multi:1", "\(production.address)/p/multi", "--json",
-                        ])
-                        #expect(!again.stdout.contains("attachments"), "\(again.stdout)")
-                    }
+                try await withRegistry(directory: "kiln-promote") { production, tmp in
+                    let layout = try Self.makeStore(tmp)
+                    try await Self.push(layout, [("multi:1", "t/multi")], to: test)
+                    let key = tmp.path + "/release"
+                    try Self.kiln(["key", "generate", key])
+                    try Self.kiln(["sign", "\(test.address)/t/multi:1", "--key", key + ".key"])
+                    let copied = try Self.kiln([
+                        "copy", "\(test.address)/t/multi:1", "\(production.address)/p/multi", "--json",
+                    ])
+                    let report = try JSONSerialization.jsonObject(with: Data(copied.stdout.utf8)) as! [String: Any]
+                    // The index's and both platforms' signatures.
+                    #expect((report["attachments"] as? [String])?.count == 3, "\(copied.stdout)")
+                    let promoted = "\(production.address)/p/multi:1"
+                    #expect(
+                        try Self.kiln(["verify", promoted, "--key", key + ".pub", "--signatures-only"]).status == 0)
+                    // The signatures name the test repository: production's policy maps it.
+                    let policy = try SigstorePolicy(
+                        skopeo: skopeo, registry: production.address, publicKey: key + ".pub",
+                        signedIdentity: """
+                            {"type": "remapIdentity", "prefix": "\(production.address)/p", \
+                            "signedPrefix": "\(test.address)/t"}
+                            """)
+                    let accepted = try policy.copy(promoted)
+                    #expect(accepted.succeeded, "\(accepted.stderr)")
+                    // Copying again changes nothing.
+                    let again = try Self.kiln([
+                        "copy", "\(test.address)/t/multi:1", "\(production.address)/p/multi", "--json",
+                    ])
+                    #expect(!again.stdout.contains("attachments"), "\(again.stdout)")
                 }
             }
         }

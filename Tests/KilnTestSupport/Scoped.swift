@@ -32,3 +32,21 @@ public func withFileServer<T>(root: String, _ body: (StaticFileServer) async thr
     }
     return try await body(server)
 }
+
+/// A real `docker-registry` and a temporary directory beside it (a project, a store, keys): the shape most
+/// registry tests take.
+public func withRegistry<T>(
+    auth: RegistryServer.Auth = .none, tls: Bool = false, directory label: String,
+    _ body: (RegistryServer, TemporaryDirectory) async throws -> T
+) async throws -> T {
+    try await withRegistry(auth: auth, tls: tls) { registry in
+        try await withTemporaryDirectory(label) { directory in try await body(registry, directory) }
+    }
+}
+
+/// podman with its own storage and configuration, its containers and images removed afterwards.
+public func withPodman<T>(_ body: (Podman) async throws -> T) async throws -> T {
+    let podman = try Podman()
+    defer { podman.cleanUp() }
+    return try await body(podman)
+}
