@@ -94,7 +94,8 @@ public final class FileDigests: @unchecked Sendable {
         try current(filePath, stamp: Self.stamp(filePath))
     }
 
-    private func current(_ filePath: String, stamp: Stamp) -> Digest? {
+    /// The recorded digest of `filePath` if it was hashed at `stamp` (a stamp just taken) and may be trusted.
+    public func current(_ filePath: String, stamp: Stamp) -> Digest? {
         lock.lock()
         defer { lock.unlock() }
         guard let cached = entries[filePath], cached.stamp == stamp, trustStat || hashedNow.contains(filePath)

@@ -104,7 +104,18 @@ public enum LayerPath {
     }
 
     /// Bytewise order, so the result does not depend on locale or Unicode normalisation.
+    ///
+    /// One memcmp over the two UTF-8 buffers: comparing the UTF-8 views element by element was a third of the
+    /// time spent ordering a layer of 15.5k files, all of it before the first byte of the layer.
     public static func precedes(_ a: String, _ b: String) -> Bool {
-        a.utf8.lexicographicallyPrecedes(b.utf8)
+        var a = a
+        var b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                let common = min(x.count, y.count)
+                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                return order != 0 ? order < 0 : x.count < y.count
+            }
+        }
     }
 }
