@@ -194,7 +194,9 @@ public enum LayerWriter {
                 implicit.insert(parent)
             }
         }
-        let sorted = byPath.values.sorted { LayerPath.precedes($0.path, $1.path) }
+        // Paths, not entries, are sorted: moving whole entries around cost more than comparing them.
+        let sorted = byPath.keys.sorted(by: LayerPath.precedes).map { byPath[$0]! }
+        guard sorted.contains(where: { if case .hardlink = $0.kind { true } else { false } }) else { return sorted }
         // Hard links go after their targets (a link to a later path waits for it).
         var emitted: Set<String> = []
         var waiting: [String: [LayerEntry]] = [:]
