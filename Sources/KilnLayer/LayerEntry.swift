@@ -115,7 +115,7 @@ public enum LayerPath {
                 }
                 component = index + 1
             }
-            return start == 0 ? path : String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start...]), as: UTF8.self)
+            return start == 0 ? path : String(decoding: UnsafeBufferPointer(rebasing: bytes[start...]), as: UTF8.self)
         }
     }
 
