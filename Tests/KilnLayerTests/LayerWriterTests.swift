@@ -159,6 +159,23 @@ import Testing
         #expect(plain.diffID == hashed.diffID && plain.descriptor == hashed.descriptor)
     }
 
+    @Test func pathsOrderBytewiseAndNormaliseAsBefore() throws {
+        // Bytewise: a prefix first, "Z" (0x5A) before "a", "é" (0xC3 0xA9) after every ASCII byte.
+        let ordered = ["", "a", "a/b", "a0", "aé", "b", "ab"].sorted(by: LayerPath.precedes)
+        #expect(ordered == ["", "a", "a/b", "a0", "ab", "aé", "b"])
+        #expect(LayerPath.precedes("Zebra", "apple") && !LayerPath.precedes("apple", "apple"))
+        // Already-normal paths (one pass) and paths that need the general rules give what they always gave.
+        let cases = [
+            ("/usr/bin/x", "usr/bin/x"), ("usr/bin/x", "usr/bin/x"), ("/usr//bin/./x/", "usr/bin/x"),
+            ("/", ""), ("", ""), ("./a", "a"), ("a/.well-known", "a/.well-known"), ("/a/.w", "a/.w"),
+            ("/a/..b", "a/..b"), ("/données/é", "données/é"),
+        ]
+        for (path, normal) in cases { #expect(try LayerPath.normalise(path) == normal) }
+        #expect(throws: LayerError.pathEscapesRoot("/a/../b")) { try LayerPath.normalise("/a/../b") }
+        #expect(throws: LayerError.reservedName("/a/.wh.b")) { try LayerPath.normalise("/a/.wh.b") }
+        #expect(try LayerPath.normalise("/a/.wh.b", whiteouts: true) == "a/.wh.b")
+    }
+
     @Test func compressionVariants() throws {
         let entries = try sampleEntries(tmp)
         let zstd = try LayerWriter.write(
