@@ -97,7 +97,8 @@ public final class FileDigests: Sendable {
         try current(filePath, stamp: Self.stamp(filePath))
     }
 
-    private func current(_ filePath: String, stamp: Stamp) -> Digest? {
+    /// The recorded digest of `filePath` if it was hashed at `stamp` (a stamp just taken) and may be trusted.
+    public func current(_ filePath: String, stamp: Stamp) -> Digest? {
         table.withLock { table in
             guard let cached = table.entries[filePath], cached.stamp == stamp,
                 trustStat || table.hashedNow.contains(filePath)

@@ -76,6 +76,7 @@ public enum LayerPath {
     /// `/usr//bin/./x/` → `usr/bin/x`. Refuses `..` and (unless `whiteouts`, for layers read back) whiteout
     /// names; returns "" for the root.
     public static func normalise(_ path: String, whiteouts: Bool = false) throws -> String {
+        if let normal = alreadyNormal(path, whiteouts: whiteouts) { return normal }
         var parts: [Substring] = []
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
@@ -84,6 +85,38 @@ public enum LayerPath {
             parts.append(part)
         }
         return parts.joined(separator: "/")
+    }
+
+    /// The normal form of an ASCII path that is normal but for one leading `/`, found in one pass over its
+    /// bytes; nil when the rules above must decide (or refuse). Splitting into substrings and joining them
+    /// again was most of the time a layer of 15.5k files spent ordering its entries.
+    private static func alreadyNormal(_ path: String, whiteouts: Bool) -> String? {
+        let slash = UInt8(ascii: "/")
+        let dot = UInt8(ascii: ".")
+        var copy = path
+        return copy.withUTF8 { bytes -> String? in
+            let start = bytes.first == slash ? 1 : 0
+            guard start < bytes.count else { return nil }
+            var component = start
+            for index in start...bytes.count {
+                let byte = index < bytes.count ? bytes[index] : slash
+                guard byte < 0x80 else { return nil }  // grapheme rules for the rest: the general path
+                guard byte == slash else { continue }
+                let length = index - component
+                // Empty (`//`, a trailing `/`), `.`, `..` and `.wh.` names need the general rules.
+                guard length > 0 else { return nil }
+                if bytes[component] == dot {
+                    if length == 1 || (length == 2 && bytes[component + 1] == dot) { return nil }
+                    if !whiteouts && length >= 4 && bytes[component + 1] == UInt8(ascii: "w")
+                        && bytes[component + 2] == UInt8(ascii: "h") && bytes[component + 3] == dot
+                    {
+                        return nil
+                    }
+                }
+                component = index + 1
+            }
+            return start == 0 ? path : String(decoding: UnsafeBufferPointer(rebasing: bytes[start...]), as: UTF8.self)
+        }
     }
 
     /// Whether a relative symlink `target` at `path` resolves at or below the root (false for "" and for
@@ -104,7 +137,18 @@ public enum LayerPath {
     }
 
     /// Bytewise order, so the result does not depend on locale or Unicode normalisation.
+    ///
+    /// One memcmp over the two UTF-8 buffers: comparing the UTF-8 views element by element was a third of the
+    /// time spent ordering a layer of 15.5k files, all of it before the first byte of the layer.
     public static func precedes(_ a: String, _ b: String) -> Bool {
-        a.utf8.lexicographicallyPrecedes(b.utf8)
+        var a = a
+        var b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                let common = min(x.count, y.count)
+                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                return order != 0 ? order < 0 : x.count < y.count
+            }
+        }
     }
 }

@@ -129,18 +129,17 @@ public enum LayerWriter {
                 let stage = hashing.contains(path) ? fileStage : nil
                 var remaining = size
                 while remaining > 0 {
-                    let target = stage?.takeBuffer() ?? buffer
+                    let target = stage?.room(for: remaining) ?? buffer
                     let n = try readSome(source, into: target, atMost: remaining, path: path)
-                    // libarchive has copied the bytes on by the time it returns: the stage may have the buffer.
                     guard archive_write_data(archive, target.baseAddress, n) == n else {
                         throw archiveError(archive, sink, outputPath)
                     }
-                    stage?.submit(target, count: n)
+                    stage?.filled(n)
                     remaining -= Int64(n)
                     done += Int64(n)
                     progress?(done)
                 }
-                stage?.endDigest(path)
+                stage?.endFile(path)
             }
         }
         guard archive_write_close(archive) == ARCHIVE_OK else { throw archiveError(archive, sink, outputPath) }
@@ -195,7 +194,9 @@ public enum LayerWriter {
                 implicit.insert(parent)
             }
         }
-        let sorted = byPath.values.sorted { LayerPath.precedes($0.path, $1.path) }
+        // Paths, not entries, are sorted: moving whole entries around cost more than comparing them.
+        let sorted = byPath.keys.sorted(by: LayerPath.precedes).map { byPath[$0]! }
+        guard sorted.contains(where: { if case .hardlink = $0.kind { true } else { false } }) else { return sorted }
         // Hard links go after their targets (a link to a later path waits for it).
         var emitted: Set<String> = []
         var waiting: [String: [LayerEntry]] = [:]

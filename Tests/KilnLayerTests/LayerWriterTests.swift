@@ -135,6 +135,47 @@ import Testing
         #expect(plain.diffID == hashed.diffID && plain.descriptor == hashed.descriptor)
     }
 
+    @Test func smallFilesHashedTogetherKeepTheirOwnDigests() throws {
+        // Many files share one hashing batch; some fill a batch up to its end or just over it (the batch is
+        // the 1 MiB read buffer, a file starts a new one when less than 64 KiB is left); empty files fall
+        // between them, one ends the layer.
+        var sizes = [0, 0, 3, 1000, 65_535, 65_536, 65_537, 0, 900_000, 200_000, (1 << 20) - 1, 1, 0]
+        sizes += (0..<300).map { 1 + ($0 * 7919) % 20_000 } + [0]
+        var rng = SystemRandomNumberGenerator()
+        var entries: [LayerEntry] = []
+        var expected: [String: Digest] = [:]
+        for (index, size) in sizes.enumerated() {
+            let data = Data((0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            let path = tmp.path + "/small\(index).bin"
+            try data.write(to: URL(fileURLWithPath: path))
+            entries.append(
+                LayerEntry(path: String(format: "data/f%04d", index), kind: .file(.path(path)), mode: 0o644))
+            if index % 5 != 4 { expected[path] = Digest.sha256(data) }  // some are written but not hashed
+        }
+        let hashed = try LayerWriter.write(
+            entries: entries, to: tmp.path + "/s.tgz", options: LayerOptions(threads: 2), hashing: Set(expected.keys))
+        #expect(hashed.fileDigests == expected)
+        let plain = try LayerWriter.write(entries: entries, to: tmp.path + "/sp.tgz", options: LayerOptions(threads: 2))
+        #expect(plain.diffID == hashed.diffID && plain.descriptor == hashed.descriptor)
+    }
+
+    @Test func pathsOrderBytewiseAndNormaliseAsBefore() throws {
+        // Bytewise: a prefix first, "Z" (0x5A) before "a", "é" (0xC3 0xA9) after every ASCII byte.
+        let ordered = ["", "a", "a/b", "a0", "aé", "b", "ab"].sorted(by: LayerPath.precedes)
+        #expect(ordered == ["", "a", "a/b", "a0", "ab", "aé", "b"])
+        #expect(LayerPath.precedes("Zebra", "apple") && !LayerPath.precedes("apple", "apple"))
+        // Already-normal paths (one pass) and paths that need the general rules give what they always gave.
+        let cases = [
+            ("/usr/bin/x", "usr/bin/x"), ("usr/bin/x", "usr/bin/x"), ("/usr//bin/./x/", "usr/bin/x"),
+            ("/", ""), ("", ""), ("./a", "a"), ("a/.well-known", "a/.well-known"), ("/a/.w", "a/.w"),
+            ("/a/..b", "a/..b"), ("/données/é", "données/é"),
+        ]
+        for (path, normal) in cases { #expect(try LayerPath.normalise(path) == normal) }
+        #expect(throws: LayerError.pathEscapesRoot("/a/../b")) { try LayerPath.normalise("/a/../b") }
+        #expect(throws: LayerError.reservedName("/a/.wh.b")) { try LayerPath.normalise("/a/.wh.b") }
+        #expect(try LayerPath.normalise("/a/.wh.b", whiteouts: true) == "a/.wh.b")
+    }
+
     @Test func compressionVariants() throws {
         let entries = try sampleEntries(tmp)
         let zstd = try LayerWriter.write(

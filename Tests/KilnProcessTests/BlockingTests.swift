@@ -25,7 +25,7 @@ import Testing
                     group.addTask {
                         try await Blocking.run {
                             entered.value.add(1, ordering: .sequentiallyConsistent)
-                            return released.wait(timeout: .now() + 20) == .success
+                            return released.wait(timeout: .now() + 120) == .success
                         }
                     }
                 }
