@@ -99,7 +99,11 @@ let package = Package(
         .testTarget(name: "KilnHTTPTests", dependencies: ["KilnHTTP", "KilnTestSupport"]),
         .testTarget(
             name: "KilnRegistryTests",
-            dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
+            dependencies: [
+                "KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport",
+                // Fixture stores are built through the library stages.
+                "KilnBuild", "KilnRecipe",
+            ]),
         .testTarget(
             name: "KilnSignTests",
             dependencies: ["KilnSign", "KilnRegistry", "KilnHTTP", "KilnStore", "KilnOCI", "KilnTestSupport"]),
