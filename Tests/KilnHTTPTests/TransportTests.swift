@@ -232,29 +232,31 @@ import Testing
     }
 
     @Test func tlsWithAPrivateCertificateAuthority() async throws {
-        let registry = try RegistryServer(tls: true)
-        defer { registry.stop() }
-        let url = "https://\(registry.address)/v2/"
-        let untrusting = try HTTPTransport(options: HTTPOptions(attempts: 1))
-        do {
-            _ = try await untrusting.send(try get(url))
-            Issue.record("a certificate from an unknown CA was accepted")
-        } catch let error as HTTPError {
-            guard case .tls = error else {
-                Issue.record("expected a TLS error, got \(error)")
-                return
+        try await withRegistry(tls: true) { registry in
+            let url = "https://\(registry.address)/v2/"
+            let untrusting = try HTTPTransport(options: HTTPOptions(attempts: 1))
+            do {
+                _ = try await untrusting.send(try get(url))
+                Issue.record("a certificate from an unknown CA was accepted")
+            } catch let error as HTTPError {
+                guard case .tls = error else {
+                    Issue.record("expected a TLS error, got \(error)")
+                    return
+                }
+                let text = error.description
+                #expect(text.contains("--ca-file"))
+                #expect(!text.contains(".build/") && !text.contains(".cc:"), "no dependency source paths: \(text)")
             }
-            let text = error.description
-            #expect(text.contains("--ca-file"))
-            #expect(!text.contains(".build/") && !text.contains(".cc:"), "no dependency source paths: \(text)")
+            await untrusting.shutdown()
+            let trusting = try HTTPTransport(options: HTTPOptions(caFile: registry.caFile))
+            let answer = try await trusting.send(try get(url))
+            #expect(answer.status == 200)
+            #expect(answer.header("Docker-Distribution-Api-Version") != nil)
+            await trusting.shutdown()
+            #expect(throws: HTTPError.self) {
+                _ = try HTTPTransport(options: HTTPOptions(caFile: "/nonexistent/ca.pem"))
+            }
         }
-        await untrusting.shutdown()
-        let trusting = try HTTPTransport(options: HTTPOptions(caFile: registry.caFile))
-        let answer = try await trusting.send(try get(url))
-        #expect(answer.status == 200)
-        #expect(answer.header("Docker-Distribution-Api-Version") != nil)
-        await trusting.shutdown()
-        #expect(throws: HTTPError.self) { _ = try HTTPTransport(options: HTTPOptions(caFile: "/nonexistent/ca.pem")) }
     }
 
     @Test func connectTimeoutEndsAHangingConnect() async throws {
@@ -275,16 +277,18 @@ import Testing
         }
         // Timed in its own process: attempts of 0.5 s with back-off, all within a 3 s request deadline, end well
         // before one default 10 s.
-        let tmp = try TemporaryDirectory("kiln-connect")
-        defer { tmp.remove() }
-        let started = Date()
-        let result = try KilnBinary.run(
-            ["pull", "127.0.0.1:\(silent.port)/x/y:1", "--store", tmp.path + "/s"],
-            environment: ["KILN_CONNECT_TIMEOUT": "0.5", "KILN_DEADLINE": "3", "DOCKER_CONFIG": tmp.path + "/docker"],
-            check: false)
-        #expect(!result.succeeded && result.status < 128)
-        #expect(result.stderr.contains("connecting to 127.0.0.1:\(silent.port) timed out"), "\(result.stderr)")
-        #expect(Date().timeIntervalSince(started) < 10)
+        try await withTemporaryDirectory("kiln-connect") { tmp in
+            let started = Date()
+            let result = try KilnBinary.run(
+                ["pull", "127.0.0.1:\(silent.port)/x/y:1", "--store", tmp.path + "/s"],
+                environment: [
+                    "KILN_CONNECT_TIMEOUT": "0.5", "KILN_DEADLINE": "3", "DOCKER_CONFIG": tmp.path + "/docker",
+                ],
+                check: false)
+            #expect(!result.succeeded && result.status < 128)
+            #expect(result.stderr.contains("connecting to 127.0.0.1:\(silent.port) timed out"), "\(result.stderr)")
+            #expect(Date().timeIntervalSince(started) < 10)
+        }
     }
 
     /// The server stalls and trickles for far longer than any test runs, so only the limit under test can end

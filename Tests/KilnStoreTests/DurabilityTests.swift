@@ -8,49 +8,49 @@ import Testing
 /// The durability seam (atomic files, staged directories) and the store's integrity readers (verifying
 /// reads, fsck).
 @Suite struct DurabilityTests {
-    @Test func anAtomicWriterPublishesAllOrNothing() throws {
-        let tmp = try TemporaryDirectory("kiln-durable")
-        defer { tmp.remove() }
-        let path = tmp.path + "/file"
-        let writer = try AtomicFileWriter(path: path)
-        try Data("partial".utf8).withUnsafeBytes { try writer.write($0) }
-        #expect(!FileManager.default.fileExists(atPath: path), "nothing under the final name before commit")
-        try writer.reset()
-        try Data("whole".utf8).withUnsafeBytes { try writer.write($0) }
-        try writer.commit()
-        #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
-        let dropped = try AtomicFileWriter(path: path)
-        try Data("other".utf8).withUnsafeBytes { try dropped.write($0) }
-        dropped.discard()
-        #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["file"], "no temporary left")
-        #expect(throws: StoreError.self) {
-            try AtomicFile.replace(path) { temp -> Void in
-                try Data("new".utf8).write(to: URL(fileURLWithPath: temp))
-                throw StoreError.io(path: temp, operation: "test", detail: "a writer that fails")
+    @Test func anAtomicWriterPublishesAllOrNothing() async throws {
+        try await withTemporaryDirectory("kiln-durable") { tmp in
+            let path = tmp.path + "/file"
+            let writer = try AtomicFileWriter(path: path)
+            try Data("partial".utf8).withUnsafeBytes { try writer.write($0) }
+            #expect(!FileManager.default.fileExists(atPath: path), "nothing under the final name before commit")
+            try writer.reset()
+            try Data("whole".utf8).withUnsafeBytes { try writer.write($0) }
+            try writer.commit()
+            #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
+            let dropped = try AtomicFileWriter(path: path)
+            try Data("other".utf8).withUnsafeBytes { try dropped.write($0) }
+            dropped.discard()
+            #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["file"], "no temporary left")
+            #expect(throws: StoreError.self) {
+                try AtomicFile.replace(path) { temp -> Void in
+                    try Data("new".utf8).write(to: URL(fileURLWithPath: temp))
+                    throw StoreError.io(path: temp, operation: "test", detail: "a writer that fails")
+                }
             }
+            #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["file"])
         }
-        #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["file"])
     }
 
-    @Test func aStagedDirectoryIsPublishedWholeOnce() throws {
-        let tmp = try TemporaryDirectory("kiln-durable")
-        defer { tmp.remove() }
-        let first = try StagedDirectory(in: tmp.path + "/slots")
-        try "one".write(toFile: first.path + "/f", atomically: false, encoding: .utf8)
-        try first.publish(as: tmp.path + "/slots/abc")
-        let second = try StagedDirectory(in: tmp.path + "/slots")
-        try "two".write(toFile: second.path + "/f", atomically: false, encoding: .utf8)
-        try second.publish(as: tmp.path + "/slots/abc")
-        #expect(try String(contentsOfFile: tmp.path + "/slots/abc/f", encoding: .utf8) == "one", "first one wins")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path + "/slots") == ["abc"])
-        try FileManager.default.createDirectory(
-            atPath: tmp.path + "/slots/.staging-999999999-7/x", withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(
-            atPath: tmp.path + "/slots/.tmp-999999999-8", withIntermediateDirectories: true)
-        #expect(StagedDirectory.removeStale(in: tmp.path + "/slots").count == 2)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path + "/slots") == ["abc"])
+    @Test func aStagedDirectoryIsPublishedWholeOnce() async throws {
+        try await withTemporaryDirectory("kiln-durable") { tmp in
+            let first = try StagedDirectory(in: tmp.path + "/slots")
+            try "one".write(toFile: first.path + "/f", atomically: false, encoding: .utf8)
+            try first.publish(as: tmp.path + "/slots/abc")
+            let second = try StagedDirectory(in: tmp.path + "/slots")
+            try "two".write(toFile: second.path + "/f", atomically: false, encoding: .utf8)
+            try second.publish(as: tmp.path + "/slots/abc")
+            #expect(try String(contentsOfFile: tmp.path + "/slots/abc/f", encoding: .utf8) == "one", "first one wins")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path + "/slots") == ["abc"])
+            try FileManager.default.createDirectory(
+                atPath: tmp.path + "/slots/.staging-999999999-7/x", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: tmp.path + "/slots/.tmp-999999999-8", withIntermediateDirectories: true)
+            #expect(StagedDirectory.removeStale(in: tmp.path + "/slots").count == 2)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path + "/slots") == ["abc"])
+        }
     }
 
     /// A one-layer image whose layer blob is then flipped: reads that stream it refuse it, fsck names it and
@@ -72,80 +72,82 @@ import Testing
         return (layout, layer)
     }
 
-    @Test func verifyingReadsAndFsckFindATamperedBlob() throws {
-        let tmp = try TemporaryDirectory("kiln-durable")
-        defer { tmp.remove() }
-        let (layout, layer) = try Self.tamperedStore(tmp.path + "/store")
-        #expect(throws: StoreError.self) { try VerifyingReader.verify(layout.blobPath(layer), expected: layer) }
-        let report = try layout.fsck()
-        #expect(report.blobsChecked == 3)
-        #expect(report.problems.count == 1)
-        #expect(report.problems.first?.digest == layer)
-        #expect(report.problems.first?.tags == ["app:1"])
-        #expect(report.problems.first?.problem.hasPrefix("corrupt: its content hashes to sha256:") == true)
+    @Test func verifyingReadsAndFsckFindATamperedBlob() async throws {
+        try await withTemporaryDirectory("kiln-durable") { tmp in
+            let (layout, layer) = try Self.tamperedStore(tmp.path + "/store")
+            #expect(throws: StoreError.self) { try VerifyingReader.verify(layout.blobPath(layer), expected: layer) }
+            let report = try layout.fsck()
+            #expect(report.blobsChecked == 3)
+            #expect(report.problems.count == 1)
+            #expect(report.problems.first?.digest == layer)
+            #expect(report.problems.first?.tags == ["app:1"])
+            #expect(report.problems.first?.problem.hasPrefix("corrupt: its content hashes to sha256:") == true)
 
-        let result = try KilnBinary.run(["fsck", "--store", layout.root], check: false)
-        #expect(result.status == 1)
-        #expect(result.stdout.contains("\(layer)") && result.stdout.contains("reached by app:1"), "\(result.stdout)")
-        try FileManager.default.removeItem(atPath: layout.blobPath(layer))
-        let missing = try KilnBinary.run(["fsck", "--store", layout.root, "--json"], check: false)
-        #expect(missing.status == 1 && missing.stdout.contains("\"missing\""), "\(missing.stdout)")
+            let result = try KilnBinary.run(["fsck", "--store", layout.root], check: false)
+            #expect(result.status == 1)
+            #expect(
+                result.stdout.contains("\(layer)") && result.stdout.contains("reached by app:1"), "\(result.stdout)")
+            try FileManager.default.removeItem(atPath: layout.blobPath(layer))
+            let missing = try KilnBinary.run(["fsck", "--store", layout.root, "--json"], check: false)
+            #expect(missing.status == 1 && missing.stdout.contains("\"missing\""), "\(missing.stdout)")
+        }
     }
 
     /// Manifests whose bytes match their names but that are not manifests: a layer digest `sha256:../../x`, JSON
     /// that does not decode as a manifest, text that is not JSON. Each is named as malformed with a located,
     /// readable reason, and fsck exits 1 (it exited 0, and showed Foundation's DecodingError text).
-    @Test func fsckReportsMalformedManifests() throws {
-        let tmp = try TemporaryDirectory("kiln-durable")
-        defer { tmp.remove() }
-        let layout = try OCILayout(root: tmp.path + "/store")
-        let config = try layout.writeBlob(try CanonicalJSON.encode(ImageConfig(platform: .linuxAMD64)))
-        let configSize = try #require(layout.blobSize(config))
-        let traversal = Data(
-            (#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":""#
-                + config.description
-                + #"","size":\#(configSize)},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:../../x","size":1}]}"#)
-                .utf8)
-        let wrongType = Data(#"{"schemaVersion":2,"config":"not a descriptor","layers":[]}"#.utf8)
-        let notJSON = Data("not json at all".utf8)
-        var digests: [String: Digest] = [:]
-        for (name, bytes) in [("traversal", traversal), ("wrong-type", wrongType), ("not-json", notJSON)] {
-            let digest = try layout.writeBlob(bytes)
-            try layout.tag(Descriptor(mediaType: MediaType.imageManifest, bytes: bytes), as: "\(name):1")
-            digests[name] = digest
-        }
-        let report = try layout.fsck()
-        #expect(!report.isClean)
-        for (name, digest) in digests {
-            let problem = report.problems.first { $0.digest == digest }
-            #expect(
-                problem?.problem.hasPrefix("malformed: not a valid \(MediaType.imageManifest)") == true,
-                "\(name): \(String(describing: problem))")
-            #expect(problem?.tags == ["\(name):1"], "\(name)")
-            #expect(problem?.problem.contains("DecodingError") == false, "\(name): \(String(describing: problem))")
-            #expect(problem?.problem.contains("CodingKeys") == false, "\(name): \(String(describing: problem))")
-        }
-        let traversalProblem = report.problems.first { $0.digest == digests["traversal"] }?.problem ?? ""
-        #expect(traversalProblem.contains("layers[0].digest"), "\(traversalProblem)")
-        #expect(traversalProblem.contains("sha256:../../x"), "\(traversalProblem)")
+    @Test func fsckReportsMalformedManifests() async throws {
+        try await withTemporaryDirectory("kiln-durable") { tmp in
+            let layout = try OCILayout(root: tmp.path + "/store")
+            let config = try layout.writeBlob(try CanonicalJSON.encode(ImageConfig(platform: .linuxAMD64)))
+            let configSize = try #require(layout.blobSize(config))
+            let traversal = Data(
+                (#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":""#
+                    + config.description
+                    + #"","size":\#(configSize)},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:../../x","size":1}]}"#)
+                    .utf8)
+            let wrongType = Data(#"{"schemaVersion":2,"config":"not a descriptor","layers":[]}"#.utf8)
+            let notJSON = Data("not json at all".utf8)
+            var digests: [String: Digest] = [:]
+            for (name, bytes) in [("traversal", traversal), ("wrong-type", wrongType), ("not-json", notJSON)] {
+                let digest = try layout.writeBlob(bytes)
+                try layout.tag(Descriptor(mediaType: MediaType.imageManifest, bytes: bytes), as: "\(name):1")
+                digests[name] = digest
+            }
+            let report = try layout.fsck()
+            #expect(!report.isClean)
+            for (name, digest) in digests {
+                let problem = report.problems.first { $0.digest == digest }
+                #expect(
+                    problem?.problem.hasPrefix("malformed: not a valid \(MediaType.imageManifest)") == true,
+                    "\(name): \(String(describing: problem))")
+                #expect(problem?.tags == ["\(name):1"], "\(name)")
+                #expect(problem?.problem.contains("DecodingError") == false, "\(name): \(String(describing: problem))")
+                #expect(problem?.problem.contains("CodingKeys") == false, "\(name): \(String(describing: problem))")
+            }
+            let traversalProblem = report.problems.first { $0.digest == digests["traversal"] }?.problem ?? ""
+            #expect(traversalProblem.contains("layers[0].digest"), "\(traversalProblem)")
+            #expect(traversalProblem.contains("sha256:../../x"), "\(traversalProblem)")
 
-        for json in [false, true] {
-            let result = try KilnBinary.run(["fsck", "--store", layout.root] + (json ? ["--json"] : []), check: false)
-            #expect(result.status == 1, "json=\(json): \(result.status) \(result.stdout) \(result.stderr)")
-            #expect(result.stdout.contains("malformed"), "\(result.stdout)")
-            #expect(!(result.stdout + result.stderr).contains("DecodingError"), "\(result.stdout)\(result.stderr)")
-            if !json {
-                #expect(result.stdout.contains("reached by traversal:1"), "\(result.stdout)")
+            for json in [false, true] {
+                let result = try KilnBinary.run(
+                    ["fsck", "--store", layout.root] + (json ? ["--json"] : []), check: false)
+                #expect(result.status == 1, "json=\(json): \(result.status) \(result.stdout) \(result.stderr)")
+                #expect(result.stdout.contains("malformed"), "\(result.stdout)")
+                #expect(!(result.stdout + result.stderr).contains("DecodingError"), "\(result.stdout)\(result.stderr)")
+                if !json {
+                    #expect(result.stdout.contains("reached by traversal:1"), "\(result.stdout)")
+                }
             }
         }
     }
 
-    @Test func fsckOfASoundStoreExitsZero() throws {
-        let tmp = try TemporaryDirectory("kiln-durable")
-        defer { tmp.remove() }
-        let layout = try OCILayout(root: tmp.path + "/store")
-        try layout.writeBlob(Data("x".utf8))
-        let result = try KilnBinary.run(["fsck", "--store", layout.root])
-        #expect(result.status == 0 && result.stdout.contains("1 blobs checked, all match"))
+    @Test func fsckOfASoundStoreExitsZero() async throws {
+        try await withTemporaryDirectory("kiln-durable") { tmp in
+            let layout = try OCILayout(root: tmp.path + "/store")
+            try layout.writeBlob(Data("x".utf8))
+            let result = try KilnBinary.run(["fsck", "--store", layout.root])
+            #expect(result.status == 0 && result.stdout.contains("1 blobs checked, all match"))
+        }
     }
 }

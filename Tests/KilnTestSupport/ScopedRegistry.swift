@@ -43,3 +43,24 @@ public func withProxy<T>(
     defer { proxy.stop() }
     return try await body(proxy)
 }
+
+/// A `HostileServer` answering what `rules` match and forwarding the rest to 127.0.0.1:`upstream` (when given),
+/// for the duration of `body`.
+public func withHostileServer<T>(
+    rules: [HostileServer.Rule] = [], upstream: Int? = nil, _ body: (HostileServer) async throws -> T
+) async throws -> T {
+    let hostile = try HostileServer(rules: rules, upstream: upstream)
+    defer { hostile.stop() }
+    return try await body(hostile)
+}
+
+/// A real registry behind a `HostileServer` (rules first, the registry for the rest) and a temporary directory,
+/// for the duration of `body`: the shape of the tests that make a registry misbehave on purpose.
+public func withHostileRegistry<T>(
+    rules: [HostileServer.Rule] = [], scratch label: String,
+    _ body: (RegistryServer, HostileServer, TemporaryDirectory) async throws -> T
+) async throws -> T {
+    try await withRegistry(scratch: label) { registry, scratch in
+        try await withHostileServer(rules: rules, upstream: registry.port) { try await body(registry, $0, scratch) }
+    }
+}
