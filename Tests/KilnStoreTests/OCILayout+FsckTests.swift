@@ -5,54 +5,8 @@ import Testing
 
 @testable import KilnStore
 
-/// The durability seam (atomic files, staged directories) and the store's integrity readers (verifying
-/// reads, fsck).
-@Suite struct DurabilityTests {
-    @Test func anAtomicWriterPublishesAllOrNothing() async throws {
-        try await withTemporaryDirectory("kiln-durable") { tmp in
-            let path = tmp.path + "/file"
-            let writer = try AtomicFileWriter(path: path)
-            try Data("partial".utf8).withUnsafeBytes { try writer.write($0) }
-            #expect(!FileManager.default.fileExists(atPath: path), "nothing under the final name before commit")
-            try writer.reset()
-            try Data("whole".utf8).withUnsafeBytes { try writer.write($0) }
-            try writer.commit()
-            #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
-            let dropped = try AtomicFileWriter(path: path)
-            try Data("other".utf8).withUnsafeBytes { try dropped.write($0) }
-            dropped.discard()
-            #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
-            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["file"], "no temporary left")
-            #expect(throws: StoreError.self) {
-                try AtomicFile.replace(path) { temp -> Void in
-                    try Data("new".utf8).write(to: URL(fileURLWithPath: temp))
-                    throw StoreError.io(path: temp, operation: "test", detail: "a writer that fails")
-                }
-            }
-            #expect(try String(contentsOfFile: path, encoding: .utf8) == "whole")
-            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["file"])
-        }
-    }
-
-    @Test func aStagedDirectoryIsPublishedWholeOnce() async throws {
-        try await withTemporaryDirectory("kiln-durable") { tmp in
-            let first = try StagedDirectory(in: tmp.path + "/slots")
-            try "one".write(toFile: first.path + "/f", atomically: false, encoding: .utf8)
-            try first.publish(as: tmp.path + "/slots/abc")
-            let second = try StagedDirectory(in: tmp.path + "/slots")
-            try "two".write(toFile: second.path + "/f", atomically: false, encoding: .utf8)
-            try second.publish(as: tmp.path + "/slots/abc")
-            #expect(try String(contentsOfFile: tmp.path + "/slots/abc/f", encoding: .utf8) == "one", "first one wins")
-            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path + "/slots") == ["abc"])
-            try FileManager.default.createDirectory(
-                atPath: tmp.path + "/slots/.staging-999999999-7/x", withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(
-                atPath: tmp.path + "/slots/.tmp-999999999-8", withIntermediateDirectories: true)
-            #expect(StagedDirectory.removeStale(in: tmp.path + "/slots").count == 2)
-            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path + "/slots") == ["abc"])
-        }
-    }
-
+/// The store's integrity readers: reads that verify what they stream, and fsck.
+@Suite struct OCILayoutFsckTests {
     /// A one-layer image whose layer blob is then flipped: reads that stream it refuse it, fsck names it and
     /// the tag.
     static func tamperedStore(_ root: String) throws -> (OCILayout, Digest) {

@@ -5,7 +5,7 @@ import Testing
 @testable import KilnHTTP
 
 /// The HTTP transport against real local servers: redirects, Retry-After, TLS with a private CA, timeouts.
-@Suite struct TransportTests {
+@Suite struct HTTPTransportTests {
     func get(_ url: String, headers: [(String, String)] = []) throws -> HTTPRequest {
         HTTPRequest(.GET, try #require(URL(string: url)), headers: headers)
     }
@@ -66,16 +66,6 @@ import Testing
             #expect(times.count == 2, "\(method) sent twice")
             if times.count == 2 { #expect(times[1] - times[0] >= 0.95, "\(method) waited for Retry-After") }
         }
-    }
-
-    @Test func anHTTPDateRetryAfterIsUnderstood() {
-        let now = Date(timeIntervalSince1970: 1_700_000_000)
-        let later = "Tue, 14 Nov 2023 22:13:22 GMT"  // two seconds after `now`
-        #expect(RetryPolicy.parseRetryAfter(later, now: now) == 2)
-        #expect(RetryPolicy.parseRetryAfter("3") == 3)
-        #expect(RetryPolicy.parseRetryAfter("soon") == nil)
-        #expect(RetryPolicy(maxRetryAfter: 60).delay(after: 1, retryAfter: 3600) == 60)
-        #expect(RetryPolicy().delay(after: 1, retryAfter: 3600) == 30, "at most 30 s by default")
     }
 
     /// A Retry-After longer than what is left of the request's deadline ends the request at once with the
@@ -206,31 +196,6 @@ import Testing
         #expect(failures > 1 && failures < 10_000)
     }
 
-    /// Query tokens (an upload's `_state`, signed URLs) and passwords in URLs never reach a message; digests do.
-    @Test func queryTokensAreRedactedFromMessages() {
-        let url = "https://r.example:5000/v2/ns/app/blobs/uploads/9f1?_state=c2VjcmV0&digest=sha256:abcd"
-        #expect(
-            Redaction.redact("PUT \(url) failed")
-                == "PUT https://r.example:5000/v2/ns/app/blobs/uploads/9f1?_state=<redacted>&digest=sha256:abcd failed")
-        #expect(
-            Redaction.redact("see https://ci:hunter22@r.example/x?X-Amz-Signature=f00&n=10#frag")
-                == "see https://ci:<redacted>@r.example/x?X-Amz-Signature=<redacted>&n=10#frag")
-        #expect(Redaction.redact("Authorization: Bearer abc.def.ghi") == "Authorization: Bearer <redacted>")
-        #expect(Redaction.redact("no url here") == "no url here")
-        #expect(Redaction.redact("asked for a bearer token") == "asked for a bearer token", "words stay")
-        for error in [
-            HTTPError.status(url: url, status: 500, body: "failed at \(url)"),
-            .dropped(url: url, detail: "the connection was reset"),
-            .timeout(url: url, what: "the whole exchange", seconds: 1),
-            .gaveUp(
-                attempts: 3, seconds: 2, last: .connection(url: url, detail: "x", transient: true),
-                first: .dropped(url: url, detail: "y")),
-        ] {
-            #expect(!error.description.contains("c2VjcmV0"), "\(error)")
-            #expect(error.description.contains("digest=sha256:abcd"), "\(error)")
-        }
-    }
-
     @Test func tlsWithAPrivateCertificateAuthority() async throws {
         try await withRegistry(tls: true) { registry in
             let url = "https://\(registry.address)/v2/"
@@ -338,26 +303,4 @@ import Testing
         // The time (under 2 s) is measured where this process cannot starve it: BadAddressTests runs the CLI.
     }
 
-    @Test func errorsDropDependencySourcePaths() {
-        let raw =
-            "handshakeFailed(NIOSSL.BoringSSLError.sslError([Error: 268435703 error:100000f7:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER at /work/main/.build/checkouts/swift-nio-ssl/Sources/CNIOBoringSSL/ssl/tls_record.cc:127]))"
-        let clean = HTTPTransport.clean(raw)
-        #expect(!clean.contains("/work/main") && !clean.contains("tls_record.cc"), "\(clean)")
-        #expect(clean.contains("WRONG_VERSION_NUMBER"))
-    }
-
-    @Test func aFullDiskIsADiskErrorNotANetworkOne() throws {
-        let url = try #require(URL(string: "http://mirror.test/pool/a.deb"))
-        let full = NSError(
-            domain: NSCocoaErrorDomain, code: NSFileWriteOutOfSpaceError,
-            userInfo: [NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(ENOSPC))])
-        let mapped = HTTPTransport.map(full, url: url, options: HTTPOptions())
-        guard case .file = mapped else {
-            Issue.record("a full disk was reported as \(mapped)")
-            return
-        }
-        #expect(mapped.description.contains("disk is full"))
-        #expect(!mapped.description.contains("cannot reach"))
-        #expect(!mapped.isTransient)
-    }
 }
