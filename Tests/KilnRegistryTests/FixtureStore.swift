@@ -11,11 +11,15 @@ enum FixtureStore {
     static let golden = KilnBinary.packageRoot + "/Tests/Fixtures/golden"
 
     /// Builds the recipes at `paths` (files or directories) into the store at `store`, tagged as `kiln build`
-    /// tags them. The lock path sits beside the store, so a fixture never writes into the recipes' directory.
+    /// tags them (as `version`, as `--version` does, when given). The lock path sits beside the store, so a
+    /// fixture never writes into the recipes' directory.
     @discardableResult
-    static func build(_ paths: [String], into store: String) async throws -> OCILayout {
+    static func build(_ paths: [String], into store: String, version: String? = nil, sourceDateEpoch: Int64 = 0)
+        async throws -> OCILayout
+    {
         let plan = try Pipeline.plan(
-            RecipeSet.load(paths: paths), lockPath: store + ".kiln.lock", options: BuildOptions(sourceDateEpoch: 0))
+            RecipeSet.load(paths: paths), lockPath: store + ".kiln.lock",
+            options: BuildOptions(sourceDateEpoch: sourceDateEpoch, version: version))
         let prepared = try await Pipeline.prepare(plan, store: store)
         let layout = try OCILayout(root: store)
         _ = try await Pipeline.build(prepared, into: layout)

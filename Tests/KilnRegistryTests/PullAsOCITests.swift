@@ -18,7 +18,7 @@ import Testing
 
     /// A store with a runnable image (busybox echo), and a registry holding it as docker v2s2 (skopeo
     /// --format v2s2, as docker and buildah push) plus a docker manifest list of it and golden-base.
-    func dockerRegistry(_ tmp: TemporaryDirectory, _ registry: RegistryServer) throws -> (
+    func dockerRegistry(_ tmp: TemporaryDirectory, _ registry: RegistryServer) async throws -> (
         single: String, list: String
     ) {
         try Shell.run(["cp", "/bin/busybox", tmp.path + "/busybox"])
@@ -34,8 +34,7 @@ import Testing
             cmd: [docker image, stored as OCI]
             """)
         let built = tmp.path + "/built"
-        try KilnBinary.run(["build", tmp.path + "/run.yaml", "--store", built])
-        try KilnBinary.run(["build", PushPullTests.golden, "--store", built])
+        try await FixtureStore.build([tmp.path + "/run.yaml", FixtureStore.golden], into: built)
         let single = "\(registry.address)/ext/run:v2s2"
         for (image, ref) in [("runnable:1", single), ("golden-base:1.0.0", "\(registry.address)/ext/run:other")] {
             try Shell.run([
@@ -85,7 +84,7 @@ import Testing
         try await withRegistry(scratch: "kiln-pulloci") { registry, tmp in
             let podman = try Podman()
             defer { podman.cleanUp() }
-            let (single, list) = try dockerRegistry(tmp, registry)
+            let (single, list) = try await dockerRegistry(tmp, registry)
             let store = tmp.path + "/store"
             try KilnBinary.run(["pull", single, "--store", store, "--tag", "run:v2s2"])
             try KilnBinary.run([

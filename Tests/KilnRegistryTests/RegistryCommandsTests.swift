@@ -23,22 +23,18 @@ import Testing
     /// The golden images built twice: as 2.0.0 (the recipe's version) and as 1.10.0 (which moves `stable`).
     /// Each build gets its own SOURCE_DATE_EPOCH so the versions differ in content: the version alone is no
     /// input to a digest.
-    func twoVersions(_ tmp: TemporaryDirectory) throws -> String {
+    func twoVersions(_ tmp: TemporaryDirectory) async throws -> String {
         let store = tmp.path + "/images"
-        try KilnBinary.run(["build", PushPullTests.golden, "--store", store], environment: ["SOURCE_DATE_EPOCH": "0"])
-        try KilnBinary.run(
-            ["build", PushPullTests.golden, "--store", store, "--version", "1.10.0"],
-            environment: ["SOURCE_DATE_EPOCH": "1"])
+        try await FixtureStore.build([FixtureStore.golden], into: store, sourceDateEpoch: 0)
+        try await FixtureStore.build([FixtureStore.golden], into: store, version: "1.10.0", sourceDateEpoch: 1)
         return store
     }
 
     @Test func pushSendsTheNamedTagTheCurrentVersionOrAllTags() async throws {
         try await withRegistry(scratch: "kiln-pushsel") { registry, tmp in
-            let store = try twoVersions(tmp)
+            let store = try await twoVersions(tmp)
             // A third build, as 1.9.0 (which takes `stable`): as text 1.9.0 sorts after 1.10.0, as a version before.
-            try KilnBinary.run(
-                ["build", PushPullTests.golden, "--store", store, "--version", "1.9.0"],
-                environment: ["SOURCE_DATE_EPOCH": "2"])
+            try await FixtureStore.build([FixtureStore.golden], into: store, version: "1.9.0", sourceDateEpoch: 2)
             let layout = try OCILayout(root: store)
             let r = registry.address
             // NAME:TAG: that tag only.
@@ -80,7 +76,7 @@ import Testing
     @Test func lsDigestManifestCopyTagAndUntag() async throws {
         try await withRegistry(scratch: "kiln-regcmd") { registry, tmp in
             try await withRegistry { production in
-                let store = try twoVersions(tmp)
+                let store = try await twoVersions(tmp)
                 let r = registry.address
                 try KilnBinary.run(["push", "golden-app", "--all-tags", "--to", "\(r)/test", "--store", store])
 
@@ -145,8 +141,7 @@ import Testing
 
     @Test func tagListsAreCompleteAndTagAddsNames() async throws {
         try await withRegistry(scratch: "kiln-tagpages") { registry, tmp in
-            let store = tmp.path + "/images"
-            try KilnBinary.run(["build", PushPullTests.golden, "--store", store])
+            let store = try await FixtureStore.golden(in: tmp)
             try KilnBinary.run(["push", "golden-base", "--to", "\(registry.address)/p", "--store", store])
             let names = ["a", "b", "c", "d"]
             for name in names { try KilnBinary.run(["tag", "\(registry.address)/p/golden-base:1.0.0", name]) }

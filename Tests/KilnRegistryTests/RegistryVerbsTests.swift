@@ -25,7 +25,7 @@ import Testing
                 entrypoint: [/bin/true]
                 """)
             let store = tmp.path + "/images"
-            try KilnBinary.run(["build", tmp.path + "/r", "--store", store])
+            try await FixtureStore.build([tmp.path + "/r"], into: store)
             try KilnBinary.run(["push", "multi", "--to", "\(registry.address)/ns", "--store", store])
             let multi = "\(registry.address)/ns/multi"
 
@@ -81,9 +81,7 @@ import Testing
     /// A registry configured without deletes refuses, the error says so, and the image stays.
     @Test func deleteIsRefusedCleanlyWhereTheRegistryForbidsIt() async throws {
         try await withRegistry(deletes: false, scratch: "kiln-nodelete") { registry, tmp in
-            try Shell.run(["cp", "-R", KilnBinary.packageRoot + "/Tests/Fixtures/golden", tmp.path + "/recipes"])
-            let store = tmp.path + "/images"
-            try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store])
+            let store = try await FixtureStore.golden(in: tmp)
             try KilnBinary.run(["push", "golden-base", "--to", "\(registry.address)/ns", "--store", store])
             let reference = "\(registry.address)/ns/golden-base:1.0.0"
             let refused = try KilnBinary.run(["delete", reference, "--json"], check: false)
