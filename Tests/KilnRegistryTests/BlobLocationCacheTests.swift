@@ -12,10 +12,8 @@ import Testing
 @Suite(.serialized) struct BlobLocationCacheTests {
     @Test func laterPushesAndCopiesMountWhatEarlierRunsPushed() async throws {
         try await withRegistry { test in
-            try await withRegistry { production in
-                try await withTemporaryDirectory("kiln-blobcache") { tmp in
-                    try await mountsAcrossRuns(test: test, production: production, in: tmp)
-                }
+            try await withRegistry(scratch: "kiln-blobcache") { production, tmp in
+                try await mountsAcrossRuns(test: test, production: production, in: tmp)
             }
         }
     }
@@ -60,9 +58,7 @@ import Testing
 /// mounts it from where this run put it.
 @Suite(.serialized) struct StaleBlobLocationTests {
     @Test func aStaleCacheCostsOneRefusedMountPerBlobNotAnUploadPerImage() async throws {
-        try await withRegistry { registry in
-            try await withTemporaryDirectory("kiln-stale") { tmp in try await staleCache(registry, in: tmp) }
-        }
+        try await withRegistry(scratch: "kiln-stale") { registry, tmp in try await staleCache(registry, in: tmp) }
     }
 
     func staleCache(_ registry: RegistryServer, in tmp: TemporaryDirectory) async throws {

@@ -36,10 +36,8 @@ import Testing
 
     @Test func copyBetweenRegistriesStreamsBlobsInBoundedPieces() async throws {
         try await withRegistry { source in
-            try await withRegistry { destination in
-                try await withTemporaryDirectory("kiln-stream") { tmp in
-                    try await streamedCopy(from: source, to: destination, in: tmp)
-                }
+            try await withRegistry(scratch: "kiln-stream") { destination, tmp in
+                try await streamedCopy(from: source, to: destination, in: tmp)
             }
         }
     }
