@@ -23,7 +23,7 @@ import Testing
 /// (0.5 s doubling, at most 8 s, with jitter) the 19 waits of 20 attempts add up to 64 to 128 s: within the
 /// deadline. The test also shows that the policy is the only one (no request is retried by anything else).
 @Suite(.serialized) struct FaultRoundsTests {
-    func image(_ tmp: TemporaryDirectory) throws -> (OCILayout, Descriptor) {
+    func image(_ tmp: TemporaryDirectory) async throws -> (OCILayout, Descriptor) {
         try Shell.run(["sh", "-c", "head -c 20000000 /dev/urandom > '\(tmp.path)/big'"])
         try tmp.write(
             "f.yaml",
@@ -35,8 +35,7 @@ import Testing
               - name: big
                 add: [{src: big, to: /big}]
             """)
-        try KilnBinary.run(["build", tmp.path + "/f.yaml", "--store", tmp.path + "/images"])
-        let layout = try OCILayout(root: tmp.path + "/images")
+        let layout = try await FixtureStore.build([tmp.path + "/f.yaml"], into: tmp.path + "/images")
         return (layout, try layout.resolve("faulty:1"))
     }
 
@@ -91,7 +90,7 @@ import Testing
 
     @Test func tenOfTenPushesAt20and5and5Percent() async throws {
         try await withTemporaryDirectory("kiln-rounds") { tmp in
-            let (layout, image) = try image(tmp)
+            let (layout, image) = try await image(tmp)
             let (succeeded, faults, dangling) = try await round(
                 .init(reset: 0.20, error500: 0.05, error429: 0.05, seed: 20), layout, image)
             print("20/5/5 round: \(succeeded)/10 pushes, \(faults)")
@@ -102,7 +101,7 @@ import Testing
 
     @Test func tenOfTenPushesAt40and10and10Percent() async throws {
         try await withTemporaryDirectory("kiln-rounds") { tmp in
-            let (layout, image) = try image(tmp)
+            let (layout, image) = try await image(tmp)
             let (succeeded, faults, dangling) = try await round(
                 .init(reset: 0.40, error500: 0.10, error429: 0.10, seed: 40), layout, image)
             print("40/10/10 round: \(succeeded)/10 pushes, \(faults)")
