@@ -125,7 +125,11 @@ let package = Package(
             dependencies: ["KilnHTTP", "KilnTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "KilnRegistryTests",
-            dependencies: ["KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport"]),
+            dependencies: [
+                "KilnRegistry", "KilnStore", "KilnHTTP", "KilnOCI", "KilnTestSupport",
+                // Fixture stores are built through the library stages.
+                "KilnBuild", "KilnRecipe",
+            ]),
         .testTarget(
             name: "KilnSignTests",
             dependencies: [

@@ -51,7 +51,7 @@ public struct Puller: Sendable {
         }
         for node in graph.nodes {
             _ = try await CosignAttachments.pull(of: node.descriptor.digest, from: source, into: layout)
-            for artifact in try await Referrers.list(node.descriptor.digest, in: repository, client: client) {
+            for artifact in try await Referrers.list(node.descriptor.digest, in: source) {
                 guard let type = artifact.artifactType else { continue }
                 let plain = Descriptor(mediaType: artifact.mediaType, digest: artifact.digest, size: artifact.size)
                 try await copyImage(plain, from: source, to: sink, jobs: client.options.jobs)

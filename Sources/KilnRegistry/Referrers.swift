@@ -10,38 +10,41 @@ public enum Referrers {
     /// The tag of the fallback scheme for a subject.
     public static func fallbackTag(_ subject: Digest) -> String { "\(subject.algorithm)-\(subject.encoded)" }
 
-    /// Copies each of the layout's referrers of `subject` into `sink` and makes them findable there. Returns
+    /// Copies each of the source's referrers of `subject` into `sink` and makes them findable there. Returns
     /// the referrers pushed. Idempotent: a second push adds nothing.
     public static func push(
-        of subject: Digest, from layout: OCILayout, to sink: any ReferrerSink, jobs: Int
+        of subject: Digest, from source: any ReferrerSource, to sink: any ReferrerSink, jobs: Int
     ) async throws -> [Descriptor] {
-        let artifacts = try layout.referrers(of: subject)
+        let artifacts = try await source.referrers(of: subject)
         guard !artifacts.isEmpty else { return [] }
         for artifact in artifacts {
             try await copyImage(
                 Descriptor(mediaType: artifact.mediaType, digest: artifact.digest, size: artifact.size),
-                from: layout, to: sink, jobs: jobs)
+                from: source, to: sink, jobs: jobs)
         }
         try await sink.addReferrers(artifacts, of: subject)
         return artifacts
     }
 
-    /// The referrers of `subject` in a repository: the API's answer, else the fallback tag's index (empty
-    /// when neither exists). `artifactType` filters.
+    /// The referrers of `subject` in `source` (a registry repository, the store), `artifactType` filtering.
     public static func list(
-        _ subject: Digest, in repository: String, client: RegistryClient, artifactType: String? = nil
+        _ subject: Digest, in source: any ReferrerSource, artifactType: String? = nil
     ) async throws -> [Descriptor] {
-        var found: [Descriptor]
-        if let listed = try await client.referrers(repository, subject) {
-            found = listed.manifests
-        } else if try await client.manifestDescriptor(repository, fallbackTag(subject)) != nil {
-            let (data, _) = try await client.manifest(repository, fallbackTag(subject))
-            found = (try? JSONDecoder().decode(ImageIndex.self, from: data))?.manifests ?? []
-        } else {
-            found = []
-        }
-        if let artifactType { found = found.filter { $0.artifactType == artifactType } }
-        return found
+        let found = try await source.referrers(of: subject)
+        guard let artifactType else { return found }
+        return found.filter { $0.artifactType == artifactType }
+    }
+}
+
+/// A registry repository lists the referrers of a subject from the referrers API when it answers, else from
+/// the index under the fallback tag (none when neither exists).
+extension RegistryRepository: ReferrerSource {
+    public func referrers(of subject: Digest) async throws -> [Descriptor] {
+        if let listed = try await client.referrers(repository, subject) { return listed.manifests }
+        let tag = Referrers.fallbackTag(subject)
+        guard try await client.manifestDescriptor(repository, tag) != nil else { return [] }
+        let (data, _) = try await client.manifest(repository, tag)
+        return (try? JSONDecoder().decode(ImageIndex.self, from: data))?.manifests ?? []
     }
 }
 

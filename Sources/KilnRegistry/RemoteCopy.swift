@@ -70,7 +70,7 @@ public struct RemoteCopy: Sendable {
         let copied = try await copyImage(root, from: reader, to: sink, tags: tags, jobs: destination.options.jobs)
         var referrers: [Descriptor] = []
         for node in copied.graph.nodes {
-            let found = try await Referrers.list(node.descriptor.digest, in: from.repository, client: source)
+            let found = try await Referrers.list(node.descriptor.digest, in: reader)
             for artifact in found {
                 var plain = artifact
                 plain.annotations = nil

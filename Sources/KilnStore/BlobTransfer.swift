@@ -34,6 +34,14 @@ public protocol ReferrerSink: BlobSink {
     func addReferrers(_ artifacts: [Descriptor], of subject: Digest) async throws
 }
 
+/// A source where artifacts about an image (SBOMs, provenance) can be found from the image: OCI 1.1's
+/// referrers, the reading side of `ReferrerSink`. The store lists its untagged artifact entries; a registry
+/// repository answers through the referrers API or the fallback tag.
+public protocol ReferrerSource: BlobSource {
+    /// The referrers of `subject` with their `artifactType`, empty when there are none.
+    func referrers(of subject: Digest) async throws -> [Descriptor]
+}
+
 extension BlobSource {
     /// The blob as a local file: the source's own, or a temporary copy under `directory` (returned as `owned`,
     /// for the caller to delete).

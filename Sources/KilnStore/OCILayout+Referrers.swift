@@ -1,7 +1,7 @@
 import Foundation
 import KilnOCI
 
-extension OCILayout {
+extension OCILayout: ReferrerSource {
     /// Stored artifacts whose `subject` is `digest` (an image's SBOM): index.json entries with an
     /// `artifactType`, read and checked against the subject, sorted by digest.
     public func referrers(of digest: Digest) throws -> [Descriptor] {

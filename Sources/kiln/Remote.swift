@@ -121,7 +121,8 @@ struct ManifestCommand: AsyncParsableCommand, NetworkedCommand {
             return Report(
                 reference: ref.description, digest: descriptor.digest.description, mediaType: descriptor.mediaType,
                 manifest: try JSONDecoder().decode(JSONValue.self, from: data),
-                referrers: try await Referrers.list(descriptor.digest, in: ref.repository, client: client))
+                referrers: try await Referrers.list(
+                    descriptor.digest, in: RegistryRepository(client: client, repository: ref.repository)))
         }
         if let report { try Output.json(report) }
     }

@@ -56,7 +56,7 @@ struct SBOMCommand: AsyncParsableCommand, NetworkedCommand {
                 guard !images.isEmpty else { throw NoSBOM(reference: reference, store: client.registry) }
                 let image = images[try chosen(images.map(\.config.platform))]
                 let found = try await Referrers.list(
-                    image.manifestDescriptor.digest, in: ref.repository, client: client, artifactType: SBOM.mediaType)
+                    image.manifestDescriptor.digest, in: source, artifactType: SBOM.mediaType)
                 guard let artifact = found.first else { throw NoSBOM(reference: reference, store: client.registry) }
                 let (data, _) = try await client.manifest(ref.repository, artifact.digest.description)
                 let manifest = try JSONDecoder().decode(Manifest.self, from: data)

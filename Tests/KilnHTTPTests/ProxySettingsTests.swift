@@ -63,34 +63,33 @@ import Testing
     }
 
     @Test func requestsGoThroughTinyproxyUnlessNoProxyNamesTheHost() async throws {
-        let proxy = try ProxyServer(user: "kiln", password: "pr0xy-pw")
-        let target = try HostileServer(rules: [.init("GET", "^/hello", .reply, body: "hi")])
-        defer {
-            proxy.stop()
-            target.stop()
+        try await withProxy(user: "kiln", password: "pr0xy-pw") { proxy in
+            try await withHostileServer(rules: [.init("GET", "^/hello", .reply, body: "hi")]) { target in
+                let proxied = try HTTPTransport(proxies: settings(["http_proxy": proxy.url]))
+                let answer = try await proxied.send(HTTPRequest(.GET, try url("\(target.url)/hello")))
+                await proxied.shutdown()
+                #expect(answer.status == 200 && answer.body == Data("hi".utf8))
+                // AsyncHTTPClient tunnels plain HTTP through CONNECT too.
+                #expect(
+                    proxy.requests.contains { $0.hasPrefix("CONNECT 127.0.0.1:\(target.port) ") }, "\(proxy.requests)")
+                // Wrong proxy credentials: tinyproxy refuses the tunnel, so the right ones above were sent.
+                let wrong = try HTTPTransport(
+                    proxies: settings(["http_proxy": "http://kiln:nope@127.0.0.1:\(proxy.port)"]))
+                let refused = await #expect(throws: HTTPError.self) {
+                    try await wrong.send(HTTPRequest(.GET, try url("\(target.url)/hello")))
+                }
+                await wrong.shutdown()
+                #expect("\(refused.map { "\($0)" } ?? "")".contains("the proxy refused"))
+                #expect(!"\(refused.map { "\($0)" } ?? "")".contains("nope"))
+                // no_proxy: straight to the server, the proxy sees nothing new.
+                let before = proxy.requests.count
+                let direct = try HTTPTransport(
+                    proxies: settings(["http_proxy": proxy.url, "no_proxy": "127.0.0.1"]))
+                let straight = try await direct.send(HTTPRequest(.GET, try url("\(target.url)/hello")))
+                await direct.shutdown()
+                #expect(straight.status == 200)
+                #expect(proxy.requests.count == before)
+            }
         }
-        let proxied = try HTTPTransport(proxies: settings(["http_proxy": proxy.url]))
-        let answer = try await proxied.send(HTTPRequest(.GET, try url("\(target.url)/hello")))
-        await proxied.shutdown()
-        #expect(answer.status == 200 && answer.body == Data("hi".utf8))
-        // AsyncHTTPClient tunnels plain HTTP through CONNECT too.
-        #expect(proxy.requests.contains { $0.hasPrefix("CONNECT 127.0.0.1:\(target.port) ") }, "\(proxy.requests)")
-        // Wrong proxy credentials: tinyproxy refuses the tunnel, so the right ones above were sent.
-        let wrong = try HTTPTransport(
-            proxies: settings(["http_proxy": "http://kiln:nope@127.0.0.1:\(proxy.port)"]))
-        let refused = await #expect(throws: HTTPError.self) {
-            try await wrong.send(HTTPRequest(.GET, try url("\(target.url)/hello")))
-        }
-        await wrong.shutdown()
-        #expect("\(refused.map { "\($0)" } ?? "")".contains("the proxy refused"))
-        #expect(!"\(refused.map { "\($0)" } ?? "")".contains("nope"))
-        // no_proxy: straight to the server, the proxy sees nothing new.
-        let before = proxy.requests.count
-        let direct = try HTTPTransport(
-            proxies: settings(["http_proxy": proxy.url, "no_proxy": "127.0.0.1"]))
-        let straight = try await direct.send(HTTPRequest(.GET, try url("\(target.url)/hello")))
-        await direct.shutdown()
-        #expect(straight.status == 200)
-        #expect(proxy.requests.count == before)
     }
 }

@@ -5,6 +5,7 @@ import Testing
 
 @testable import KilnHTTP
 
+/// How long to wait before trying again: Retry-After as seconds or an HTTP date, capped.
 @Suite struct RetryPolicyTests {
     /// Retries happen behind the user's back: they go to the logger the caller put in the options (what
     /// `--verbose` shows), worded with the request, the attempt and why it failed.
@@ -34,5 +35,15 @@ import Testing
         }
         #expect(captured.contains("HEAD /v2/: giving up after 2 attempts"), "\(captured.entries)")
         #expect(quiet.entries.isEmpty, "\(quiet.entries.map(\.message))")
+    }
+
+    @Test func anHTTPDateRetryAfterIsUnderstood() {
+        let now = Date(timeIntervalSince1970: 1_700_000_000)
+        let later = "Tue, 14 Nov 2023 22:13:22 GMT"  // two seconds after `now`
+        #expect(RetryPolicy.parseRetryAfter(later, now: now) == 2)
+        #expect(RetryPolicy.parseRetryAfter("3") == 3)
+        #expect(RetryPolicy.parseRetryAfter("soon") == nil)
+        #expect(RetryPolicy(maxRetryAfter: 60).delay(after: 1, retryAfter: 3600) == 60)
+        #expect(RetryPolicy().delay(after: 1, retryAfter: 3600) == 30, "at most 30 s by default")
     }
 }

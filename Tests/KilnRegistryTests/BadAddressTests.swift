@@ -20,54 +20,55 @@ import Testing
         #expect(!result.stderr.contains("Fatal error"), "\(what) crashed")
     }
 
-    @Test func pullWithAPortOutOfRange() throws {
-        let tmp = try TemporaryDirectory("kiln-bad")
-        defer { tmp.remove() }
-        let result = try kiln(["pull", "127.0.0.1:99999/x/y:1", "--store", tmp.path + "/s"], in: tmp)
-        expectClearFailure(result, mentions: "port '99999' is not a number from 1 to 65535", "pull")
+    @Test func pullWithAPortOutOfRange() async throws {
+        try await withTemporaryDirectory("kiln-bad") { tmp in
+            let result = try kiln(["pull", "127.0.0.1:99999/x/y:1", "--store", tmp.path + "/s"], in: tmp)
+            expectClearFailure(result, mentions: "port '99999' is not a number from 1 to 65535", "pull")
+        }
     }
 
-    @Test func pushToANameWithASpace() throws {
-        let tmp = try TemporaryDirectory("kiln-bad")
-        defer { tmp.remove() }
-        let result = try kiln(["push", "--to", "a b/ns", "--store", tmp.path + "/s"], in: tmp)
-        expectClearFailure(result, mentions: "'a b' is not a registry address", "push --to 'a b/ns'")
-        let upper = try kiln(["push", "--to", "127.0.0.1:5000/Team", "--store", tmp.path + "/s"], in: tmp)
-        expectClearFailure(upper, mentions: "namespace 'Team' must be lower-case", "push to an upper-case namespace")
+    @Test func pushToANameWithASpace() async throws {
+        try await withTemporaryDirectory("kiln-bad") { tmp in
+            let result = try kiln(["push", "--to", "a b/ns", "--store", tmp.path + "/s"], in: tmp)
+            expectClearFailure(result, mentions: "'a b' is not a registry address", "push --to 'a b/ns'")
+            let upper = try kiln(["push", "--to", "127.0.0.1:5000/Team", "--store", tmp.path + "/s"], in: tmp)
+            expectClearFailure(
+                upper, mentions: "namespace 'Team' must be lower-case", "push to an upper-case namespace")
+        }
     }
 
-    @Test func verifyWithAPortOutOfRange() throws {
-        let tmp = try TemporaryDirectory("kiln-bad")
-        defer { tmp.remove() }
-        let result = try kiln(["verify", "127.0.0.1:99999/x/y:1"], in: tmp)
-        expectClearFailure(result, mentions: "port '99999'", "verify")
+    @Test func verifyWithAPortOutOfRange() async throws {
+        try await withTemporaryDirectory("kiln-bad") { tmp in
+            let result = try kiln(["verify", "127.0.0.1:99999/x/y:1"], in: tmp)
+            expectClearFailure(result, mentions: "port '99999'", "verify")
+        }
     }
 
-    @Test func rollbackToABadRegistry() throws {
-        let tmp = try TemporaryDirectory("kiln-bad")
-        defer { tmp.remove() }
-        let result = try kiln(["rollback", "1.0.0", "--to", "127.0.0.1:99999/ns"], in: tmp)
-        expectClearFailure(result, mentions: "port '99999'", "rollback")
-        let spaced = try kiln(["rollback", "1.0.0", "--to", "a b/ns"], in: tmp)
-        expectClearFailure(spaced, mentions: "'a b' is not a registry address", "rollback --to 'a b/ns'")
+    @Test func rollbackToABadRegistry() async throws {
+        try await withTemporaryDirectory("kiln-bad") { tmp in
+            let result = try kiln(["rollback", "1.0.0", "--to", "127.0.0.1:99999/ns"], in: tmp)
+            expectClearFailure(result, mentions: "port '99999'", "rollback")
+            let spaced = try kiln(["rollback", "1.0.0", "--to", "a b/ns"], in: tmp)
+            expectClearFailure(spaced, mentions: "'a b' is not a registry address", "rollback --to 'a b/ns'")
+        }
     }
 
-    @Test func recipeBaseWithABadPort() throws {
-        let tmp = try TemporaryDirectory("kiln-bad")
-        defer { tmp.remove() }
-        try tmp.write(
-            "b.yaml",
-            """
-            name: child
-            version: "1"
-            base: 127.0.0.1:99999/x/y:1@sha256:\(String(repeating: "0", count: 64))
-            layers:
-              - name: extra
-                files: [{path: /etc/child, content: "child\\n"}]
-            """)
-        let result = try kiln(["build", tmp.path + "/b.yaml", "--store", tmp.path + "/s"], in: tmp)
-        expectClearFailure(result, mentions: "b.yaml:3:", "a recipe base with a bad port")
-        #expect(result.stderr.contains("port '99999'"))
+    @Test func recipeBaseWithABadPort() async throws {
+        try await withTemporaryDirectory("kiln-bad") { tmp in
+            try tmp.write(
+                "b.yaml",
+                """
+                name: child
+                version: "1"
+                base: 127.0.0.1:99999/x/y:1@sha256:\(String(repeating: "0", count: 64))
+                layers:
+                  - name: extra
+                    files: [{path: /etc/child, content: "child\\n"}]
+                """)
+            let result = try kiln(["build", tmp.path + "/b.yaml", "--store", tmp.path + "/s"], in: tmp)
+            expectClearFailure(result, mentions: "b.yaml:3:", "a recipe base with a bad port")
+            #expect(result.stderr.contains("port '99999'"))
+        }
     }
 
     @Test func addressGrammar() throws {
@@ -88,14 +89,14 @@ import Testing
         await transport.shutdown()
     }
 
-    @Test func aClosedPortFailsWithinTwoSecondsNamingTheHost() throws {
-        let tmp = try TemporaryDirectory("kiln-bad")
-        defer { tmp.remove() }
-        let port = try freePort()
-        let started = Date()
-        let result = try kiln(["pull", "127.0.0.1:\(port)/x/y:1", "--store", tmp.path + "/s"], in: tmp)
-        #expect(Date().timeIntervalSince(started) < 2)
-        expectClearFailure(result, mentions: "127.0.0.1:\(port) refused the connection", "pull from a closed port")
-        #expect(!result.stderr.contains("--insecure"), "no misleading hint")
+    @Test func aClosedPortFailsWithinTwoSecondsNamingTheHost() async throws {
+        try await withTemporaryDirectory("kiln-bad") { tmp in
+            let port = try freePort()
+            let started = Date()
+            let result = try kiln(["pull", "127.0.0.1:\(port)/x/y:1", "--store", tmp.path + "/s"], in: tmp)
+            #expect(Date().timeIntervalSince(started) < 2)
+            expectClearFailure(result, mentions: "127.0.0.1:\(port) refused the connection", "pull from a closed port")
+            #expect(!result.stderr.contains("--insecure"), "no misleading hint")
+        }
     }
 }

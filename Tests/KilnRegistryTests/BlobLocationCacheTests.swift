@@ -12,18 +12,17 @@ import Testing
 @Suite(.serialized) struct BlobLocationCacheTests {
     @Test func laterPushesAndCopiesMountWhatEarlierRunsPushed() async throws {
         try await withRegistry { test in
-            try await withRegistry { production in
-                try await withTemporaryDirectory("kiln-blobcache") { tmp in
-                    try mountsAcrossRuns(test: test, production: production, in: tmp)
-                }
+            try await withRegistry(scratch: "kiln-blobcache") { production, tmp in
+                try await mountsAcrossRuns(test: test, production: production, in: tmp)
             }
         }
     }
 
-    func mountsAcrossRuns(test: RegistryServer, production: RegistryServer, in tmp: TemporaryDirectory) throws {
-        let store = tmp.path + "/images"
+    func mountsAcrossRuns(test: RegistryServer, production: RegistryServer, in tmp: TemporaryDirectory)
+        async throws
+    {
+        let store = try await FixtureStore.golden(in: tmp)
         let environment = ["KILN_CACHE_DIR": tmp.path + "/cache"]
-        try KilnBinary.run(["build", PushPullTests.golden, "--store", store])
         let p = production.address
         try KilnBinary.run(
             ["push", "golden-app", "--to", "\(p)/first", "--store", store], environment: environment)
@@ -59,15 +58,11 @@ import Testing
 /// mounts it from where this run put it.
 @Suite(.serialized) struct StaleBlobLocationTests {
     @Test func aStaleCacheCostsOneRefusedMountPerBlobNotAnUploadPerImage() async throws {
-        try await withRegistry { registry in
-            try await withTemporaryDirectory("kiln-stale") { tmp in try await staleCache(registry, in: tmp) }
-        }
+        try await withRegistry(scratch: "kiln-stale") { registry, tmp in try await staleCache(registry, in: tmp) }
     }
 
     func staleCache(_ registry: RegistryServer, in tmp: TemporaryDirectory) async throws {
-        let store = tmp.path + "/images"
-        try KilnBinary.run(["build", PushPullTests.golden, "--store", store], environment: ["SOURCE_DATE_EPOCH": ""])
-        let layout = try OCILayout(root: store)
+        let layout = try await FixtureStore.build([FixtureStore.golden], into: tmp.path + "/images")
         let app = try layout.resolve("golden-app:2.0.0")
         // The same image in four repositories: every blob is shared by all four.
         let items = ["a", "b", "c", "d"].map {

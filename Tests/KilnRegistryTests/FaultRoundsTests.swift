@@ -23,7 +23,7 @@ import Testing
 /// (0.5 s doubling, at most 8 s, with jitter) the 19 waits of 20 attempts add up to 64 to 128 s: within the
 /// deadline. The test also shows that the policy is the only one (no request is retried by anything else).
 @Suite(.serialized) struct FaultRoundsTests {
-    func image(_ tmp: TemporaryDirectory) throws -> (OCILayout, Descriptor) {
+    func image(_ tmp: TemporaryDirectory) async throws -> (OCILayout, Descriptor) {
         try Shell.run(["sh", "-c", "head -c 20000000 /dev/urandom > '\(tmp.path)/big'"])
         try tmp.write(
             "f.yaml",
@@ -35,8 +35,7 @@ import Testing
               - name: big
                 add: [{src: big, to: /big}]
             """)
-        try KilnBinary.run(["build", tmp.path + "/f.yaml", "--store", tmp.path + "/images"])
-        let layout = try OCILayout(root: tmp.path + "/images")
+        let layout = try await FixtureStore.build([tmp.path + "/f.yaml"], into: tmp.path + "/images")
         return (layout, try layout.resolve("faulty:1"))
     }
 
@@ -45,69 +44,69 @@ import Testing
     func round(_ rates: FaultProxy.Rates, _ layout: OCILayout, _ image: Descriptor) async throws -> (
         Int, String, Int
     ) {
-        let registry = try RegistryServer()
-        let proxy = try FaultProxy(upstream: registry.port, delay: 0, rates: rates)
-        defer {
-            proxy.stop()
-            registry.stop()
-        }
-        var succeeded = 0
-        var failed: [String] = []
-        for n in 1...10 {
-            // Kiln's default attempts and deadline, and short back-off so the test is quick; one job keeps the
-            // seeded sequence of faults the same on every run.
-            var options = HTTPOptions(baseDelay: 0.02, environment: [:])
-            options.retry.maxDelay = 0.5
-            #expect(options.retry.attempts == RetryPolicy.defaultAttempts)
-            #expect(options.retry.deadline == RetryPolicy.defaultDeadline)
-            let transport = try HTTPTransport(options: options)
-            let client = RegistryClient(
-                registry: proxy.address, transport: transport,
-                options: RegistryOptions(monolithicLimit: 4 << 20, chunkSize: 4 << 20, jobs: 1))
-            do {
-                let pushed = try await Pusher(layout: layout, client: client).push([
-                    .init(repository: "round/faulty-\(n)", descriptor: image, tags: ["1"])
-                ])
-                let served = try await client.manifestDescriptor("round/faulty-\(n)", "1")
-                if pushed.first?.digest == image.digest, served?.digest == image.digest { succeeded += 1 }
-            } catch {
-                print("push \(n) failed: \(error)")
-                // Worded for what happened (dropped connections, rate limiting), never as a wrong address.
-                #expect(!"\(error)".contains("Check the address"), "\(error)")
-                failed.append("round/faulty-\(n)")
+        try await withRegistry { registry in
+            try await withFaultProxy(upstream: registry.port, delay: 0, rates: rates) { proxy in
+                var succeeded = 0
+                var failed: [String] = []
+                for n in 1...10 {
+                    // Kiln's default attempts and deadline, and short back-off so the test is quick; one job keeps the
+                    // seeded sequence of faults the same on every run.
+                    var options = HTTPOptions(baseDelay: 0.02, environment: [:])
+                    options.retry.maxDelay = 0.5
+                    #expect(options.retry.attempts == RetryPolicy.defaultAttempts)
+                    #expect(options.retry.deadline == RetryPolicy.defaultDeadline)
+                    let transport = try HTTPTransport(options: options)
+                    let client = RegistryClient(
+                        registry: proxy.address, transport: transport,
+                        options: RegistryOptions(monolithicLimit: 4 << 20, chunkSize: 4 << 20, jobs: 1))
+                    do {
+                        let pushed = try await Pusher(layout: layout, client: client).push([
+                            .init(repository: "round/faulty-\(n)", descriptor: image, tags: ["1"])
+                        ])
+                        let served = try await client.manifestDescriptor("round/faulty-\(n)", "1")
+                        if pushed.first?.digest == image.digest, served?.digest == image.digest { succeeded += 1 }
+                    } catch {
+                        print("push \(n) failed: \(error)")
+                        // Worded for what happened (dropped connections, rate limiting), never as a wrong address.
+                        #expect(!"\(error)".contains("Check the address"), "\(error)")
+                        failed.append("round/faulty-\(n)")
+                    }
+                    await transport.shutdown()
+                }
+                let direct = try HTTPTransport()
+                let client = RegistryClient(registry: registry.address, transport: direct, options: RegistryOptions())
+                var dangling = 0
+                for repository in failed where try await client.manifestDescriptor(repository, "1") != nil {
+                    dangling += 1
+                }
+                await direct.shutdown()
+                let faults = proxy.injected
+                return (
+                    succeeded, "\(faults.resets) resets, \(faults.errors500) × 500, \(faults.errors429) × 429", dangling
+                )
             }
-            await transport.shutdown()
         }
-        let direct = try HTTPTransport()
-        let client = RegistryClient(registry: registry.address, transport: direct, options: RegistryOptions())
-        var dangling = 0
-        for repository in failed where try await client.manifestDescriptor(repository, "1") != nil { dangling += 1 }
-        await direct.shutdown()
-        let faults = proxy.injected
-        return (
-            succeeded, "\(faults.resets) resets, \(faults.errors500) × 500, \(faults.errors429) × 429", dangling
-        )
     }
 
     @Test func tenOfTenPushesAt20and5and5Percent() async throws {
-        let tmp = try TemporaryDirectory("kiln-rounds")
-        defer { tmp.remove() }
-        let (layout, image) = try image(tmp)
-        let (succeeded, faults, dangling) = try await round(
-            .init(reset: 0.20, error500: 0.05, error429: 0.05, seed: 20), layout, image)
-        print("20/5/5 round: \(succeeded)/10 pushes, \(faults)")
-        #expect(succeeded == 10, "\(faults)")
-        #expect(dangling == 0)
+        try await withTemporaryDirectory("kiln-rounds") { tmp in
+            let (layout, image) = try await image(tmp)
+            let (succeeded, faults, dangling) = try await round(
+                .init(reset: 0.20, error500: 0.05, error429: 0.05, seed: 20), layout, image)
+            print("20/5/5 round: \(succeeded)/10 pushes, \(faults)")
+            #expect(succeeded == 10, "\(faults)")
+            #expect(dangling == 0)
+        }
     }
 
     @Test func tenOfTenPushesAt40and10and10Percent() async throws {
-        let tmp = try TemporaryDirectory("kiln-rounds")
-        defer { tmp.remove() }
-        let (layout, image) = try image(tmp)
-        let (succeeded, faults, dangling) = try await round(
-            .init(reset: 0.40, error500: 0.10, error429: 0.10, seed: 40), layout, image)
-        print("40/10/10 round: \(succeeded)/10 pushes, \(faults)")
-        #expect(succeeded == 10, "\(faults)")
-        #expect(dangling == 0, "a failed push left a tag")
+        try await withTemporaryDirectory("kiln-rounds") { tmp in
+            let (layout, image) = try await image(tmp)
+            let (succeeded, faults, dangling) = try await round(
+                .init(reset: 0.40, error500: 0.10, error429: 0.10, seed: 40), layout, image)
+            print("40/10/10 round: \(succeeded)/10 pushes, \(faults)")
+            #expect(succeeded == 10, "\(faults)")
+            #expect(dangling == 0, "a failed push left a tag")
+        }
     }
 }

@@ -13,50 +13,44 @@ import Testing
         ("add(t, 'lib/x', kind=tarfile.SYMTYPE, link='../../../../etc/shadow')", "outside the archive"),
         ("add(t, 'dev/sda', kind=tarfile.BLKTYPE)", "is a device, FIFO or socket"),
     ])
-    func hostileBaseLayerIsRefusedAtPull(_ member: String, _ message: String) throws {
-        let registry = try RegistryServer()
-        let tmp = try TemporaryDirectory("kiln-hostile-pull")
-        defer {
-            registry.stop()
-            tmp.remove()
+    func hostileBaseLayerIsRefusedAtPull(_ member: String, _ message: String) async throws {
+        try await withRegistry(scratch: "kiln-hostile-pull") { registry, tmp in
+            let (layerDigest, _) = try Self.pushImage(member, registry: registry, tmp: tmp)
+            let pulled = try KilnBinary.run(
+                ["pull", "\(registry.address)/hostile/evil:1", "--store", tmp.path + "/pulled"], check: false)
+            #expect(pulled.status != 0 && pulled.status < 128)
+            #expect(pulled.stderr.contains("\(registry.address)/hostile/evil@\(layerDigest)"), "\(pulled.stderr)")
+            #expect(pulled.stderr.contains(message), "\(pulled.stderr)")
+            let store = try OCILayout(root: tmp.path + "/pulled")
+            #expect(try store.tags().isEmpty)
+            #expect(!store.hasBlob(layerDigest), "the refused layer is not kept")
         }
-        let (layerDigest, _) = try Self.pushImage(member, registry: registry, tmp: tmp)
-        let pulled = try KilnBinary.run(
-            ["pull", "\(registry.address)/hostile/evil:1", "--store", tmp.path + "/pulled"], check: false)
-        #expect(pulled.status != 0 && pulled.status < 128)
-        #expect(pulled.stderr.contains("\(registry.address)/hostile/evil@\(layerDigest)"), "\(pulled.stderr)")
-        #expect(pulled.stderr.contains(message), "\(pulled.stderr)")
-        let store = try OCILayout(root: tmp.path + "/pulled")
-        #expect(try store.tags().isEmpty)
-        #expect(!store.hasBlob(layerDigest), "the refused layer is not kept")
     }
 
     /// A base pulled by digest whose layer is later truncated in the store is not built upon.
-    @Test func aTruncatedBaseLayerIsNotReused() throws {
-        let registry = try RegistryServer()
-        let tmp = try TemporaryDirectory("kiln-base-size")
-        defer {
-            registry.stop()
-            tmp.remove()
+    @Test func aTruncatedBaseLayerIsNotReused() async throws {
+        try await withRegistry(scratch: "kiln-base-size") { registry, tmp in
+            let (layerDigest, manifest) = try Self.pushImage(
+                "add(t, 'etc/base', b'base')", registry: registry, tmp: tmp)
+            try tmp.write(
+                "child.yaml",
+                """
+                name: child
+                version: "1"
+                base: \(registry.address)/hostile/evil:1@\(manifest)
+                layers:
+                  - name: extra
+                    files: [{path: /etc/child, content: "child\\n"}]
+                """)
+            let store = tmp.path + "/images"
+            try KilnBinary.run(["build", tmp.path + "/child.yaml", "--store", store])
+            let blob = try OCILayout(root: store).blobPath(layerDigest)
+            try Data(try Data(contentsOf: URL(fileURLWithPath: blob)).dropLast(10)).write(
+                to: URL(fileURLWithPath: blob))
+            let again = try KilnBinary.run(["build", tmp.path + "/child.yaml", "--store", store], check: false)
+            #expect(again.status != 0 && again.status < 128)
+            #expect(again.stderr.contains("the manifest says") && again.stderr.contains("kiln pull"), "\(again.stderr)")
         }
-        let (layerDigest, manifest) = try Self.pushImage("add(t, 'etc/base', b'base')", registry: registry, tmp: tmp)
-        try tmp.write(
-            "child.yaml",
-            """
-            name: child
-            version: "1"
-            base: \(registry.address)/hostile/evil:1@\(manifest)
-            layers:
-              - name: extra
-                files: [{path: /etc/child, content: "child\\n"}]
-            """)
-        let store = tmp.path + "/images"
-        try KilnBinary.run(["build", tmp.path + "/child.yaml", "--store", store])
-        let blob = try OCILayout(root: store).blobPath(layerDigest)
-        try Data(try Data(contentsOf: URL(fileURLWithPath: blob)).dropLast(10)).write(to: URL(fileURLWithPath: blob))
-        let again = try KilnBinary.run(["build", tmp.path + "/child.yaml", "--store", store], check: false)
-        #expect(again.status != 0 && again.status < 128)
-        #expect(again.stderr.contains("the manifest says") && again.stderr.contains("kiln pull"), "\(again.stderr)")
     }
 
     /// Pushes `hostile/evil:1`: one gzip layer with a file `ok` and `member` (Python tarfile `add(t, …)`).

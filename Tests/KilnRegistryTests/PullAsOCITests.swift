@@ -18,7 +18,7 @@ import Testing
 
     /// A store with a runnable image (busybox echo), and a registry holding it as docker v2s2 (skopeo
     /// --format v2s2, as docker and buildah push) plus a docker manifest list of it and golden-base.
-    func dockerRegistry(_ tmp: TemporaryDirectory, _ registry: RegistryServer) throws -> (
+    func dockerRegistry(_ tmp: TemporaryDirectory, _ registry: RegistryServer) async throws -> (
         single: String, list: String
     ) {
         try Shell.run(["cp", "/bin/busybox", tmp.path + "/busybox"])
@@ -34,8 +34,7 @@ import Testing
             cmd: [docker image, stored as OCI]
             """)
         let built = tmp.path + "/built"
-        try KilnBinary.run(["build", tmp.path + "/run.yaml", "--store", built])
-        try KilnBinary.run(["build", PushPullTests.golden, "--store", built])
+        try await FixtureStore.build([tmp.path + "/run.yaml", FixtureStore.golden], into: built)
         let single = "\(registry.address)/ext/run:v2s2"
         for (image, ref) in [("runnable:1", single), ("golden-base:1.0.0", "\(registry.address)/ext/run:other")] {
             try Shell.run([
@@ -82,79 +81,76 @@ import Testing
     }
 
     @Test func dockerImagesAndManifestListsAreStoredAsOCI() async throws {
-        let registry = try RegistryServer()
-        let tmp = try TemporaryDirectory("kiln-pulloci")
-        let podman = try Podman()
-        defer {
+        try await withRegistry(scratch: "kiln-pulloci") { registry, tmp in
+            let podman = try Podman()
+            defer { podman.cleanUp() }
+            let (single, list) = try await dockerRegistry(tmp, registry)
+            let store = tmp.path + "/store"
+            try KilnBinary.run(["pull", single, "--store", store, "--tag", "run:v2s2"])
+            try KilnBinary.run([
+                "pull", list, "--platform", "linux/amd64", "--platform", "linux/arm64", "--store", store, "--tag",
+                "run:list",
+            ])
+            try KilnBinary.run(["pull", list, "--platform", "linux/amd64", "--store", store, "--tag", "run:fromlist"])
+            for tag in ["run:v2s2", "run:list", "run:fromlist"] { try expectOCIOnly(store, tag) }
+
+            // skopeo, umoci and podman read the store.
+            let index = try Oracles.skopeoInspect(layout: store, reference: "run:list", raw: true)
+            #expect(index["mediaType"] as? String == MediaType.imageIndex)
+            #expect((index["manifests"] as? [[String: Any]])?.count == 2)
+            for tag in ["run:v2s2", "run:fromlist"] {
+                #expect(try Oracles.skopeoInspect(layout: store, reference: tag)["Architecture"] as? String == "amd64")
+                _ = try Oracles.umociUnpack(layout: store, reference: tag, into: tmp.path + "/bundle-" + tag)
+            }
+            #expect(FileManager.default.fileExists(atPath: tmp.path + "/bundle-run:v2s2/rootfs/bin/busybox"))
+            for tag in ["run:v2s2", "run:list"] {
+                let out = try podman.run("oci:\(store):\(tag)", extra: ["--platform", "linux/amd64"]).stdout
+                #expect(out == "docker image stored as OCI\n", "\(tag)")
+            }
+
+            // The entry records what the registry published; the stored bytes differ (converted).
+            let layout = try OCILayout(root: store)
+            let entry = try layout.resolve("run:v2s2")
+            let published = try publishedDigest(single)
+            #expect(entry.annotations?["dev.kiln.source.digest"] == published)
+            #expect(entry.annotations?["dev.kiln.source.reference"] == single)
+            #expect(entry.digest.description != published)
+
+            // A store written before conversion holds the base as served (docker), tagged as a build tagged it.
+            let old = try OCILayout(root: tmp.path + "/old")
+            let transport = try HTTPTransport()
+            let client = RegistryClient(registry: registry.address, transport: transport, options: RegistryOptions())
+            let raw = try await Puller(layout: old, client: client).fetch(
+                try Reference(parsing: single), platforms: nil)
+            await transport.shutdown()
+            #expect(raw.mediaType == MediaType.dockerManifest)
+            try old.tag(raw, as: "\(registry.address)/ext/run:sha256-\(raw.digest.encoded)")
+
+            // A recipe pinning the published digest builds from the store, without the registry, OCI throughout.
             registry.stop()
-            tmp.remove()
-            podman.cleanUp()
+            try tmp.write(
+                "app.yaml",
+                """
+                name: onbase
+                version: "1"
+                base: \(single)@\(published)
+                layers:
+                  - name: conf
+                    files:
+                      - path: /etc/onbase.conf
+                        content: "x\\n"
+                """)
+            try KilnBinary.run(["build", tmp.path + "/app.yaml", "--store", store])
+            try expectOCIOnly(store, "onbase:1")
+            let built = try layout.images(for: try layout.resolve("onbase:1"))[0]
+            #expect(built.manifest.layers.count == 2)
+            #expect(built.manifest.annotations?[AnnotationKey.baseDigest] == published)
+            let out = try podman.run("oci:\(store):onbase:1").stdout
+            #expect(out == "docker image stored as OCI\n")
+            // The old store's docker base is converted by the build: the same image, byte for byte.
+            try KilnBinary.run(["build", tmp.path + "/app.yaml", "--store", old.root])
+            try expectOCIOnly(old.root, "onbase:1")
+            #expect(try old.resolve("onbase:1").digest == layout.resolve("onbase:1").digest)
         }
-        let (single, list) = try dockerRegistry(tmp, registry)
-        let store = tmp.path + "/store"
-        try KilnBinary.run(["pull", single, "--store", store, "--tag", "run:v2s2"])
-        try KilnBinary.run([
-            "pull", list, "--platform", "linux/amd64", "--platform", "linux/arm64", "--store", store, "--tag",
-            "run:list",
-        ])
-        try KilnBinary.run(["pull", list, "--platform", "linux/amd64", "--store", store, "--tag", "run:fromlist"])
-        for tag in ["run:v2s2", "run:list", "run:fromlist"] { try expectOCIOnly(store, tag) }
-
-        // skopeo, umoci and podman read the store.
-        let index = try Oracles.skopeoInspect(layout: store, reference: "run:list", raw: true)
-        #expect(index["mediaType"] as? String == MediaType.imageIndex)
-        #expect((index["manifests"] as? [[String: Any]])?.count == 2)
-        for tag in ["run:v2s2", "run:fromlist"] {
-            #expect(try Oracles.skopeoInspect(layout: store, reference: tag)["Architecture"] as? String == "amd64")
-            _ = try Oracles.umociUnpack(layout: store, reference: tag, into: tmp.path + "/bundle-" + tag)
-        }
-        #expect(FileManager.default.fileExists(atPath: tmp.path + "/bundle-run:v2s2/rootfs/bin/busybox"))
-        for tag in ["run:v2s2", "run:list"] {
-            let out = try podman.run("oci:\(store):\(tag)", extra: ["--platform", "linux/amd64"]).stdout
-            #expect(out == "docker image stored as OCI\n", "\(tag)")
-        }
-
-        // The entry records what the registry published; the stored bytes differ (converted).
-        let layout = try OCILayout(root: store)
-        let entry = try layout.resolve("run:v2s2")
-        let published = try publishedDigest(single)
-        #expect(entry.annotations?["dev.kiln.source.digest"] == published)
-        #expect(entry.annotations?["dev.kiln.source.reference"] == single)
-        #expect(entry.digest.description != published)
-
-        // A store written before conversion holds the base as served (docker), tagged as a build tagged it.
-        let old = try OCILayout(root: tmp.path + "/old")
-        let transport = try HTTPTransport()
-        let client = RegistryClient(registry: registry.address, transport: transport, options: RegistryOptions())
-        let raw = try await Puller(layout: old, client: client).fetch(try Reference(parsing: single), platforms: nil)
-        await transport.shutdown()
-        #expect(raw.mediaType == MediaType.dockerManifest)
-        try old.tag(raw, as: "\(registry.address)/ext/run:sha256-\(raw.digest.encoded)")
-
-        // A recipe pinning the published digest builds from the store, without the registry, OCI throughout.
-        registry.stop()
-        try tmp.write(
-            "app.yaml",
-            """
-            name: onbase
-            version: "1"
-            base: \(single)@\(published)
-            layers:
-              - name: conf
-                files:
-                  - path: /etc/onbase.conf
-                    content: "x\\n"
-            """)
-        try KilnBinary.run(["build", tmp.path + "/app.yaml", "--store", store])
-        try expectOCIOnly(store, "onbase:1")
-        let built = try layout.images(for: try layout.resolve("onbase:1"))[0]
-        #expect(built.manifest.layers.count == 2)
-        #expect(built.manifest.annotations?[AnnotationKey.baseDigest] == published)
-        let out = try podman.run("oci:\(store):onbase:1").stdout
-        #expect(out == "docker image stored as OCI\n")
-        // The old store's docker base is converted by the build: the same image, byte for byte.
-        try KilnBinary.run(["build", tmp.path + "/app.yaml", "--store", old.root])
-        try expectOCIOnly(old.root, "onbase:1")
-        #expect(try old.resolve("onbase:1").digest == layout.resolve("onbase:1").digest)
     }
 }

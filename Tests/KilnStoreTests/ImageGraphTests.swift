@@ -64,24 +64,24 @@ import Testing
         return (Descriptor(mediaType: MediaType.imageIndex, bytes: outerBytes), amd, arm, inner)
     }
 
-    @Test func walkOrdersChildrenFirstAndListsEachBlobOnce() throws {
-        let tmp = try TemporaryDirectory("kiln-graph")
-        defer { tmp.remove() }
-        let layout = try OCILayout(root: tmp.path + "/a")
-        let (root, amd, arm, inner) = try fixture(layout)
-        let graph = try layout.graph(from: root)
-        let order = graph.nodes.map(\.descriptor.digest)
-        #expect(order.count == 4)
-        #expect(order.last == root.digest)
-        let position = { (d: Descriptor) in order.firstIndex(of: d.digest) ?? -1 }
-        #expect(position(arm) < position(inner), "a manifest before the index that lists it")
-        #expect(position(inner) < position(root) && position(amd) < position(root))
-        // Two configs, two own layers, one shared layer: five blobs, each once.
-        #expect(graph.blobs.count == 5)
-        #expect(Set(graph.blobs.map(\.descriptor.digest)).count == 5)
-        #expect(graph.manifests.map(\.descriptor.platform?.architecture) == ["amd64", "arm64"])
-        #expect(try layout.images(for: root).map(\.config.architecture) == ["amd64", "arm64"])
-        #expect(try layout.reachableBlobs(from: root).count == 9)
+    @Test func walkOrdersChildrenFirstAndListsEachBlobOnce() async throws {
+        try await withTemporaryDirectory("kiln-graph") { tmp in
+            let layout = try OCILayout(root: tmp.path + "/a")
+            let (root, amd, arm, inner) = try fixture(layout)
+            let graph = try layout.graph(from: root)
+            let order = graph.nodes.map(\.descriptor.digest)
+            #expect(order.count == 4)
+            #expect(order.last == root.digest)
+            let position = { (d: Descriptor) in order.firstIndex(of: d.digest) ?? -1 }
+            #expect(position(arm) < position(inner), "a manifest before the index that lists it")
+            #expect(position(inner) < position(root) && position(amd) < position(root))
+            // Two configs, two own layers, one shared layer: five blobs, each once.
+            #expect(graph.blobs.count == 5)
+            #expect(Set(graph.blobs.map(\.descriptor.digest)).count == 5)
+            #expect(graph.manifests.map(\.descriptor.platform?.architecture) == ["amd64", "arm64"])
+            #expect(try layout.images(for: root).map(\.config.architecture) == ["amd64", "arm64"])
+            #expect(try layout.reachableBlobs(from: root).count == 9)
+        }
     }
 
     @Test func kindIsDecidedByMediaTypeThenByContent() throws {
@@ -101,39 +101,41 @@ import Testing
     }
 
     @Test func copyWritesBlobsOnceManifestsBottomUpTagsLastAndIsIdempotent() async throws {
-        let tmp = try TemporaryDirectory("kiln-graph")
-        defer { tmp.remove() }
-        let source = try OCILayout(root: tmp.path + "/a")
-        let (root, _, arm, inner) = try fixture(source)
-        let target = try OCILayout(root: tmp.path + "/b")
-        let sink = RecordingSink(target)
-        let result = try await copyImage(root, from: source, to: sink, tags: ["multi:1"], jobs: 3)
-        #expect(result.blobsWritten == 5 && result.manifestsWritten == 4)
-        let ops = sink.operations
-        #expect(ops.filter { $0.hasPrefix("blob") }.count == 5)
-        #expect(ops.last == "tag multi:1", "the tag comes last")
-        let firstManifest = ops.firstIndex { $0.hasPrefix("manifest") } ?? 0
-        #expect(ops[..<firstManifest].allSatisfy { $0.hasPrefix("blob") }, "blobs before any manifest")
-        let name = { (d: Descriptor) in "manifest \(d.digest.encoded.prefix(8))" }
-        #expect((ops.firstIndex(of: name(arm)) ?? 99) < (ops.firstIndex(of: name(inner)) ?? -1))
-        #expect(ops.firstIndex(of: name(root)) == ops.count - 2)
-        #expect(try target.resolve("multi:1").digest == root.digest)
-        #expect(try target.reachableBlobs(from: root) == source.reachableBlobs(from: root))
-        // Again: nothing is written (the tag is set again, which changes nothing).
-        let again = RecordingSink(target)
-        let second = try await copyImage(root, from: source, to: again, tags: ["multi:1"], jobs: 3)
-        #expect(second.blobsWritten == 0 && second.manifestsWritten == 0)
-        #expect(again.operations == ["tag multi:1"])
+        try await withTemporaryDirectory("kiln-graph") { tmp in
+            let source = try OCILayout(root: tmp.path + "/a")
+            let (root, _, arm, inner) = try fixture(source)
+            let target = try OCILayout(root: tmp.path + "/b")
+            let sink = RecordingSink(target)
+            let result = try await copyImage(root, from: source, to: sink, tags: ["multi:1"], jobs: 3)
+            #expect(result.blobsWritten == 5 && result.manifestsWritten == 4)
+            let ops = sink.operations
+            #expect(ops.filter { $0.hasPrefix("blob") }.count == 5)
+            #expect(ops.last == "tag multi:1", "the tag comes last")
+            let firstManifest = ops.firstIndex { $0.hasPrefix("manifest") } ?? 0
+            #expect(ops[..<firstManifest].allSatisfy { $0.hasPrefix("blob") }, "blobs before any manifest")
+            let name = { (d: Descriptor) in "manifest \(d.digest.encoded.prefix(8))" }
+            #expect((ops.firstIndex(of: name(arm)) ?? 99) < (ops.firstIndex(of: name(inner)) ?? -1))
+            #expect(ops.firstIndex(of: name(root)) == ops.count - 2)
+            #expect(try target.resolve("multi:1").digest == root.digest)
+            #expect(try target.reachableBlobs(from: root) == source.reachableBlobs(from: root))
+            // Again: nothing is written (the tag is set again, which changes nothing).
+            let again = RecordingSink(target)
+            let second = try await copyImage(root, from: source, to: again, tags: ["multi:1"], jobs: 3)
+            #expect(second.blobsWritten == 0 && second.manifestsWritten == 0)
+            #expect(again.operations == ["tag multi:1"])
+        }
     }
 
     @Test func aSourceMissingAManifestFailsBeforeWritingAnything() async throws {
-        let tmp = try TemporaryDirectory("kiln-graph")
-        defer { tmp.remove() }
-        let source = try OCILayout(root: tmp.path + "/a")
-        let (root, _, _, inner) = try fixture(source)
-        try source.removeBlob(inner.digest)
-        let sink = RecordingSink(try OCILayout(root: tmp.path + "/b"))
-        await #expect(throws: GraphCopyError.self) { try await copyImage(root, from: source, to: sink, tags: ["x:1"]) }
-        #expect(sink.operations.isEmpty)
+        try await withTemporaryDirectory("kiln-graph") { tmp in
+            let source = try OCILayout(root: tmp.path + "/a")
+            let (root, _, _, inner) = try fixture(source)
+            try source.removeBlob(inner.digest)
+            let sink = RecordingSink(try OCILayout(root: tmp.path + "/b"))
+            await #expect(throws: GraphCopyError.self) {
+                try await copyImage(root, from: source, to: sink, tags: ["x:1"])
+            }
+            #expect(sink.operations.isEmpty)
+        }
     }
 }

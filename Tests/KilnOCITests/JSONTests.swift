@@ -3,7 +3,7 @@ import KilnOCI
 import Testing
 
 /// `CanonicalJSON.pretty(_:firstKey:value:)`: the envelope of every `--json` document.
-@Suite struct CanonicalJSONTests {
+@Suite struct JSONTests {
     struct Listing: Encodable {
         var images: [String]
         var count: Int

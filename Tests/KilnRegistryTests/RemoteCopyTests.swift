@@ -9,7 +9,7 @@ import Testing
 
 /// `kiln copy` between registries streams each blob (range reads piped into the upload, two pieces held at
 /// most): no temporary file, no whole-blob buffer, and the same digest at the destination.
-@Suite(.serialized) struct StreamedCopyTests {
+@Suite(.serialized) struct RemoteCopyTests {
     /// A store holding one image with a `size`-byte random layer, pushed to `registry` as `src/big:1`.
     func bigImage(size: Int, in tmp: TemporaryDirectory, to registry: RegistryServer) async throws -> Descriptor {
         let layout = try OCILayout(root: tmp.path + "/images")
@@ -36,10 +36,8 @@ import Testing
 
     @Test func copyBetweenRegistriesStreamsBlobsInBoundedPieces() async throws {
         try await withRegistry { source in
-            try await withRegistry { destination in
-                try await withTemporaryDirectory("kiln-stream") { tmp in
-                    try await streamedCopy(from: source, to: destination, in: tmp)
-                }
+            try await withRegistry(scratch: "kiln-stream") { destination, tmp in
+                try await streamedCopy(from: source, to: destination, in: tmp)
             }
         }
     }
