@@ -24,7 +24,7 @@ public enum BaseImages {
             do {
                 reference = try Reference(parsing: "\(text)@\(digest)")
             } catch {
-                throw BuildError.recipe("\(location): error: \(error)")
+                throw BuildError.recipe(location, "\(error)")
             }
             let tag = "\(reference.registry)/\(reference.repository):sha256-\(digest.encoded)"
             guard try layout.pinnedImage(digest) == nil else {
@@ -34,7 +34,8 @@ public enum BaseImages {
             }
             guard let transport else {
                 throw BuildError.recipe(
-                    "\(location): error: base image \(reference) is not in the store and --offline forbids fetching it: "
+                    location,
+                    "base image \(reference) is not in the store and --offline forbids fetching it: "
                         + "run `kiln pull \(reference)` on a machine with network, or build without --offline")
             }
             let client = RegistryClient(registry: reference.registry, transport: transport, options: options)
@@ -45,7 +46,7 @@ public enum BaseImages {
                 // Tagged so `kiln gc` keeps it.
                 try layout.tag(descriptor, as: tag)
             } catch {
-                throw BuildError.recipe("\(location): error: cannot fetch base \(reference): \(error)")
+                throw BuildError.recipe(location, "cannot fetch base \(reference): \(error)")
             }
             pulled.append(reference.description)
         }

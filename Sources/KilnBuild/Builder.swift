@@ -99,7 +99,7 @@ final class Builder: Sendable {
                     running += 1
                     group.addTask { try await self.build(recipe, image, bases: bases) }
                 }
-                guard running > 0 else { throw BuildError.recipe("internal error: recipe graph is not ordered") }
+                guard running > 0 else { throw BuildError.internalError("recipe graph is not ordered") }
                 guard let (result, images, target) = try await group.next() else { break }
                 running -= 1
                 stored[result.name] = images
@@ -233,14 +233,16 @@ final class Builder: Sendable {
         case .recipe(let name):
             guard let image = built[name]?[platform] else {
                 throw BuildError.recipe(
-                    "\(recipe.baseLocation ?? recipe.location): error: base '\(name)' has no \(platform) image: add \(platform) to its platforms"
+                    recipe.baseLocation ?? recipe.location,
+                    "base '\(name)' has no \(platform) image: add \(platform) to its platforms"
                 )
             }
             return image
         case .image(let reference, let digest):
             guard let descriptor = try layout.pinnedImage(digest) else {
                 throw BuildError.recipe(
-                    "\(recipe.baseLocation ?? recipe.location): error: base image \(reference)@\(digest) is not in the store: run `kiln build` with network, or `kiln pull \(reference)@\(digest)`"
+                    recipe.baseLocation ?? recipe.location,
+                    "base image \(reference)@\(digest) is not in the store: run `kiln build` with network, or `kiln pull \(reference)@\(digest)`"
                 )
             }
             guard
@@ -249,7 +251,8 @@ final class Builder: Sendable {
                         $0.config.os == platform.os && $0.config.architecture == platform.architecture
                     })
             else {
-                throw BuildError.recipe("base image \(reference) has no \(platform) image")
+                throw BuildError.recipe(
+                    recipe.baseLocation ?? recipe.location, "base image \(reference) has no \(platform) image")
             }
             // Reused as they are: a layer truncated or replaced in the store since the pull is not built upon.
             for layer in image.manifest.layers where layout.blobSize(layer.digest) != layer.size {

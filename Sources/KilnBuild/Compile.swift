@@ -56,7 +56,7 @@ extension Pipeline {
                 guard let platform = recipe.platforms.first else { continue }
                 let setKey = DebianPackages.key(recipe, layer: "build:" + build.name, platform: platform)
                 guard let set = prepared.packages[setKey] else {
-                    throw BuildError.recipe("\(build.location): error: environment \(setKey) was not prepared")
+                    throw BuildError.recipe(build.location, "environment \(setKey) was not prepared")
                 }
                 let sources = try build.sources.map {
                     try BuildSources.resolve($0, recipe: recipe, options: options.inputs)
@@ -108,7 +108,7 @@ extension Pipeline {
                 do {
                     try StagedDirectory.publish(staging + "/result", as: directory)
                 } catch {
-                    throw BuildError.recipe("\(build.location): error: cannot store build \(build.name): \(error)")
+                    throw BuildError.recipe(build.location, "cannot store build \(build.name): \(error)")
                 }
                 events("\(build.name): outputs from the cache \(place) (\(key.prefix(12))), nothing ran")
                 return CompiledBuild(directory: directory, key: key, ran: false, log: log)
@@ -129,7 +129,7 @@ extension Pipeline {
                 key: EnvironmentRoot.key(packages: pins),
                 entries: try set.unpack().flatMap(\.unpacked.entries), cache: environments)
         } catch let error as SandboxError {
-            throw BuildError.recipe("\(build.location): error: \(error)")
+            throw BuildError.recipe(build.location, "\(error)")
         }
         events(
             "\(build.name): environment of \(set.packages.count) packages ready in "
@@ -155,7 +155,7 @@ extension Pipeline {
                     try CanonicalJSON.pretty(try outputListing(staging + "/result")),
                     to: staging + "/result/outputs.json")
             } catch let error as SandboxError {
-                throw BuildError.recipe("\(build.location): error: \(error)")
+                throw BuildError.recipe(build.location, "\(error)")
             }
         }
         if checkReproducible {
@@ -164,7 +164,8 @@ extension Pipeline {
                 listings[0][$0] != listings[1][$0]
             }) {
                 throw BuildError.recipe(
-                    "\(build.location): error: build \(build.name) is not reproducible: \(path) differs between two "
+                    build.location,
+                    "build \(build.name) is not reproducible: \(path) differs between two "
                         + "runs (\(listings[0][path] ?? "absent") vs \(listings[1][path] ?? "absent"))")
             }
             events("\(build.name): reproducible (two runs, identical outputs)")
@@ -175,7 +176,7 @@ extension Pipeline {
         do {
             try StagedDirectory.publish(stagings[0] + "/result", as: directory)
         } catch {
-            throw BuildError.recipe("\(build.location): error: cannot store build \(build.name): \(error)")
+            throw BuildError.recipe(build.location, "cannot store build \(build.name): \(error)")
         }
         events("\(build.name): built in " + String(format: "%.1fs", Date().timeIntervalSince(started)))
         return CompiledBuild(directory: directory, key: key, ran: true, log: log)
@@ -203,13 +204,13 @@ extension Builder {
     /// local file or directory.
     func buildOutputEntries(_ add: AddSpec, recipe: Recipe, build: String, path: String) throws -> [LayerEntry] {
         guard let compiled = prepared.compiled["\(recipe.name)/\(build)"] else {
-            throw BuildError.recipe("\(add.location): error: build \(build) has not run (internal: run compile)")
+            throw BuildError.recipe(add.location, "build \(build) has not run (internal: run compile)")
         }
         let resolved: String
         do {
             resolved = try StepOutputs.resolve(path, in: compiled.directory, build: build)
         } catch let error as SandboxError {
-            throw BuildError.recipe("\(add.location): error: \(error)")
+            throw BuildError.recipe(add.location, "\(error)")
         }
         return try LocalSources.entries(
             matching: [resolved], isGlob: false, destination: add.to, mode: add.ownership.mode,

@@ -96,9 +96,9 @@ public enum DebianPackages {
                             sets[key] = try await resolve()
                         }
                     } catch let error as DebianError {
-                        throw BuildError.recipe("\(spec.location): error: \(error)")
+                        throw BuildError.recipe(spec.location, "\(error)")
                     } catch let error as PackageSetError {
-                        throw BuildError.recipe("\(spec.location): error: \(error)")
+                        throw BuildError.recipe(spec.location, "\(error)")
                     }
                 }
             }

@@ -19,12 +19,12 @@ extension Builder {
         guard let index = layer.spec, recipe.layers.indices.contains(index), layer.pending != true,
             let spec = recipe.layers[index].selected(for: platform)
         else {
-            throw BuildError.recipe("internal error: layer \(layer.name) of \(recipe.name) was not prepared")
+            throw BuildError.internalError("layer \(layer.name) of \(recipe.name) was not prepared")
         }
         if layer.kind == .package {
             guard let item = layer.items.first, let key = item.key, let name = item.name,
                 let package = try packages(key, spec: spec, unpacked: &unpacked).first(where: { $0.pin.name == name })
-            else { throw BuildError.recipe("\(spec.location): error: package layer \(layer.name) was not prepared") }
+            else { throw BuildError.recipe(spec.location, "package layer \(layer.name) was not prepared") }
             let one = [package.unpacked]
             return try package.unpacked.entries + StatusDatabase.entries(one) + PostInstall.entries(one)
         }
@@ -44,12 +44,12 @@ extension Builder {
         if let done = unpacked[key] { return done }
         guard let resolved = prepared.packages[key] else {
             throw BuildError.recipe(
-                "\(spec.location): error: package set \(key) was not resolved before the build (internal: run prepare)")
+                spec.location, "package set \(key) was not resolved before the build (internal: run prepare)")
         }
         do {
             unpacked[key] = try resolved.unpack()
         } catch {
-            throw BuildError.recipe("\(spec.location): error: \(error)")
+            throw BuildError.recipe(spec.location, "\(error)")
         }
         return unpacked[key] ?? []
     }
@@ -107,7 +107,7 @@ extension Builder {
         let downloads = options.inputs.cache
         guard let digest, downloads.contains(digest) else {
             throw BuildError.recipe(
-                "\(add.location): error: input \(url) has not been fetched: run `kiln build` with network or --sources")
+                add.location, "input \(url) has not been fetched: run `kiln build` with network or --sources")
         }
         let file = downloads.path(for: digest)
         // The cache names files by their verified content: no need to read them again to key the layer.
@@ -125,7 +125,7 @@ extension Builder {
         do {
             unpacked = try ArchiveInputs.unpack(digest, patterns: extract, limit: add.unpackLimit, cache: downloads)
         } catch let error as LayerError {
-            throw BuildError.recipe("\(add.location): error: archive \(url): \(error)")
+            throw BuildError.recipe(add.location, "archive \(url): \(error)")
         }
         return try ArchiveInputs.entries(
             unpacked, patterns: extract, destination: add.to, ownership: add.ownership, archiveURL: url,

@@ -94,7 +94,7 @@ extension Pipeline {
             do {
                 _ = try Reference(parsing: "\(text)@\(digest)")
             } catch {
-                throw BuildError.recipe("\(recipe.baseLocation ?? recipe.location): error: \(error)")
+                throw BuildError.recipe(recipe.baseLocation ?? recipe.location, "\(error)")
             }
         }
     }

@@ -36,7 +36,7 @@ struct RegistryBuildOutputs: Sendable {
                     continue
                 }
                 guard entry.blobs.count == 1, let blob = entry.blobs.first else {
-                    throw BuildError.recipe("it lists \(entry.blobs.count) blobs, not one")
+                    throw Refusal("it lists \(entry.blobs.count) blobs, not one")
                 }
                 let recorded = try JSONDecoder().decode([String: String].self, from: entry.record)
                 let archive = result + ".tar"
@@ -55,7 +55,7 @@ struct RegistryBuildOutputs: Sendable {
                     let differs = Set(unpacked.keys).union(recorded.keys).sorted().first {
                         unpacked[$0] != recorded[$0]
                     }
-                    throw BuildError.recipe(
+                    throw Refusal(
                         "its content does not match what its key recorded (\(differs ?? "?"): "
                             + "\(unpacked[differs ?? ""] ?? "absent") vs \(recorded[differs ?? ""] ?? "absent"))")
                 }
@@ -91,4 +91,10 @@ struct RegistryBuildOutputs: Sendable {
             Log.build.warning("could not publish build \(key.prefix(12)) to \(to.repository.location): \(error)")
         }
     }
+}
+
+/// Why a build cache entry is not used (the step then runs here): logged as a warning, never a build failure.
+private struct Refusal: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -149,8 +149,8 @@ public enum RemoteInputs {
                 transport = open
                 let digest = try await download(input, transport: open, options: options, events: events)
                 resolved[input.url] = digest
-            } catch let error as BuildError {
-                problems.append(Diagnostic(input.location, error.description))
+            } catch BuildError.recipe(let location, let reason) {
+                problems.append(Diagnostic(location, reason))
             } catch let error as HTTPError {
                 if case .digestMismatch = error {
                     problems.append(
@@ -199,7 +199,7 @@ public enum RemoteInputs {
         events: @escaping @Sendable (InputEvent) -> Void
     ) async throws -> Digest {
         guard let url = URL(string: input.url), let scheme = url.scheme, ["http", "https"].contains(scheme) else {
-            throw BuildError.recipe("'\(input.url)' is not an http(s) URL")
+            throw BuildError.recipe(input.location, "'\(input.url)' is not an http(s) URL")
         }
         let started = Date()
         // Filed under the digest it has, once checked against the pin (or, unpinned under `kiln lock`, trusted).
@@ -210,7 +210,7 @@ public enum RemoteInputs {
             HTTPRequest(.GET, url), into: writer, expected: input.sha256,
             progress: { done, total in events(.downloading(url: url0, done: done, total: total)) })
         guard response.status == 200, let digest else {
-            throw BuildError.recipe("GET \(input.url) answered HTTP \(response.status)")
+            throw BuildError.recipe(input.location, "GET \(input.url) answered HTTP \(response.status)")
         }
         try writer.commit(as: options.cache.path(for: digest))
         if input.sha256 == nil {
