@@ -7,17 +7,18 @@ import KilnRecipe
 import KilnStore
 
 extension Pipeline {
-    /// Builds every image of `prepared.plan` into `layout`: each planned layer reused or written, then
+    /// Builds every image of `prepared.plan` into `layout` (its build steps' `outputs` as `compile` returned
+    /// them): each planned layer reused or written, then
     /// configs, manifests, indexes and SBOMs, and the tags last, all or none: only once every image is built
     /// (and, with `--locked`, every one matches the lock) and `beforeTagging` returned is any image tagged.
     /// Results come in plan order.
     /// With `tag: false` (`kiln lock`) the images are built and kept by nothing: `kiln gc` may remove them.
     public static func build(
-        _ prepared: PreparedInputs, into layout: OCILayout, tag: Bool = true,
+        _ prepared: PreparedInputs, outputs: BuildOutputs = [:], into layout: OCILayout, tag: Bool = true,
         events: @escaping @Sendable (BuildEvent) -> Void = { _ in },
         beforeTagging: @Sendable ([BuiltImage]) throws -> Void = { _ in }
     ) async throws -> [BuiltImage] {
-        try await Builder(layout: layout, prepared: prepared, events: events).build(
+        try await Builder(layout: layout, prepared: prepared, outputs: outputs, events: events).build(
             tag: tag, beforeTagging: beforeTagging)
     }
 }
@@ -26,6 +27,7 @@ extension Pipeline {
 final class Builder: Sendable {
     let layout: OCILayout
     let prepared: PreparedInputs
+    let outputs: BuildOutputs
     let events: @Sendable (BuildEvent) -> Void
     let cache: LayerCache
     let digests: FileDigests
@@ -36,11 +38,13 @@ final class Builder: Sendable {
     let transport: HTTPTransport?
     var options: BuildOptions { prepared.plan.options }
 
-    init(layout: OCILayout, prepared: PreparedInputs, events: @escaping @Sendable (BuildEvent) -> Void = { _ in })
-        throws
-    {
+    init(
+        layout: OCILayout, prepared: PreparedInputs, outputs: BuildOutputs = [:],
+        events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+    ) throws {
         self.layout = layout
         self.prepared = prepared
+        self.outputs = outputs
         self.events = events
         cache = LayerCache(layout: layout)
         digests = FileDigests(layout: layout, trustStat: !prepared.plan.options.rehash)

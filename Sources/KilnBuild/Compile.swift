@@ -7,6 +7,9 @@ import KilnRecipe
 import KilnSandbox
 import KilnStore
 
+/// Every build step's outputs, by `recipe/build`: what `compile` returns and `build`'s layers take.
+public typealias BuildOutputs = [String: CompiledBuild]
+
 /// A build step's outputs in the store, ready for layers to take.
 public struct CompiledBuild: Sendable {
     /// `<store>/builds/<key>`: `out/…` and `work/…` hold the declared outputs at their sandbox paths.
@@ -24,22 +27,24 @@ extension Pipeline {
     public static let compileEncodingVersion = 1
 
     /// Runs every build step of the planned recipes whose outputs are not in the store yet, between `prepare`
-    /// (which resolved their environments as package sets `recipe/build:NAME`) and `build` (whose layers take
-    /// the outputs). A step that fails leaves only its log: nothing is tagged, the store stays valid.
+    /// (which resolved their environments as package sets `recipe/build:NAME`, and their sources) and `build`
+    /// (whose layers take the outputs it returns). A step that fails leaves only its log: nothing is tagged, the store stays valid.
     /// With `checkReproducible`, every step runs twice (even when its outputs are stored) and the first output
     /// file that differs between the runs fails the build, named.
     public static func compile(
-        _ prepared: inout PreparedInputs, store: String, checkReproducible: Bool = false,
-        events: @escaping @Sendable (String) -> Void = { _ in }
-    ) async throws {
+        _ prepared: PreparedInputs, store: String, checkReproducible: Bool = false,
+        events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+    ) async throws -> BuildOutputs {
         let options = prepared.plan.options
         let transport =
             options.cacheFrom.isEmpty && options.cacheTo == nil ? nil : try HTTPTransport(options: options.http)
         do {
             let remote = try transport.flatMap { try RegistryBuildOutputs(options: options, transport: $0) }
-            try await compileAll(
-                &prepared, store: store, remote: remote, checkReproducible: checkReproducible, events: events)
+            let outputs = try await compileAll(
+                prepared, store: store, remote: remote, checkReproducible: checkReproducible,
+                events: { events(.status($0)) })
             await transport?.shutdown()
+            return outputs
         } catch {
             await transport?.shutdown()
             throw error
@@ -47,10 +52,11 @@ extension Pipeline {
     }
 
     static func compileAll(
-        _ prepared: inout PreparedInputs, store: String, remote: RegistryBuildOutputs?, checkReproducible: Bool,
+        _ prepared: PreparedInputs, store: String, remote: RegistryBuildOutputs?, checkReproducible: Bool,
         events: @escaping @Sendable (String) -> Void
-    ) async throws {
+    ) async throws -> BuildOutputs {
         let options = prepared.plan.options
+        var outputs: BuildOutputs = [:]
         for recipe in prepared.plan.recipes {
             for build in recipe.builds {
                 guard let platform = recipe.platforms.first else { continue }
@@ -58,17 +64,18 @@ extension Pipeline {
                 guard let set = prepared.packages[setKey] else {
                     throw BuildError.recipe(build.location, "environment \(setKey) was not prepared")
                 }
-                let sources = try build.sources.map {
-                    try BuildSources.resolve($0, recipe: recipe, options: options.inputs)
+                guard let sources = prepared.sources["\(recipe.name)/\(build.name)"] else {
+                    throw BuildError.internalError("the sources of \(recipe.name)/\(build.name) were not prepared")
                 }
                 let key = compileKey(build, environment: set.packages, sources: sources, options: options)
                 let compiled = try await compileOne(
                     build, key: key, set: set, sources: sources, store: store, options: options, remote: remote,
                     checkReproducible: checkReproducible, events: events)
-                prepared.compiled["\(recipe.name)/\(build.name)"] = compiled
+                outputs["\(recipe.name)/\(build.name)"] = compiled
                 await remote?.publish(compiled.directory, key: key, staging: store + "/builds")
             }
         }
+        return outputs
     }
 
     /// Everything a step's outputs depend on: the environment as locked, each source's content id, the
@@ -196,24 +203,5 @@ extension SandboxLimits {
         self.init(
             tmp: recipe.tmp ?? defaults.tmp, disk: recipe.disk ?? defaults.disk, log: recipe.log ?? defaults.log,
             processes: recipe.processes ?? defaults.processes)
-    }
-}
-
-extension Builder {
-    /// `add: {from: BUILD, src: PATH, to: DEST}`: the output as stored by `Pipeline.compile`, placed like a
-    /// local file or directory.
-    func buildOutputEntries(_ add: AddSpec, recipe: Recipe, build: String, path: String) throws -> [LayerEntry] {
-        guard let compiled = prepared.compiled["\(recipe.name)/\(build)"] else {
-            throw BuildError.recipe(add.location, "build \(build) has not run (internal: run compile)")
-        }
-        let resolved: String
-        do {
-            resolved = try StepOutputs.resolve(path, in: compiled.directory, build: build)
-        } catch let error as SandboxError {
-            throw BuildError.recipe(add.location, "\(error)")
-        }
-        return try LocalSources.entries(
-            matching: [resolved], isGlob: false, destination: add.to, mode: add.ownership.mode,
-            uid: add.ownership.uid, gid: add.ownership.gid)
     }
 }

@@ -3,6 +3,7 @@ import KilnDebian
 import KilnLayer
 import KilnOCI
 import KilnRecipe
+import KilnSandbox
 
 /// The concrete entries of a planned layer: recipe items, downloaded files and archive members, unpacked
 /// Debian packages with their dpkg status, or the accounts files.
@@ -130,5 +131,24 @@ extension Builder {
         return try ArchiveInputs.entries(
             unpacked, patterns: extract, destination: add.to, ownership: add.ownership, archiveURL: url,
             location: add.location)
+    }
+}
+
+extension Builder {
+    /// `add: {from: BUILD, src: PATH, to: DEST}`: the output as stored by `Pipeline.compile`, placed like a
+    /// local file or directory.
+    func buildOutputEntries(_ add: AddSpec, recipe: Recipe, build: String, path: String) throws -> [LayerEntry] {
+        guard let compiled = outputs["\(recipe.name)/\(build)"] else {
+            throw BuildError.recipe(add.location, "build \(build) has not run (internal: run compile)")
+        }
+        let resolved: String
+        do {
+            resolved = try StepOutputs.resolve(path, in: compiled.directory, build: build)
+        } catch let error as SandboxError {
+            throw BuildError.recipe(add.location, "\(error)")
+        }
+        return try LocalSources.entries(
+            matching: [resolved], isGlob: false, destination: add.to, mode: add.ownership.mode,
+            uid: add.ownership.uid, gid: add.ownership.gid)
     }
 }

@@ -7,10 +7,8 @@ import KilnRegistry
 import KilnStore
 
 /// Everything a build reads besides the recipe directory, on this machine and verified: url inputs in the
-/// download cache, digest-pinned base images in the store, Debian package sets downloaded.
-///
-/// Issue 15 (build steps that compile sources) adds a `compile(prepared) → BuildOutputs` stage between this
-/// and `build`: its outputs are added here, beside the inputs, so `build` finds them the same way.
+/// download cache, digest-pinned base images in the store, Debian package sets downloaded, build steps'
+/// sources fetched and checked. `compile` and `build` read these values; neither fetches anything.
 public struct PreparedInputs: Sendable {
     /// The plan, with every split package set planned into the layers of the packages it resolved to.
     public var plan: BuildPlan
@@ -20,26 +18,40 @@ public struct PreparedInputs: Sendable {
     public var packages: [String: ResolvedPackageSet]
     /// The sets resolved afresh (not taken from the lock), with the request they answer: `record` writes them.
     public var resolved: [String: (packages: [PinnedPackage], request: String)]
-    /// Build steps done by `Pipeline.compile` (Compile.swift), by `recipe/build`.
-    public var compiled: [String: CompiledBuild] = [:]
-}
-
-/// What preparing reports: downloads of url inputs, base image transfers, package set decisions.
-public enum PrepareEvent: Sendable {
-    case input(InputEvent)
-    case transfer(TransferEvent)
-    case status(String)
-    /// A step that may take seconds is starting (a Debian index downloaded, verified, parsed): a live line on
-    /// a terminal, a line of its own in a log.
-    case step(String)
+    /// Every build step's sources (by `recipe/build`), in the order the step lists them.
+    var sources: [String: [ResolvedSource]] = [:]
 }
 
 extension Pipeline {
-    /// Fetches what `plan` needs (base images only when given the store they go into: `kiln lock` has none),
-    /// through one HTTP transport (none at all with `--offline`, where anything not
-    /// on this machine is an error). Local files are checked first: a missing file stops before any download.
+    /// Fetches what `plan` needs (base images only when given the store they go into), through one HTTP
+    /// transport (none at all with `--offline`, where anything not on this machine is an error), then the
+    /// build steps' sources. Local files are checked first: a missing file stops before any download.
     public static func prepare(
-        _ plan: BuildPlan, store: String?, events: @escaping @Sendable (PrepareEvent) -> Void = { _ in }
+        _ plan: BuildPlan, store: String?, events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+    ) async throws -> PreparedInputs {
+        var prepared = try await fetchInputs(plan, store: store, events: events)
+        prepared.sources = try sources(plan)
+        return prepared
+    }
+
+    /// Every build step's sources, found (a `--sources` archive, the source cache) or fetched with git, and
+    /// checked against their pins, by `recipe/build`.
+    static func sources(_ plan: BuildPlan) throws -> [String: [ResolvedSource]] {
+        var result: [String: [ResolvedSource]] = [:]
+        for recipe in plan.recipes {
+            for build in recipe.builds {
+                result["\(recipe.name)/\(build.name)"] = try build.sources.map {
+                    try BuildSources.resolve($0, recipe: recipe, options: plan.options.inputs)
+                }
+            }
+        }
+        return result
+    }
+
+    /// The url inputs, base images and Debian package sets of `plan`: what `kiln lock` pins (before it fetches
+    /// sources, so the pins hold even where a step's sources are missing).
+    static func fetchInputs(
+        _ plan: BuildPlan, store: String?, events: @escaping @Sendable (BuildEvent) -> Void
     ) async throws -> PreparedInputs {
         let options = plan.options
         let remote = try await check(plan)

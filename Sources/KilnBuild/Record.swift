@@ -34,12 +34,12 @@ extension Pipeline {
     /// Builds, then records: the lock is staged (written beside itself, not yet in place) after every image is
     /// built and before the first tag, and put in place after the last tag. A lock that cannot be written
     /// therefore fails the build with nothing tagged; a lock that would not change is not written at all.
-    public static func buildAndRecord(
-        _ prepared: PreparedInputs, into layout: OCILayout, tag: Bool = true,
-        events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+    static func buildAndRecord(
+        _ prepared: PreparedInputs, outputs: BuildOutputs, into layout: OCILayout, tag: Bool,
+        events: @escaping @Sendable (BuildEvent) -> Void
     ) async throws -> (images: [BuiltImage], lock: LockRecord?) {
         let staged = Staged()
-        let images = try await build(prepared, into: layout, tag: tag, events: events) { results in
+        let images = try await build(prepared, outputs: outputs, into: layout, tag: tag, events: events) { results in
             staged.lock = try stageRecord(prepared, results: results)
         }
         return (images, try staged.lock?.commit())

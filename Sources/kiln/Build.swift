@@ -153,16 +153,11 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
             try PlanOutput.print(plan, json: json)
             return
         }
-        var prepared = try await Pipeline.prepare(
-            plan, store: storeOptions.path, events: PrepareReporter(quiet: json).handle)
-        try await Pipeline.compile(
-            &prepared, store: storeOptions.path, checkReproducible: checkReproducible,
-            events: { line in if !json { Output.status(line) } })
-        let layout = try OCILayout(root: storeOptions.path)
-        let reporter = ProgressReporter()
-        let (results, record) = try await Pipeline.buildAndRecord(
-            prepared, into: layout, events: { event in if !json { reporter.handle(event) } })
-        if let record, record.changed, !json {
+        let outcome = try await Pipeline.run(
+            plan, store: storeOptions.path, as: PipelineRun(checkReproducible: checkReproducible),
+            events: ProgressReporter(quiet: json).handle)
+        let results = outcome.images
+        if let record = outcome.lock, outcome.lockChanged, !json {
             Output.status("updated \(record.path)")
         }
         if json { return try Output.json(Report(images: results)) }

@@ -1,15 +1,39 @@
 import Foundation
 import KilnBuild
 
-/// Turns build events into human output: a line per layer and per image, a live progress line on a terminal.
+/// Turns the events of every stage into human output: input downloads, base image transfers, package set
+/// decisions, build steps, a line per layer and per image, a live progress line on a terminal. Quiet (`--json`)
+/// prints none of them.
 final class ProgressReporter: @unchecked Sendable {
     private let lock = NSLock()
     private var lastDraw = Date.distantPast
+    private let quiet: Bool
+    private let inputs: InputReporter
+    private let transfers: TransferReporter
+
+    init(quiet: Bool = false) {
+        self.quiet = quiet
+        inputs = InputReporter(quiet: quiet)
+        transfers = TransferReporter(quiet: quiet)
+    }
 
     func handle(_ event: BuildEvent) {
+        switch event {
+        case .input(let event): return inputs.handle(event)
+        case .transfer(let event): return transfers.handle(event)
+        default: break
+        }
+        guard !quiet else { return }
         lock.lock()
         defer { lock.unlock() }
         switch event {
+        case .input, .transfer:
+            break
+        case .status(let text):
+            Output.endProgress()
+            Output.status(text)
+        case .step(let text):
+            Output.step(text)
         case .layerReused(let image, let layer, let digest):
             Output.status("  \(image) ▸ \(layer): reused \(Output.short(digest))")
         case .layerFetched(let image, let layer, let digest, let from):
