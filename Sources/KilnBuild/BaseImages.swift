@@ -8,18 +8,16 @@ import KilnStore
 /// Registry base images (`base: REGISTRY/NAME:TAG@sha256:…`): fetched once into the store before a build,
 /// verified against the pinned digest; later builds find them there and never touch the network.
 public enum BaseImages {
-    /// Pulls every pinned registry base the recipes name that the store lacks, through `transport` (nil:
+    /// Pulls every pinned registry base the plan names that the store lacks, through `transport` (nil:
     /// offline, where a missing base is an error). Returns what was pulled.
     @discardableResult
-    public static func fetchMissing(
-        _ recipes: [Recipe], into layout: OCILayout, options: RegistryOptions, transport: HTTPTransport?,
+    static func fetchMissing(
+        _ bases: [RegistryBase], into layout: OCILayout, options: RegistryOptions, transport: HTTPTransport?,
         events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
     ) async throws -> [String] {
         var pulled: [String] = []
-        var seen = Set<Digest>()
-        for recipe in recipes {
-            guard case .image(let text, let digest) = recipe.base, seen.insert(digest).inserted else { continue }
-            let location = recipe.baseLocation ?? recipe.location
+        for base in bases {
+            let (text, digest, location) = (base.reference, base.digest, base.location)
             let reference: Reference
             do {
                 reference = try Reference(parsing: "\(text)@\(digest)")

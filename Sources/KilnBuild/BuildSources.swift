@@ -21,18 +21,21 @@ struct ResolvedSource: Sendable {
 /// from the download cache or a `--sources` directory by file name, checked against their sha256. Extracted
 /// trees are kept under `<cache>/sources/<id>` so an unchanged source is extracted once.
 enum BuildSources {
-    static func resolve(_ source: BuildSource, recipe: Recipe, options: InputOptions) throws -> ResolvedSource {
+    /// `directory` is the recipe's: `dir:` sources are relative to it and must stay inside it.
+    static func resolve(_ source: BuildSource, directory recipeDirectory: String, options: InputOptions) throws
+        -> ResolvedSource
+    {
         let at = source.location
         let what = "source \(source.name)"
         switch source.kind {
         case .directory(let path):
-            let written = recipe.directory + "/" + path
+            let written = recipeDirectory + "/" + path
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: written, isDirectory: &isDirectory), isDirectory.boolValue
             else { throw BuildError.recipe(at, "\(what): \(written) is not a directory") }
             // Bound into the sandbox by its real path, which must lie inside the recipe's directory: a symlink
             // in the recipe directory (`lnk -> /etc`) must not hand the host's files to the step.
-            guard let directory = realPath(written), let home = realPath(recipe.directory),
+            guard let directory = realPath(written), let home = realPath(recipeDirectory),
                 directory == home || directory.hasPrefix(home + "/")
             else {
                 throw BuildError.recipe(

@@ -57,23 +57,18 @@ extension Pipeline {
     ) async throws -> BuildOutputs {
         let options = prepared.plan.options
         var outputs: BuildOutputs = [:]
-        for recipe in prepared.plan.recipes {
-            for build in recipe.builds {
-                guard let platform = recipe.platforms.first else { continue }
-                let setKey = DebianPackages.key(recipe, layer: "build:" + build.name, platform: platform)
-                guard let set = prepared.packages[setKey] else {
-                    throw BuildError.recipe(build.location, "environment \(setKey) was not prepared")
-                }
-                guard let sources = prepared.sources["\(recipe.name)/\(build.name)"] else {
-                    throw BuildError.internalError("the sources of \(recipe.name)/\(build.name) were not prepared")
-                }
-                let key = compileKey(build, environment: set.packages, sources: sources, options: options)
-                let compiled = try await compileOne(
-                    build, key: key, set: set, sources: sources, store: store, options: options, remote: remote,
-                    checkReproducible: checkReproducible, events: events)
-                outputs["\(recipe.name)/\(build.name)"] = compiled
-                await remote?.publish(compiled.directory, key: key, staging: store + "/builds")
+        for planned in prepared.plan.builds {
+            guard let build = planned.spec, let set = prepared.packages[planned.environment],
+                let sources = prepared.sources[planned.id]
+            else {
+                throw BuildError.internalError("build \(planned.id): its environment or sources were not prepared")
             }
+            let key = compileKey(build, environment: set.packages, sources: sources, options: options)
+            let compiled = try await compileOne(
+                build, key: key, set: set, sources: sources, store: store, options: options, remote: remote,
+                checkReproducible: checkReproducible, events: events)
+            outputs[planned.id] = compiled
+            await remote?.publish(compiled.directory, key: key, staging: store + "/builds")
         }
         return outputs
     }

@@ -30,19 +30,26 @@ extension Pipeline {
         _ plan: BuildPlan, store: String?, events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
     ) async throws -> PreparedInputs {
         var prepared = try await fetchInputs(plan, store: store, events: events)
-        prepared.sources = try sources(plan)
+        try await prepareSources(&prepared)
         return prepared
+    }
+
+    /// The second half of prepare, after `kiln lock` recorded its pins: local files (which `kiln lock` does not
+    /// check before pinning) and the build steps' sources.
+    static func prepareSources(_ prepared: inout PreparedInputs) async throws {
+        if prepared.plan.options.lockMode == .refresh {
+            try await checkLocalInputs(prepared.plan, options: prepared.plan.options)
+        }
+        prepared.sources = try sources(prepared.plan)
     }
 
     /// Every build step's sources, found (a `--sources` archive, the source cache) or fetched with git, and
     /// checked against their pins, by `recipe/build`.
     static func sources(_ plan: BuildPlan) throws -> [String: [ResolvedSource]] {
         var result: [String: [ResolvedSource]] = [:]
-        for recipe in plan.recipes {
-            for build in recipe.builds {
-                result["\(recipe.name)/\(build.name)"] = try build.sources.map {
-                    try BuildSources.resolve($0, recipe: recipe, options: plan.options.inputs)
-                }
+        for build in plan.builds {
+            result[build.id] = try (build.spec?.sources ?? []).map {
+                try BuildSources.resolve($0, directory: build.directory, options: plan.options.inputs)
             }
         }
         return result
@@ -54,7 +61,8 @@ extension Pipeline {
         _ plan: BuildPlan, store: String?, events: @escaping @Sendable (BuildEvent) -> Void
     ) async throws -> PreparedInputs {
         let options = plan.options
-        let remote = try await check(plan)
+        try await check(plan)
+        let remote = plan.remoteInputs
         let transport = options.offline ? nil : try HTTPTransport(options: options.http)
         do {
             var inputOptions = options.inputs
@@ -70,15 +78,15 @@ extension Pipeline {
             // leaves no store behind.
             if let store {
                 try await BaseImages.fetchMissing(
-                    plan.recipes, into: OCILayout(root: store), options: options.registry, transport: transport,
+                    plan.registryBases, into: OCILayout(root: store), options: options.registry, transport: transport,
                     events: { events(.transfer($0)) })
             }
             let (packages, resolved) = try await DebianPackages.prepare(
                 plan, transport: transport, progress: { events(.status($0)) }, step: { events(.step($0)) })
             await transport?.shutdown()
-            var prepared = PreparedInputs(plan: plan, inputs: inputs, packages: packages, resolved: resolved)
-            prepared.replan()
-            return prepared
+            return PreparedInputs(
+                plan: plan.settled(with: packages.mapValues(\.packages)), inputs: inputs, packages: packages,
+                resolved: resolved)
         } catch {
             await transport?.shutdown()
             throw error
@@ -87,26 +95,21 @@ extension Pipeline {
 
     /// Every check that needs no network, as `prepare` runs it first and `kiln build --dry-run` runs it alone:
     /// registry base references (address, port, name), local inputs, and with `--locked` the lock's pins.
-    /// Returns the remote inputs to fetch.
-    @discardableResult
-    public static func check(_ plan: BuildPlan) async throws -> [RemoteInput] {
+    public static func check(_ plan: BuildPlan) async throws {
         let options = plan.options
-        try checkBaseReferences(plan.recipes)
-        let remote = try RemoteInputs.collect(plan.recipes, lock: plan.lock, recipesWin: options.lockMode == .refresh)
-        if options.lockMode != .refresh { try await checkLocalInputs(plan.recipes, remote: remote, options: options) }
-        if options.lockMode == .locked { try checkLockedInputs(remote, plan: plan) }
-        return remote
+        try checkBaseReferences(plan.registryBases)
+        if options.lockMode != .refresh { try await checkLocalInputs(plan, options: options) }
+        if options.lockMode == .locked { try checkLockedInputs(plan.remoteInputs, plan: plan) }
     }
 
     /// A registry base (`base: REGISTRY/NAME:TAG@sha256:…`) must be a reference Kiln could fetch: an error at
     /// the recipe's `base:` line otherwise (a port out of range, an upper-case repository, …).
-    static func checkBaseReferences(_ recipes: [Recipe]) throws {
-        for recipe in recipes {
-            guard case .image(let text, let digest) = recipe.base else { continue }
+    static func checkBaseReferences(_ bases: [RegistryBase]) throws {
+        for base in bases {
             do {
-                _ = try Reference(parsing: "\(text)@\(digest)")
+                _ = try Reference(parsing: "\(base.reference)@\(base.digest)")
             } catch {
-                throw BuildError.recipe(recipe.baseLocation ?? recipe.location, "\(error)")
+                throw BuildError.recipe(base.location, "\(error)")
             }
         }
     }
@@ -114,33 +117,25 @@ extension Pipeline {
     /// Every local input must exist: reported together, at their recipe lines, before anything is fetched or
     /// built. The report also lists the remote inputs that are not at hand yet (looked up offline), so one run
     /// shows everything to provide.
-    static func checkLocalInputs(_ recipes: [Recipe], remote: [RemoteInput], options: BuildOptions) async throws {
+    static func checkLocalInputs(_ plan: BuildPlan, options: BuildOptions) async throws {
         var problems: [Diagnostic] = []
-        for recipe in recipes {
-            for layer in recipe.selectedLayers {
-                for case .add(let add) in layer.items {
-                    guard case .local(let pattern) = add.source else { continue }
-                    let matches = LocalSources.matches(pattern, in: recipe.directory)
-                    if matches.isEmpty {
-                        problems.append(
-                            Diagnostic(
-                                add.location, "'\(pattern)' matches no file in \(recipe.directory)",
-                                hint:
-                                    "paths in a recipe are relative to the recipe file; check the name or add the file")
-                        )
-                    }
-                    for path in matches {
-                        guard let link = LocalSources.escape(path, in: recipe.directory) else { continue }
-                        problems.append(LocalSources.escapeDiagnostic(add.location, path: path, link: link))
-                    }
-                }
+        for files in plan.localFiles {
+            if files.paths.isEmpty {
+                problems.append(
+                    Diagnostic(
+                        files.location, "'\(files.pattern)' matches no file in \(files.directory)",
+                        hint: "paths in a recipe are relative to the recipe file; check the name or add the file"))
+            }
+            for path in files.paths {
+                guard let link = LocalSources.escape(path, in: files.directory) else { continue }
+                problems.append(LocalSources.escapeDiagnostic(files.location, path: path, link: link))
             }
         }
         guard !problems.isEmpty else { return }
         var offline = options.inputs
         offline.offline = true
         do {
-            _ = try await RemoteInputs.fetch(remote, options: offline, transport: nil)
+            _ = try await RemoteInputs.fetch(plan.remoteInputs, options: offline, transport: nil)
         } catch let missing as RecipeError {
             problems += missing.diagnostics
         }
@@ -156,18 +151,5 @@ extension Pipeline {
             )
         }
         if !problems.isEmpty { throw BuildError.lockMismatch(problems, lockPath: plan.lockPath) }
-    }
-}
-
-extension PreparedInputs {
-    /// Plans every image again with the package sets as prepared, so split sets that were resolved (or
-    /// resolved again) list one layer per package they resolved to.
-    mutating func replan() {
-        var pins: [String: [PinnedPackage]] = [:]
-        for (key, set) in packages { pins[key] = set.packages }
-        for index in plan.packageSets.indices {
-            plan.packageSets[index].packages = pins[plan.packageSets[index].key]
-        }
-        plan.images = plan.recipes.map { Pipeline.image($0, plan: plan, pins: pins) }
     }
 }

@@ -80,8 +80,7 @@ extension Pipeline {
             for url in lock.inputs.keys where !named.contains(url) { lock.inputs[url] = nil }
         }
         // An image narrowed by `--platform` is not the image the lock records (all its platforms).
-        for result in results
-        where plan.recipe(named: result.name).map({ $0.platforms == $0.declaredPlatforms }) ?? true {
+        for result in results where plan.images.first(where: { $0.name == result.name })?.job.narrowed != true {
             lock.record(image: result.name, digest: result.digest)
         }
         guard lock != before || !exists else {

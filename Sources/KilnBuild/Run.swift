@@ -48,7 +48,7 @@ extension Pipeline {
         var prepared = try await fetchInputs(plan, store: store, events: events)
         let pins = run.pinsFirst && run.record ? try record(prepared) : nil
         do {
-            prepared.sources = try sources(plan)
+            try await prepareSources(&prepared)
             let outputs = try await compile(
                 prepared, store: store, checkReproducible: run.checkReproducible, events: events)
             let layout = try OCILayout(root: store)

@@ -89,7 +89,7 @@ import Testing
             try #require(problems.isEmpty, "\(problems)")
             let recipe = try #require(recipes.first)
             return try BuildSources.resolve(
-                recipe.builds[0].sources[0], recipe: recipe,
+                recipe.builds[0].sources[0], directory: recipe.directory,
                 options: InputOptions(cache: DownloadCache(root: tmp.path + "/cache")))
         }
         do {
@@ -115,21 +115,21 @@ import Testing
         let options = InputOptions(cache: DownloadCache(root: tmp.path + "/cache"))
         // Without `tree:` the tree git reports is used (and the extracted content checked against it).
         let (unpinned, recipe) = try source(repo.url, commit: repo.old.commit, tree: nil)
-        let resolved = try BuildSources.resolve(unpinned, recipe: recipe, options: options)
+        let resolved = try BuildSources.resolve(unpinned, directory: recipe.directory, options: options)
         #expect(resolved.id == "git-tree:" + repo.old.tree)
         #expect(try String(contentsOfFile: resolved.directory + "/Makefile", encoding: .utf8) == "all:\n\techo old\n")
         // A pinned tree that is not the commit's: refused, naming both.
         let (wrong, _) = try source(repo.url, commit: repo.old.commit, tree: repo.head.tree)
         let fresh = InputOptions(cache: DownloadCache(root: tmp.path + "/cache2"))
         #expect {
-            try BuildSources.resolve(wrong, recipe: recipe, options: fresh)
+            try BuildSources.resolve(wrong, directory: recipe.directory, options: fresh)
         } throws: { error in
             "\(error)".contains(repo.head.tree) && "\(error)".contains(repo.old.tree)
         }
         // Offline and no archive: says where to put one.
         let offline = InputOptions(cache: DownloadCache(root: tmp.path + "/cache3"), offline: true)
         #expect {
-            try BuildSources.resolve(unpinned, recipe: recipe, options: offline)
+            try BuildSources.resolve(unpinned, directory: recipe.directory, options: offline)
         } throws: { error in
             "\(error)".contains("--sources")
         }
@@ -148,7 +148,7 @@ import Testing
         let (pinned, recipe) = try source("file:///nonexistent", commit: repo.old.commit, tree: repo.old.tree)
         let options = InputOptions(
             cache: DownloadCache(root: tmp.path + "/cache"), sources: [tmp.path + "/sources"], offline: true)
-        let resolved = try BuildSources.resolve(pinned, recipe: recipe, options: options)
+        let resolved = try BuildSources.resolve(pinned, directory: recipe.directory, options: options)
         #expect(resolved.id == "git-tree:" + repo.old.tree)
         #expect(FileManager.default.fileExists(atPath: resolved.directory + "/Makefile"))
     }
@@ -179,7 +179,7 @@ import Testing
         let recipe = try #require(recipes.first)
         let options = InputOptions(cache: DownloadCache(root: tmp.path + "/cache"), sources: [tmp.path + "/sources"])
         do {
-            _ = try BuildSources.resolve(recipe.builds[0].sources[0], recipe: recipe, options: options)
+            _ = try BuildSources.resolve(recipe.builds[0].sources[0], directory: recipe.directory, options: options)
             Issue.record("a file that is no archive was extracted")
         } catch BuildError.recipe(let location, let reason) {
             #expect(location.file == tmp.path + "/a.yaml" && location.line == 7, "\(location)")
