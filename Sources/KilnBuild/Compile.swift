@@ -58,6 +58,22 @@ extension Pipeline {
         let options = prepared.plan.options
         var outputs: BuildOutputs = [:]
         for planned in prepared.plan.builds {
+            if prepared.cachedBuilds.contains(planned.id), let build = planned.spec, let key = planned.key {
+                // Prepare found these outputs (here or in a --cache-from registry) and fetched nothing for them.
+                guard
+                    let reused = try await reuse(
+                        build.name, at: build.location, key: key, store: store, remote: remote,
+                        checkReproducible: false, events: events)
+                else {
+                    throw BuildError.recipe(
+                        build.location,
+                        "the outputs of \(build.name) (\(key.prefix(12))) were cached when the build started and "
+                            + "are gone now; build again")
+                }
+                outputs[planned.id] = reused
+                await remote?.publish(reused.directory, key: key, staging: store + "/builds")
+                continue
+            }
             guard let build = planned.spec, let set = prepared.packages[planned.environment],
                 let sources = prepared.sources[planned.id]
             else {
@@ -89,33 +105,52 @@ extension Pipeline {
         return Digest.sha256(lines.joined(separator: "\n")).encoded
     }
 
+    /// The step's outputs under `key` when they are in the store, or (unpacked and checked) in a `--cache-from`
+    /// registry; nil when the step must run. `--check-reproducible` runs every step.
+    static func reuse(
+        _ name: String, at location: SourceLocation, key: String, store: String, remote: RegistryBuildOutputs?,
+        checkReproducible: Bool, events: @escaping @Sendable (String) -> Void
+    ) async throws -> CompiledBuild? {
+        guard !checkReproducible else { return nil }
+        let builds = store + "/builds"
+        let directory = builds + "/" + key
+        let log = builds + "/logs/" + key + ".log"
+        if FileManager.default.fileExists(atPath: directory + "/outputs.json") {
+            events("\(name): unchanged (\(key.prefix(12)))")
+            return CompiledBuild(directory: directory, key: key, ran: false, log: log)
+        }
+        try FileManager.default.createDirectory(atPath: builds + "/logs", withIntermediateDirectories: true)
+        guard let remote else { return nil }
+        let staging = builds + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { HostTree.remove(staging) }
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        if let place = await remote.fetch(key, into: staging + "/result", step: name) {
+            do {
+                try StagedDirectory.publish(staging + "/result", as: directory)
+            } catch {
+                throw BuildError.recipe(location, "cannot store build \(name): \(error)")
+            }
+            events("\(name): outputs from the cache \(place) (\(key.prefix(12))), nothing ran")
+            return CompiledBuild(directory: directory, key: key, ran: false, log: log)
+        }
+        return nil
+    }
+
     static func compileOne(
         _ build: BuildSpec, key: String, set: ResolvedPackageSet, sources: [ResolvedSource], store: String,
         options: BuildOptions, remote: RegistryBuildOutputs? = nil, checkReproducible: Bool,
         events: @escaping @Sendable (String) -> Void
     ) async throws -> CompiledBuild {
+        if let reused = try await reuse(
+            build.name, at: build.location, key: key, store: store, remote: remote,
+            checkReproducible: checkReproducible, events: events)
+        {
+            return reused
+        }
         let builds = store + "/builds"
         let directory = builds + "/" + key
         let log = builds + "/logs/" + key + ".log"
-        if !checkReproducible, FileManager.default.fileExists(atPath: directory + "/outputs.json") {
-            events("\(build.name): unchanged (\(key.prefix(12)))")
-            return CompiledBuild(directory: directory, key: key, ran: false, log: log)
-        }
         try FileManager.default.createDirectory(atPath: builds + "/logs", withIntermediateDirectories: true)
-        if !checkReproducible, let remote {
-            let staging = builds + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            defer { HostTree.remove(staging) }
-            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-            if let place = await remote.fetch(key, into: staging + "/result", step: build.name) {
-                do {
-                    try StagedDirectory.publish(staging + "/result", as: directory)
-                } catch {
-                    throw BuildError.recipe(build.location, "cannot store build \(build.name): \(error)")
-                }
-                events("\(build.name): outputs from the cache \(place) (\(key.prefix(12))), nothing ran")
-                return CompiledBuild(directory: directory, key: key, ran: false, log: log)
-            }
-        }
         // Staging of builds that were killed (their process is gone), and unfinished environment roots and
         // source trees of the same kind.
         StagedDirectory.removeStale(in: builds, remove: HostTree.remove)

@@ -20,16 +20,22 @@ public struct PreparedInputs: Sendable {
     public var resolved: [String: (packages: [PinnedPackage], request: String)]
     /// Every build step's sources (by `recipe/build`), in the order the step lists them.
     var sources: [String: [ResolvedSource]] = [:]
+    /// The build steps (by `recipe/build`) whose outputs, by the plan's key, are already in the store or a
+    /// `--cache-from` registry: neither their environment nor their sources were fetched.
+    var cachedBuilds: Set<String> = []
 }
 
 extension Pipeline {
     /// Fetches what `plan` needs (base images only when given the store they go into), through one HTTP
     /// transport (none at all with `--offline`, where anything not on this machine is an error), then the
     /// build steps' sources. Local files are checked first: a missing file stops before any download.
+    /// With `reuseOutputs`, a build step whose outputs the store or a `--cache-from` registry holds under the
+    /// plan's key needs neither its environment nor its sources: they are not fetched.
     public static func prepare(
-        _ plan: BuildPlan, store: String?, events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+        _ plan: BuildPlan, store: String?, reuseOutputs: Bool = true,
+        events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
     ) async throws -> PreparedInputs {
-        var prepared = try await fetchInputs(plan, store: store, events: events)
+        var prepared = try await fetchInputs(plan, store: store, reuseOutputs: reuseOutputs, events: events)
         try await prepareSources(&prepared)
         return prepared
     }
@@ -40,16 +46,16 @@ extension Pipeline {
         if prepared.plan.options.lockMode == .refresh {
             try await checkLocalInputs(prepared.plan, options: prepared.plan.options)
         }
-        prepared.sources = try sources(prepared.plan)
+        prepared.sources = try sources(prepared)
     }
 
     /// Every build step's sources, found (a `--sources` archive, the source cache) or fetched with git, and
     /// checked against their pins, by `recipe/build`.
-    static func sources(_ plan: BuildPlan) throws -> [String: [ResolvedSource]] {
+    static func sources(_ prepared: PreparedInputs) throws -> [String: [ResolvedSource]] {
         var result: [String: [ResolvedSource]] = [:]
-        for build in plan.builds {
+        for build in prepared.plan.builds where !prepared.cachedBuilds.contains(build.id) {
             result[build.id] = try (build.spec?.sources ?? []).map {
-                try BuildSources.resolve($0, directory: build.directory, options: plan.options.inputs)
+                try BuildSources.resolve($0, directory: build.directory, options: prepared.plan.options.inputs)
             }
         }
         return result
@@ -58,7 +64,7 @@ extension Pipeline {
     /// The url inputs, base images and Debian package sets of `plan`: what `kiln lock` pins (before it fetches
     /// sources, so the pins hold even where a step's sources are missing).
     static func fetchInputs(
-        _ plan: BuildPlan, store: String?, events: @escaping @Sendable (BuildEvent) -> Void
+        _ plan: BuildPlan, store: String?, reuseOutputs: Bool, events: @escaping @Sendable (BuildEvent) -> Void
     ) async throws -> PreparedInputs {
         let options = plan.options
         try await check(plan)
@@ -81,16 +87,41 @@ extension Pipeline {
                     plan.registryBases, into: OCILayout(root: store), options: options.registry, transport: transport,
                     events: { events(.transfer($0)) })
             }
+            let cached =
+                reuseOutputs ? try await cachedBuilds(plan, store: store, transport: transport) : []
+            var needed = plan
+            needed.packageSets.removeAll { set in
+                plan.builds.contains { cached.contains($0.id) && $0.environment == set.key }
+            }
             let (packages, resolved) = try await DebianPackages.prepare(
-                plan, transport: transport, progress: { events(.status($0)) }, step: { events(.step($0)) })
+                needed, transport: transport, progress: { events(.status($0)) }, step: { events(.step($0)) })
             await transport?.shutdown()
-            return PreparedInputs(
+            var prepared = PreparedInputs(
                 plan: plan.settled(with: packages.mapValues(\.packages)), inputs: inputs, packages: packages,
                 resolved: resolved)
+            prepared.cachedBuilds = cached
+            return prepared
         } catch {
             await transport?.shutdown()
             throw error
         }
+    }
+
+    /// The build steps whose outputs are at hand under the key the plan computed (the environment from the
+    /// lock, every source pinned by content): in the store, or in a `--cache-from` registry.
+    static func cachedBuilds(_ plan: BuildPlan, store: String?, transport: HTTPTransport?) async throws -> Set<String> {
+        guard let store else { return [] }
+        let remote = try transport.flatMap { try RegistryBuildOutputs(options: plan.options, transport: $0) }
+        var cached: Set<String> = []
+        for build in plan.builds {
+            guard let key = build.key else { continue }
+            if FileManager.default.fileExists(atPath: store + "/builds/" + key + "/outputs.json") {
+                cached.insert(build.id)
+            } else if let remote, await remote.has(key) {
+                cached.insert(build.id)
+            }
+        }
+        return cached
     }
 
     /// Every check that needs no network, as `prepare` runs it first and `kiln build --dry-run` runs it alone:

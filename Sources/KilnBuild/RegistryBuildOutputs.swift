@@ -21,6 +21,14 @@ struct RegistryBuildOutputs: Sendable {
         self.to = to
     }
 
+    /// Whether some `--cache-from` repository holds an entry under `key` (its content is checked when fetched).
+    func has(_ key: String) async -> Bool {
+        for cache in from {
+            if case .hit = try? await cache.get(.build, key: key) { return true }
+        }
+        return false
+    }
+
     /// Unpacks the outputs under `key` from the first `--cache-from` repository with a sound entry into
     /// `result` (a new directory, `outputs.json` last); the repository's name, or nil.
     func fetch(_ key: String, into result: String, step: String) async -> String? {

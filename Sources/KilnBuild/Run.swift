@@ -45,7 +45,8 @@ extension Pipeline {
         _ plan: BuildPlan, store: String, as run: PipelineRun = .build,
         events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
     ) async throws -> PipelineOutcome {
-        var prepared = try await fetchInputs(plan, store: store, events: events)
+        var prepared = try await fetchInputs(
+            plan, store: store, reuseOutputs: !run.checkReproducible, events: events)
         let pins = run.pinsFirst && run.record ? try record(prepared) : nil
         do {
             try await prepareSources(&prepared)

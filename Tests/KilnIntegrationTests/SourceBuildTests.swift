@@ -99,6 +99,62 @@ import Testing
         #expect(try KilnBinary.imageDigests(tmp.path + "/third")["hello:1"] == digest)
     }
 
+    /// Issue 25's runner with nothing: its store, its download cache and `--sources` are empty, and the C program's
+    /// source is a url archive only the first runner had. The plan's compile key hits the registry cache, so
+    /// the second runner fetches neither the source nor the step's environment: no source, no package set, no
+    /// compiler, and the same digest.
+    @Test func aRunnerWithoutSourcesBuildsFromTheRegistryCacheFetchingNothingForTheStep() async throws {
+        let registry = try RegistryServer(auth: .basic(user: "ci", password: "cache-pw"))
+        let tmp = try TemporaryDirectory("kiln-srccache-url")
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        try tmp.write(
+            "src/hello-src/hello.c",
+            "#include <stdio.h>\nint main(void) { printf(\"%s %s\\n\", __DATE__, __TIME__); return 0; }\n")
+        try FileManager.default.createDirectory(atPath: tmp.path + "/seeded", withIntermediateDirectories: true)
+        try Shell.run(["tar", "-C", tmp.path + "/src", "-czf", tmp.path + "/seeded/hello-src.tar.gz", "hello-src"])
+        let digest = Digest.sha256(try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/seeded/hello-src.tar.gz")))
+        let recipe = Self.hello(run: Self.compile).replacingOccurrences(
+            of: "hello: {dir: hello}",
+            with: "hello: {url: \"https://example.invalid/hello-src.tar.gz\", sha256: \"\(digest.encoded)\"}")
+        try tmp.write("recipes/hello.yaml", recipe)
+        let environment = [
+            "SOURCE_DATE_EPOCH": "1700000000", "KILN_DEBIAN_MIRROR": "", "KILN_REGISTRY_USERNAME": "ci",
+            "KILN_REGISTRY_PASSWORD": "cache-pw", "HOME": tmp.path,
+        ]
+        let repository = "\(registry.address)/ci/cache"
+        func build(_ name: String, _ extra: [String]) throws -> CommandResult {
+            try KilnBinary.run(
+                [
+                    "build", tmp.path + "/recipes", "--store", tmp.path + "/" + name, "--cache-dir",
+                    tmp.path + "/dl-" + name,
+                ]
+                    + extra, environment: environment)
+        }
+        let first = try build("first", ["--sources", tmp.path + "/seeded", "--cache-to", repository])
+        #expect(first.stderr.contains("▸ Nov 14 2023"), "the step ran: \(first.stderr)")
+        let image = try #require(try KilnBinary.imageDigests(tmp.path + "/first")["hello:1"])
+
+        // Without --cache-from, the source is missing: the runner has nothing to build the step from.
+        let stranded = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--store", tmp.path + "/stranded", "--cache-dir", tmp.path + "/dl-x"],
+            environment: environment, check: false)
+        #expect(!stranded.succeeded && stranded.stderr.contains("hello-src.tar.gz"), "\(stranded.stderr)")
+
+        let second = try build("second", ["--cache-from", repository])
+        #expect(second.stderr.contains("hello-build: outputs from the cache"), "\(second.stderr)")
+        #expect(!second.stderr.contains("▸ Nov 14"), "the compiler ran: \(second.stderr)")
+        #expect(!second.stderr.contains("environment of"), "the environment was unpacked: \(second.stderr)")
+        #expect(try KilnBinary.imageDigests(tmp.path + "/second")["hello:1"] == image)
+        // Nothing was downloaded for the step: no .deb, no source archive, no extracted source tree.
+        let downloaded = FileManager.default.enumerator(atPath: tmp.path + "/dl-second")?.allObjects ?? []
+        #expect(
+            !downloaded.contains { ($0 as? String)?.hasPrefix("sha256/") == true || ($0 as? String) == "sources" },
+            "\(downloaded)")
+    }
+
     /// A C program built in the sandbox shows SOURCE_DATE_EPOCH and the fixed source path; a rebuild does not
     /// start the compiler; a failing build prints its last lines, log and status, tags nothing and leaves the
     /// store usable.
