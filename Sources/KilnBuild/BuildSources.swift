@@ -149,17 +149,3 @@ enum BuildSources {
         }
     }
 }
-
-extension Recipe {
-    /// Every Debian package set of the recipe with the name its lock key uses and the platforms it is
-    /// resolved for: its layers' sets, and each build's environment as `build:NAME`.
-    var packageSetSpecs: [(layer: String, spec: PackageSetSpec, platforms: [Platform])] {
-        var sets: [(layer: String, spec: PackageSetSpec, platforms: [Platform])] = []
-        for layer in layers {
-            for case .packages(let spec) in layer.items {
-                sets.append((layer.name, spec, platforms.filter(layer.applies(to:))))
-            }
-        }
-        return sets + builds.map { ("build:" + $0.name, $0.environment, platforms) }
-    }
-}

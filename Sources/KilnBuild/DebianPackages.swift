@@ -5,25 +5,11 @@ import KilnOCI
 import KilnRecipe
 import KilnStore
 
-/// Glue between recipes and KilnDebian: lock keys and requests for planning, downloads for `prepare`.
-/// A set is keyed like the lock: `recipe/layer`, plus `/ARCH` when a recipe has several platforms (also in a
-/// build that `--platform` narrows to one of them).
+/// Glue between the plan and KilnDebian: downloads of planned package sets for `prepare` (their lock keys and
+/// requests are planned in PlanRecipes.swift).
 public enum DebianPackages {
-    static func key(_ recipe: Recipe, layer: String, platform: Platform) -> String {
-        let base = "\(recipe.name)/\(layer)"
-        return recipe.declaredPlatforms.count > 1 ? base + "/" + architecture(platform) : base
-    }
-
     static func architecture(_ platform: Platform) -> String {
         PackageSets.debianArchitecture(platform.architecture, variant: platform.variant)
-    }
-
-    static func request(_ spec: PackageSetSpec, recipe: Recipe, platform: Platform) -> PackageSetRequest {
-        // A relative keyring is relative to the recipe file, like every path in a recipe.
-        let keyring = spec.keyring.map { $0.hasPrefix("/") ? $0 : recipe.directory + "/" + $0 }
-        return PackageSetRequest(
-            suite: spec.suite, components: spec.components, packages: spec.packages, mirror: spec.mirror,
-            keyring: keyring, architecture: architecture(platform))
     }
 
     /// What the lock records beside a resolved set: the set is resolved again when this changes.

@@ -156,17 +156,11 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
         let outcome = try await Pipeline.run(
             plan, store: storeOptions.path, as: PipelineRun(checkReproducible: checkReproducible),
             events: ProgressReporter(quiet: json).handle)
-        let results = outcome.images
         if let record = outcome.lock, outcome.lockChanged, !json {
             Output.status("updated \(record.path)")
         }
-        if json { return try Output.json(Report(images: results)) }
-        // Every platform's layers count, as every one of them printed a line above.
-        let built = results.reduce(0) { $0 + $1.layersWritten }
-        let reused = results.reduce(0) { $0 + $1.layersReused }
-        Output.line(
-            "built \(results.count) image\(results.count == 1 ? "" : "s") (\(built) layers written, \(reused) reused) in "
-                + String(format: "%.1fs", Date().timeIntervalSince(started)))
+        if json { return try Output.json(Report(images: outcome.images)) }
+        Output.line(ProgressReporter.summary(outcome.images, since: started))
     }
 }
 

@@ -56,4 +56,14 @@ final class ProgressReporter: @unchecked Sendable {
             Output.status("\(references.joined(separator: ", ")) → \(digest)")
         }
     }
+
+    /// The last line of a build: images, layers written and reused (every platform's, as every one of them
+    /// printed a line), and the time it took.
+    static func summary(_ results: [BuiltImage], since started: Date) -> String {
+        let built = results.reduce(0) { $0 + $1.layersWritten }
+        let reused = results.reduce(0) { $0 + $1.layersReused }
+        return
+            "built \(results.count) image\(results.count == 1 ? "" : "s") (\(built) layers written, \(reused) reused) in "
+            + String(format: "%.1fs", Date().timeIntervalSince(started))
+    }
 }
