@@ -7,13 +7,14 @@ import Logging
 
 /// The build as named stages over values (README "Architecture"):
 ///
-///     plan(recipes, lock, options) → BuildPlan        what will be built, from what, every known digest
-///     prepare(plan) → PreparedInputs                   url inputs, base images, Debian sets, fetched and verified
-///     build(prepared) → [BuiltImage]                   layers (reused or written), configs, manifests, SBOMs, tags
+///     plan(recipes, lock, options) → BuildPlan        the build fully resolved; the only stage reading recipes
+///     prepare(plan) → PreparedInputs                   url inputs, base images, Debian sets, sources, verified
+///     compile(prepared) → BuildOutputs                 build steps run, or their outputs taken from a cache
+///     build(prepared, outputs) → [BuiltImage]          layers (reused or written), configs, manifests, SBOMs, tags
 ///     record(prepared, results)                        the lock, written only after a successful build
 ///
-/// Each stage is a function of the previous stage's value; `kiln build`, `kiln lock`, `kiln build --dry-run`
-/// and `kiln verify` are short compositions of them.
+/// Each stage is a function of the values the stages before it return; `Pipeline.run` (Run.swift) is the one
+/// composition `kiln build`, `kiln lock` and `kiln verify` call.
 public enum Pipeline {}
 
 extension Pipeline {
