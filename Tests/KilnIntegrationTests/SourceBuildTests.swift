@@ -38,6 +38,26 @@ import Testing
         cat /out/stamp
         """
 
+    /// What a CI runner sharing the registry cache (user `ci`) builds with.
+    static func runnerEnvironment(_ tmp: TemporaryDirectory) -> [String: String] {
+        [
+            "SOURCE_DATE_EPOCH": "1700000000", "KILN_DEBIAN_MIRROR": "", "KILN_REGISTRY_USERNAME": "ci",
+            "KILN_REGISTRY_PASSWORD": "cache-pw", "HOME": tmp.path,
+        ]
+    }
+
+    /// `kiln build` of `tmp/recipes` as runner NAME: its own store and download cache, extra arguments after.
+    static func runner(_ tmp: TemporaryDirectory) -> (String, [String]) throws -> CommandResult {
+        { name, extra in
+            try KilnBinary.run(
+                [
+                    "build", tmp.path + "/recipes", "--store", tmp.path + "/" + name, "--cache-dir",
+                    tmp.path + "/dl-" + name,
+                ]
+                    + extra, environment: runnerEnvironment(tmp))
+        }
+    }
+
     /// `--cache-to`/`--cache-from` (issue 25): a second store with an empty download cache builds the C program
     /// from the registry cache with no step run and the same digest; a poisoned build entry (content other than
     /// its outputs.json records) is refused with a warning and the step runs here.
@@ -52,19 +72,8 @@ import Testing
             "recipes/hello/hello.c",
             "#include <stdio.h>\nint main(void) { printf(\"%s %s %s\\n\", __DATE__, __TIME__, __FILE__); return 0; }\n")
         try tmp.write("recipes/hello.yaml", Self.hello(run: Self.compile))
-        let environment = [
-            "SOURCE_DATE_EPOCH": "1700000000", "KILN_DEBIAN_MIRROR": "", "KILN_REGISTRY_USERNAME": "ci",
-            "KILN_REGISTRY_PASSWORD": "cache-pw", "HOME": tmp.path,
-        ]
-        let repository = "\(registry.address)/ci/cache"
-        func build(_ name: String, _ extra: [String]) throws -> CommandResult {
-            try KilnBinary.run(
-                [
-                    "build", tmp.path + "/recipes", "--store", tmp.path + "/" + name, "--cache-dir",
-                    tmp.path + "/dl-" + name,
-                ]
-                    + extra, environment: environment)
-        }
+        let (environment, repository) = (Self.runnerEnvironment(tmp), "\(registry.address)/ci/cache")
+        let build = Self.runner(tmp)
         let first = try build("first", ["--cache-to", repository])
         #expect(first.stderr.contains("▸ Nov 14 2023"), "the step ran: \(first.stderr)")
         let digest = try #require(try KilnBinary.imageDigests(tmp.path + "/first")["hello:1"])
@@ -120,19 +129,8 @@ import Testing
             of: "hello: {dir: hello}",
             with: "hello: {url: \"https://example.invalid/hello-src.tar.gz\", sha256: \"\(digest.encoded)\"}")
         try tmp.write("recipes/hello.yaml", recipe)
-        let environment = [
-            "SOURCE_DATE_EPOCH": "1700000000", "KILN_DEBIAN_MIRROR": "", "KILN_REGISTRY_USERNAME": "ci",
-            "KILN_REGISTRY_PASSWORD": "cache-pw", "HOME": tmp.path,
-        ]
-        let repository = "\(registry.address)/ci/cache"
-        func build(_ name: String, _ extra: [String]) throws -> CommandResult {
-            try KilnBinary.run(
-                [
-                    "build", tmp.path + "/recipes", "--store", tmp.path + "/" + name, "--cache-dir",
-                    tmp.path + "/dl-" + name,
-                ]
-                    + extra, environment: environment)
-        }
+        let (environment, repository) = (Self.runnerEnvironment(tmp), "\(registry.address)/ci/cache")
+        let build = Self.runner(tmp)
         let first = try build("first", ["--sources", tmp.path + "/seeded", "--cache-to", repository])
         #expect(first.stderr.contains("▸ Nov 14 2023"), "the step ran: \(first.stderr)")
         let image = try #require(try KilnBinary.imageDigests(tmp.path + "/first")["hello:1"])
