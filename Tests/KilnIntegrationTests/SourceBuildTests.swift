@@ -141,8 +141,21 @@ import Testing
             environment: environment, check: false)
         #expect(!stranded.succeeded && stranded.stderr.contains("hello-src.tar.gz"), "\(stranded.stderr)")
 
+        // The plan (`--dry-run --json`) already knows the step's key, now that the lock pins its environment.
+        struct Plan: Decodable {
+            struct Build: Decodable { var key: String? }
+            var builds: [Build]
+        }
+        let planned = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--dry-run", "--json"], environment: environment)
+        let key = try #require(try JSONDecoder().decode(Plan.self, from: Data(planned.stdout.utf8)).builds.first?.key)
+        let text = try KilnBinary.run(["build", tmp.path + "/recipes", "--dry-run"], environment: environment).stdout
+        #expect(
+            text.contains("build step hello/hello-build  environment hello/build:hello-build  key \(key)"), "\(text)")
+
         let second = try build("second", ["--cache-from", repository])
         #expect(second.stderr.contains("hello-build: outputs from the cache"), "\(second.stderr)")
+        #expect(second.stderr.contains("(\(key.prefix(12)))"), "not the planned key: \(second.stderr)")
         #expect(!second.stderr.contains("▸ Nov 14"), "the compiler ran: \(second.stderr)")
         #expect(!second.stderr.contains("environment of"), "the environment was unpacked: \(second.stderr)")
         #expect(try KilnBinary.imageDigests(tmp.path + "/second")["hello:1"] == image)
