@@ -21,8 +21,8 @@ public enum BuildError: Error, CustomStringConvertible {
     case lockedImageDiffers(String)
     /// The lock a build must update cannot be written (nothing was tagged).
     case lockNotWritable(path: String, reason: String)
-    /// `--platform` names platforms a recipe does not build, or is combined with `--locked`.
-    case platformNotBuilt(String)
+    /// `--platform` names platforms a recipe does not build (at the recipe's line), or is combined with `--locked`.
+    case platformNotBuilt(at: SourceLocation?, String)
 
     /// The one place build errors become text. Located ones read `FILE:LINE:COL: error: reason`, as compilers
     /// print them, so editors and CI logs link them to the recipe line.
@@ -42,7 +42,9 @@ public enum BuildError: Error, CustomStringConvertible {
             return "building \(name) failed: \(underlying)"
         case .inputsMissing(let error):
             return error.description + "\nnothing was built: provide the inputs above first"
-        case .lockedImageDiffers(let message), .platformNotBuilt(let message):
+        case .platformNotBuilt(let location?, let reason):
+            return "\(location): error: \(reason)"
+        case .lockedImageDiffers(let message), .platformNotBuilt(nil, let message):
             return message
         case .lockNotWritable(let path, let reason):
             return

@@ -40,13 +40,15 @@ extension Pipeline {
         return try recipes.map { recipe in
             guard let narrowed = recipe.narrowed(to: wanted) else {
                 throw BuildError.platformNotBuilt(
-                    "\(recipe.location): error: \(recipe.name) is built for "
+                    at: recipe.location,
+                    "\(recipe.name) is built for "
                         + recipe.platforms.map(\.description).joined(separator: ", ")
                         + ", not for --platform \(names)\n  hint: name only images that list the platform in `platforms:`, or add it there"
                 )
             }
             if lockMode == .locked, narrowed.platforms != recipe.platforms {
                 throw BuildError.platformNotBuilt(
+                    at: nil,
                     "--locked checks \(recipe.name) as the lock records it, for all its platforms "
                         + "(\(recipe.platforms.map(\.description).joined(separator: ", "))); "
                         + "run it without --platform")
