@@ -43,7 +43,7 @@ public enum BuildError: Error, CustomStringConvertible {
         case .inputsMissing(let error):
             return error.description + "\nnothing was built: provide the inputs above first"
         case .platformNotBuilt(let location?, let reason):
-            return "\(location): error: \(reason)"
+            return BuildError.recipe(location, reason).description
         case .lockedImageDiffers(let message), .platformNotBuilt(nil, let message):
             return message
         case .lockNotWritable(let path, let reason):
