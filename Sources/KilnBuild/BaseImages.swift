@@ -8,23 +8,21 @@ import KilnStore
 /// Registry base images (`base: REGISTRY/NAME:TAG@sha256:…`): fetched once into the store before a build,
 /// verified against the pinned digest; later builds find them there and never touch the network.
 public enum BaseImages {
-    /// Pulls every pinned registry base the recipes name that the store lacks, through `transport` (nil:
+    /// Pulls every pinned registry base the plan names that the store lacks, through `transport` (nil:
     /// offline, where a missing base is an error). Returns what was pulled.
     @discardableResult
-    public static func fetchMissing(
-        _ recipes: [Recipe], into layout: OCILayout, options: RegistryOptions, transport: HTTPTransport?,
+    static func fetchMissing(
+        _ bases: [RegistryBase], into layout: OCILayout, options: RegistryOptions, transport: HTTPTransport?,
         events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
     ) async throws -> [String] {
         var pulled: [String] = []
-        var seen = Set<Digest>()
-        for recipe in recipes {
-            guard case .image(let text, let digest) = recipe.base, seen.insert(digest).inserted else { continue }
-            let location = recipe.baseLocation ?? recipe.location
+        for base in bases {
+            let (text, digest, location) = (base.reference, base.digest, base.location)
             let reference: Reference
             do {
                 reference = try Reference(parsing: "\(text)@\(digest)")
             } catch {
-                throw BuildError.recipe("\(location): error: \(error)")
+                throw BuildError.recipe(location, "\(error)")
             }
             let tag = "\(reference.registry)/\(reference.repository):sha256-\(digest.encoded)"
             guard try layout.pinnedImage(digest) == nil else {
@@ -34,7 +32,8 @@ public enum BaseImages {
             }
             guard let transport else {
                 throw BuildError.recipe(
-                    "\(location): error: base image \(reference) is not in the store and --offline forbids fetching it: "
+                    location,
+                    "base image \(reference) is not in the store and --offline forbids fetching it: "
                         + "run `kiln pull \(reference)` on a machine with network, or build without --offline")
             }
             let client = RegistryClient(registry: reference.registry, transport: transport, options: options)
@@ -45,7 +44,7 @@ public enum BaseImages {
                 // Tagged so `kiln gc` keeps it.
                 try layout.tag(descriptor, as: tag)
             } catch {
-                throw BuildError.recipe("\(location): error: cannot fetch base \(reference): \(error)")
+                throw BuildError.recipe(location, "cannot fetch base \(reference): \(error)")
             }
             pulled.append(reference.description)
         }

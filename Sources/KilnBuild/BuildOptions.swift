@@ -92,8 +92,18 @@ public struct BuildOptions: Codable, Sendable {
     }
 }
 
-/// What a build reports while it works; the CLI turns these into progress lines.
+/// What every stage of a build reports while it works (prepare, compile, build); the CLI turns these into
+/// progress lines.
 public enum BuildEvent: Sendable {
+    /// Prepare: a url input found, downloaded or trusted.
+    case input(InputEvent)
+    /// Prepare: a registry base image transferred.
+    case transfer(TransferEvent)
+    /// A line of its own: a package set decision, a build step's output or outcome.
+    case status(String)
+    /// A step that may take seconds is starting (a Debian index downloaded, verified, parsed): a live line on
+    /// a terminal, a line of its own in a log.
+    case step(String)
     case layerReused(image: String, layer: String, digest: Digest)
     /// The layer came from a `--cache-from` repository (not built here).
     case layerFetched(image: String, layer: String, digest: Digest, from: String)

@@ -3,31 +3,40 @@ import KilnDebian
 import KilnOCI
 import KilnRecipe
 
-/// Everything a build will make and from what: every image × platform with its layers, every remote input and
-/// Debian package set, with every digest the recipes and the lock already know. `kiln build --dry-run --json`
-/// prints this value; `Pipeline.build` builds exactly its layers, so the two cannot drift apart.
+/// Everything a build will make and from what, fully resolved like a compiler's intermediate form: every
+/// image × platform with its layers and their concrete contents, every remote input, Debian package set and
+/// build step (with its sources and, when the plan already knows them, its cache key). `kiln build --dry-run
+/// --json` prints this value; prepare, compile, build and record read only it (never the recipes), so what
+/// is printed and what is built cannot drift apart.
 public struct BuildPlan: Codable, Sendable {
     /// In dependency order: an image's base recipe comes before it.
     public var images: [PlannedImage]
     /// Every `url` input, deduplicated, sorted by URL.
     public var inputs: [PlannedInput]
     public var packageSets: [PlannedPackageSet]
+    /// Every build step (compile job), in the order they run.
+    public var builds: [PlannedBuild] = []
     public var lockPath: String
     public var options: BuildOptions
 
     // Not serialised: what the later stages need besides the plan's values.
-    /// The recipes to build (a closure over bases), in dependency order.
-    public internal(set) var recipes: [Recipe] = []
-    /// Every recipe loaded, for base chains that reach outside the images built (accounts, SBOMs).
-    public internal(set) var allRecipes: [Recipe] = []
     /// The lock as it was read when planning.
     public internal(set) var lock = LockFile()
+    /// The url inputs with their recipe lines, as `prepare` fetches them.
+    var remoteInputs: [RemoteInput] = []
+    /// Registry base images (`base: REGISTRY/NAME:TAG@sha256:…`) with their recipe lines, each once.
+    var registryBases: [RegistryBase] = []
+    /// Every local `add` (its pattern, recipe directory and the files it matched), for prepare's checks.
+    var localFiles: [LocalFiles] = []
 
-    enum CodingKeys: String, CodingKey { case images, inputs, packageSets, lockPath, options }
+    enum CodingKeys: String, CodingKey { case images, inputs, packageSets, builds, lockPath, options }
+}
 
-    public func recipe(named name: String) -> Recipe? {
-        allRecipes.first { $0.name == name } ?? recipes.first { $0.name == name }
-    }
+/// A pinned registry base, as written in a recipe.
+struct RegistryBase: Sendable {
+    var reference: String
+    var digest: Digest
+    var location: SourceLocation
 }
 
 public struct PlannedImage: Codable, Sendable {
@@ -41,6 +50,10 @@ public struct PlannedImage: Codable, Sendable {
     public var ports: [String]?
     /// What the lock records for this image.
     public var lockedDigest: Digest?
+    /// Not serialised: what the build stage needs to assemble the image.
+    var job = ImageJob()
+
+    enum CodingKeys: String, CodingKey { case name, version, references, base, platforms, ports, lockedDigest }
 }
 
 public struct PlannedBase: Codable, Sendable {
@@ -55,6 +68,10 @@ public struct PlannedPlatform: Codable, Sendable {
     public var platform: String
     /// The layers this recipe adds on this platform, bottom first (the base's are not repeated).
     public var layers: [PlannedLayer]
+    /// Not serialised: what the image and its base recipes were made from on this platform (SBOM, provenance).
+    var dependencies: [RecipeDependencies] = []
+
+    enum CodingKeys: String, CodingKey { case platform, layers }
 }
 
 public struct PlannedLayer: Codable, Sendable, Equatable {
@@ -71,9 +88,18 @@ public struct PlannedLayer: Codable, Sendable, Equatable {
     /// The recipe layer it comes from (an index into the recipe's `layers`), for `layer` and `package`.
     public var spec: Int?
     public var items: [PlannedItem]
-    /// A split package set the lock does not cover yet: `prepare` resolves it and replans this layer into one
-    /// layer per package.
+    /// A split package set the lock does not cover yet: `prepare` resolves it and the plan is settled into one
+    /// layer per package it resolved to.
     public var pending: Bool?
+    /// Not serialised: the concrete contents the build turns into entries, in order.
+    var contents: [LayerContent] = []
+
+    enum CodingKeys: String, CodingKey { case name, kind, spec, items, pending }
+
+    /// Two layers are the same plan when everything printed of them is (`contents` follow from it).
+    public static func == (a: PlannedLayer, b: PlannedLayer) -> Bool {
+        a.name == b.name && a.kind == b.kind && a.spec == b.spec && a.items == b.items && a.pending == b.pending
+    }
 }
 
 /// One thing a layer holds, as an object (not a display string).
@@ -125,4 +151,43 @@ public struct PlannedPackageSet: Codable, Sendable {
     /// The lock's packages when `source` is `lock`.
     public var packages: [PinnedPackage]?
     public var location: String
+    /// Not serialised: what `prepare` asks the mirror, and the recipe line errors point at.
+    var resolveRequest: PackageSetRequest?
+    var at: SourceLocation?
+
+    enum CodingKeys: String, CodingKey {
+        case key, image, layer, platform, request, split, source, packages, location
+    }
+}
+
+/// A build step: its environment (a package set), its sources, and its cache key when the plan already knows
+/// it (the environment from the lock, every source pinned by content).
+public struct PlannedBuild: Codable, Sendable {
+    public var image: String
+    public var name: String
+    /// The environment's package set key (`recipe/build:NAME`).
+    public var environment: String
+    public var sources: [PlannedSource]
+    /// The outputs' cache key (see `Pipeline.compileKey`); nil when it depends on what prepare finds.
+    public var key: String?
+    public var location: String
+    /// Not serialised: the step as written, and the directory its `dir:` sources are relative to.
+    var spec: BuildSpec?
+    var directory = ""
+
+    enum CodingKeys: String, CodingKey { case image, name, environment, sources, key, location }
+
+    /// `recipe/build`: how compile's outputs and prepare's sources are keyed.
+    public var id: String { "\(image)/\(name)" }
+}
+
+/// A build step's source as pinned: a git commit (and tree), an archive by sha256, or a local directory.
+public struct PlannedSource: Codable, Sendable {
+    public var name: String
+    public var git: String?
+    public var commit: String?
+    public var tree: String?
+    public var url: String?
+    public var sha256: Digest?
+    public var dir: String?
 }

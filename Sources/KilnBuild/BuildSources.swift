@@ -21,21 +21,26 @@ struct ResolvedSource: Sendable {
 /// from the download cache or a `--sources` directory by file name, checked against their sha256. Extracted
 /// trees are kept under `<cache>/sources/<id>` so an unchanged source is extracted once.
 enum BuildSources {
-    static func resolve(_ source: BuildSource, recipe: Recipe, options: InputOptions) throws -> ResolvedSource {
-        let where_ = "\(source.location): error: source \(source.name)"
+    /// `directory` is the recipe's: `dir:` sources are relative to it and must stay inside it.
+    static func resolve(_ source: BuildSource, directory recipeDirectory: String, options: InputOptions) throws
+        -> ResolvedSource
+    {
+        let at = source.location
+        let what = "source \(source.name)"
         switch source.kind {
         case .directory(let path):
-            let written = recipe.directory + "/" + path
+            let written = recipeDirectory + "/" + path
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: written, isDirectory: &isDirectory), isDirectory.boolValue
-            else { throw BuildError.recipe("\(where_): \(written) is not a directory") }
+            else { throw BuildError.recipe(at, "\(what): \(written) is not a directory") }
             // Bound into the sandbox by its real path, which must lie inside the recipe's directory: a symlink
             // in the recipe directory (`lnk -> /etc`) must not hand the host's files to the step.
-            guard let directory = realPath(written), let home = realPath(recipe.directory),
+            guard let directory = realPath(written), let home = realPath(recipeDirectory),
                 directory == home || directory.hasPrefix(home + "/")
             else {
                 throw BuildError.recipe(
-                    "\(where_): \(path) leads outside the recipe directory (its real path is "
+                    at,
+                    "\(what): \(path) leads outside the recipe directory (its real path is "
                         + "\(realPath(written) ?? "unknown")); copy the source into the recipe directory")
             }
             return ResolvedSource(
@@ -50,7 +55,8 @@ enum BuildSources {
             if archive == nil {
                 guard !options.offline else {
                     throw BuildError.recipe(
-                        "\(where_): no archive of \(url) at commit \(commit) here (offline); put one (GitHub's "
+                        at,
+                        "\(what): no archive of \(url) at commit \(commit) here (offline); put one (GitHub's "
                             + "tarball NAME-\(commit).tar.gz, or `git archive` output) in a --sources directory")
                 }
                 // Where there is network: the commit itself, with git; its tree as git reports it must be the
@@ -64,23 +70,24 @@ enum BuildSources {
                         throw SandboxError.treeMismatch(
                             source: "\(url) at \(commit)", expected: pinnedTree, actual: gitTree)
                     }
-                    try extract(fetched, to: root(options) + "/" + gitTree) { staging in
+                    try extract(fetched, to: root(options) + "/" + gitTree, for: source) { staging in
                         try SourceTree.verifiedRoot(of: staging, tree: gitTree, source: "\(url) at \(commit)")
                     }
                     return ResolvedSource(
                         name: source.name, directory: root(options) + "/" + gitTree, id: "git-tree:" + gitTree)
                 } catch let error as SandboxError {
                     throw BuildError.recipe(
-                        "\(where_): \(error) (or put an archive of the commit in a --sources directory)")
+                        at, "\(what): \(error) (or put an archive of the commit in a --sources directory)")
                 }
             }
             guard let tree = pinnedTree, let archive else {
                 throw BuildError.recipe(
-                    "\(where_): \(url) at \(commit) has no `tree:`; add the commit's tree id "
+                    at,
+                    "\(what): \(url) at \(commit) has no `tree:`; add the commit's tree id "
                         + "(`git rev-parse \(commit)^{tree}`) so any archive of the commit can be verified")
             }
             let extracted = root(options) + "/" + tree
-            try extract(archive, to: extracted) { staging in
+            try extract(archive, to: extracted, for: source) { staging in
                 try SourceTree.verifiedRoot(of: staging, tree: tree, source: "\(archive) (\(url) at \(commit))")
             }
             return ResolvedSource(name: source.name, directory: extracted, id: "git-tree:" + tree)
@@ -96,9 +103,9 @@ enum BuildSources {
                         })
                 else {
                     throw BuildError.recipe(
-                        "\(where_): \(url) (\(sha256)) is not here; put \(name) in a --sources directory")
+                        at, "\(what): \(url) (\(sha256)) is not here; put \(name) in a --sources directory")
                 }
-                try extract(archive, to: extracted) { SourceTree.contentRoot(of: $0) }
+                try extract(archive, to: extracted, for: source) { SourceTree.contentRoot(of: $0) }
             }
             return ResolvedSource(name: source.name, directory: extracted, id: sha256.description)
         }
@@ -124,7 +131,10 @@ enum BuildSources {
 
     /// Extracts into a temporary directory beside `destination`, lets `pick` choose (and verify) the content
     /// root inside it, and renames that into place: a source directory that exists is complete and verified.
-    static func extract(_ archive: String, to destination: String, pick: (String) throws -> String) throws {
+    /// Failures are reported at `source`'s recipe line.
+    static func extract(
+        _ archive: String, to destination: String, for source: BuildSource, pick: (String) throws -> String
+    ) throws {
         let parent = (destination as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         let staging = parent + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -133,23 +143,9 @@ enum BuildSources {
             try SourceTree.extract(archive: archive, into: staging)
             try StagedDirectory.publish(try pick(staging), as: destination)
         } catch let error as SandboxError {
-            throw BuildError.recipe("error: \(error)")
+            throw BuildError.recipe(source.location, "source \(source.name): \(error)")
         } catch let error as StoreError {
-            throw BuildError.recipe("error: source \(destination): \(error)")
+            throw BuildError.recipe(source.location, "source \(source.name): cannot store \(destination): \(error)")
         }
-    }
-}
-
-extension Recipe {
-    /// Every Debian package set of the recipe with the name its lock key uses and the platforms it is
-    /// resolved for: its layers' sets, and each build's environment as `build:NAME`.
-    var packageSetSpecs: [(layer: String, spec: PackageSetSpec, platforms: [Platform])] {
-        var sets: [(layer: String, spec: PackageSetSpec, platforms: [Platform])] = []
-        for layer in layers {
-            for case .packages(let spec) in layer.items {
-                sets.append((layer.name, spec, platforms.filter(layer.applies(to:))))
-            }
-        }
-        return sets + builds.map { ("build:" + $0.name, $0.environment, platforms) }
     }
 }

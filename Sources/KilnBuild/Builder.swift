@@ -7,17 +7,18 @@ import KilnRecipe
 import KilnStore
 
 extension Pipeline {
-    /// Builds every image of `prepared.plan` into `layout`: each planned layer reused or written, then
+    /// Builds every image of `prepared.plan` into `layout` (its build steps' `outputs` as `compile` returned
+    /// them): each planned layer reused or written, then
     /// configs, manifests, indexes and SBOMs, and the tags last, all or none: only once every image is built
     /// (and, with `--locked`, every one matches the lock) and `beforeTagging` returned is any image tagged.
     /// Results come in plan order.
     /// With `tag: false` (`kiln lock`) the images are built and kept by nothing: `kiln gc` may remove them.
     public static func build(
-        _ prepared: PreparedInputs, into layout: OCILayout, tag: Bool = true,
+        _ prepared: PreparedInputs, outputs: BuildOutputs = [:], into layout: OCILayout, tag: Bool = true,
         events: @escaping @Sendable (BuildEvent) -> Void = { _ in },
         beforeTagging: @Sendable ([BuiltImage]) throws -> Void = { _ in }
     ) async throws -> [BuiltImage] {
-        try await Builder(layout: layout, prepared: prepared, events: events).build(
+        try await Builder(layout: layout, prepared: prepared, outputs: outputs, events: events).build(
             tag: tag, beforeTagging: beforeTagging)
     }
 }
@@ -26,6 +27,7 @@ extension Pipeline {
 final class Builder: Sendable {
     let layout: OCILayout
     let prepared: PreparedInputs
+    let outputs: BuildOutputs
     let events: @Sendable (BuildEvent) -> Void
     let cache: LayerCache
     let digests: FileDigests
@@ -36,11 +38,13 @@ final class Builder: Sendable {
     let transport: HTTPTransport?
     var options: BuildOptions { prepared.plan.options }
 
-    init(layout: OCILayout, prepared: PreparedInputs, events: @escaping @Sendable (BuildEvent) -> Void = { _ in })
-        throws
-    {
+    init(
+        layout: OCILayout, prepared: PreparedInputs, outputs: BuildOutputs = [:],
+        events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+    ) throws {
         self.layout = layout
         self.prepared = prepared
+        self.outputs = outputs
         self.events = events
         cache = LayerCache(layout: layout, logger: prepared.plan.options.logger)
         digests = FileDigests(layout: layout, trustStat: !prepared.plan.options.rehash)
@@ -79,7 +83,7 @@ final class Builder: Sendable {
         }
         let plan = prepared.plan
         let building = Set(plan.images.map(\.name))
-        var pending = plan.recipes
+        var pending = plan.images
         var stored: [String: [Platform: StoredImage]] = [:]
         var results: [String: BuiltImage] = [:]
         var targets: [String: Descriptor] = [:]
@@ -88,18 +92,17 @@ final class Builder: Sendable {
             while !pending.isEmpty || running > 0 {
                 // Ready: every base that is part of this build is already built.
                 while running < max(1, options.jobs),
-                    let next = pending.firstIndex(where: { recipe in
-                        guard case .recipe(let base) = recipe.base, building.contains(base) else { return true }
+                    let next = pending.firstIndex(where: { image in
+                        guard case .recipe(let base, _) = image.job.base, building.contains(base) else { return true }
                         return stored[base] != nil
                     })
                 {
-                    let recipe = pending.remove(at: next)
-                    guard let image = plan.images.first(where: { $0.name == recipe.name }) else { continue }
+                    let image = pending.remove(at: next)
                     let bases = stored
                     running += 1
-                    group.addTask { try await self.build(recipe, image, bases: bases) }
+                    group.addTask { try await self.build(image, bases: bases) }
                 }
-                guard running > 0 else { throw BuildError.recipe("internal error: recipe graph is not ordered") }
+                guard running > 0 else { throw BuildError.internalError("recipe graph is not ordered") }
                 guard let (result, images, target) = try await group.next() else { break }
                 running -= 1
                 stored[result.name] = images
@@ -147,19 +150,21 @@ final class Builder: Sendable {
 
     /// One image: per platform its planned layers, assembled over the base; an index for several platforms.
     /// Returns what to tag (tags come once every image is built).
-    func build(_ recipe: Recipe, _ image: PlannedImage, bases: [String: [Platform: StoredImage]]) async throws
+    func build(_ image: PlannedImage, bases: [String: [Platform: StoredImage]]) async throws
         -> (BuiltImage, [Platform: StoredImage], Descriptor)
     {
         let started = Date()
         let created = Timestamp.rfc3339(epochSeconds: options.sourceDateEpoch)
-        let compression =
-            options.compression ?? recipe.compression.flatMap(LayerCompression.init(rawValue:)) ?? .gzip
+        let job = image.job
+        let compression = options.compression ?? job.compression ?? .gzip
+        var annotations = job.annotations
+        annotations[AnnotationKey.created] = created
         var manifests: [Descriptor] = []
         var images: [Platform: StoredImage] = [:]
         var reports: [BuiltImage.Layer] = []
         var (written, reusedCount) = (0, 0)
-        for (platform, planned) in zip(recipe.platforms, image.platforms) {
-            let base = try baseImage(recipe, platform: platform, built: bases)
+        for (platform, planned) in zip(job.platforms, image.platforms) {
+            let base = try baseImage(job.base, platform: platform, built: bases)
             if let base {
                 try roots.protect(
                     [base.manifestDescriptor.digest, base.manifest.config.digest] + base.manifest.layers.map(\.digest))
@@ -167,12 +172,12 @@ final class Builder: Sendable {
             var layers: [(layer: CachedLayer, createdBy: String)] = []
             var unpacked: Unpacked = [:]
             for spec in planned.layers {
-                let entries = try entries(spec, recipe: recipe, platform: platform, unpacked: &unpacked)
+                let entries = try entries(spec, platform: platform, unpacked: &unpacked)
                 let (layer, reused) = try await layer(
-                    entries, image: recipe.name, name: spec.name, compression: compression)
-                layers.append((layer, "kiln: layer \(spec.name) of \(recipe.name)"))
+                    entries, image: image.name, name: spec.name, compression: compression)
+                layers.append((layer, "kiln: layer \(spec.name) of \(image.name)"))
                 if reused { reusedCount += 1 } else { written += 1 }
-                if platform == recipe.platforms[0] {
+                if platform == job.platforms[0] {
                     reports.append(
                         .init(
                             name: spec.name, digest: layer.descriptor.digest, diffID: layer.diffID,
@@ -180,24 +185,24 @@ final class Builder: Sendable {
                 }
             }
             let assembly = ImageAssembly(
-                platform: platform, created: created, base: base, layers: layers, settings: recipe.settings,
-                annotations: annotations(recipe, created: created), reset: recipe.reset)
+                platform: platform, created: created, base: base, layers: layers, settings: job.settings,
+                annotations: annotations, reset: job.reset)
             let descriptor = try assembly.write(to: layout, protect: roots.protect)
-            try writeSBOM(recipe, platform: platform, subject: descriptor, created: created)
-            try writeProvenance(recipe, platform: platform, subject: descriptor, base: base)
+            try writeSBOM(image, planned, subject: descriptor, created: created)
+            try writeProvenance(image, planned, subject: descriptor, base: base)
             manifests.append(descriptor)
             images[platform] = try layout.images(for: descriptor)[0]
         }
         var target = manifests[0]
         if manifests.count > 1 {
             target = try ImageAssembly.writeIndex(
-                manifests, annotations: annotations(recipe, created: created), to: layout, protect: roots.protect)
+                manifests, annotations: annotations, to: layout, protect: roots.protect)
         } else {
             target.platform = nil
         }
         let result = BuiltImage(
-            name: recipe.name, references: image.references, digest: target.digest, mediaType: target.mediaType,
-            platforms: recipe.platforms.map(\.description), layers: reports, layersWritten: written,
+            name: image.name, references: image.references, digest: target.digest, mediaType: target.mediaType,
+            platforms: job.platforms.map(\.description), layers: reports, layersWritten: written,
             layersReused: reusedCount, seconds: Date().timeIntervalSince(started))
         return (result, images, target)
     }
@@ -210,37 +215,25 @@ final class Builder: Sendable {
         return result
     }
 
-    func annotations(_ recipe: Recipe, created: String) -> [String: String] {
-        var result = recipe.annotations
-        // The version and revision are not content: they label the tag (`tagAnnotations`), so an unchanged
-        // recipe built as a new version keeps its digest.
-        result[AnnotationKey.created] = created
-        result[AnnotationKey.title] = recipe.name
-        if let source = recipe.settings.labels?[AnnotationKey.source] { result[AnnotationKey.source] = source }
-        if case .image(let reference, let digest) = recipe.base {
-            result[AnnotationKey.baseName] = reference
-            result[AnnotationKey.baseDigest] = digest.description
-        }
-        return result
-    }
-
-    func baseImage(_ recipe: Recipe, platform: Platform, built: [String: [Platform: StoredImage]]) throws
+    func baseImage(_ base: ImageJob.Base, platform: Platform, built: [String: [Platform: StoredImage]]) throws
         -> StoredImage?
     {
-        switch recipe.base {
+        switch base {
         case .scratch:
             return nil
-        case .recipe(let name):
+        case .recipe(let name, let location):
             guard let image = built[name]?[platform] else {
                 throw BuildError.recipe(
-                    "\(recipe.baseLocation ?? recipe.location): error: base '\(name)' has no \(platform) image: add \(platform) to its platforms"
+                    location,
+                    "base '\(name)' has no \(platform) image: add \(platform) to its platforms"
                 )
             }
             return image
-        case .image(let reference, let digest):
+        case .image(let reference, let digest, let location):
             guard let descriptor = try layout.pinnedImage(digest) else {
                 throw BuildError.recipe(
-                    "\(recipe.baseLocation ?? recipe.location): error: base image \(reference)@\(digest) is not in the store: run `kiln build` with network, or `kiln pull \(reference)@\(digest)`"
+                    location,
+                    "base image \(reference)@\(digest) is not in the store: run `kiln build` with network, or `kiln pull \(reference)@\(digest)`"
                 )
             }
             guard
@@ -249,7 +242,8 @@ final class Builder: Sendable {
                         $0.config.os == platform.os && $0.config.architecture == platform.architecture
                     })
             else {
-                throw BuildError.recipe("base image \(reference) has no \(platform) image")
+                throw BuildError.recipe(
+                    location, "base image \(reference) has no \(platform) image")
             }
             // Reused as they are: a layer truncated or replaced in the store since the pull is not built upon.
             for layer in image.manifest.layers where layout.blobSize(layer.digest) != layer.size {

@@ -8,6 +8,9 @@ import KilnRecipe
 import KilnSandbox
 import KilnStore
 
+/// Every build step's outputs, by `recipe/build`: what `compile` returns and `build`'s layers take.
+public typealias BuildOutputs = [String: CompiledBuild]
+
 /// A build step's outputs in the store, ready for layers to take.
 public struct CompiledBuild: Sendable {
     /// `<store>/builds/<key>`: `out/…` and `work/…` hold the declared outputs at their sandbox paths.
@@ -25,22 +28,24 @@ extension Pipeline {
     public static let compileEncodingVersion = 1
 
     /// Runs every build step of the planned recipes whose outputs are not in the store yet, between `prepare`
-    /// (which resolved their environments as package sets `recipe/build:NAME`) and `build` (whose layers take
-    /// the outputs). A step that fails leaves only its log: nothing is tagged, the store stays valid.
+    /// (which resolved their environments as package sets `recipe/build:NAME`, and their sources) and `build`
+    /// (whose layers take the outputs it returns). A step that fails leaves only its log: nothing is tagged, the store stays valid.
     /// With `checkReproducible`, every step runs twice (even when its outputs are stored) and the first output
     /// file that differs between the runs fails the build, named.
     public static func compile(
-        _ prepared: inout PreparedInputs, store: String, checkReproducible: Bool = false,
-        events: @escaping @Sendable (String) -> Void = { _ in }
-    ) async throws {
+        _ prepared: PreparedInputs, store: String, checkReproducible: Bool = false,
+        events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+    ) async throws -> BuildOutputs {
         let options = prepared.plan.options
         let transport =
             options.cacheFrom.isEmpty && options.cacheTo == nil ? nil : try HTTPTransport(options: options.http)
         do {
             let remote = try transport.flatMap { try RegistryBuildOutputs(options: options, transport: $0) }
-            try await compileAll(
-                &prepared, store: store, remote: remote, checkReproducible: checkReproducible, events: events)
+            let outputs = try await compileAll(
+                prepared, store: store, remote: remote, checkReproducible: checkReproducible,
+                events: { events(.status($0)) })
             await transport?.shutdown()
+            return outputs
         } catch {
             await transport?.shutdown()
             throw error
@@ -48,28 +53,41 @@ extension Pipeline {
     }
 
     static func compileAll(
-        _ prepared: inout PreparedInputs, store: String, remote: RegistryBuildOutputs?, checkReproducible: Bool,
+        _ prepared: PreparedInputs, store: String, remote: RegistryBuildOutputs?, checkReproducible: Bool,
         events: @escaping @Sendable (String) -> Void
-    ) async throws {
+    ) async throws -> BuildOutputs {
         let options = prepared.plan.options
-        for recipe in prepared.plan.recipes {
-            for build in recipe.builds {
-                guard let platform = recipe.platforms.first else { continue }
-                let setKey = DebianPackages.key(recipe, layer: "build:" + build.name, platform: platform)
-                guard let set = prepared.packages[setKey] else {
-                    throw BuildError.recipe("\(build.location): error: environment \(setKey) was not prepared")
+        var outputs: BuildOutputs = [:]
+        for planned in prepared.plan.builds {
+            if prepared.cachedBuilds.contains(planned.id), let build = planned.spec, let key = planned.key {
+                // Prepare found these outputs (here or in a --cache-from registry) and fetched nothing for them.
+                guard
+                    let reused = try await reuse(
+                        build.name, at: build.location, key: key, store: store, remote: remote,
+                        checkReproducible: false, events: events)
+                else {
+                    throw BuildError.recipe(
+                        build.location,
+                        "the outputs of \(build.name) (\(key.prefix(12))) were cached when the build started and "
+                            + "are gone now; build again")
                 }
-                let sources = try await Blocking.run("kiln-git") {
-                    try build.sources.map { try BuildSources.resolve($0, recipe: recipe, options: options.inputs) }
-                }
-                let key = compileKey(build, environment: set.packages, sources: sources, options: options)
-                let compiled = try await compileOne(
-                    build, key: key, set: set, sources: sources, store: store, options: options, remote: remote,
-                    checkReproducible: checkReproducible, events: events)
-                prepared.compiled["\(recipe.name)/\(build.name)"] = compiled
-                await remote?.publish(compiled.directory, key: key, staging: store + "/builds")
+                outputs[planned.id] = reused
+                await remote?.publish(reused.directory, key: key, staging: store + "/builds")
+                continue
             }
+            guard let build = planned.spec, let set = prepared.packages[planned.environment],
+                let sources = prepared.sources[planned.id]
+            else {
+                throw BuildError.internalError("build \(planned.id): its environment or sources were not prepared")
+            }
+            let key = compileKey(build, environment: set.packages, sources: sources, options: options)
+            let compiled = try await compileOne(
+                build, key: key, set: set, sources: sources, store: store, options: options, remote: remote,
+                checkReproducible: checkReproducible, events: events)
+            outputs[planned.id] = compiled
+            await remote?.publish(compiled.directory, key: key, staging: store + "/builds")
         }
+        return outputs
     }
 
     /// Everything a step's outputs depend on: the environment as locked, each source's content id, the
@@ -88,33 +106,52 @@ extension Pipeline {
         return Digest.sha256(lines.joined(separator: "\n")).encoded
     }
 
+    /// The step's outputs under `key` when they are in the store, or (unpacked and checked) in a `--cache-from`
+    /// registry; nil when the step must run. `--check-reproducible` runs every step.
+    static func reuse(
+        _ name: String, at location: SourceLocation, key: String, store: String, remote: RegistryBuildOutputs?,
+        checkReproducible: Bool, events: @escaping @Sendable (String) -> Void
+    ) async throws -> CompiledBuild? {
+        guard !checkReproducible else { return nil }
+        let builds = store + "/builds"
+        let directory = builds + "/" + key
+        let log = builds + "/logs/" + key + ".log"
+        if FileManager.default.fileExists(atPath: directory + "/outputs.json") {
+            events("\(name): unchanged (\(key.prefix(12)))")
+            return CompiledBuild(directory: directory, key: key, ran: false, log: log)
+        }
+        try FileManager.default.createDirectory(atPath: builds + "/logs", withIntermediateDirectories: true)
+        guard let remote else { return nil }
+        let staging = builds + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { HostTree.remove(staging) }
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        if let place = await remote.fetch(key, into: staging + "/result", step: name) {
+            do {
+                try StagedDirectory.publish(staging + "/result", as: directory)
+            } catch {
+                throw BuildError.recipe(location, "cannot store build \(name): \(error)")
+            }
+            events("\(name): outputs from the cache \(place) (\(key.prefix(12))), nothing ran")
+            return CompiledBuild(directory: directory, key: key, ran: false, log: log)
+        }
+        return nil
+    }
+
     static func compileOne(
         _ build: BuildSpec, key: String, set: ResolvedPackageSet, sources: [ResolvedSource], store: String,
         options: BuildOptions, remote: RegistryBuildOutputs? = nil, checkReproducible: Bool,
         events: @escaping @Sendable (String) -> Void
     ) async throws -> CompiledBuild {
+        if let reused = try await reuse(
+            build.name, at: build.location, key: key, store: store, remote: remote,
+            checkReproducible: checkReproducible, events: events)
+        {
+            return reused
+        }
         let builds = store + "/builds"
         let directory = builds + "/" + key
         let log = builds + "/logs/" + key + ".log"
-        if !checkReproducible, FileManager.default.fileExists(atPath: directory + "/outputs.json") {
-            events("\(build.name): unchanged (\(key.prefix(12)))")
-            return CompiledBuild(directory: directory, key: key, ran: false, log: log)
-        }
         try FileManager.default.createDirectory(atPath: builds + "/logs", withIntermediateDirectories: true)
-        if !checkReproducible, let remote {
-            let staging = builds + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            defer { HostTree.remove(staging) }
-            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-            if let place = await remote.fetch(key, into: staging + "/result", step: build.name) {
-                do {
-                    try StagedDirectory.publish(staging + "/result", as: directory)
-                } catch {
-                    throw BuildError.recipe("\(build.location): error: cannot store build \(build.name): \(error)")
-                }
-                events("\(build.name): outputs from the cache \(place) (\(key.prefix(12))), nothing ran")
-                return CompiledBuild(directory: directory, key: key, ran: false, log: log)
-            }
-        }
         // Staging of builds that were killed (their process is gone), and unfinished environment roots and
         // source trees of the same kind.
         StagedDirectory.removeStale(in: builds, remove: HostTree.remove)
@@ -132,7 +169,7 @@ extension Pipeline {
                     entries: try set.unpack().flatMap(\.unpacked.entries), cache: environments)
             }
         } catch let error as SandboxError {
-            throw BuildError.recipe("\(build.location): error: \(error)")
+            throw BuildError.recipe(build.location, "\(error)")
         }
         events(
             "\(build.name): environment of \(set.packages.count) packages ready in "
@@ -160,7 +197,7 @@ extension Pipeline {
                     try CanonicalJSON.pretty(try outputListing(staging + "/result")),
                     to: staging + "/result/outputs.json")
             } catch let error as SandboxError {
-                throw BuildError.recipe("\(build.location): error: \(error)")
+                throw BuildError.recipe(build.location, "\(error)")
             }
         }
         if checkReproducible {
@@ -169,7 +206,8 @@ extension Pipeline {
                 listings[0][$0] != listings[1][$0]
             }) {
                 throw BuildError.recipe(
-                    "\(build.location): error: build \(build.name) is not reproducible: \(path) differs between two "
+                    build.location,
+                    "build \(build.name) is not reproducible: \(path) differs between two "
                         + "runs (\(listings[0][path] ?? "absent") vs \(listings[1][path] ?? "absent"))")
             }
             events("\(build.name): reproducible (two runs, identical outputs)")
@@ -180,7 +218,7 @@ extension Pipeline {
         do {
             try StagedDirectory.publish(stagings[0] + "/result", as: directory)
         } catch {
-            throw BuildError.recipe("\(build.location): error: cannot store build \(build.name): \(error)")
+            throw BuildError.recipe(build.location, "cannot store build \(build.name): \(error)")
         }
         events("\(build.name): built in " + String(format: "%.1fs", Date().timeIntervalSince(started)))
         return CompiledBuild(directory: directory, key: key, ran: true, log: log)
@@ -200,24 +238,5 @@ extension SandboxLimits {
         self.init(
             tmp: recipe.tmp ?? defaults.tmp, disk: recipe.disk ?? defaults.disk, log: recipe.log ?? defaults.log,
             processes: recipe.processes ?? defaults.processes)
-    }
-}
-
-extension Builder {
-    /// `add: {from: BUILD, src: PATH, to: DEST}`: the output as stored by `Pipeline.compile`, placed like a
-    /// local file or directory.
-    func buildOutputEntries(_ add: AddSpec, recipe: Recipe, build: String, path: String) throws -> [LayerEntry] {
-        guard let compiled = prepared.compiled["\(recipe.name)/\(build)"] else {
-            throw BuildError.recipe("\(add.location): error: build \(build) has not run (internal: run compile)")
-        }
-        let resolved: String
-        do {
-            resolved = try StepOutputs.resolve(path, in: compiled.directory, build: build)
-        } catch let error as SandboxError {
-            throw BuildError.recipe("\(add.location): error: \(error)")
-        }
-        return try LocalSources.entries(
-            matching: [resolved], isGlob: false, destination: add.to, mode: add.ownership.mode,
-            uid: add.ownership.uid, gid: add.ownership.gid)
     }
 }

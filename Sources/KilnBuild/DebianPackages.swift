@@ -5,25 +5,11 @@ import KilnOCI
 import KilnRecipe
 import KilnStore
 
-/// Glue between recipes and KilnDebian: lock keys and requests for planning, downloads for `prepare`.
-/// A set is keyed like the lock: `recipe/layer`, plus `/ARCH` when a recipe has several platforms (also in a
-/// build that `--platform` narrows to one of them).
+/// Glue between the plan and KilnDebian: downloads of planned package sets for `prepare` (their lock keys and
+/// requests are planned in PlanRecipes.swift).
 public enum DebianPackages {
-    static func key(_ recipe: Recipe, layer: String, platform: Platform) -> String {
-        let base = "\(recipe.name)/\(layer)"
-        return recipe.declaredPlatforms.count > 1 ? base + "/" + architecture(platform) : base
-    }
-
     static func architecture(_ platform: Platform) -> String {
         PackageSets.debianArchitecture(platform.architecture, variant: platform.variant)
-    }
-
-    static func request(_ spec: PackageSetSpec, recipe: Recipe, platform: Platform) -> PackageSetRequest {
-        // A relative keyring is relative to the recipe file, like every path in a recipe.
-        let keyring = spec.keyring.map { $0.hasPrefix("/") ? $0 : recipe.directory + "/" + $0 }
-        return PackageSetRequest(
-            suite: spec.suite, components: spec.components, packages: spec.packages, mirror: spec.mirror,
-            keyring: keyring, architecture: architecture(platform))
     }
 
     /// What the lock records beside a resolved set: the set is resolved again when this changes.
@@ -49,58 +35,55 @@ public enum DebianPackages {
         let environment = plan.options.environment
         let sources = AptSources.load()
         let required = plan.options.lockMode == .locked || plan.options.lockMode == .verify
-        for recipe in plan.recipes {
-            for (layerName, spec, platforms) in recipe.packageSetSpecs {
-                for platform in platforms {
-                    let key = key(recipe, layer: layerName, platform: platform)
-                    guard let planned = plan.packageSets.first(where: { $0.key == key }) else { continue }
-                    let request = request(spec, recipe: recipe, platform: platform)
-                    do {
-                        let mirror = try PackageSets.mirror(
-                            for: request, environment: environment, sources: sources)
-                        let keyring = PackageSets.keyring(for: request, mirror: mirror, sources: sources)
-                        func resolve() async throws -> ResolvedPackageSet {
-                            guard let transport else { throw PackageSetError.offlineResolve(key: key) }
-                            progress(
-                                "\(key): resolving \(spec.packages.joined(separator: " ")) in \(request.suite)")
-                            let set = try await PackageSets.resolve(
-                                request, mirror: mirror, keyring: keyring, cache: cache, transport: transport,
-                                step: { step("\(key): \($0)") })
-                            resolved[key] = (set.packages, planned.request)
-                            return set
-                        }
-                        guard planned.source == .lock else {
-                            sets[key] = try await resolve()
-                            continue
-                        }
-                        let pins = plan.lock.packages[key] ?? []
-                        if required {
-                            let missing = spec.packages.filter { name in !pins.contains { $0.name == name } }
-                            if pins.isEmpty || !missing.isEmpty {
-                                throw DebianError.lockIncomplete(
-                                    key: key, missing: missing.isEmpty ? spec.packages : missing)
-                            }
-                            // Locks written before requests were recorded have none to compare.
-                            if let locked = plan.lock.packageRequests[key], locked != planned.request {
-                                throw DebianError.lockStale(key: key, locked: locked, requested: planned.request)
-                            }
-                        }
-                        do {
-                            sets[key] = try await fetchLocked(
-                                pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
-                                transport: transport, step: { step("\(key): \($0)") })
-                            progress("\(key): \(pins.count) locked packages")
-                        } catch DebianError.lockedUnavailable(let name, let version, let mirror) where !required {
-                            progress(
-                                "\(key): locked \(name) \(version) is gone from \(mirror); resolving the set again")
-                            sets[key] = try await resolve()
-                        }
-                    } catch let error as DebianError {
-                        throw BuildError.recipe("\(spec.location): error: \(error)")
-                    } catch let error as PackageSetError {
-                        throw BuildError.recipe("\(spec.location): error: \(error)")
+        for planned in plan.packageSets {
+            guard let request = planned.resolveRequest, let location = planned.at else {
+                throw BuildError.internalError("package set \(planned.key) was planned without its request")
+            }
+            let key = planned.key
+            do {
+                let mirror = try PackageSets.mirror(
+                    for: request, environment: environment, sources: sources)
+                let keyring = PackageSets.keyring(for: request, mirror: mirror, sources: sources)
+                func resolve() async throws -> ResolvedPackageSet {
+                    guard let transport else { throw PackageSetError.offlineResolve(key: key) }
+                    progress(
+                        "\(key): resolving \(request.packages.joined(separator: " ")) in \(request.suite)")
+                    let set = try await PackageSets.resolve(
+                        request, mirror: mirror, keyring: keyring, cache: cache, transport: transport,
+                        step: { step("\(key): \($0)") })
+                    resolved[key] = (set.packages, planned.request)
+                    return set
+                }
+                guard planned.source == .lock else {
+                    sets[key] = try await resolve()
+                    continue
+                }
+                let pins = plan.lock.packages[key] ?? []
+                if required {
+                    let missing = request.packages.filter { name in !pins.contains { $0.name == name } }
+                    if pins.isEmpty || !missing.isEmpty {
+                        throw DebianError.lockIncomplete(
+                            key: key, missing: missing.isEmpty ? request.packages : missing)
+                    }
+                    // Locks written before requests were recorded have none to compare.
+                    if let locked = plan.lock.packageRequests[key], locked != planned.request {
+                        throw DebianError.lockStale(key: key, locked: locked, requested: planned.request)
                     }
                 }
+                do {
+                    sets[key] = try await fetchLocked(
+                        pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
+                        transport: transport, step: { step("\(key): \($0)") })
+                    progress("\(key): \(pins.count) locked packages")
+                } catch DebianError.lockedUnavailable(let name, let version, let mirror) where !required {
+                    progress(
+                        "\(key): locked \(name) \(version) is gone from \(mirror); resolving the set again")
+                    sets[key] = try await resolve()
+                }
+            } catch let error as DebianError {
+                throw BuildError.recipe(location, "\(error)")
+            } catch let error as PackageSetError {
+                throw BuildError.recipe(location, "\(error)")
             }
         }
         return (sets, resolved)

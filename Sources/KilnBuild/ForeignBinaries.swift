@@ -28,7 +28,8 @@ enum ForeignBinaries {
             guard let machine = machine(header), machine != expected else { continue }
             let found = machines.first { $0.value == machine }?.key ?? "machine \(machine)"
             throw BuildError.recipe(
-                "\(location): error: \(entry.path) is an ELF binary for \(found), but this image is \(platform). "
+                location,
+                "\(entry.path) is an ELF binary for \(found), but this image is \(platform). "
                     + "Give this platform its own input, or pass --allow-foreign-binaries if that is intended.")
         }
     }

@@ -9,21 +9,18 @@ extension Builder {
     /// recipes'), stored as
     /// an OCI artifact manifest whose `subject` is the image manifest. It sits in index.json untagged, so
     /// `kiln images` lists only images while `kiln gc` keeps it and `kiln inspect` finds it by subject.
-    func writeSBOM(_ recipe: Recipe, platform: Platform, subject: Descriptor, created: String) throws {
+    func writeSBOM(_ image: PlannedImage, _ platform: PlannedPlatform, subject: Descriptor, created: String) throws {
         var packages: [SBOM.Package] = []
         var downloads: [SBOM.Download] = []
-        for r in prepared.plan.chain(of: recipe) {
-            let layers = r.layers.compactMap { $0.selected(for: platform) }
-            for layer in layers {
-                for case .add(let add) in layer.items {
-                    guard case .remote(let url, _, let extract) = add.source, let digest = prepared.inputs[url]
-                    else { continue }
+        for recipe in platform.dependencies {
+            for layer in recipe.layers {
+                for (url, extract) in layer.downloads {
+                    guard let digest = prepared.inputs[url] else { continue }
                     downloads.append(SBOM.Download(url: url, sha256: digest.encoded, members: extract))
                 }
             }
-            for layer in layers where layer.items.contains(where: { if case .packages = $0 { true } else { false } }) {
-                guard let resolved = prepared.packages[DebianPackages.key(r, layer: layer.name, platform: platform)]
-                else { continue }
+            for layer in recipe.layers {
+                guard let key = layer.packageSet, let resolved = prepared.packages[key] else { continue }
                 for item in try resolved.unpack() {
                     let source =
                         item.unpacked.control["Source"].map { String($0.prefix { $0 != " " }) } ?? item.pin.name
@@ -39,7 +36,7 @@ extension Builder {
         // Named by the image, not its version: the same image digest gets the same SBOM (one referrer) whatever
         // version it is tagged with.
         let document = try SBOM.document(
-            image: recipe.name, packages: packages, downloads: downloads, created: created)
+            image: image.name, packages: packages, downloads: downloads, created: created)
         let bytes = try writeArtifact(
             document, mediaType: SBOM.mediaType, about: subject, annotations: [AnnotationKey.created: created])
         var entry = Descriptor(mediaType: MediaType.imageManifest, bytes: bytes)

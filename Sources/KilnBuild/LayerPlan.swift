@@ -4,8 +4,7 @@ import KilnLayer
 import KilnOCI
 import KilnRecipe
 
-/// Which layers one recipe layer becomes. Planning and building both go through here, so the plan lists
-/// exactly the layers the build writes.
+/// Which layers one recipe layer becomes, with their concrete contents: the build writes exactly these.
 enum LayerPlan {
     /// The recipe layer itself, or with `split: per-package` one layer per package (sorted, named
     /// `LAYER/PACKAGE`, so recipes listing the same packages share those layers) and then the layer's other
@@ -16,10 +15,14 @@ enum LayerPlan {
     ) -> [PlannedLayer] {
         var perPackage: [PlannedLayer] = []
         var items: [PlannedItem] = []
+        // A whole package set comes first in its layer, then the other items in the recipe's order.
+        var sets: [LayerContent] = []
+        var contents: [LayerContent] = []
         var combined = false
         for item in spec.items {
             guard case .packages(let set) = item else {
                 items.append(PlannedItem(item, inputs: inputs))
+                contents += content(item, recipe: recipe, inputs: inputs)
                 continue
             }
             let key = DebianPackages.key(recipe, layer: spec.name, platform: platform)
@@ -27,27 +30,103 @@ enum LayerPlan {
             guard set.split == "per-package" else {
                 combined = true
                 items.append(setItem)
+                sets.append(.debs(set: key, location: spec.location))
                 continue
             }
             guard let pinned = pins[key] else {
-                perPackage.append(
-                    PlannedLayer(name: "\(spec.name)/*", kind: .package, spec: index, items: [setItem], pending: true))
+                var pending = PlannedLayer(
+                    name: "\(spec.name)/*", kind: .package, spec: index, items: [setItem], pending: true)
+                pending.contents = [.debs(set: key, location: spec.location)]
+                perPackage.append(pending)
                 continue
             }
-            for pin in pinned {
-                perPackage.append(
-                    PlannedLayer(
-                        name: "\(spec.name)/\(pin.name)", kind: .package, spec: index,
-                        items: [
-                            PlannedItem(
-                                kind: .package, sha256: try? Digest(parsing: "sha256:" + pin.sha256), name: pin.name,
-                                version: pin.version, key: key)
-                        ]))
+            perPackage += pinned.map {
+                packageLayer($0, layer: spec.name, index: index, key: key, location: spec.location)
             }
         }
         let others = spec.items.contains { if case .packages = $0 { false } else { true } }
         guard combined || others || perPackage.isEmpty else { return perPackage }
-        return perPackage + [PlannedLayer(name: spec.name, kind: .layer, spec: index, items: items)]
+        var rest = PlannedLayer(name: spec.name, kind: .layer, spec: index, items: items)
+        rest.contents = sets + contents
+        return perPackage + [rest]
+    }
+
+    /// The layer of one package of a split set.
+    static func packageLayer(
+        _ pin: PinnedPackage, layer: String, index: Int?, key: String, location: SourceLocation
+    ) -> PlannedLayer {
+        var planned = PlannedLayer(
+            name: "\(layer)/\(pin.name)", kind: .package, spec: index,
+            items: [
+                PlannedItem(
+                    kind: .package, sha256: try? Digest(parsing: "sha256:" + pin.sha256), name: pin.name,
+                    version: pin.version, key: key)
+            ])
+        planned.contents = [.package(set: key, name: pin.name, location: location)]
+        return planned
+    }
+
+    /// What a recipe item other than a package set puts in its layer.
+    static func content(_ item: LayerItem, recipe: Recipe, inputs: [String: Digest]) -> [LayerContent] {
+        switch item {
+        case .add(let add):
+            let placement = Placement(
+                to: add.to, ownership: add.ownership, unpackLimit: add.unpackLimit, location: add.location)
+            switch add.source {
+            case .local(let pattern):
+                let files = LocalFiles(
+                    pattern: pattern, directory: recipe.directory,
+                    paths: LocalSources.matches(pattern, in: recipe.directory), location: add.location)
+                return [.files(files, placement)]
+            case .remote(let url, let sha256, let extract):
+                return [.download(url: url, digest: sha256 ?? inputs[url], extract: extract, placement)]
+            case .build(let name, let path):
+                return [.buildOutput(build: "\(recipe.name)/\(name)", name: name, path: path, placement)]
+            }
+        case .directory(let dir):
+            return [
+                .entry(
+                    LayerEntry(
+                        path: dir.path, kind: .directory, mode: dir.ownership.mode ?? 0o755, uid: dir.ownership.uid,
+                        gid: dir.ownership.gid))
+            ]
+        case .symlink(let link):
+            return [.entry(LayerEntry(path: link.path, kind: .symlink(target: link.target), mode: 0o777))]
+        case .file(let file):
+            return [
+                .entry(
+                    LayerEntry(
+                        path: file.path, kind: .file(.bytes(Data(file.content.utf8))),
+                        mode: file.ownership.mode ?? 0o644, uid: file.ownership.uid, gid: file.ownership.gid))
+            ]
+        case .packages:
+            return []
+        }
+    }
+}
+
+extension BuildPlan {
+    /// The plan with every package set as prepared: a split set that was pending (not in the lock, or resolved
+    /// again) becomes one layer per package it resolved to. Reads only the plan.
+    func settled(with packages: [String: [PinnedPackage]]) -> BuildPlan {
+        var plan = self
+        for index in plan.packageSets.indices {
+            plan.packageSets[index].packages = packages[plan.packageSets[index].key]
+        }
+        for i in plan.images.indices {
+            for p in plan.images[i].platforms.indices {
+                plan.images[i].platforms[p].layers = plan.images[i].platforms[p].layers.flatMap { layer in
+                    guard layer.pending == true, case .debs(let key, let location)? = layer.contents.first,
+                        let pins = packages[key]
+                    else { return [layer] }
+                    let name = String(layer.name.dropLast(2))  // `LAYER/*`
+                    return pins.map {
+                        LayerPlan.packageLayer($0, layer: name, index: layer.spec, key: key, location: location)
+                    }
+                }
+            }
+        }
+        return plan
     }
 }
 

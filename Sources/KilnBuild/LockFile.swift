@@ -70,9 +70,7 @@ public struct LockFile: Codable, Sendable, Equatable {
         do {
             return try CanonicalJSON.decode(LockFile.self, from: data, path: path)
         } catch {
-            throw BuildError.recipe(
-                "\(error): not a valid kiln lock file. Restore it from git, or delete it and run `kiln lock`."
-            )
+            throw BuildError.invalidLock(reason: "\(error)")
         }
     }
 

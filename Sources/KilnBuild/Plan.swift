@@ -7,13 +7,14 @@ import Logging
 
 /// The build as named stages over values (README "Architecture"):
 ///
-///     plan(recipes, lock, options) → BuildPlan        what will be built, from what, every known digest
-///     prepare(plan) → PreparedInputs                   url inputs, base images, Debian sets, fetched and verified
-///     build(prepared) → [BuiltImage]                   layers (reused or written), configs, manifests, SBOMs, tags
+///     plan(recipes, lock, options) → BuildPlan        the build fully resolved; the only stage reading recipes
+///     prepare(plan) → PreparedInputs                   url inputs, base images, Debian sets, sources, verified
+///     compile(prepared) → BuildOutputs                 build steps run, or their outputs taken from a cache
+///     build(prepared, outputs) → [BuiltImage]          layers (reused or written), configs, manifests, SBOMs, tags
 ///     record(prepared, results)                        the lock, written only after a successful build
 ///
-/// Each stage is a function of the previous stage's value; `kiln build`, `kiln lock`, `kiln build --dry-run`
-/// and `kiln verify` are short compositions of them.
+/// Each stage is a function of the values the stages before it return; `Pipeline.run` (Run.swift) is the one
+/// composition `kiln build`, `kiln lock` and `kiln verify` call.
 public enum Pipeline {}
 
 extension Pipeline {
@@ -39,13 +40,15 @@ extension Pipeline {
         return try recipes.map { recipe in
             guard let narrowed = recipe.narrowed(to: wanted) else {
                 throw BuildError.platformNotBuilt(
-                    "\(recipe.location): error: \(recipe.name) is built for "
+                    at: recipe.location,
+                    "\(recipe.name) is built for "
                         + recipe.platforms.map(\.description).joined(separator: ", ")
                         + ", not for --platform \(names)\n  hint: name only images that list the platform in `platforms:`, or add it there"
                 )
             }
             if lockMode == .locked, narrowed.platforms != recipe.platforms {
                 throw BuildError.platformNotBuilt(
+                    at: nil,
                     "--locked checks \(recipe.name) as the lock records it, for all its platforms "
                         + "(\(recipe.platforms.map(\.description).joined(separator: ", "))); "
                         + "run it without --platform")
@@ -55,6 +58,7 @@ extension Pipeline {
     }
 
     /// `recipes` in dependency order (as `RecipeSet` gives them); `all` is every recipe base chains may reach.
+    /// This is the one place outside KilnRecipe that reads recipes: every later stage reads the plan.
     public static func plan(
         _ recipes: [Recipe], all: [Recipe]? = nil, lock: LockFile, lockPath: String, options: BuildOptions
     ) throws -> BuildPlan {
@@ -69,43 +73,80 @@ extension Pipeline {
             images: [], inputs: inputs,
             packageSets: packageSets(recipes, lock: lock, mode: options.lockMode, logger: options.logger),
             lockPath: lockPath, options: options)
-        plan.recipes = recipes
-        plan.allRecipes = all ?? recipes
         plan.lock = lock
+        plan.remoteInputs = remote
+        let all = all ?? recipes
         var pins: [String: [PinnedPackage]] = [:]
         for set in plan.packageSets where set.source == .lock { pins[set.key] = set.packages }
-        plan.images = recipes.map { image($0, plan: plan, pins: pins) }
+        plan.images = recipes.map { image($0, chain: chain(of: $0, in: all, or: recipes), plan: plan, pins: pins) }
+        plan.builds = recipes.flatMap { builds($0, plan: plan) }
+        for recipe in recipes {
+            if case .image(let reference, let digest) = recipe.base,
+                !plan.registryBases.contains(where: { $0.digest == digest })
+            {
+                plan.registryBases.append(
+                    RegistryBase(reference: reference, digest: digest, location: recipe.baseLocation ?? recipe.location)
+                )
+            }
+            for layer in recipe.selectedLayers {
+                for case .add(let add) in layer.items {
+                    guard case .local(let pattern) = add.source else { continue }
+                    plan.localFiles.append(
+                        LocalFiles(
+                            pattern: pattern, directory: recipe.directory,
+                            paths: LocalSources.matches(pattern, in: recipe.directory), location: add.location))
+                }
+            }
+        }
         return plan
     }
 
-    /// One image: its references, base, and per platform the layers it adds. `pins` gives each package set
-    /// known so far by its lock key; split sets without pins are planned as one pending layer.
-    static func image(_ recipe: Recipe, plan: BuildPlan, pins: [String: [PinnedPackage]]) -> PlannedImage {
-        let references = tags(recipe, options: plan.options).map { "\(recipe.name):\($0)" }
-        let base: PlannedBase
-        switch recipe.base {
-        case .scratch: base = PlannedBase(kind: .scratch)
-        case .recipe(let name): base = PlannedBase(kind: .recipe, name: name)
-        case .image(let reference, let digest): base = PlannedBase(kind: .image, name: reference, digest: digest)
+    /// The recipe and its base recipes, nearest first (`all` first: base chains may reach outside the images
+    /// built).
+    static func chain(of recipe: Recipe, in all: [Recipe], or recipes: [Recipe]) -> [Recipe] {
+        var chain = [recipe]
+        while case .recipe(let name) = chain.last!.base,
+            let base = all.first(where: { $0.name == name }) ?? recipes.first(where: { $0.name == name }),
+            !chain.contains(where: { $0.name == base.name })
+        {
+            chain.append(base)
         }
-        var inputs: [String: Digest] = [:]
-        for input in plan.inputs { inputs[input.url] = input.sha256 }
-        let platforms = recipe.platforms.map { platform in
-            var layers = recipe.layers.enumerated().flatMap { index, spec in
-                spec.selected(for: platform).map {
-                    LayerPlan.layers($0, index: index, recipe: recipe, platform: platform, pins: pins, inputs: inputs)
-                } ?? []
+        return chain
+    }
+
+    /// A recipe's build steps as compile jobs; the cache key is filled in when the environment comes from the
+    /// lock and every source is pinned by its content (a `dir:` source is hashed by prepare).
+    static func builds(_ recipe: Recipe, plan: BuildPlan) -> [PlannedBuild] {
+        guard let platform = recipe.platforms.first else { return [] }
+        return recipe.builds.map { build in
+            let environment = DebianPackages.key(recipe, layer: "build:" + build.name, platform: platform)
+            var ids: [ResolvedSource] = []
+            let sources = build.sources.map { source -> PlannedSource in
+                switch source.kind {
+                case .git(let url, let commit, let tree):
+                    if let tree { ids.append(ResolvedSource(name: source.name, directory: "", id: "git-tree:" + tree)) }
+                    return PlannedSource(name: source.name, git: url, commit: commit, tree: tree)
+                case .archive(let url, let sha256):
+                    ids.append(ResolvedSource(name: source.name, directory: "", id: sha256.description))
+                    return PlannedSource(name: source.name, url: url, sha256: sha256)
+                case .directory(let path):
+                    return PlannedSource(name: source.name, dir: path)
+                }
             }
-            if let accounts = Accounts.entries(for: recipe, chain: plan.chain(of: recipe)) {
-                layers.append(
-                    PlannedLayer(name: "accounts", kind: .accounts, items: accounts.map(PlannedItem.init(entry:))))
+            var key: String?
+            if ids.count == sources.count,
+                let set = plan.packageSets.first(where: { $0.key == environment && $0.source == .lock }),
+                let packages = set.packages
+            {
+                key = compileKey(build, environment: packages, sources: ids, options: plan.options)
             }
-            return PlannedPlatform(platform: platform.description, layers: layers)
+            var job = PlannedBuild(
+                image: recipe.name, name: build.name, environment: environment, sources: sources, key: key,
+                location: build.location.description)
+            job.spec = build
+            job.directory = recipe.directory
+            return job
         }
-        return PlannedImage(
-            name: recipe.name, version: plan.options.version ?? recipe.version, references: references, base: base,
-            platforms: platforms, ports: recipe.settings.exposedPorts.map { $0.keys.sorted() },
-            lockedDigest: plan.lock.image(recipe.name))
     }
 
     /// The version first, then the recipe's tags and `--tag`s, each once. An image narrowed by `--platform` to
@@ -145,23 +186,12 @@ extension Pipeline {
                             key: key, image: recipe.name, layer: layerName, platform: platform.description,
                             request: request, split: spec.split == "per-package",
                             source: useLock ? .lock : .resolve, packages: useLock ? pins : nil,
-                            location: spec.location.description))
+                            location: spec.location.description,
+                            resolveRequest: DebianPackages.request(spec, recipe: recipe, platform: platform),
+                            at: spec.location))
                 }
             }
         }
         return result
-    }
-}
-
-extension BuildPlan {
-    /// The recipe and its base recipes, nearest first.
-    func chain(of recipe: Recipe) -> [Recipe] {
-        var chain = [recipe]
-        while case .recipe(let name) = chain.last!.base, let base = self.recipe(named: name),
-            !chain.contains(where: { $0.name == base.name })
-        {
-            chain.append(base)
-        }
-        return chain
     }
 }

@@ -2,15 +2,14 @@ import Foundation
 import KilnDebian
 import KilnHTTP
 import KilnOCI
+import KilnProcess
 import KilnRecipe
 import KilnRegistry
 import KilnStore
 
 /// Everything a build reads besides the recipe directory, on this machine and verified: url inputs in the
-/// download cache, digest-pinned base images in the store, Debian package sets downloaded.
-///
-/// Issue 15 (build steps that compile sources) adds a `compile(prepared) → BuildOutputs` stage between this
-/// and `build`: its outputs are added here, beside the inputs, so `build` finds them the same way.
+/// download cache, digest-pinned base images in the store, Debian package sets downloaded, build steps'
+/// sources fetched and checked. `compile` and `build` read these values; neither fetches anything.
 public struct PreparedInputs: Sendable {
     /// The plan, with every split package set planned into the layers of the packages it resolved to.
     public var plan: BuildPlan
@@ -20,29 +19,58 @@ public struct PreparedInputs: Sendable {
     public var packages: [String: ResolvedPackageSet]
     /// The sets resolved afresh (not taken from the lock), with the request they answer: `record` writes them.
     public var resolved: [String: (packages: [PinnedPackage], request: String)]
-    /// Build steps done by `Pipeline.compile` (Compile.swift), by `recipe/build`.
-    public var compiled: [String: CompiledBuild] = [:]
-}
-
-/// What preparing reports: downloads of url inputs, base image transfers, package set decisions.
-public enum PrepareEvent: Sendable {
-    case input(InputEvent)
-    case transfer(TransferEvent)
-    case status(String)
-    /// A step that may take seconds is starting (a Debian index downloaded, verified, parsed): a live line on
-    /// a terminal, a line of its own in a log.
-    case step(String)
+    /// Every build step's sources (by `recipe/build`), in the order the step lists them.
+    var sources: [String: [ResolvedSource]] = [:]
+    /// The build steps (by `recipe/build`) whose outputs, by the plan's key, are already in the store or a
+    /// `--cache-from` registry: neither their environment nor their sources were fetched.
+    var cachedBuilds: Set<String> = []
 }
 
 extension Pipeline {
-    /// Fetches what `plan` needs (base images only when given the store they go into: `kiln lock` has none),
-    /// through one HTTP transport (none at all with `--offline`, where anything not
-    /// on this machine is an error). Local files are checked first: a missing file stops before any download.
+    /// Fetches what `plan` needs (base images only when given the store they go into), through one HTTP
+    /// transport (none at all with `--offline`, where anything not on this machine is an error), then the
+    /// build steps' sources. Local files are checked first: a missing file stops before any download.
+    /// With `reuseOutputs`, a build step whose outputs the store or a `--cache-from` registry holds under the
+    /// plan's key needs neither its environment nor its sources: they are not fetched.
     public static func prepare(
-        _ plan: BuildPlan, store: String?, events: @escaping @Sendable (PrepareEvent) -> Void = { _ in }
+        _ plan: BuildPlan, store: String?, reuseOutputs: Bool = true,
+        events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+    ) async throws -> PreparedInputs {
+        var prepared = try await fetchInputs(plan, store: store, reuseOutputs: reuseOutputs, events: events)
+        try await prepareSources(&prepared)
+        return prepared
+    }
+
+    /// The second half of prepare, after `kiln lock` recorded its pins: local files (which `kiln lock` does not
+    /// check before pinning) and the build steps' sources.
+    static func prepareSources(_ prepared: inout PreparedInputs) async throws {
+        if prepared.plan.options.lockMode == .refresh {
+            try await checkLocalInputs(prepared.plan, options: prepared.plan.options)
+        }
+        let planned = prepared
+        prepared.sources = try await Blocking.run("kiln-git") { try sources(planned) }
+    }
+
+    /// Every build step's sources, found (a `--sources` archive, the source cache) or fetched with git, and
+    /// checked against their pins, by `recipe/build`.
+    static func sources(_ prepared: PreparedInputs) throws -> [String: [ResolvedSource]] {
+        var result: [String: [ResolvedSource]] = [:]
+        for build in prepared.plan.builds where !prepared.cachedBuilds.contains(build.id) {
+            result[build.id] = try (build.spec?.sources ?? []).map {
+                try BuildSources.resolve($0, directory: build.directory, options: prepared.plan.options.inputs)
+            }
+        }
+        return result
+    }
+
+    /// The url inputs, base images and Debian package sets of `plan`: what `kiln lock` pins (before it fetches
+    /// sources, so the pins hold even where a step's sources are missing).
+    static func fetchInputs(
+        _ plan: BuildPlan, store: String?, reuseOutputs: Bool, events: @escaping @Sendable (BuildEvent) -> Void
     ) async throws -> PreparedInputs {
         let options = plan.options
-        let remote = try await check(plan)
+        try await check(plan)
+        let remote = plan.remoteInputs
         let transport = options.offline ? nil : try HTTPTransport(options: options.http)
         do {
             var inputOptions = options.inputs
@@ -58,14 +86,22 @@ extension Pipeline {
             // leaves no store behind.
             if let store {
                 try await BaseImages.fetchMissing(
-                    plan.recipes, into: OCILayout(root: store), options: options.registry, transport: transport,
+                    plan.registryBases, into: OCILayout(root: store), options: options.registry, transport: transport,
                     events: { events(.transfer($0)) })
             }
+            let cached =
+                reuseOutputs ? try await cachedBuilds(plan, store: store, transport: transport) : []
+            var needed = plan
+            needed.packageSets.removeAll { set in
+                plan.builds.contains { cached.contains($0.id) && $0.environment == set.key }
+            }
             let (packages, resolved) = try await DebianPackages.prepare(
-                plan, transport: transport, progress: { events(.status($0)) }, step: { events(.step($0)) })
+                needed, transport: transport, progress: { events(.status($0)) }, step: { events(.step($0)) })
             await transport?.shutdown()
-            var prepared = PreparedInputs(plan: plan, inputs: inputs, packages: packages, resolved: resolved)
-            prepared.replan()
+            var prepared = PreparedInputs(
+                plan: plan.settled(with: packages.mapValues(\.packages)), inputs: inputs, packages: packages,
+                resolved: resolved)
+            prepared.cachedBuilds = cached
             return prepared
         } catch {
             await transport?.shutdown()
@@ -73,28 +109,40 @@ extension Pipeline {
         }
     }
 
+    /// The build steps whose outputs are at hand under the key the plan computed (the environment from the
+    /// lock, every source pinned by content): in the store, or in a `--cache-from` registry.
+    static func cachedBuilds(_ plan: BuildPlan, store: String?, transport: HTTPTransport?) async throws -> Set<String> {
+        guard let store else { return [] }
+        let remote = try transport.flatMap { try RegistryBuildOutputs(options: plan.options, transport: $0) }
+        var cached: Set<String> = []
+        for build in plan.builds {
+            guard let key = build.key else { continue }
+            if FileManager.default.fileExists(atPath: store + "/builds/" + key + "/outputs.json") {
+                cached.insert(build.id)
+            } else if let remote, await remote.has(key) {
+                cached.insert(build.id)
+            }
+        }
+        return cached
+    }
+
     /// Every check that needs no network, as `prepare` runs it first and `kiln build --dry-run` runs it alone:
     /// registry base references (address, port, name), local inputs, and with `--locked` the lock's pins.
-    /// Returns the remote inputs to fetch.
-    @discardableResult
-    public static func check(_ plan: BuildPlan) async throws -> [RemoteInput] {
+    public static func check(_ plan: BuildPlan) async throws {
         let options = plan.options
-        try checkBaseReferences(plan.recipes)
-        let remote = try RemoteInputs.collect(plan.recipes, lock: plan.lock, recipesWin: options.lockMode == .refresh)
-        if options.lockMode != .refresh { try await checkLocalInputs(plan.recipes, remote: remote, options: options) }
-        if options.lockMode == .locked { try checkLockedInputs(remote, plan: plan) }
-        return remote
+        try checkBaseReferences(plan.registryBases)
+        if options.lockMode != .refresh { try await checkLocalInputs(plan, options: options) }
+        if options.lockMode == .locked { try checkLockedInputs(plan.remoteInputs, plan: plan) }
     }
 
     /// A registry base (`base: REGISTRY/NAME:TAG@sha256:…`) must be a reference Kiln could fetch: an error at
     /// the recipe's `base:` line otherwise (a port out of range, an upper-case repository, …).
-    static func checkBaseReferences(_ recipes: [Recipe]) throws {
-        for recipe in recipes {
-            guard case .image(let text, let digest) = recipe.base else { continue }
+    static func checkBaseReferences(_ bases: [RegistryBase]) throws {
+        for base in bases {
             do {
-                _ = try Reference(parsing: "\(text)@\(digest)")
+                _ = try Reference(parsing: "\(base.reference)@\(base.digest)")
             } catch {
-                throw BuildError.recipe("\(recipe.baseLocation ?? recipe.location): error: \(error)")
+                throw BuildError.recipe(base.location, "\(error)")
             }
         }
     }
@@ -102,33 +150,25 @@ extension Pipeline {
     /// Every local input must exist: reported together, at their recipe lines, before anything is fetched or
     /// built. The report also lists the remote inputs that are not at hand yet (looked up offline), so one run
     /// shows everything to provide.
-    static func checkLocalInputs(_ recipes: [Recipe], remote: [RemoteInput], options: BuildOptions) async throws {
+    static func checkLocalInputs(_ plan: BuildPlan, options: BuildOptions) async throws {
         var problems: [Diagnostic] = []
-        for recipe in recipes {
-            for layer in recipe.selectedLayers {
-                for case .add(let add) in layer.items {
-                    guard case .local(let pattern) = add.source else { continue }
-                    let matches = LocalSources.matches(pattern, in: recipe.directory)
-                    if matches.isEmpty {
-                        problems.append(
-                            Diagnostic(
-                                add.location, "'\(pattern)' matches no file in \(recipe.directory)",
-                                hint:
-                                    "paths in a recipe are relative to the recipe file; check the name or add the file")
-                        )
-                    }
-                    for path in matches {
-                        guard let link = LocalSources.escape(path, in: recipe.directory) else { continue }
-                        problems.append(LocalSources.escapeDiagnostic(add.location, path: path, link: link))
-                    }
-                }
+        for files in plan.localFiles {
+            if files.paths.isEmpty {
+                problems.append(
+                    Diagnostic(
+                        files.location, "'\(files.pattern)' matches no file in \(files.directory)",
+                        hint: "paths in a recipe are relative to the recipe file; check the name or add the file"))
+            }
+            for path in files.paths {
+                guard let link = LocalSources.escape(path, in: files.directory) else { continue }
+                problems.append(LocalSources.escapeDiagnostic(files.location, path: path, link: link))
             }
         }
         guard !problems.isEmpty else { return }
         var offline = options.inputs
         offline.offline = true
         do {
-            _ = try await RemoteInputs.fetch(remote, options: offline, transport: nil)
+            _ = try await RemoteInputs.fetch(plan.remoteInputs, options: offline, transport: nil)
         } catch let missing as RecipeError {
             problems += missing.diagnostics
         }
@@ -144,18 +184,5 @@ extension Pipeline {
             )
         }
         if !problems.isEmpty { throw BuildError.lockMismatch(problems, lockPath: plan.lockPath) }
-    }
-}
-
-extension PreparedInputs {
-    /// Plans every image again with the package sets as prepared, so split sets that were resolved (or
-    /// resolved again) list one layer per package they resolved to.
-    mutating func replan() {
-        var pins: [String: [PinnedPackage]] = [:]
-        for (key, set) in packages { pins[key] = set.packages }
-        for index in plan.packageSets.indices {
-            plan.packageSets[index].packages = pins[plan.packageSets[index].key]
-        }
-        plan.images = plan.recipes.map { Pipeline.image($0, plan: plan, pins: pins) }
     }
 }

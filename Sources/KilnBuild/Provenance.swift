@@ -45,11 +45,12 @@ public enum KilnProvenance {
 }
 
 extension Builder {
-    func provenance(_ recipe: Recipe, platform: Platform, subject: Descriptor, base: StoredImage?) throws -> Data {
+    func provenance(_ image: PlannedImage, _ platform: PlannedPlatform, subject: Descriptor, base: StoredImage?)
+        throws -> Data
+    {
         let plan = prepared.plan
-        let chain = plan.chain(of: recipe)
         var recipes: [ResourceDescriptor] = []
-        for r in chain {
+        for r in platform.dependencies {
             let bytes = (try? Data(contentsOf: URL(fileURLWithPath: r.file))) ?? Data()
             let name = (r.file as NSString).lastPathComponent
             if !recipes.contains(where: { $0.name == name }) {
@@ -65,15 +66,13 @@ extension Builder {
         func add(_ descriptor: ResourceDescriptor) {
             if !dependencies.contains(descriptor) { dependencies.append(descriptor) }
         }
-        for r in chain {
-            let layers = r.layers.compactMap { $0.selected(for: platform) }
-            for layer in layers {
-                for case .add(let item) in layer.items {
-                    guard case .remote(let url, _, _) = item.source, let digest = prepared.inputs[url] else { continue }
+        for r in platform.dependencies {
+            for layer in r.layers {
+                for (url, _) in layer.downloads {
+                    guard let digest = prepared.inputs[url] else { continue }
                     add(ResourceDescriptor(uri: url, digest: ["sha256": digest.encoded]))
                 }
-                guard let resolved = prepared.packages[DebianPackages.key(r, layer: layer.name, platform: platform)]
-                else { continue }
+                guard let key = layer.packageSet, let resolved = prepared.packages[key] else { continue }
                 for pin in resolved.packages {
                     add(
                         ResourceDescriptor(
@@ -81,33 +80,31 @@ extension Builder {
                             uri: resolved.mirror + "/" + pin.filename, digest: ["sha256": pin.sha256]))
                 }
             }
-            for build in r.builds {
-                for source in build.sources {
-                    switch source.kind {
-                    case .git(let url, let commit, let tree):
-                        var digest = ["gitCommit": commit]
-                        if let tree { digest["gitTree"] = tree }
-                        add(ResourceDescriptor(name: source.name, uri: "git+\(url)", digest: digest))
-                    case .archive(let url, let sha256):
-                        add(ResourceDescriptor(name: source.name, uri: url, digest: ["sha256": sha256.encoded]))
-                    case .directory: continue
-                    }
+            for source in r.sources {
+                switch source.kind {
+                case .git(let url, let commit, let tree):
+                    var digest = ["gitCommit": commit]
+                    if let tree { digest["gitTree"] = tree }
+                    add(ResourceDescriptor(name: source.name, uri: "git+\(url)", digest: digest))
+                case .archive(let url, let sha256):
+                    add(ResourceDescriptor(name: source.name, uri: url, digest: ["sha256": sha256.encoded]))
+                case .directory: continue
                 }
             }
         }
-        if case .image(let reference, let digest) = recipe.base {
+        if case .image(let reference, let digest, _) = image.job.base {
             add(ResourceDescriptor(uri: "docker://\(reference)", digest: ["sha256": digest.encoded]))
-        } else if case .recipe(let name) = recipe.base, let base {
+        } else if case .recipe(let name, _) = image.job.base, let base {
             add(
                 ResourceDescriptor(
                     name: name, digest: ["sha256": base.manifestDescriptor.digest.encoded],
                     annotations: ["dev.kiln.base": "recipe"]))
         }
         let parameters = KilnProvenance.ExternalParameters(
-            image: recipe.name, version: options.version ?? recipe.version, platform: platform.description,
+            image: image.name, version: image.version, platform: platform.platform,
             recipes: recipes, lock: lock, sourceDateEpoch: options.sourceDateEpoch, revision: options.revision)
         let statement = KilnProvenance.Statement(
-            subject: [.init(name: recipe.name, digest: subject.digest)],
+            subject: [.init(name: image.name, digest: subject.digest)],
             predicateType: SLSAProvenance<KilnProvenance.ExternalParameters>.predicateType,
             predicate: SLSAProvenance(
                 buildType: KilnProvenance.buildType, externalParameters: parameters,
@@ -119,8 +116,10 @@ extension Builder {
     /// Stores the statement as an artifact manifest (subject: the image manifest) with an untagged index.json
     /// entry annotated `dev.kiln.provenance.subject` (no `artifactType` on the entry, so it is not one of the
     /// referrers `push` publishes).
-    func writeProvenance(_ recipe: Recipe, platform: Platform, subject: Descriptor, base: StoredImage?) throws {
-        let document = try provenance(recipe, platform: platform, subject: subject, base: base)
+    func writeProvenance(_ image: PlannedImage, _ platform: PlannedPlatform, subject: Descriptor, base: StoredImage?)
+        throws
+    {
+        let document = try provenance(image, platform, subject: subject, base: base)
         let bytes = try writeArtifact(document, mediaType: KilnProvenance.mediaType, about: subject)
         var entry = Descriptor(mediaType: MediaType.imageManifest, bytes: bytes)
         entry.annotations = [KilnProvenance.subjectKey: subject.digest.description]

@@ -36,12 +36,12 @@ extension Pipeline {
     /// Builds, then records: the lock is staged (written beside itself, not yet in place) after every image is
     /// built and before the first tag, and put in place after the last tag. A lock that cannot be written
     /// therefore fails the build with nothing tagged; a lock that would not change is not written at all.
-    public static func buildAndRecord(
-        _ prepared: PreparedInputs, into layout: OCILayout, tag: Bool = true,
-        events: @escaping @Sendable (BuildEvent) -> Void = { _ in }
+    static func buildAndRecord(
+        _ prepared: PreparedInputs, outputs: BuildOutputs, into layout: OCILayout, tag: Bool,
+        events: @escaping @Sendable (BuildEvent) -> Void
     ) async throws -> (images: [BuiltImage], lock: LockRecord?) {
         let staged = Mutex<StagedLock?>(nil)
-        let images = try await build(prepared, into: layout, tag: tag, events: events) { results in
+        let images = try await build(prepared, outputs: outputs, into: layout, tag: tag, events: events) { results in
             let lock = try stageRecord(prepared, results: results)
             staged.withLock { $0 = lock }
         }
@@ -79,8 +79,7 @@ extension Pipeline {
             for url in lock.inputs.keys where !named.contains(url) { lock.inputs[url] = nil }
         }
         // An image narrowed by `--platform` is not the image the lock records (all its platforms).
-        for result in results
-        where plan.recipe(named: result.name).map({ $0.platforms == $0.declaredPlatforms }) ?? true {
+        for result in results where plan.images.first(where: { $0.name == result.name })?.job.narrowed != true {
             lock.record(image: result.name, digest: result.digest)
         }
         guard lock != before || !exists else {

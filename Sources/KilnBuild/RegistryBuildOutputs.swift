@@ -25,6 +25,14 @@ struct RegistryBuildOutputs: Sendable {
         logger = options.logger
     }
 
+    /// Whether some `--cache-from` repository holds an entry under `key` (its content is checked when fetched).
+    func has(_ key: String) async -> Bool {
+        for cache in from {
+            if case .hit = try? await cache.get(.build, key: key) { return true }
+        }
+        return false
+    }
+
     /// Unpacks the outputs under `key` from the first `--cache-from` repository with a sound entry into
     /// `result` (a new directory, `outputs.json` last); the repository's name, or nil.
     func fetch(_ key: String, into result: String, step: String) async -> String? {
@@ -40,7 +48,7 @@ struct RegistryBuildOutputs: Sendable {
                     continue
                 }
                 guard entry.blobs.count == 1, let blob = entry.blobs.first else {
-                    throw BuildError.recipe("it lists \(entry.blobs.count) blobs, not one")
+                    throw Refusal("it lists \(entry.blobs.count) blobs, not one")
                 }
                 let recorded = try JSONDecoder().decode([String: String].self, from: entry.record)
                 let archive = result + ".tar"
@@ -59,7 +67,7 @@ struct RegistryBuildOutputs: Sendable {
                     let differs = Set(unpacked.keys).union(recorded.keys).sorted().first {
                         unpacked[$0] != recorded[$0]
                     }
-                    throw BuildError.recipe(
+                    throw Refusal(
                         "its content does not match what its key recorded (\(differs ?? "?"): "
                             + "\(unpacked[differs ?? ""] ?? "absent") vs \(recorded[differs ?? ""] ?? "absent"))")
                 }
@@ -96,4 +104,10 @@ struct RegistryBuildOutputs: Sendable {
             logger.warning("could not publish build \(key.prefix(12)) to \(to.repository.location): \(error)")
         }
     }
+}
+
+/// Why a build cache entry is not used (the step then runs here): logged as a warning, never a build failure.
+private struct Refusal: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -97,7 +97,7 @@ extension BuildOptions {
         func cache(_ text: String) throws -> RegistryCache {
             let reference: Reference
             do { reference = try Reference(parsing: text) } catch {
-                throw BuildError.recipe("error: --cache-from/--cache-to \(text): \(error)")
+                throw BuildError.cacheReference(text, reason: "\(error)")
             }
             let client = RegistryClient(registry: reference.registry, transport: transport, options: registry)
             return RegistryCache(repository: RegistryRepository(client: client, repository: reference.repository))

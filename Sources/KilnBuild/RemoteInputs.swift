@@ -70,44 +70,6 @@ public struct InputOptions: Sendable {
 
 /// Gathers and fetches every `url` input of a set of recipes before anything is built.
 public enum RemoteInputs {
-    /// Every url input in `recipes`, deduplicated by URL, with its sha256 from the recipe or the lock.
-    /// Two recipes that pin one URL to different digests is an error, and so is a recipe that disagrees with
-    /// the lock, unless `recipesWin` (what `kiln lock` does: the recipe's value is then recorded).
-    public static func collect(_ recipes: [Recipe], lock: LockFile, recipesWin: Bool = false) throws
-        -> [RemoteInput]
-    {
-        var byURL: [String: RemoteInput] = [:]
-        var problems: [Diagnostic] = []
-        for recipe in recipes {
-            for layer in recipe.selectedLayers {
-                for case .add(let add) in layer.items {
-                    guard case .remote(let url, let sha256, _) = add.source else { continue }
-                    let input = RemoteInput(
-                        url: url, sha256: sha256 ?? lock.inputs[url], location: add.location,
-                        pinnedInRecipe: sha256 != nil)
-                    if !recipesWin, let sha256, let locked = lock.inputs[url], locked != sha256 {
-                        problems.append(
-                            Diagnostic(
-                                add.location, "\(url) is pinned to \(sha256) here but to \(locked) in the lock",
-                                hint: "fix the sha256 in the recipe, or run `kiln lock` to record the recipe's value"))
-                    }
-                    if let existing = byURL[url] {
-                        if let a = existing.sha256, let b = input.sha256, a != b {
-                            problems.append(
-                                Diagnostic(
-                                    add.location, "\(url) is pinned to \(b) here but to \(a) at \(existing.location)",
-                                    hint: "one URL has one content: make the two sha256 values agree"))
-                        }
-                        if existing.sha256 == nil { byURL[url] = input }
-                    } else {
-                        byURL[url] = input
-                    }
-                }
-            }
-        }
-        if !problems.isEmpty { throw RecipeError(problems) }
-        return byURL.values.sorted { $0.url < $1.url }
-    }
 
     /// Makes every input available in the cache. Inputs found nowhere are reported together, each with its URL,
     /// its recipe line and how to provide it, before anything is built. Returns url → digest.
@@ -150,8 +112,8 @@ public enum RemoteInputs {
                 transport = open
                 let digest = try await download(input, transport: open, options: options, events: events)
                 resolved[input.url] = digest
-            } catch let error as BuildError {
-                problems.append(Diagnostic(input.location, error.description))
+            } catch BuildError.recipe(let location, let reason) {
+                problems.append(Diagnostic(location, reason))
             } catch let error as HTTPError {
                 if case .digestMismatch = error {
                     problems.append(
@@ -200,7 +162,7 @@ public enum RemoteInputs {
         events: @escaping @Sendable (InputEvent) -> Void
     ) async throws -> Digest {
         guard let url = URL(string: input.url), let scheme = url.scheme, ["http", "https"].contains(scheme) else {
-            throw BuildError.recipe("'\(input.url)' is not an http(s) URL")
+            throw BuildError.recipe(input.location, "'\(input.url)' is not an http(s) URL")
         }
         let started = Date()
         // Filed under the digest it has, once checked against the pin (or, unpinned under `kiln lock`, trusted).
@@ -211,7 +173,7 @@ public enum RemoteInputs {
             HTTPRequest(.GET, url), into: writer, expected: input.sha256,
             progress: { done, total in events(.downloading(url: url0, done: done, total: total)) })
         guard response.status == 200, let digest else {
-            throw BuildError.recipe("GET \(input.url) answered HTTP \(response.status)")
+            throw BuildError.recipe(input.location, "GET \(input.url) answered HTTP \(response.status)")
         }
         try writer.commit(as: options.cache.path(for: digest))
         if input.sha256 == nil {

@@ -87,11 +87,9 @@ public struct Verifier: Sendable {
             lockMode: FileManager.default.fileExists(atPath: lockPath) ? .verify : .update,
             inputs: InputOptions(http: httpOptions), registry: registryOptions)
         let plan = try Pipeline.plan(set, only: [name], lockPath: lockPath, options: options)
-        var prepared = try await Pipeline.prepare(plan, store: scratch)
         // Build steps run again in the scratch store: verify rebuilds what was compiled, too.
-        try await Pipeline.compile(&prepared, store: scratch)
         guard
-            let built = try await Pipeline.build(prepared, into: layout, events: events).first(where: {
+            let built = try await Pipeline.run(plan, store: scratch, as: .verify, events: events).images.first(where: {
                 $0.name == name
             })
         else {

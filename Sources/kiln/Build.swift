@@ -153,25 +153,14 @@ struct Build: AsyncParsableCommand, NetworkedCommand {
             try PlanOutput.print(plan, json: json)
             return
         }
-        var prepared = try await Pipeline.prepare(
-            plan, store: storeOptions.path, events: PrepareReporter(quiet: json).handle)
-        try await Pipeline.compile(
-            &prepared, store: storeOptions.path, checkReproducible: checkReproducible,
-            events: { line in if !json { Output.status(line) } })
-        let layout = try OCILayout(root: storeOptions.path)
-        let reporter = ProgressReporter()
-        let (results, record) = try await Pipeline.buildAndRecord(
-            prepared, into: layout, events: { event in if !json { reporter.handle(event) } })
-        if let record, record.changed, !json {
+        let outcome = try await Pipeline.run(
+            plan, store: storeOptions.path, as: PipelineRun(checkReproducible: checkReproducible),
+            events: ProgressReporter(quiet: json).handle)
+        if let record = outcome.lock, outcome.lockChanged, !json {
             Output.status("updated \(record.path)")
         }
-        if json { return try Output.json(Report(images: results)) }
-        // Every platform's layers count, as every one of them printed a line above.
-        let built = results.reduce(0) { $0 + $1.layersWritten }
-        let reused = results.reduce(0) { $0 + $1.layersReused }
-        Output.line(
-            "built \(results.count) image\(results.count == 1 ? "" : "s") (\(built) layers written, \(reused) reused) in "
-                + String(format: "%.1fs", Date().timeIntervalSince(started)))
+        if json { return try Output.json(Report(images: outcome.images)) }
+        Output.line(ProgressReporter.summary(outcome.images, since: started))
     }
 }
 

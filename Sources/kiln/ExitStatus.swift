@@ -63,7 +63,8 @@ extension Kiln {
             fail(error.description, status: ExitStatus.badRecipe)
         } catch let error as BuildError {
             switch error {
-            case .recipe: fail(error.description, status: ExitStatus.badRecipe)
+            case .recipe, .invalidLock: fail(error.description, status: ExitStatus.badRecipe)
+            case .cacheReference: fail(error.description, status: ExitStatus.usage)
             case .lockMismatch, .lockedImageDiffers: fail(error.description, status: ExitStatus.differs)
             case .inputsMissing: fail(error.description, status: ExitStatus.missingInput)
             case .platformNotBuilt: fail(error.description, status: ExitStatus.usage)

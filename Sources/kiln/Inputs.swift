@@ -100,31 +100,6 @@ final class InputReporter: Sendable {
     }
 }
 
-/// What preparing a build reports: input downloads, base image transfers, package set decisions.
-final class PrepareReporter: Sendable {
-    let inputs: InputReporter
-    let transfers: TransferReporter
-    let quiet: Bool
-
-    init(quiet: Bool) {
-        self.quiet = quiet
-        inputs = InputReporter(quiet: quiet)
-        transfers = TransferReporter(quiet: quiet)
-    }
-
-    func handle(_ event: PrepareEvent) {
-        switch event {
-        case .input(let event): inputs.handle(event)
-        case .transfer(let event): transfers.handle(event)
-        case .status(let text):
-            guard !quiet else { return }
-            Output.endProgress()
-            Output.status(text)
-        case .step(let text): if !quiet { Output.step(text) }
-        }
-    }
-}
-
 extension RegistryFlags {
     /// Registry settings for base image pulls during a build.
     var options: RegistryOptions { RegistryOptions(insecure: Set(insecure), caFile: caFile, jobs: jobs) }

@@ -47,31 +47,12 @@ struct Lock: AsyncParsableCommand, NetworkedCommand {
         let options = BuildOptions(
             lockMode: .refresh, inputs: inputs.options(registryFlags), registry: registryFlags.options)
         let plan = try Pipeline.plan(set, lockPath: inputs.lockPath(recipePaths: paths), options: options)
-        var prepared = try await Pipeline.prepare(
-            plan, store: storeOptions.path, events: PrepareReporter(quiet: false).handle)
-        let pinned = prepared.inputs.count
-        // The pins first: they hold even when an image cannot be built here (say, a build step's sources are
-        // missing), and the error below says what to provide.
-        let pins = try Pipeline.record(prepared)
-        // Then the images, built into the store (layers already there are reused; nothing is tagged), so the
-        // lock records their digests and `kiln build --locked` can check them.
-        let results: [BuiltImage]
-        let record: LockRecord?
-        do {
-            try await Pipeline.compile(
-                &prepared, store: storeOptions.path, checkReproducible: false, events: { Output.status($0) })
-            let reporter = ProgressReporter()
-            (results, record) = try await Pipeline.buildAndRecord(
-                prepared, into: OCILayout(root: storeOptions.path), tag: false, events: { reporter.handle($0) })
-        } catch {
-            if let pins, pins.changed {
-                Output.status(
-                    "updated \(pins.path): \(pinned) inputs pinned; no image digest recorded (the build failed)")
-            }
-            throw error
-        }
+        // The pins first (they hold even when an image cannot be built here, say a build step's sources are
+        // missing), then the images, built untagged so the lock records their digests for `build --locked`.
+        let outcome = try await Pipeline.run(
+            plan, store: storeOptions.path, as: .lock, events: ProgressReporter().handle)
+        let (results, pinned, changed) = (outcome.images, outcome.prepared.inputs.count, outcome.lockChanged)
         let images = "\(results.count) image digest\(results.count == 1 ? "" : "s")"
-        let changed = pins?.changed == true || record?.changed == true
         if output.json {
             return try Output.json(
                 Report(

@@ -19,6 +19,11 @@ enum PlanOutput {
                 }
             }
         }
+        for build in plan.builds {
+            Output.line(
+                "build step \(build.id)  environment \(build.environment)  key \(build.key ?? "known when prepared")")
+            for source in build.sources { Output.line("  source \(describe(source))") }
+        }
         Output.line("\(plan.inputs.count) remote inputs:")
         for input in plan.inputs {
             Output.line("  \(input.sha256?.description ?? "unpinned")  \(input.url)  (\(input.pinnedBy.rawValue))")
@@ -31,6 +36,14 @@ enum PlanOutput {
         case .recipe: return base.name ?? "?"
         case .image: return "\(base.name ?? "?")@\(base.digest?.description ?? "?")"
         }
+    }
+
+    static func describe(_ source: PlannedSource) -> String {
+        if let git = source.git {
+            return "\(source.name): \(git) at \(source.commit ?? "?")" + (source.tree.map { " (tree \($0))" } ?? "")
+        }
+        if let url = source.url { return "\(source.name): \(url) \(source.sha256?.description ?? "")" }
+        return "\(source.name): dir \(source.dir ?? "")"
     }
 
     static func describe(_ item: PlannedItem) -> String {

@@ -49,18 +49,16 @@ import Testing
                 """
             let (recipes, problems) = RecipeSet.parse(yaml, file: tmp.path + "/a.yaml")
             try #require(problems.isEmpty, "\(problems)")
-            guard case .add(let add) = recipes[0].layers[0].items[0], case .remote(_, _, let extract) = add.source
-            else {
-                Issue.record("the recipe has no url add entry")
-                return []
-            }
             let layout = try OCILayout(root: tmp.path + "/store")
             var options = BuildOptions(sourceDateEpoch: 0)
             options.inputs = InputOptions(cache: cache)
             let plan = try Pipeline.plan(recipes, lock: LockFile(), lockPath: tmp.path + "/kiln.lock", options: options)
             let prepared = PreparedInputs(plan: plan, inputs: [url: digest], packages: [:], resolved: [:])
             let builder = try Builder(layout: layout, prepared: prepared, events: { _ in })
-            return try builder.remoteEntries(add, url: url, digest: digest, extract: extract)
+            // The layer as planned: its one content is the download, placed as the recipe says.
+            let layer = try #require(plan.images.first?.platforms.first?.layers.first)
+            var unpacked: Builder.Unpacked = [:]
+            return try builder.entries(layer, platform: recipes[0].platforms[0], unpacked: &unpacked)
         }
     }
 

@@ -89,14 +89,19 @@ import Testing
             try #require(problems.isEmpty, "\(problems)")
             let recipe = try #require(recipes.first)
             return try BuildSources.resolve(
-                recipe.builds[0].sources[0], recipe: recipe,
+                recipe.builds[0].sources[0], directory: recipe.directory,
                 options: InputOptions(cache: DownloadCache(root: tmp.path + "/cache")))
         }
         do {
             _ = try resolve("lnk")
             Issue.record("a source leading to /etc was accepted")
-        } catch {
-            #expect("\(error)".contains("leads outside the recipe directory"), "\(error)")
+        } catch BuildError.recipe(let location, let reason) {
+            // Located at the source's line (`app: {dir: lnk}`, line 7), formatted as compilers print.
+            #expect(location.file == tmp.path + "/recipe/a.yaml" && location.line == 7, "\(location)")
+            #expect(reason.contains("leads outside the recipe directory"), "\(reason)")
+            #expect(
+                "\(BuildError.recipe(location, reason))"
+                    == "\(tmp.path)/recipe/a.yaml:7:\(location.column): error: \(reason)")
         }
         // A symlink that stays inside is followed, and the real path is what gets bound.
         let inside = try resolve("alias")
@@ -110,21 +115,21 @@ import Testing
         let options = InputOptions(cache: DownloadCache(root: tmp.path + "/cache"))
         // Without `tree:` the tree git reports is used (and the extracted content checked against it).
         let (unpinned, recipe) = try source(repo.url, commit: repo.old.commit, tree: nil)
-        let resolved = try BuildSources.resolve(unpinned, recipe: recipe, options: options)
+        let resolved = try BuildSources.resolve(unpinned, directory: recipe.directory, options: options)
         #expect(resolved.id == "git-tree:" + repo.old.tree)
         #expect(try String(contentsOfFile: resolved.directory + "/Makefile", encoding: .utf8) == "all:\n\techo old\n")
         // A pinned tree that is not the commit's: refused, naming both.
         let (wrong, _) = try source(repo.url, commit: repo.old.commit, tree: repo.head.tree)
         let fresh = InputOptions(cache: DownloadCache(root: tmp.path + "/cache2"))
         #expect {
-            try BuildSources.resolve(wrong, recipe: recipe, options: fresh)
+            try BuildSources.resolve(wrong, directory: recipe.directory, options: fresh)
         } throws: { error in
             "\(error)".contains(repo.head.tree) && "\(error)".contains(repo.old.tree)
         }
         // Offline and no archive: says where to put one.
         let offline = InputOptions(cache: DownloadCache(root: tmp.path + "/cache3"), offline: true)
         #expect {
-            try BuildSources.resolve(unpinned, recipe: recipe, options: offline)
+            try BuildSources.resolve(unpinned, directory: recipe.directory, options: offline)
         } throws: { error in
             "\(error)".contains("--sources")
         }
@@ -143,8 +148,42 @@ import Testing
         let (pinned, recipe) = try source("file:///nonexistent", commit: repo.old.commit, tree: repo.old.tree)
         let options = InputOptions(
             cache: DownloadCache(root: tmp.path + "/cache"), sources: [tmp.path + "/sources"], offline: true)
-        let resolved = try BuildSources.resolve(pinned, recipe: recipe, options: options)
+        let resolved = try BuildSources.resolve(pinned, directory: recipe.directory, options: options)
         #expect(resolved.id == "git-tree:" + repo.old.tree)
         #expect(FileManager.default.fileExists(atPath: resolved.directory + "/Makefile"))
+    }
+
+    /// A url source whose archive cannot be extracted: the error names the recipe line of the source (it was a
+    /// bare `error: …` with no location before errors carried one).
+    @Test func anUnreadableSourceArchiveIsReportedAtTheSourceLine() throws {
+        let tmp = try TemporaryDirectory("kiln-bad-archive")
+        defer { tmp.remove() }
+        try tmp.write("sources/app.tar.gz", "not an archive")
+        let digest = try FileDigests.hash(tmp.path + "/sources/app.tar.gz")
+        let yaml = """
+            name: a
+            version: '1'
+            builds:
+              - name: b
+                environment: {suite: bookworm, packages: [make]}
+                sources:
+                  app: {url: "https://example.invalid/app.tar.gz", sha256: "\(digest.encoded)"}
+                run: "true"
+                outputs: [/out/x]
+            layers:
+              - name: l
+                add: [{from: b, src: x, to: /x}]
+            """
+        let (recipes, problems) = RecipeSet.parse(yaml, file: tmp.path + "/a.yaml")
+        try #require(problems.isEmpty, "\(problems)")
+        let recipe = try #require(recipes.first)
+        let options = InputOptions(cache: DownloadCache(root: tmp.path + "/cache"), sources: [tmp.path + "/sources"])
+        do {
+            _ = try BuildSources.resolve(recipe.builds[0].sources[0], directory: recipe.directory, options: options)
+            Issue.record("a file that is no archive was extracted")
+        } catch BuildError.recipe(let location, let reason) {
+            #expect(location.file == tmp.path + "/a.yaml" && location.line == 7, "\(location)")
+            #expect(reason.hasPrefix("source app: "), "\(reason)")
+        }
     }
 }

@@ -38,6 +38,26 @@ import Testing
         cat /out/stamp
         """
 
+    /// What a CI runner sharing the registry cache (user `ci`) builds with.
+    static func runnerEnvironment(_ tmp: TemporaryDirectory) -> [String: String] {
+        [
+            "SOURCE_DATE_EPOCH": "1700000000", "KILN_DEBIAN_MIRROR": "", "KILN_REGISTRY_USERNAME": "ci",
+            "KILN_REGISTRY_PASSWORD": "cache-pw", "HOME": tmp.path,
+        ]
+    }
+
+    /// `kiln build` of `tmp/recipes` as runner NAME: its own store and download cache, extra arguments after.
+    static func runner(_ tmp: TemporaryDirectory) -> (String, [String]) throws -> CommandResult {
+        { name, extra in
+            try KilnBinary.run(
+                [
+                    "build", tmp.path + "/recipes", "--store", tmp.path + "/" + name, "--cache-dir",
+                    tmp.path + "/dl-" + name,
+                ]
+                    + extra, environment: runnerEnvironment(tmp))
+        }
+    }
+
     /// `--cache-to`/`--cache-from` (issue 25): a second store with an empty download cache builds the C program
     /// from the registry cache with no step run and the same digest; a poisoned build entry (content other than
     /// its outputs.json records) is refused with a warning and the step runs here.
@@ -52,19 +72,8 @@ import Testing
             "recipes/hello/hello.c",
             "#include <stdio.h>\nint main(void) { printf(\"%s %s %s\\n\", __DATE__, __TIME__, __FILE__); return 0; }\n")
         try tmp.write("recipes/hello.yaml", Self.hello(run: Self.compile))
-        let environment = [
-            "SOURCE_DATE_EPOCH": "1700000000", "KILN_DEBIAN_MIRROR": "", "KILN_REGISTRY_USERNAME": "ci",
-            "KILN_REGISTRY_PASSWORD": "cache-pw", "HOME": tmp.path,
-        ]
-        let repository = "\(registry.address)/ci/cache"
-        func build(_ name: String, _ extra: [String]) throws -> CommandResult {
-            try KilnBinary.run(
-                [
-                    "build", tmp.path + "/recipes", "--store", tmp.path + "/" + name, "--cache-dir",
-                    tmp.path + "/dl-" + name,
-                ]
-                    + extra, environment: environment)
-        }
+        let (environment, repository) = (Self.runnerEnvironment(tmp), "\(registry.address)/ci/cache")
+        let build = Self.runner(tmp)
         let first = try build("first", ["--cache-to", repository])
         #expect(first.stderr.contains("▸ Nov 14 2023"), "the step ran: \(first.stderr)")
         let digest = try #require(try KilnBinary.imageDigests(tmp.path + "/first")["hello:1"])
@@ -97,6 +106,64 @@ import Testing
         #expect(third.stderr.contains("refused"), "\(third.stderr)")
         #expect(third.stderr.contains("▸ Nov 14 2023"), "the step ran here: \(third.stderr)")
         #expect(try KilnBinary.imageDigests(tmp.path + "/third")["hello:1"] == digest)
+    }
+
+    /// Issue 25's runner with nothing: its store, its download cache and `--sources` are empty, and the C program's
+    /// source is a url archive only the first runner had. The plan's compile key hits the registry cache, so
+    /// the second runner fetches neither the source nor the step's environment: no source, no package set, no
+    /// compiler, and the same digest.
+    @Test func aRunnerWithoutSourcesBuildsFromTheRegistryCacheFetchingNothingForTheStep() async throws {
+        let registry = try RegistryServer(auth: .basic(user: "ci", password: "cache-pw"))
+        let tmp = try TemporaryDirectory("kiln-srccache-url")
+        defer {
+            registry.stop()
+            tmp.remove()
+        }
+        try tmp.write(
+            "src/hello-src/hello.c",
+            "#include <stdio.h>\nint main(void) { printf(\"%s %s\\n\", __DATE__, __TIME__); return 0; }\n")
+        try FileManager.default.createDirectory(atPath: tmp.path + "/seeded", withIntermediateDirectories: true)
+        try Shell.run(["tar", "-C", tmp.path + "/src", "-czf", tmp.path + "/seeded/hello-src.tar.gz", "hello-src"])
+        let digest = Digest.sha256(try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/seeded/hello-src.tar.gz")))
+        let recipe = Self.hello(run: Self.compile).replacingOccurrences(
+            of: "hello: {dir: hello}",
+            with: "hello: {url: \"https://example.invalid/hello-src.tar.gz\", sha256: \"\(digest.encoded)\"}")
+        try tmp.write("recipes/hello.yaml", recipe)
+        let (environment, repository) = (Self.runnerEnvironment(tmp), "\(registry.address)/ci/cache")
+        let build = Self.runner(tmp)
+        let first = try build("first", ["--sources", tmp.path + "/seeded", "--cache-to", repository])
+        #expect(first.stderr.contains("▸ Nov 14 2023"), "the step ran: \(first.stderr)")
+        let image = try #require(try KilnBinary.imageDigests(tmp.path + "/first")["hello:1"])
+
+        // Without --cache-from, the source is missing: the runner has nothing to build the step from.
+        let stranded = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--store", tmp.path + "/stranded", "--cache-dir", tmp.path + "/dl-x"],
+            environment: environment, check: false)
+        #expect(!stranded.succeeded && stranded.stderr.contains("hello-src.tar.gz"), "\(stranded.stderr)")
+
+        // The plan (`--dry-run --json`) already knows the step's key, now that the lock pins its environment.
+        struct Plan: Decodable {
+            struct Build: Decodable { var key: String? }
+            var builds: [Build]
+        }
+        let planned = try KilnBinary.run(
+            ["build", tmp.path + "/recipes", "--dry-run", "--json"], environment: environment)
+        let key = try #require(try JSONDecoder().decode(Plan.self, from: Data(planned.stdout.utf8)).builds.first?.key)
+        let text = try KilnBinary.run(["build", tmp.path + "/recipes", "--dry-run"], environment: environment).stdout
+        #expect(
+            text.contains("build step hello/hello-build  environment hello/build:hello-build  key \(key)"), "\(text)")
+
+        let second = try build("second", ["--cache-from", repository])
+        #expect(second.stderr.contains("hello-build: outputs from the cache"), "\(second.stderr)")
+        #expect(second.stderr.contains("(\(key.prefix(12)))"), "not the planned key: \(second.stderr)")
+        #expect(!second.stderr.contains("▸ Nov 14"), "the compiler ran: \(second.stderr)")
+        #expect(!second.stderr.contains("environment of"), "the environment was unpacked: \(second.stderr)")
+        #expect(try KilnBinary.imageDigests(tmp.path + "/second")["hello:1"] == image)
+        // Nothing was downloaded for the step: no .deb, no source archive, no extracted source tree.
+        let downloaded = FileManager.default.enumerator(atPath: tmp.path + "/dl-second")?.allObjects ?? []
+        #expect(
+            !downloaded.contains { ($0 as? String)?.hasPrefix("sha256/") == true || ($0 as? String) == "sources" },
+            "\(downloaded)")
     }
 
     /// A C program built in the sandbox shows SOURCE_DATE_EPOCH and the fixed source path; a rebuild does not
