@@ -5,14 +5,24 @@ import KilnRecipe
 import KilnStore
 
 extension Builder {
-    /// An SPDX document of every Debian package and every `url` input in the image (its own and its base
-    /// recipes'), stored as
+    /// An SPDX document of every Debian package, every `url` input and every build step's source (git commit or
+    /// archive) in the image (its own and its base recipes'), stored as
     /// an OCI artifact manifest whose `subject` is the image manifest. It sits in index.json untagged, so
     /// `kiln images` lists only images while `kiln gc` keeps it and `kiln inspect` finds it by subject.
     func writeSBOM(_ image: PlannedImage, _ platform: PlannedPlatform, subject: Descriptor, created: String) throws {
         var packages: [SBOM.Package] = []
         var downloads: [SBOM.Download] = []
+        var sources: [SBOM.Source] = []
         for recipe in platform.dependencies {
+            for source in recipe.sources {
+                switch source.kind {
+                case .git(let url, let commit, let tree):
+                    sources.append(.git(name: source.name, url: url, commit: commit, tree: tree))
+                case .archive(let url, let sha256):
+                    sources.append(.archive(name: source.name, url: url, sha256: sha256.encoded))
+                case .directory: continue
+                }
+            }
             for layer in recipe.layers {
                 for (url, extract) in layer.downloads {
                     guard let digest = prepared.inputs[url] else { continue }
@@ -32,11 +42,11 @@ extension Builder {
                 }
             }
         }
-        guard !packages.isEmpty || !downloads.isEmpty else { return }
+        guard !packages.isEmpty || !downloads.isEmpty || !sources.isEmpty else { return }
         // Named by the image, not its version: the same image digest gets the same SBOM (one referrer) whatever
         // version it is tagged with.
         let document = try SBOM.document(
-            image: image.name, packages: packages, downloads: downloads, created: created)
+            image: image.name, packages: packages, downloads: downloads, sources: sources, created: created)
         let bytes = try writeArtifact(
             document, mediaType: SBOM.mediaType, about: subject, annotations: [AnnotationKey.created: created])
         var entry = Descriptor(mediaType: MediaType.imageManifest, bytes: bytes)

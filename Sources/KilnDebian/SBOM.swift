@@ -60,6 +60,33 @@ public enum SBOM {
         var spdxID: String { "SPDXRef-Download-" + Digest.sha256(Data(url.utf8)).encoded.prefix(16) }
     }
 
+    /// A build step's source that was compiled into the image: a git commit (with its tree id) or an archive
+    /// checked against its sha256.
+    public struct Source: Sendable, Hashable {
+        public var name: String
+        /// SPDX's form: `git+URL@COMMIT` for a git source, the URL for an archive.
+        public var downloadLocation: String
+        /// The commit of a git source; nil for an archive.
+        public var version: String?
+        /// An archive's sha256 (a git commit id is not a checksum of a file, so git sources have none).
+        public var sha256: String?
+        public var note: String
+
+        public static func git(name: String, url: String, commit: String, tree: String?) -> Source {
+            Source(
+                name: name, downloadLocation: "git+\(url)@\(commit)", version: commit, sha256: nil,
+                note: "compiled from git commit \(commit)" + (tree.map { ", tree \($0)" } ?? ""))
+        }
+
+        public static func archive(name: String, url: String, sha256: String) -> Source {
+            Source(
+                name: name, downloadLocation: url, version: nil, sha256: sha256,
+                note: "compiled from this archive, sha256 verified")
+        }
+
+        var spdxID: String { "SPDXRef-Source-" + Digest.sha256(Data(downloadLocation.utf8)).encoded.prefix(16) }
+    }
+
     /// Debian packages' SPDX ids start so; `kiln inspect` lists only these as packages.
     public static let debianIDPrefix = "SPDXRef-Package-deb-"
 
@@ -90,7 +117,7 @@ public enum SBOM {
         var licenseDeclared = "NOASSERTION"
         var copyrightText = "NOASSERTION"
         var sourceInfo: String
-        var checksums: [Checksum]
+        var checksums: [Checksum]?
         var externalRefs: [ExternalRef]?
     }
 
@@ -112,15 +139,17 @@ public enum SBOM {
     }
 
     /// The document for `image` (e.g. `NAME:TAG`), dated `created` (RFC 3339).
-    public static func document(image: String, packages: [Package], downloads: [Download] = [], created: String)
-        throws -> Data
-    {
+    public static func document(
+        image: String, packages: [Package], downloads: [Download] = [], sources: [Source] = [], created: String
+    ) throws -> Data {
         let sorted = Array(Set(packages)).sorted { ($0.name, $0.architecture) < ($1.name, $1.architecture) }
         let files = Array(Set(downloads)).sorted { ($0.url, $0.sha256) < ($1.url, $1.sha256) }
+        let compiled = Array(Set(sources)).sorted { ($0.downloadLocation, $0.name) < ($1.downloadLocation, $1.name) }
         // The namespace must be unique per document: derive it from the content, which also keeps it stable.
         let content =
             sorted.map { "\($0.name) \($0.version) \($0.architecture) \($0.sha256)" }
             + files.map { "\($0.url) \($0.sha256) \(($0.members ?? []).joined(separator: ","))" }
+            + compiled.map { "\($0.name) \($0.downloadLocation) \($0.sha256 ?? "")" }
         let digest = Digest.sha256(Data(([image] + content).joined(separator: "\n").utf8)).encoded
         let entries =
             sorted.map { package in
@@ -138,6 +167,12 @@ public enum SBOM {
                     }
                         ?? "downloaded, sha256 verified",
                     checksums: [Checksum(checksumValue: file.sha256)], externalRefs: nil)
+            }
+            + compiled.map { source in
+                Entry(
+                    SPDXID: source.spdxID, name: source.name, versionInfo: source.version,
+                    downloadLocation: source.downloadLocation, sourceInfo: source.note,
+                    checksums: source.sha256.map { [Checksum(checksumValue: $0)] }, externalRefs: nil)
             }
         return try CanonicalJSON.encode(
             Document(

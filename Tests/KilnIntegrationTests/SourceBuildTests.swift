@@ -313,6 +313,10 @@ import Testing
             #expect(built.stderr.contains("iguana-build: built"))
             digests.append(try #require(try KilnBinary.imageDigests(store)["iguana:0.1.0"]))
         }
+        // What was compiled is on record: the SBOM lists dPoW's commit and tree, the label names the commit.
+        let sbom = try KilnBinary.run(["inspect", "iguana:0.1.0", "--sbom", "--store", tmp.path + "/a/images"]).stdout
+        #expect(sbom.contains("git+https://github.com/KomodoPlatform/dPoW@2f846c0aa790516c49299914488623ecb31b1d2b"))
+        #expect(sbom.contains("e8aa547cd2a9c0b418d1082bbabbe4f75aad79a2"), "the tree id: \(sbom.prefix(2000))")
         #expect(digests[0] == digests[1])
 
         let image = "oci:\(tmp.path)/a/images:iguana:0.1.0"
