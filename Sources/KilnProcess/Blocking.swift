@@ -13,12 +13,23 @@ public enum Blocking {
         _ name: String = "kiln-blocking", _ work: @escaping @Sendable () throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
-            // Named from inside: on Linux a name set before `start` is not applied, and the thread would show the
-            // creating pool thread's name in a debugger or `top -H`.
+            // Named from inside, in the kernel's own place for it: on Linux a Foundation name set before `start`
+            // is not applied, and Foundation's setter did not always reach the kernel either (the thread kept the
+            // pool thread's name that created it, in a debugger or `top -H`). The kernel keeps 15 bytes.
             Thread {
-                Thread.current.name = name
+                nameCurrentThread(name)
                 continuation.resume(with: Result { try work() })
             }.start()
         }
+    }
+
+    /// Writes the calling thread's name where Linux keeps it (`/proc/thread-self/comm`); a name longer than the
+    /// kernel's 15 bytes is cut. Best effort: a thread without a name works the same.
+    static func nameCurrentThread(_ name: String) {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 }

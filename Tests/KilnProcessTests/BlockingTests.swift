@@ -54,7 +54,16 @@ import Testing
     }
 
     @Test func runsOnAThreadOfItsOwn() async throws {
-        let name = try await Blocking.run("kiln-test") { Thread.current.name }
+        let name = try await Blocking.run("kiln-test") { Self.threadName() }
         #expect(name == "kiln-test")
+        // The kernel keeps 15 bytes: a longer name is cut, not refused (pthread_setname_np fails on 16 or more).
+        let long = try await Blocking.run("kiln-environment") { Self.threadName() }
+        #expect(long == "kiln-environmen")
+    }
+
+    /// The calling thread's name as the kernel has it (what `top -H` and debuggers show).
+    static func threadName() -> String {
+        let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+        return comm.trimmingCharacters(in: .newlines)
     }
 }
