@@ -110,18 +110,18 @@ import Testing
     @Test func noNetworkReachesTheHost() async throws {
         try await withTemporaryDirectory("kiln-sandbox-net") { tmp in
             try tmp.write("site/index.html", "reachable")
-            let server = try StaticFileServer(root: tmp.path + "/site", log: tmp.path + "/server.log")
-            defer { server.stop() }
-            // The server answers from the host, so a failure below is the sandbox's doing.
-            #expect(try Shell.run(["curl", "-sf", server.url + "/index.html"]).stdout == "reachable")
-            let result = try run(
-                "ip -o link | wc -l; wget -q -T 3 -O - \(server.url)/index.html || echo unreachable", in: tmp)
-            #expect(result.error == nil, "\(String(describing: result.error))")
-            let output = result.lines.map { String($0.dropFirst("probe ▸ ".count)) }
-            // Its own loopback only, and the host's server cannot be reached.
-            #expect(output.first?.trimmingCharacters(in: .whitespaces) == "1")
-            #expect(output.last == "unreachable")
-            #expect(!output.contains("reachable"))
+            try await withFileServer(root: tmp.path + "/site") { server in
+                // The server answers from the host, so a failure below is the sandbox's doing.
+                #expect(try Shell.run(["curl", "-sf", server.url + "/index.html"]).stdout == "reachable")
+                let result = try run(
+                    "ip -o link | wc -l; wget -q -T 3 -O - \(server.url)/index.html || echo unreachable", in: tmp)
+                #expect(result.error == nil, "\(String(describing: result.error))")
+                let output = result.lines.map { String($0.dropFirst("probe ▸ ".count)) }
+                // Its own loopback only, and the host's server cannot be reached.
+                #expect(output.first?.trimmingCharacters(in: .whitespaces) == "1")
+                #expect(output.last == "unreachable")
+                #expect(!output.contains("reachable"))
+            }
         }
     }
 
