@@ -5,8 +5,12 @@ import Testing
 
 @testable import KilnLayer
 
-@Suite struct LayerWriterTests {
-    let tmp = try! TemporaryDirectory("kiln-layer")
+// A class, so each test's scratch directory goes with the instance Swift Testing makes for it (deinit).
+@Suite final class LayerWriterTests {
+    let tmp: TemporaryDirectory
+
+    init() throws { tmp = try TemporaryDirectory("kiln-layer") }
+    deinit { tmp.remove() }
 
     func sampleEntries(_ dir: TemporaryDirectory) throws -> [LayerEntry] {
         let tool = try dir.write("src/tool", "#!/bin/sh\necho hi\n", mode: 0o700)
