@@ -89,6 +89,7 @@ import Testing
     }
 
     @Test func setuidAndSetgidNeedTheRecipesMode() async throws {
+        // Spelled out: a closure whose only `try`s sit inside #expect is not inferred to throw.
         try await Fixture.with(
             """
             with tarfile.open(out, 'w:gz') as t:

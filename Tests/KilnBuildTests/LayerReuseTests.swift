@@ -118,6 +118,7 @@ import Testing
     }
 
     @Test func inputRewrittenWhileBeingWrittenFailsTheBuild() async throws {
+        // Spelled out: a closure whose only `try`s sit inside #expect is not inferred to throw.
         try await Fixture.with { (f) throws in
             let big = f.big
             let appended = Mutex(false)

@@ -221,6 +221,7 @@ import Testing
     }
 
     @Test func aRepeatedDirectoryIsMerged() async throws {
+        // Spelled out: a closure whose only `try`s sit inside #expect is not inferred to throw.
         try await withArchive(
             "dirs.tar.gz",
             """

@@ -295,6 +295,7 @@ import Testing
         "add('a/hard', kind=tarfile.LNKTYPE, link='/etc/passwd')",
     ])
     func refusesMembersThatEscape(_ line: String) async throws {
+        // Spelled out: a closure whose only `try`s sit inside #expect is not inferred to throw.
         try await withArchive(Self.addFile + "\nadd('ok', b'fine')\n" + line) { (tmp, path) throws -> Void in
             #expect(throws: LayerError.self) { try members(path) }
         }
