@@ -17,9 +17,14 @@ import Testing
         let url = "https://example.invalid/release.tar.gz"
         var digest: Digest
 
+        /// A fixture in a temporary directory of its own, removed after `body`.
+        static func with<T>(_ script: String, _ body: (Fixture) async throws -> T) async throws -> T {
+            try await withTemporaryDirectory("kiln-extract") { try await body(Fixture(script, in: $0)) }
+        }
+
         /// `script` writes the archive to `out` (Python, tarfile/gzip/io imported, `add(t, name, data, mode)`).
-        init(_ script: String) throws {
-            tmp = try TemporaryDirectory("kiln-extract")
+        init(_ script: String, in tmp: TemporaryDirectory) throws {
+            self.tmp = tmp
             cache = DownloadCache(root: tmp.path + "/cache")
             let prelude = """
                 import tarfile, gzip, io, sys
@@ -63,86 +68,91 @@ import Testing
     }
 
     /// 100,000 empty members and one wanted file: seconds, not minutes, and only that file lands on disk.
-    @Test func manyMembersOnlyWhatIsAskedIsUnpacked() throws {
-        let f = try Fixture(
+    @Test func manyMembersOnlyWhatIsAskedIsUnpacked() async throws {
+        try await Fixture.with(
             """
             with tarfile.open(out, 'w:gz') as t:
                 for n in range(100000): add(t, 'empty/%06d' % n)
                 add(t, 'bin/tool', b'#!/bin/sh\\n', 0o755)
-            """)
-        defer { f.tmp.remove() }
-        let started = Date()
-        let entries = try f.entries("extract: [tool]\nto: /usr/bin/")
-        let seconds = Date().timeIntervalSince(started)
-        #expect(seconds < 30, "took \(seconds) s")
-        #expect(entries.map(\.path) == ["/usr/bin/tool"])
-        let slots = try FileManager.default.contentsOfDirectory(atPath: f.cache.root + "/extracted-v2")
-        #expect(slots.count == 1)
-        let tree = f.cache.root + "/extracted-v2/" + slots[0] + "/tree"
-        #expect(try FileManager.default.subpathsOfDirectory(atPath: tree).sorted() == ["bin", "bin/tool"])
+            """
+        ) { f in
+            let started = Date()
+            let entries = try f.entries("extract: [tool]\nto: /usr/bin/")
+            let seconds = Date().timeIntervalSince(started)
+            #expect(seconds < 30, "took \(seconds) s")
+            #expect(entries.map(\.path) == ["/usr/bin/tool"])
+            let slots = try FileManager.default.contentsOfDirectory(atPath: f.cache.root + "/extracted-v2")
+            #expect(slots.count == 1)
+            let tree = f.cache.root + "/extracted-v2/" + slots[0] + "/tree"
+            #expect(try FileManager.default.subpathsOfDirectory(atPath: tree).sorted() == ["bin", "bin/tool"])
+        }
     }
 
-    @Test func setuidAndSetgidNeedTheRecipesMode() throws {
-        let f = try Fixture(
+    @Test func setuidAndSetgidNeedTheRecipesMode() async throws {
+        // Spelled out: a closure whose only `try`s sit inside #expect is not inferred to throw.
+        try await Fixture.with(
             """
             with tarfile.open(out, 'w:gz') as t:
                 add(t, 'bin/tool', b'x', 0o6755)
-            """)
-        defer { f.tmp.remove() }
-        #expect(try f.entries("extract: [tool]\nto: /usr/bin/tool").map(\.mode) == [0o755])
-        #expect(try f.entries("extract: [tool]\nto: /usr/bin/tool\nmode: \"4755\"").map(\.mode) == [0o4755])
+            """
+        ) { (f) throws in
+            #expect(try f.entries("extract: [tool]\nto: /usr/bin/tool").map(\.mode) == [0o755])
+            #expect(try f.entries("extract: [tool]\nto: /usr/bin/tool\nmode: \"4755\"").map(\.mode) == [0o4755])
+        }
     }
 
-    @Test func aDeepPathIsRefusedAtTheRecipeLine() throws {
-        let f = try Fixture(
+    @Test func aDeepPathIsRefusedAtTheRecipeLine() async throws {
+        try await Fixture.with(
             """
             with tarfile.open(out, 'w:gz', format=tarfile.PAX_FORMAT) as t:
                 add(t, 'bin/tool', b'x')
                 add(t, 'a/' * 2000 + 'f')
-            """)
-        defer { f.tmp.remove() }
-        #expect {
-            _ = try f.entries("extract: [tool]\nto: /usr/bin/")
-        } throws: { error in
-            "\(error)".contains("a.yaml:6:") && "\(error)".contains("2001 levels")
+            """
+        ) { (f) throws -> Void in
+            #expect {
+                _ = try f.entries("extract: [tool]\nto: /usr/bin/")
+            } throws: { error in
+                "\(error)".contains("a.yaml:6:") && "\(error)".contains("2001 levels")
+            }
         }
     }
 
     /// 80 MiB of zeros in ~80 KB passes the default total but not the ratio; `unpack-limit` lets it through.
-    @Test func unpackLimitOverridesTheDefaultLimits() throws {
-        let f = try Fixture(
+    @Test func unpackLimitOverridesTheDefaultLimits() async throws {
+        try await Fixture.with(
             """
             with tarfile.open(out, 'w:gz') as t:
                 add(t, 'disk.img', b'\\0' * (80 << 20))
-            """)
-        defer { f.tmp.remove() }
-        #expect {
-            _ = try f.entries("extract: [disk.img]\nto: /var/disk.img")
-        } throws: { error in
-            "\(error)".contains("a.yaml:6:") && "\(error)".contains("decompression bomb")
-                && "\(error)".contains("unpack-limit")
+            """
+        ) { (f) throws in
+            #expect {
+                _ = try f.entries("extract: [disk.img]\nto: /var/disk.img")
+            } throws: { error in
+                "\(error)".contains("a.yaml:6:") && "\(error)".contains("decompression bomb")
+                    && "\(error)".contains("unpack-limit")
+            }
+            #expect {
+                _ = try f.entries("extract: [disk.img]\nto: /var/disk.img\nunpack-limit: 50M")
+            } throws: { error in
+                "\(error)".contains("more than \(50 << 20) bytes")
+            }
+            #expect(try f.entries("extract: [disk.img]\nto: /var/disk.img\nunpack-limit: 100M").count == 1)
         }
-        #expect {
-            _ = try f.entries("extract: [disk.img]\nto: /var/disk.img\nunpack-limit: 50M")
-        } throws: { error in
-            "\(error)".contains("more than \(50 << 20) bytes")
-        }
-        #expect(try f.entries("extract: [disk.img]\nto: /var/disk.img\nunpack-limit: 100M").count == 1)
     }
 
     /// The staging directory of an unpack whose process died is removed by the next unpack; a live one stays.
-    @Test func staleStagingIsCleanedOnTheNextRun() throws {
-        let f = try Fixture("with tarfile.open(out, 'w:gz') as t: add(t, 'bin/tool', b'x')")
-        defer { f.tmp.remove() }
-        let parent = f.cache.root + "/extracted-v2"
-        let dead = parent + "/.staging-999999999-1/tree"
-        let live = parent + "/.staging-\(getpid())-2"
-        try FileManager.default.createDirectory(atPath: dead, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: live, withIntermediateDirectories: true)
-        try Data(count: 1 << 20).write(to: URL(fileURLWithPath: dead + "/partial"))
-        _ = try f.entries("extract: [tool]\nto: /usr/bin/")
-        #expect(!FileManager.default.fileExists(atPath: parent + "/.staging-999999999-1"))
-        #expect(FileManager.default.fileExists(atPath: live))
+    @Test func staleStagingIsCleanedOnTheNextRun() async throws {
+        try await Fixture.with("with tarfile.open(out, 'w:gz') as t: add(t, 'bin/tool', b'x')") { f in
+            let parent = f.cache.root + "/extracted-v2"
+            let dead = parent + "/.staging-999999999-1/tree"
+            let live = parent + "/.staging-\(getpid())-2"
+            try FileManager.default.createDirectory(atPath: dead, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: live, withIntermediateDirectories: true)
+            try Data(count: 1 << 20).write(to: URL(fileURLWithPath: dead + "/partial"))
+            _ = try f.entries("extract: [tool]\nto: /usr/bin/")
+            #expect(!FileManager.default.fileExists(atPath: parent + "/.staging-999999999-1"))
+            #expect(FileManager.default.fileExists(atPath: live))
+        }
     }
 
     @Test func unpackLimitMustBeASize() throws {

@@ -16,33 +16,36 @@ import Testing
     }
 
     @Test func aFullCacheIsNotANetworkFailure() async throws {
-        let tmp = try TemporaryDirectory("kiln-sink")
-        defer { tmp.remove() }
-        try FileManager.default.createDirectory(atPath: tmp.path + "/www", withIntermediateDirectories: true)
-        _ = try tmp.write("www/file.bin", String(repeating: "x", count: 4096))
-        let server = try StaticFileServer(root: tmp.path + "/www", log: tmp.path + "/server.log")
-        defer { server.stop() }
-        let transport = try HTTPTransport()
-        do {
-            _ = try await transport.download(
-                HTTPRequest(.GET, URL(string: server.url + "/file.bin")!), into: FullDisk())
-            Issue.record("the download should have failed")
-        } catch let error as HTTPError {
-            #expect(
-                "\(error)".contains("cannot store the download") && "\(error)".contains("No space left"), "\(error)")
-            #expect(!"\(error)".contains("cannot reach"))
-        }
-        await transport.shutdown()
-        #expect(server.requests.filter { $0.contains("file.bin") }.count == 1, "not retried")
+        try await withTemporaryDirectory("kiln-sink") { tmp in
+            try FileManager.default.createDirectory(atPath: tmp.path + "/www", withIntermediateDirectories: true)
+            _ = try tmp.write("www/file.bin", String(repeating: "x", count: 4096))
+            try await withFileServer(root: tmp.path + "/www") { server in
+                let transport = try HTTPTransport()
+                do {
+                    _ = try await transport.download(
+                        HTTPRequest(.GET, URL(string: server.url + "/file.bin")!), into: FullDisk())
+                    Issue.record("the download should have failed")
+                } catch let error as HTTPError {
+                    #expect(
+                        "\(error)".contains("cannot store the download") && "\(error)".contains("No space left"),
+                        "\(error)"
+                    )
+                    #expect(!"\(error)".contains("cannot reach"))
+                }
+                await transport.shutdown()
+                #expect(server.requests.filter { $0.contains("file.bin") }.count == 1, "not retried")
 
-        // Through the cache, a good download lands under its digest and leaves no temporary behind.
-        let cache = DownloadCache(root: tmp.path + "/cache")
-        let digest = Digest.sha256(String(repeating: "x", count: 4096))
-        let second = try HTTPTransport()
-        let path = try await cache.fetch(
-            url: server.url + "/file.bin", sha256: digest.encoded, size: 4096, transport: second)
-        await second.shutdown()
-        #expect(path == cache.path(for: digest))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path + "/cache/sha256") == [digest.encoded])
+                // Through the cache, a good download lands under its digest and leaves no temporary behind.
+                let cache = DownloadCache(root: tmp.path + "/cache")
+                let digest = Digest.sha256(String(repeating: "x", count: 4096))
+                let second = try HTTPTransport()
+                let path = try await cache.fetch(
+                    url: server.url + "/file.bin", sha256: digest.encoded, size: 4096, transport: second)
+                await second.shutdown()
+                #expect(path == cache.path(for: digest))
+                #expect(
+                    try FileManager.default.contentsOfDirectory(atPath: tmp.path + "/cache/sha256") == [digest.encoded])
+            }
+        }
     }
 }

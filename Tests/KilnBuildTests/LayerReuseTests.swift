@@ -19,8 +19,13 @@ import Testing
         var small: String { dir.path + "/input/small.txt" }
         var big: String { dir.path + "/input/big.bin" }
 
-        init() throws {
-            dir = try TemporaryDirectory("kiln-reuse")
+        /// A fixture in a temporary directory of its own, removed after `body`.
+        static func with<T>(_ body: (Fixture) async throws -> T) async throws -> T {
+            try await withTemporaryDirectory("kiln-reuse") { try await body(Fixture(in: $0)) }
+        }
+
+        init(in dir: TemporaryDirectory) throws {
+            self.dir = dir
             try dir.write("input/small.txt", "hello\n")
             // Several read buffers' worth, so a change can be made while the writer is still reading it.
             try Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) })
@@ -58,83 +63,84 @@ import Testing
     }
 
     @Test func firstBuildKeysTheLayerAsEveryLaterBuildDoes() async throws {
-        let f = try Fixture()
-        defer { f.dir.remove() }
-        let inputBytes = Int64(6 + (3 << 20))
+        try await Fixture.with { f in
+            let inputBytes = Int64(6 + (3 << 20))
 
-        let cold = try await f.build()
-        #expect(!cold.layer.reused)
-        #expect(cold.bytesHashed == inputBytes)
-        // The digests recorded while writing are the files' digests.
-        let table = FileDigests(layout: try OCILayout(root: f.store))
-        #expect(try table.current(f.big) == FileDigests.hash(f.big))
-        #expect(try table.current(f.small) == FileDigests.hash(f.small))
+            let cold = try await f.build()
+            #expect(!cold.layer.reused)
+            #expect(cold.bytesHashed == inputBytes)
+            // The digests recorded while writing are the files' digests.
+            let table = FileDigests(layout: try OCILayout(root: f.store))
+            #expect(try table.current(f.big) == FileDigests.hash(f.big))
+            #expect(try table.current(f.small) == FileDigests.hash(f.small))
 
-        // Nothing changed: reused without reading anything, so the key taken after writing matches the key
-        // taken from the table before writing.
-        let noop = try await f.build()
-        #expect(noop.layer.reused && noop.layer.digest == cold.layer.digest)
-        #expect(noop.bytesHashed == 0)
+            // Nothing changed: reused without reading anything, so the key taken after writing matches the key
+            // taken from the table before writing.
+            let noop = try await f.build()
+            #expect(noop.layer.reused && noop.layer.digest == cold.layer.digest)
+            #expect(noop.bytesHashed == 0)
 
-        // Touched but unchanged: hashed again before keying, and reused.
-        var times = [timespec(tv_sec: 1_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000, tv_nsec: 0)]
-        #expect(utimensat(AT_FDCWD, f.big, &times, 0) == 0)
-        let touched = try await f.build()
-        #expect(touched.layer.reused && touched.bytesHashed == Int64(3 << 20))
+            // Touched but unchanged: hashed again before keying, and reused.
+            var times = [timespec(tv_sec: 1_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000, tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, f.big, &times, 0) == 0)
+            let touched = try await f.build()
+            #expect(touched.layer.reused && touched.bytesHashed == Int64(3 << 20))
 
-        // --rehash reads every input once, and still reuses.
-        let rehashed = try await f.build(rehash: true)
-        #expect(rehashed.layer.reused && rehashed.bytesHashed == inputBytes)
+            // --rehash reads every input once, and still reuses.
+            let rehashed = try await f.build(rehash: true)
+            #expect(rehashed.layer.reused && rehashed.bytesHashed == inputBytes)
 
-        // Changed: written again.
-        try f.dir.write("input/small.txt", "changed\n")
-        let changed = try await f.build()
-        #expect(!changed.layer.reused && changed.layer.digest != cold.layer.digest)
+            // Changed: written again.
+            try f.dir.write("input/small.txt", "changed\n")
+            let changed = try await f.build()
+            #expect(!changed.layer.reused && changed.layer.digest != cold.layer.digest)
+        }
     }
 
     /// A layer blob flipped in place (same size, so the size check alone passes) is not reused: its stamp
     /// changed, it is hashed, found wrong, removed, and the layer is written again with its true bytes.
     @Test func aTamperedLayerBlobIsRewrittenNotReused() async throws {
-        let f = try Fixture()
-        defer { f.dir.remove() }
-        let cold = try await f.build()
-        let blob = try OCILayout(root: f.store).blobPath(cold.layer.digest)
-        let fd = open(blob, O_WRONLY)
-        #expect(fd >= 0)
-        #expect(pwrite(fd, [0x42, 0x42, 0x42, 0x42], 4, 100) == 4)
-        close(fd)
-        #expect(try FileDigests.hash(blob) != cold.layer.digest)
-        let rebuilt = try await f.build()
-        #expect(!rebuilt.layer.reused && rebuilt.layer.digest == cold.layer.digest)
-        #expect(try FileDigests.hash(blob) == cold.layer.digest)
-        // Untouched since it was written again: reused without reading it.
-        let noop = try await f.build()
-        #expect(noop.layer.reused && noop.bytesHashed == 0)
+        try await Fixture.with { f in
+            let cold = try await f.build()
+            let blob = try OCILayout(root: f.store).blobPath(cold.layer.digest)
+            let fd = open(blob, O_WRONLY)
+            #expect(fd >= 0)
+            #expect(pwrite(fd, [0x42, 0x42, 0x42, 0x42], 4, 100) == 4)
+            close(fd)
+            #expect(try FileDigests.hash(blob) != cold.layer.digest)
+            let rebuilt = try await f.build()
+            #expect(!rebuilt.layer.reused && rebuilt.layer.digest == cold.layer.digest)
+            #expect(try FileDigests.hash(blob) == cold.layer.digest)
+            // Untouched since it was written again: reused without reading it.
+            let noop = try await f.build()
+            #expect(noop.layer.reused && noop.bytesHashed == 0)
+        }
     }
 
     @Test func inputRewrittenWhileBeingWrittenFailsTheBuild() async throws {
-        let f = try Fixture()
-        defer { f.dir.remove() }
-        let big = f.big
-        let appended = Mutex(false)
-        let events: @Sendable (BuildEvent) -> Void = { event in
-            guard case .layerProgress = event else { return }
-            appended.withLock { done in
-                guard !done, let handle = FileHandle(forWritingAtPath: big) else { return }
-                handle.seekToEndOfFile()
-                handle.write(Data("more".utf8))
-                handle.closeFile()
-                done = true
+        // Spelled out: a closure whose only `try`s sit inside #expect is not inferred to throw.
+        try await Fixture.with { (f) throws in
+            let big = f.big
+            let appended = Mutex(false)
+            let events: @Sendable (BuildEvent) -> Void = { event in
+                guard case .layerProgress = event else { return }
+                appended.withLock { done in
+                    guard !done, let handle = FileHandle(forWritingAtPath: big) else { return }
+                    handle.seekToEndOfFile()
+                    handle.write(Data("more".utf8))
+                    handle.closeFile()
+                    done = true
+                }
             }
+            await #expect {
+                _ = try await f.build(events: events)
+            } throws: { error in
+                "\(error)".contains("changed while it was being added")
+            }
+            #expect(appended.withLock { $0 })
+            // Nothing was tagged, and nothing about the file was remembered.
+            #expect(try OCILayout(root: f.store).tags().isEmpty)
+            #expect(try FileDigests(layout: OCILayout(root: f.store)).current(big) == nil)
         }
-        await #expect {
-            _ = try await f.build(events: events)
-        } throws: { error in
-            "\(error)".contains("changed while it was being added")
-        }
-        #expect(appended.withLock { $0 })
-        // Nothing was tagged, and nothing about the file was remembered.
-        #expect(try OCILayout(root: f.store).tags().isEmpty)
-        #expect(try FileDigests(layout: OCILayout(root: f.store)).current(big) == nil)
     }
 }

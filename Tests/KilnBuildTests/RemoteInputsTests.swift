@@ -62,21 +62,21 @@ import Testing
     /// A cache decision the user did not ask to see goes to the logger the caller put in the options (what
     /// `kiln build --verbose` shows), not to a static one.
     @Test func aCacheHitIsLoggedToTheCallersLogger() async throws {
-        let tmp = try TemporaryDirectory("kiln-inputs-log")
-        defer { tmp.remove() }
-        let cache = DownloadCache(root: tmp.path)
-        let bytes = Data("cached input".utf8)
-        let digest = Digest.sha256(bytes)
-        try FileManager.default.createDirectory(atPath: tmp.path + "/sha256", withIntermediateDirectories: true)
-        try bytes.write(to: URL(fileURLWithPath: cache.path(for: digest)))
-        let captured = CapturedLog()
-        let input = RemoteInput(
-            url: "https://example.invalid/c.bin", sha256: digest,
-            location: SourceLocation(file: "/r/a.yaml", line: 1, column: 1), pinnedInRecipe: true)
-        let options = InputOptions(
-            cache: cache, offline: true, http: HTTPOptions(logger: captured.logger(level: .debug)))
-        let resolved = try await RemoteInputs.fetch([input], options: options)
-        #expect(resolved == [input.url: digest])
-        #expect(captured.contains("input \(input.url): in the download cache as \(digest)", at: .debug))
+        try await withTemporaryDirectory("kiln-inputs-log") { tmp in
+            let cache = DownloadCache(root: tmp.path)
+            let bytes = Data("cached input".utf8)
+            let digest = Digest.sha256(bytes)
+            try FileManager.default.createDirectory(atPath: tmp.path + "/sha256", withIntermediateDirectories: true)
+            try bytes.write(to: URL(fileURLWithPath: cache.path(for: digest)))
+            let captured = CapturedLog()
+            let input = RemoteInput(
+                url: "https://example.invalid/c.bin", sha256: digest,
+                location: SourceLocation(file: "/r/a.yaml", line: 1, column: 1), pinnedInRecipe: true)
+            let options = InputOptions(
+                cache: cache, offline: true, http: HTTPOptions(logger: captured.logger(level: .debug)))
+            let resolved = try await RemoteInputs.fetch([input], options: options)
+            #expect(resolved == [input.url: digest])
+            #expect(captured.contains("input \(input.url): in the download cache as \(digest)", at: .debug))
+        }
     }
 }

@@ -41,53 +41,53 @@ import Testing
         return dir + "/\(name).deb"
     }
 
-    @Test func membersClimbingOutOfTheRootAreRefused() throws {
-        let tmp = try TemporaryDirectory("kiln-hostile")
-        defer { tmp.remove() }
-        let cache = DownloadCache(root: tmp.path + "/cache")
-        let deb = try Self.deb(tmp, "climb", members: #"add(t, "./usr/../../escaped", b"x")"#)
-        #expect {
-            _ = try DebUnpacker.unpack(deb: deb, sha256: "climb", cache: cache)
-        } throws: { error in
-            "\(error)".contains("member './usr/../../escaped'") && "\(error)".contains("leaves the image root")
-        }
-        #expect(!FileManager.default.fileExists(atPath: tmp.path + "/cache/escaped"))
-        #expect(!FileManager.default.fileExists(atPath: tmp.path + "/cache/unpacked-v2/escaped"))
-        #expect(!FileManager.default.fileExists(atPath: tmp.path + "/cache/unpacked-v2/climb"))
-        let absolute = try Self.deb(tmp, "absolute", members: #"add(t, "/etc/../../../tmp/abs", b"x")"#)
-        #expect(throws: DebianError.self) {
-            _ = try DebUnpacker.unpack(deb: absolute, sha256: "absolute", cache: cache)
+    @Test func membersClimbingOutOfTheRootAreRefused() async throws {
+        try await withTemporaryDirectory("kiln-hostile") { tmp in
+            let cache = DownloadCache(root: tmp.path + "/cache")
+            let deb = try Self.deb(tmp, "climb", members: #"add(t, "./usr/../../escaped", b"x")"#)
+            #expect {
+                _ = try DebUnpacker.unpack(deb: deb, sha256: "climb", cache: cache)
+            } throws: { error in
+                "\(error)".contains("member './usr/../../escaped'") && "\(error)".contains("leaves the image root")
+            }
+            #expect(!FileManager.default.fileExists(atPath: tmp.path + "/cache/escaped"))
+            #expect(!FileManager.default.fileExists(atPath: tmp.path + "/cache/unpacked-v2/escaped"))
+            #expect(!FileManager.default.fileExists(atPath: tmp.path + "/cache/unpacked-v2/climb"))
+            let absolute = try Self.deb(tmp, "absolute", members: #"add(t, "/etc/../../../tmp/abs", b"x")"#)
+            #expect(throws: DebianError.self) {
+                _ = try DebUnpacker.unpack(deb: absolute, sha256: "absolute", cache: cache)
+            }
         }
     }
 
-    @Test func aSymlinkCannotRedirectLaterMembers() throws {
-        let tmp = try TemporaryDirectory("kiln-hostile")
-        defer { tmp.remove() }
-        let cache = DownloadCache(root: tmp.path + "/cache")
-        let outside = tmp.path + "/outside"
-        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
-        let deb = try Self.deb(
-            tmp, "redirect",
-            members: """
-                add(t, "./etc", None)
-                add(t, "./etc/x", link="\(outside)")
-                add(t, "./etc/x/passwd", b"owned")
-                """)
-        // A member under a path the archive made a symlink is refused, naming both, and nothing lands outside.
-        #expect {
-            _ = try DebUnpacker.unpack(deb: deb, sha256: "redirect", cache: cache)
-        } throws: { error in
-            "\(error)".contains("'./etc/x/passwd' is inside 'etc/x'") && "\(error)".contains("not a directory")
+    @Test func aSymlinkCannotRedirectLaterMembers() async throws {
+        try await withTemporaryDirectory("kiln-hostile") { tmp in
+            let cache = DownloadCache(root: tmp.path + "/cache")
+            let outside = tmp.path + "/outside"
+            try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+            let deb = try Self.deb(
+                tmp, "redirect",
+                members: """
+                    add(t, "./etc", None)
+                    add(t, "./etc/x", link="\(outside)")
+                    add(t, "./etc/x/passwd", b"owned")
+                    """)
+            // A member under a path the archive made a symlink is refused, naming both, and nothing lands outside.
+            #expect {
+                _ = try DebUnpacker.unpack(deb: deb, sha256: "redirect", cache: cache)
+            } throws: { error in
+                "\(error)".contains("'./etc/x/passwd' is inside 'etc/x'") && "\(error)".contains("not a directory")
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
         }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
     }
 
-    @Test func notADebianPackage() throws {
-        let tmp = try TemporaryDirectory("kiln-hostile")
-        defer { tmp.remove() }
-        let path = try tmp.write("junk.deb", "not an ar archive")
-        #expect(throws: DebianError.self) {
-            _ = try DebUnpacker.unpack(deb: path, sha256: "junk", cache: DownloadCache(root: tmp.path + "/cache"))
+    @Test func notADebianPackage() async throws {
+        try await withTemporaryDirectory("kiln-hostile") { tmp in
+            let path = try tmp.write("junk.deb", "not an ar archive")
+            #expect(throws: DebianError.self) {
+                _ = try DebUnpacker.unpack(deb: path, sha256: "junk", cache: DownloadCache(root: tmp.path + "/cache"))
+            }
         }
     }
 }

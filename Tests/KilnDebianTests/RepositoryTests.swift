@@ -34,10 +34,25 @@ import Testing
             PackageSetRequest(suite: repository.suite, components: ["main"], packages: ["app"], architecture: "amd64")
         }
 
-        init() throws {
+        /// A served repository and an empty download cache for `body`, stopped and removed however it ends.
+        static func with<T>(_ body: (Fixture) async throws -> T) async throws -> T {
+            try await withTemporaryDirectory("kiln-debcache") { cacheDirectory in
+                let fixture = try Fixture(cacheDirectory: cacheDirectory)
+                do {
+                    let result = try await body(fixture)
+                    await fixture.close()
+                    return result
+                } catch {
+                    await fixture.close()
+                    throw error
+                }
+            }
+        }
+
+        init(cacheDirectory: TemporaryDirectory) throws {
             repository = try DebianRepository(packages: RepositoryTests.packages)
             try repository.serve()
-            cacheDirectory = try TemporaryDirectory("kiln-debcache")
+            self.cacheDirectory = cacheDirectory
             transport = try HTTPTransport(options: HTTPOptions(attempts: 1))
         }
 
@@ -51,13 +66,11 @@ import Testing
         func close() async {
             await transport.shutdown()
             repository.stop()
-            cacheDirectory.remove()
         }
     }
 
     @Test func resolvesVerifiesDownloadsAndUnpacks() async throws {
-        let fixture = try Fixture()
-        do {
+        try await Fixture.with { fixture in
             let set = try await fixture.resolve(["app"])
             #expect(
                 set.packages.map { "\($0.name)=\($0.version)" } == [
@@ -109,35 +122,32 @@ import Testing
             try fixture.repository.serve()
 
             // Locked: exactly the pins, from a cold cache through the verified index…
-            let cold = try TemporaryDirectory("kiln-debcache-cold")
-            defer { cold.remove() }
-            let locked = try await PackageSets.fetchLocked(
-                set.packages, request: fixture.request, mirror: fixture.repository.url,
-                keyring: fixture.repository.keyring,
-                cache: DownloadCache(root: cold.path), transport: fixture.transport)
-            #expect(locked.packages == set.packages)
-            #expect(FileManager.default.fileExists(atPath: cold.path + "/sha256/" + set.packages[0].sha256))
-            // …and a pin the mirror no longer serves fails naming it and pointing at snapshot mirrors.
-            var gone = set.packages
-            gone[2].version = "1.2"
-            gone[2].sha256 = String(repeating: "e", count: 64)
-            await #expect {
-                _ = try await PackageSets.fetchLocked(
-                    gone, request: fixture.request, mirror: fixture.repository.url,
-                    keyring: fixture.repository.keyring, cache: DownloadCache(root: cold.path + "/x"),
-                    transport: fixture.transport)
-            } throws: { error in
-                "\(error)".contains("locked package libfoo 1.2 is not served") && "\(error)".contains("snapshot mirror")
+            try await withTemporaryDirectory("kiln-debcache-cold") { cold in
+                let locked = try await PackageSets.fetchLocked(
+                    set.packages, request: fixture.request, mirror: fixture.repository.url,
+                    keyring: fixture.repository.keyring,
+                    cache: DownloadCache(root: cold.path), transport: fixture.transport)
+                #expect(locked.packages == set.packages)
+                #expect(FileManager.default.fileExists(atPath: cold.path + "/sha256/" + set.packages[0].sha256))
+                // …and a pin the mirror no longer serves fails naming it and pointing at snapshot mirrors.
+                var gone = set.packages
+                gone[2].version = "1.2"
+                gone[2].sha256 = String(repeating: "e", count: 64)
+                await #expect {
+                    _ = try await PackageSets.fetchLocked(
+                        gone, request: fixture.request, mirror: fixture.repository.url,
+                        keyring: fixture.repository.keyring, cache: DownloadCache(root: cold.path + "/x"),
+                        transport: fixture.transport)
+                } throws: { error in
+                    "\(error)".contains("locked package libfoo 1.2 is not served")
+                        && "\(error)".contains("snapshot mirror")
+                }
             }
-        } catch {
-            Issue.record(error)
         }
-        await fixture.close()
     }
 
     @Test func providesVersionsAndConflictsAgainstARealIndex() async throws {
-        let fixture = try Fixture()
-        do {
+        try await Fixture.with { fixture in
             // An ASCII-armoured keyring (as in /etc/apt/keyrings/*.asc) verifies too.
             var request = fixture.request
             request.packages = ["libbase"]
@@ -152,15 +162,11 @@ import Testing
             await #expect(throws: DebianError.missingPackage(name: "nosuch", requiredBy: nil)) {
                 _ = try await fixture.resolve(["nosuch"])
             }
-        } catch {
-            Issue.record(error)
         }
-        await fixture.close()
     }
 
     @Test func tamperedDebIsRefusedAndNotCached() async throws {
-        let fixture = try Fixture()
-        do {
+        try await Fixture.with { fixture in
             // Same size, one byte different: only the sha256 can tell.
             let path = fixture.repository.debPath("libbase", "2.0", architecture: "all")
             var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -175,15 +181,11 @@ import Testing
                 (try? FileManager.default.contentsOfDirectory(atPath: fixture.cacheDirectory.path + "/sha256")) ?? []
             #expect(!stored.contains(Digest.sha256(bytes).encoded))
             #expect(!stored.contains { $0.contains(".part") })
-        } catch {
-            Issue.record(error)
         }
-        await fixture.close()
     }
 
     @Test func tamperedPackagesIndexIsRefused() async throws {
-        let fixture = try Fixture()
-        do {
+        try await Fixture.with { fixture in
             let index = fixture.repository.root + "/dists/\(fixture.repository.suite)/main/binary-amd64/Packages"
             let text = try String(contentsOfFile: index, encoding: .utf8)
             try text.replacingOccurrences(of: "Version: 1.3", with: "Version: 1.4").write(
@@ -194,15 +196,11 @@ import Testing
             } throws: { error in
                 "\(error)".contains("Packages.xz") && "\(error)".contains("Refusing the package index")
             }
-        } catch {
-            Issue.record(error)
         }
-        await fixture.close()
     }
 
     @Test func unsignedOrStrangerSignedInReleaseIsRefused() async throws {
-        let fixture = try Fixture()
-        do {
+        try await Fixture.with { fixture in
             try fixture.repository.index(sign: false)
             await #expect {
                 _ = try await fixture.resolve(["app"])
@@ -237,9 +235,6 @@ import Testing
             } throws: { error in
                 "\(error)".contains("HTTP 404") && "\(error)".contains("suite 'absent'")
             }
-        } catch {
-            Issue.record(error)
         }
-        await fixture.close()
     }
 }

@@ -6,63 +6,68 @@ import Testing
 
 /// apt configuration, mirror and keyring selection, deb822 parsing, the dpkg status stanza and the SBOM.
 @Suite struct SourcesAndDocumentsTests {
-    @Test func parsesOneLineAndDeb822Sources() throws {
-        let tmp = try TemporaryDirectory("kiln-apt")
-        defer { tmp.remove() }
-        try tmp.write(
-            "sources.list",
-            """
-            # a comment
-            deb [arch=amd64 signed-by=/k/one.gpg] http://127.0.0.1:9/one alpha main contrib
-            deb-src http://127.0.0.1:9/src alpha main
-            deb http://127.0.0.1:9/two beta main # trailing comment
-            """)
-        try tmp.write(
-            "sources.list.d/x.sources",
-            """
-            Types: deb deb-src
-            URIs: http://127.0.0.1:9/three
-            Suites: gamma gamma-updates
-            Components: main
-            Signed-By: /k/three.gpg
+    @Test func parsesOneLineAndDeb822Sources() async throws {
+        try await withTemporaryDirectory("kiln-apt") { tmp in
+            try tmp.write(
+                "sources.list",
+                """
+                # a comment
+                deb [arch=amd64 signed-by=/k/one.gpg] http://127.0.0.1:9/one alpha main contrib
+                deb-src http://127.0.0.1:9/src alpha main
+                deb http://127.0.0.1:9/two beta main # trailing comment
+                """)
+            try tmp.write(
+                "sources.list.d/x.sources",
+                """
+                Types: deb deb-src
+                URIs: http://127.0.0.1:9/three
+                Suites: gamma gamma-updates
+                Components: main
+                Signed-By: /k/three.gpg
 
-            Types: deb
-            URIs: http://127.0.0.1:9/off
-            Suites: delta
-            Components: main
-            Enabled: no
-            """)
-        try tmp.write("sources.list.d/y.list.disabled", "deb http://127.0.0.1:9/ignored epsilon main\n")
-        let sources = AptSources.load(root: tmp.path)
-        #expect(sources.map(\.uri) == ["http://127.0.0.1:9/one", "http://127.0.0.1:9/two", "http://127.0.0.1:9/three"])
-        #expect(sources[0].signedBy == "/k/one.gpg" && sources[0].components == ["main", "contrib"])
-        #expect(sources[1].signedBy == nil && sources[1].suites == ["beta"])
-        #expect(sources[2].suites == ["gamma", "gamma-updates"] && sources[2].signedBy == "/k/three.gpg")
+                Types: deb
+                URIs: http://127.0.0.1:9/off
+                Suites: delta
+                Components: main
+                Enabled: no
+                """)
+            try tmp.write("sources.list.d/y.list.disabled", "deb http://127.0.0.1:9/ignored epsilon main\n")
+            let sources = AptSources.load(root: tmp.path)
+            #expect(
+                sources.map(\.uri) == ["http://127.0.0.1:9/one", "http://127.0.0.1:9/two", "http://127.0.0.1:9/three"])
+            #expect(sources[0].signedBy == "/k/one.gpg" && sources[0].components == ["main", "contrib"])
+            #expect(sources[1].signedBy == nil && sources[1].suites == ["beta"])
+            #expect(sources[2].suites == ["gamma", "gamma-updates"] && sources[2].signedBy == "/k/three.gpg")
 
-        // Mirror: recipe > KILN_DEBIAN_MIRROR > host; keyring: recipe > Signed-By > Debian's.
-        var request = PackageSetRequest(suite: "gamma-updates", components: [], packages: ["x"], architecture: "amd64")
-        #expect(request.components == ["main"])
-        #expect(try PackageSets.mirror(for: request, environment: [:], sources: sources) == "http://127.0.0.1:9/three")
-        #expect(
-            try PackageSets.mirror(
-                for: request, environment: ["KILN_DEBIAN_MIRROR": "http://127.0.0.1:8/env"], sources: sources)
-                == "http://127.0.0.1:8/env")
-        #expect(
-            PackageSets.keyring(for: request, mirror: "http://127.0.0.1:9/three/", sources: sources) == "/k/three.gpg")
-        #expect(
-            PackageSets.keyring(for: request, mirror: "http://127.0.0.1:8/env", sources: sources)
-                == PackageSets.defaultKeyring)
-        request.mirror = "http://127.0.0.1:7/recipe"
-        request.keyring = "/k/recipe.gpg"
-        #expect(
-            try PackageSets.mirror(
-                for: request, environment: ["KILN_DEBIAN_MIRROR": "http://127.0.0.1:8/env"], sources: sources)
-                == "http://127.0.0.1:7/recipe")
-        #expect(
-            PackageSets.keyring(for: request, mirror: "http://127.0.0.1:9/three", sources: sources) == "/k/recipe.gpg")
-        let unknown = PackageSetRequest(suite: "delta", components: [], packages: ["x"], architecture: "amd64")
-        #expect(throws: DebianError.noMirror(suite: "delta")) {
-            try PackageSets.mirror(for: unknown, environment: [:], sources: sources)
+            // Mirror: recipe > KILN_DEBIAN_MIRROR > host; keyring: recipe > Signed-By > Debian's.
+            var request = PackageSetRequest(
+                suite: "gamma-updates", components: [], packages: ["x"], architecture: "amd64")
+            #expect(request.components == ["main"])
+            #expect(
+                try PackageSets.mirror(for: request, environment: [:], sources: sources) == "http://127.0.0.1:9/three")
+            #expect(
+                try PackageSets.mirror(
+                    for: request, environment: ["KILN_DEBIAN_MIRROR": "http://127.0.0.1:8/env"], sources: sources)
+                    == "http://127.0.0.1:8/env")
+            #expect(
+                PackageSets.keyring(for: request, mirror: "http://127.0.0.1:9/three/", sources: sources)
+                    == "/k/three.gpg")
+            #expect(
+                PackageSets.keyring(for: request, mirror: "http://127.0.0.1:8/env", sources: sources)
+                    == PackageSets.defaultKeyring)
+            request.mirror = "http://127.0.0.1:7/recipe"
+            request.keyring = "/k/recipe.gpg"
+            #expect(
+                try PackageSets.mirror(
+                    for: request, environment: ["KILN_DEBIAN_MIRROR": "http://127.0.0.1:8/env"], sources: sources)
+                    == "http://127.0.0.1:7/recipe")
+            #expect(
+                PackageSets.keyring(for: request, mirror: "http://127.0.0.1:9/three", sources: sources)
+                    == "/k/recipe.gpg")
+            let unknown = PackageSetRequest(suite: "delta", components: [], packages: ["x"], architecture: "amd64")
+            #expect(throws: DebianError.noMirror(suite: "delta")) {
+                try PackageSets.mirror(for: unknown, environment: [:], sources: sources)
+            }
         }
     }
 

@@ -28,27 +28,28 @@ import Testing
             """)
     }
 
-    @Test func anArm64BinaryIsRefusedInAnAmd64ImageAndAcceptedInAnArm64One() throws {
-        let tmp = try TemporaryDirectory("kiln-foreign")
-        defer { tmp.remove() }
-        try FileManager.default.createDirectory(atPath: tmp.path + "/r", withIntermediateDirectories: true)
-        try Self.elfHeader(machine: 183).write(to: URL(fileURLWithPath: tmp.path + "/r/tool"))
-        let store = tmp.path + "/images"
+    @Test func anArm64BinaryIsRefusedInAnAmd64ImageAndAcceptedInAnArm64One() async throws {
+        try await withTemporaryDirectory("kiln-foreign") { tmp in
+            try FileManager.default.createDirectory(atPath: tmp.path + "/r", withIntermediateDirectories: true)
+            try Self.elfHeader(machine: 183).write(to: URL(fileURLWithPath: tmp.path + "/r/tool"))
+            let store = tmp.path + "/images"
 
-        try recipe(tmp, platform: "linux/amd64")
-        let refused = try KilnBinary.run(["build", tmp.path + "/r", "--store", store], check: false)
-        #expect(refused.status == 65)
-        #expect(refused.stderr.contains("app.yaml:7:"))
-        #expect(
-            refused.stderr.contains("/usr/local/bin/tool is an ELF binary for arm64, but this image is linux/amd64"))
-        #expect(!(try KilnBinary.run(["images", "--store", store]).stdout.contains("app:1")))
+            try recipe(tmp, platform: "linux/amd64")
+            let refused = try KilnBinary.run(["build", tmp.path + "/r", "--store", store], check: false)
+            #expect(refused.status == 65)
+            #expect(refused.stderr.contains("app.yaml:7:"))
+            #expect(
+                refused.stderr.contains("/usr/local/bin/tool is an ELF binary for arm64, but this image is linux/amd64")
+            )
+            #expect(!(try KilnBinary.run(["images", "--store", store]).stdout.contains("app:1")))
 
-        // Intended (say, a cross toolchain): the flag lets it through.
-        try KilnBinary.run(["build", tmp.path + "/r", "--store", store, "--allow-foreign-binaries"])
+            // Intended (say, a cross toolchain): the flag lets it through.
+            try KilnBinary.run(["build", tmp.path + "/r", "--store", store, "--allow-foreign-binaries"])
 
-        try recipe(tmp, platform: "linux/arm64")
-        try KilnBinary.run(["build", tmp.path + "/r", "--store", store + "-arm64"])
-        let inspected = try KilnBinary.run(["inspect", "app:1", "--store", store + "-arm64"]).stdout
-        #expect(inspected.contains("arm64"))
+            try recipe(tmp, platform: "linux/arm64")
+            try KilnBinary.run(["build", tmp.path + "/r", "--store", store + "-arm64"])
+            let inspected = try KilnBinary.run(["inspect", "app:1", "--store", store + "-arm64"]).stdout
+            #expect(inspected.contains("arm64"))
+        }
     }
 }

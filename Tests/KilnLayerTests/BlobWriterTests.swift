@@ -24,34 +24,34 @@ import Testing
         return (digest, writer.earlyFlushes)
     }
 
-    @Test func writesAndHashesExactlyTheBytesSubmitted() throws {
-        let tmp = try TemporaryDirectory("kiln-blob")
-        defer { tmp.remove() }
-        let size = BlobWriter.bufferSize
-        // Two flush intervals (more buffers than the writer has, so they are reused), then sizes with no partly
-        // filled last buffer, only one, and nothing at all.
-        let long = max(2 * Int(BlobWriter.flushInterval), size * (BlobWriter.buffers + 3)) + 12_345
-        for (index, count) in [long, 2 * size, 4097, 1, 0].enumerated() {
-            var data = Data(count: count)
-            data.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) in
-                var state: UInt64 = 0x9E37_79B9_7F4A_7C15 &+ UInt64(count)
-                for i in 0..<count {
-                    state ^= state << 13
-                    state ^= state >> 7
-                    state ^= state << 17
-                    raw[i] = UInt8(truncatingIfNeeded: state)
+    @Test func writesAndHashesExactlyTheBytesSubmitted() async throws {
+        try await withTemporaryDirectory("kiln-blob") { tmp in
+            let size = BlobWriter.bufferSize
+            // Two flush intervals (more buffers than the writer has, so they are reused), then sizes with no partly
+            // filled last buffer, only one, and nothing at all.
+            let long = max(2 * Int(BlobWriter.flushInterval), size * (BlobWriter.buffers + 3)) + 12_345
+            for (index, count) in [long, 2 * size, 4097, 1, 0].enumerated() {
+                var data = Data(count: count)
+                data.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) in
+                    var state: UInt64 = 0x9E37_79B9_7F4A_7C15 &+ UInt64(count)
+                    for i in 0..<count {
+                        state ^= state << 13
+                        state ^= state >> 7
+                        state ^= state << 17
+                        raw[i] = UInt8(truncatingIfNeeded: state)
+                    }
                 }
+                let path = tmp.path + "/blob\(index)"
+                let (digest, earlyFlushes) = try write(data, to: path)
+                #expect(digest == Digest.sha256(data), "size \(count)")
+                // Whole buffers only count once written, so the first flush may come a buffer past the interval.
+                if count >= Int(BlobWriter.flushInterval) + size {
+                    #expect(earlyFlushes >= 1, "size \(count)")
+                } else if count < Int(BlobWriter.flushInterval) {
+                    #expect(earlyFlushes == 0, "size \(count)")
+                }
+                #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == data, "size \(count)")
             }
-            let path = tmp.path + "/blob\(index)"
-            let (digest, earlyFlushes) = try write(data, to: path)
-            #expect(digest == Digest.sha256(data), "size \(count)")
-            // Whole buffers only count once written, so the first flush may come a buffer past the interval.
-            if count >= Int(BlobWriter.flushInterval) + size {
-                #expect(earlyFlushes >= 1, "size \(count)")
-            } else if count < Int(BlobWriter.flushInterval) {
-                #expect(earlyFlushes == 0, "size \(count)")
-            }
-            #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == data, "size \(count)")
         }
     }
 }

@@ -9,9 +9,16 @@ import Testing
 /// and the member, within a bounded time, with nothing written outside the destination.
 @Suite struct HostileArchiveTests {
     /// Runs `script` (Python, with `out` the archive path and tarfile, zipfile, gzip, io imported) in a fresh
-    /// directory and returns the directory and the archive's path.
-    func make(_ name: String, _ script: String) throws -> (TemporaryDirectory, String) {
-        let tmp = try TemporaryDirectory("kiln-hostile")
+    /// directory and hands `body` the directory and the archive's path; the directory is removed afterwards.
+    func withArchive<T>(
+        _ name: String, _ script: String, _ body: (TemporaryDirectory, String) async throws -> T
+    ) async throws -> T {
+        try await withTemporaryDirectory("kiln-hostile") { tmp in
+            try await body(tmp, try make(name, script, in: tmp))
+        }
+    }
+
+    func make(_ name: String, _ script: String, in tmp: TemporaryDirectory) throws -> String {
         let path = tmp.path + "/" + name
         let prelude = """
             import tarfile, zipfile, gzip, io, os, sys
@@ -24,7 +31,7 @@ import Testing
             """
         try (prelude + script).write(toFile: tmp.path + "/make.py", atomically: true, encoding: .utf8)
         try Shell.run(["python3", tmp.path + "/make.py", path])
-        return (tmp, path)
+        return path
     }
 
     /// Reads every entry and its content, unpacking into `tmp/out`, and returns the error's text (nil when
@@ -49,8 +56,8 @@ import Testing
         }
     }
 
-    @Test func tarGzWithABadCRCIsRefused() throws {
-        let (tmp, path) = try make(
+    @Test func tarGzWithABadCRCIsRefused() async throws {
+        try await withArchive(
             "bad-crc.tar.gz",
             """
             buf = io.BytesIO()
@@ -58,27 +65,29 @@ import Testing
             data = bytearray(gzip.compress(buf.getvalue()))
             data[-8] ^= 0xff   # the CRC-32 in the trailer; the deflate data stays intact
             open(out, 'wb').write(data)
-            """)
-        defer { tmp.remove() }
-        let error = try #require(try outcome(tmp, path))
-        #expect(error.contains("bad-crc.tar.gz") && error.contains("corrupt gzip data"), "\(error)")
+            """
+        ) { tmp, path in
+            let error = try #require(try outcome(tmp, path))
+            #expect(error.contains("bad-crc.tar.gz") && error.contains("corrupt gzip data"), "\(error)")
+        }
     }
 
-    @Test func truncatedTarGzIsRefused() throws {
-        let (tmp, path) = try make(
+    @Test func truncatedTarGzIsRefused() async throws {
+        try await withArchive(
             "cut.tar.gz",
             """
             buf = io.BytesIO()
             with tarfile.open(fileobj=buf, mode='w') as t: add(t, 'bin/tool', os.urandom(100000))
             open(out, 'wb').write(gzip.compress(buf.getvalue())[:-20])
-            """)
-        defer { tmp.remove() }
-        let error = try #require(try outcome(tmp, path))
-        #expect(error.contains("cut.tar.gz"), "\(error)")
+            """
+        ) { tmp, path in
+            let error = try #require(try outcome(tmp, path))
+            #expect(error.contains("cut.tar.gz"), "\(error)")
+        }
     }
 
-    @Test func zipMemberWithABadCRCIsRefused() throws {
-        let (tmp, path) = try make(
+    @Test func zipMemberWithABadCRCIsRefused() async throws {
+        try await withArchive(
             "bad-crc.zip",
             """
             with zipfile.ZipFile(out, 'w', zipfile.ZIP_STORED) as z: z.writestr('bin/tool', b'A' * 4096)
@@ -86,14 +95,15 @@ import Testing
             at = data.find(b'A' * 64)
             data[at + 10] = ord('B')   # content changed, both CRCs left as they were
             open(out, 'wb').write(data)
-            """)
-        defer { tmp.remove() }
-        let error = try #require(try outcome(tmp, path))
-        #expect(error.contains("bad-crc.zip") && error.contains("bin/tool"), "\(error)")
+            """
+        ) { tmp, path in
+            let error = try #require(try outcome(tmp, path))
+            #expect(error.contains("bad-crc.zip") && error.contains("bin/tool"), "\(error)")
+        }
     }
 
-    @Test func zipWithoutItsCentralDirectoryIsRefused() throws {
-        let (tmp, path) = try make(
+    @Test func zipWithoutItsCentralDirectoryIsRefused() async throws {
+        try await withArchive(
             "cut.zip",
             """
             with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:
@@ -101,15 +111,16 @@ import Testing
                 z.writestr(info, b'#!/bin/sh\\n' * 100)
             data = open(out, 'rb').read()
             open(out, 'wb').write(data[:data.rfind(b'PK\\x01\\x02')])
-            """)
-        defer { tmp.remove() }
-        let error = try #require(try outcome(tmp, path))
-        #expect(error.contains("cut.zip") && error.contains("central directory is missing"), "\(error)")
+            """
+        ) { tmp, path in
+            let error = try #require(try outcome(tmp, path))
+            #expect(error.contains("cut.zip") && error.contains("central directory is missing"), "\(error)")
+        }
     }
 
     /// 8.4 GiB of zeros in 8 MB of concatenated gzip members: the default limits stop it after the ratio floor.
-    @Test func decompressionBombStopsEarlyUnderTheDefaultLimits() throws {
-        let (tmp, path) = try make(
+    @Test func decompressionBombStopsEarlyUnderTheDefaultLimits() async throws {
+        try await withArchive(
             "bomb.tar.gz",
             """
             zeros = gzip.compress(b'\\0' * (64 << 20), 9)
@@ -119,55 +130,60 @@ import Testing
             with open(out, 'wb') as f:
                 f.write(gzip.compress(header.getvalue()))
                 for _ in range(135): f.write(zeros)
-            """)
-        defer { tmp.remove() }
-        let error = try #require(try outcome(tmp, path, seconds: 10))
-        #expect(error.contains("bomb.tar.gz") && error.contains("decompression bomb"), "\(error)")
-        let written = (try? FileManager.default.attributesOfItem(atPath: tmp.path + "/out/zeros")[.size] as? Int) ?? 0
-        #expect(written == 0, "refused before unpacking")
+            """
+        ) { tmp, path in
+            let error = try #require(try outcome(tmp, path, seconds: 10))
+            #expect(error.contains("bomb.tar.gz") && error.contains("decompression bomb"), "\(error)")
+            let written =
+                (try? FileManager.default.attributesOfItem(atPath: tmp.path + "/out/zeros")[.size] as? Int) ?? 0
+            #expect(written == 0, "refused before unpacking")
+        }
     }
 
     /// A total-size limit counts bytes as they are unpacked, also where the gzip check does not run (xz).
-    @Test func expansionIsCountedAsItIsWritten() throws {
-        let (tmp, path) = try make(
+    @Test func expansionIsCountedAsItIsWritten() async throws {
+        try await withArchive(
             "big.tar.xz",
             """
             with tarfile.open(out, 'w:xz') as t: add(t, 'big', b'\\0' * (8 << 20))
-            """)
-        defer { tmp.remove() }
-        let limit = ExpansionLimit(maxBytes: 4 << 20)
-        let error = try #require(try outcome(tmp, path, limit: limit))
-        #expect(error.contains("more than \(4 << 20) bytes"), "\(error)")
-        try? FileManager.default.removeItem(atPath: tmp.path + "/out")
-        let ratio = ExpansionLimit(maxBytes: .max, maxRatio: 100, ratioFloor: 1 << 20)
-        #expect(try outcome(tmp, path, limit: ratio)?.contains("expands more than 100 times") == true)
-        try? FileManager.default.removeItem(atPath: tmp.path + "/out")
-        #expect(try outcome(tmp, path, limit: .none) == nil, "the same archive under no limit")
+            """
+        ) { tmp, path in
+            let limit = ExpansionLimit(maxBytes: 4 << 20)
+            let error = try #require(try outcome(tmp, path, limit: limit))
+            #expect(error.contains("more than \(4 << 20) bytes"), "\(error)")
+            try? FileManager.default.removeItem(atPath: tmp.path + "/out")
+            let ratio = ExpansionLimit(maxBytes: .max, maxRatio: 100, ratioFloor: 1 << 20)
+            #expect(try outcome(tmp, path, limit: ratio)?.contains("expands more than 100 times") == true)
+            try? FileManager.default.removeItem(atPath: tmp.path + "/out")
+            #expect(try outcome(tmp, path, limit: .none) == nil, "the same archive under no limit")
+        }
     }
 
-    @Test func deepPathIsRefusedBeforeAnythingIsWritten() throws {
-        let (tmp, path) = try make(
+    @Test func deepPathIsRefusedBeforeAnythingIsWritten() async throws {
+        try await withArchive(
             "deep.tar.gz",
             """
             with tarfile.open(out, 'w:gz', format=tarfile.PAX_FORMAT) as t: add(t, 'a/' * 2000 + 'f')
-            """)
-        defer { tmp.remove() }
-        let error = try #require(try outcome(tmp, path))
-        #expect(error.contains("deep.tar.gz") && error.contains("2001 levels"), "\(error)")
-        #expect(!FileManager.default.fileExists(atPath: tmp.path + "/out/a"))
+            """
+        ) { tmp, path in
+            let error = try #require(try outcome(tmp, path))
+            #expect(error.contains("deep.tar.gz") && error.contains("2001 levels"), "\(error)")
+            #expect(!FileManager.default.fileExists(atPath: tmp.path + "/out/a"))
+        }
     }
 
-    @Test func nonUTF8NamesAreRefusedWithTheirBytes() throws {
-        let (tmp, path) = try make(
+    @Test func nonUTF8NamesAreRefusedWithTheirBytes() async throws {
+        try await withArchive(
             "latin1.tar",
             """
             with tarfile.open(out, 'w', format=tarfile.GNU_FORMAT, encoding='latin-1') as t:
                 add(t, 'caf\\u00e9.txt')
-            """)
-        defer { tmp.remove() }
-        let error = try #require(try outcome(tmp, path))
-        #expect(error.contains("'caf\\xe9.txt' is not UTF-8"), "\(error)")
-        #expect(!error.contains("\u{FFFD}"))
+            """
+        ) { tmp, path in
+            let error = try #require(try outcome(tmp, path))
+            #expect(error.contains("'caf\\xe9.txt' is not UTF-8"), "\(error)")
+            #expect(!error.contains("\u{FFFD}"))
+        }
     }
 
     @Test(arguments: [
@@ -193,33 +209,36 @@ import Testing
         ("add(t, 's', kind=tarfile.SYMTYPE, link='../../etc')", "is a symlink to '../../etc', outside the archive"),
         ("add(t, '.wh.x')", "names starting with .wh."),
     ])
-    func refusedMembers(_ members: String, _ message: String) throws {
-        let (tmp, path) = try make(
+    func refusedMembers(_ members: String, _ message: String) async throws {
+        try await withArchive(
             "hostile.tar.gz",
             "with tarfile.open(out, 'w:gz') as t:\n"
-                + members.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
-        defer { tmp.remove() }
-        let error = try #require(try outcome(tmp, path))
-        #expect(error.contains("hostile.tar.gz") && error.contains(message), "\(error)")
+                + members.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+        ) { tmp, path in
+            let error = try #require(try outcome(tmp, path))
+            #expect(error.contains("hostile.tar.gz") && error.contains(message), "\(error)")
+        }
     }
 
-    @Test func aRepeatedDirectoryIsMerged() throws {
-        let (tmp, path) = try make(
+    @Test func aRepeatedDirectoryIsMerged() async throws {
+        // Spelled out: a closure whose only `try`s sit inside #expect is not inferred to throw.
+        try await withArchive(
             "dirs.tar.gz",
             """
             with tarfile.open(out, 'w:gz') as t:
                 add(t, 'd', kind=tarfile.DIRTYPE, mode=0o755)
                 add(t, 'd/f')
                 add(t, 'd', kind=tarfile.DIRTYPE, mode=0o700)
-            """)
-        defer { tmp.remove() }
-        #expect(try outcome(tmp, path) == nil)
+            """
+        ) { (tmp, path) throws -> Void in
+            #expect(try outcome(tmp, path) == nil)
+        }
     }
 
     /// Pulled base layers: the escapes are refused, what images legitimately hold (absolute symlinks,
     /// whiteouts, Debian's setuid `su`) is not, and devices and setuid files can be refused on request.
-    @Test func layerValidation() throws {
-        let (tmp, path) = try make(
+    @Test func layerValidation() async throws {
+        try await withArchive(
             "good.tar",
             """
             with tarfile.open(out, 'w') as t:
@@ -228,27 +247,29 @@ import Testing
                 add(t, 'etc/.wh..wh..opq')
                 add(t, 'bin/su', mode=0o4755)
                 add(t, 'dev/null', kind=tarfile.CHRTYPE)
-            """)
-        defer { tmp.remove() }
-        #expect(throws: Never.self) {
-            try LayerReader.validate(at: path, rules: .init(allowDevices: true, allowSetuid: true))
-        }
-        #expect(throws: LayerError.self) { try LayerReader.validate(at: path, rules: .init(allowDevices: false)) }
-        #expect(throws: LayerError.self) {
-            try LayerReader.validate(at: path, rules: .init(allowDevices: true, allowSetuid: false))
-        }
-        for (member, message) in [
-            ("add(t, '../etc/passwd')", "leaves the image root"),
-            ("add(t, '/etc/passwd')", "leaves the image root"),
-            ("add(t, 'a/s', kind=tarfile.SYMTYPE, link='../../etc/shadow')", "outside the archive"),
-            ("add(t, 'h', kind=tarfile.LNKTYPE, link='/etc/passwd')", "leaves the image root"),
-        ] {
-            let (bad, layer) = try make("bad.tar", "with tarfile.open(out, 'w') as t:\n    " + member)
-            defer { bad.remove() }
-            #expect {
-                try LayerReader.validate(at: layer, name: "registry.example/base@sha256:abc")
-            } throws: { error in
-                "\(error)".contains("registry.example/base@sha256:abc") && "\(error)".contains(message)
+            """
+        ) { tmp, path in
+            #expect(throws: Never.self) {
+                try LayerReader.validate(at: path, rules: .init(allowDevices: true, allowSetuid: true))
+            }
+            #expect(throws: LayerError.self) { try LayerReader.validate(at: path, rules: .init(allowDevices: false)) }
+            #expect(throws: LayerError.self) {
+                try LayerReader.validate(at: path, rules: .init(allowDevices: true, allowSetuid: false))
+            }
+            for (member, message) in [
+                ("add(t, '../etc/passwd')", "leaves the image root"),
+                ("add(t, '/etc/passwd')", "leaves the image root"),
+                ("add(t, 'a/s', kind=tarfile.SYMTYPE, link='../../etc/shadow')", "outside the archive"),
+                ("add(t, 'h', kind=tarfile.LNKTYPE, link='/etc/passwd')", "leaves the image root"),
+            ] {
+                try await withArchive("bad.tar", "with tarfile.open(out, 'w') as t:\n    " + member) {
+                    (bad, layer) throws -> Void in
+                    #expect {
+                        try LayerReader.validate(at: layer, name: "registry.example/base@sha256:abc")
+                    } throws: { error in
+                        "\(error)".contains("registry.example/base@sha256:abc") && "\(error)".contains(message)
+                    }
+                }
             }
         }
     }

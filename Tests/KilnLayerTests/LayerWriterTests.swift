@@ -5,8 +5,12 @@ import Testing
 
 @testable import KilnLayer
 
-@Suite struct LayerWriterTests {
-    let tmp = try! TemporaryDirectory("kiln-layer")
+// A class, so each test's scratch directory goes with the instance Swift Testing makes for it (deinit).
+@Suite final class LayerWriterTests {
+    let tmp: TemporaryDirectory
+
+    init() throws { tmp = try TemporaryDirectory("kiln-layer") }
+    deinit { tmp.remove() }
 
     func sampleEntries(_ dir: TemporaryDirectory) throws -> [LayerEntry] {
         let tool = try dir.write("src/tool", "#!/bin/sh\necho hi\n", mode: 0o700)
@@ -76,16 +80,18 @@ import Testing
         #expect("sha256:" + blobSum == r.descriptor.digest.description)
     }
 
-    @Test func sameBytesWhateverTheSourceTreeLooksLike() throws {
-        let a = try TemporaryDirectory("kiln-a")
-        let b = try TemporaryDirectory("kiln-b")
-        let ra = try LayerWriter.write(entries: try sampleEntries(a), to: a.path + "/l.tgz")
-        // Different directory, mtimes and permission bits on the source files.
-        let entries = try sampleEntries(b)
-        try Shell.run(["touch", "-d", "2001-02-03", b.path + "/src/tool", b.path + "/src/readme.txt"])
-        try Shell.run(["chmod", "0644", b.path + "/src/readme.txt"])
-        let rb = try LayerWriter.write(entries: entries.reversed(), to: b.path + "/l.tgz")
-        #expect(ra == rb)
+    @Test func sameBytesWhateverTheSourceTreeLooksLike() async throws {
+        try await withTemporaryDirectory("kiln-a") { a in
+            try await withTemporaryDirectory("kiln-b") { b in
+                let ra = try LayerWriter.write(entries: try sampleEntries(a), to: a.path + "/l.tgz")
+                // Different directory, mtimes and permission bits on the source files.
+                let entries = try sampleEntries(b)
+                try Shell.run(["touch", "-d", "2001-02-03", b.path + "/src/tool", b.path + "/src/readme.txt"])
+                try Shell.run(["chmod", "0644", b.path + "/src/readme.txt"])
+                let rb = try LayerWriter.write(entries: entries.reversed(), to: b.path + "/l.tgz")
+                #expect(ra == rb)
+            }
+        }
     }
 
     @Test func outputIsIdenticalForAnyThreadCount() throws {
@@ -237,13 +243,16 @@ import Testing
 
 /// Archives given as inputs: hostile member paths and links are refused before anything is unpacked.
 @Suite struct ArchiveReaderTests {
-    func archive(_ script: String) throws -> (TemporaryDirectory, String) {
-        let tmp = try TemporaryDirectory("kiln-archive")
-        let path = tmp.path + "/a.tar.gz"
-        try Shell.run([
-            "python3", "-c", "import tarfile, io\nt = tarfile.open('\(path)', 'w:gz')\n" + script + "\nt.close()",
-        ])
-        return (tmp, path)
+    /// Writes the tar.gz `script` describes in a fresh directory and hands `body` the directory and the archive's
+    /// path; the directory is removed afterwards.
+    func withArchive<T>(_ script: String, _ body: (TemporaryDirectory, String) async throws -> T) async throws -> T {
+        try await withTemporaryDirectory("kiln-archive") { tmp in
+            let path = tmp.path + "/a.tar.gz"
+            try Shell.run([
+                "python3", "-c", "import tarfile, io\nt = tarfile.open('\(path)', 'w:gz')\n" + script + "\nt.close()",
+            ])
+            return try await body(tmp, path)
+        }
     }
 
     func members(_ path: String) throws -> [ArchiveEntry] {
@@ -259,21 +268,22 @@ import Testing
             t.addfile(i, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
         """
 
-    @Test func readsMembersAndContent() throws {
-        let (tmp, path) = try archive(
+    @Test func readsMembersAndContent() async throws {
+        try await withArchive(
             Self.addFile
-                + "\nadd('dir/bin/komodod', b'hello')\nadd('dir/link', kind=tarfile.SYMTYPE, link='bin/komodod')")
-        defer { tmp.remove() }
-        let reader = try ArchiveReader(path: path)
-        let first = try #require(try reader.next())
-        #expect(first.path == "dir/bin/komodod")
-        var content = Data()
-        try reader.readContent { content.append(contentsOf: $0) }
-        #expect(String(decoding: content, as: UTF8.self) == "hello")
-        #expect(
-            try reader.next()
-                == ArchiveEntry(path: "dir/link", kind: .symlink, mode: 0o777, linkTarget: "bin/komodod"))
-        #expect(try reader.next() == nil)
+                + "\nadd('dir/bin/komodod', b'hello')\nadd('dir/link', kind=tarfile.SYMTYPE, link='bin/komodod')"
+        ) { tmp, path in
+            let reader = try ArchiveReader(path: path)
+            let first = try #require(try reader.next())
+            #expect(first.path == "dir/bin/komodod")
+            var content = Data()
+            try reader.readContent { content.append(contentsOf: $0) }
+            #expect(String(decoding: content, as: UTF8.self) == "hello")
+            #expect(
+                try reader.next()
+                    == ArchiveEntry(path: "dir/link", kind: .symlink, mode: 0o777, linkTarget: "bin/komodod"))
+            #expect(try reader.next() == nil)
+        }
     }
 
     @Test(arguments: [
@@ -284,16 +294,17 @@ import Testing
         "add('a/link', kind=tarfile.SYMTYPE, link='../../etc')",
         "add('a/hard', kind=tarfile.LNKTYPE, link='/etc/passwd')",
     ])
-    func refusesMembersThatEscape(_ line: String) throws {
-        let (tmp, path) = try archive(Self.addFile + "\nadd('ok', b'fine')\n" + line)
-        defer { tmp.remove() }
-        #expect(throws: LayerError.self) { try members(path) }
+    func refusesMembersThatEscape(_ line: String) async throws {
+        // Spelled out: a closure whose only `try`s sit inside #expect is not inferred to throw.
+        try await withArchive(Self.addFile + "\nadd('ok', b'fine')\n" + line) { (tmp, path) throws -> Void in
+            #expect(throws: LayerError.self) { try members(path) }
+        }
     }
 
-    @Test func refusesWhatIsNotAnArchive() throws {
-        let tmp = try TemporaryDirectory("kiln-archive")
-        defer { tmp.remove() }
-        let path = try tmp.write("x.zip", "this is not a zip file, just text that goes on for a while.....")
-        #expect(throws: LayerError.self) { try members(path) }
+    @Test func refusesWhatIsNotAnArchive() async throws {
+        try await withTemporaryDirectory("kiln-archive") { tmp in
+            let path = try tmp.write("x.zip", "this is not a zip file, just text that goes on for a while.....")
+            #expect(throws: LayerError.self) { try members(path) }
+        }
     }
 }

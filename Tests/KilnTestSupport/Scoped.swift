@@ -50,3 +50,12 @@ public func withPodman<T>(_ body: (Podman) async throws -> T) async throws -> T 
     defer { podman.cleanUp() }
     return try await body(podman)
 }
+
+/// A signed Debian repository built from `packages` (the body serves it when it wants), stopped afterwards.
+public func withDebianRepository<T>(
+    packages: [DebianRepository.Package], _ body: (DebianRepository) async throws -> T
+) async throws -> T {
+    let repository = try DebianRepository(packages: packages)
+    defer { repository.stop() }
+    return try await body(repository)
+}
