@@ -104,6 +104,31 @@ import Testing
         #expect(try await to.blobSize("dst/liar", layer.digest) == nil)
     }
 
+    /// A piped body cannot be rewound, so every retry opens its bytes again at the offset the destination reports:
+    /// a PATCH and a PUT cut halfway, a refused upload start and a 429 are all survived, with the same digest.
+    @Test func copyThroughFaultsReopensTheSource() async throws {
+        try await withRegistry { source in
+            try await withRegistry(scratch: "kiln-copy-faults") { destination, tmp in
+                try await withFaultProxy(upstream: destination.port) { proxy in
+                    let root = try await bigImage(size: 6 << 20 + 777, in: tmp, to: source)
+                    let transport = try HTTPTransport(options: HTTPOptions(attempts: 4, baseDelay: 0.05))
+                    defer { Task { await transport.shutdown() } }
+                    let options = RegistryOptions(monolithicLimit: 1 << 20, chunkSize: 1 << 20, jobs: 1)
+                    let from = RegistryClient(registry: source.address, transport: transport, options: options)
+                    let to = RegistryClient(registry: proxy.address, transport: transport, options: options)
+                    let result = try await RemoteCopy(source: from, destination: to).copy(
+                        try Reference(parsing: "\(source.address)/src/big:1"),
+                        to: try Reference(parsing: "\(proxy.address)/dst/big:1"))
+                    #expect(result.digest == root.digest)
+                    for fault in ["429", "500", "reset during PATCH", "reset during PUT"] {
+                        #expect(proxy.log.contains(fault), "fault \(fault) was injected")
+                    }
+                    #expect(try Oracles.remoteDigest("\(destination.address)/dst/big:1") == root.digest.description)
+                }
+            }
+        }
+    }
+
     /// The digest of the bytes a body piped from `openBlob(offset, length)` sends, read as the transport reads
     /// them.
     func piped(_ client: RegistryClient, _ layer: Descriptor, offset: Int64, length: Int64) async throws -> Digest {
