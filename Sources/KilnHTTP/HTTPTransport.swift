@@ -203,6 +203,8 @@ public final class HTTPTransport: Sendable {
                 r.body = .stream(
                     FileChunks(path: path, offset: offset, length: length, check: check, clock: clock),
                     length: .known(length))
+            case .piped(let offset, let length, let check, let open):
+                r.body = try await pipedBody(offset: offset, length: length, check: check, clock: clock, open: open)
             }
             let deadline = min(current.timeout ?? options.overallTimeout, options.overallTimeout)
             options.logger.trace("\(Redaction.redact("\(current.method) \(current.url.absoluteString)"))")

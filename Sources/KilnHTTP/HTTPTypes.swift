@@ -19,6 +19,21 @@ public struct HTTPRequest: Sendable {
         /// `length` bytes of the file at `path` from `offset`, streamed in 1 MiB reads, each reported to
         /// `check` (when given) before it is sent.
         case file(path: String, offset: Int64, length: Int64, check: StreamedFileCheck? = nil)
+        /// `length` bytes piped from another response as they arrive (a blob copied between registries), the
+        /// bytes `offset ..< offset + length` of what `check` verifies. `open` starts that response afresh for
+        /// every attempt, so the body is replayable without being held: only the transport's few buffers are.
+        case piped(
+            offset: Int64, length: Int64, check: StreamedFileCheck? = nil,
+            open: @Sendable () async throws -> HTTPBodyStream)
+
+        /// The bytes the body sends (Content-Length).
+        public var length: Int64 {
+            switch self {
+            case .none: return 0
+            case .bytes(let data): return Int64(data.count)
+            case .file(_, _, let length, _), .piped(_, let length, _, _): return length
+            }
+        }
     }
 
     public var method: Method

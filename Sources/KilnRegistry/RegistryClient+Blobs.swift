@@ -69,9 +69,10 @@ extension RegistryClient {
     public enum UploadContent: Sendable {
         /// A local file, streamed from disk.
         case file(String)
-        /// Pieces read on demand (`offset`, `length`): a blob streamed from another registry (`BlobRangeReader`),
-        /// named `origin` in messages. Only the piece being sent is held.
-        case pieces(origin: String, read: @Sendable (Int64, Int64) async throws -> Data)
+        /// A blob streamed from another registry (`openBlob`), named `origin` in messages: every request of the
+        /// upload opens the bytes it sends (`offset`, `length`) and pipes them through as they arrive, so a
+        /// copy holds no piece of the blob beyond the transport's buffers.
+        case stream(origin: String, open: @Sendable (Int64, Int64) async throws -> HTTPBodyStream)
     }
 
     /// `uploadBlob` from any `UploadContent`: the same requests, retries and digest check (every byte sent is
@@ -84,16 +85,14 @@ extension RegistryClient {
         let path: String
         switch content {
         case .file(let file): path = file
-        case .pieces(let origin, _): path = origin
+        case .stream(let origin, _): path = origin
         }
         let check = StreamedFileCheck(path: path, expected: digest, size: size)
         @Sendable func body(_ offset: Int64, _ length: Int64) async throws -> HTTPRequest.Body {
             switch content {
             case .file(let path): return .file(path: path, offset: offset, length: length, check: check)
-            case .pieces(_, let read):
-                let data = try await read(offset, length)
-                try data.withUnsafeBytes { try check.check($0, at: offset) }
-                return .bytes(data)
+            case .stream(_, let open):
+                return .piped(offset: offset, length: length, check: check) { try await open(offset, length) }
             }
         }
         let upload = BlobUpload(
@@ -136,9 +135,7 @@ extension RegistryClient {
                 registry: registry, repository: repository, step: step,
                 message: "the registry gave an unusable upload location \(location)")
         }
-        var length: Int64 = 0
-        if case .file(_, _, let n, _) = body { length = n }
-        if case .bytes(let data) = body { length = Int64(data.count) }
+        let length = body.length
         let response = try await send(
             HTTPRequest(
                 .PUT, target, headers: [("Content-Type", "application/octet-stream"), ("Content-Length", "\(length)")],
@@ -208,26 +205,47 @@ extension RegistryClient {
         return Int64(header[header.index(after: dash)...])
     }
 
-    /// `length` bytes of a blob from `offset` (a `Range` request), or nil when the registry does not serve
-    /// ranges (it answered the whole blob). Retried like any GET.
-    public func blobRange(_ repository: String, _ digest: Digest, offset: Int64, length: Int64) async throws -> Data? {
+    /// `length` bytes of a blob from `offset`, unread: the body to pipe into an upload (`UploadContent.stream`).
+    /// A `Range` request unless it is the whole blob; a registry that ignores the range answers with the whole
+    /// blob, whose leading bytes the stream then drops. Retried like any GET.
+    public func openBlob(_ repository: String, _ digest: Digest, offset: Int64, length: Int64, size: Int64)
+        async throws -> HTTPBodyStream
+    {
         let step = "reading blob \(digest.encoded.prefix(12)) at \(offset)"
-        let response = try await send(
-            HTTPRequest(
-                .GET, try await url("\(repository)/blobs/\(digest)", repository: repository),
-                headers: [("Range", "bytes=\(offset)-\(offset + length - 1)")]),
-            scopes: [scope(repository, "pull")], step: step, repository: repository, limit: Int(length))
-        switch response.status {
-        case 206:
-            guard response.body.count == Int(length) else {
+        let whole = offset == 0 && length == size
+        var request = HTTPRequest(.GET, try await url("\(repository)/blobs/\(digest)", repository: repository))
+        if !whole { request.headers.append(("Range", "bytes=\(offset)-\(offset + length - 1)")) }
+        for attempt in 0..<2 {
+            var authorized = request
+            if let auth = try await authorization(scopes: [scope(repository, "pull")], repository: repository) {
+                authorized.headers.append(("Authorization", auth))
+            }
+            let (response, stream): (HTTPResponse, HTTPBodyStream?)
+            do {
+                (response, stream) = try await transport.open(authorized, skip: offset)
+            } catch let error as HTTPError {
+                throw RegistryError(
+                    registry: registry, repository: repository, step: step, message: error.description,
+                    isTransient: error.isTransient)
+            }
+            if response.status == 401 && attempt == 0 { continue }
+            guard let stream else { throw failure(response, step: step, repository: repository) }
+            // A partial answer must start where it was asked to: the upload checks bytes by their offset.
+            if response.status == 206, !Self.contentRangeStarts(response.header("Content-Range"), at: offset) {
                 throw RegistryError(
                     registry: registry, repository: repository, step: step,
-                    message: "asked for \(length) bytes, got \(response.body.count)", isTransient: true)
+                    message: "answered the range \(response.header("Content-Range") ?? "(none)")", isTransient: true)
             }
-            return response.body
-        case 200: return nil
-        default: throw failure(response, step: step, repository: repository)
+            return stream
         }
+        throw RegistryError(registry: registry, repository: repository, step: step, message: "unauthorized")
+    }
+
+    /// Whether `Content-Range: bytes START-END/SIZE` starts at `offset`.
+    static func contentRangeStarts(_ header: String?, at offset: Int64) -> Bool {
+        guard let header, let dash = header.firstIndex(of: "-") else { return false }
+        let start = header[..<dash].split(separator: " ").last.flatMap { Int64($0) }
+        return start == offset
     }
 
     /// Downloads a blob into `path`, verifying digest and size (nothing is left on a mismatch).

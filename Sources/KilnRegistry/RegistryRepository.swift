@@ -106,8 +106,8 @@ public final class RegistryRepository: BlobSource, BlobSink, Sendable {
         let progress: @Sendable (Int64) -> Void = { done in
             events(.blobProgress(repository: repository, digest: descriptor.digest, done: done, total: descriptor.size))
         }
-        if let content = await streamed(descriptor, from: source) {
-            // Another registry's blob goes straight through, piece by piece: nothing is written to disk.
+        if let content = streamed(descriptor, from: source) {
+            // Another registry's blob goes straight through as it arrives: nothing is written to disk or held.
             try await client.uploadBlob(
                 repository, digest: descriptor.digest, size: descriptor.size, content: content, session: session,
                 progress: progress)
@@ -123,14 +123,14 @@ public final class RegistryRepository: BlobSource, BlobSink, Sendable {
         events(.blobUploaded(repository: repository, digest: descriptor.digest, size: descriptor.size))
     }
 
-    /// The blob as pieces read from `source` when it is a registry repository that serves ranges (nil: use a
-    /// local file, the source's own or a download).
-    func streamed(_ descriptor: Descriptor, from source: any BlobSource) async -> RegistryClient.UploadContent? {
+    /// The blob streamed from `source` when it is a registry repository (nil: use a local file, the source's own
+    /// or a download).
+    func streamed(_ descriptor: Descriptor, from source: any BlobSource) -> RegistryClient.UploadContent? {
         guard let remote = source as? RegistryRepository, descriptor.size > 0 else { return nil }
-        let reader = BlobRangeReader(source: remote, descriptor: descriptor)
-        let first = descriptor.size > client.options.monolithicLimit ? client.options.chunkSize : descriptor.size
-        guard await reader.servesRanges(first: first) else { return nil }
-        return .pieces(origin: "\(remote.location)@\(descriptor.digest)") { try await reader.read($0, $1) }
+        return .stream(origin: "\(remote.location)@\(descriptor.digest)") { offset, length in
+            try await remote.client.openBlob(
+                remote.repository, descriptor.digest, offset: offset, length: length, size: descriptor.size)
+        }
     }
 
     public func putManifest(_ descriptor: Descriptor, data: Data) async throws {

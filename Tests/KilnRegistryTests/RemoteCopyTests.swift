@@ -1,14 +1,14 @@
 import Foundation
-import KilnHTTP
 import KilnOCI
 import KilnStore
 import KilnTestSupport
 import Testing
 
+@testable import KilnHTTP
 @testable import KilnRegistry
 
-/// `kiln copy` between registries streams each blob (range reads piped into the upload, two pieces held at
-/// most): no temporary file, no whole-blob buffer, and the same digest at the destination.
+/// `kiln copy` between registries streams each blob (the source's GET piped into the upload's PUT or PATCH as
+/// it arrives): no temporary file, no whole-blob or whole-piece buffer, and the same digest at the destination.
 @Suite(.serialized) struct RemoteCopyTests {
     /// A store holding one image with a `size`-byte random layer, pushed to `registry` as `src/big:1`.
     func bigImage(size: Int, in tmp: TemporaryDirectory, to registry: RegistryServer) async throws -> Descriptor {
@@ -42,6 +42,26 @@ import Testing
         }
     }
 
+    /// The subject is the `kiln copy` process's peak memory, so the copy runs as the CLI. A 128 MiB layer goes up
+    /// in four 32 MiB PATCHes and its config in one PUT; before the bodies were piped, each piece was held whole
+    /// while the next was fetched and copied again into the request (about 100 MB per large blob).
+    @Test func copyOfALargeBlobKeepsMemoryFlat() async throws {
+        try await withRegistry { source in
+            try await withRegistry(scratch: "kiln-copy-rss") { destination, tmp in
+                let root = try await bigImage(size: 128 << 20, in: tmp, to: source)
+                let result = try Shell.run([
+                    "/usr/bin/time", "-v", KilnBinary.path, "copy", "\(source.address)/src/big:1",
+                    "\(destination.address)/dst/big:1",
+                ])
+                let line = result.stderr.split(separator: "\n").first { $0.contains("Maximum resident set size") } ?? ""
+                let kilobytes = Int(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+                print("kiln copy of a 128 MiB blob: peak RSS \(kilobytes / 1024) MB")
+                #expect(kilobytes > 0 && kilobytes < 64 * 1024, "peak RSS \(kilobytes) kB for a 128 MiB blob")
+                #expect(try Oracles.remoteDigest("\(destination.address)/dst/big:1") == root.digest.description)
+            }
+        }
+    }
+
     func streamedCopy(from source: RegistryServer, to destination: RegistryServer, in tmp: TemporaryDirectory)
         async throws
     {
@@ -63,20 +83,14 @@ import Testing
         #expect(events.uploadCount == 2)
         #expect(try Oracles.remoteDigest("\(destination.address)/dst/big:1") == root.digest.description)
 
-        // The reader behind it holds two pieces at most, whatever the blob's size, and yields the exact bytes.
+        // The streams behind it yield the exact bytes of a range, and of the whole blob.
         let manifest = try CanonicalJSON.decode(Manifest.self, from: try await from.manifest("src/big", "1").data)
         let layer = manifest.layers[0]
-        let reader = BlobRangeReader(
-            source: RegistryRepository(client: from, repository: "src/big"), descriptor: layer)
-        var hasher = SHA256()
-        var offset: Int64 = 0
-        while offset < layer.size {
-            let piece = try await reader.read(offset, min(1 << 20, layer.size - offset))
-            piece.withUnsafeBytes { hasher.update($0) }
-            offset += Int64(piece.count)
-        }
-        #expect(hasher.finalize() == layer.digest)
-        #expect(await reader.peak <= 2 << 20)
+        let whole = try await piped(from, layer, offset: 0, length: layer.size)
+        #expect(whole == layer.digest)
+        let all = try await from.blob("src/big", layer.digest, limit: Int(layer.size))
+        let range = try await piped(from, layer, offset: 3 << 20, length: 12345)
+        #expect(range == Digest.sha256(all[(3 << 20)..<(3 << 20) + 12345]))
 
         // Streamed bytes that do not hash to the descriptor's digest (here: one byte short) are refused before
         // the last byte goes out, so the destination never stores the blob.
@@ -88,5 +102,42 @@ import Testing
             try await sink.putBlob(liar, from: RegistryRepository(client: from, repository: "src/big"))
         }
         #expect(try await to.blobSize("dst/liar", layer.digest) == nil)
+    }
+
+    /// A piped body cannot be rewound, so every retry opens its bytes again at the offset the destination reports:
+    /// a PATCH and a PUT cut halfway, a refused upload start and a 429 are all survived, with the same digest.
+    @Test func copyThroughFaultsReopensTheSource() async throws {
+        try await withRegistry { source in
+            try await withRegistry(scratch: "kiln-copy-faults") { destination, tmp in
+                try await withFaultProxy(upstream: destination.port) { proxy in
+                    let root = try await bigImage(size: 6 << 20 + 777, in: tmp, to: source)
+                    let transport = try HTTPTransport(options: HTTPOptions(attempts: 4, baseDelay: 0.05))
+                    defer { Task { await transport.shutdown() } }
+                    let options = RegistryOptions(monolithicLimit: 1 << 20, chunkSize: 1 << 20, jobs: 1)
+                    let from = RegistryClient(registry: source.address, transport: transport, options: options)
+                    let to = RegistryClient(registry: proxy.address, transport: transport, options: options)
+                    let result = try await RemoteCopy(source: from, destination: to).copy(
+                        try Reference(parsing: "\(source.address)/src/big:1"),
+                        to: try Reference(parsing: "\(proxy.address)/dst/big:1"))
+                    #expect(result.digest == root.digest)
+                    for fault in ["429", "500", "reset during PATCH", "reset during PUT"] {
+                        #expect(proxy.log.contains(fault), "fault \(fault) was injected")
+                    }
+                    #expect(try Oracles.remoteDigest("\(destination.address)/dst/big:1") == root.digest.description)
+                }
+            }
+        }
+    }
+
+    /// The digest of the bytes a body piped from `openBlob(offset, length)` sends, read as the transport reads
+    /// them.
+    func piped(_ client: RegistryClient, _ layer: Descriptor, offset: Int64, length: Int64) async throws -> Digest {
+        let stream = try await client.openBlob(
+            "src/big", layer.digest, offset: offset, length: length, size: layer.size)
+        let chunks = PipedChunks(
+            source: stream, offset: offset, length: length, check: nil, clock: HTTPOptions().retry.clock())
+        var hasher = SHA256()
+        for try await buffer in chunks { buffer.withUnsafeReadableBytes { hasher.update($0) } }
+        return hasher.finalize()
     }
 }
