@@ -274,7 +274,7 @@ import Testing
             let blob = "^/v2/ns/small/blobs/\(layer.digest)"
             let cases: [(String, HostileServer.Rule, String)] = [
                 ("stall", .init("GET", blob, .stall, declared: layer.size, seconds: 30), "waiting for data"),
-                ("trickle", .init("GET", blob, .trickle, declared: layer.size, seconds: 0.5), "whole exchange"),
+                ("trickle", .init("GET", blob, .trickle, declared: layer.size, seconds: 0.2), "whole exchange"),
                 (
                     "size lie", .init("GET", blob, .reply, body: "x", declared: 10_000_000_000),
                     "is 10000000000 bytes, expected 4096"
@@ -283,7 +283,10 @@ import Testing
             ]
             for (name, rule, message) in cases {
                 try hostile.setRules([rule])
-                let transport = try HTTPTransport(options: HTTPOptions(attempts: 1, idleTimeout: 1, overallTimeout: 3))
+                // 2 s idle: ten times the trickle's 0.2 s gaps, so under load the trickle still ends at the 3 s
+                // deadline of the whole exchange (with 1 s against 0.5 s gaps, a starved server tripped the idle
+                // limit once in CI); a stall still trips the idle limit first.
+                let transport = try HTTPTransport(options: HTTPOptions(attempts: 1, idleTimeout: 2, overallTimeout: 3))
                 let client = RegistryClient(registry: hostile.address, transport: transport, options: RegistryOptions())
                 let target = try OCILayout(root: tmp.path + "/pulled-\(name.replacingOccurrences(of: " ", with: "-"))")
                 let started = Date()
@@ -295,7 +298,7 @@ import Testing
                     #expect("\(error)".contains(message), "\(name): \(error)")
                 }
                 await transport.shutdown()
-                // The limits are 1 s idle and 3 s overall; the bound is loose because the full suite starves
+                // The limits are 2 s idle and 3 s overall; the bound is loose because the full suite starves
                 // in-process async tests for seconds (the servers stall far longer than this).
                 #expect(Date().timeIntervalSince(started) < 30, "\(name) ended in bounded time")
                 #expect(!target.hasBlob(layer.digest), "\(name): nothing stored")
