@@ -252,12 +252,13 @@ public final class TokenServer: @unchecked Sendable {
                 token = sign({"iss": "kiln-test-issuer", "sub": user, "aud": query.get("service", [""])[0],
                               "exp": now + 300, "nbf": now - 10, "iat": now, "jti": str(uuid.uuid4()), "access": access})
                 body = json.dumps({"token": token, "expires_in": 300}).encode()
+                # Logged before the answer: a test reading the log once its client has the token must find it.
+                print("token for", query.get("scope"), flush=True)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                print("token for", query.get("scope"), flush=True)
 
             def log_message(self, *args):
                 pass
