@@ -197,7 +197,7 @@ public enum KomodoPorts {
     static func assetMagic(symbol: String, supply: UInt64, extra: [UInt8]) -> UInt32 {
         var seed: UInt32 = 0
         if !extra.isEmpty {
-            let hash = hexBytes(Digest.sha256(Data(extra)).encoded)!
+            let hash = Hex.decode(Digest.sha256(Data(extra)).encoded)!
             seed = UInt32(hash[0]) | UInt32(hash[1]) << 8 | UInt32(hash[2]) << 16 | UInt32(hash[3]) << 24
         }
         return crc32(seed, le(supply) + Array(symbol.utf8))
@@ -256,21 +256,8 @@ public enum KomodoPorts {
 
         func hex(_ field: String, _ text: String) throws -> [UInt8] {
             if text.isEmpty { return [] }
-            guard let bytes = KomodoPorts.hexBytes(text) else { throw Failure.badValue(field: field, value: text) }
+            guard let bytes = Hex.decode(text) else { throw Failure.badValue(field: field, value: text) }
             return bytes
         }
-    }
-
-    /// Bytes from an even-length hex string, nil for anything else.
-    static func hexBytes(_ text: String) -> [UInt8]? {
-        guard text.count % 2 == 0, text.allSatisfy(\.isHexDigit) else { return nil }
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            bytes.append(UInt8(text[index..<next], radix: 16)!)
-            index = next
-        }
-        return bytes
     }
 }

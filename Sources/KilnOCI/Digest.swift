@@ -110,11 +110,7 @@ public struct SHA256: ~Copyable, @unchecked Sendable {
         var length: UInt32 = 0
         EVP_DigestFinal_ex(context, &out, &length)
         EVP_DigestInit_ex(context, EVP_sha256(), nil)
-        let hex = out.map { byte in
-            let s = String(byte, radix: 16)
-            return s.count == 1 ? "0" + s : s
-        }.joined()
         // Force-try is safe: 64 lower-case hex digits always parse.
-        return try! Digest(sha256Hex: hex)
+        return try! Digest(sha256Hex: Hex.encode(out))
     }
 }

@@ -1,5 +1,6 @@
 import CCrypto
 import Foundation
+import KilnOCI
 
 #if canImport(Glibc)
     import Glibc
@@ -103,7 +104,7 @@ public enum GitTree {
         return hasher.finalize()
     }
 
-    static func hex(_ id: Data) -> String { id.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ id: Data) -> String { Hex.encode(id) }
 }
 
 /// OpenSSL's SHA-1, for git object ids only (git's format fixes the algorithm; nothing here relies on SHA-1

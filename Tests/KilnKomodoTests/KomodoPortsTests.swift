@@ -119,6 +119,17 @@ import Testing
         }
     }
 
+    /// Swift's `Character.isHexDigit` accepts fullwidth digits, which no radix parser takes: a matrix value of
+    /// 66 of them once passed the hex check and crashed kiln on a force-unwrap. Now it is a bad value.
+    @Test func fullwidthHexIsABadValueNotACrash() {
+        let fullwidth = String(repeating: "０", count: 66)
+        for field in ["ac_pubkey", "ac_script", "ac_mineropret"] {
+            #expect(throws: KomodoPorts.Failure.self, "\(field)") {
+                try ports(["ac_name": "X", field: fullwidth])
+            }
+        }
+    }
+
     @Test func theOldGleecChainNeedsADatadir() {
         let old = ["ac_name": "GLEEC", "ac_supply": "210000000", "ac_public": "1", "ac_staked": "100"]
         #expect(KomodoPorts.needsDatadir(old))
