@@ -172,9 +172,9 @@ final class Builder: Sendable {
             var layers: [(layer: CachedLayer, createdBy: String)] = []
             var unpacked: Unpacked = [:]
             for spec in planned.layers {
-                let entries = try entries(spec, platform: platform, unpacked: &unpacked)
+                let (entries, foreign) = try entries(spec, platform: platform, unpacked: &unpacked)
                 let (layer, reused) = try await layer(
-                    entries, image: image.name, name: spec.name, compression: compression)
+                    entries, image: image.name, name: spec.name, compression: compression, foreign: foreign)
                 layers.append((layer, "kiln: layer \(spec.name) of \(image.name)"))
                 if reused { reusedCount += 1 } else { written += 1 }
                 if platform == job.platforms[0] {

@@ -16,22 +16,56 @@ enum ForeignBinaries {
         "loong64": 258,
     ]
 
-    static func check(_ entries: [LayerEntry], platform: Platform, location: SourceLocation) throws {
-        guard let expected = machines[platform.architecture] else { return }
+    /// The files of a layer still to be checked, by source path: the layer writer reads them anyway, so it
+    /// checks their first bytes as it goes (`inspection`) instead of every input being opened twice. A layer
+    /// that is reused instead of written reads them here (`checkFiles`): it may have been written with
+    /// `--allow-foreign-binaries`.
+    struct Pending: Sendable {
+        var platform: Platform
+        var files: [String: (path: String, location: SourceLocation)] = [:]
+
+        var inspection: LayerInspection? {
+            guard !files.isEmpty else { return nil }
+            let pending = self
+            return LayerInspection(headerSize: headerSize) { source, header in
+                guard let (path, location) = pending.files[source] else { return }
+                try ForeignBinaries.check(header, path: path, platform: pending.platform, location: location)
+            }
+        }
+
+        func checkFiles() throws {
+            for (source, (path, location)) in files {
+                try ForeignBinaries.check(readHeader(source), path: path, platform: platform, location: location)
+            }
+        }
+    }
+
+    static let headerSize = 20
+
+    /// Checks in-memory entries now and adds the files to `pending`, to be checked from the bytes read later.
+    static func check(
+        _ entries: [LayerEntry], platform: Platform, location: SourceLocation, pending: inout Pending
+    ) throws {
+        guard machines[platform.architecture] != nil else { return }
         for entry in entries {
-            let header: [UInt8]
             switch entry.kind {
-            case .file(.path(let path)): header = readHeader(path)
-            case .file(.bytes(let data)): header = Array(data.prefix(20))
+            case .file(.path(let source)):
+                if pending.files[source] == nil { pending.files[source] = (entry.path, location) }
+            case .file(.bytes(let data)):
+                try check(Array(data.prefix(headerSize)), path: entry.path, platform: platform, location: location)
             default: continue
             }
-            guard let machine = machine(header), machine != expected else { continue }
-            let found = machines.first { $0.value == machine }?.key ?? "machine \(machine)"
-            throw BuildError.recipe(
-                location,
-                "\(entry.path) is an ELF binary for \(found), but this image is \(platform). "
-                    + "Give this platform its own input, or pass --allow-foreign-binaries if that is intended.")
         }
+    }
+
+    static func check(_ header: [UInt8], path: String, platform: Platform, location: SourceLocation) throws {
+        guard let expected = machines[platform.architecture], let machine = machine(header), machine != expected
+        else { return }
+        let found = machines.first { $0.value == machine }?.key ?? "machine \(machine)"
+        throw BuildError.recipe(
+            location,
+            "\(path) is an ELF binary for \(found), but this image is \(platform). "
+                + "Give this platform its own input, or pass --allow-foreign-binaries if that is intended.")
     }
 
     /// `e_machine` of an ELF header, in the byte order the header declares; nil for anything else.
@@ -47,8 +81,8 @@ enum ForeignBinaries {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return [] }
         defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 20)
-        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 20, 0) }
-        return n == 20 ? buffer : []
+        var buffer = [UInt8](repeating: 0, count: headerSize)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, headerSize, 0) }
+        return n == headerSize ? buffer : []
     }
 }

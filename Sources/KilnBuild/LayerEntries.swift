@@ -11,11 +11,15 @@ extension Builder {
     /// Unpacked package sets of one image × platform, so a set split into many layers is unpacked once.
     typealias Unpacked = [String: [(pin: PinnedPackage, unpacked: UnpackedPackage)]]
 
-    func entries(_ layer: PlannedLayer, platform: Platform, unpacked: inout Unpacked) throws -> [LayerEntry] {
+    /// Also returns the files still to be checked for foreign binaries when they are read (none when allowed).
+    func entries(_ layer: PlannedLayer, platform: Platform, unpacked: inout Unpacked) throws -> (
+        [LayerEntry], ForeignBinaries.Pending
+    ) {
         guard layer.pending != true else {
             throw BuildError.internalError("layer \(layer.name) was not settled by prepare")
         }
         var result: [LayerEntry] = []
+        var pending = ForeignBinaries.Pending(platform: platform)
         for content in layer.contents {
             switch content {
             case .entry(let entry):
@@ -37,24 +41,28 @@ extension Builder {
                     LocalSources.entries(
                         matching: files.paths, isGlob: files.isGlob, destination: placement.to,
                         mode: placement.ownership.mode, uid: placement.ownership.uid, gid: placement.ownership.gid),
-                    platform: platform, placement: placement)
+                    placement: placement, pending: &pending)
             case .download(let url, let digest, let extract, let placement):
                 result += try checked(
                     remoteEntries(placement, url: url, digest: digest ?? prepared.inputs[url], extract: extract),
-                    platform: platform, placement: placement)
+                    placement: placement, pending: &pending)
             case .buildOutput(let build, let name, let path, let placement):
                 result += try checked(
-                    buildOutputEntries(placement, build: build, name: name, path: path), platform: platform,
-                    placement: placement)
+                    buildOutputEntries(placement, build: build, name: name, path: path), placement: placement,
+                    pending: &pending)
             }
         }
-        return result
+        return (result, pending)
     }
 
-    /// What an `add` placed, refused when it holds ELF files for another machine (unless allowed).
-    private func checked(_ entries: [LayerEntry], platform: Platform, placement: Placement) throws -> [LayerEntry] {
+    /// What an `add` placed, refused when it holds ELF files for another machine (unless allowed): in-memory
+    /// entries now, files as they are read.
+    private func checked(_ entries: [LayerEntry], placement: Placement, pending: inout ForeignBinaries.Pending)
+        throws -> [LayerEntry]
+    {
         if !options.allowForeignBinaries {
-            try ForeignBinaries.check(entries, platform: platform, location: placement.location)
+            try ForeignBinaries.check(
+                entries, platform: pending.platform, location: placement.location, pending: &pending)
         }
         return entries
     }

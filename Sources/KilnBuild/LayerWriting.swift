@@ -13,9 +13,12 @@ extension Builder {
     /// they are read, and keyed afterwards: a first build reads each input once instead of twice. Known files
     /// whose stamp changed are hashed before keying instead, because they are usually unchanged (touched, or
     /// checked out again) and the layer is then reused without being written.
-    func layer(_ entries: [LayerEntry], image: String, name: String, compression: LayerCompression) async throws
-        -> (CachedLayer, reused: Bool)
-    {
+    ///
+    /// `foreign` files are checked from the bytes the writer reads; a reused layer's are read for the check.
+    func layer(
+        _ entries: [LayerEntry], image: String, name: String, compression: LayerCompression,
+        foreign: ForeignBinaries.Pending
+    ) async throws -> (CachedLayer, reused: Bool) {
         let files = entries.compactMap { entry -> String? in
             if case .file(.path(let path)) = entry.kind { return path }
             return nil
@@ -24,7 +27,8 @@ extension Builder {
         guard remote != nil || !files.contains(where: { !digests.knows($0) }) else {
             options.logger.debug("layer \(image) ▸ \(name): inputs never hashed here, keyed while writing")
             let written = try await Blocking.run("kiln-layer") {
-                try self.write(entries, image: image, name: name, compression: compression, key: nil)
+                try self.write(
+                    entries, image: image, name: name, compression: compression, key: nil, foreign: foreign)
             }
             return (written, false)
         }
@@ -33,12 +37,15 @@ extension Builder {
         if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
             layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
         {
+            // A layer written with --allow-foreign-binaries has the same key: reuse is checked here.
+            try foreign.checkFiles()
             options.logger.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
             events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
             await remote?.publish(hit, key: key)
             return (hit, true)
         }
         if let remote, let (fetched, from) = await remote.fetch(key, protect: roots.protect) {
+            try foreign.checkFiles()
             try cache.remember(fetched, for: key)
             events(.layerFetched(image: image, layer: name, digest: fetched.descriptor.digest, from: from))
             await remote.publish(fetched, key: key)
@@ -46,7 +53,8 @@ extension Builder {
         }
         options.logger.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
         let written = try await Blocking.run("kiln-layer") {
-            try self.write(entries, image: image, name: name, compression: compression, key: key)
+            try self.write(
+                entries, image: image, name: name, compression: compression, key: key, foreign: foreign)
         }
         await remote?.publish(written, key: key)
         return (written, false)
@@ -55,7 +63,8 @@ extension Builder {
     /// Writes the layer into the store and remembers it under `key`, or (key nil) hashes every input file
     /// without a usable digest while writing and keys the layer from those digests.
     private func write(
-        _ entries: [LayerEntry], image: String, name: String, compression: LayerCompression, key: Digest?
+        _ entries: [LayerEntry], image: String, name: String, compression: LayerCompression, key: Digest?,
+        foreign: ForeignBinaries.Pending
     ) throws -> CachedLayer {
         var stamps: [String: FileDigests.Stamp] = [:]
         var hashing: Set<String> = []
@@ -77,7 +86,7 @@ extension Builder {
                 entries: entries, to: staged.path,
                 options: LayerOptions(
                     mtime: options.sourceDateEpoch, compression: compression, threads: options.threads),
-                hashing: hashing,
+                hashing: hashing, inspecting: foreign.inspection,
                 progress: { done in events(.layerProgress(image: image, layer: name, done: done, total: total)) })
             // An input rewritten while it was read would leave a layer that matches neither its old digest
             // nor its new one.

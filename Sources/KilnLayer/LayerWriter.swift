@@ -30,6 +30,20 @@ public struct LayerResult: Sendable, Hashable {
     public var fileDigests: [String: Digest] = [:]
 }
 
+/// A look at the start of each source file as the writer reads it, for checks that would otherwise open every
+/// input a second time before the layer is written.
+public struct LayerInspection: Sendable {
+    /// How many leading bytes `check` wants (fewer when the file is shorter).
+    public var headerSize: Int
+    /// Called once per source file with its path and its first bytes; an error stops the write.
+    public var check: @Sendable (_ path: String, _ header: [UInt8]) throws -> Void
+
+    public init(headerSize: Int, check: @escaping @Sendable (_ path: String, _ header: [UInt8]) throws -> Void) {
+        self.headerSize = headerSize
+        self.check = check
+    }
+}
+
 /// Writes layers under the determinism contract (see README): restricted pax, sorted entries, parents
 /// before children, one mtime, normalised owners and modes, nothing else from the build machine.
 public enum LayerWriter {
@@ -37,10 +51,11 @@ public enum LayerWriter {
     /// digest hash → file. Memory stays bounded whatever the file sizes. The file is fsynced.
     ///
     /// Source files whose paths are in `hashing` are also hashed as they are read, so a build that has never
-    /// seen its inputs reads them once instead of once to key the layer and again to write it.
+    /// seen its inputs reads them once instead of once to key the layer and again to write it. `inspecting`
+    /// sees the first bytes of every source file from the same reads.
     public static func write(
         entries: [LayerEntry], to outputPath: String, options: LayerOptions = LayerOptions(),
-        hashing: Set<String> = [], progress: (@Sendable (Int64) -> Void)? = nil
+        hashing: Set<String> = [], inspecting: LayerInspection? = nil, progress: (@Sendable (Int64) -> Void)? = nil
     ) throws -> LayerResult {
         // libarchive converts UTF-8 names through the locale's charset; in the C locale a non-ASCII name
         // (ca-certificates ships some) cannot be converted and the pax writer crashes on the NULL it gets back.
@@ -128,9 +143,13 @@ public enum LayerWriter {
             } else if source >= 0, case .file(.path(let path)) = item.kind {
                 let stage = hashing.contains(path) ? fileStage : nil
                 var remaining = size
+                var header: [UInt8] = []
                 while remaining > 0 {
                     let target = stage?.room(for: remaining) ?? buffer
                     let n = try readSome(source, into: target, atMost: remaining, path: path)
+                    if let inspecting, header.count < inspecting.headerSize {
+                        header += target.prefix(min(n, inspecting.headerSize - header.count))
+                    }
                     guard archive_write_data(archive, target.baseAddress, n) == n else {
                         throw archiveError(archive, sink, outputPath)
                     }
@@ -140,6 +159,7 @@ public enum LayerWriter {
                     progress?(done)
                 }
                 stage?.endFile(path)
+                try inspecting?.check(path, header)
             }
         }
         guard archive_write_close(archive) == ARCHIVE_OK else { throw archiveError(archive, sink, outputPath) }

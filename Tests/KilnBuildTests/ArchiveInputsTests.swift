@@ -63,7 +63,7 @@ import Testing
             // The layer as planned: its one content is the download, placed as the recipe says.
             let layer = try #require(plan.images.first?.platforms.first?.layers.first)
             var unpacked: Builder.Unpacked = [:]
-            return try builder.entries(layer, platform: recipes[0].platforms[0], unpacked: &unpacked)
+            return try builder.entries(layer, platform: recipes[0].platforms[0], unpacked: &unpacked).0
         }
     }
 

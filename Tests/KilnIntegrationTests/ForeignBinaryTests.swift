@@ -45,6 +45,10 @@ import Testing
 
             // Intended (say, a cross toolchain): the flag lets it through.
             try KilnBinary.run(["build", tmp.path + "/r", "--store", store, "--allow-foreign-binaries"])
+            // The layer is in the store's cache now: reusing it without the flag is refused as well.
+            let reused = try KilnBinary.run(["build", tmp.path + "/r", "--store", store], check: false)
+            #expect(reused.status == 65)
+            #expect(reused.stderr.contains("/usr/local/bin/tool is an ELF binary for arm64"))
 
             try recipe(tmp, platform: "linux/arm64")
             try KilnBinary.run(["build", tmp.path + "/r", "--store", store + "-arm64"])

@@ -1,6 +1,7 @@
 import Foundation
 import KilnOCI
 import KilnTestSupport
+import Synchronization
 import Testing
 
 @testable import KilnLayer
@@ -163,6 +164,36 @@ import Testing
         #expect(hashed.fileDigests == expected)
         let plain = try LayerWriter.write(entries: entries, to: tmp.path + "/sp.tgz", options: LayerOptions(threads: 2))
         #expect(plain.diffID == hashed.diffID && plain.descriptor == hashed.descriptor)
+    }
+
+    @Test func inspectionSeesTheFirstBytesOfEveryFileFromTheWritersReads() throws {
+        // Sizes around the header's and the hashing batch's edges, hashed and not, and in-memory entries.
+        let sizes = [0, 1, 19, 20, 21, 65_535, 65_537, 900_000, 200_000, 5]
+        var entries = [LayerEntry(path: "motd", kind: .file(.bytes(Data("hi\n".utf8))), mode: 0o644)]
+        var expected: [String: [UInt8]] = [:]
+        for (index, size) in sizes.enumerated() {
+            let data = Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) })
+            let path = tmp.path + "/i\(index).bin"
+            try data.write(to: URL(fileURLWithPath: path))
+            entries.append(LayerEntry(path: "data/i\(index)", kind: .file(.path(path)), mode: 0o644))
+            expected[path] = Array(data.prefix(20))
+        }
+        let seen = Mutex<[String: [UInt8]]>([:])
+        let inspected = try LayerWriter.write(
+            entries: entries, to: tmp.path + "/i.tgz", options: LayerOptions(threads: 2),
+            hashing: Set(expected.keys.filter { $0.hasSuffix("1.bin") || $0.hasSuffix("5.bin") }),
+            inspecting: LayerInspection(headerSize: 20) { path, header in seen.withLock { $0[path] = header } })
+        #expect(seen.withLock { $0 } == expected)
+        let plain = try LayerWriter.write(entries: entries, to: tmp.path + "/ip.tgz", options: LayerOptions(threads: 2))
+        #expect(plain.descriptor == inspected.descriptor)
+
+        // A check that refuses a file stops the write with its error.
+        struct Refused: Error {}
+        #expect(throws: Refused.self) {
+            try LayerWriter.write(
+                entries: entries, to: tmp.path + "/r.tgz",
+                inspecting: LayerInspection(headerSize: 20) { _, header in if header.count == 20 { throw Refused() } })
+        }
     }
 
     @Test func pathsOrderBytewiseAndNormaliseAsBefore() throws {
