@@ -82,24 +82,73 @@ enum LocalSources {
         return entries
     }
 
+    /// Walks `directory` relative to its descriptor (`fstatat`, `openat`), so each name costs one lookup in its
+    /// own directory instead of a walk of the whole path from the root: a tree of 15.5k files spent measurable
+    /// kernel time on those path walks.
     private static func walk(
         directory: String, to destination: String, mode: UInt32?, uid: Int, gid: Int, into entries: inout [LayerEntry]
     ) throws {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw BuildError.unreadableInput(path: directory, reason: String(cString: strerror(errno)))
+        }
+        try walk(descriptor: fd, directory: directory, to: destination, mode: mode, uid: uid, gid: gid, into: &entries)
+    }
+
+    /// Takes ownership of `fd`.
+    private static func walk(
+        descriptor fd: Int32, directory: String, to destination: String, mode: UInt32?, uid: Int, gid: Int,
+        into entries: inout [LayerEntry]
+    ) throws {
+        guard let stream = fdopendir(fd) else {
+            close(fd)
+            throw BuildError.unreadableInput(path: directory, reason: String(cString: strerror(errno)))
+        }
+        defer { closedir(stream) }
         entries.append(LayerEntry(path: destination, kind: .directory, mode: 0o755, uid: uid, gid: gid))
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
-        for name in names {
+        var names: [String] = []
+        errno = 0
+        while let item = readdir(stream) {
+            let name = withUnsafeBytes(of: item.pointee.d_name) {
+                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        guard errno == 0 else {
+            throw BuildError.unreadableInput(path: directory, reason: String(cString: strerror(errno)))
+        }
+        for name in names.sorted() {
             let path = directory + "/" + name
             var info = stat()
-            guard lstat(path, &info) == 0 else {
+            guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
                 throw BuildError.unreadableInput(path: path, reason: String(cString: strerror(errno)))
             }
-            if (info.st_mode & S_IFMT) == S_IFDIR {
-                try walk(directory: path, to: join(destination, name), mode: mode, uid: uid, gid: gid, into: &entries)
-            } else {
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard child >= 0 else {
+                    throw BuildError.unreadableInput(path: path, reason: String(cString: strerror(errno)))
+                }
+                try walk(
+                    descriptor: child, directory: path, to: join(destination, name), mode: mode, uid: uid, gid: gid,
+                    into: &entries)
+            case S_IFLNK:
+                entries.append(
+                    LayerEntry(
+                        path: join(destination, name), kind: .symlink(target: try linkTarget(fd, name, path: path)),
+                        mode: 0o777, uid: uid, gid: gid))
+            default:
                 entries.append(
                     try entry(for: path, info: info, at: join(destination, name), mode: mode, uid: uid, gid: gid))
             }
         }
+    }
+
+    private static func linkTarget(_ directory: Int32, _ name: String, path: String) throws -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlinkat(directory, name, &buffer, buffer.count - 1)
+        guard n >= 0 else { throw BuildError.unreadableInput(path: path, reason: String(cString: strerror(errno))) }
+        return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private static func entry(for path: String, info: stat, at target: String, mode: UInt32?, uid: Int, gid: Int)
