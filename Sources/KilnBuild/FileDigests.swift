@@ -68,7 +68,7 @@ public final class FileDigests: Sendable {
 
     static func encode(_ entries: [String: Entry]) -> Data {
         var text = ""
-        for (path, entry) in entries.sorted(by: { $0.key < $1.key }) where !path.contains("\n") {
+        for (path, entry) in entries.sorted(by: { $0.key < $1.key }) where !path.utf8.contains(UInt8(ascii: "\n")) {
             let s = entry.stamp
             text += "\(s.size)\t\(s.mtimeNanos)\t\(s.ctimeNanos)\t\(s.inode)\t\(entry.digest.encoded)\t\(path)\n"
         }

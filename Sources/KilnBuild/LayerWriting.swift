@@ -126,20 +126,6 @@ extension Builder {
     func cacheKey(
         _ entries: [LayerEntry], compression: LayerCompression, stamps: [String: FileDigests.Stamp] = [:]
     ) throws -> Digest {
-        struct KeyEntry: Encodable {
-            var path: String
-            var kind: String
-            var value: String
-            var mode: UInt32
-            var uid: Int
-            var gid: Int
-        }
-        struct Key: Encodable {
-            var encoding = Encoding.version
-            var compression: String
-            var mtime: Int64
-            var entries: [KeyEntry]
-        }
         // Hash changed input files on every core first (the stat cache answers for unchanged ones).
         let paths = entries.compactMap { entry -> String? in
             if case .file(.path(let path)) = entry.kind { return path }
@@ -151,7 +137,16 @@ extension Builder {
                 _ = try? digests.digest(ofFileAt: paths[index])
             }
         }
-        let keyed = try entries.map { entry -> KeyEntry in
+        // {"compression","encoding","entries":[{"gid","kind","mode","path","uid","value"}…],"mtime"}: the document
+        // CanonicalJSON.encode wrote for these members before (the same bytes, so the same keys), written by hand
+        // because JSONEncoder took about 0.1 CPU-s for a layer of 15.5k files, after the layer was written.
+        var json = CanonicalJSONWriter(capacity: entries.count * 160)
+        json.raw("{\"compression\":")
+        json.string(compression.rawValue)
+        json.raw(",\"encoding\":")
+        json.integer(Encoding.version)
+        json.raw(",\"entries\":[")
+        for (index, entry) in entries.enumerated() {
             let (kind, value): (String, String)
             switch entry.kind {
             case .directory: (kind, value) = ("dir", "")
@@ -162,11 +157,23 @@ extension Builder {
                 let known = stamps[path].flatMap { digests.current(path, stamp: $0) }
                 (kind, value) = ("file", try (known ?? digests.digest(ofFileAt: path)).description)
             }
-            return KeyEntry(
-                path: entry.path, kind: kind, value: value, mode: entry.mode, uid: entry.uid, gid: entry.gid)
+            json.raw(index == 0 ? "{\"gid\":" : ",{\"gid\":")
+            json.integer(entry.gid)
+            json.raw(",\"kind\":")
+            json.string(kind)
+            json.raw(",\"mode\":")
+            json.integer(entry.mode)
+            json.raw(",\"path\":")
+            json.string(entry.path)
+            json.raw(",\"uid\":")
+            json.integer(entry.uid)
+            json.raw(",\"value\":")
+            json.string(value)
+            json.raw("}")
         }
-        return Digest.sha256(
-            try CanonicalJSON.encode(
-                Key(compression: compression.rawValue, mtime: options.sourceDateEpoch, entries: keyed)))
+        json.raw("],\"mtime\":")
+        json.integer(options.sourceDateEpoch)
+        json.raw("}")
+        return Digest.sha256(json.bytes)
     }
 }

@@ -48,3 +48,46 @@ public struct EmptyObject: Hashable, Sendable, Codable {
     }
     private enum NoKeys: CodingKey {}
 }
+
+/// Canonical JSON appended by hand, for a document too large for `JSONEncoder` on the critical path: a layer's
+/// cache key of 15.5k entries spent about 0.1 CPU-s there, after the layer was written. The bytes are those of
+/// `CanonicalJSON.encode` for the same members, which the caller writes in sorted key order.
+public struct CanonicalJSONWriter {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
+
+    /// Punctuation and member names: `{"name":`, `,`, `]`.
+    public mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func integer(_ value: some BinaryInteger) {
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    /// A string as JSONEncoder writes it: `"` and `\` escaped, the short escapes for \b \f \n \r \t, `\u00xx`
+    /// for other control characters, everything else (`/` too) as is.
+    public mutating func string(_ value: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): raw("\\\"")
+            case UInt8(ascii: "\\"): raw("\\\\")
+            case 0x08: raw("\\b")
+            case 0x0C: raw("\\f")
+            case UInt8(ascii: "\n"): raw("\\n")
+            case UInt8(ascii: "\r"): raw("\\r")
+            case UInt8(ascii: "\t"): raw("\\t")
+            case 0..<0x20:
+                raw("\\u00")
+                bytes.append(Self.hexDigits[Int(byte >> 4)])
+                bytes.append(Self.hexDigits[Int(byte & 0xF)])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+}

@@ -97,6 +97,61 @@ import Testing
         }
     }
 
+    /// The key written by hand is the digest of the document JSONEncoder wrote for it before, so a store's
+    /// layer cache keeps its entries: every kind of entry, and paths JSON must escape.
+    @Test func layerKeysAreTheCanonicalJSONKeysOfBefore() async throws {
+        struct KeyEntry: Encodable {
+            var path: String
+            var kind: String
+            var value: String
+            var mode: UInt32
+            var uid: Int
+            var gid: Int
+        }
+        struct Key: Encodable {
+            var encoding = Encoding.version
+            var compression: String
+            var mtime: Int64
+            var entries: [KeyEntry]
+        }
+        try await Fixture.with { f in
+            let plan = try Pipeline.plan(
+                f.recipes, lock: LockFile(), lockPath: f.dir.path + "/kiln.lock",
+                options: BuildOptions(sourceDateEpoch: 1_700_000_000))
+            let builder = try Builder(
+                layout: try OCILayout(root: f.store), prepared: try await Pipeline.prepare(plan, store: f.store),
+                events: { _ in })
+            let motd = Data("hi\n".utf8)
+            let entries = [
+                LayerEntry(
+                    path: "/data/a \"b\"\\c\n\u{1}/é日", kind: .file(.path(f.small)), mode: 0o644, uid: 7, gid: 9),
+                LayerEntry(path: "data/dir", kind: .directory, mode: 0o755),
+                LayerEntry(path: "/data/link", kind: .symlink(target: "../a/\"x\""), mode: 0o777),
+                LayerEntry(path: "/data/hard", kind: .hardlink(target: "/data/big"), mode: 0o600),
+                LayerEntry(path: "/data/big", kind: .file(.path(f.big)), mode: 0o755),
+                LayerEntry(path: "/etc/motd", kind: .file(.bytes(motd)), mode: 0o644),
+            ]
+            let before = Key(
+                compression: "gzip", mtime: 1_700_000_000,
+                entries: [
+                    KeyEntry(
+                        path: entries[0].path, kind: "file", value: try FileDigests.hash(f.small).description,
+                        mode: 0o644, uid: 7, gid: 9),
+                    KeyEntry(path: "data/dir", kind: "dir", value: "", mode: 0o755, uid: 0, gid: 0),
+                    KeyEntry(path: "/data/link", kind: "symlink", value: "../a/\"x\"", mode: 0o777, uid: 0, gid: 0),
+                    KeyEntry(path: "/data/hard", kind: "hardlink", value: "/data/big", mode: 0o600, uid: 0, gid: 0),
+                    KeyEntry(
+                        path: "/data/big", kind: "file", value: try FileDigests.hash(f.big).description, mode: 0o755,
+                        uid: 0, gid: 0),
+                    KeyEntry(
+                        path: "/etc/motd", kind: "file", value: Digest.sha256(motd).description, mode: 0o644, uid: 0,
+                        gid: 0),
+                ])
+            #expect(
+                try builder.cacheKey(entries, compression: .gzip) == Digest.sha256(try CanonicalJSON.encode(before)))
+        }
+    }
+
     /// A layer blob flipped in place (same size, so the size check alone passes) is not reused: its stamp
     /// changed, it is hashed, found wrong, removed, and the layer is written again with its true bytes.
     @Test func aTamperedLayerBlobIsRewrittenNotReused() async throws {
