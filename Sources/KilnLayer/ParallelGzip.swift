@@ -5,16 +5,19 @@ import Foundation
 /// gzip in parallel with output that depends only on the input bytes.
 ///
 /// The tar stream is cut at fixed 1 MiB boundaries of its own offset (never where a write happened to end),
-/// and each chunk becomes one complete gzip member compressed by libdeflate at level 5. Concatenated members
+/// and each chunk becomes one complete gzip member compressed by libdeflate at `level`. Concatenated members
 /// are a valid gzip file (RFC 1952 §2.2) that gunzip, Go, Python and zlib read as one stream. Because chunks
 /// are independent, any number of threads produces the same bytes. A chunk whose byte histogram says it is
 /// already compressed (the entropy of a sample of its bytes above 7.9 bits per byte) is stored instead, which costs almost nothing for the
 /// zcash parameters and other random data. Members carry mtime 0, no name and OS byte 255.
 final class ParallelGzip: LayerCompressor {
     static let chunkSize = 1 << 20
-    /// Level 5 (encoding version 2; version 1 used 6): 15–17% less CPU than 6, and still smaller than
-    /// `gzip -6` (0.998 of it on the benchmark's mixed tree, 0.994 on Debian binaries and libraries).
-    static let level: Int32 = 5
+    /// Level 3 (encoding version 5; versions 2–4 used 5, version 1 used 6). Against level 5, libdeflate over
+    /// 1 MiB chunks: 25% less CPU on 400 MB of headers, translations and documentation (2.84 against 3.78 CPU-s)
+    /// for 1.5% more output (140.5 against 138.4 MB; `gzip -6` gives 138.75), and 27% less on 1 GB of binaries
+    /// and libraries (7.96 against 10.90 CPU-s) for 2.8% more (368.1 against 358.2 MB; `gzip -6` 360.1). It is
+    /// what takes `kiln build` of many small files to 2× `umoci repack`; level 4 reached 1.9× (bench/RESULTS.md).
+    static let level: Int32 = 3
 
     /// @unchecked: a job's buffers and compressors have one owner at a time, handed over by `done`: the caller fills `input`
     /// and hands the job to one worker; the worker writes `output` and signals; the caller reads it only after

@@ -2,5 +2,5 @@
 /// layer written under another version; bump it whenever a change alters the bytes Kiln writes for the
 /// same inputs (tar encoding, compressor, JSON), and update the golden digests in the same commit.
 public enum Encoding {
-    public static let version = 4
+    public static let version = 5
 }

@@ -22,12 +22,12 @@ import Testing
                 uniqueKeysWithValues: built.flatMap { image in
                     image.references.map { ($0, image.digest.description) }
                 })
-            // The same values as BuildIntegrationTests.goldenDigests (encoding version 4).
+            // The same values as BuildIntegrationTests.goldenDigests (encoding version 5).
             #expect(
                 digests == [
-                    "golden-base:1.0.0": "sha256:53cae6233bbfceebad7e501066f92b25db93c594863f45b3d17d35f16784bdae",
-                    "golden-app:2.0.0": "sha256:b91d674afb367d4e534ffb1ae5b59a10b63aee94569b8f79b4dd1e48f95177b8",
-                    "golden-app:stable": "sha256:b91d674afb367d4e534ffb1ae5b59a10b63aee94569b8f79b4dd1e48f95177b8",
+                    "golden-base:1.0.0": "sha256:530f27158d4fa9baeec34d6bfc261a2189546fdddfe6d1076a43854a64c8d94f",
+                    "golden-app:2.0.0": "sha256:2deafead24a7b2ca262335f2bfacb324fc34ee4d029bf1f029e29bdb159caf2e",
+                    "golden-app:stable": "sha256:2deafead24a7b2ca262335f2bfacb324fc34ee4d029bf1f029e29bdb159caf2e",
                 ])
             // Every image is built from exactly the layers its plan lists, in plan order.
             #expect(built.map(\.name) == plan.images.map(\.name))
