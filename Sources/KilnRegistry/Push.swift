@@ -29,9 +29,9 @@ public struct PushedImage: Codable, Sendable {
 }
 
 /// Publishes images from a layout: a `PushPlan` (or items) is copied from the store as one graph
-/// (`copyImages`: blobs HEAD, mount, upload; then manifests by digest, indexes, and tags last), then each
-/// manifest's stored referrers follow (SBOMs, see `Referrers`), and the cosign attachments a pull stored
-/// (`.sig`, `.att`). Idempotent: what the registry has is skipped. Where blobs were seen is kept by the client
+/// (`copyImages`: blobs HEAD, mount, upload; then manifests by digest, indexes, and tags last); each
+/// manifest's stored referrers (SBOMs, see `Referrers`) and the cosign attachments a pull stored (`.sig`,
+/// `.att`) follow as soon as that image's manifests are in. Idempotent: what the registry has is skipped. Where blobs were seen is kept by the client
 /// (`RegistryClient.blobLocations`) and written back to its cache.
 public struct Pusher: Sendable {
     public let layout: OCILayout
@@ -64,8 +64,8 @@ public struct Pusher: Sendable {
     }
 
     /// Pushes every item as one graph (`copyImages`): each blob shared by several images is uploaded once and
-    /// mounted into the other repositories, manifests follow bottom-up, tags last; then each image's referrers
-    /// (SBOMs). Results are in the order of `items`.
+    /// mounted into the other repositories, manifests follow bottom-up, tags last; each image's referrers (SBOMs)
+    /// as soon as its manifests are in. Results are in the order of `items`.
     public func push(_ items: [Item]) async throws -> [PushedImage] {
         defer { client.saveBlobLocations() }
         // One sink per repository, shared by the items that go there.
@@ -77,18 +77,21 @@ public struct Pusher: Sendable {
             return sink
         }
         let jobs = client.options.jobs
-        let copied = try await copyImages(
+        let referrers = Mutex([[Descriptor]](repeating: [], count: items.count))
+        // Each image's referrers follow as soon as its manifests are in, as one job of the copy (so one at a
+        // time within it: the copy's `jobs` bound holds), beside the rest of the fleet rather than after it.
+        _ = try await copyImages(
             items.indices.map {
                 CopyTarget(items[$0].descriptor, to: sinks[$0], place: items[$0].repository, tags: items[$0].tags)
-            }, from: layout, jobs: jobs)
-        let referrers = Mutex([[Descriptor]](repeating: [], count: items.count))
-        try await Bounded.forEach(items.indices, limit: jobs) { index in
-            for node in copied[index].graph.nodes {
+            }, from: layout, jobs: jobs
+        ) { index, graph in
+            for node in graph.nodes {
                 let pushed = try await Referrers.push(
-                    of: node.descriptor.digest, from: layout, to: sinks[index], jobs: jobs)
+                    of: node.descriptor.digest, from: layout, to: sinks[index], jobs: 1)
                 referrers.withLock { $0[index] += pushed }
                 // Signatures and attestations a pull stored (`CosignAttachments`), under their tags.
-                _ = try await CosignAttachments.push(of: node.descriptor.digest, from: layout, to: sinks[index])
+                _ = try await CosignAttachments.push(
+                    of: node.descriptor.digest, from: layout, to: sinks[index], jobs: 1)
             }
         }
         let found = referrers.withLock { $0 }

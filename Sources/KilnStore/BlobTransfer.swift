@@ -96,10 +96,13 @@ public struct CopyTarget: Sendable {
 /// index that lists them); and tags last, once every manifest of every image is in, so a tag never names
 /// something incomplete. All of it runs as one set of jobs, at most `jobs` at once (`Bounded.forEach(after:)`):
 /// nothing waits for a phase to end, so the small images of a fleet go up beside its largest blob instead of
-/// after it. Idempotent: what a sink has is skipped. Results are in the order of `targets`.
-public func copyImages(_ targets: [CopyTarget], from source: any BlobSource, jobs: Int = 4) async throws
-    -> [CopyResult]
-{
+/// after it. `committed(index, graph)`, when given, runs as a job of its own once target `index`'s manifests
+/// are in (beside the tags, which wait for every image): what follows an image (its referrers) goes up beside
+/// the rest of the fleet too. Idempotent: what a sink has is skipped. Results are in the order of `targets`.
+public func copyImages(
+    _ targets: [CopyTarget], from source: any BlobSource, jobs: Int = 4,
+    committed: (@Sendable (Int, ImageGraph) async throws -> Void)? = nil
+) async throws -> [CopyResult] {
     var walked: [ImageGraph] = []
     for target in targets {
         walked.append(
@@ -111,26 +114,40 @@ public func copyImages(_ targets: [CopyTarget], from source: any BlobSource, job
             })
     }
     let graphs = walked
-    let work = CopyWork(targets: targets, graphs: graphs)
+    let work = CopyWork(targets: targets, graphs: graphs, committed: committed != nil)
     let written = Mutex([Int](repeating: 0, count: targets.count))
     let manifests = Mutex([Int](repeating: 0, count: targets.count))
+    // Blobs whose first write found them absent, and places that received a blob, in this copy.
+    let fresh = Mutex((blobs: Set<Digest>(), places: Set<String>()))
     try await Bounded.forEach(after: work.after, limit: jobs) { job in
         switch work.jobs[job] {
-        case .blob(let index, let blob):
+        case .blob(let index, let blob, let first):
             let sink = targets[index].sink
-            guard try await !sink.has(blob) else { return }
+            // A blob its first place lacked is taken as new to every place: the other places write it (a
+            // registry mounts it) without asking first, one request instead of two. Were it there after all,
+            // writing it again changes nothing.
+            let new = !first && fresh.withLock { $0.blobs.contains(blob.digest) }
+            if !new, try await sink.has(blob) { return }
             try await sink.putBlob(blob, from: source)
             written.withLock { $0[index] += 1 }
+            fresh.withLock {
+                if first { $0.blobs.insert(blob.digest) }
+                $0.places.insert(targets[index].place)
+            }
         case .manifests(let indexes):
-            // Within a place in order: an index after the manifests it lists, each written once.
+            // Within a place in order: an index after the manifests it lists, each written once. A place that
+            // lacked a blob lacks the manifests naming it: they are written without asking first.
+            let new = fresh.withLock { $0.places.contains(targets[indexes[0]].place) }
             var done = Set<Digest>()
             for index in indexes {
                 for node in graphs[index].nodes where done.insert(node.descriptor.digest).inserted {
-                    guard try await !targets[index].sink.has(node.descriptor) else { continue }
+                    if !new, try await targets[index].sink.has(node.descriptor) { continue }
                     try await targets[index].sink.putManifest(node.descriptor, data: node.data)
                     manifests.withLock { $0[index] += 1 }
                 }
             }
+        case .committed(let index):
+            try await committed?(index, graphs[index])
         case .tags(let index):
             guard let top = graphs[index].nodes.last else { return }
             for tag in targets[index].tags {
@@ -147,20 +164,23 @@ public func copyImages(_ targets: [CopyTarget], from source: any BlobSource, job
 /// The jobs of `copyImages` and what each waits for, in priority order: the first write of each distinct blob
 /// (largest first: the longest transfer starts at once and the rest fit beside it), the other places of each
 /// blob (after its first write, which they mount from), each place's manifests (after every blob of the
-/// place), then each image's tags (after every place's manifests).
+/// place), then each image's `committed` job (after its place's manifests) and its tags (after every place's
+/// manifests).
 struct CopyWork {
     enum Job {
         /// Writes a config or layer to the sink of a target.
-        case blob(Int, Descriptor)
+        case blob(Int, Descriptor, first: Bool)
         /// Writes the manifests of every target at one place (target indexes, in order).
         case manifests([Int])
+        /// What follows a target once its manifests are in (`copyImages`'s `committed`).
+        case committed(Int)
         /// Points the tags of a target at its root.
         case tags(Int)
     }
     var jobs: [Job] = []
     var after: [[Int]] = []
 
-    init(targets: [CopyTarget], graphs: [ImageGraph]) {
+    init(targets: [CopyTarget], graphs: [ImageGraph], committed: Bool = false) {
         // Each (place, blob) once; the first place a blob is needed in writes it, the others follow.
         var first: [(target: Int, blob: Descriptor)] = []
         var rest: [(target: Int, blob: Descriptor)] = []
@@ -183,11 +203,11 @@ struct CopyWork {
         var firstJob: [Digest: Int] = [:]
         var blobJobs: [String: [Int]] = [:]
         for (target, blob) in first {
-            firstJob[blob.digest] = add(.blob(target, blob), after: [])
+            firstJob[blob.digest] = add(.blob(target, blob, first: true), after: [])
             blobJobs[targets[target].place, default: []].append(jobs.count - 1)
         }
         for (target, blob) in rest {
-            add(.blob(target, blob), after: firstJob[blob.digest].map { [$0] } ?? [])
+            add(.blob(target, blob, first: false), after: firstJob[blob.digest].map { [$0] } ?? [])
             blobJobs[targets[target].place, default: []].append(jobs.count - 1)
         }
         var placeOrder: [String] = []
@@ -196,9 +216,14 @@ struct CopyWork {
             if byPlace[targets[index].place] == nil { placeOrder.append(targets[index].place) }
             byPlace[targets[index].place, default: []].append(index)
         }
-        let manifestJobs = placeOrder.map { place in
-            add(.manifests(byPlace[place] ?? []), after: blobJobs[place] ?? [])
+        var manifestJob: [String: Int] = [:]
+        for place in placeOrder {
+            manifestJob[place] = add(.manifests(byPlace[place] ?? []), after: blobJobs[place] ?? [])
         }
+        if committed {
+            for index in targets.indices { add(.committed(index), after: [manifestJob[targets[index].place] ?? 0]) }
+        }
+        let manifestJobs = placeOrder.compactMap { manifestJob[$0] }
         for index in targets.indices { add(.tags(index), after: manifestJobs) }
     }
 
