@@ -51,7 +51,7 @@ extension HTTPTransport {
                 transient: (error as? TransientFailure)?.isTransient ?? false)
         }
         return .stream(
-            PipedChunks(source: source, offset: offset, length: length, check: check, clock: clock),
+            PipedChunks(source: source, offset: offset, length: length, check: check, clock: clock, options: options),
             length: .known(length))
     }
 }
@@ -66,6 +66,8 @@ struct PipedChunks: AsyncSequence, Sendable {
     let length: Int64
     let check: StreamedFileCheck?
     let clock: RequestClock
+    /// The limits the source's failures are reported with.
+    var options = HTTPOptions()
 
     struct AsyncIterator: AsyncIteratorProtocol {
         var upstream: HTTPClientResponse.Body.AsyncIterator
@@ -75,10 +77,19 @@ struct PipedChunks: AsyncSequence, Sendable {
         let url: URL
         let check: StreamedFileCheck?
         let clock: RequestClock
+        let options: HTTPOptions
 
         mutating func next() async throws -> ByteBuffer? {
             while remaining > 0 {
-                guard var buffer = try await upstream.next() else {
+                let read: ByteBuffer?
+                do {
+                    read = try await upstream.next()
+                } catch {
+                    // Named after the source here: the request carrying the body would report its own server
+                    // (a source stalling mid-blob read as the destination timing out).
+                    throw HTTPTransport.map(error, url: url, options: options)
+                }
+                guard var buffer = read else {
                     throw HTTPError.dropped(
                         url: url.absoluteString, detail: "the body ended \(remaining) bytes early")
                 }
@@ -107,6 +118,6 @@ struct PipedChunks: AsyncSequence, Sendable {
     func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(
             upstream: source.body.makeAsyncIterator(), skip: source.skip, position: offset, remaining: length,
-            url: source.url, check: check, clock: clock)
+            url: source.url, check: check, clock: clock, options: options)
     }
 }

@@ -23,7 +23,8 @@ public enum CosignAttachments {
     /// that tag whose layers these do not all include (payloads of its own, such as a signature made there,
     /// which must not be dropped). Returns whether it was written.
     static func put(
-        _ descriptor: Descriptor, data: Data, as tag: String, from source: any BlobSource, to sink: RegistryRepository
+        _ descriptor: Descriptor, data: Data, as tag: String, from source: any BlobSource, to sink: RegistryRepository,
+        jobs: Int? = nil
     ) async throws -> Bool {
         let destination = sink.client
         if let existing = try await destination.manifestDescriptor(sink.repository, tag) {
@@ -35,7 +36,7 @@ public enum CosignAttachments {
         }
         var plain = descriptor
         plain.annotations = nil
-        try await copyImage(plain, from: source, to: sink, tags: [tag], jobs: destination.options.jobs)
+        try await copyImage(plain, from: source, to: sink, tags: [tag], jobs: jobs ?? destination.options.jobs)
         return true
     }
 
@@ -61,16 +62,18 @@ public enum CosignAttachments {
         return fetched
     }
 
-    /// Pushes the attachments of `subject` that `layout` holds (from a pull) to `sink`, each under its tag.
-    /// Returns the tags written.
-    static func push(of subject: Digest, from layout: OCILayout, to sink: RegistryRepository) async throws
+    /// Pushes the attachments of `subject` that `layout` holds (from a pull) to `sink`, each under its tag, with
+    /// `jobs` transfers at once. Returns the tags written.
+    static func push(of subject: Digest, from layout: OCILayout, to sink: RegistryRepository, jobs: Int) async throws
         -> [String]
     {
         let wanted = Set(tags(of: subject))
         var written: [String] = []
         for entry in try layout.index().manifests {
             guard let tag = entry.annotations?[tagKey], wanted.contains(tag) else { continue }
-            if try await put(entry, data: try layout.readBlob(entry.digest), as: tag, from: layout, to: sink) {
+            if try await put(
+                entry, data: try layout.readBlob(entry.digest), as: tag, from: layout, to: sink, jobs: jobs)
+            {
                 written.append(tag)
             }
         }

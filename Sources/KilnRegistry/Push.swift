@@ -29,9 +29,9 @@ public struct PushedImage: Codable, Sendable {
 }
 
 /// Publishes images from a layout: a `PushPlan` (or items) is copied from the store as one graph
-/// (`copyImages`: blobs HEAD, mount, upload; then manifests by digest, indexes, and tags last), then each
-/// manifest's stored referrers follow (SBOMs, see `Referrers`), and the cosign attachments a pull stored
-/// (`.sig`, `.att`). Idempotent: what the registry has is skipped. Where blobs were seen is kept by the client
+/// (`copyImages`: blobs HEAD, mount, upload; then manifests by digest, indexes, and tags last), with each
+/// manifest's stored referrers (SBOMs, see `Referrers`) as part of the graph, made findable as soon as that
+/// image's manifests are in, and the cosign attachments a pull stored (`.sig`, `.att`). Idempotent: what the registry has is skipped. Where blobs were seen is kept by the client
 /// (`RegistryClient.blobLocations`) and written back to its cache.
 public struct Pusher: Sendable {
     public let layout: OCILayout
@@ -64,8 +64,8 @@ public struct Pusher: Sendable {
     }
 
     /// Pushes every item as one graph (`copyImages`): each blob shared by several images is uploaded once and
-    /// mounted into the other repositories, manifests follow bottom-up, tags last; then each image's referrers
-    /// (SBOMs). Results are in the order of `items`.
+    /// mounted into the other repositories, manifests follow bottom-up, tags last; each image's referrers (SBOMs)
+    /// as soon as its manifests are in. Results are in the order of `items`.
     public func push(_ items: [Item]) async throws -> [PushedImage] {
         defer { client.saveBlobLocations() }
         // One sink per repository, shared by the items that go there.
@@ -77,18 +77,30 @@ public struct Pusher: Sendable {
             return sink
         }
         let jobs = client.options.jobs
-        let copied = try await copyImages(
-            items.indices.map {
-                CopyTarget(items[$0].descriptor, to: sinks[$0], place: items[$0].repository, tags: items[$0].tags)
-            }, from: layout, jobs: jobs)
+        var targets = items.indices.map {
+            CopyTarget(items[$0].descriptor, to: sinks[$0], place: items[$0].repository, tags: items[$0].tags)
+        }
+        // The referrers the store holds for each image's manifests (SBOMs) go as targets of the same copy, in
+        // the image's repository: their blobs beside the fleet's, their manifests in the same job as the
+        // image's, right after it. Then the image's own job makes them findable (the referrers index).
+        var attached: [Referrers.Attached] = []
+        for index in items.indices {
+            let graph = try layout.graph(from: items[index].descriptor)
+            attached.append(
+                try await Referrers.attached(
+                    to: graph, from: layout, sink: sinks[index], place: items[index].repository))
+            targets += attached[index].targets
+        }
         let referrers = Mutex([[Descriptor]](repeating: [], count: items.count))
-        try await Bounded.forEach(items.indices, limit: jobs) { index in
-            for node in copied[index].graph.nodes {
-                let pushed = try await Referrers.push(
-                    of: node.descriptor.digest, from: layout, to: sinks[index], jobs: jobs)
-                referrers.withLock { $0[index] += pushed }
-                // Signatures and attestations a pull stored (`CosignAttachments`), under their tags.
-                _ = try await CosignAttachments.push(of: node.descriptor.digest, from: layout, to: sinks[index])
+        _ = try await copyImages(targets, from: layout, jobs: jobs) { [attached] index, graph in
+            guard index < items.count else { return }
+            let found = try await Referrers.makeFindable(attached[index], in: sinks[index])
+            referrers.withLock { $0[index] = found }
+            // Signatures and attestations a pull stored (`CosignAttachments`), under their tags: one transfer
+            // at a time within this job, so the copy's `jobs` bound holds.
+            for node in graph.nodes {
+                _ = try await CosignAttachments.push(
+                    of: node.descriptor.digest, from: layout, to: sinks[index], jobs: 1)
             }
         }
         let found = referrers.withLock { $0 }

@@ -10,20 +10,35 @@ public enum Referrers {
     /// The tag of the fallback scheme for a subject.
     public static func fallbackTag(_ subject: Digest) -> String { "\(subject.algorithm)-\(subject.encoded)" }
 
-    /// Copies each of the source's referrers of `subject` into `sink` and makes them findable there. Returns
-    /// the referrers pushed. Idempotent: a second push adds nothing.
-    public static func push(
-        of subject: Digest, from source: any ReferrerSource, to sink: any ReferrerSink, jobs: Int
-    ) async throws -> [Descriptor] {
-        let artifacts = try await source.referrers(of: subject)
-        guard !artifacts.isEmpty else { return [] }
-        for artifact in artifacts {
-            try await copyImage(
-                Descriptor(mediaType: artifact.mediaType, digest: artifact.digest, size: artifact.size),
-                from: source, to: sink, jobs: jobs)
+    /// A push's share of the referrers `source` holds for the manifests of one image: each artifact as a copy
+    /// target of `sink` (in the image's place, so its blobs go with the fleet's and its manifest follows the
+    /// image's in the same job), and per subject the artifacts `makeFindable` indexes once they are in.
+    public struct Attached: Sendable {
+        public var targets: [CopyTarget] = []
+        public var subjects: [(subject: Digest, artifacts: [Descriptor])] = []
+    }
+
+    /// The referrers of every manifest of `graph` that `source` holds, as `Attached` for `sink` at `place`.
+    public static func attached(
+        to graph: ImageGraph, from source: any ReferrerSource, sink: any ReferrerSink, place: String
+    ) async throws -> Attached {
+        var attached = Attached()
+        for node in graph.nodes {
+            let artifacts = try await source.referrers(of: node.descriptor.digest)
+            guard !artifacts.isEmpty else { continue }
+            attached.subjects.append((node.descriptor.digest, artifacts))
+            for artifact in artifacts {
+                let plain = Descriptor(mediaType: artifact.mediaType, digest: artifact.digest, size: artifact.size)
+                attached.targets.append(CopyTarget(plain, to: sink, place: place))
+            }
         }
-        try await sink.addReferrers(artifacts, of: subject)
-        return artifacts
+        return attached
+    }
+
+    /// Makes the copied artifacts of `attached` findable in `sink` (idempotent); returns them.
+    public static func makeFindable(_ attached: Attached, in sink: any ReferrerSink) async throws -> [Descriptor] {
+        for (subject, artifacts) in attached.subjects { try await sink.addReferrers(artifacts, of: subject) }
+        return attached.subjects.flatMap(\.artifacts)
     }
 
     /// The referrers of `subject` in `source` (a registry repository, the store), `artifactType` filtering.

@@ -38,12 +38,19 @@ extension RegistryClient {
     /// The referrers index of a manifest (`/v2/NAME/referrers/DIGEST`, OCI distribution 1.1), or nil when the
     /// registry does not offer the API (404 or any non-index answer: docker-registry 2.8 has none).
     public func referrers(_ repository: String, _ digest: Digest) async throws -> ImageIndex? {
+        // A registry with the API answers an empty index when there are none, so a 404 without a registry error
+        // (no NAME_UNKNOWN: the route itself is unknown) means it has no such API, for every repository: a
+        // fleet push asks once, not once per image.
+        guard !session.withLock(\.lacksReferrersAPI) else { return nil }
         let step = "listing referrers of \(digest)"
         let response = try await send(
             HTTPRequest(
                 .GET, try await url("\(repository)/referrers/\(digest)", repository: repository),
                 headers: [("Accept", MediaType.imageIndex)]),
             scopes: [scope(repository, "pull")], step: step, repository: repository)
+        if response.status == 404, RegistryErrorBody.decode(response.body)?.code == nil {
+            session.withLock { $0.lacksReferrersAPI = true }
+        }
         guard response.status == 200,
             response.header("Content-Type")?.hasPrefix(MediaType.imageIndex) == true
         else { return nil }

@@ -86,6 +86,8 @@ public final class RegistryClient: Sendable {
         var credential: Credential?
         var uploadedBytes: Int64 = 0
         var loadedLocations: BlobLocations?
+        /// The registry answered the referrers API with 404: it has no such API (`referrers(_:_:)`).
+        var lacksReferrersAPI = false
     }
 
     let session = Mutex(Session())

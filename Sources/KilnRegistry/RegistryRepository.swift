@@ -14,6 +14,8 @@ public final class RegistryRepository: BlobSource, BlobSink, Sendable {
     var known: BlobLocations { client.blobLocations }
     let events: @Sendable (TransferEvent) -> Void
     private let documents = Mutex<[Digest: (data: Data, descriptor: Descriptor)]>([:])
+    /// Manifests this sink put by digest: no tag can name one yet, so tagging it needs no look first.
+    private let written = Mutex(Set<Digest>())
 
     public init(
         client: RegistryClient, repository: String, events: @escaping @Sendable (TransferEvent) -> Void = { _ in }
@@ -136,12 +138,15 @@ public final class RegistryRepository: BlobSource, BlobSink, Sendable {
     public func putManifest(_ descriptor: Descriptor, data: Data) async throws {
         try await client.putManifest(
             repository, descriptor.digest.description, data: data, mediaType: descriptor.mediaType)
+        written.withLock { _ = $0.insert(descriptor.digest) }
         events(.manifestPushed(repository: repository, reference: descriptor.digest.description))
     }
 
-    /// Moves the tag only when it points elsewhere (a re-push sends HEAD requests alone).
+    /// Moves the tag only when it points elsewhere (a re-push sends HEAD requests alone); a manifest this sink
+    /// just put is tagged without asking.
     public func tag(_ descriptor: Descriptor, data: Data, as tag: String) async throws {
-        guard try await client.manifestDescriptor(repository, tag)?.digest != descriptor.digest else { return }
+        let new = written.withLock { $0.contains(descriptor.digest) }
+        if !new, try await client.manifestDescriptor(repository, tag)?.digest == descriptor.digest { return }
         try await client.putManifest(repository, tag, data: data, mediaType: descriptor.mediaType)
         events(.manifestPushed(repository: repository, reference: tag))
     }

@@ -17,6 +17,13 @@ import Testing
         #expect(Redaction.redact("Authorization: Bearer abc.def.ghi") == "Authorization: Bearer <redacted>")
         #expect(Redaction.redact("no url here") == "no url here")
         #expect(Redaction.redact("asked for a bearer token") == "asked for a bearer token", "words stay")
+        // Text that skips the regexes (no scheme word, no URL) is returned as is; any case of the scheme, and any
+        // text beyond ASCII, still goes through them.
+        #expect(Redaction.redact("  ns/app 1b830bbb: uploaded 4 kB") == "  ns/app 1b830bbb: uploaded 4 kB")
+        #expect(Redaction.redact("echo: BeArEr Zm9vYmFy") == "echo: BeArEr <redacted>")
+        #expect(
+            Redaction.redact("échec: Basic Zm9vOmJhcg== à https://r/x?t=1")
+                == "échec: Basic <redacted> à https://r/x?t=<redacted>")
         for error in [
             HTTPError.status(url: url, status: 500, body: "failed at \(url)"),
             .dropped(url: url, detail: "the connection was reset"),

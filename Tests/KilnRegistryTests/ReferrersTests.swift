@@ -55,7 +55,10 @@ import Testing
             let layout = try OCILayout(root: tmp.path + "/store")
             let subject = try storeWithArtifacts(layout)
             let sink = RecordingReferrerSink()
-            let pushed = try await Referrers.push(of: subject.digest, from: layout, to: sink, jobs: 2)
+            let graph = try layout.graph(from: subject)
+            let attached = try await Referrers.attached(to: graph, from: layout, sink: sink, place: "ns/app")
+            _ = try await copyImages(attached.targets, from: layout, jobs: 2)
+            let pushed = try await Referrers.makeFindable(attached, in: sink)
             #expect(pushed.count == 2)
             let log = sink.log.withLock { $0 }
             // Both artifact manifests (and their blobs) are written before they are made findable, in one call.
@@ -67,7 +70,15 @@ import Testing
             #expect(log.events.last == "addReferrers", "findable only once everything is written")
             // An image without referrers touches nothing.
             let none = RecordingReferrerSink()
-            #expect(try await Referrers.push(of: .sha256(Data("x".utf8)), from: layout, to: none, jobs: 2).isEmpty)
+            let config = Data(#"{"unrelated":true}"#.utf8)
+            try layout.writeBlob(config)
+            let lone = try CanonicalJSON.encode(
+                Manifest(config: Descriptor(mediaType: MediaType.imageConfig, bytes: config), layers: []))
+            try layout.writeBlob(lone)
+            let other = try layout.graph(from: Descriptor(mediaType: MediaType.imageManifest, bytes: lone))
+            let unrelated = try await Referrers.attached(to: other, from: layout, sink: none, place: "ns/app")
+            #expect(unrelated.targets.isEmpty)
+            #expect(try await Referrers.makeFindable(unrelated, in: none).isEmpty)
             #expect(none.log.withLock { $0.events.isEmpty })
         }
     }

@@ -129,6 +129,43 @@ import Testing
         }
     }
 
+    /// A source registry that stalls mid-blob (half the layer sent, then nothing) during `kiln copy`: the copy
+    /// ends within its limits (1 s idle, 4 s per request) with an error naming the source, and the destination
+    /// holds no manifest of the image, neither by tag nor by digest.
+    @Test func aSourceStallingMidBlobEndsTheCopyWithNothingCommitted() async throws {
+        try await withRegistry { destination in
+            try await withHostileRegistry(scratch: "kiln-copy-stall") { source, hostile, tmp in
+                let root = try await bigImage(size: 6 << 20 + 99, in: tmp, to: source)
+                let layout = try OCILayout(root: tmp.path + "/images")
+                let layer = try layout.images(for: root)[0].manifest.layers[0]
+                try hostile.setRules([.init("GET", "^/v2/src/big/blobs/\(layer.digest)", .stallMidway, seconds: 60)])
+                let started = Date()
+                let result = try KilnBinary.run(
+                    ["copy", "\(hostile.address)/src/big:1", "\(destination.address)/dst/big:1"],
+                    environment: ["KILN_TIMEOUT": "1", "KILN_DEADLINE": "4", "KILN_CACHE_DIR": tmp.path + "/cache"],
+                    check: false)
+                let elapsed = Date().timeIntervalSince(started)
+                #expect(!result.succeeded && result.status < 128, "\(result.stdout)\(result.stderr)")
+                #expect(elapsed < 40, "the copy ended in bounded time (\(Int(elapsed)) s)")
+                #expect(hostile.requests.contains { $0.path.contains("/blobs/\(layer.digest)") }, "the stall was hit")
+                // The error, not the first line announcing the copy: before, a stalled source was reported as the
+                // destination timing out ("waiting for data from DESTINATION").
+                let error = result.stderr.split(separator: "\n").first { $0.hasPrefix("Error:") } ?? ""
+                #expect(
+                    error.contains("waiting for data from \(hostile.address)")
+                        && error.contains("\(hostile.address)/v2/src/big/blobs/"),
+                    "the error names the source: \(result.stderr)")
+                let transport = try HTTPTransport()
+                let client = RegistryClient(
+                    registry: destination.address, transport: transport, options: RegistryOptions())
+                #expect(try await client.manifestDescriptor("dst/big", "1") == nil, "no tag at the destination")
+                #expect(try await client.manifestDescriptor("dst/big", root.digest.description) == nil)
+                #expect(try await client.blobSize("dst/big", layer.digest) == nil, "no partial layer stored")
+                await transport.shutdown()
+            }
+        }
+    }
+
     /// The digest of the bytes a body piped from `openBlob(offset, length)` sends, read as the transport reads
     /// them.
     func piped(_ client: RegistryClient, _ layer: Descriptor, offset: Int64, length: Int64) async throws -> Digest {

@@ -22,6 +22,9 @@ public final class HostileServer: @unchecked Sendable {
             case reset
             /// Forward to the upstream registry, flipping one byte of the answer's body (a lying mirror).
             case corrupt
+            /// Forward to the upstream registry, send the answer's head and the first half of its body, then
+            /// nothing for `seconds` (a source that stalls mid-blob).
+            case stallMidway
         }
         public var method: String?
         public var path: String
@@ -172,8 +175,10 @@ public final class HostileServer: @unchecked Sendable {
                     return
                 if action == "corrupt":
                     return self.forward(body, "corrupt")
+                if action == "stallMidway":
+                    return self.forward(body, "stall", rule.get("seconds") or 60)
 
-            def forward(self, body, mutate):
+            def forward(self, body, mutate, seconds=0):
                 conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 conn.request(self.command, self.path, body=body or None, headers=headers)
@@ -184,6 +189,21 @@ public final class HostileServer: @unchecked Sendable {
                 skip = ("content-length", "connection", "transfer-encoding")
                 extra = {k: v for k, v in response.getheaders() if k.lower() not in skip}
                 length = response.getheader("Content-Length") if self.command == "HEAD" else None
+                if mutate == "stall" and self.command == "GET":
+                    self.send_response(response.status)
+                    for k, v in extra.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    try:
+                        self.wfile.write(data[:len(data) // 2])
+                        self.wfile.flush()
+                        time.sleep(seconds)
+                    except Exception:
+                        pass
+                    self.close_connection = True
+                    conn.close()
+                    return
                 # A HEAD's Content-Length is the truth: the connection stays open (closing it after every HEAD
                 # made the client's next request race the close).
                 self.reply(response.status, data, extra, length, lie=False)
