@@ -123,3 +123,17 @@ public enum DebianPackages {
         }
     }
 }
+
+extension PreparedInputs {
+    /// A layer's package set as the SBOM and the provenance record it: as prepared, else (every layer using it
+    /// came from the cache, so it was not fetched) the plan's pins and the mirror its request selects.
+    func packageSet(_ key: String) -> (mirror: String, packages: [PinnedPackage])? {
+        if let resolved = packages[key] { return (resolved.mirror, resolved.packages) }
+        guard let set = plan.packageSets.first(where: { $0.key == key }), let pins = set.packages,
+            let request = set.resolveRequest,
+            let mirror = try? PackageSets.mirror(
+                for: request, environment: plan.options.environment, sources: AptSources.load())
+        else { return nil }
+        return (mirror.hasSuffix("/") ? String(mirror.dropLast()) : mirror, pins)
+    }
+}

@@ -98,6 +98,7 @@ extension Pipeline {
                 }
             }
         }
+        plan.keyLayers()
         return plan
     }
 

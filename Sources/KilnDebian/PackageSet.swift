@@ -36,13 +36,19 @@ public struct PinnedPackage: Sendable, Hashable, Codable {
     public var sha256: String
     /// Relative to the mirror root.
     public var filename: String
+    /// The source package (the index's `Source:` without its version, else the binary's own name), so the SBOM
+    /// needs no unpack; nil in locks written before it was recorded.
+    public var source: String?
 
-    public init(name: String, version: String, architecture: String, sha256: String, filename: String) {
+    public init(
+        name: String, version: String, architecture: String, sha256: String, filename: String, source: String? = nil
+    ) {
         self.name = name
         self.version = version
         self.architecture = architecture
         self.sha256 = sha256
         self.filename = filename
+        self.source = source
     }
 }
 
@@ -149,7 +155,7 @@ public enum PackageSets {
     static func pin(_ package: BinaryPackage) -> PinnedPackage {
         PinnedPackage(
             name: package.name, version: package.version.description, architecture: package.architecture,
-            sha256: package.sha256, filename: package.filename)
+            sha256: package.sha256, filename: package.filename, source: package.source)
     }
 
     /// Every .deb into the cache, size and sha256 checked against the verified index before it is kept.
