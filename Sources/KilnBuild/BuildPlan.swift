@@ -178,6 +178,8 @@ public struct PlannedBuild: Codable, Sendable {
     /// Not serialised: the step as written, and the directory its `dir:` sources are relative to.
     var spec: BuildSpec?
     var directory = ""
+    /// Every source's content id when each is pinned by content (nil with a `dir:` source, hashed by prepare).
+    var pinnedSources: [ResolvedSource]?
 
     enum CodingKeys: String, CodingKey { case image, name, environment, sources, key, location }
 

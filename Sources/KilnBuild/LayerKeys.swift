@@ -34,7 +34,7 @@ enum LayerKeys {
     /// so a plan key never equals a content key.
     struct Key: Encodable {
         var plan = "layer"
-        var encoding = Encoding.version
+        var encoding: Int
         var debianUnpack = LayerKeys.debianUnpackVersion
         var compression: String
         var mtime: Int64
@@ -45,7 +45,8 @@ enum LayerKeys {
     /// package sets as locked (by lock key), `builds` the steps' compile keys (by `recipe/build`).
     static func planKey(
         _ contents: [LayerContent], platform: String, compression: LayerCompression, mtime: Int64,
-        allowForeignBinaries: Bool, pins: [String: [PinnedPackage]], builds: [String: String]
+        allowForeignBinaries: Bool, pins: [String: [PinnedPackage]], builds: [String: String],
+        encoding: Int = Encoding.version
     ) -> Digest? {
         guard !contents.isEmpty else { return nil }
         let checked = allowForeignBinaries ? nil : platform
@@ -88,7 +89,7 @@ enum LayerKeys {
                 return nil
             }
         }
-        let key = Key(compression: compression.rawValue, mtime: mtime, contents: keyed)
+        let key = Key(encoding: encoding, compression: compression.rawValue, mtime: mtime, contents: keyed)
         return (try? CanonicalJSON.encode(key)).map(Digest.sha256)
     }
 
@@ -99,6 +100,19 @@ enum LayerKeys {
 }
 
 extension BuildPlan {
+    /// Keys the build steps whose environment was resolved by prepare (not in the lock when planning) and whose
+    /// sources are all pinned by content, as compile will: their output layers then get a plan key too, so the
+    /// runner that resolved the set publishes them under the key the next runner (with the lock) looks up.
+    mutating func keyBuilds() {
+        for index in builds.indices where builds[index].key == nil {
+            let build = builds[index]
+            guard let spec = build.spec, let sources = build.pinnedSources,
+                let packages = packageSets.first(where: { $0.key == build.environment })?.packages
+            else { continue }
+            builds[index].key = Pipeline.compileKey(spec, environment: packages, sources: sources, options: options)
+        }
+    }
+
     /// Sets every planned layer's plan key (`LayerKeys.planKey`), or clears it where the plan does not determine
     /// the layer. The one place plan keys are computed: planning calls it, and so does settling split sets.
     mutating func keyLayers() {

@@ -129,6 +129,7 @@ extension BuildPlan {
                 }
             }
         }
+        plan.keyBuilds()
         plan.keyLayers()
         return plan
     }
