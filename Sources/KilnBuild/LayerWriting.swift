@@ -20,12 +20,14 @@ extension Builder {
             // Kept from `kiln gc` since prepare found it; anything else removing it is not Kiln's doing.
             guard layout.blobSize(descriptor.digest) == descriptor.size else {
                 throw BuildError.internalError(
-                    "layer \(spec.name) of \(image) (\(descriptor.digest)) left the store during the build: build again")
+                    "layer \(spec.name) of \(image) (\(descriptor.digest)) left the store during the build: build again"
+                )
             }
             if let from = found.from {
                 events(.layerFetched(image: image, layer: spec.name, digest: descriptor.digest, from: from))
             } else {
-                options.logger.debug("layer cache hit: \(image) ▸ \(spec.name): plan key \(planKey) → \(descriptor.digest)")
+                options.logger.debug(
+                    "layer cache hit: \(image) ▸ \(spec.name): plan key \(planKey) → \(descriptor.digest)")
                 events(.layerReused(image: image, layer: spec.name, digest: descriptor.digest))
             }
             await remote?.publish(found.layer, key: planKey)
