@@ -211,6 +211,9 @@ import Testing
     @Test func garbageCollectionDuringABuildKeepsWhatItWillReference() async throws {
         try await withTemporaryDirectory("kiln-gcrace") { dir in
             try dir.write("r/data/a.txt", "a\n")
+            try dir.write("r/two.txt", "2")
+            // Layers one and two hold local files, so they are keyed from their content as they are written;
+            // layer three is keyed by the plan, so it is found, and kept from gc, before the build starts.
             let yaml = """
                 name: gc
                 version: "1"
@@ -219,8 +222,11 @@ import Testing
                     add:
                       - {src: data, to: /data/}
                   - name: two
+                    add:
+                      - {src: two.txt, to: /etc/two}
+                  - name: three
                     files:
-                      - {path: /etc/two, content: "2"}
+                      - {path: /etc/three, content: "3"}
                 """
             let file = try dir.write("r/gc.yaml", yaml)
             let (recipes, problems) = RecipeSet.parse(yaml, file: file)
@@ -244,15 +250,16 @@ import Testing
                 let prepared = try await Pipeline.prepare(plan, store: store)
                 let built = try await Pipeline.build(prepared, into: layout, events: sweep)
                 // Round 1 reuses layer one; the sweep after it removes layer two's untagged blob (this build had not
-                // asked for it yet), so layer two is written again rather than trusted.
-                #expect(built[0].layers.map(\.reused) == [round == 1, false], "\(built[0].layers)")
+                // asked for it yet), so layer two is written again rather than trusted. Layer three, protected since
+                // prepare found it by its plan key, survives every sweep and is reused.
+                #expect(built[0].layers.map(\.reused) == [round == 1, false, round == 1], "\(built[0].layers)")
                 let image = try #require(try layout.images(for: layout.resolve("gc:1")).first)
                 for layer in image.manifest.layers { #expect(layout.hasBlob(layer.digest), "round \(round)") }
                 #expect(layout.hasBlob(image.manifest.config.digest))
                 // Untagged again: the second round reuses the cached layers while gc sweeps.
                 #expect(try layout.untag("gc:1"))
             }
-            #expect(swept.withLock { $0 } == 4)
+            #expect(swept.withLock { $0 } == 6)
             // Finished builds leave no roots behind.
             let roots =
                 (try? FileManager.default.contentsOfDirectory(atPath: layout.privateDirectory + "/builds")) ?? []
