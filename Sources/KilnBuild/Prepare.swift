@@ -110,10 +110,9 @@ extension Pipeline {
                     plan.registryBases, into: OCILayout(root: store), options: options.registry, transport: transport,
                     events: { events(.transfer($0)) })
             }
-            var wanted = plan
-            wanted.packageSets.removeAll { !needed.sets.contains($0.key) }
             let (packages, resolved) = try await DebianPackages.prepare(
-                wanted, transport: transport, progress: { events(.status($0)) }, step: { events(.step($0)) })
+                plan, only: needed.sets, transport: transport, progress: { events(.status($0)) },
+                step: { events(.step($0)) })
             await transport?.shutdown()
             var prepared = PreparedInputs(
                 plan: plan.settled(with: packages.mapValues(\.packages)), inputs: inputs, packages: packages,
