@@ -104,11 +104,15 @@ extension Pipeline {
 
 extension BuildPlan {
     /// What prepare must still fetch once the layers in `found` (by plan key) are taken from the cache: the url
-    /// inputs and package sets of every other layer, and the environments of the build steps that will run.
-    /// A set whose pins lack their source package (a lock older than `source`) is fetched for the SBOM.
-    func stillNeeded(found: Set<String>, cachedBuilds: Set<String>) -> (urls: Set<String>, sets: Set<String>) {
+    /// inputs and package sets of every other layer, and the environments of the build steps that will run;
+    /// and the build steps whose outputs those other layers take. A set whose pins lack their source package
+    /// (a lock older than `source`) is fetched for the SBOM.
+    func stillNeeded(found: Set<String>, cachedBuilds: Set<String>) -> (
+        urls: Set<String>, sets: Set<String>, outputs: Set<String>
+    ) {
         var urls: Set<String> = []
         var sets: Set<String> = []
+        var outputs: Set<String> = []
         for image in images {
             for platform in image.platforms {
                 for layer in platform.layers where layer.key.map({ !found.contains($0) }) ?? true {
@@ -116,7 +120,8 @@ extension BuildPlan {
                         switch content {
                         case .download(let url, _, _, _): urls.insert(url)
                         case .debs(let set, _), .package(let set, _, _): sets.insert(set)
-                        case .files, .buildOutput, .entry: continue
+                        case .buildOutput(let build, _, _, _): outputs.insert(build)
+                        case .files, .entry: continue
                         }
                     }
                 }
@@ -126,6 +131,6 @@ extension BuildPlan {
         for set in packageSets where !builds.contains(where: { $0.environment == set.key }) {
             if set.packages?.contains(where: { $0.source == nil }) ?? true { sets.insert(set.key) }
         }
-        return (urls, sets)
+        return (urls, sets, outputs)
     }
 }
