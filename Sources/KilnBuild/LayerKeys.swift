@@ -54,17 +54,8 @@ enum LayerKeys {
         for content in contents {
             switch content {
             case .entry(let entry):
-                let (kind, value): (String, String)
-                switch entry.kind {
-                case .directory: (kind, value) = ("dir", "")
-                case .symlink(let target): (kind, value) = ("symlink", target)
-                case .hardlink(let target): (kind, value) = ("hardlink", target)
-                case .file(.bytes(let data)): (kind, value) = ("file", Digest.sha256(data).description)
-                case .file(.path): return nil
-                }
-                keyed.append(
-                    Content(
-                        kind: kind, path: entry.path, value: value, mode: entry.mode, uid: entry.uid, gid: entry.gid))
+                guard let entry = LayerKeys.content(entry, fileDigest: nil) else { return nil }
+                keyed.append(entry)
             case .download(let url, let digest, let extract, let placement):
                 guard let digest else { return nil }
                 keyed.append(
@@ -84,13 +75,56 @@ enum LayerKeys {
                     Content(
                         kind: "build-output " + key, path: placement.to, value: path, mode: placement.ownership.mode,
                         uid: placement.ownership.uid, gid: placement.ownership.gid, checkedFor: checked))
-            case .files:
-                // Keyed by content as the layer is written: hashing local files is prepare's, not the plan's.
-                return nil
+            case .files(let files, _):
+                // The add's entries with their content digests, as prepare found them (`keyLocalFiles`).
+                guard let digest = files.digest else { return nil }
+                keyed.append(Content(kind: "files", value: digest.description, checkedFor: checked))
             }
         }
         let key = Key(encoding: encoding, compression: compression.rawValue, mtime: mtime, contents: keyed)
         return (try? CanonicalJSON.encode(key)).map(Digest.sha256)
+    }
+
+    /// An entry as keyed: its path, kind, content (a file's digest: of its bytes, or `fileDigest` for a file on
+    /// disk, nil when unknown), mode and owner.
+    static func content(_ entry: LayerEntry, fileDigest: Digest?) -> Content? {
+        let (kind, value): (String, String)
+        switch entry.kind {
+        case .directory: (kind, value) = ("dir", "")
+        case .symlink(let target): (kind, value) = ("symlink", target)
+        case .hardlink(let target): (kind, value) = ("hardlink", target)
+        case .file(.bytes(let data)): (kind, value) = ("file", Digest.sha256(data).description)
+        case .file(.path):
+            guard let fileDigest else { return nil }
+            (kind, value) = ("file", fileDigest.description)
+        }
+        return Content(kind: kind, path: entry.path, value: value, mode: entry.mode, uid: entry.uid, gid: entry.gid)
+    }
+
+    /// The digest of a local `add`'s entries (paths in the image, modes, owners, each file's content digest from
+    /// `digests`), or nil when a file is unreadable or, without `hashUnknown`, was never hashed in this store
+    /// (its layer is then keyed from its content as it is written, so a first build reads each file once).
+    static func localDigest(_ files: LocalFiles, _ placement: Placement, digests: FileDigests, hashUnknown: Bool)
+        -> Digest?
+    {
+        guard
+            let entries = try? LocalSources.entries(
+                matching: files.paths, isGlob: files.isGlob, destination: placement.to,
+                mode: placement.ownership.mode, uid: placement.ownership.uid, gid: placement.ownership.gid)
+        else { return nil }
+        var keyed: [Content] = []
+        for entry in entries {
+            var fileDigest: Digest?
+            if case .file(.path(let path)) = entry.kind {
+                guard hashUnknown || digests.knows(path), let digest = try? digests.digest(ofFileAt: path) else {
+                    return nil
+                }
+                fileDigest = digest
+            }
+            guard let content = content(entry, fileDigest: fileDigest) else { return nil }
+            keyed.append(content)
+        }
+        return (try? CanonicalJSON.encode(keyed)).map(Digest.sha256)
     }
 
     /// A pin as keyed: what the .deb is (its sha256) and what the status database records of it.
@@ -100,6 +134,24 @@ enum LayerKeys {
 }
 
 extension BuildPlan {
+    /// Folds the layers' local files into their plan keys: prepare's part of keying, since the files are in
+    /// the checkout and cheap to hash (by `digests`, which knows them by their stamps). See `localDigest`.
+    mutating func keyLocalFiles(_ digests: FileDigests, hashUnknown: Bool) {
+        for i in images.indices {
+            for p in images[i].platforms.indices {
+                for l in images[i].platforms[p].layers.indices {
+                    for (c, content) in images[i].platforms[p].layers[l].contents.enumerated() {
+                        guard case .files(var files, let placement) = content else { continue }
+                        files.digest = LayerKeys.localDigest(
+                            files, placement, digests: digests, hashUnknown: hashUnknown)
+                        images[i].platforms[p].layers[l].contents[c] = .files(files, placement)
+                    }
+                }
+            }
+        }
+        keyLayers()
+    }
+
     /// Keys the build steps whose environment was resolved by prepare (not in the lock when planning) and whose
     /// sources are all pinned by content, as compile will: their output layers then get a plan key too, so the
     /// runner that resolved the set publishes them under the key the next runner (with the lock) looks up.

@@ -78,13 +78,19 @@ extension Pipeline {
         do {
             // Layers the cache has under their plan key need none of their inputs: looked up first, so what
             // only they need is never downloaded. A store is created for it only when a registry may have them.
+            // Local files are folded into the keys first: with a registry cache every one is hashed (the key is
+            // needed before anything is written), else only those this store knows.
+            var plan = plan
             var found: [String: PlanKeyedLayer] = [:]
             var roots: BuildRoots?
-            let lookUp = reuseOutputs && options.lockMode != .refresh
-            if let store, lookUp,
-                !options.cacheFrom.isEmpty || FileManager.default.fileExists(atPath: store + "/index.json")
+            let registry = !options.cacheFrom.isEmpty || options.cacheTo != nil
+            if let store, reuseOutputs, options.lockMode != .refresh,
+                registry || FileManager.default.fileExists(atPath: store + "/index.json")
             {
                 let layout = try OCILayout(root: store)
+                let digests = FileDigests(layout: layout, trustStat: !options.rehash)
+                plan.keyLocalFiles(digests, hashUnknown: registry)
+                digests.save()
                 let kept = try BuildRoots(layout: layout)
                 found = try await planKeyedLayers(plan, layout: layout, roots: kept, transport: transport)
                 roots = kept

@@ -3,6 +3,7 @@ import KilnDebian
 import KilnLayer
 import KilnOCI
 import KilnRecipe
+import KilnStore
 import KilnTestSupport
 import Testing
 
@@ -112,8 +113,23 @@ import Testing
             recipes, lock: LockFile(), lockPath: dir.path + "/recipes/kiln.lock",
             options: BuildOptions(sourceDateEpoch: 0))
         let layers = plan.images[0].platforms[0].layers
-        // A local file is hashed as the layer is written, not by the plan: no plan key.
+        // A local file is hashed by prepare, not by the plan: no plan key yet.
         #expect(layers[1].key == nil)
+        // Prepare folds it in: hashed when a registry cache needs the key first, else only once this store
+        // knows it (a first build reads it once, while writing). Its content changes the key.
+        let layout = try OCILayout(root: dir.path + "/images")
+        func localKey(hashUnknown: Bool) -> String? {
+            var keyed = plan
+            let digests = FileDigests(layout: layout)
+            keyed.keyLocalFiles(digests, hashUnknown: hashUnknown)
+            digests.save()
+            return keyed.images[0].platforms[0].layers[1].key
+        }
+        #expect(localKey(hashUnknown: false) == nil)
+        let local = try #require(localKey(hashUnknown: true))
+        #expect(localKey(hashUnknown: false) == local, "known to the store by now")
+        try dir.write("recipes/app.conf", "changed\n")
+        #expect(localKey(hashUnknown: false).map { $0 != local } == true)
         let key = try #require(layers[0].key)
         func planKey(encoding: Int) -> String? {
             LayerKeys.planKey(
