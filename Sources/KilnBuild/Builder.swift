@@ -47,7 +47,7 @@ final class Builder: Sendable {
         self.outputs = outputs
         self.events = events
         cache = LayerCache(layout: layout, logger: prepared.plan.options.logger)
-        digests = FileDigests(layout: layout, trustStat: !prepared.plan.options.rehash)
+        digests = prepared.fileDigests ?? FileDigests(layout: layout, trustStat: !prepared.plan.options.rehash)
         roots = try prepared.layerRoots ?? BuildRoots(layout: layout)
         let options = prepared.plan.options
         if !options.cacheFrom.isEmpty || options.cacheTo != nil {

@@ -28,6 +28,9 @@ public struct PreparedInputs: Sendable {
     public var planKeyedLayers: [String: PlanKeyedLayer] = [:]
     /// Keeps those layers' blobs from `kiln gc` until the build that uses them finishes.
     var layerRoots: BuildRoots?
+    /// The store's file digests as keying local files left them: the build goes on with the same table (saved
+    /// when it finishes), so no file is hashed twice.
+    var fileDigests: FileDigests?
 }
 
 extension Pipeline {
@@ -83,6 +86,7 @@ extension Pipeline {
             var plan = plan
             var found: [String: PlanKeyedLayer] = [:]
             var roots: BuildRoots?
+            var fileDigests: FileDigests?
             let registry = !options.cacheFrom.isEmpty || options.cacheTo != nil
             if let store, reuseOutputs, options.lockMode != .refresh,
                 registry || FileManager.default.fileExists(atPath: store + "/index.json")
@@ -90,7 +94,7 @@ extension Pipeline {
                 let layout = try OCILayout(root: store)
                 let digests = FileDigests(layout: layout, trustStat: !options.rehash)
                 plan.keyLocalFiles(digests, hashUnknown: registry)
-                digests.save()
+                fileDigests = digests
                 let kept = try BuildRoots(layout: layout)
                 found = try await planKeyedLayers(plan, layout: layout, roots: kept, transport: transport)
                 roots = kept
@@ -126,6 +130,7 @@ extension Pipeline {
             prepared.cachedBuilds = cached
             prepared.planKeyedLayers = found
             prepared.layerRoots = roots
+            prepared.fileDigests = fileDigests
             return prepared
         } catch {
             await transport?.shutdown()

@@ -7,8 +7,8 @@ import Testing
 
 /// Issue 25's runner with nothing, for layers: layers keyed by the plan are looked up in `--cache-from` before
 /// prepare fetches anything, so a second store with an empty download cache and the Debian mirror out of reach
-/// builds a recipe with a package set, a url input and a build step without downloading, unpacking or running
-/// anything, to the same image and SBOM digests.
+/// builds a recipe with a package set (beside a local file, as recipes' start layers have it), a url input and
+/// a build step without downloading, unpacking or running anything, to the same image and SBOM digests.
 @Suite(.serialized) struct PlanKeyCacheTests {
     static func recipe(url: String, sha256: String) -> String {
         """
@@ -28,6 +28,8 @@ import Testing
             packages:
               suite: bookworm
               packages: [busybox-static]
+            add:
+              - {src: start.sh, to: /usr/local/bin/start, mode: "0755"}
           - name: tool
             add:
               - {url: "\(url)", sha256: "\(sha256)", extract: ["tool/*"], to: /opt/}
@@ -75,6 +77,7 @@ import Testing
             tmp.remove()
         }
         let archive = Digest.sha256(try Data(contentsOf: URL(fileURLWithPath: tmp.path + "/www/tool.tar.gz")))
+        try tmp.write("recipes/start.sh", "#!/bin/sh\nexec /opt/tool/run.sh\n")
         try tmp.write("recipes/planned.yaml", Self.recipe(url: server.url + "/tool.tar.gz", sha256: archive.encoded))
         let repository = "\(registry.address)/ci/cache"
         // The mirror out of reach with its address unchanged (the SBOM names it): every request but those to
@@ -98,8 +101,9 @@ import Testing
         let image = try #require(try KilnBinary.imageDigests(tmp.path + "/first")["planned:1"])
         let sbom = try #require(try Self.sboms(tmp.path + "/first")[image])
 
-        // The plan (now that the first runner's lock pins the set) prints each layer's key: the keys the
-        // registry has entries under.
+        // The plan (now that the first runner's lock pins the set and the step's environment) prints the url
+        // layer's key, the key the registry has its entry under; the package layer, with its local file, is keyed
+        // by prepare.
         struct Plan: Decodable {
             struct Image: Decodable {
                 struct Platform: Decodable {
@@ -114,7 +118,7 @@ import Testing
             ["build", tmp.path + "/recipes", "--dry-run", "--json"], environment: unreachable)
         let keys = try JSONDecoder().decode(Plan.self, from: Data(printed.stdout.utf8)).images[0].platforms[0].layers
             .compactMap(\.key)
-        #expect(keys.count == 2, "\(printed.stdout)")
+        #expect(keys.count == 1, "\(printed.stdout)")
         let transport = try HTTPTransport()
         defer { Task { await transport.shutdown() } }
         let client = RegistryClient(
@@ -142,14 +146,18 @@ import Testing
         // warning and the layer built here, from the url input and the step's cached outputs. Its entry under
         // the content key is poisoned alike, or the build would take that one.
         let cache = RegistryCache(repository: RegistryRepository(client: client, repository: "ci/cache"))
-        guard case .hit(let debs) = try await cache.get(.layer, key: keys[0]) else {
+        guard case .hit(let tool) = try await cache.get(.layer, key: keys[0]) else {
             Issue.record("the plan-keyed entry is not found")
             return
         }
-        let blob = debs.blobs[0]
-        for tag in tags where tag.hasPrefix("kiln-layer-") && tag != "kiln-layer-" + keys[0] {
+        var entries: [(key: String, entry: RegistryCache.Entry)] = []
+        for tag in tags where tag.hasPrefix("kiln-layer-") {
             let key = String(tag.dropFirst("kiln-layer-".count))
-            guard case .hit(let entry) = try await cache.get(.layer, key: key), entry.blobs != [blob] else { continue }
+            if case .hit(let entry) = try await cache.get(.layer, key: key) { entries.append((key, entry)) }
+        }
+        #expect(entries.count == 4, "each layer under its plan key and its content key: \(tags)")
+        let blob = try #require(entries.first { $0.entry.record != tool.record }?.entry.blobs[0])
+        for (key, entry) in entries where entry.record == tool.record {
             try await cache.put(
                 .layer, key: key, record: entry.record,
                 blobs: [(blob, tmp.path + "/first/blobs/sha256/" + blob.digest.encoded)])
