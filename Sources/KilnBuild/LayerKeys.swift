@@ -5,10 +5,11 @@ import KilnOCI
 
 /// The plan key of a layer: sha256 over everything that determines its bytes, known from the plan alone
 /// (entries as written, url inputs by their pinned sha256 and placement, .debs by the lock's pins, build outputs
-/// by their step's compile key). A layer with such a key is looked up before prepare fetches anything, so a
-/// runner with the cache needs none of its inputs. A layer whose bytes depend on something only prepare knows
-/// (a local file's content, an unpinned url input, a package set not in the lock, a step keyed by a `dir:`
-/// source) has no plan key and is keyed from its content (`Builder.cacheKey`) as it is written.
+/// by their step's compile key), and local files by the digests prepare folds in (they are in the checkout and
+/// cheap to hash). A layer with such a key is looked up before prepare fetches anything, so a runner with the
+/// cache needs none of its inputs. A layer whose bytes depend on something only prepare fetches (an unpinned url
+/// input, a package set not in the lock, a step keyed by a `dir:` source) has no plan key and is keyed from its
+/// content (`Builder.cacheKey`) as it is written.
 enum LayerKeys {
     /// Bumped when what KilnDebian makes of a .deb changes (its entries, the dpkg status database, post-install
     /// files) without the .deb changing: layers keyed by their pins are not rebuilt otherwise.

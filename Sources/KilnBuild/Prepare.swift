@@ -80,9 +80,9 @@ extension Pipeline {
         let transport = options.offline ? nil : try HTTPTransport(options: options.http)
         do {
             // Layers the cache has under their plan key need none of their inputs: looked up first, so what
-            // only they need is never downloaded. A store is created for it only when a registry may have them.
-            // Local files are folded into the keys first: with a registry cache every one is hashed (the key is
-            // needed before anything is written), else only those this store knows.
+            // only they need is never downloaded. Local files are folded into the keys first: with a registry
+            // cache every one is hashed (the key is needed before anything is written), else only those this
+            // store knows. Without a registry cache a store that does not exist yet has nothing to look up.
             var plan = plan
             var found: [String: PlanKeyedLayer] = [:]
             var roots: BuildRoots?
@@ -113,8 +113,8 @@ extension Pipeline {
             }
             // Inputs only cached layers use are not fetched; their pins still name them (SBOM, provenance, lock).
             for input in plan.remoteInputs where inputs[input.url] == nil { inputs[input.url] = input.sha256 }
-            // The store is opened (created) only once the inputs are at hand: a build that cannot start
-            // leaves no store behind.
+            // Without a registry cache the store is opened (created) only once the inputs are at hand: a build
+            // that cannot start leaves no store behind.
             if let store {
                 try await BaseImages.fetchMissing(
                     plan.registryBases, into: OCILayout(root: store), options: options.registry, transport: transport,
