@@ -144,4 +144,32 @@ import Testing
         let keys = try Self.keys(unlocked, in: dir)
         #expect(keys[1] == nil && keys[0] != nil, "\(keys)")
     }
+
+    /// A plan key and the content key of the same entries are different keys: the two share the layer cache and
+    /// a registry's `kiln-layer-` tags without colliding.
+    @Test func planAndContentKeysOfOneLayerDiffer() async throws {
+        let dir = try TemporaryDirectory("kiln-layerkeys-ns")
+        defer { dir.remove() }
+        let yaml = """
+            name: app
+            version: "1"
+            layers:
+              - name: etc
+                files: [{path: /etc/app.conf, content: "hello"}]
+            """
+        let file = try dir.write("recipes/app.yaml", yaml)
+        let (recipes, problems) = RecipeSet.parse(yaml, file: file)
+        try #require(problems.isEmpty, "\(problems)")
+        let plan = try Pipeline.plan(
+            recipes, lock: LockFile(), lockPath: dir.path + "/recipes/kiln.lock",
+            options: BuildOptions(sourceDateEpoch: 0))
+        let store = dir.path + "/images"
+        let builder = try Builder(
+            layout: try OCILayout(root: store), prepared: try await Pipeline.prepare(plan, store: store))
+        let layer = plan.images[0].platforms[0].layers[0]
+        var unpacked: Builder.Unpacked = [:]
+        let entries = try builder.entries(layer, platform: recipes[0].platforms[0], unpacked: &unpacked)
+        let content = try builder.cacheKey(entries, compression: .gzip)
+        #expect(layer.key != nil && layer.key != content.encoded)
+    }
 }
