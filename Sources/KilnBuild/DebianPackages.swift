@@ -77,9 +77,12 @@ public enum DebianPackages {
                 }
                 guard fetch else { continue }
                 do {
-                    sets[key] = try await fetchLocked(
+                    let set = try await fetchLocked(
                         pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
                         transport: transport, step: { step("\(key): \($0)") })
+                    sets[key] = set
+                    // The same pins with their source packages learnt from the index: recorded like a resolution.
+                    if Set(set.packages) != Set(pins) { resolved[key] = (set.packages, planned.request) }
                     progress("\(key): \(pins.count) locked packages")
                 } catch DebianError.lockedUnavailable(let name, let version, let mirror) where !required {
                     progress(

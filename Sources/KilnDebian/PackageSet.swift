@@ -149,7 +149,13 @@ public enum PackageSets {
         }
         step("downloading \(found.count) packages")
         try await download(found, mirror: repository.mirror, cache: cache, transport: transport)
-        return ResolvedPackageSet(mirror: trimmedMirror, packages: sorted, cache: cache)
+        // A lock older than `source` learns it from the verified index (the pins are otherwise the lock's).
+        let pins = sorted.map { pin in
+            var pin = pin
+            if pin.source == nil { pin.source = byKey["\(pin.name) \(pin.sha256)"]?.source }
+            return pin
+        }
+        return ResolvedPackageSet(mirror: trimmedMirror, packages: pins, cache: cache)
     }
 
     static func pin(_ package: BinaryPackage) -> PinnedPackage {
