@@ -292,16 +292,14 @@ import Testing
         #expect(failed.stderr.contains("snapshot mirror"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: lockPath)) == relockedBytes)
 
-        // A store holding every layer under its plan key fetches no set: it builds the locked images without
-        // asking the mirror, so it does not notice the version is gone.
-        let asking = repository.requests.count
+        // A store with every layer under its plan key fetches no set, so it does not notice the version is gone.
+        let (asking, fresh) = (repository.requests.count, tmp.path + "/fresh")
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
-        #expect(repository.requests.count == asking, "\(repository.requests)")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: lockPath)) == relockedBytes)
-        #expect(try KilnBinary.imageDigests(store)["debbase:1"] == built["debbase:1"])
-        // Without --locked, a set that must be fetched and whose locked versions are no longer served is
-        // resolved again and the lock shows the move.
-        let fresh = tmp.path + "/fresh"
+        #expect(
+            repository.requests.count == asking
+                && (try Data(contentsOf: URL(fileURLWithPath: lockPath))) == relockedBytes)
+        // Without --locked, a set that must be fetched and whose locked versions are gone is resolved again and
+        // the lock shows the move.
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", fresh], environment: environment)
         let updated = try JSONDecoder().decode(Lock.self, from: Data(contentsOf: URL(fileURLWithPath: lockPath)))
         #expect(updated.packages["debbase/runtime"]?.first { $0.name == "libfoo" }?.version == "1.4")
