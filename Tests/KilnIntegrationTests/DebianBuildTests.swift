@@ -295,9 +295,8 @@ import Testing
         // A store with every layer under its plan key fetches no set, so it does not notice the version is gone.
         let (asking, fresh) = (repository.requests.count, tmp.path + "/fresh")
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", store], environment: environment)
-        #expect(
-            repository.requests.count == asking
-                && (try Data(contentsOf: URL(fileURLWithPath: lockPath))) == relockedBytes)
+        #expect(repository.requests.count == asking)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: lockPath)) == relockedBytes)
         // Without --locked, a set that must be fetched and whose locked versions are gone is resolved again and
         // the lock shows the move.
         try KilnBinary.run(["build", tmp.path + "/recipes", "--store", fresh], environment: environment)
