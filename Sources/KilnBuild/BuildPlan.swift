@@ -91,14 +91,18 @@ public struct PlannedLayer: Codable, Sendable, Equatable {
     /// A split package set the lock does not cover yet: `prepare` resolves it and the plan is settled into one
     /// layer per package it resolved to.
     public var pending: Bool?
+    /// The plan key (`LayerKeys`): the layer cache is looked up under it before anything is fetched; nil when
+    /// the layer is keyed from its content as it is written.
+    public var key: String?
     /// Not serialised: the concrete contents the build turns into entries, in order.
     var contents: [LayerContent] = []
 
-    enum CodingKeys: String, CodingKey { case name, kind, spec, items, pending }
+    enum CodingKeys: String, CodingKey { case name, kind, spec, items, pending, key }
 
     /// Two layers are the same plan when everything printed of them is (`contents` follow from it).
     public static func == (a: PlannedLayer, b: PlannedLayer) -> Bool {
         a.name == b.name && a.kind == b.kind && a.spec == b.spec && a.items == b.items && a.pending == b.pending
+            && a.key == b.key
     }
 }
 
@@ -174,6 +178,8 @@ public struct PlannedBuild: Codable, Sendable {
     /// Not serialised: the step as written, and the directory its `dir:` sources are relative to.
     var spec: BuildSpec?
     var directory = ""
+    /// Every source's content id when each is pinned by content (nil with a `dir:` source, hashed by prepare).
+    var pinnedSources: [ResolvedSource]?
 
     enum CodingKeys: String, CodingKey { case image, name, environment, sources, key, location }
 

@@ -47,8 +47,8 @@ final class Builder: Sendable {
         self.outputs = outputs
         self.events = events
         cache = LayerCache(layout: layout, logger: prepared.plan.options.logger)
-        digests = FileDigests(layout: layout, trustStat: !prepared.plan.options.rehash)
-        roots = try BuildRoots(layout: layout)
+        digests = prepared.fileDigests ?? FileDigests(layout: layout, trustStat: !prepared.plan.options.rehash)
+        roots = try prepared.layerRoots ?? BuildRoots(layout: layout)
         let options = prepared.plan.options
         if !options.cacheFrom.isEmpty || options.cacheTo != nil {
             let transport = try HTTPTransport(options: options.http)
@@ -172,9 +172,8 @@ final class Builder: Sendable {
             var layers: [(layer: CachedLayer, createdBy: String)] = []
             var unpacked: Unpacked = [:]
             for spec in planned.layers {
-                let (entries, foreign) = try entries(spec, platform: platform, unpacked: &unpacked)
                 let (layer, reused) = try await layer(
-                    entries, image: image.name, name: spec.name, compression: compression, foreign: foreign)
+                    spec, platform: platform, unpacked: &unpacked, image: image.name, compression: compression)
                 layers.append((layer, "kiln: layer \(spec.name) of \(image.name)"))
                 if reused { reusedCount += 1 } else { written += 1 }
                 if platform == job.platforms[0] {

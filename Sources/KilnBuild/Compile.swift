@@ -58,7 +58,16 @@ extension Pipeline {
     ) async throws -> BuildOutputs {
         let options = prepared.plan.options
         var outputs: BuildOutputs = [:]
+        // Outputs only layers found by their plan key use are not fetched (a step is still published to
+        // `--cache-to`, which takes every step's outputs).
+        let needed = prepared.plan.stillNeeded(
+            found: Set(prepared.planKeyedLayers.keys), cachedBuilds: prepared.cachedBuilds
+        ).outputs
         for planned in prepared.plan.builds {
+            if prepared.cachedBuilds.contains(planned.id), !needed.contains(planned.id), options.cacheTo == nil {
+                events("\(planned.name): outputs not needed (every layer using them came from the cache)")
+                continue
+            }
             if prepared.cachedBuilds.contains(planned.id), let build = planned.spec, let key = planned.key {
                 // Prepare found these outputs (here or in a --cache-from registry) and fetched nothing for them.
                 guard

@@ -20,12 +20,14 @@ public enum DebianPackages {
 
     typealias Resolutions = [String: (packages: [PinnedPackage], request: String)]
 
-    /// Downloads every package set of `plan`: the lock's packages where the plan takes them from the lock
-    /// (falling back to resolving when a plain build finds a locked version gone from the mirror), else
-    /// resolved against the mirror. Returns the sets by key and the fresh resolutions `record` writes.
+    /// Downloads the package sets of `plan` named by `only` (all when nil): the lock's packages where the plan
+    /// takes them from the lock (falling back to resolving when a plain build finds a locked version gone from
+    /// the mirror), else resolved against the mirror. `--locked` checks every set against the lock, fetched or
+    /// not (a set whose layers all came from the cache is not). Returns the sets by key and the fresh
+    /// resolutions `record` writes.
     static func prepare(
-        _ plan: BuildPlan, transport: HTTPTransport?, progress: @Sendable (String) -> Void = { _ in },
-        step: @escaping @Sendable (String) -> Void = { _ in }
+        _ plan: BuildPlan, only: Set<String>? = nil, transport: HTTPTransport?,
+        progress: @Sendable (String) -> Void = { _ in }, step: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> (sets: [String: ResolvedPackageSet], resolved: Resolutions) {
         var sets: [String: ResolvedPackageSet] = [:]
         var resolved: Resolutions = [:]
@@ -40,6 +42,9 @@ public enum DebianPackages {
                 throw BuildError.internalError("package set \(planned.key) was planned without its request")
             }
             let key = planned.key
+            let fetch = only?.contains(key) != false
+            // An unfetched layer set still needs its mirror (the SBOM names it); an unfetched environment does not.
+            if !fetch, !required, plan.builds.contains(where: { $0.environment == key }) { continue }
             do {
                 let mirror = try PackageSets.mirror(
                     for: request, environment: environment, sources: sources)
@@ -55,7 +60,7 @@ public enum DebianPackages {
                     return set
                 }
                 guard planned.source == .lock else {
-                    sets[key] = try await resolve()
+                    if fetch { sets[key] = try await resolve() }
                     continue
                 }
                 let pins = plan.lock.packages[key] ?? []
@@ -70,10 +75,14 @@ public enum DebianPackages {
                         throw DebianError.lockStale(key: key, locked: locked, requested: planned.request)
                     }
                 }
+                guard fetch else { continue }
                 do {
-                    sets[key] = try await fetchLocked(
+                    let set = try await fetchLocked(
                         pins, request: request, mirror: mirror, keyring: keyring, cache: cache,
                         transport: transport, step: { step("\(key): \($0)") })
+                    sets[key] = set
+                    // The same pins with their source packages learnt from the index: recorded like a resolution.
+                    if Set(set.packages) != Set(pins) { resolved[key] = (set.packages, planned.request) }
                     progress("\(key): \(pins.count) locked packages")
                 } catch DebianError.lockedUnavailable(let name, let version, let mirror) where !required {
                     progress(
@@ -121,5 +130,19 @@ public enum DebianPackages {
                     "--offline: locked packages not in the download cache \(cache): \(packages.joined(separator: ", ")); build once with network (or copy the cache)"
             }
         }
+    }
+}
+
+extension PreparedInputs {
+    /// A layer's package set as the SBOM and the provenance record it: as prepared, else (every layer using it
+    /// came from the cache, so it was not fetched) the plan's pins and the mirror its request selects.
+    func packageSet(_ key: String) -> (mirror: String, packages: [PinnedPackage])? {
+        if let resolved = packages[key] { return (resolved.mirror, resolved.packages) }
+        guard let set = plan.packageSets.first(where: { $0.key == key }), let pins = set.packages,
+            let request = set.resolveRequest,
+            let mirror = try? PackageSets.mirror(
+                for: request, environment: plan.options.environment, sources: AptSources.load())
+        else { return nil }
+        return (mirror.hasSuffix("/") ? String(mirror.dropLast()) : mirror, pins)
     }
 }

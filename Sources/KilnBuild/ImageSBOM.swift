@@ -30,15 +30,22 @@ extension Builder {
                 }
             }
             for layer in recipe.layers {
-                guard let key = layer.packageSet, let resolved = prepared.packages[key] else { continue }
-                for item in try resolved.unpack() {
-                    let source =
-                        item.unpacked.control["Source"].map { String($0.prefix { $0 != " " }) } ?? item.pin.name
+                guard let key = layer.packageSet, let set = prepared.packageSet(key) else { continue }
+                // A lock older than `source` names no source packages: they are read from the unpacked .debs.
+                var unpackedSource: [String: String] = [:]
+                if set.packages.contains(where: { $0.source == nil }), let resolved = prepared.packages[key] {
+                    for item in try resolved.unpack() {
+                        unpackedSource[item.pin.name] = item.unpacked.control["Source"].map {
+                            String($0.prefix { $0 != " " })
+                        }
+                    }
+                }
+                for pin in set.packages {
                     packages.append(
                         SBOM.Package(
-                            name: item.pin.name, version: item.pin.version, architecture: item.pin.architecture,
-                            sha256: item.pin.sha256, source: source,
-                            downloadLocation: resolved.mirror + "/" + item.pin.filename))
+                            name: pin.name, version: pin.version, architecture: pin.architecture, sha256: pin.sha256,
+                            source: pin.source ?? unpackedSource[pin.name] ?? pin.name,
+                            downloadLocation: set.mirror + "/" + pin.filename))
                 }
             }
         }

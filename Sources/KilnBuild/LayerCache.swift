@@ -1,4 +1,5 @@
 import Foundation
+import KilnHTTP
 import KilnOCI
 import KilnStore
 import Logging
@@ -62,4 +63,74 @@ public struct LayerCache: Sendable {
     }
 
     private func path(_ key: Digest) -> String { "\(directory)/\(key.encoded).json" }
+}
+
+/// A layer found under its plan key before prepare fetched anything: in the store's layer cache, or fetched from
+/// a `--cache-from` repository (`from`).
+public struct PlanKeyedLayer: Sendable {
+    public var layer: CachedLayer
+    public var from: String?
+}
+
+extension Pipeline {
+    /// Every layer with a plan key found under it in the store's layer cache, else in a `--cache-from` repository
+    /// (adopted into the store), by plan key; each blob kept from `kiln gc` by `roots`. A poisoned registry
+    /// entry is refused with a warning by `RegistryLayerCache.fetch`: the layer is then built here.
+    static func planKeyedLayers(
+        _ plan: BuildPlan, layout: OCILayout, roots: BuildRoots, transport: HTTPTransport?
+    ) async throws -> [String: PlanKeyedLayer] {
+        let keys = Set(plan.images.flatMap { $0.platforms.flatMap { $0.layers.compactMap(\.key) } })
+        guard !keys.isEmpty else { return [:] }
+        let cache = LayerCache(layout: layout, logger: plan.options.logger)
+        let remote = try transport.flatMap {
+            try RegistryLayerCache(options: plan.options, layout: layout, transport: $0)
+        }
+        var found: [String: PlanKeyedLayer] = [:]
+        for text in keys.sorted() {
+            guard let key = try? Digest(parsing: "sha256:" + text) else { continue }
+            if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
+                layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
+            {
+                found[text] = PlanKeyedLayer(layer: hit, from: nil)
+            } else if let remote, let (fetched, from) = await remote.fetch(key, protect: roots.protect) {
+                try cache.remember(fetched, for: key)
+                found[text] = PlanKeyedLayer(layer: fetched, from: from)
+            }
+        }
+        plan.options.logger.debug("layer cache by plan key: \(found.count) of \(keys.count) layers found")
+        return found
+    }
+}
+
+extension BuildPlan {
+    /// What prepare must still fetch once the layers in `found` (by plan key) are taken from the cache: the url
+    /// inputs and package sets of every other layer, and the environments of the build steps that will run;
+    /// and the build steps whose outputs those other layers take. A set whose pins lack their source package
+    /// (a lock older than `source`) is fetched for the SBOM.
+    func stillNeeded(found: Set<String>, cachedBuilds: Set<String>) -> (
+        urls: Set<String>, sets: Set<String>, outputs: Set<String>
+    ) {
+        var urls: Set<String> = []
+        var sets: Set<String> = []
+        var outputs: Set<String> = []
+        for image in images {
+            for platform in image.platforms {
+                for layer in platform.layers where layer.key.map({ !found.contains($0) }) ?? true {
+                    for content in layer.contents {
+                        switch content {
+                        case .download(let url, _, _, _): urls.insert(url)
+                        case .debs(let set, _), .package(let set, _, _): sets.insert(set)
+                        case .buildOutput(let build, _, _, _): outputs.insert(build)
+                        case .files, .entry: continue
+                        }
+                    }
+                }
+            }
+        }
+        for build in builds where !cachedBuilds.contains(build.id) { sets.insert(build.environment) }
+        for set in packageSets where !builds.contains(where: { $0.environment == set.key }) {
+            if set.packages?.contains(where: { $0.source == nil }) ?? true { sets.insert(set.key) }
+        }
+        return (urls, sets, outputs)
+    }
 }

@@ -107,11 +107,14 @@ enum LayerPlan {
 
 extension BuildPlan {
     /// The plan with every package set as prepared: a split set that was pending (not in the lock, or resolved
-    /// again) becomes one layer per package it resolved to. Reads only the plan.
+    /// again) becomes one layer per package it resolved to, and every layer is keyed by the packages as
+    /// prepared. A set prepare did not fetch (every layer using it came from the cache) keeps the lock's pins.
+    /// Reads only the plan.
     func settled(with packages: [String: [PinnedPackage]]) -> BuildPlan {
         var plan = self
         for index in plan.packageSets.indices {
-            plan.packageSets[index].packages = packages[plan.packageSets[index].key]
+            let key = plan.packageSets[index].key
+            plan.packageSets[index].packages = packages[key] ?? plan.packageSets[index].packages
         }
         for i in plan.images.indices {
             for p in plan.images[i].platforms.indices {
@@ -126,6 +129,8 @@ extension BuildPlan {
                 }
             }
         }
+        plan.keyBuilds()
+        plan.keyLayers()
         return plan
     }
 }

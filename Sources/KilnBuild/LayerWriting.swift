@@ -2,11 +2,47 @@ import Foundation
 import KilnLayer
 import KilnOCI
 import KilnProcess
+import KilnRecipe
 import KilnStore
 import Logging
 
 /// Layers by content: reuse a layer whose cache key is known, else write it into the store and remember it.
 extension Builder {
+    /// The planned layer: found under its plan key before prepare (its inputs were not fetched), else reused or
+    /// written by its content key, and then remembered (and with `--cache-to` published) under its plan key too.
+    func layer(
+        _ spec: PlannedLayer, platform: Platform, unpacked: inout Unpacked, image: String,
+        compression: LayerCompression
+    ) async throws -> (CachedLayer, reused: Bool) {
+        let planKey = spec.key.flatMap { try? Digest(parsing: "sha256:" + $0) }
+        if let planKey, let found = prepared.planKeyedLayers[planKey.encoded] {
+            let descriptor = found.layer.descriptor
+            // Kept from `kiln gc` since prepare found it; anything else removing it is not Kiln's doing.
+            guard layout.blobSize(descriptor.digest) == descriptor.size else {
+                throw BuildError.internalError(
+                    "layer \(spec.name) of \(image) (\(descriptor.digest)) left the store during the build: build again"
+                )
+            }
+            if let from = found.from {
+                events(.layerFetched(image: image, layer: spec.name, digest: descriptor.digest, from: from))
+            } else {
+                options.logger.debug(
+                    "layer cache hit: \(image) ▸ \(spec.name): plan key \(planKey) → \(descriptor.digest)")
+                events(.layerReused(image: image, layer: spec.name, digest: descriptor.digest))
+            }
+            await remote?.publish(found.layer, key: planKey)
+            return (found.layer, true)
+        }
+        let (entries, foreign) = try entries(spec, platform: platform, unpacked: &unpacked)
+        let (layer, reused) = try await layer(
+            entries, image: image, name: spec.name, compression: compression, foreign: foreign)
+        if let planKey {
+            try cache.remember(layer, for: planKey)
+            await remote?.publish(layer, key: planKey)
+        }
+        return (layer, reused)
+    }
+
     /// Reuses the layer if its key is cached, else writes it into the store.
     ///
     /// A layer with input files this store has never hashed is written straight away, hashing those files as

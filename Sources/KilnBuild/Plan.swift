@@ -98,6 +98,7 @@ extension Pipeline {
                 }
             }
         }
+        plan.keyLayers()
         return plan
     }
 
@@ -145,6 +146,7 @@ extension Pipeline {
                 location: build.location.description)
             job.spec = build
             job.directory = recipe.directory
+            job.pinnedSources = ids.count == sources.count ? ids : nil
             return job
         }
     }

@@ -36,6 +36,8 @@ struct LocalFiles: Sendable {
     var directory: String
     var paths: [String]
     var location: SourceLocation
+    /// The digest of the entries it makes, contents included, once prepare hashed them (`LayerKeys.localDigest`).
+    var digest: Digest?
 
     var isGlob: Bool { pattern.contains(where: { "*?[".contains($0) }) }
 }

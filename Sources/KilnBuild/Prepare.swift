@@ -24,6 +24,13 @@ public struct PreparedInputs: Sendable {
     /// The build steps (by `recipe/build`) whose outputs, by the plan's key, are already in the store or a
     /// `--cache-from` registry: neither their environment nor their sources were fetched.
     var cachedBuilds: Set<String> = []
+    /// The layers found under their plan key before anything was fetched (see `Pipeline.planKeyedLayers`).
+    public var planKeyedLayers: [String: PlanKeyedLayer] = [:]
+    /// Keeps those layers' blobs from `kiln gc` until the build that uses them finishes.
+    var layerRoots: BuildRoots?
+    /// The store's file digests as keying local files left them: the build goes on with the same table (saved
+    /// when it finishes), so no file is hashed twice.
+    var fileDigests: FileDigests?
 }
 
 extension Pipeline {
@@ -70,38 +77,60 @@ extension Pipeline {
     ) async throws -> PreparedInputs {
         let options = plan.options
         try await check(plan)
-        let remote = plan.remoteInputs
         let transport = options.offline ? nil : try HTTPTransport(options: options.http)
         do {
+            // Layers the cache has under their plan key need none of their inputs: looked up first, so what
+            // only they need is never downloaded. Local files are folded into the keys first: with a registry
+            // cache every one is hashed (the key is needed before anything is written), else only those this
+            // store knows. Without a registry cache a store that does not exist yet has nothing to look up.
+            var plan = plan
+            var found: [String: PlanKeyedLayer] = [:]
+            var roots: BuildRoots?
+            var fileDigests: FileDigests?
+            let registry = !options.cacheFrom.isEmpty || options.cacheTo != nil
+            if let store, reuseOutputs, options.lockMode != .refresh,
+                registry || FileManager.default.fileExists(atPath: store + "/index.json")
+            {
+                let layout = try OCILayout(root: store)
+                let digests = FileDigests(layout: layout, trustStat: !options.rehash)
+                plan.keyLocalFiles(digests, hashUnknown: registry)
+                fileDigests = digests
+                let kept = try BuildRoots(layout: layout)
+                found = try await planKeyedLayers(plan, layout: layout, roots: kept, transport: transport)
+                roots = kept
+            }
+            let cached = reuseOutputs ? try await cachedBuilds(plan, store: store, transport: transport) : []
+            let needed = plan.stillNeeded(found: Set(found.keys), cachedBuilds: cached)
             var inputOptions = options.inputs
             inputOptions.trustUnpinned = options.lockMode == .refresh
-            let inputs: [String: Digest]
+            var inputs: [String: Digest] = [:]
             do {
                 inputs = try await RemoteInputs.fetch(
-                    remote, options: inputOptions, transport: transport, events: { events(.input($0)) })
+                    plan.remoteInputs.filter { needed.urls.contains($0.url) }, options: inputOptions,
+                    transport: transport, events: { events(.input($0)) })
             } catch let error as RecipeError {
                 throw BuildError.inputsMissing(error)
             }
-            // The store is opened (created) only once the inputs are at hand: a build that cannot start
-            // leaves no store behind.
+            // Inputs only cached layers use are not fetched; their pins still name them (SBOM, provenance, lock).
+            for input in plan.remoteInputs where inputs[input.url] == nil { inputs[input.url] = input.sha256 }
+            // Without a registry cache the store is opened (created) only once the inputs are at hand: a build
+            // that cannot start leaves no store behind.
             if let store {
                 try await BaseImages.fetchMissing(
                     plan.registryBases, into: OCILayout(root: store), options: options.registry, transport: transport,
                     events: { events(.transfer($0)) })
             }
-            let cached =
-                reuseOutputs ? try await cachedBuilds(plan, store: store, transport: transport) : []
-            var needed = plan
-            needed.packageSets.removeAll { set in
-                plan.builds.contains { cached.contains($0.id) && $0.environment == set.key }
-            }
             let (packages, resolved) = try await DebianPackages.prepare(
-                needed, transport: transport, progress: { events(.status($0)) }, step: { events(.step($0)) })
+                plan, only: needed.sets, transport: transport, progress: { events(.status($0)) },
+                step: { events(.step($0)) })
             await transport?.shutdown()
             var prepared = PreparedInputs(
                 plan: plan.settled(with: packages.mapValues(\.packages)), inputs: inputs, packages: packages,
                 resolved: resolved)
             prepared.cachedBuilds = cached
+            prepared.planKeyedLayers = found
+            prepared.layerRoots = roots
+            prepared.fileDigests = fileDigests
             return prepared
         } catch {
             await transport?.shutdown()

@@ -72,12 +72,12 @@ extension Builder {
                     guard let digest = prepared.inputs[url] else { continue }
                     add(ResourceDescriptor(uri: url, digest: ["sha256": digest.encoded]))
                 }
-                guard let key = layer.packageSet, let resolved = prepared.packages[key] else { continue }
-                for pin in resolved.packages {
+                guard let key = layer.packageSet, let set = prepared.packageSet(key) else { continue }
+                for pin in set.packages {
                     add(
                         ResourceDescriptor(
                             name: "pkg:deb/debian/\(pin.name)@\(pin.version)?arch=\(pin.architecture)",
-                            uri: resolved.mirror + "/" + pin.filename, digest: ["sha256": pin.sha256]))
+                            uri: set.mirror + "/" + pin.filename, digest: ["sha256": pin.sha256]))
                 }
             }
             for source in r.sources {

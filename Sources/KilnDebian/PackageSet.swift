@@ -36,13 +36,19 @@ public struct PinnedPackage: Sendable, Hashable, Codable {
     public var sha256: String
     /// Relative to the mirror root.
     public var filename: String
+    /// The source package (the index's `Source:` without its version, else the binary's own name), so the SBOM
+    /// needs no unpack; nil in locks written before it was recorded.
+    public var source: String?
 
-    public init(name: String, version: String, architecture: String, sha256: String, filename: String) {
+    public init(
+        name: String, version: String, architecture: String, sha256: String, filename: String, source: String? = nil
+    ) {
         self.name = name
         self.version = version
         self.architecture = architecture
         self.sha256 = sha256
         self.filename = filename
+        self.source = source
     }
 }
 
@@ -143,13 +149,19 @@ public enum PackageSets {
         }
         step("downloading \(found.count) packages")
         try await download(found, mirror: repository.mirror, cache: cache, transport: transport)
-        return ResolvedPackageSet(mirror: trimmedMirror, packages: sorted, cache: cache)
+        // A lock older than `source` learns it from the verified index (the pins are otherwise the lock's).
+        let pins = sorted.map { pin in
+            var pin = pin
+            if pin.source == nil { pin.source = byKey["\(pin.name) \(pin.sha256)"]?.source }
+            return pin
+        }
+        return ResolvedPackageSet(mirror: trimmedMirror, packages: pins, cache: cache)
     }
 
     static func pin(_ package: BinaryPackage) -> PinnedPackage {
         PinnedPackage(
             name: package.name, version: package.version.description, architecture: package.architecture,
-            sha256: package.sha256, filename: package.filename)
+            sha256: package.sha256, filename: package.filename, source: package.source)
     }
 
     /// Every .deb into the cache, size and sha256 checked against the verified index before it is kept.

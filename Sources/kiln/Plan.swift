@@ -14,7 +14,8 @@ enum PlanOutput {
             for platform in image.platforms {
                 if image.platforms.count > 1 { Output.line("  \(platform.platform)") }
                 for layer in platform.layers {
-                    Output.line("  layer \(layer.name)\(layer.pending == true ? " (resolved when built)" : "")")
+                    let key = layer.key.map { "  key \($0)" } ?? ""
+                    Output.line("  layer \(layer.name)\(layer.pending == true ? " (resolved when built)" : "")\(key)")
                     for item in layer.items { Output.line("    \(describe(item))") }
                 }
             }

@@ -126,20 +126,22 @@ extension RegistryCache.Lookup {
         #expect(second.stdout.contains("(0 layers written"), "\(second.stdout)")
         #expect(second.stderr.contains("from the cache"))
 
-        // Poison one entry: its record still names its layer, but it lists another layer's blob.
+        // Poison one layer: each of its entries (under its plan key and its content key alike, or the build takes
+        // the other) still records that layer, but lists another layer's blob.
         let cache = RegistryCache(repository: RegistryRepository(client: client, repository: "ci/cache"))
-        let victim = String(keys[0].dropFirst("kiln-layer-".count))
-        let donor = String(keys[1].dropFirst("kiln-layer-".count))
-        guard case .hit(let entry) = try await cache.get(.layer, key: victim),
-            case .hit(let other) = try await cache.get(.layer, key: donor)
-        else {
-            Issue.record("the published entries are not found")
-            return
+        var entries: [(key: String, entry: RegistryCache.Entry)] = []
+        for tag in keys {
+            let key = String(tag.dropFirst("kiln-layer-".count))
+            if case .hit(let entry) = try await cache.get(.layer, key: key) { entries.append((key, entry)) }
         }
-        let blob = other.blobs[0]
-        try await cache.put(
-            .layer, key: victim, record: entry.record,
-            blobs: [(blob, tmp.path + "/first/blobs/sha256/" + blob.digest.encoded)])
+        try #require(entries.count == keys.count, "the published entries are not found")
+        let victim = entries[0].entry.record
+        let blob = try #require(entries.first { $0.entry.record != victim }?.entry.blobs[0])
+        for (key, entry) in entries where entry.record == victim {
+            try await cache.put(
+                .layer, key: key, record: entry.record,
+                blobs: [(blob, tmp.path + "/first/blobs/sha256/" + blob.digest.encoded)])
+        }
         let third = try build("third", ["--cache-from", repository])
         #expect(third.stderr.contains("refused"), "\(third.stderr)")
         #expect(third.stdout.contains("(1 layers written"), "\(third.stdout)")
