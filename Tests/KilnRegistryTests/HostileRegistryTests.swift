@@ -272,21 +272,24 @@ import Testing
             await uploadTransport.shutdown()
             let layer = try layout.images(for: image)[0].manifest.layers[0]
             let blob = "^/v2/ns/small/blobs/\(layer.digest)"
-            let cases: [(String, HostileServer.Rule, String)] = [
-                ("stall", .init("GET", blob, .stall, declared: layer.size, seconds: 30), "waiting for data"),
-                ("trickle", .init("GET", blob, .trickle, declared: layer.size, seconds: 0.2), "whole exchange"),
+            // Each case gets the limits that make its failure unambiguous whatever the load: the stall's idle limit
+            // (2 s) is far below the whole exchange's (60 s), the trickle's whole exchange (3 s) far below its idle
+            // limit (30 s), so a server thread starved for seconds under the full suite still trips the limit the
+            // case is about (with 2 s idle against 0.2 s gaps and a 3 s deadline, a starved server tripped the
+            // idle limit in CI).
+            let cases: [(String, HostileServer.Rule, String, idle: Double, overall: Double)] = [
+                ("stall", .init("GET", blob, .stall, declared: layer.size, seconds: 30), "waiting for data", 2, 60),
+                ("trickle", .init("GET", blob, .trickle, declared: layer.size, seconds: 0.2), "whole exchange", 30, 3),
                 (
                     "size lie", .init("GET", blob, .reply, body: "x", declared: 10_000_000_000),
-                    "is 10000000000 bytes, expected 4096"
+                    "is 10000000000 bytes, expected 4096", 2, 3
                 ),
-                ("digest lie", .init("GET", blob, .corrupt), "has digest"),
+                ("digest lie", .init("GET", blob, .corrupt), "has digest", 2, 3),
             ]
-            for (name, rule, message) in cases {
+            for (name, rule, message, idle, overall) in cases {
                 try hostile.setRules([rule])
-                // 2 s idle: ten times the trickle's 0.2 s gaps, so under load the trickle still ends at the 3 s
-                // deadline of the whole exchange (with 1 s against 0.5 s gaps, a starved server tripped the idle
-                // limit once in CI); a stall still trips the idle limit first.
-                let transport = try HTTPTransport(options: HTTPOptions(attempts: 1, idleTimeout: 2, overallTimeout: 3))
+                let transport = try HTTPTransport(
+                    options: HTTPOptions(attempts: 1, idleTimeout: idle, overallTimeout: overall))
                 let client = RegistryClient(registry: hostile.address, transport: transport, options: RegistryOptions())
                 let target = try OCILayout(root: tmp.path + "/pulled-\(name.replacingOccurrences(of: " ", with: "-"))")
                 let started = Date()
@@ -298,9 +301,9 @@ import Testing
                     #expect("\(error)".contains(message), "\(name): \(error)")
                 }
                 await transport.shutdown()
-                // The limits are 2 s idle and 3 s overall; the bound is loose because the full suite starves
-                // in-process async tests for seconds (the servers stall far longer than this).
-                #expect(Date().timeIntervalSince(started) < 30, "\(name) ended in bounded time")
+                // The bound is loose because the full suite starves in-process async tests for seconds; the stall
+                // itself lasts 30 s, the trickle as long as the body (far longer than this).
+                #expect(Date().timeIntervalSince(started) < 45, "\(name) ended in bounded time")
                 #expect(!target.hasBlob(layer.digest), "\(name): nothing stored")
                 #expect(try target.tags().isEmpty)
             }
