@@ -211,5 +211,23 @@ import Testing
             ], environment: unreachable)
         #expect(try Self.sboms(tmp.path + "/fifth")[image] == sbom, "the SBOM from unpacked .debs differs")
         #expect(try String(contentsOfFile: lockPath, encoding: .utf8) == old, "the lock learnt nothing offline")
+
+        // A substitution no check can see: the url layer's keys now give another sound layer (the package
+        // layer's record and blob). Which layer a key maps to cannot be checked without building it, so a plain
+        // build would take it; `--locked` (README, Security model) refuses the image it makes, whose digest is
+        // not the lock's, and tags nothing.
+        try lock.write(toFile: lockPath, atomically: true, encoding: .utf8)
+        let other = try #require(entries.first { $0.entry.record != tool.record }?.entry)
+        for (key, entry) in entries where entry.record == tool.record {
+            try await cache.put(
+                .layer, key: key, record: other.record,
+                blobs: [(blob, tmp.path + "/first/blobs/sha256/" + blob.digest.encoded)])
+        }
+        let substituted = try build(
+            "sixth", ["--cache-from", repository, "--locked"], environment: unreachable, check: false)
+        #expect(!substituted.succeeded, "\(substituted.stdout)")
+        #expect(substituted.stderr.contains("but the lock records"), "\(substituted.stderr)")
+        #expect(substituted.stderr.contains("nothing was tagged"), "\(substituted.stderr)")
+        #expect(try KilnBinary.imageDigests(tmp.path + "/sixth").isEmpty)
     }
 }
