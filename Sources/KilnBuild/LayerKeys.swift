@@ -89,17 +89,15 @@ enum LayerKeys {
     /// An entry as keyed: its path, kind, content (a file's digest: of its bytes, or `fileDigest` for a file on
     /// disk, nil when unknown), mode and owner.
     static func content(_ entry: LayerEntry, fileDigest: Digest?) -> Content? {
-        let (kind, value): (String, String)
-        switch entry.kind {
-        case .directory: (kind, value) = ("dir", "")
-        case .symlink(let target): (kind, value) = ("symlink", target)
-        case .hardlink(let target): (kind, value) = ("hardlink", target)
-        case .file(.bytes(let data)): (kind, value) = ("file", Digest.sha256(data).description)
-        case .file(.path):
-            guard let fileDigest else { return nil }
-            (kind, value) = ("file", fileDigest.description)
-        }
-        return Content(kind: kind, path: entry.path, value: value, mode: entry.mode, uid: entry.uid, gid: entry.gid)
+        struct UnknownDigest: Error {}
+        guard
+            let keyed = try? entry.keyed(fileDigest: { _ in
+                guard let fileDigest else { throw UnknownDigest() }
+                return fileDigest
+            })
+        else { return nil }
+        return Content(
+            kind: keyed.kind, path: entry.path, value: keyed.value, mode: entry.mode, uid: entry.uid, gid: entry.gid)
     }
 
     /// The digest of a local `add`'s entries (paths in the image, modes, owners, each file's content digest from
@@ -188,6 +186,20 @@ extension BuildPlan {
                             pins: pins, builds: compiled)?.encoded
                 }
             }
+        }
+    }
+}
+
+extension LayerEntry {
+    /// How both layer keys (the content key's `entries`, the plan key's `contents`) name an entry: its kind, and
+    /// its content as a string (a file by its content's digest, which `fileDigest` gives for a file on disk).
+    func keyed(fileDigest: (String) throws -> Digest) rethrows -> (kind: String, value: String) {
+        switch kind {
+        case .directory: return ("dir", "")
+        case .symlink(let target): return ("symlink", target)
+        case .hardlink(let target): return ("hardlink", target)
+        case .file(.bytes(let data)): return ("file", Digest.sha256(data).description)
+        case .file(.path(let path)): return ("file", try fileDigest(path).description)
         }
     }
 }

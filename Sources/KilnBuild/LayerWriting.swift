@@ -183,15 +183,8 @@ extension Builder {
         json.integer(Encoding.version)
         json.raw(",\"entries\":[")
         for (index, entry) in entries.enumerated() {
-            let (kind, value): (String, String)
-            switch entry.kind {
-            case .directory: (kind, value) = ("dir", "")
-            case .symlink(let target): (kind, value) = ("symlink", target)
-            case .hardlink(let target): (kind, value) = ("hardlink", target)
-            case .file(.bytes(let data)): (kind, value) = ("file", Digest.sha256(data).description)
-            case .file(.path(let path)):
-                let known = stamps[path].flatMap { digests.current(path, stamp: $0) }
-                (kind, value) = ("file", try (known ?? digests.digest(ofFileAt: path)).description)
+            let (kind, value) = try entry.keyed { path in
+                try stamps[path].flatMap { digests.current(path, stamp: $0) } ?? digests.digest(ofFileAt: path)
             }
             json.raw(index == 0 ? "{\"gid\":" : ",{\"gid\":")
             json.integer(entry.gid)
