@@ -35,9 +35,7 @@ extension Builder {
                 var unpackedSource: [String: String] = [:]
                 if set.packages.contains(where: { $0.source == nil }), let resolved = prepared.packages[key] {
                     for item in try resolved.unpack() {
-                        unpackedSource[item.pin.name] = item.unpacked.control["Source"].map {
-                            String($0.prefix { $0 != " " })
-                        }
+                        unpackedSource[item.pin.name] = item.unpacked.control.sourcePackage
                     }
                 }
                 for pin in set.packages {

@@ -65,11 +65,28 @@ public struct LayerCache: Sendable {
     private func path(_ key: Digest) -> String { "\(directory)/\(key.encoded).json" }
 }
 
-/// A layer found under its plan key before prepare fetched anything: in the store's layer cache, or fetched from
-/// a `--cache-from` repository (`from`).
-public struct PlanKeyedLayer: Sendable {
+/// A layer a cache had under its key: the store's layer cache (`from` nil), or a `--cache-from` repository
+/// (`from`, the repository it was fetched from and adopted into the store).
+public struct FoundLayer: Sendable {
     public var layer: CachedLayer
     public var from: String?
+}
+
+extension LayerCache {
+    /// The layer under `key`: the store's own (its blob protected from `kiln gc`, present and of its size), else
+    /// the first `--cache-from` repository with a sound entry, adopted and remembered here; nil when neither has
+    /// it. Both kinds of key (plan and content) are looked up through here.
+    func find(_ key: Digest, roots: BuildRoots, remote: RegistryLayerCache?) async throws -> FoundLayer? {
+        // Protected before it is trusted: a sweep that ran first has removed it, and the size check sees so.
+        if let hit = lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
+            layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
+        {
+            return FoundLayer(layer: hit, from: nil)
+        }
+        guard let remote, let (fetched, from) = await remote.fetch(key, protect: roots.protect) else { return nil }
+        try remember(fetched, for: key)
+        return FoundLayer(layer: fetched, from: from)
+    }
 }
 
 extension Pipeline {
@@ -78,24 +95,17 @@ extension Pipeline {
     /// entry is refused with a warning by `RegistryLayerCache.fetch`: the layer is then built here.
     static func planKeyedLayers(
         _ plan: BuildPlan, layout: OCILayout, roots: BuildRoots, transport: HTTPTransport?
-    ) async throws -> [String: PlanKeyedLayer] {
+    ) async throws -> [String: FoundLayer] {
         let keys = Set(plan.images.flatMap { $0.platforms.flatMap { $0.layers.compactMap(\.key) } })
         guard !keys.isEmpty else { return [:] }
         let cache = LayerCache(layout: layout, logger: plan.options.logger)
         let remote = try transport.flatMap {
             try RegistryLayerCache(options: plan.options, layout: layout, transport: $0)
         }
-        var found: [String: PlanKeyedLayer] = [:]
+        var found: [String: FoundLayer] = [:]
         for text in keys.sorted() {
             guard let key = try? Digest(parsing: "sha256:" + text) else { continue }
-            if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
-                layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
-            {
-                found[text] = PlanKeyedLayer(layer: hit, from: nil)
-            } else if let remote, let (fetched, from) = await remote.fetch(key, protect: roots.protect) {
-                try cache.remember(fetched, for: key)
-                found[text] = PlanKeyedLayer(layer: fetched, from: from)
-            }
+            found[text] = try await cache.find(key, roots: roots, remote: remote)
         }
         plan.options.logger.debug("layer cache by plan key: \(found.count) of \(keys.count) layers found")
         return found

@@ -23,15 +23,7 @@ extension Builder {
                     "layer \(spec.name) of \(image) (\(descriptor.digest)) left the store during the build: build again"
                 )
             }
-            if let from = found.from {
-                events(.layerFetched(image: image, layer: spec.name, digest: descriptor.digest, from: from))
-            } else {
-                options.logger.debug(
-                    "layer cache hit: \(image) ▸ \(spec.name): plan key \(planKey) → \(descriptor.digest)")
-                events(.layerReused(image: image, layer: spec.name, digest: descriptor.digest))
-            }
-            await remote?.publish(found.layer, key: planKey)
-            return (found.layer, true)
+            return await reuse(found, key: planKey, image: image, name: spec.name)
         }
         let (entries, foreign) = try entries(spec, platform: platform, unpacked: &unpacked)
         let (layer, reused) = try await layer(
@@ -69,23 +61,10 @@ extension Builder {
             return (written, false)
         }
         let key = try cacheKey(entries, compression: compression)
-        // Protected before it is trusted: a sweep that ran first has removed it, and the check below sees so.
-        if let hit = cache.lookup(key), (try? roots.protect([hit.descriptor.digest])) != nil,
-            layout.blobSize(hit.descriptor.digest) == hit.descriptor.size
-        {
+        if let found = try await cache.find(key, roots: roots, remote: remote) {
             // A layer written with --allow-foreign-binaries has the same key: reuse is checked here.
             try foreign.checkFiles()
-            options.logger.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(hit.descriptor.digest)")
-            events(.layerReused(image: image, layer: name, digest: hit.descriptor.digest))
-            await remote?.publish(hit, key: key)
-            return (hit, true)
-        }
-        if let remote, let (fetched, from) = await remote.fetch(key, protect: roots.protect) {
-            try foreign.checkFiles()
-            try cache.remember(fetched, for: key)
-            events(.layerFetched(image: image, layer: name, digest: fetched.descriptor.digest, from: from))
-            await remote.publish(fetched, key: key)
-            return (fetched, true)
+            return await reuse(found, key: key, image: image, name: name)
         }
         options.logger.debug("layer cache miss: \(image) ▸ \(name): key \(key) (spec or inputs changed)")
         let written = try await Blocking.run("kiln-layer") {
@@ -94,6 +73,21 @@ extension Builder {
         }
         await remote?.publish(written, key: key)
         return (written, false)
+    }
+
+    /// A layer a cache had under `key` (plan or content key), reported and published to `--cache-to`.
+    private func reuse(_ found: FoundLayer, key: Digest, image: String, name: String) async
+        -> (CachedLayer, reused: Bool)
+    {
+        let digest = found.layer.descriptor.digest
+        if let from = found.from {
+            events(.layerFetched(image: image, layer: name, digest: digest, from: from))
+        } else {
+            options.logger.debug("layer cache hit: \(image) ▸ \(name): key \(key) → \(digest)")
+            events(.layerReused(image: image, layer: name, digest: digest))
+        }
+        await remote?.publish(found.layer, key: key)
+        return (found.layer, true)
     }
 
     /// Writes the layer into the store and remembers it under `key`, or (key nil) hashes every input file

@@ -25,7 +25,7 @@ public struct PreparedInputs: Sendable {
     /// `--cache-from` registry: neither their environment nor their sources were fetched.
     var cachedBuilds: Set<String> = []
     /// The layers found under their plan key before anything was fetched (see `Pipeline.planKeyedLayers`).
-    public var planKeyedLayers: [String: PlanKeyedLayer] = [:]
+    public var planKeyedLayers: [String: FoundLayer] = [:]
     /// Keeps those layers' blobs from `kiln gc` until the build that uses them finishes.
     var layerRoots: BuildRoots?
     /// The store's file digests as keying local files left them: the build goes on with the same table (saved
@@ -84,7 +84,7 @@ extension Pipeline {
             // cache every one is hashed (the key is needed before anything is written), else only those this
             // store knows. Without a registry cache a store that does not exist yet has nothing to look up.
             var plan = plan
-            var found: [String: PlanKeyedLayer] = [:]
+            var found: [String: FoundLayer] = [:]
             var roots: BuildRoots?
             var fileDigests: FileDigests?
             let registry = !options.cacheFrom.isEmpty || options.cacheTo != nil

@@ -22,6 +22,12 @@ public struct Stanza: Sendable, Hashable {
         return true
     }
 
+    /// The source package a binary stanza names: `Source: NAME (VERSION)` gives NAME (the version is there only
+    /// when it differs from the binary's); nil without the field, when the source is the binary's own name.
+    public var sourcePackage: String? {
+        self["Source"].map { String($0.prefix { $0 != " " }) }
+    }
+
     /// The paragraph as deb822 text (continuation lines keep their leading space), ending with a newline.
     public var text: String {
         fields.map { "\($0.name): \($0.value)\n" }.joined()

@@ -33,10 +33,9 @@ public struct BinaryPackage: Sendable, Hashable {
             let filename = stanza["Filename"], let size = stanza["Size"].flatMap({ Int64($0) }),
             let sha256 = stanza["SHA256"]
         else { return nil }
-        // `Source: NAME (VERSION)` names the source package and, when it differs, its version: keep the name.
         self.init(
             name: name, version: version, architecture: architecture, filename: filename, size: size,
-            sha256: sha256.lowercased(), source: stanza["Source"].map { String($0.prefix { $0 != " " }) },
+            sha256: sha256.lowercased(), source: stanza.sourcePackage,
             depends: stanza["Depends"], preDepends: stanza["Pre-Depends"], provides: stanza["Provides"],
             conflicts: stanza["Conflicts"], breaks: stanza["Breaks"], multiArch: stanza["Multi-Arch"])
     }
